@@ -1,0 +1,1 @@
+"""ContextFS: version control for what an AI agent knows."""

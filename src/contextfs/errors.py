@@ -1,0 +1,103 @@
+"""The error family of ContextFS.
+
+Every error a user can cause derives from :class:`ContextFSError` and carries an
+``exit_code``: the CLI prints ``error: <message>`` on one line and exits with it.
+Messages name the offending value with ``!r`` so they can be acted on without a
+traceback. Leaf errors live here so the CLI, server and library agree on them.
+
+Exit codes (also listed in ``docs/CLI.md``):
+
+== ============================================================
+1  any other ContextFS error
+2  command-line usage error (unknown option, missing argument)
+3  not a ContextFS repository, or one already exists
+4  unknown or ambiguous revision, branch or tag
+5  invalid input: type string, relevance, content, import line
+6  conflict: a concurrent update, merge conflicts, or a stage
+   that would be overwritten
+7  nothing to do: empty commit, nothing to merge
+8  the store is damaged or unreadable
+== ============================================================
+"""
+
+from __future__ import annotations
+
+
+class ContextFSError(Exception):
+    """Root of every error ContextFS raises on purpose."""
+
+    exit_code = 1
+
+
+class RepositoryNotFoundError(ContextFSError):
+    """No ``.contextfs`` directory was found where one was expected."""
+
+    exit_code = 3
+
+
+class RepositoryExistsError(ContextFSError):
+    """``init`` was asked to create a repository where one already is."""
+
+    exit_code = 3
+
+
+class RevisionError(ContextFSError):
+    """A revision, branch or tag name does not name exactly one object."""
+
+    exit_code = 4
+
+
+class UnknownRevisionError(RevisionError):
+    """Nothing matches the revision."""
+
+
+class AmbiguousRevisionError(RevisionError):
+    """An id prefix matches more than one object."""
+
+
+class InvalidInputError(ContextFSError, ValueError):
+    """A value given by the caller is malformed or out of range."""
+
+    exit_code = 5
+
+
+class TypeSignatureError(InvalidInputError):
+    """A type string could not be parsed."""
+
+
+class ConflictError(ContextFSError):
+    """The operation would lose someone's work, so it was refused."""
+
+    exit_code = 6
+
+
+class ConcurrentUpdateError(ConflictError):
+    """A ref moved between our read and our compare-and-swap."""
+
+
+class MergeConflictError(ConflictError):
+    """A merge stopped with entries changed differently on both sides."""
+
+
+class UncommittedChangesError(ConflictError):
+    """Staged changes would be overwritten."""
+
+
+class NothingToDoError(ContextFSError):
+    """The operation would not change anything (for example an empty commit)."""
+
+    exit_code = 7
+
+
+class StoreError(ContextFSError):
+    """The backing store failed or holds damaged data."""
+
+    exit_code = 8
+
+
+class CorruptObjectError(StoreError):
+    """A stored object does not hash to its id or does not decode."""
+
+
+class MissingObjectError(StoreError):
+    """An object that history refers to is not in the store."""

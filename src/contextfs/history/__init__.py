@@ -1,0 +1,1 @@
+"""History: snapshot trees, commits, revisions, diff and merge."""

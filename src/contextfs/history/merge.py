@@ -1,0 +1,83 @@
+"""Three-way merge of snapshots, entry by entry and field by field.
+
+Given a base and two sides, every entry changed on only one side takes that
+side's version. An atom entry changed on both sides merges field by field
+(relevance from one side, tags from the other is fine); only a field changed
+differently on both sides, or an entry removed on one side and changed on the
+other, is a conflict. The cost follows the changes, not the snapshot sizes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ..model.objects import AtomEntry, decode_entry
+from .tree import SnapshotTrees
+
+_FIELDS = ("relevance", "timestamp", "source", "tags", "abstract", "overview")
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """One entry the two sides changed incompatibly (items are encoded entries)."""
+
+    key: bytes
+    base: bytes | None
+    ours: bytes | None
+    theirs: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class MergeOutcome:
+    """The merged snapshot (conflicted keys hold our side) and the conflicts."""
+
+    tree: bytes
+    conflicts: tuple[Conflict, ...]
+    changed_from_ours: int
+
+
+def merge_trees(trees: SnapshotTrees, base: bytes, ours: bytes, theirs: bytes) -> MergeOutcome:
+    """Merge ``theirs`` into ``ours`` relative to ``base``; nodes are left buffered."""
+    our_changes = {key: new for key, _, new in trees.diff(base, ours)}
+    updates: dict[bytes, bytes | None] = {}
+    conflicts: list[Conflict] = []
+    for key, old, their_new in trees.diff(base, theirs):
+        if key not in our_changes:
+            updates[key] = their_new
+            continue
+        our_new = our_changes[key]
+        if our_new == their_new:
+            continue
+        merged = _merge_fields(old, our_new, their_new)
+        if merged is None:
+            conflicts.append(Conflict(key, old, our_new, their_new))
+        elif merged != our_new:
+            updates[key] = merged
+    return MergeOutcome(trees.update(ours, updates), tuple(conflicts), len(updates))
+
+
+def _merge_fields(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
+    """Merge one atom entry changed on both sides, or return None on a conflict."""
+    if base is None or ours is None or theirs is None:
+        return None
+    entries = [decode_entry(item) for item in (base, ours, theirs)]
+    if not all(isinstance(entry, AtomEntry) for entry in entries):
+        return None
+    old, mine, yours = (e for e in entries if isinstance(e, AtomEntry))
+    fields = {}
+    for name in _FIELDS:
+        o, m, y = getattr(old, name), getattr(mine, name), getattr(yours, name)
+        if m == y or y == o:
+            fields[name] = m
+        elif m == o:
+            fields[name] = y
+        else:
+            return None
+    return dataclasses.replace(mine, **fields).encode()
+
+
+def changed_keys(trees: SnapshotTrees, old: bytes, new: bytes) -> Iterator[bytes]:
+    """Yield the keys whose entries differ between two snapshots."""
+    return (key for key, _, _ in trees.diff(old, new))

@@ -1,0 +1,1 @@
+"""Integrity: RFC 6962 Merkle trees over ContextFS objects."""

@@ -1,0 +1,33 @@
+"""Time: stored as integer microseconds since the Unix epoch, UTC; shown local.
+
+Integers give every instant one spelling in the canonical encoding (floats and
+ISO strings do not); naive datetimes, as the seed's ``datetime.now()`` makes,
+are read as local time and converted, never stored naive.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Return ``moment`` as microseconds since the epoch (naive means local time)."""
+    aware = moment if moment.tzinfo is not None else moment.astimezone()
+    return (aware - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_micros(micros: int) -> datetime:
+    """Return the UTC datetime ``micros`` microseconds after the epoch."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def now_micros() -> int:
+    """Return the current time in microseconds since the epoch."""
+    return to_micros(datetime.now(UTC))
+
+
+def format_local(micros: int) -> str:
+    """Format a stored instant in the viewer's local time zone, with its offset."""
+    return from_micros(micros).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")

@@ -1,0 +1,112 @@
+"""The storage ports: objects by id, refs by compare-and-swap, transactions.
+
+Everything above this layer (history, repository, CLI) talks to a :class:`Store`.
+The port is deliberately narrow so a new backend is one module that passes the
+shared contract suite in :mod:`contextfs.testing.store_contract`.
+
+Invariants every backend keeps:
+
+* Objects are immutable and keyed by their 32-byte id. ``put_objects`` of an id
+  already present is a no-op (content addressing makes the bytes equal); the
+  store does not re-hash on put -- :mod:`contextfs.model` computes ids and
+  ``verify`` re-checks them.
+* Refs map a name to a string: a 64-hex object id, or ``"ref: <name>"`` for a
+  symbolic ref such as ``HEAD``. They move only through
+  :meth:`RefStore.set_ref_if_equals`, so two writers never lose an update.
+* Inside ``with store.transaction():`` every object put and ref move becomes
+  visible together or not at all; transactions nest (inner ones join the
+  outermost). A write is durable when the outermost transaction exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import NamedTuple, Protocol, runtime_checkable
+
+#: The kinds of object a store holds; the tag is part of every object's id.
+OBJECT_KINDS = frozenset({"atom", "molecule", "tree", "commit", "context"})
+
+
+class StoredObject(NamedTuple):
+    """One object as the store keeps it: its kind tag and canonical bytes."""
+
+    kind: str
+    data: bytes
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """Content-addressed, immutable objects keyed by 32-byte SHA-256 ids."""
+
+    def get_object(self, oid: bytes) -> StoredObject | None:
+        """Return the object stored under ``oid``, or None if absent."""
+        ...
+
+    def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
+        """Return the present objects among ``oids`` (absent ids are left out)."""
+        ...
+
+    def has_objects(self, oids: Sequence[bytes]) -> set[bytes]:
+        """Return the subset of ``oids`` that is stored."""
+        ...
+
+    def put_objects(self, objects: Iterable[tuple[bytes, str, bytes]]) -> None:
+        """Store ``(id, kind, data)`` triples; ids already present are skipped."""
+        ...
+
+    def find_ids(self, hex_prefix: str, limit: int) -> list[bytes]:
+        """Return up to ``limit`` ids whose hex spelling starts with ``hex_prefix``.
+
+        ``hex_prefix`` is lowercase hex of any length from 0 to 64; callers
+        validate it. The result is sorted.
+        """
+        ...
+
+    def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id."""
+        ...
+
+    def count_objects(self) -> int:
+        """Return how many objects are stored."""
+        ...
+
+
+@runtime_checkable
+class RefStore(Protocol):
+    """Named pointers that move by compare-and-swap."""
+
+    def read_ref(self, name: str) -> str | None:
+        """Return the ref's value, or None if it does not exist."""
+        ...
+
+    def set_ref_if_equals(self, name: str, old: str | None, new: str | None) -> bool:
+        """Move ``name`` from ``old`` to ``new`` atomically.
+
+        Args:
+            name: the ref to move.
+            old: the value the caller last read; None means "must not exist".
+            new: the value to store; None deletes the ref.
+
+        Returns:
+            True if the ref held ``old`` and now holds ``new``; False (and no
+            change) if another writer got there first.
+        """
+        ...
+
+    def list_refs(self, prefix: str = "") -> dict[str, str]:
+        """Return every ref whose name starts with ``prefix``, sorted by name."""
+        ...
+
+
+@runtime_checkable
+class Store(ObjectStore, RefStore, Protocol):
+    """A complete backend: objects, refs and atomic batches of both."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group writes so they land together, durably, or not at all."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources; safe to call twice."""
+        ...
