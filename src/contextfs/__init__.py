@@ -1,1 +1,115 @@
-"""ContextFS: version control for what an AI agent knows."""
+"""ContextFS: version control for what an AI agent knows.
+
+Everything starts at :class:`Repository`. The seed vocabulary (``MemoryAtom``,
+``TypeSignature``, ``CompressedContext``, ``ExpanderFunctor``, ...) is exported
+here too, so programs written against the seeds run with only their imports
+changed.
+"""
+
+from .errors import AmbiguousRevisionError as AmbiguousRevisionError
+from .errors import ConcurrentUpdateError as ConcurrentUpdateError
+from .errors import ConflictError as ConflictError
+from .errors import ContextFSError as ContextFSError
+from .errors import CorruptObjectError as CorruptObjectError
+from .errors import InvalidInputError as InvalidInputError
+from .errors import MergeConflictError as MergeConflictError
+from .errors import MissingObjectError as MissingObjectError
+from .errors import NothingToDoError as NothingToDoError
+from .errors import RepositoryExistsError as RepositoryExistsError
+from .errors import RepositoryNotFoundError as RepositoryNotFoundError
+from .errors import RevisionError as RevisionError
+from .errors import StoreError as StoreError
+from .errors import TypeSignatureError as TypeSignatureError
+from .errors import UncommittedChangesError as UncommittedChangesError
+from .errors import UnknownRevisionError as UnknownRevisionError
+from .expand import CompressedContext as CompressedContext
+from .expand import ContextQuery as ContextQuery
+from .expand import ContextStore as ContextStore
+from .expand import ExpandedContext as ExpandedContext
+from .expand import ExpanderFunctor as ExpanderFunctor
+from .expand import IncrementalExpander as IncrementalExpander
+from .expand import InMemoryContextStore as InMemoryContextStore
+from .expand import ObjectContextStore as ObjectContextStore
+from .expand import RelevanceLattice as RelevanceLattice
+from .expand import TiktokenTokenizer as TiktokenTokenizer
+from .expand import Tokenizer as Tokenizer
+from .expand import WordEstimateTokenizer as WordEstimateTokenizer
+from .model.ids import ObjectId as ObjectId
+from .model.objects import MemoryAtom as MemoryAtom
+from .model.objects import MemoryMolecule as MemoryMolecule
+from .model.types import T_ANY as T_ANY
+from .model.types import T_BOOL as T_BOOL
+from .model.types import T_CONTEXT as T_CONTEXT
+from .model.types import T_DICT as T_DICT
+from .model.types import T_FLOAT as T_FLOAT
+from .model.types import T_INT as T_INT
+from .model.types import T_LIST as T_LIST
+from .model.types import T_STRING as T_STRING
+from .model.types import T_TIMESTAMP as T_TIMESTAMP
+from .model.types import Kind as Kind
+from .model.types import TypeSignature as TypeSignature
+from .repo import Change as Change
+from .repo import CommitInfo as CommitInfo
+from .repo import ConflictInfo as ConflictInfo
+from .repo import MergeResult as MergeResult
+from .repo import Repository as Repository
+from .repo import Status as Status
+from .store import MemoryStore as MemoryStore
+from .store import SqliteStore as SqliteStore
+from .store import Store as Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "T_ANY",
+    "T_BOOL",
+    "T_CONTEXT",
+    "T_DICT",
+    "T_FLOAT",
+    "T_INT",
+    "T_LIST",
+    "T_STRING",
+    "T_TIMESTAMP",
+    "AmbiguousRevisionError",
+    "Change",
+    "CommitInfo",
+    "CompressedContext",
+    "ConcurrentUpdateError",
+    "ConflictError",
+    "ConflictInfo",
+    "ContextFSError",
+    "ContextQuery",
+    "ContextStore",
+    "CorruptObjectError",
+    "ExpandedContext",
+    "ExpanderFunctor",
+    "InMemoryContextStore",
+    "IncrementalExpander",
+    "InvalidInputError",
+    "Kind",
+    "MemoryAtom",
+    "MemoryMolecule",
+    "MemoryStore",
+    "MergeConflictError",
+    "MergeResult",
+    "MissingObjectError",
+    "NothingToDoError",
+    "ObjectContextStore",
+    "ObjectId",
+    "RelevanceLattice",
+    "Repository",
+    "RepositoryExistsError",
+    "RepositoryNotFoundError",
+    "RevisionError",
+    "SqliteStore",
+    "Status",
+    "Store",
+    "StoreError",
+    "TiktokenTokenizer",
+    "Tokenizer",
+    "TypeSignature",
+    "TypeSignatureError",
+    "UncommittedChangesError",
+    "UnknownRevisionError",
+    "WordEstimateTokenizer",
+]

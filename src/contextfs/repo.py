@@ -36,6 +36,8 @@ from .errors import (
     UncommittedChangesError,
     UnknownRevisionError,
 )
+from .expand.context import ExpandedContext, rank_key, render_line, select_lines
+from .expand.tokens import Tokenizer, default_tokenizer
 from .history import refs as refnames
 from .history.commits import COMMIT, Commit, check_author, check_message, decode_commit
 from .history.graph import is_ancestor, merge_bases, walk
@@ -764,6 +766,48 @@ class Repository:
                 raise UnknownRevisionError(f"memory {ref!r} is not in {revision!r}")
             item = found
         return self._load_memories([decode_entry(item)])[0]
+
+    def expand(
+        self,
+        revision: str = refnames.HEAD,
+        *,
+        budget: int | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> ExpandedContext:
+        """Materialise ``revision`` as ranked context, optionally cut to a token budget.
+
+        Atoms are ranked by stored relevance (then newest, then id). With a
+        ``budget``, only the atoms whose ``[Type] content`` lines fit it are
+        kept, so ``to_prompt_context()`` of the result never exceeds it. The
+        cost depends on the snapshot's size, never on the history's depth.
+
+        Raises:
+            InvalidInputError: ``budget`` is not a non-negative integer.
+        """
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int) or budget < 0
+        ):
+            raise InvalidInputError(f"budget must be a non-negative integer, got {budget!r}")
+        oid = self._resolve(revision)
+        memories = self.snapshot(to_hex(oid))
+        atoms = sorted((m for m in memories if isinstance(m, MemoryAtom)), key=rank_key)
+        molecules = [m for m in memories if isinstance(m, MemoryMolecule)]
+        counter = tokenizer or default_tokenizer()
+        lines = [render_line(atom) for atom in atoms]
+        if budget is not None:
+            keep = select_lines(lines, budget, counter)
+            atoms = [atoms[i] for i in keep]
+            lines = [lines[i] for i in keep]
+        summary: dict[str, int] = {}
+        for atom in atoms:
+            summary[str(atom.type_sig)] = summary.get(str(atom.type_sig), 0) + 1
+        return ExpandedContext(
+            atoms=atoms,
+            molecules=molecules,
+            expansion_path=[to_hex(oid)],
+            total_tokens_estimate=counter.count("\n".join(lines)),
+            type_summary=summary,
+        )
 
     # -- moving between versions ----------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import CorruptObjectError, InvalidInputError
 from ..model import canonical
-from ..model.canonical import Metadata
+from ..model.canonical import Metadata, check_text
 from ..model.ids import ObjectId, object_digest, to_hex
 
 COMMIT = "commit"
@@ -69,14 +69,14 @@ def check_message(message: object) -> str:
         raise InvalidInputError(f"commit message must be text, got {type(message).__name__}")
     if len(message) > MAX_MESSAGE_LENGTH:
         raise InvalidInputError(f"commit message is longer than {MAX_MESSAGE_LENGTH} characters")
-    return message
+    return check_text(message, "commit message")
 
 
 def check_author(author: object) -> str:
     """Return an author name if it is non-empty single-line text, else raise."""
     if not isinstance(author, str) or not author.strip() or "\n" in author or "\x00" in author:
         raise InvalidInputError(f"author must be non-empty single-line text, got {author!r}")
-    return author
+    return check_text(author, "author")
 
 
 def decode_commit(data: bytes) -> Commit:

@@ -48,6 +48,18 @@ def decode(data: bytes, *, kind: str = "object") -> Any:
     return value
 
 
+def check_text(value: str, what: str) -> str:
+    """Return ``value`` if it can be stored as UTF-8 (no lone surrogates), else raise."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInputError(
+            f"{what} is not valid Unicode text: {value[exc.start : exc.end]!r} "
+            f"at position {exc.start}"
+        ) from None
+    return value
+
+
 def normalise_float(value: float, *, what: str) -> float:
     """Return ``value`` as a canonical float, refusing NaN and infinities."""
     if not math.isfinite(value):
@@ -74,7 +86,9 @@ def normalise_metadata(value: object, *, what: str = "metadata") -> Metadata:
 def _normalise_value(value: object, what: str, depth: int) -> Any:
     if depth > MAX_METADATA_DEPTH:
         raise InvalidInputError(f"{what} is nested deeper than {MAX_METADATA_DEPTH} levels")
-    if value is None or isinstance(value, bool | str):
+    if isinstance(value, str):
+        return check_text(value, what)
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         if not -(2**63) <= value < 2**64:
@@ -88,5 +102,6 @@ def _normalise_value(value: object, what: str, depth: int) -> Any:
         for key in value:
             if not isinstance(key, str):
                 raise InvalidInputError(f"{what} keys must be strings, got {key!r}")
+            check_text(key, what)
         return {key: _normalise_value(value[key], what, depth + 1) for key in sorted(value)}
     raise InvalidInputError(f"{what} cannot hold a {type(value).__name__}: {value!r}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import CorruptObjectError, InvalidInputError
 from . import canonical
-from .canonical import Metadata
+from .canonical import Metadata, check_text
 from .ids import ObjectId, object_digest, to_hex
 from .timeutil import from_micros, now_micros, to_micros
 from .types import TypeSignature
@@ -37,6 +37,7 @@ def check_content(content: object) -> str:
     """Return ``content`` if it is acceptable atom text, else raise."""
     if not isinstance(content, str):
         raise InvalidInputError(f"content must be text, got {type(content).__name__}")
+    check_text(content, "content")
     if not content.strip():
         raise InvalidInputError("content must not be empty")
     if len(content) > MAX_CONTENT_LENGTH:
@@ -63,14 +64,17 @@ def check_tags(tags: Iterable[str]) -> tuple[str, ...]:
     for tag in tags:
         if not isinstance(tag, str) or not tag.strip() or "\n" in tag:
             raise InvalidInputError(f"tag must be non-empty single-line text, got {tag!r}")
+        check_text(tag, "tag")
         result.add(tag)
     return tuple(sorted(result))
 
 
 def _check_optional_text(value: object, what: str) -> str | None:
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise InvalidInputError(f"{what} must be text or None, got {type(value).__name__}")
-    return value
+    return check_text(value, what)
 
 
 def atom_body(type_sig: TypeSignature, content: str) -> bytes:
@@ -203,6 +207,7 @@ class MemoryAtom:
             raise InvalidInputError(f"timestamp must be a datetime, got {self.timestamp!r}")
         if not isinstance(self.source_hash, str):
             raise InvalidInputError(f"source must be text, got {self.source_hash!r}")
+        check_text(self.source_hash, "source")
         object.__setattr__(self, "timestamp", from_micros(to_micros(self.timestamp)))
         object.__setattr__(self, "relevance_score", check_relevance(self.relevance_score))
         object.__setattr__(self, "tags", check_tags(self.tags))

