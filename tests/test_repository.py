@@ -188,7 +188,9 @@ def test_conflicts_are_reported_entry_by_entry_and_resolvable(repo: Repository) 
     assert result.status == "conflicts"
     [conflict] = result.conflicts
     assert conflict.id == shared
-    assert [getattr(m, "relevance_score", None) for m in (conflict.base, conflict.ours, conflict.theirs)] == [0.5, 0.9, 0.1]
+    assert [
+        getattr(m, "relevance_score", None) for m in (conflict.base, conflict.ours, conflict.theirs)
+    ] == [0.5, 0.9, 0.1]
     assert repo.head() == head
     with pytest.raises(MergeConflictError):
         repo.commit("too early")
@@ -364,3 +366,34 @@ def test_committed_data_survives_reopen(tmp_path: Path) -> None:
     with Repository.open(tmp_path) as repo:
         assert repo.head() == oid
         assert contents(repo) == ["durable fact"]
+
+
+def test_expand_ranks_by_relevance_and_never_exceeds_the_budget(repo: Repository) -> None:
+    from contextfs.expand.tokens import default_tokenizer
+
+    for n in range(30):
+        repo.add(
+            f"Memory {n}: the agent learned fact number {n} about the project", relevance=n / 30
+        )
+    repo.commit("many")
+    full = repo.expand()
+    assert [a.relevance_score for a in full.atoms] == sorted(
+        (n / 30 for n in range(30)), reverse=True
+    )
+    tokenizer = default_tokenizer()
+    for budget in (0, 5, 17, 60, 200):
+        cut = repo.expand(budget=budget)
+        text = cut.to_prompt_context()
+        assert tokenizer.count(text) <= budget
+        assert cut.total_tokens_estimate == tokenizer.count(text)
+        assert cut.atoms == full.atoms[: len(cut.atoms)]
+    with pytest.raises(InvalidInputError):
+        repo.expand(budget=-1)
+
+
+def test_text_that_cannot_be_utf8_is_refused(repo: Repository) -> None:
+    with pytest.raises(InvalidInputError, match="not valid Unicode"):
+        repo.add("lone \ud800 surrogate")
+    with pytest.raises(InvalidInputError, match="not valid Unicode"):
+        repo.add("fine", source="\udfff")
+    assert repo.count(None) == 0
