@@ -1,0 +1,235 @@
+"""The in-memory reference backend: the :class:`~contextfs.store.base.Store` port in plain dicts.
+
+Every other backend must behave exactly like this one; the shared contract suite in
+:mod:`contextfs.testing.store_contract` holds them to it. It is also the fast store
+for tests and for throw-away repositories.
+
+Transaction semantics (shared by every backend):
+
+* ``with store.transaction():`` holds the store's lock for its whole body, so other
+  threads wait rather than see half a batch.
+* Transactions nest by joining: an inner ``transaction()`` is a no-op marker and
+  only the outermost exit commits or rolls back. An exception that escapes an inner
+  block is just an exception; if the caller catches it inside the outer block, the
+  writes made before it stay and commit with the outer block. There are no
+  savepoints.
+* If the outermost body raises (any ``BaseException``), every object put and ref
+  move made inside it is undone, then the exception propagates.
+"""
+
+from __future__ import annotations
+
+import string
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
+from types import TracebackType
+
+from contextfs.errors import InvalidInputError, StoreError
+from contextfs.store.base import OBJECT_KINDS, StoredObject
+
+_HEX_DIGITS = frozenset(string.hexdigits.lower())
+
+
+def checked_objects(objects: Iterable[tuple[bytes, str, bytes]]) -> list[tuple[bytes, str, bytes]]:
+    """Materialise and validate a batch for ``put_objects`` before anything is written.
+
+    Shared by every backend so that a bad batch is refused with the same message
+    everywhere and changes nothing (DESIGN.md section 11).
+
+    Raises:
+        InvalidInputError: an id is not 32 bytes, a kind is unknown or data is not bytes.
+    """
+    rows: list[tuple[bytes, str, bytes]] = []
+    for oid, kind, data in objects:
+        if not isinstance(oid, bytes) or len(oid) != 32:
+            raise InvalidInputError(f"object id must be 32 bytes, got {oid!r}")
+        if kind not in OBJECT_KINDS:
+            raise InvalidInputError(f"unknown object kind {kind!r}")
+        if not isinstance(data, bytes):
+            raise InvalidInputError(f"object data must be bytes, got {type(data).__name__}")
+        rows.append((oid, kind, data))
+    return rows
+
+
+def check_hex_prefix(hex_prefix: str) -> None:
+    """Refuse a ``find_ids`` prefix that is not 0-64 lowercase hex digits.
+
+    Raises:
+        InvalidInputError: the prefix is too long or holds a non-hex character.
+    """
+    if len(hex_prefix) > 64 or not _HEX_DIGITS.issuperset(hex_prefix):
+        raise InvalidInputError(f"id prefix must be 0-64 lowercase hex digits, got {hex_prefix!r}")
+
+
+class MemoryStore:
+    """A :class:`~contextfs.store.base.Store` held in dicts, guarded by one re-entrant lock.
+
+    Nothing survives the process; :meth:`close` only makes later calls fail, as a
+    closed file would.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._objects: dict[bytes, StoredObject] = {}
+        self._refs: dict[str, str] = {}
+        self._depth = 0
+        # Undo steps of the open transaction, replayed in reverse on rollback.
+        self._journal: list[Callable[[], object]] = []
+        self._closed = False
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("memory store is closed")
+
+    # -- objects -------------------------------------------------------------
+
+    def get_object(self, oid: bytes) -> StoredObject | None:
+        """Return the object stored under ``oid``, or None if absent."""
+        with self._lock:
+            self._check_open()
+            return self._objects.get(oid)
+
+    def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
+        """Return the present objects among ``oids`` (absent ids are left out)."""
+        with self._lock:
+            self._check_open()
+            found: dict[bytes, StoredObject] = {}
+            for oid in oids:
+                obj = self._objects.get(oid)
+                if obj is not None:
+                    found[oid] = obj
+            return found
+
+    def has_objects(self, oids: Sequence[bytes]) -> set[bytes]:
+        """Return the subset of ``oids`` that is stored."""
+        with self._lock:
+            self._check_open()
+            return {oid for oid in oids if oid in self._objects}
+
+    def put_objects(self, objects: Iterable[tuple[bytes, str, bytes]]) -> None:
+        """Store ``(id, kind, data)`` triples; ids already present are skipped.
+
+        Raises:
+            InvalidInputError: the batch holds a malformed triple; nothing is stored.
+        """
+        rows = checked_objects(objects)
+        with self._lock:
+            self._check_open()
+            for oid, kind, data in rows:
+                if oid in self._objects:
+                    continue
+                self._objects[oid] = StoredObject(kind, data)
+                if self._depth:
+                    self._journal.append(partial(self._objects.pop, oid, None))
+
+    def find_ids(self, hex_prefix: str, limit: int) -> list[bytes]:
+        """Return up to ``limit`` sorted ids whose hex spelling starts with ``hex_prefix``.
+
+        Raises:
+            InvalidInputError: ``hex_prefix`` is not 0-64 lowercase hex digits.
+        """
+        check_hex_prefix(hex_prefix)
+        if limit <= 0:
+            return []
+        with self._lock:
+            self._check_open()
+            matches = [oid for oid in self._objects if oid.hex().startswith(hex_prefix)]
+        return sorted(matches)[:limit]
+
+    def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id.
+
+        The objects are snapshotted when iteration starts, so writes made while the
+        caller iterates neither appear nor break the iteration.
+        """
+        with self._lock:
+            self._check_open()
+            items = sorted(self._objects.items())
+        for oid, obj in items:
+            if kind is None or obj.kind == kind:
+                yield oid, obj.kind, obj.data
+
+    def count_objects(self) -> int:
+        """Return how many objects are stored."""
+        with self._lock:
+            self._check_open()
+            return len(self._objects)
+
+    # -- refs ------------------------------------------------------------------
+
+    def read_ref(self, name: str) -> str | None:
+        """Return the ref's value, or None if it does not exist."""
+        with self._lock:
+            self._check_open()
+            return self._refs.get(name)
+
+    def set_ref_if_equals(self, name: str, old: str | None, new: str | None) -> bool:
+        """Move ``name`` from ``old`` to ``new`` atomically; see the port for the contract."""
+        with self._lock:
+            self._check_open()
+            current = self._refs.get(name)
+            if current != old:
+                return False
+            if new is None:
+                self._refs.pop(name, None)
+            else:
+                self._refs[name] = new
+            if self._depth and current != new:
+                self._journal.append(partial(self._restore_ref, name, current))
+            return True
+
+    def _restore_ref(self, name: str, value: str | None) -> None:
+        if value is None:
+            self._refs.pop(name, None)
+        else:
+            self._refs[name] = value
+
+    def list_refs(self, prefix: str = "") -> dict[str, str]:
+        """Return every ref whose name starts with ``prefix``, sorted by name."""
+        with self._lock:
+            self._check_open()
+            return {
+                name: value for name, value in sorted(self._refs.items()) if name.startswith(prefix)
+            }
+
+    # -- transactions ----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes so they land together or not at all (see the module docstring)."""
+        with self._lock:
+            self._check_open()
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                if self._depth == 1:
+                    self._rollback()
+                raise
+            finally:
+                self._depth -= 1
+                if not self._depth:
+                    self._journal.clear()
+
+    def _rollback(self) -> None:
+        for undo in reversed(self._journal):
+            undo()
+        self._journal.clear()
+
+    def close(self) -> None:
+        """Make later calls raise :class:`StoreError`; safe to call twice."""
+        with self._lock:
+            self._closed = True

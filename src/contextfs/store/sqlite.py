@@ -1,0 +1,439 @@
+"""The SQLite backend: the :class:`~contextfs.store.base.Store` port over one database file.
+
+Invariants this module owns:
+
+* One connection per store object, in autocommit mode (``isolation_level=None``) so
+  every transaction is explicit. Threads share it under one re-entrant lock; an
+  open transaction holds that lock for its whole body, so no other thread's
+  statement can slip into it.
+* Every write takes the database write lock up front with ``BEGIN IMMEDIATE``. A
+  deferred transaction that later upgrades can fail with ``SQLITE_BUSY`` without
+  waiting, which would turn a compare-and-swap race into an error.
+* ``journal_mode=WAL`` with ``synchronous=FULL``: a write is durable when the call
+  (or the outermost transaction) returns, and a crash rolls back anything
+  uncommitted (DESIGN.md section 11).
+* SQL text never contains caller data: values travel as parameters only.
+* :class:`sqlite3.Error` never escapes; it becomes a one-line :class:`StoreError`.
+
+Transactions nest and roll back exactly as in :mod:`contextfs.store.memory`.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from operator import itemgetter
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+from contextfs.errors import InvalidInputError, StoreError
+from contextfs.store.base import StoredObject
+from contextfs.store.memory import check_hex_prefix, checked_objects
+
+#: The value of ``meta.format``; bumped only for changes old code must not read.
+FORMAT: Final = "1"
+
+#: Ordered schema steps ``(step, name, statements)``, recorded in
+#: ``schema_migrations`` as they are applied. Append only: never edit a released step.
+MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
+    (
+        1,
+        "create objects, refs and meta",
+        (
+            "CREATE TABLE objects ("
+            "id BLOB PRIMARY KEY, kind TEXT NOT NULL, data BLOB NOT NULL) WITHOUT ROWID",
+            "CREATE TABLE refs (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            "INSERT INTO meta (key, value) VALUES ('format', '1')",  # must equal FORMAT
+        ),
+    ),
+)
+
+_CREATE_MIGRATIONS_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    "step INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+)
+
+#: ``find_ids`` queries: a range over the primary key, never a table scan.
+FIND_IDS_SQL: Final = "SELECT id FROM objects WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"
+FIND_IDS_TO_END_SQL: Final = "SELECT id FROM objects WHERE id >= ? ORDER BY id LIMIT ?"
+
+_CHUNK: Final = 500  # ids per IN (...) lookup, far below SQLite's variable limit
+_PAGE: Final = 1000  # rows per iter_objects page
+_MAX_LIMIT: Final = 2**62  # keeps LIMIT inside SQLite's 64-bit integer
+
+
+def id_range(hex_prefix: str) -> tuple[bytes, bytes | None]:
+    """Return the ``[low, high)`` id bounds of a hex prefix; ``high`` None means unbounded.
+
+    BLOBs compare with memcmp, which orders ids as their hex spellings do, so the
+    ids starting with a prefix are exactly one primary-key range. An odd-length
+    prefix ``"a"`` covers ``a0...`` up to ``af...``.
+    """
+    if len(hex_prefix) % 2:
+        low, top = bytes.fromhex(hex_prefix + "0"), bytes.fromhex(hex_prefix + "f")
+    else:
+        low = top = bytes.fromhex(hex_prefix)
+    # The smallest byte string above every string that starts with ``top``.
+    stem = top.rstrip(b"\xff")
+    high = stem[:-1] + bytes([stem[-1] + 1]) if stem else None
+    return low, high
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SqliteStore:
+    """A :class:`~contextfs.store.base.Store` in one SQLite file; build it with :meth:`open`.
+
+    Several store objects, threads and processes may share one file: refs move by
+    compare-and-swap under SQLite's write lock, so no update is lost.
+    """
+
+    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+        """Wrap an already configured connection; use :meth:`open` instead."""
+        self._conn: sqlite3.Connection | None = connection
+        self._path = path
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str], *, create: bool = False, busy_timeout: float = 30.0
+    ) -> SqliteStore:
+        """Open (and with ``create``, make) the store at ``path``, migrating its schema.
+
+        Args:
+            path: the database file.
+            create: make the file and schema if missing; otherwise it must exist.
+            busy_timeout: seconds to wait for another writer before giving up.
+
+        Raises:
+            StoreError: the file is missing, not a ContextFS store, damaged, or
+                written by a newer ContextFS.
+        """
+        where = Path(path)
+        if not create and not where.exists():
+            raise StoreError(f"no ContextFS store at {str(where)!r}")
+        # A URI with mode=rw refuses to create the file, closing the race with the check above.
+        uri = f"{where.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
+        try:
+            conn = sqlite3.connect(
+                uri,
+                uri=True,
+                timeout=busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(_one_line(where, exc)) from exc
+        store = cls(conn, where)
+        try:
+            store._configure(create, busy_timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    @property
+    def path(self) -> Path:
+        """The database file this store reads and writes."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self._path)!r})"
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- plumbing --------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """Hold the lock, check the store is open, and translate SQLite's errors."""
+        with self._lock:
+            conn = self._conn
+            if conn is None:
+                raise StoreError(f"store {str(self._path)!r} is closed")
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise StoreError(_one_line(self._path, exc)) from exc
+            except UnicodeEncodeError as exc:
+                raise InvalidInputError(f"text {exc.object!r} is not valid Unicode") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """Run a write inside the open transaction, or in its own short one."""
+        with self._guard() as conn:
+            if self._depth:
+                # SQLite ends a transaction itself after some errors (disk full, I/O);
+                # writing on would autocommit statement by statement.
+                if not conn.in_transaction:
+                    raise StoreError(f"store {str(self._path)!r}: the transaction was aborted")
+                yield conn
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def _configure(self, create: bool, busy_timeout: float) -> None:
+        with self._guard() as conn:
+            # PRAGMAs take no parameters; the value is an int computed here.
+            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # Check without the write lock first so that opening an up-to-date store
+            # never waits for a writer; re-check under the lock before migrating.
+            if self._pending_steps(conn, create):
+                with self._write():
+                    pending = self._pending_steps(conn, create)
+                    conn.execute(_CREATE_MIGRATIONS_TABLE)
+                    for step, name, statements in pending:
+                        for sql in statements:
+                            conn.execute(sql)
+                        conn.execute(
+                            "INSERT INTO schema_migrations (step, name, applied_at)"
+                            " VALUES (?, ?, ?)",
+                            (step, name, _utc_now()),
+                        )
+            row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            if row is None or row[0] != FORMAT:
+                found = None if row is None else row[0]
+                raise StoreError(
+                    f"store {str(self._path)!r} has format {found!r}, expected {FORMAT!r}"
+                )
+
+    def _pending_steps(
+        self, conn: sqlite3.Connection, create: bool
+    ) -> list[tuple[int, str, tuple[str, ...]]]:
+        """Return the schema steps still to apply; refuse foreign and newer databases."""
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if "schema_migrations" not in tables:
+            if tables or not create:
+                raise StoreError(f"{str(self._path)!r} is not a ContextFS store")
+            return list(MIGRATIONS)
+        (applied,) = conn.execute("SELECT coalesce(max(step), 0) FROM schema_migrations").fetchone()
+        latest = MIGRATIONS[-1][0]
+        if applied > latest:
+            raise StoreError(
+                f"store {str(self._path)!r} has schema step {applied}, but this version"
+                f" of ContextFS knows steps up to {latest}; upgrade ContextFS"
+            )
+        return [m for m in MIGRATIONS if m[0] > applied]
+
+    # -- objects -------------------------------------------------------------
+
+    def get_object(self, oid: bytes) -> StoredObject | None:
+        """Return the object stored under ``oid``, or None if absent."""
+        with self._guard() as conn:
+            row = conn.execute("SELECT kind, data FROM objects WHERE id = ?", (oid,)).fetchone()
+        return None if row is None else StoredObject(row[0], row[1])
+
+    def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
+        """Return the present objects among ``oids`` (absent ids are left out)."""
+        unique = list(dict.fromkeys(oids))
+        rows = self._select_in("SELECT id, kind, data FROM objects WHERE id IN", unique)
+        found = {oid: StoredObject(kind, data) for oid, kind, data in rows}
+        return {oid: found[oid] for oid in unique if oid in found}
+
+    def has_objects(self, oids: Sequence[bytes]) -> set[bytes]:
+        """Return the subset of ``oids`` that is stored."""
+        rows = self._select_in("SELECT id FROM objects WHERE id IN", list(dict.fromkeys(oids)))
+        return {row[0] for row in rows}
+
+    def _select_in(self, select: str, oids: list[bytes]) -> list[Any]:
+        """Run ``select ... IN (?, ...)`` over ``oids`` in chunks of bound parameters."""
+        rows: list[Any] = []
+        with self._guard() as conn:
+            for start in range(0, len(oids), _CHUNK):
+                chunk = oids[start : start + _CHUNK]
+                rows += conn.execute(f"{select} ({','.join('?' * len(chunk))})", chunk)
+        return rows
+
+    def put_objects(self, objects: Iterable[tuple[bytes, str, bytes]]) -> None:
+        """Store ``(id, kind, data)`` triples; ids already present are skipped.
+
+        Raises:
+            InvalidInputError: the batch holds a malformed triple; nothing is stored.
+            StoreError: SQLite failed; nothing is stored.
+        """
+        rows = checked_objects(objects)
+        if not rows:
+            return
+        # Inserting in key order touches each B-tree page once instead of at random.
+        rows.sort(key=itemgetter(0))
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO objects (id, kind, data) VALUES (?, ?, ?)", rows
+            )
+
+    def find_ids(self, hex_prefix: str, limit: int) -> list[bytes]:
+        """Return up to ``limit`` sorted ids whose hex spelling starts with ``hex_prefix``.
+
+        Raises:
+            InvalidInputError: ``hex_prefix`` is not 0-64 lowercase hex digits.
+        """
+        check_hex_prefix(hex_prefix)
+        if limit <= 0:
+            return []
+        low, high = id_range(hex_prefix)
+        limit = min(limit, _MAX_LIMIT)
+        with self._guard() as conn:
+            if high is None:
+                cursor = conn.execute(FIND_IDS_TO_END_SQL, (low, limit))
+            else:
+                cursor = conn.execute(FIND_IDS_SQL, (low, high, limit))
+            return [row[0] for row in cursor]
+
+    def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id.
+
+        Reads page by page after the last id seen, so no statement stays open between
+        yields and other threads can use the store while the caller iterates.
+        """
+        sql = "SELECT id, kind, data FROM objects WHERE id > ?"
+        if kind is not None:
+            sql += " AND kind = ?"
+        sql += " ORDER BY id LIMIT ?"
+        last = b""
+        while True:
+            params = (last, _PAGE) if kind is None else (last, kind, _PAGE)
+            with self._guard() as conn:
+                page: list[tuple[bytes, str, bytes]] = conn.execute(sql, params).fetchall()
+            yield from page
+            if len(page) < _PAGE:
+                return
+            last = page[-1][0]
+
+    def count_objects(self) -> int:
+        """Return how many objects are stored."""
+        with self._guard() as conn:
+            (count,) = conn.execute("SELECT count(*) FROM objects").fetchone()
+        return int(count)
+
+    # -- refs ------------------------------------------------------------------
+
+    def read_ref(self, name: str) -> str | None:
+        """Return the ref's value, or None if it does not exist."""
+        with self._guard() as conn:
+            row = conn.execute("SELECT value FROM refs WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_ref_if_equals(self, name: str, old: str | None, new: str | None) -> bool:
+        """Move ``name`` from ``old`` to ``new`` atomically; see the port for the contract.
+
+        Each case is one conditional statement under the write lock, so the compare
+        and the swap cannot be separated by another process.
+        """
+        with self._write() as conn:
+            if old is None and new is None:
+                row = conn.execute("SELECT 1 FROM refs WHERE name = ?", (name,)).fetchone()
+                return row is None
+            if old is None:
+                sql = "INSERT INTO refs (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"
+                cursor = conn.execute(sql, (name, new))
+            elif new is None:
+                cursor = conn.execute("DELETE FROM refs WHERE name = ? AND value = ?", (name, old))
+            else:
+                sql = "UPDATE refs SET value = ? WHERE name = ? AND value = ?"
+                cursor = conn.execute(sql, (new, name, old))
+            return cursor.rowcount == 1
+
+    def list_refs(self, prefix: str = "") -> dict[str, str]:
+        """Return every ref whose name starts with ``prefix``, sorted by name.
+
+        Names starting with ``prefix`` are one contiguous run in SQLite's binary
+        (code point) order, so this reads from ``prefix`` and stops at the first
+        name past it; no LIKE, whose wildcards a name could contain.
+        """
+        refs: dict[str, str] = {}
+        with self._guard() as conn:
+            cursor = conn.execute(
+                "SELECT name, value FROM refs WHERE name >= ? ORDER BY name", (prefix,)
+            )
+            for name, value in cursor:
+                if not name.startswith(prefix):
+                    break
+                refs[name] = value
+            cursor.close()
+        return refs
+
+    # -- transactions ----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes so they land together, durably, or not at all.
+
+        Nested calls join the outermost; only its exit commits, or rolls back if
+        its body raised. Other threads using this store object wait meanwhile.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            with self._guard() as conn:
+                conn.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                _rollback(conn)
+                raise
+            self._depth = 0
+            with self._guard() as conn:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+
+    def close(self) -> None:
+        """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._depth = 0
+            if conn is None:
+                return
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                raise StoreError(_one_line(self._path, exc)) from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already undone it after an error."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # the original exception is the one worth reporting
+
+
+def _one_line(path: Path, exc: sqlite3.Error) -> str:
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return f"store {str(path)!r}: {detail}"

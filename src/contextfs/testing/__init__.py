@@ -1,0 +1,1 @@
+"""Test helpers ContextFS ships so that new backends can prove they keep its contracts."""

@@ -1,0 +1,434 @@
+"""The contract every :class:`~contextfs.store.base.Store` backend must pass.
+
+Subclass :class:`StoreContract` in a ``Test*`` class and override
+:meth:`~StoreContract.make_store`; backends whose data outlives the store object
+also mix in :class:`PersistentStoreContract` and override ``reopen_store``::
+
+    class TestSqliteStore(StoreContract, PersistentStoreContract):
+        def make_store(self) -> Store:
+            return SqliteStore.open(self.tmp_path / "store.db", create=True)
+
+        def reopen_store(self, store: Store) -> Store:
+            return SqliteStore.open(self.tmp_path / "store.db")
+
+The suite needs pytest; the library never imports this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from contextfs.errors import InvalidInputError, StoreError
+from contextfs.store.base import OBJECT_KINDS, Store, StoredObject
+
+COUNTER = "refs/test/counter"
+
+
+def make_id(seed: object) -> bytes:
+    """Return a deterministic 32-byte id for ``seed`` (the store does not re-hash)."""
+    return hashlib.sha256(f"store-contract:{seed}".encode()).digest()
+
+
+def make_objects(count: int, kind: str = "atom", tag: str = "") -> list[tuple[bytes, str, bytes]]:
+    """Return ``count`` distinct ``(id, kind, data)`` triples."""
+    return [(make_id(f"{kind}:{tag}{i}"), kind, f"{kind} {tag}{i}".encode()) for i in range(count)]
+
+
+def counter_value(n: int) -> str:
+    """Spell ``n`` as a ref value shaped like an object id."""
+    return f"{n:064x}"
+
+
+def increment(store: Store, times: int, name: str = COUNTER) -> None:
+    """Add ``times`` to the counter ref by read / compare-and-swap / retry."""
+    for _ in range(times):
+        while True:
+            current = store.read_ref(name)
+            assert current is not None
+            if store.set_ref_if_equals(name, current, counter_value(int(current, 16) + 1)):
+                break
+
+
+class _AbortError(Exception):
+    """Raised by :func:`abandoned` to abandon a transaction."""
+
+
+@contextmanager
+def abandoned(store: Store) -> Iterator[None]:
+    """Run the block in a transaction, then abandon it by raising (and swallow that)."""
+    with pytest.raises(_AbortError), store.transaction():  # noqa: PT012
+        yield
+        raise _AbortError
+
+
+class _StoreFixtures:
+    """The fixture plumbing shared by both contract classes."""
+
+    tmp_path: Path
+    store: Store
+    _opened: list[Store]
+
+    def make_store(self) -> Store:
+        """Return a new, empty store; override in the backend's test class."""
+        raise NotImplementedError
+
+    @pytest.fixture(autouse=True)
+    def _store_contract_setup(self, tmp_path: Path) -> Iterator[None]:
+        self.tmp_path = tmp_path
+        self._opened = []
+        self.store = self.track(self.make_store())
+        yield
+        for store in reversed(self._opened):
+            store.close()
+
+    def track(self, store: Store) -> Store:
+        """Close ``store`` when the test ends."""
+        self._opened.append(store)
+        return store
+
+
+class StoreContract(_StoreFixtures):
+    """What every backend promises: objects, refs, transactions and thread safety.
+
+    Transaction semantics held here: nested transactions join the outermost; only
+    its exit commits, or rolls back every object put and ref move if its body
+    raised. An exception escaping an inner block is just an exception: caught
+    inside the outer block, the writes made before it commit with the outer block.
+    """
+
+    # -- objects -------------------------------------------------------------
+
+    def test_is_a_store(self) -> None:
+        assert isinstance(self.store, Store)
+
+    def test_put_get_round_trip_every_kind(self) -> None:
+        objects = [(make_id(kind), kind, f"{kind} \x00\xff".encode()) for kind in OBJECT_KINDS]
+        self.store.put_objects(objects)
+        for oid, kind, data in objects:
+            assert self.store.get_object(oid) == StoredObject(kind, data)
+
+    def test_put_is_idempotent_and_keeps_the_first_bytes(self) -> None:
+        oid = make_id("one")
+        self.store.put_objects([(oid, "atom", b"first")])
+        self.store.put_objects([(oid, "atom", b"first"), (oid, "atom", b"second")])
+        assert self.store.count_objects() == 1
+        assert self.store.get_object(oid) == StoredObject("atom", b"first")
+
+    def test_put_keeps_the_first_of_duplicates_in_one_batch(self) -> None:
+        oid = make_id("dup")
+        self.store.put_objects([(oid, "tree", b"first"), (oid, "atom", b"second")])
+        assert self.store.get_objects([oid]) == {oid: StoredObject("tree", b"first")}
+
+    def test_put_accepts_any_iterable_and_empty_batches(self) -> None:
+        self.store.put_objects([])
+        self.store.put_objects(obj for obj in make_objects(3))
+        assert self.store.count_objects() == 3
+
+    @pytest.mark.parametrize(
+        ("bad", "message"),
+        [
+            ((b"short", "atom", b"x"), "object id must be 32 bytes, got b'short'"),
+            ((make_id(0), "blob", b"x"), "unknown object kind 'blob'"),
+            ((make_id(0), "atom", "text"), "object data must be bytes, got str"),
+        ],
+    )
+    def test_put_refuses_a_malformed_batch_whole(
+        self, bad: tuple[bytes, str, bytes], message: str
+    ) -> None:
+        with pytest.raises(InvalidInputError, match=f"^{re.escape(message)}$"):
+            self.store.put_objects([*make_objects(2), bad])
+        assert self.store.count_objects() == 0
+
+    def test_get_absent_is_none(self) -> None:
+        assert self.store.get_object(make_id("absent")) is None
+        assert self.store.get_object(b"") is None
+
+    def test_get_and_has_objects_with_present_and_absent_ids(self) -> None:
+        objects = make_objects(1200)  # more than one batch of lookups
+        self.store.put_objects(objects[::2])
+        asked = [oid for oid, _, _ in objects] + [objects[0][0]]
+        expected = {oid: StoredObject(kind, data) for oid, kind, data in objects[::2]}
+        assert self.store.get_objects(asked) == expected
+        assert self.store.has_objects(asked) == set(expected)
+        assert self.store.get_objects([]) == {}
+        assert self.store.has_objects([]) == set()
+
+    def test_iter_objects_is_sorted_by_id_and_filters_by_kind(self) -> None:
+        atoms, commits = make_objects(1500, "atom"), make_objects(700, "commit")
+        self.store.put_objects(atoms + commits)
+        assert list(self.store.iter_objects()) == sorted(atoms + commits)
+        assert list(self.store.iter_objects("commit")) == sorted(commits)
+        assert list(self.store.iter_objects("tree")) == []
+
+    def test_count_objects(self) -> None:
+        assert self.store.count_objects() == 0
+        self.store.put_objects(make_objects(7))
+        self.store.put_objects(make_objects(9))
+        assert self.store.count_objects() == 9
+
+    @pytest.mark.parametrize("length", [0, 1, 2, 3, 5, 63, 64])
+    def test_find_ids_by_prefix(self, length: int) -> None:
+        oids = sorted(oid for oid, _, _ in make_objects(600))
+        self.store.put_objects((oid, "atom", b"x") for oid in oids)
+        prefix = oids[123].hex()[:length]
+        expected = [oid for oid in oids if oid.hex().startswith(prefix)]
+        assert self.store.find_ids(prefix, 1000) == expected
+        assert self.store.find_ids(prefix, 2) == expected[:2]
+        assert self.store.find_ids(prefix, 0) == []
+
+    def test_find_ids_at_the_ends_of_the_id_space(self) -> None:
+        low, high = bytes(32), b"\xff" * 32
+        self.store.put_objects([(low, "atom", b"low"), (high, "atom", b"high")])
+        for prefix in ("f", "ff", "fff", "f" * 64):
+            assert self.store.find_ids(prefix, 10) == [high]
+        for prefix in ("0", "00", "000", "0" * 64):
+            assert self.store.find_ids(prefix, 10) == [low]
+        assert self.store.find_ids("", 10) == [low, high]
+        assert self.store.find_ids("1", 10) == []
+
+    @pytest.mark.parametrize("prefix", ["A", "g", "0x", " ", "0" * 65])
+    def test_find_ids_refuses_a_malformed_prefix(self, prefix: str) -> None:
+        message = f"id prefix must be 0-64 lowercase hex digits, got {prefix!r}"
+        with pytest.raises(InvalidInputError, match=f"^{re.escape(message)}$"):
+            self.store.find_ids(prefix, 10)
+
+    # -- refs ------------------------------------------------------------------
+
+    def test_create_read_move_and_delete_a_ref(self) -> None:
+        name, a, b = "refs/heads/main", counter_value(1), counter_value(2)
+        assert self.store.read_ref(name) is None
+        assert self.store.set_ref_if_equals(name, None, a)
+        assert self.store.read_ref(name) == a
+        assert self.store.set_ref_if_equals(name, a, b)
+        assert self.store.read_ref(name) == b
+        assert self.store.set_ref_if_equals(name, b, None)
+        assert self.store.read_ref(name) is None
+
+    def test_failed_compare_and_swap_changes_nothing(self) -> None:
+        name, a, b = "refs/heads/main", counter_value(1), counter_value(2)
+        assert not self.store.set_ref_if_equals(name, a, b)  # absent, old given
+        assert not self.store.set_ref_if_equals(name, a, None)
+        assert self.store.read_ref(name) is None
+        assert self.store.set_ref_if_equals(name, None, a)
+        assert not self.store.set_ref_if_equals(name, None, b)  # exists, create refused
+        assert not self.store.set_ref_if_equals(name, b, counter_value(3))
+        assert not self.store.set_ref_if_equals(name, b, None)
+        assert self.store.read_ref(name) == a
+
+    def test_swap_to_the_same_value_and_none_to_none(self) -> None:
+        name, a = "refs/heads/main", counter_value(1)
+        assert self.store.set_ref_if_equals(name, None, None)  # "absent" holds
+        assert self.store.set_ref_if_equals(name, None, a)
+        assert self.store.set_ref_if_equals(name, a, a)
+        assert not self.store.set_ref_if_equals(name, None, None)
+        assert self.store.read_ref(name) == a
+
+    def test_symbolic_ref_values_are_stored_verbatim(self) -> None:
+        assert self.store.set_ref_if_equals("HEAD", None, "ref: refs/heads/main")
+        assert self.store.read_ref("HEAD") == "ref: refs/heads/main"
+
+    def test_list_refs_by_prefix_in_name_order(self) -> None:
+        names = ["refs/heads/main", "refs/heads/a_b", "refs/heads/é", "refs/heads/Z", "HEAD"]
+        names += ["refs/heads/\U0001f600", "refs/tags/v1", "refs/heads%x", "refs/headsX"]
+        for i, name in enumerate(names):
+            assert self.store.set_ref_if_equals(name, None, counter_value(i))
+        everything = {name: counter_value(i) for i, name in enumerate(names)}
+        listed = self.store.list_refs()
+        assert listed == everything
+        assert list(listed) == sorted(names)
+        heads = self.store.list_refs("refs/heads/")
+        assert list(heads) == sorted(n for n in names if n.startswith("refs/heads/"))
+        assert heads == {n: everything[n] for n in heads}
+        assert list(self.store.list_refs("refs/heads/a_")) == ["refs/heads/a_b"]
+        assert self.store.list_refs("refs/heads/_") == {}
+        assert self.store.list_refs("refs/heads%") == {"refs/heads%x": everything["refs/heads%x"]}
+
+    # -- transactions ----------------------------------------------------------
+
+    def test_transaction_commits_objects_and_refs_together(self) -> None:
+        objects = make_objects(5)
+        with self.store.transaction():
+            self.store.put_objects(objects)
+            assert self.store.set_ref_if_equals("refs/heads/main", None, counter_value(1))
+        assert self.store.count_objects() == 5
+        assert self.store.read_ref("refs/heads/main") == counter_value(1)
+
+    def test_rollback_undoes_object_puts_and_every_ref_move(self) -> None:
+        before = make_objects(3, tag="before-")
+        self.store.put_objects(before)
+        for name in ("refs/heads/moved", "refs/heads/deleted"):
+            assert self.store.set_ref_if_equals(name, None, counter_value(1))
+        refs = self.store.list_refs()
+        with abandoned(self.store):
+            self.store.put_objects(make_objects(4, tag="during-") + before)
+            assert self.store.set_ref_if_equals("refs/heads/moved", counter_value(1), "x")
+            assert self.store.set_ref_if_equals("refs/heads/moved", "x", counter_value(2))
+            assert self.store.set_ref_if_equals("refs/heads/deleted", counter_value(1), None)
+            assert self.store.set_ref_if_equals("refs/heads/created", None, counter_value(3))
+        assert list(self.store.iter_objects()) == sorted(before)
+        assert self.store.list_refs() == refs
+
+    def test_rollback_on_base_exception(self) -> None:
+        def interrupted() -> None:
+            with self.store.transaction():
+                self.store.put_objects(make_objects(2))
+                assert self.store.set_ref_if_equals("HEAD", None, "ref: refs/heads/main")
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            interrupted()
+        assert self.store.count_objects() == 0
+        assert self.store.list_refs() == {}
+
+    def test_reads_inside_a_transaction_see_its_writes(self) -> None:
+        objects = make_objects(3)
+        oid = objects[0][0]
+        with self.store.transaction():
+            self.store.put_objects(objects)
+            assert self.store.get_object(oid) == StoredObject("atom", objects[0][2])
+            assert self.store.get_objects([oid]) == {oid: StoredObject("atom", objects[0][2])}
+            assert self.store.has_objects([oid]) == {oid}
+            assert self.store.find_ids(oid.hex()[:7], 5) == [oid]
+            assert list(self.store.iter_objects()) == sorted(objects)
+            assert self.store.count_objects() == 3
+            assert self.store.set_ref_if_equals("refs/heads/main", None, oid.hex())
+            assert self.store.read_ref("refs/heads/main") == oid.hex()
+            assert self.store.list_refs() == {"refs/heads/main": oid.hex()}
+
+    def test_nested_transaction_joins_the_outer_one(self) -> None:
+        with abandoned(self.store):
+            with self.store.transaction():
+                self.store.put_objects(make_objects(2))
+                assert self.store.set_ref_if_equals("refs/heads/main", None, counter_value(1))
+            assert self.store.count_objects() == 2  # the inner exit committed nothing yet
+        assert self.store.count_objects() == 0
+        assert self.store.read_ref("refs/heads/main") is None
+
+    def test_exception_caught_inside_the_outer_transaction_keeps_inner_writes(self) -> None:
+        with self.store.transaction():
+            with abandoned(self.store):  # an inner transaction that raises
+                self.store.put_objects(make_objects(2))
+                assert self.store.set_ref_if_equals("refs/heads/main", None, counter_value(1))
+            self.store.put_objects(make_objects(3))
+        assert self.store.count_objects() == 3
+        assert self.store.read_ref("refs/heads/main") == counter_value(1)
+
+    def test_failed_compare_and_swap_does_not_abort_a_transaction(self) -> None:
+        with self.store.transaction():
+            assert self.store.set_ref_if_equals("refs/heads/main", None, counter_value(1))
+            assert not self.store.set_ref_if_equals("refs/heads/main", None, counter_value(2))
+            self.store.put_objects(make_objects(1))
+        assert self.store.read_ref("refs/heads/main") == counter_value(1)
+        assert self.store.count_objects() == 1
+
+    def test_a_new_transaction_after_a_rollback_works(self) -> None:
+        with abandoned(self.store):
+            self.store.put_objects(make_objects(1, tag="lost"))
+        with self.store.transaction():
+            self.store.put_objects(make_objects(1, tag="kept"))
+        assert [oid for oid, _, _ in self.store.iter_objects()] == [make_id("atom:kept0")]
+
+    # -- threads ---------------------------------------------------------------
+
+    def test_concurrent_compare_and_swap_loses_no_update(self) -> None:
+        assert self.store.set_ref_if_equals(COUNTER, None, counter_value(0))
+        with ThreadPoolExecutor(8) as pool:
+            for future in [pool.submit(increment, self.store, 50) for _ in range(8)]:
+                future.result()
+        assert self.store.read_ref(COUNTER) == counter_value(400)
+
+    def test_concurrent_transactions_stay_atomic(self) -> None:
+        assert self.store.set_ref_if_equals(COUNTER, None, counter_value(0))
+
+        def work(worker: int) -> None:
+            for i in range(10):
+                with self.store.transaction():
+                    self.store.put_objects(make_objects(1, tag=f"{worker}-{i}-"))
+                    increment(self.store, 1)
+
+        with ThreadPoolExecutor(4) as pool:
+            for future in [pool.submit(work, n) for n in range(4)]:
+                future.result()
+        assert self.store.read_ref(COUNTER) == counter_value(40)
+        assert self.store.count_objects() == 40
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def test_close_is_idempotent_and_later_use_fails(self) -> None:
+        self.store.close()
+        self.store.close()
+        with pytest.raises(StoreError):
+            self.store.get_object(make_id(0))
+        with pytest.raises(StoreError):
+            self.store.put_objects(make_objects(1))
+        with pytest.raises(StoreError):
+            self.store.set_ref_if_equals("HEAD", None, "x")
+        with pytest.raises(StoreError), self.store.transaction():
+            pass
+
+
+class PersistentStoreContract(_StoreFixtures):
+    """What a backend whose data outlives the store object promises on top."""
+
+    def reopen_store(self, store: Store) -> Store:
+        """Open another handle on the data ``store`` holds (``store`` may still be open)."""
+        raise NotImplementedError
+
+    def reopen(self) -> Store:
+        """Close the main store and open it again."""
+        self.store.close()
+        self.store = self.track(self.reopen_store(self.store))
+        return self.store
+
+    def test_objects_and_refs_survive_reopening(self) -> None:
+        objects = make_objects(50)
+        self.store.put_objects(objects)
+        assert self.store.set_ref_if_equals("HEAD", None, "ref: refs/heads/main")
+        with self.store.transaction():
+            assert self.store.set_ref_if_equals("refs/heads/main", None, counter_value(9))
+        store = self.reopen()
+        assert list(store.iter_objects()) == sorted(objects)
+        assert store.list_refs() == {
+            "HEAD": "ref: refs/heads/main",
+            "refs/heads/main": counter_value(9),
+        }
+
+    def test_an_abandoned_transaction_leaves_nothing_after_reopening(self) -> None:
+        self.store.put_objects(make_objects(2, tag="kept"))
+        with abandoned(self.store):
+            self.store.put_objects(make_objects(300, tag="lost"))
+            assert self.store.set_ref_if_equals("refs/heads/main", None, counter_value(1))
+        store = self.reopen()
+        assert list(store.iter_objects()) == sorted(make_objects(2, tag="kept"))
+        assert store.list_refs() == {}
+
+    def test_two_handles_see_each_others_commits_only(self) -> None:
+        other = self.track(self.reopen_store(self.store))
+        oid = make_id("shared")
+        with self.store.transaction():
+            self.store.put_objects([(oid, "atom", b"shared")])
+            assert self.store.set_ref_if_equals("refs/heads/main", None, oid.hex())
+            assert other.get_object(oid) is None
+            assert other.read_ref("refs/heads/main") is None
+        assert other.get_object(oid) == StoredObject("atom", b"shared")
+        assert other.read_ref("refs/heads/main") == oid.hex()
+        assert other.set_ref_if_equals("refs/heads/main", oid.hex(), None)
+        assert self.store.read_ref("refs/heads/main") is None
+
+    def test_compare_and_swap_is_exclusive_across_handles(self) -> None:
+        other = self.track(self.reopen_store(self.store))
+        assert self.store.set_ref_if_equals(COUNTER, None, counter_value(0))
+        assert not other.set_ref_if_equals(COUNTER, None, counter_value(0))
+        handles = [self.store, other] * 2
+        with ThreadPoolExecutor(len(handles)) as pool:
+            for future in [pool.submit(increment, store, 25) for store in handles]:
+                future.result()
+        assert self.store.read_ref(COUNTER) == counter_value(100)
+        assert other.read_ref(COUNTER) == counter_value(100)
