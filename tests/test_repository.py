@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from contextfs.discovery import find_repository
 from contextfs.errors import (
     AmbiguousRevisionError,
     ConcurrentUpdateError,
@@ -21,15 +22,12 @@ from contextfs.errors import (
     UnknownRevisionError,
 )
 from contextfs.model.objects import MemoryAtom
-from contextfs.repo import Repository, find_repository
+from contextfs.repo import Repository
 
 
 @pytest.fixture(params=["memory", "sqlite"])
 def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
-    if request.param == "memory":
-        repository = Repository.memory()
-    else:
-        repository = Repository.init(tmp_path)
+    repository = Repository.memory() if request.param == "memory" else Repository.init(tmp_path)
     yield repository
     repository.close()
 
@@ -396,4 +394,21 @@ def test_text_that_cannot_be_utf8_is_refused(repo: Repository) -> None:
         repo.add("lone \ud800 surrogate")
     with pytest.raises(InvalidInputError, match="not valid Unicode"):
         repo.add("fine", source="\udfff")
+    assert repo.count(None) == 0
+
+
+def test_init_with_a_bad_branch_name_leaves_nothing_behind(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError):
+        Repository.init(tmp_path, branch="a..b")
+    assert not (tmp_path / ".contextfs").exists()
+    Repository.init(tmp_path).close()
+
+
+def test_remove_many_is_all_or_nothing(repo: Repository) -> None:
+    a = repo.add("one")
+    b = repo.add("two")
+    with pytest.raises(UnknownRevisionError):
+        repo.remove(a[:8], "ffffffff")
+    assert repo.count(None) == 2
+    assert repo.remove(a[:8], b[:8]) == [a, b]
     assert repo.count(None) == 0

@@ -48,12 +48,12 @@ from .model.types import T_STRING as T_STRING
 from .model.types import T_TIMESTAMP as T_TIMESTAMP
 from .model.types import Kind as Kind
 from .model.types import TypeSignature as TypeSignature
-from .repo import Change as Change
-from .repo import CommitInfo as CommitInfo
-from .repo import ConflictInfo as ConflictInfo
-from .repo import MergeResult as MergeResult
+from .records import Change as Change
+from .records import CommitInfo as CommitInfo
+from .records import ConflictInfo as ConflictInfo
+from .records import MergeResult as MergeResult
+from .records import Status as Status
 from .repo import Repository as Repository
-from .repo import Status as Status
 from .store import MemoryStore as MemoryStore
 from .store import SqliteStore as SqliteStore
 from .store import Store as Store

@@ -18,21 +18,19 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .discovery import DATABASE, REPO_DIR, find_repository
 from .errors import (
     AmbiguousRevisionError,
     ConcurrentUpdateError,
-    ContextFSError,
     CorruptObjectError,
     InvalidInputError,
     MergeConflictError,
     MissingObjectError,
     NothingToDoError,
     RepositoryExistsError,
-    RepositoryNotFoundError,
     UncommittedChangesError,
     UnknownRevisionError,
 )
@@ -41,7 +39,7 @@ from .expand.tokens import Tokenizer, default_tokenizer
 from .history import refs as refnames
 from .history.commits import COMMIT, Commit, check_author, check_message, decode_commit
 from .history.graph import is_ancestor, merge_bases, walk
-from .history.merge import Conflict, merge_trees
+from .history.merge import changed_fields, decode_conflict, encode_conflict, merge_trees
 from .history.revisions import parse_revision
 from .history.tree import EMPTY_TREE_DATA, EMPTY_TREE_ID, TREE, SnapshotTrees, item_key
 from .model import canonical
@@ -71,114 +69,19 @@ from .model.objects import (
 )
 from .model.timeutil import from_micros, now_micros
 from .model.types import TypeSignature
+from .records import Change, CommitInfo, ConflictInfo, Memory, MergeResult, Status
 from .store.base import Store
 from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 
-REPO_DIR = ".contextfs"
-DATABASE = "store.db"
-ENV_DIR = "CONTEXTFS_DIR"
 DEFAULT_AUTHOR = "anonymous"
 
-ChangeStatus = Literal["added", "removed", "changed"]
 Side = Literal["ours", "theirs"]
-Memory = MemoryAtom | MemoryMolecule
 ProgressCallback = Callable[[int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class CommitInfo:
-    """A commit as people and scripts see it."""
-
-    id: ObjectId
-    commit: Commit
-
-    @property
-    def parents(self) -> tuple[ObjectId, ...]:
-        """Parent ids, first parent first."""
-        return tuple(to_hex(p) for p in self.commit.parents)
-
-    @property
-    def short_id(self) -> str:
-        """The id abbreviated for display."""
-        return short(self.id)
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One entry that differs between two snapshots."""
-
-    status: ChangeStatus
-    id: ObjectId
-    old: Memory | None
-    new: Memory | None
-    fields: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ConflictInfo:
-    """An unresolved merge conflict on one entry."""
-
-    id: ObjectId
-    base: Memory | None
-    ours: Memory | None
-    theirs: Memory | None
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """What ``status`` reports: where HEAD is and what is staged."""
-
-    branch: str | None
-    head: ObjectId | None
-    changes: tuple[Change, ...]
-    merging: ObjectId | None
-    conflicts: tuple[ConflictInfo, ...]
-
-    @property
-    def clean(self) -> bool:
-        """True when nothing is staged and no merge is in progress."""
-        return not self.changes and self.merging is None
-
-
-@dataclass(frozen=True, slots=True)
-class MergeResult:
-    """How a merge ended."""
-
-    status: Literal["up-to-date", "fast-forward", "merged", "conflicts"]
-    commit: ObjectId | None
-    conflicts: tuple[ConflictInfo, ...] = ()
 
 
 _UNSET: object = object()
 _ENTRY_FIELDS = ("relevance", "timestamp", "source", "tags", "abstract", "overview")
-
-
-def find_repository(start: str | os.PathLike[str] | None = None) -> Path:
-    """Return the ``.contextfs`` directory for ``start`` (default: the current directory).
-
-    ``CONTEXTFS_DIR`` in the environment names the directory directly; otherwise
-    the search walks up from ``start`` as git does.
-
-    Raises:
-        RepositoryNotFoundError: no repository was found.
-    """
-    override = os.environ.get(ENV_DIR)
-    if override and start is None:
-        candidate = Path(override)
-        if not (candidate / DATABASE).is_file():
-            raise RepositoryNotFoundError(f"{ENV_DIR}={override!r} is not a ContextFS repository")
-        return candidate
-    here = Path(start if start is not None else Path.cwd()).resolve()
-    if here.name == REPO_DIR and (here / DATABASE).is_file():
-        return here
-    for folder in (here, *here.parents):
-        if (folder / REPO_DIR / DATABASE).is_file():
-            return folder / REPO_DIR
-    raise RepositoryNotFoundError(
-        f"not a ContextFS repository (or any parent up to /): {str(here)!r}; "
-        "run 'contextfs init' first"
-    )
 
 
 class Repository:
@@ -200,6 +103,7 @@ class Repository:
         Raises:
             RepositoryExistsError: one is already there.
         """
+        refnames.branch_ref(branch)  # refuse a bad name before touching the disk
         folder = Path(path) / REPO_DIR
         if (folder / DATABASE).exists():
             raise RepositoryExistsError(f"a ContextFS repository already exists in {str(folder)!r}")
@@ -571,11 +475,15 @@ class Repository:
             raise UnknownRevisionError(f"memory {ref!r} is not in the stage")
         return key, item
 
-    def remove(self, ref: str) -> ObjectId:
-        """Unstage (remove from the next commit) the memory whose id starts with ``ref``."""
-        key, _ = self._staged_key(ref)
-        self._write_stage({key: None}, [])
-        return to_hex(key)
+    def remove(self, *refs: str) -> list[ObjectId]:
+        """Unstage the memories whose ids start with ``refs``, all or none.
+
+        Raises:
+            UnknownRevisionError: a ref matches nothing in the stage (nothing is removed).
+        """
+        keys = [self._staged_key(ref)[0] for ref in refs]
+        self._write_stage(dict.fromkeys(keys), [])
+        return [to_hex(key) for key in keys]
 
     def update_entry(
         self,
@@ -732,7 +640,7 @@ class Repository:
                 changes.append(Change("removed", to_hex(key), old_memory, None))
             else:
                 changes.append(
-                    Change("changed", to_hex(key), old_memory, new_memory, _changed_fields(a, b))
+                    Change("changed", to_hex(key), old_memory, new_memory, changed_fields(a, b))
                 )
         return changes
 
@@ -964,7 +872,7 @@ class Repository:
             label = revision if not is_hex_prefix(revision) else short(theirs)
             text = check_message(message or f"Merge {label} into {self.current_branch or 'HEAD'}")
             if outcome.conflicts and strategy is None:
-                conflict_tree = self.trees.build(_encode_conflict(c) for c in outcome.conflicts)
+                conflict_tree = self.trees.build(encode_conflict(c) for c in outcome.conflicts)
                 self.trees.flush()
                 self._move_ref(refnames.STAGE, None, to_hex(tree))
                 self._move_ref(refnames.MERGE_HEAD, None, to_hex(theirs))
@@ -980,7 +888,7 @@ class Repository:
         value = self.store.read_ref(refnames.MERGE_STATE)
         if value is None:
             return ()
-        conflicts = [_decode_conflict(item) for item in self.trees.items(from_hex(value))]
+        conflicts = [decode_conflict(item) for item in self.trees.items(from_hex(value))]
         result = []
         for c in conflicts:
             sides = [decode_entry(i) if i is not None else None for i in (c.base, c.ours, c.theirs)]
@@ -997,7 +905,7 @@ class Repository:
             state = self.store.read_ref(refnames.MERGE_STATE)
             if state is None:
                 raise NothingToDoError("no merge conflicts to resolve")
-            items = {item_key(i): _decode_conflict(i) for i in self.trees.items(from_hex(state))}
+            items = {item_key(i): decode_conflict(i) for i in self.trees.items(from_hex(state))}
             prefix = ref.lower()
             matches = (
                 [k for k in items if k.hex().startswith(prefix)] if is_hex_prefix(prefix) else []
@@ -1034,35 +942,4 @@ class Repository:
                 self._move_ref(name, value, None)
 
 
-def _changed_fields(old: bytes, new: bytes) -> tuple[str, ...]:
-    a, b = decode_entry(old), decode_entry(new)
-    if not (isinstance(a, AtomEntry) and isinstance(b, AtomEntry)):
-        return ()
-    return tuple(name for name in _ENTRY_FIELDS if getattr(a, name) != getattr(b, name))
-
-
-def _encode_conflict(conflict: Conflict) -> bytes:
-    return canonical.encode([conflict.key, 2, conflict.base, conflict.ours, conflict.theirs])
-
-
-def _decode_conflict(item: bytes) -> Conflict:
-    value = canonical.decode(item, kind="conflict")
-    try:
-        key, marker, base, ours, theirs = value
-        if marker != 2:
-            raise ValueError(marker)
-    except (TypeError, ValueError):
-        raise CorruptObjectError("merge state holds a malformed conflict") from None
-    return Conflict(key, base, ours, theirs)
-
-
-__all__ = [
-    "Change",
-    "CommitInfo",
-    "ConflictInfo",
-    "ContextFSError",
-    "MergeResult",
-    "Repository",
-    "Status",
-    "find_repository",
-]
+__all__ = ["DEFAULT_AUTHOR", "Repository"]

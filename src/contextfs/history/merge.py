@@ -10,9 +10,10 @@ other, is a conflict. The cost follows the changes, not the snapshot sizes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..errors import CorruptObjectError
+from ..model import canonical
 from ..model.objects import AtomEntry, decode_entry
 from .tree import SnapshotTrees
 
@@ -78,6 +79,26 @@ def _merge_fields(base: bytes | None, ours: bytes | None, theirs: bytes | None) 
     return dataclasses.replace(mine, **fields).encode()
 
 
-def changed_keys(trees: SnapshotTrees, old: bytes, new: bytes) -> Iterator[bytes]:
-    """Yield the keys whose entries differ between two snapshots."""
-    return (key for key, _, _ in trees.diff(old, new))
+def changed_fields(old: bytes, new: bytes) -> tuple[str, ...]:
+    """Name the entry fields that differ between two encodings of one atom's entry."""
+    a, b = decode_entry(old), decode_entry(new)
+    if not (isinstance(a, AtomEntry) and isinstance(b, AtomEntry)):
+        return ()
+    return tuple(name for name in _FIELDS if getattr(a, name) != getattr(b, name))
+
+
+def encode_conflict(conflict: Conflict) -> bytes:
+    """Encode a conflict as a tree item (key first), for the MERGE_STATE tree."""
+    return canonical.encode([conflict.key, 2, conflict.base, conflict.ours, conflict.theirs])
+
+
+def decode_conflict(item: bytes) -> Conflict:
+    """Decode a MERGE_STATE tree item."""
+    value = canonical.decode(item, kind="conflict")
+    try:
+        key, marker, base, ours, theirs = value
+        if marker != 2:
+            raise ValueError(marker)
+    except (TypeError, ValueError):
+        raise CorruptObjectError("merge state holds a malformed conflict") from None
+    return Conflict(key, base, ours, theirs)

@@ -1,0 +1,1 @@
+"""The ``contextfs`` command line: a thin adapter from argv to ``Repository`` calls."""

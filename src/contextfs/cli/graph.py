@@ -1,0 +1,95 @@
+"""Drawing a commit DAG as ASCII lanes, in the manner of ``git log --graph --oneline``.
+
+Pure: takes commits in log order (children before parents) and returns text.
+
+Each lane is a column that expects one commit. A commit row draws ``*`` in the
+commit's lane and ``|`` in every other. Between commit rows, transition rows
+move the lanes to where the next row needs them, one column per row: ``\\``
+for a lane moving right (a merge opening a lane for a second parent), ``/`` for
+one moving left (two lanes that expect the same parent joining, or a lane
+closing). Linear history needs no transition rows, so it draws as plain ``*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+Commit = tuple[str, Sequence[str]]
+#: One output row: the graph prefix, and the commit id on commit rows (None otherwise).
+Row = tuple[str, str | None]
+
+
+def graph_rows(commits: Sequence[Commit]) -> list[Row]:
+    """Return the rows that draw ``commits`` (``(id, parent ids)`` in log order).
+
+    Parents missing from ``commits`` (a history cut short with ``-n``) keep
+    their lanes open to the bottom. Trailing spaces are stripped, except on
+    commit rows, which are padded so the text after them lines up with the
+    widest of the lanes before and after the commit (as git pads ``*   ``).
+    """
+    rows: list[Row] = []
+    lanes: list[str] = []
+    for oid, parents in commits:
+        if oid not in lanes:
+            lanes.append(oid)
+        col = lanes.index(oid)
+        new_lanes, edges = _next_lanes(lanes, col, parents)
+        width = 2 * max(len(lanes), len(new_lanes), 1) - 1
+        cells = ["*" if i == col else "|" for i in range(len(lanes))]
+        rows.append((" ".join(cells).ljust(width), oid))
+        rows.extend((line, None) for line in _transition(edges))
+        lanes = new_lanes
+    return rows
+
+
+def render_graph(commits: Sequence[Commit], label: Callable[[str], str]) -> list[str]:
+    """Return printable lines: each commit row followed by ``" " + label(id)``."""
+    return [
+        f"{prefix} {label(oid)}" if oid is not None else prefix
+        for prefix, oid in graph_rows(commits)
+    ]
+
+
+def _next_lanes(
+    lanes: list[str], col: int, parents: Sequence[str]
+) -> tuple[list[str], list[tuple[int, int]]]:
+    """Return the lanes after the commit in lane ``col``, and the moves (from, to).
+
+    The commit's lane continues with its first parent; further parents open
+    lanes just to its right. Lanes that now expect the same commit join the
+    leftmost of them.
+    """
+    # Every slot of the expanded row: (column it comes from, commit it expects).
+    expanded: list[tuple[int, str]] = []
+    for i, expected in enumerate(lanes):
+        if i == col:
+            expanded.extend((i, parent) for parent in parents)
+        else:
+            expanded.append((i, expected))
+    new_lanes: list[str] = []
+    for _, expected in expanded:
+        if expected not in new_lanes:
+            new_lanes.append(expected)
+    edges = [(source, new_lanes.index(expected)) for source, expected in expanded]
+    return new_lanes, edges
+
+
+def _transition(edges: list[tuple[int, int]]) -> list[str]:
+    """Draw rows moving each edge from its source column to its target, one step a row."""
+    positions = [source for source, _ in edges]
+    lines: list[str] = []
+    while any(p != t for p, (_, t) in zip(positions, edges, strict=True)):
+        width = 2 * (max(max(positions), max(t for _, t in edges)) + 1)
+        row = [" "] * width
+        for n, (_, target) in enumerate(edges):
+            at = positions[n]
+            if at == target:
+                row[2 * at] = "|"
+            elif at < target:
+                row[2 * at + 1] = "\\"
+                positions[n] = at + 1
+            else:
+                row[2 * at - 1] = "/"
+                positions[n] = at - 1
+        lines.append("".join(row).rstrip())
+    return lines

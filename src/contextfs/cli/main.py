@@ -1,0 +1,689 @@
+"""The ``contextfs`` command: argv to one :class:`~contextfs.repo.Repository` call per command.
+
+This is the only layer that reads argv and the environment (``CONTEXTFS_DIR``
+through :meth:`Repository.open`, ``CONTEXTFS_AUTHOR`` here). Every
+:class:`~contextfs.errors.ContextFSError` becomes one ``error: <message>`` line
+on stderr and the error's ``exit_code`` (see ``docs/CLI.md``); usage errors
+exit 2, an interrupt 130. Output for people goes through Rich; ``--json``
+output is plain JSON on stdout.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal, TypeVar
+
+import click
+from rich.console import Console, RenderableType
+
+from ..errors import ContextFSError, MergeConflictError
+from ..history.refs import DEFAULT_BRANCH
+from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
+from ..model.objects import MemoryAtom
+from ..model.timeutil import from_micros, now_micros
+from ..model.types import TypeSignature
+from ..repo import DEFAULT_AUTHOR, Repository
+from . import render
+from .jsonl import encode_atom, read_atoms
+
+AUTHOR_ENV = "CONTEXTFS_AUTHOR"
+#: Exit status after Ctrl-C, as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Settings:
+    """What the group's options say, shared with every command."""
+
+    repo_path: Path | None
+
+
+class ContextFSGroup(click.Group):
+    """A group that turns library errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ContextFSError as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def json_option(help_text: str = "Print machine-readable JSON on stdout.") -> Callable[[F], F]:
+    """The ``--json`` flag, stored as ``as_json``."""
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def author_option(func: F) -> F:
+    """The ``--author`` option (default: ``$CONTEXTFS_AUTHOR``, else the OS user)."""
+    return click.option(
+        "--author",
+        metavar="NAME",
+        default=None,
+        help=f"Who made the change (default: ${AUTHOR_ENV}, else your user name).",
+    )(func)
+
+
+def default_author() -> str:
+    """``$CONTEXTFS_AUTHOR``, else the OS user name, else ``anonymous``."""
+    name = os.environ.get(AUTHOR_ENV, "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser() or DEFAULT_AUTHOR
+    except (OSError, KeyError, ImportError):  # no user name in the environment or passwd
+        return DEFAULT_AUTHOR
+
+
+def open_repo(ctx: click.Context) -> Repository:
+    """Open the repository named by ``--repo`` (or found from the cwd), closed with the command."""
+    settings = ctx.find_object(Settings)
+    path = settings.repo_path if settings is not None else None
+    return ctx.with_resource(Repository.open(path))
+
+
+def console() -> Console:
+    """Rich output on stdout; no colours, no wrapping surprises when piped.
+
+    Markup and emoji codes are off: memory text such as ``[/x]``, ``List[String]``
+    or ``:smile:`` is data and prints as written.
+    """
+    return Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
+def err_console() -> Console:
+    """Rich output on stderr (progress bars)."""
+    return Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
+def show(*renderables: RenderableType) -> None:
+    """Print for people."""
+    out = console()
+    for renderable in renderables:
+        out.print(renderable)
+
+
+def emit_json(value: object) -> None:
+    """Print a JSON shape on stdout, plainly."""
+    click.echo(render.dumps(value))
+
+
+@click.group(cls=ContextFSGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--repo",
+    "repo_path",
+    metavar="PATH",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The repository (a folder in or above it); default: found from the current "
+    "directory, or $CONTEXTFS_DIR.",
+)
+@click.version_option(package_name="contextfs", prog_name="contextfs")
+@click.pass_context
+def cli(ctx: click.Context, repo_path: Path | None) -> None:
+    """Version control for what an AI agent knows.
+
+    Start with `contextfs tour`.
+    """
+    ctx.obj = Settings(repo_path)
+
+
+# -- setting up and staging ---------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--branch", "-b", default=DEFAULT_BRANCH, show_default=True, help="First branch.")
+@click.pass_context
+def init(ctx: click.Context, path: Path | None, branch: str) -> None:
+    """Create a repository.
+
+    It goes in PATH/.contextfs (PATH default: --repo, else the current directory).
+    """
+    settings = ctx.find_object(Settings)
+    target = path or (settings.repo_path if settings else None) or Path()
+    repo = ctx.with_resource(Repository.init(target, branch=branch))
+    where = (repo.path or target).resolve()
+    click.echo(f"Initialised empty ContextFS repository in {where} (branch {branch})")
+
+
+@cli.command()
+@click.argument("texts", metavar="TEXT...", nargs=-1)
+@click.option("--type", "-t", "type_string", default="String", show_default=True, help="Type.")
+@click.option("--relevance", "-r", type=float, default=1.0, show_default=True, help="In [0, 1].")
+@click.option("--source", "-s", default="", help="Where the memory came from.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="A tag (repeatable).")
+@click.option("--abstract", default=None, help="A one-line summary (tier l0).")
+@click.option("--overview", default=None, help="A short overview (tier l1).")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read one memory per line from stdin.")
+@json_option("Print the staged atom ids as a JSON list.")
+@click.pass_context
+def add(
+    ctx: click.Context,
+    texts: tuple[str, ...],
+    type_string: str,
+    relevance: float,
+    source: str,
+    tags: tuple[str, ...],
+    abstract: str | None,
+    overview: str | None,
+    from_stdin: bool,
+    as_json: bool,
+) -> None:
+    """Stage one memory per TEXT.
+
+    All get the same type and entry fields. Adding a staged atom again (same
+    type and content) replaces its entry.
+    """
+    contents = list(texts)
+    if from_stdin:
+        contents.extend(line.rstrip("\r\n") for line in sys.stdin if line.strip())
+    if not contents:
+        raise click.UsageError("give at least one TEXT, or --stdin")
+    type_sig = TypeSignature.parse(type_string)
+    moment = from_micros(now_micros())
+    atoms = [
+        MemoryAtom(
+            text,
+            type_sig,
+            moment,
+            source,
+            relevance,
+            tags=tags,
+            abstract=abstract,
+            overview=overview,
+        )
+        for text in contents
+    ]
+    ids = open_repo(ctx).add_atoms(atoms)
+    if as_json:
+        emit_json(ids)
+        return
+    for oid, atom in zip(ids, atoms, strict=True):
+        click.echo(f"staged {short(oid)} [{atom.type_sig}] {_one_line(atom.content)}")
+
+
+@cli.command()
+@click.argument("refs", metavar="ID...", nargs=-1, required=True)
+@click.pass_context
+def rm(ctx: click.Context, refs: tuple[str, ...]) -> None:
+    """Unstage memories by id prefix (they leave the next commit)."""
+    for oid in open_repo(ctx).remove(*refs):
+        click.echo(f"removed {short(oid)}")
+
+
+@cli.command()
+@json_option()
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the branch, staged changes and any merge in progress."""
+    result = open_repo(ctx).status()
+    if as_json:
+        emit_json(render.status_json(result))
+    else:
+        show(render.status_renderable(result))
+
+
+@cli.command()
+@click.option("--message", "-m", required=True, help="Why the memory changed.")
+@author_option
+@click.option("--allow-empty", is_flag=True, help="Commit even when nothing is staged.")
+@click.option(
+    "--expect-head",
+    metavar="ID",
+    default=None,
+    help="Commit only if HEAD is still this commit ('none': no commits yet).",
+)
+@json_option("Print the new commit id as JSON.")
+@click.pass_context
+def commit(
+    ctx: click.Context,
+    message: str,
+    author: str | None,
+    allow_empty: bool,
+    expect_head: str | None,
+    as_json: bool,
+) -> None:
+    """Record the stage as a new commit on the current branch."""
+    repo = open_repo(ctx)
+    kwargs: dict[str, Any] = {}
+    if expect_head is not None:
+        kwargs["expect_head"] = _expected_head(repo, expect_head)
+    oid = repo.commit(message, author=author or default_author(), allow_empty=allow_empty, **kwargs)
+    if as_json:
+        emit_json({"commit": oid})
+    else:
+        where = repo.current_branch or "detached HEAD"
+        click.echo(f"[{where} {short(oid)}] {message.splitlines()[0] if message else ''}")
+
+
+def _expected_head(repo: Repository, value: str) -> str | None:
+    if value.lower() == "none":
+        return None
+    if len(value) == ID_HEX_LENGTH and is_hex_prefix(value):
+        return value
+    return repo.resolve(value)
+
+
+# -- reading history ----------------------------------------------------------
+
+
+@cli.command()
+@click.argument("revisions", metavar="[REV]...", nargs=-1)
+@click.option("--oneline", is_flag=True, help="One line per commit.")
+@click.option("--graph", is_flag=True, help="Draw the commit graph (one line per commit).")
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N.")
+@json_option()
+@click.pass_context
+def log(
+    ctx: click.Context,
+    revisions: tuple[str, ...],
+    oneline: bool,
+    graph: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List commits, newest first.
+
+    Shows the commits reachable from REV... (default HEAD).
+    """
+    repo = open_repo(ctx)
+    infos = list(repo.log(revisions or ("HEAD",), limit=limit))
+    if as_json:
+        emit_json([render.commit_json(info) for info in infos])
+        return
+    labels = render.decorations(repo.head(), repo.current_branch, repo.branches(), repo.tags())
+    if graph:
+        show(*render.graph_lines(infos, labels))
+    elif oneline:
+        show(*(render.oneline(info, labels.get(info.id, ())) for info in infos))
+    else:
+        out = console()
+        for n, info in enumerate(infos):
+            if n:
+                out.print()
+            out.print(render.commit_long(info, labels.get(info.id, ())))
+
+
+@cli.command(name="show")
+@click.argument("revision", metavar="[REV]", default="HEAD")
+@json_option()
+@click.pass_context
+def show_command(ctx: click.Context, revision: str, as_json: bool) -> None:
+    """Show a commit and the changes it made.
+
+    Changes are against the commit's first parent.
+    """
+    repo = open_repo(ctx)
+    info, changes = repo.show(revision)
+    if as_json:
+        emit_json(
+            {
+                "commit": render.commit_json(info),
+                "changes": [render.change_json(c) for c in changes],
+            }
+        )
+        return
+    labels = render.decorations(repo.head(), repo.current_branch, repo.branches(), repo.tags())
+    show(render.commit_long(info, labels.get(info.id, ())))
+    if changes:
+        show("", render.changes_table(changes))
+
+
+@cli.command()
+@click.argument("old", metavar="REV")
+@click.argument("new", metavar="[REV]", required=False)
+@json_option()
+@click.pass_context
+def diff(ctx: click.Context, old: str, new: str | None, as_json: bool) -> None:
+    """Show what differs between two versions.
+
+    From the first REV to the second; with one REV, from it to the stage.
+    """
+    changes = open_repo(ctx).diff(old, new)
+    if as_json:
+        emit_json([render.change_json(c) for c in changes])
+    elif changes:
+        show(render.changes_table(changes))
+    else:
+        click.echo("No differences.")
+
+
+@cli.command()
+@click.argument("revision", metavar="[REV]", default="HEAD")
+@click.option("--budget", type=int, default=None, help="Token budget (cl100k tokens).")
+@json_option("Print the atoms, token counts and prompt text as JSON.")
+@click.pass_context
+def expand(ctx: click.Context, revision: str, budget: int | None, as_json: bool) -> None:
+    """Print a version's memory as prompt context.
+
+    One `[Type] content` line per atom of REV (default HEAD), most relevant
+    first, within --budget tokens.
+    """
+    from ..expand.tokens import default_tokenizer  # loads tiktoken: only when needed
+
+    context = open_repo(ctx).expand(revision, budget=budget)
+    text = context.to_prompt_context(budget)
+    if as_json:
+        emit_json(
+            {
+                "budget": budget,
+                "tokens": default_tokenizer().count(text),
+                "total_tokens_estimate": context.total_tokens_estimate,
+                "type_summary": context.type_summary,
+                "atoms": [render.atom_json(atom) for atom in context.atoms],
+                "text": text,
+            }
+        )
+    elif text:
+        click.echo(text)
+
+
+# -- branches and tags --------------------------------------------------------
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("start", metavar="[START]", required=False)
+@click.option("-d", "--delete", "delete", metavar="NAME", help="Delete a merged branch.")
+@click.option("-D", "force_delete", metavar="NAME", help="Delete a branch even if unmerged.")
+@click.option("-f", "--force", is_flag=True, help="Move NAME to START if it exists.")
+@json_option("List branches as JSON.")
+@click.pass_context
+def branch(
+    ctx: click.Context,
+    name: str | None,
+    start: str | None,
+    delete: str | None,
+    force_delete: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """List, create or delete branches.
+
+    With no arguments, list them; with NAME, create it at START (default HEAD).
+    """
+    repo = open_repo(ctx)
+    target = delete or force_delete
+    if target is not None:
+        if name is not None:
+            raise click.UsageError("give either NAME or -d/-D NAME, not both")
+        oid = repo.delete_branch(target, force=force_delete is not None or force)
+        click.echo(f"Deleted branch {target} (was {short(oid)})")
+    elif name is not None:
+        oid = repo.create_branch(name, start or "HEAD", force=force)
+        click.echo(f"Branch {name} at {short(oid)}")
+    elif as_json:
+        emit_json(render.branches_json(repo.branches(), repo.current_branch))
+    else:
+        branches = repo.branches()
+        show(render.refs_table(branches, _summaries(repo, branches), repo.current_branch, "branch"))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.argument("revision", metavar="[REV]", required=False)
+@click.option("-d", "--delete", "delete", metavar="NAME", help="Delete a tag.")
+@json_option("List tags as JSON.")
+@click.pass_context
+def tag(
+    ctx: click.Context, name: str | None, revision: str | None, delete: str | None, as_json: bool
+) -> None:
+    """List, create or delete tags.
+
+    With no arguments, list them; with NAME, tag REV (default HEAD).
+    """
+    repo = open_repo(ctx)
+    if delete is not None:
+        if name is not None:
+            raise click.UsageError("give either NAME or -d NAME, not both")
+        click.echo(f"Deleted tag {delete} (was {short(repo.delete_tag(delete))})")
+    elif name is not None:
+        click.echo(f"Tagged {short(repo.create_tag(name, revision or 'HEAD'))} as {name}")
+    elif as_json:
+        emit_json(render.tags_json(repo.tags()))
+    else:
+        tags = repo.tags()
+        show(render.refs_table(tags, _summaries(repo, tags), None, "tag"))
+
+
+def _summaries(repo: Repository, refs: dict[str, Any]) -> dict[str, str]:
+    return {name: repo.load_commit(bytes.fromhex(oid)).summary for name, oid in refs.items()}
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-c", "--create", is_flag=True, help="Create the branch at HEAD first.")
+@click.option("--detach", is_flag=True, help="Check out any revision, detached from branches.")
+@click.pass_context
+def switch(ctx: click.Context, name: str, create: bool, detach: bool) -> None:
+    """Check out a branch.
+
+    Staged changes come along when they apply cleanly to NAME.
+    """
+    if create and detach:
+        raise click.UsageError("--create and --detach cannot be used together")
+    oid = open_repo(ctx).switch(name, create=create, detach=detach)
+    if detach:
+        click.echo(f"HEAD is now at {short(oid or '')} (detached)")
+    else:
+        click.echo(f"Switched to {'a new ' if create else ''}branch {name!r}")
+
+
+# -- combining and undoing ----------------------------------------------------
+
+
+@cli.command()
+@click.argument("revision", metavar="[REV]", required=False)
+@click.option(
+    "--strategy",
+    type=click.Choice(["ours", "theirs"]),
+    default=None,
+    help="Settle every conflict for one side.",
+)
+@click.option("--no-ff", "no_ff", is_flag=True, help="Make a merge commit even if HEAD could move.")
+@click.option("--message", "-m", default=None, help="The merge commit's message.")
+@click.option("--abort", is_flag=True, help="Abandon a merge stopped on conflicts.")
+@author_option
+@json_option("Print the outcome as JSON.")
+@click.pass_context
+def merge(
+    ctx: click.Context,
+    revision: str | None,
+    strategy: Literal["ours", "theirs"] | None,
+    no_ff: bool,
+    message: str | None,
+    abort: bool,
+    author: str | None,
+    as_json: bool,
+) -> None:
+    """Merge REV into the current branch (three-way; conflicts stop it)."""
+    repo = open_repo(ctx)
+    if abort:
+        if revision is not None:
+            raise click.UsageError("--abort takes no REV")
+        repo.abort_merge()
+        click.echo("Merge aborted; the stage matches HEAD again.")
+        return
+    if revision is None:
+        raise click.UsageError("missing argument 'REV'")
+    result = repo.merge(
+        revision,
+        author=author or default_author(),
+        message=message,
+        strategy=strategy,
+        fast_forward=not no_ff,
+    )
+    if as_json:
+        emit_json(render.merge_json(result))
+    elif result.status == "up-to-date":
+        click.echo("Already up to date.")
+    elif result.status == "fast-forward":
+        click.echo(f"Fast-forward to {short(result.commit or '')}")
+    elif result.status == "merged":
+        click.echo(f"Merged {revision} in commit {short(result.commit or '')}")
+    else:
+        show(render.conflicts_table(result.conflicts))
+    if result.status == "conflicts":
+        raise MergeConflictError(
+            f"merge stopped on {len(result.conflicts)} conflict(s): settle each with "
+            "'contextfs resolve ID --ours|--theirs' then commit, or 'contextfs merge --abort'"
+        )
+
+
+@cli.command()
+@click.argument("ref", metavar="ID")
+@click.option("--ours", "side", flag_value="ours", help="Keep the current branch's version.")
+@click.option("--theirs", "side", flag_value="theirs", help="Take the merged-in version.")
+@click.pass_context
+def resolve(ctx: click.Context, ref: str, side: Literal["ours", "theirs"] | None) -> None:
+    """Settle the merge conflict on memory ID by taking one side."""
+    if side is None:
+        raise click.UsageError("give --ours or --theirs")
+    repo = open_repo(ctx)
+    oid = repo.resolve_conflict(ref, side)
+    left = len(repo.conflicts())
+    after = "commit to finish the merge" if not left else f"{left} conflict(s) left"
+    click.echo(f"Resolved {short(oid)} with {side}; {after}")
+
+
+@cli.command()
+@click.argument("revision", metavar="[REV]", default="HEAD")
+@click.option(
+    "--soft", "mode", flag_value="soft", help="Keep the stage (undone commits show staged)."
+)
+@click.option("--hard", "mode", flag_value="hard", help="Discard staged changes and any merge.")
+@click.pass_context
+def reset(ctx: click.Context, revision: str, mode: Literal["soft", "hard", "safe"] | None) -> None:
+    """Move the current branch to another commit.
+
+    Without --soft or --hard, refuse if anything is staged.
+    """
+    oid = open_repo(ctx).reset(revision, mode=mode or "safe")
+    click.echo(f"HEAD is now at {short(oid)}")
+
+
+@cli.command()
+@click.argument("revision", metavar="REV")
+@author_option
+@click.pass_context
+def revert(ctx: click.Context, revision: str, author: str | None) -> None:
+    """Commit the inverse of REV's changes on top of HEAD."""
+    oid = open_repo(ctx).revert(revision, author=author or default_author())
+    click.echo(f"Reverted {revision} in commit {short(oid)}")
+
+
+# -- moving memories in and out -----------------------------------------------
+
+
+@cli.command(name="import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--commit", "and_commit", is_flag=True, help="Commit right after staging.")
+@click.option("--message", "-m", default=None, help="Message for --commit.")
+@author_option
+@json_option("Print the staged ids (and commit) as JSON.")
+@click.pass_context
+def import_command(
+    ctx: click.Context,
+    file: IO[bytes],
+    and_commit: bool,
+    message: str | None,
+    author: str | None,
+    as_json: bool,
+) -> None:
+    """Stage the atoms of a JSON Lines file.
+
+    FILE '-' reads stdin. Every line is checked first: one bad line and
+    nothing is staged.
+    """
+    if message is not None and not and_commit:
+        raise click.UsageError("--message needs --commit")
+    repo = open_repo(ctx)
+    name = getattr(file, "name", "-")
+    name = "<stdin>" if name in ("-", "<stdin>") or not isinstance(name, str) else name
+    lines = file.read().split(b"\n")
+    if lines and not lines[-1].strip():
+        lines.pop()
+    now = datetime.now(UTC)
+    with render.import_progress(err_console(), len(lines)) as (check, stage):
+        atoms = read_atoms(lines, now=now, progress=check, filename=name)
+        stage(0, len(atoms))
+        ids = repo.add_atoms(atoms, progress=lambda n: stage(n, len(atoms)))
+        stage(len(atoms), len(atoms))
+    oid = None
+    if and_commit:
+        text = message or f"Import {len(ids)} memories from {Path(name).name}"
+        oid = repo.commit(text, author=author or default_author())
+    if as_json:
+        emit_json({"ids": ids, "commit": oid})
+        return
+    click.echo(f"Staged {len(ids)} memories from {name}")
+    if oid is not None:
+        click.echo(f"[{repo.current_branch or 'detached HEAD'} {short(oid)}] committed")
+
+
+@cli.command(name="export")
+@click.argument("revision", metavar="[REV]", default="HEAD")
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8", atomic=True),
+    default="-",
+    help="Write to FILE instead of stdout.",
+)
+@click.pass_context
+def export_command(ctx: click.Context, revision: str, output: IO[str]) -> None:
+    """Write REV's atoms as JSON Lines (the format import reads)."""
+    memories = open_repo(ctx).snapshot(revision)
+    atoms = [m for m in memories if isinstance(m, MemoryAtom)]
+    output.write("".join(encode_atom(atom) + "\n" for atom in atoms))
+    skipped = len(memories) - len(atoms)
+    if skipped:
+        click.echo(f"note: {skipped} molecule(s) not exported (their atoms are)", err=True)
+
+
+# -- learning -----------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+def tour(path: Path | None) -> None:
+    """Build and show an example store with a merge.
+
+    The store goes in PATH (default: a new temporary folder).
+    """
+    from .tour import run_tour  # imported late: only the tour needs its sample data
+
+    run_tour(path, console())
+
+
+def _one_line(text: str, width: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI (the ``contextfs`` entry point)."""
+    try:
+        cli.main(args=argv, prog_name="contextfs")
+    except KeyboardInterrupt:  # outside a command (while parsing argv)
+        click.echo("error: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+__all__ = ["cli", "main"]
+
+if __name__ == "__main__":
+    main()
