@@ -27,7 +27,7 @@ BUDGET = 60
 # (content, type, relevance, source)
 FIRST_MEMORIES = [
     ("The user prefers concise answers with a code example first.", "Preference", 0.9, "chat"),
-    ("The user's name is Ada; she works from Lisbon (UTC+0).", "Fact", 0.8, "chat"),
+    ("The user works from Lisbon (UTC+0) and reads answers on a phone.", "Fact", 0.8, "chat"),
     ("Project Atlas is a Python 3.12 service deployed on Kubernetes.", "Fact", 0.7, "repo"),
     ("Run the tests with `pytest -q`; they must stay under 60 seconds.", "Fact", 0.5, "repo"),
     ("Decision: store events in PostgreSQL 16, not MongoDB.", "Decision", 0.6, "meeting"),
@@ -36,7 +36,7 @@ RESEARCH_MEMORIES = [
     ("asyncpg inserts events 3x faster than psycopg2 in our benchmark.", "Finding", 0.7, "bench"),
     ("Open question: archive events older than 90 days to S3?", "Question", 0.4, "notes"),
 ]
-MAIN_MEMORY = ("Ada wants a progress summary every Friday.", "Preference", 0.8, "chat")
+MAIN_MEMORY = ("The user wants a progress summary every Friday.", "Preference", 0.8, "chat")
 SHARED = 4  # the decision both branches hold; research raises its relevance
 RAISED_RELEVANCE = 0.95
 
