@@ -60,7 +60,6 @@ from .model.objects import (
     MemoryMolecule,
     MoleculeEntry,
     SnapshotEntry,
-    atom_body,
     check_relevance,
     check_tags,
     decode_atom,
@@ -75,6 +74,8 @@ from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 
 DEFAULT_AUTHOR = "anonymous"
+#: Decoded commits kept per repository object (oldest dropped first).
+COMMIT_CACHE_SIZE = 16384
 
 Side = Literal["ours", "theirs"]
 ProgressCallback = Callable[[int], None]
@@ -91,6 +92,7 @@ class Repository:
         self.store = store
         self.path = path
         self.trees = SnapshotTrees(store)
+        self._commits: dict[bytes, Commit] = {}
 
     # -- opening ------------------------------------------------------------
 
@@ -145,13 +147,20 @@ class Repository:
     # -- reading objects ----------------------------------------------------
 
     def load_commit(self, oid: bytes) -> Commit:
-        """Return the commit ``oid`` (raw id)."""
+        """Return the commit ``oid`` (raw id); commits are immutable, so they are cached."""
+        commit = self._commits.get(oid)
+        if commit is not None:
+            return commit
         stored = self.store.get_object(oid)
         if stored is None:
             raise MissingObjectError(f"commit {oid.hex()} is missing")
         if stored.kind != COMMIT:
             raise CorruptObjectError(f"{oid.hex()} is a {stored.kind}, not a commit")
-        return decode_commit(stored.data)
+        commit = decode_commit(stored.data)
+        if len(self._commits) >= COMMIT_CACHE_SIZE:
+            self._commits.pop(next(iter(self._commits)))
+        self._commits[oid] = commit
+        return commit
 
     def _load_memories(self, entries: Iterable[SnapshotEntry]) -> list[Memory]:
         entries = list(entries)
@@ -437,18 +446,41 @@ class Repository:
         self, atoms: Iterable[MemoryAtom], *, progress: ProgressCallback | None = None
     ) -> list[ObjectId]:
         """Stage many atoms in one step (one tree update, one transaction)."""
-        changes: dict[bytes, bytes | None] = {}
+        return self.stage(add=atoms, progress=progress)[0]
+
+    def stage(
+        self,
+        *,
+        add: Iterable[MemoryAtom] = (),
+        remove: Iterable[str] = (),
+        progress: ProgressCallback | None = None,
+    ) -> tuple[list[ObjectId], list[ObjectId]]:
+        """Add and remove memories in one stage update, all or nothing.
+
+        Args:
+            add: atoms to stage (an atom already staged gets the new entry).
+            remove: id prefixes of staged memories to drop.
+            progress: called with the count of atoms prepared, every 1,000.
+
+        Returns:
+            The added and the removed ids.
+
+        Raises:
+            UnknownRevisionError: a prefix in ``remove`` matches nothing staged.
+        """
+        removed = [self._staged_key(ref)[0] for ref in remove]
+        changes: dict[bytes, bytes | None] = dict.fromkeys(removed)
         objects: list[tuple[bytes, str, bytes]] = []
-        ids: list[ObjectId] = []
-        for count, atom in enumerate(atoms, 1):
+        added: list[ObjectId] = []
+        for count, atom in enumerate(add, 1):
             digest = atom.digest
-            objects.append((digest, ATOM, atom_body(atom.type_sig, atom.content)))
+            objects.append((digest, ATOM, atom.body))
             changes[digest] = atom.entry.encode()
-            ids.append(to_hex(digest))
+            added.append(to_hex(digest))
             if progress is not None and count % 1000 == 0:
                 progress(count)
         self._write_stage(changes, objects)
-        return ids
+        return added, [to_hex(key) for key in removed]
 
     def add_molecule(self, molecule: MemoryMolecule) -> ObjectId:
         """Stage a molecule and every atom in it."""
@@ -457,7 +489,7 @@ class Repository:
             molecule.digest: MoleculeEntry(molecule.digest).encode()
         }
         for atom in molecule.atoms:
-            objects.append((atom.digest, ATOM, atom_body(atom.type_sig, atom.content)))
+            objects.append((atom.digest, ATOM, atom.body))
             changes[atom.digest] = atom.entry.encode()
         self._write_stage(changes, objects)
         return molecule.molecule_hash
@@ -481,9 +513,7 @@ class Repository:
         Raises:
             UnknownRevisionError: a ref matches nothing in the stage (nothing is removed).
         """
-        keys = [self._staged_key(ref)[0] for ref in refs]
-        self._write_stage(dict.fromkeys(keys), [])
-        return [to_hex(key) for key in keys]
+        return self.stage(remove=refs)[1]
 
     def update_entry(
         self,

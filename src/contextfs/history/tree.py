@@ -4,13 +4,14 @@ A snapshot is the set of entries (atoms and molecules) one version holds. It is
 stored as a 16-way radix tree on the entries' 32-byte keys, which are SHA-256
 ids and so uniformly spread:
 
-* a node holding at most :data:`LEAF_CAPACITY` entries is a leaf, listing them
+* a node holding at most :data:`LEAF_CAPACITY` (32) entries is a leaf, listing them
   sorted by key; a larger node is interior, with one child per next key nibble;
 * the shape depends only on the set of entries, never on the order of edits
   (history independence), so equal snapshots have equal root ids and a diff
   skips every equal subtree;
 * a change rewrites only the nodes on its paths: on a 1,000,000-entry snapshot
-  about five nodes of at most a few kilobytes each;
+  about five nodes of about a kilobyte each (small enough to sit
+  inside one SQLite page);
 * each node's id is the RFC 6962 Merkle Tree Hash of a header leaf
   (``["tree", is_interior, depth]``) followed by its items, so a membership or
   non-membership proof is a chain of RFC 6962 inclusion proofs, one per level.
@@ -33,7 +34,7 @@ from ..store.base import ObjectStore
 TREE = "tree"
 FANOUT = 16
 #: Most entries a leaf holds before it splits; keeps a small commit's writes small.
-LEAF_CAPACITY = 64
+LEAF_CAPACITY = 32
 MAX_DEPTH = 64
 _KEY_START = 3  # item = array header (1 byte) + bin8 header (2 bytes) + key
 _KEY_END = _KEY_START + 32

@@ -14,8 +14,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
+
+import msgspec
 
 from ..errors import CorruptObjectError, InvalidInputError
 from . import canonical
@@ -87,15 +89,25 @@ def atom_digest(type_sig: TypeSignature, content: str) -> bytes:
     return object_digest(ATOM, atom_body(type_sig, content))
 
 
+_atom_decoder = msgspec.msgpack.Decoder(tuple[msgspec.Raw, str])
+
+
+@lru_cache(maxsize=4096)
+def _decode_type(raw: bytes) -> TypeSignature:
+    """Decode a type's canonical bytes; memoised because few types recur often."""
+    return TypeSignature.from_canonical(canonical.decode(raw, kind="type"))
+
+
 def decode_atom(data: bytes) -> tuple[TypeSignature, str]:
     """Decode an atom object's bytes into its type and content."""
-    value = canonical.decode(data, kind=ATOM)
-    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], str)):
-        raise CorruptObjectError("atom is not [type, content]")
     try:
-        return TypeSignature.from_canonical(value[0]), value[1]
-    except InvalidInputError as exc:
-        raise CorruptObjectError(f"atom has a bad type: {exc}") from None
+        raw_type, content = _atom_decoder.decode(data)
+        type_sig = _decode_type(bytes(raw_type))
+    except (msgspec.DecodeError, CorruptObjectError, InvalidInputError) as exc:
+        raise CorruptObjectError(f"atom is not [type, content]: {exc}") from None
+    if atom_body(type_sig, content) != data:
+        raise CorruptObjectError("atom is not in canonical form")
+    return type_sig, content
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -215,9 +227,14 @@ class MemoryAtom:
         _check_optional_text(self.overview, "overview")
 
     @cached_property
+    def body(self) -> bytes:
+        """The atom's canonical bytes (type and content)."""
+        return atom_body(self.type_sig, self.content)
+
+    @cached_property
     def digest(self) -> bytes:
         """The raw 32-byte atom id."""
-        return atom_digest(self.type_sig, self.content)
+        return object_digest(ATOM, self.body)
 
     @property
     def content_hash(self) -> ObjectId:
@@ -239,17 +256,25 @@ class MemoryAtom:
 
     @classmethod
     def from_entry(cls, type_sig: TypeSignature, content: str, entry: AtomEntry) -> MemoryAtom:
-        """Rebuild the atom held by ``entry``."""
-        return cls(
-            content,
-            type_sig,
-            from_micros(entry.timestamp),
-            entry.source,
-            entry.relevance,
-            tags=entry.tags,
-            abstract=entry.abstract,
-            overview=entry.overview,
-        )
+        """Rebuild the atom held by ``entry``, from values decoded out of a store.
+
+        The values were checked when they were decoded (canonical form, field
+        types) and the id is the entry's key, so the constructor's checks and
+        re-hashing are skipped: reading a snapshot must not cost a validation
+        per atom. ``verify`` is what re-hashes stored objects.
+        """
+        atom = object.__new__(cls)
+        fields = atom.__dict__
+        fields["content"] = content
+        fields["type_sig"] = type_sig
+        fields["timestamp"] = from_micros(entry.timestamp)
+        fields["source_hash"] = entry.source
+        fields["relevance_score"] = entry.relevance
+        fields["tags"] = entry.tags
+        fields["abstract"] = entry.abstract
+        fields["overview"] = entry.overview
+        fields["digest"] = entry.atom_id
+        return atom
 
     def typed_as(self, type_sig: TypeSignature) -> MemoryAtom | None:
         """Return this memory viewed at ``type_sig`` if the types unify, else None."""
