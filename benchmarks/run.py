@@ -624,8 +624,7 @@ def build_contextfs_chain(corpus: Corpus, base: int, depth: int, folder: Path) -
         for index, value in changed:
             by_index[index] = atom(plan.text(index), relevance=value, step=step)
             batch.append(by_index[index])
-        repo.remove(gone.content_hash)
-        repo.add_atoms(batch)
+        repo.stage(add=batch, remove=[gone.content_hash])
         ids.append(repo.commit(f"step {step}"))
         times.append(time.perf_counter() - start)
         if step % 1000 == 0:
@@ -785,7 +784,7 @@ def bench_expand(sizes: Sizes, chain: Chain, report: Report) -> None:
     build = chain.build_times
     report.add(
         Row(
-            f"3. building the chain: {len(build):,} commits (remove + add_atoms + commit; "
+            f"3. building the chain: {len(build):,} commits (stage + commit; "
             f"median {fmt_seconds(statistics.median(build))}, p95 "
             f"{fmt_seconds(percentile(build, 0.95))} each), total",
             fmt_seconds(sum(build)),
@@ -802,7 +801,7 @@ def bench_expand(sizes: Sizes, chain: Chain, report: Report) -> None:
         f"opens a new `Repository` (empty tree cache, new SQLite connection; the OS page "
         f"cache stays warm). Method: {method}, budget {BUDGET:,} tokens (cl100k_base), "
         f"tokenizer loaded before timing. The chain build is timed per commit "
-        f"(`remove`, `add_atoms`, `commit`: three durable transactions) and wrote "
+        f"(`stage(add=..., remove=...)` then `commit`: two durable transactions) and wrote "
         f"{chain.extra_objects:.1f} new objects per commit; git fast-import writes the same "
         f"history in one pack without fsync, so its ratio is for scale only."
     )
