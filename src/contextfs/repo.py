@@ -275,13 +275,11 @@ class Repository:
     def _resolve_prefix(self, prefix: str, kinds: tuple[str, ...], what: str) -> bytes:
         if len(prefix) < MIN_PREFIX_LENGTH or not is_hex_prefix(prefix):
             raise UnknownRevisionError(f"unknown {what}")
-        candidates = self.store.find_ids(prefix, 64)
-        objects = self.store.get_objects(candidates)
-        matches = [oid for oid in candidates if objects[oid].kind in kinds]
+        matches = self.store.find_ids(prefix, 2, kinds)
         if not matches:
             raise UnknownRevisionError(f"unknown {what}")
         if len(matches) > 1:
-            names = ", ".join(short(m) for m in matches[:5])
+            names = ", ".join(short(m) for m in matches) + ", ..."
             raise AmbiguousRevisionError(f"{what} is ambiguous: it matches {names}")
         return matches[0]
 

@@ -44,7 +44,6 @@ __all__ = ["ContextStore", "InMemoryContextStore", "ObjectContextStore"]
 _base_decoder = msgspec.msgpack.Decoder(
     tuple[str | None, msgspec.Raw, msgspec.Raw, msgspec.Raw, msgspec.Raw]
 )
-_FIRST_BATCH = 16
 
 
 @runtime_checkable
@@ -90,21 +89,14 @@ class ObjectContextStore:
         if len(hash_key) == ID_HEX_LENGTH:
             found = self._store.get_object(bytes.fromhex(hash_key))
             return ObjectId(hash_key) if found is not None and found.kind == CONTEXT else None
-        limit = _FIRST_BATCH
-        while True:
-            # find_ids has no offset: widen the batch until it is not full.
-            ids = self._store.find_ids(hash_key, limit)
-            objects = self._store.get_objects(ids)
-            matches = sorted(oid for oid in ids if objects[oid].kind == CONTEXT)
-            if len(matches) > 1:
-                names = ", ".join(short(oid) for oid in matches[:4])
-                raise AmbiguousRevisionError(
-                    f"context prefix {hash_key!r} is ambiguous: it matches {names}"
-                    + (", ..." if len(matches) > 4 else "")
-                )
-            if len(ids) < limit:
-                return to_hex(matches[0]) if matches else None
-            limit *= 4
+        matches = self._store.find_ids(hash_key, 5, [CONTEXT])
+        if len(matches) > 1:
+            names = ", ".join(short(oid) for oid in matches[:4])
+            raise AmbiguousRevisionError(
+                f"context prefix {hash_key!r} is ambiguous: it matches {names}"
+                + (", ..." if len(matches) > 4 else "")
+            )
+        return to_hex(matches[0]) if matches else None
 
     def get(self, hash_key: str) -> CompressedContext | None:
         """Return the context named by a full id or unique prefix, or None.

@@ -20,7 +20,7 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -55,11 +55,14 @@ class ObjectStore(Protocol):
         """Store ``(id, kind, data)`` triples; ids already present are skipped."""
         ...
 
-    def find_ids(self, hex_prefix: str, limit: int) -> list[bytes]:
+    def find_ids(
+        self, hex_prefix: str, limit: int, kinds: Collection[str] | None = None
+    ) -> list[bytes]:
         """Return up to ``limit`` ids whose hex spelling starts with ``hex_prefix``.
 
-        ``hex_prefix`` is lowercase hex of any length from 0 to 64; callers
-        validate it. The result is sorted.
+        ``hex_prefix`` is lowercase hex of any length from 0 to 64. With
+        ``kinds``, only objects of those kinds count (so a commit prefix is not
+        crowded out by atoms). The result is sorted.
         """
         ...
 

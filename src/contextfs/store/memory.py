@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import string
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from types import TracebackType
@@ -135,18 +135,27 @@ class MemoryStore:
                 if self._depth:
                     self._journal.append(partial(self._objects.pop, oid, None))
 
-    def find_ids(self, hex_prefix: str, limit: int) -> list[bytes]:
+    def find_ids(
+        self, hex_prefix: str, limit: int, kinds: Collection[str] | None = None
+    ) -> list[bytes]:
         """Return up to ``limit`` sorted ids whose hex spelling starts with ``hex_prefix``.
 
         Raises:
             InvalidInputError: ``hex_prefix`` is not 0-64 lowercase hex digits.
         """
         check_hex_prefix(hex_prefix)
+        if kinds is not None and set(kinds) - OBJECT_KINDS:
+            unknown = sorted(set(kinds) - OBJECT_KINDS)
+            raise InvalidInputError(f"unknown object kind(s): {unknown!r}")
         if limit <= 0:
             return []
         with self._lock:
             self._check_open()
-            matches = [oid for oid in self._objects if oid.hex().startswith(hex_prefix)]
+            matches = [
+                oid
+                for oid, stored in self._objects.items()
+                if oid.hex().startswith(hex_prefix) and (kinds is None or stored.kind in kinds)
+            ]
         return sorted(matches)[:limit]
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:

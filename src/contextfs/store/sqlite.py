@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from contextfs.errors import InvalidInputError, StoreError
-from contextfs.store.base import StoredObject
+from contextfs.store.base import OBJECT_KINDS, StoredObject
 from contextfs.store.memory import check_hex_prefix, checked_objects
 
 #: The value of ``meta.format``; bumped only for changes old code must not read.
@@ -62,6 +62,13 @@ _CREATE_MIGRATIONS_TABLE: Final = (
 #: ``find_ids`` queries: a range over the primary key, never a table scan.
 FIND_IDS_SQL: Final = "SELECT id FROM objects WHERE id >= ? AND id < ? ORDER BY id LIMIT ?"
 FIND_IDS_TO_END_SQL: Final = "SELECT id FROM objects WHERE id >= ? ORDER BY id LIMIT ?"
+#: The same ranges keeping only some kinds; ``{}`` is one ``?`` per kind.
+FIND_KIND_IDS_SQL: Final = (
+    "SELECT id FROM objects WHERE id >= ? AND id < ? AND kind IN ({}) ORDER BY id LIMIT ?"
+)
+FIND_KIND_IDS_TO_END_SQL: Final = (
+    "SELECT id FROM objects WHERE id >= ? AND kind IN ({}) ORDER BY id LIMIT ?"
+)
 
 _CHUNK: Final = 500  # ids per IN (...) lookup, far below SQLite's variable limit
 _PAGE: Final = 1000  # rows per iter_objects page
@@ -287,7 +294,9 @@ class SqliteStore:
                 "INSERT OR IGNORE INTO objects (id, kind, data) VALUES (?, ?, ?)", rows
             )
 
-    def find_ids(self, hex_prefix: str, limit: int) -> list[bytes]:
+    def find_ids(
+        self, hex_prefix: str, limit: int, kinds: Collection[str] | None = None
+    ) -> list[bytes]:
         """Return up to ``limit`` sorted ids whose hex spelling starts with ``hex_prefix``.
 
         Raises:
@@ -298,11 +307,19 @@ class SqliteStore:
             return []
         low, high = id_range(hex_prefix)
         limit = min(limit, _MAX_LIMIT)
+        if kinds is None:
+            sql = FIND_IDS_TO_END_SQL if high is None else FIND_IDS_SQL
+            params: tuple[object, ...] = ()
+        else:
+            unknown = set(kinds) - OBJECT_KINDS
+            if unknown:
+                raise InvalidInputError(f"unknown object kind(s): {sorted(unknown)!r}")
+            template = FIND_KIND_IDS_TO_END_SQL if high is None else FIND_KIND_IDS_SQL
+            params = tuple(sorted(kinds))
+            sql = template.format(", ".join("?" * len(params)))  # placeholders only
+        bounds = (low,) if high is None else (low, high)
         with self._guard() as conn:
-            if high is None:
-                cursor = conn.execute(FIND_IDS_TO_END_SQL, (low, limit))
-            else:
-                cursor = conn.execute(FIND_IDS_SQL, (low, high, limit))
+            cursor = conn.execute(sql, (*bounds, *params, limit))
             return [row[0] for row in cursor]
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:

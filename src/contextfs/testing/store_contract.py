@@ -183,6 +183,19 @@ class StoreContract(_StoreFixtures):
         assert self.store.find_ids(prefix, 2) == expected[:2]
         assert self.store.find_ids(prefix, 0) == []
 
+    def test_find_ids_can_keep_only_some_kinds(self) -> None:
+        oids = sorted(oid for oid, _, _ in make_objects(64))
+        kinds = ["atom", "commit", "tree", "molecule"]
+        self.store.put_objects((oid, kinds[i % 4], b"x") for i, oid in enumerate(oids))
+        commits = [oid for i, oid in enumerate(oids) if i % 4 == 1]
+        assert self.store.find_ids("", 100, ["commit"]) == commits
+        assert self.store.find_ids(commits[3].hex()[:6], 100, ["commit"]) == [commits[3]]
+        assert self.store.find_ids(commits[3].hex()[:6], 100, ["atom", "tree"]) == []
+        both = [oid for i, oid in enumerate(oids) if i % 4 in (0, 3)]
+        assert self.store.find_ids("", 100, ["molecule", "atom"]) == both
+        with pytest.raises(InvalidInputError, match="unknown object kind"):
+            self.store.find_ids("", 10, ["blob"])
+
     def test_find_ids_at_the_ends_of_the_id_space(self) -> None:
         low, high = bytes(32), b"\xff" * 32
         self.store.put_objects([(low, "atom", b"low"), (high, "atom", b"high")])
