@@ -8,7 +8,7 @@ traceback. Leaf errors live here so the CLI, server and library agree on them.
 Exit codes (also listed in ``docs/CLI.md``):
 
 == ============================================================
-1  any other ContextFS error
+1  any other ContextFS error (the CLI also uses it when the OS refuses a file)
 2  command-line usage error (unknown option, missing argument)
 3  not a ContextFS repository, or one already exists
 4  unknown or ambiguous revision, branch or tag

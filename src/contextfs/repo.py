@@ -15,9 +15,11 @@ by compare-and-swap, so a crash leaves either the old state or the new one.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +33,7 @@ from .errors import (
     MissingObjectError,
     NothingToDoError,
     RepositoryExistsError,
+    StoreError,
     UncommittedChangesError,
     UnknownRevisionError,
 )
@@ -107,12 +110,26 @@ class Repository:
         """
         refnames.branch_ref(branch)  # refuse a bad name before touching the disk
         folder = Path(path) / REPO_DIR
-        if (folder / DATABASE).exists():
+        database = folder / DATABASE
+        if database.exists():
             raise RepositoryExistsError(f"a ContextFS repository already exists in {str(folder)!r}")
-        folder.mkdir(parents=True, exist_ok=True)
-        repo = cls(SqliteStore.open(folder / DATABASE, create=True), path=folder)
-        repo._initialise(branch)
-        return repo
+        # Build the store under a temporary name and rename it into place, so a
+        # crash never leaves a half-initialised repository that blocks `init`.
+        scratch = folder / f".{DATABASE}.{os.getpid()}.init"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with cls(SqliteStore.open(scratch, create=True)) as fresh:
+                fresh._initialise(branch)
+            os.replace(scratch, database)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create a repository in {str(folder)!r}: {exc.strerror}"
+            ) from None
+        finally:
+            for leftover in (scratch, Path(f"{scratch}-wal"), Path(f"{scratch}-shm")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+        return cls(SqliteStore.open(database), path=folder)
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None) -> Repository:
@@ -129,10 +146,27 @@ class Repository:
 
     def _initialise(self, branch: str) -> None:
         target = refnames.branch_ref(branch)
-        with self.store.transaction():
+        with self.transaction():
             self.store.put_objects([(EMPTY_TREE_ID, TREE, EMPTY_TREE_DATA)])
             if not self.store.set_ref_if_equals(refnames.HEAD, None, refnames.symbolic(target)):
                 raise RepositoryExistsError("the store already holds a repository")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group repository calls so they land together, durably, or not at all.
+
+        Every mutating method runs in one already; nest them in an outer one
+        to make several calls atomic (``with repo.transaction(): repo.add_atoms(...);
+        repo.commit(...)``). Tree nodes written along the way are discarded if
+        the block fails, so nothing half-built reaches the store.
+        """
+        with self.store.transaction():
+            try:
+                yield
+                self.trees.flush()
+            except BaseException:
+                self.trees.discard()
+                raise
 
     def close(self) -> None:
         """Close the underlying store; safe to call twice."""
@@ -262,8 +296,9 @@ class Repository:
             if oid is None:
                 raise UnknownRevisionError("HEAD has no commits yet")
             return oid
+        # git's order: the name as given, then tags, then branches.
         for ref in (
-            (name, refnames.HEADS + name, refnames.TAGS + name)
+            (name, refnames.TAGS + name, refnames.HEADS + name)
             if not name.startswith("refs/")
             else (name,)
         ):
@@ -303,7 +338,7 @@ class Repository:
         """Create branch ``name`` at ``start``; ``force`` moves an existing one."""
         ref = refnames.branch_ref(name)
         target = self.resolve(start)
-        with self.store.transaction():
+        with self.transaction():
             old = self.store.read_ref(ref)
             if old is not None and not force:
                 raise InvalidInputError(f"branch {name!r} already exists")
@@ -315,7 +350,7 @@ class Repository:
     def delete_branch(self, name: str, *, force: bool = False) -> ObjectId:
         """Delete branch ``name``; unless ``force``, only if merged into HEAD."""
         ref = refnames.branch_ref(name)
-        with self.store.transaction():
+        with self.transaction():
             value = self.store.read_ref(ref)
             if value is None:
                 raise UnknownRevisionError(f"no branch named {name!r}")
@@ -384,16 +419,11 @@ class Repository:
     def _write_stage(
         self, changes: Mapping[bytes, bytes | None], objects: list[tuple[bytes, str, bytes]]
     ) -> None:
-        with self.store.transaction():
-            try:
-                tree, old_value = self._stage_tree()
-                new_tree = self.trees.update(tree, changes)
-                self.store.put_objects(objects)
-                self.trees.flush()
-                self._set_stage(old_value, new_tree)
-            except BaseException:
-                self.trees.discard()
-                raise
+        """Apply ``changes`` to the stage; call inside :meth:`transaction`."""
+        tree, old_value = self._stage_tree()
+        new_tree = self.trees.update(tree, changes)
+        self.store.put_objects(objects)
+        self._set_stage(old_value, new_tree)
 
     def _set_stage(self, old_value: str | None, tree: bytes) -> None:
         new_value = (
@@ -466,8 +496,7 @@ class Repository:
         Raises:
             UnknownRevisionError: a prefix in ``remove`` matches nothing staged.
         """
-        removed = [self._staged_key(ref)[0] for ref in remove]
-        changes: dict[bytes, bytes | None] = dict.fromkeys(removed)
+        changes: dict[bytes, bytes | None] = {}
         objects: list[tuple[bytes, str, bytes]] = []
         added: list[ObjectId] = []
         for count, atom in enumerate(add, 1):
@@ -477,7 +506,11 @@ class Repository:
             added.append(to_hex(digest))
             if progress is not None and count % 1000 == 0:
                 progress(count)
-        self._write_stage(changes, objects)
+        refs = list(remove)
+        with self.transaction():
+            removed = [self._staged_key(ref)[0] for ref in refs]
+            changes.update(dict.fromkeys(removed))
+            self._write_stage(changes, objects)
         return added, [to_hex(key) for key in removed]
 
     def add_molecule(self, molecule: MemoryMolecule) -> ObjectId:
@@ -489,7 +522,8 @@ class Repository:
         for atom in molecule.atoms:
             objects.append((atom.digest, ATOM, atom.body))
             changes[atom.digest] = atom.entry.encode()
-        self._write_stage(changes, objects)
+        with self.transaction():
+            self._write_stage(changes, objects)
         return molecule.molecule_hash
 
     def _staged_key(self, ref: str) -> tuple[bytes, bytes]:
@@ -524,10 +558,6 @@ class Repository:
         overview: str | object | None = _UNSET,
     ) -> ObjectId:
         """Change a staged atom's entry fields; the atom itself is unchanged."""
-        key, item = self._staged_key(ref)
-        entry = decode_entry(item)
-        if not isinstance(entry, AtomEntry):
-            raise InvalidInputError(f"{ref!r} is a molecule; molecules have no entry fields")
         fields: dict[str, Any] = {}
         if relevance is not _UNSET:
             fields["relevance"] = check_relevance(relevance)
@@ -542,21 +572,26 @@ class Repository:
                 if value is not None and not isinstance(value, str):
                     raise InvalidInputError(f"{name} must be text or None, got {value!r}")
                 fields[name] = value
-        new = dataclasses.replace(entry, **fields)
-        self._write_stage({key: new.encode()}, [])
+        with self.transaction():
+            key, item = self._staged_key(ref)
+            entry = decode_entry(item)
+            if not isinstance(entry, AtomEntry):
+                raise InvalidInputError(f"{ref!r} is a molecule; molecules have no entry fields")
+            self._write_stage({key: dataclasses.replace(entry, **fields).encode()}, [])
         return to_hex(key)
 
     def status(self) -> Status:
         """Report the branch, HEAD, staged changes and any merge in progress."""
-        tree, _ = self._stage_tree()
-        merging = self.store.read_ref(refnames.MERGE_HEAD)
-        return Status(
-            branch=self.current_branch,
-            head=self.head(),
-            changes=tuple(self._changes(self._head_tree(), tree)),
-            merging=ObjectId(merging) if merging else None,
-            conflicts=self.conflicts(),
-        )
+        with self.transaction():  # one consistent view of HEAD, STAGE and the merge
+            tree, _ = self._stage_tree()
+            merging = self.store.read_ref(refnames.MERGE_HEAD)
+            return Status(
+                branch=self.current_branch,
+                head=self.head(),
+                changes=tuple(self._changes(self._head_tree(), tree)),
+                merging=ObjectId(merging) if merging else None,
+                conflicts=self.conflicts(),
+            )
 
     # -- commits ----------------------------------------------------------
 
@@ -587,7 +622,7 @@ class Repository:
         check_message(message)
         check_author(author)
         meta = canonical.normalise_metadata(metadata or {})
-        with self.store.transaction():
+        with self.transaction():
             ref = self._head_ref()
             old_value = self.store.read_ref(ref)
             if expect_head is not _UNSET and expect_head != old_value:
@@ -753,11 +788,11 @@ class Repository:
         Staged changes are carried over when they apply cleanly to the target;
         otherwise the switch is refused and nothing changes.
         """
-        if self.store.read_ref(refnames.MERGE_HEAD) is not None:
-            raise UncommittedChangesError("a merge is in progress; commit or abort it first")
-        if create:
-            self.create_branch(name)
-        with self.store.transaction():
+        with self.transaction():
+            if self.store.read_ref(refnames.MERGE_HEAD) is not None:
+                raise UncommittedChangesError("a merge is in progress; commit or abort it first")
+            if create:
+                self.create_branch(name)
             if detach:
                 target_value: str | None = self.resolve(name)
                 head_value = target_value
@@ -775,14 +810,12 @@ class Repository:
             if stage_value is not None:
                 outcome = merge_trees(self.trees, self._head_tree(), target_tree, stage_tree)
                 if outcome.conflicts:
-                    self.trees.discard()
                     raise UncommittedChangesError(
                         f"staged changes to {len(outcome.conflicts)} memories "
                         f"conflict with {name!r}; "
                         "commit them or reset first"
                     )
                 new_stage = outcome.tree
-                self.trees.flush()
             old_head = self.store.read_ref(refnames.HEAD)
             self._move_ref(refnames.HEAD, old_head, head_value)
             wanted = None if new_stage == target_tree else to_hex(new_stage)
@@ -800,15 +833,18 @@ class Repository:
         ``safe`` (the default) is ``hard`` but refuses to discard staged changes.
         """
         target = self.resolve(revision)
-        with self.store.transaction():
+        with self.transaction():
             ref = self._head_ref()
             old = self.store.read_ref(ref)
             stage_tree, stage_value = self._stage_tree()
-            if mode == "safe" and (
-                stage_value is not None or self.store.read_ref(refnames.MERGE_HEAD)
-            ):
+            merging = self.store.read_ref(refnames.MERGE_HEAD) is not None
+            if mode == "safe" and (stage_value is not None or merging):
                 raise UncommittedChangesError(
                     "staged changes would be lost; commit them, or reset with mode 'hard'"
+                )
+            if mode == "soft" and merging:
+                raise UncommittedChangesError(
+                    "cannot do a soft reset in the middle of a merge; commit or abort it first"
                 )
             self._move_ref(ref, old, target)
             if mode == "soft":
@@ -822,17 +858,24 @@ class Repository:
     def revert(self, revision: str, *, author: str = DEFAULT_AUTHOR, mainline: int = 1) -> ObjectId:
         """Commit the inverse of ``revision``'s changes on top of HEAD.
 
+        Args:
+            revision: the commit to undo (a root commit undoes to the empty snapshot).
+            author: who reverts.
+            mainline: for a merge commit, which parent's side to keep.
+
         Raises:
             MergeConflictError: later commits changed the same entries; nothing is written.
+            NothingToDoError: the changes are already undone.
         """
+        check_author(author)
         oid = self._resolve(revision)
         commit = self.load_commit(oid)
-        if not commit.parents:
-            raise InvalidInputError(f"cannot revert root commit {short(oid)}")
-        if not 1 <= mainline <= len(commit.parents):
+        if commit.parents and not 1 <= mainline <= len(commit.parents):
             raise InvalidInputError(f"commit {short(oid)} has no parent number {mainline}")
-        parent_tree = self.load_commit(commit.parents[mainline - 1]).tree
-        with self.store.transaction():
+        parent_tree = (
+            self.load_commit(commit.parents[mainline - 1]).tree if commit.parents else EMPTY_TREE_ID
+        )
+        with self.transaction():
             if self.store.read_ref(refnames.STAGE) or self.store.read_ref(refnames.MERGE_HEAD):
                 raise UncommittedChangesError("commit or reset staged changes before reverting")
             ref = self._head_ref()
@@ -841,15 +884,13 @@ class Repository:
                 raise UnknownRevisionError("HEAD has no commits yet")
             outcome = merge_trees(self.trees, commit.tree, self._head_tree(), parent_tree)
             if outcome.conflicts:
-                self.trees.discard()
                 raise MergeConflictError(
                     f"reverting {short(oid)} conflicts on {len(outcome.conflicts)} memories"
                 )
-            self.trees.flush()
+            if outcome.tree == self._head_tree():
+                raise NothingToDoError(f"the changes of {short(oid)} are already undone")
             message = f'Revert "{commit.summary}"\n\nThis reverts commit {to_hex(oid)}.'
-            new_id = self._write_commit(
-                outcome.tree, [from_hex(old)], check_author(author), message, {}
-            )
+            new_id = self._write_commit(outcome.tree, [from_hex(old)], author, message, {})
             self._move_ref(ref, old, new_id)
         return new_id
 
@@ -873,8 +914,10 @@ class Repository:
         ``strategy`` settles every conflict for one side up front.
         """
         check_author(author)
+        if message is not None:
+            check_message(message)
         theirs = self._resolve(revision)
-        with self.store.transaction():
+        with self.transaction():
             if self.store.read_ref(refnames.MERGE_HEAD) is not None:
                 raise UncommittedChangesError("a merge is already in progress")
             if self.store.read_ref(refnames.STAGE) is not None:
@@ -887,8 +930,7 @@ class Repository:
             if ours is None or (fast_forward and is_ancestor(self.load_commit, ours, theirs)):
                 self._move_ref(ref, old, to_hex(theirs))
                 return MergeResult("fast-forward", to_hex(theirs))
-            bases = merge_bases(self.load_commit, ours, theirs)
-            base_tree = self.load_commit(bases[0]).tree if bases else EMPTY_TREE_ID
+            base_tree = self._base_tree(ours, theirs)
             our_tree, their_tree = self.load_commit(ours).tree, self.load_commit(theirs).tree
             outcome = merge_trees(self.trees, base_tree, our_tree, their_tree)
             tree = outcome.tree
@@ -901,15 +943,32 @@ class Repository:
             text = check_message(message or f"Merge {label} into {self.current_branch or 'HEAD'}")
             if outcome.conflicts and strategy is None:
                 conflict_tree = self.trees.build(encode_conflict(c) for c in outcome.conflicts)
-                self.trees.flush()
                 self._move_ref(refnames.STAGE, None, to_hex(tree))
                 self._move_ref(refnames.MERGE_HEAD, None, to_hex(theirs))
                 self._move_ref(refnames.MERGE_STATE, None, to_hex(conflict_tree))
                 return MergeResult("conflicts", None, self.conflicts())
-            self.trees.flush()
             new_id = self._write_commit(tree, [ours, theirs], author, text, {})
             self._move_ref(ref, old, new_id)
         return MergeResult("merged", new_id)
+
+    def _base_tree(self, ours: bytes, theirs: bytes) -> bytes:
+        """Return the snapshot to merge against: the merge base, or a virtual one.
+
+        With several best common ancestors (a criss-cross history) they are
+        folded into one virtual base, as git's recursive strategy does; an
+        entry the bases disagree on keeps its value from their own common
+        ancestor, so either side's change to it still shows as a change.
+        """
+        bases = merge_bases(self.load_commit, ours, theirs)
+        if not bases:
+            return EMPTY_TREE_ID
+        tree = self.load_commit(bases[0]).tree
+        for other in bases[1:]:
+            inner = merge_bases(self.load_commit, bases[0], other)
+            inner_tree = self.load_commit(inner[0]).tree if inner else EMPTY_TREE_ID
+            outcome = merge_trees(self.trees, inner_tree, tree, self.load_commit(other).tree)
+            tree = self.trees.update(outcome.tree, {c.key: c.base for c in outcome.conflicts})
+        return tree
 
     def conflicts(self) -> tuple[ConflictInfo, ...]:
         """Return the unresolved conflicts of a stopped merge (empty otherwise)."""
@@ -929,7 +988,7 @@ class Repository:
         """Settle one conflict by taking ``ours`` or ``theirs`` for that memory."""
         if side not in ("ours", "theirs"):
             raise InvalidInputError(f"side must be 'ours' or 'theirs', got {side!r}")
-        with self.store.transaction():
+        with self.transaction():
             state = self.store.read_ref(refnames.MERGE_STATE)
             if state is None:
                 raise NothingToDoError("no merge conflicts to resolve")
@@ -947,7 +1006,6 @@ class Repository:
             chosen = conflict.theirs if side == "theirs" else conflict.ours
             new_stage = self.trees.update(stage_tree, {key: chosen})
             new_state = self.trees.update(from_hex(state), {key: None})
-            self.trees.flush()
             if new_stage != stage_tree:
                 self._move_ref(refnames.STAGE, stage_value, to_hex(new_stage))
             self._move_ref(refnames.MERGE_STATE, state, to_hex(new_state))
@@ -955,7 +1013,7 @@ class Repository:
 
     def abort_merge(self) -> None:
         """Drop a stopped merge and its staged result; HEAD is untouched."""
-        with self.store.transaction():
+        with self.transaction():
             if self.store.read_ref(refnames.MERGE_HEAD) is None:
                 raise NothingToDoError("no merge in progress")
             stage = self.store.read_ref(refnames.STAGE)

@@ -191,3 +191,19 @@ def test_usage_errors_exit_2(history: Cli, args: tuple[str, ...]) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("Error: ")
     assert history.state() == before
+
+
+def test_import_and_commit_is_all_or_nothing(history: Cli) -> None:
+    path = history.folder / "new.jsonl"
+    path.write_text('{"content": "imported fact"}\n')
+    before = history.state()
+    assert "author must be" in history.fails(5, "import", str(path), "--commit", "--author", "a\nb")
+    assert history.state() == before
+
+
+def test_a_folder_the_os_refuses_is_one_line_and_exit_1(history: Cli) -> None:
+    target = history.folder / "not-a-folder"
+    target.write_text("a file")
+    line = history.fails(1, "export", "-o", str(target / "out.jsonl"))
+    assert line.startswith("error: ")
+    assert "not-a-folder" in line

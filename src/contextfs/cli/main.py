@@ -35,6 +35,8 @@ from .jsonl import encode_atom, read_atoms
 AUTHOR_ENV = "CONTEXTFS_AUTHOR"
 #: Exit status after Ctrl-C, as shells report SIGINT.
 EXIT_INTERRUPTED = 130
+#: Exit status when the operating system refused a file or folder (as for any other error).
+EXIT_OS_ERROR = 1
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,6 +61,13 @@ class ContextFSGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except click.FileError as exc:  # click opened a file argument and the OS refused
+            click.echo(f"error: {exc.format_message()}", err=True)
+            ctx.exit(EXIT_OS_ERROR)
+        except OSError as exc:  # a file or folder the user named could not be used
+            where = f": {exc.filename!s}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(EXIT_OS_ERROR)
 
 
 def json_option(help_text: str = "Print machine-readable JSON on stdout.") -> Callable[[F], F]:
@@ -617,15 +626,17 @@ def import_command(
     if lines and not lines[-1].strip():
         lines.pop()
     now = datetime.now(UTC)
+    commit_text = message or f"Import memories from {Path(name).name}"
+    commit_author = author or default_author()
+    oid = None
     with render.import_progress(err_console(), len(lines)) as (check, stage):
         atoms = read_atoms(lines, now=now, progress=check, filename=name)
         stage(0, len(atoms))
-        ids = repo.add_atoms(atoms, progress=lambda n: stage(n, len(atoms)))
+        with repo.transaction():  # staged and committed together, or not at all
+            ids = repo.add_atoms(atoms, progress=lambda n: stage(n, len(atoms)))
+            if and_commit:
+                oid = repo.commit(commit_text, author=commit_author)
         stage(len(atoms), len(atoms))
-    oid = None
-    if and_commit:
-        text = message or f"Import {len(ids)} memories from {Path(name).name}"
-        oid = repo.commit(text, author=author or default_author())
     if as_json:
         emit_json({"ids": ids, "commit": oid})
         return

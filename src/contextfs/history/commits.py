@@ -67,6 +67,8 @@ def check_message(message: object) -> str:
     """Return a commit message if acceptable, else raise InvalidInputError."""
     if not isinstance(message, str):
         raise InvalidInputError(f"commit message must be text, got {type(message).__name__}")
+    if not message.strip():
+        raise InvalidInputError("commit message must not be empty")
     if len(message) > MAX_MESSAGE_LENGTH:
         raise InvalidInputError(f"commit message is longer than {MAX_MESSAGE_LENGTH} characters")
     return check_text(message, "commit message")

@@ -60,23 +60,35 @@ def merge_trees(trees: SnapshotTrees, base: bytes, ours: bytes, theirs: bytes) -
 
 
 def _merge_fields(base: bytes | None, ours: bytes | None, theirs: bytes | None) -> bytes | None:
-    """Merge one atom entry changed on both sides, or return None on a conflict."""
-    if base is None or ours is None or theirs is None:
+    """Merge one atom entry changed on both sides, or return None on a conflict.
+
+    Each field merges three ways. Two rules settle what would otherwise be
+    noise: when both sides set the timestamp (re-stating a fact refreshes it),
+    the later one wins; and when both sides added the same atom (no base), the
+    fields they agree on need no base at all.
+    """
+    if ours is None or theirs is None:
         return None
-    entries = [decode_entry(item) for item in (base, ours, theirs)]
-    if not all(isinstance(entry, AtomEntry) for entry in entries):
+    entries = [decode_entry(item) for item in (ours, theirs)]
+    mine, yours = entries
+    if not (isinstance(mine, AtomEntry) and isinstance(yours, AtomEntry)):
         return None
-    old, mine, yours = (e for e in entries if isinstance(e, AtomEntry))
-    fields = {}
+    old = decode_entry(base) if base is not None else None
+    if old is not None and not isinstance(old, AtomEntry):
+        return None
+    fields: dict[str, object] = {}
     for name in _FIELDS:
-        o, m, y = getattr(old, name), getattr(mine, name), getattr(yours, name)
-        if m == y or y == o:
+        m, y = getattr(mine, name), getattr(yours, name)
+        o = getattr(old, name) if old is not None else None
+        if m == y or (old is not None and y == o):
             fields[name] = m
-        elif m == o:
+        elif old is not None and m == o:
             fields[name] = y
+        elif name == "timestamp":
+            fields[name] = max(m, y)
         else:
             return None
-    return dataclasses.replace(mine, **fields).encode()
+    return dataclasses.replace(mine, **fields).encode()  # type: ignore[arg-type]
 
 
 def changed_fields(old: bytes, new: bytes) -> tuple[str, ...]:

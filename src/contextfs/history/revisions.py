@@ -12,7 +12,7 @@ import re
 from ..errors import UnknownRevisionError
 
 MAX_STEPS = 1_000_000
-_SUFFIX = re.compile(r"([~^])(\d*)")
+_SUFFIX = re.compile(r"([~^])([0-9]*)")
 
 
 def parse_revision(text: str) -> tuple[str, list[tuple[str, int]]]:
