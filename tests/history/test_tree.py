@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 
 import pytest
 from hypothesis import given, settings
@@ -164,3 +165,50 @@ def test_update_and_diff_agree_with_a_dict_model(
         if model.get(k) != new_model.get(k)
     )
     assert list(trees.diff(root, new_root)) == expected
+
+
+def ranked_item(n: int, relevance: float, timestamp: int) -> bytes:
+    from contextfs.model.objects import AtomEntry
+
+    return AtomEntry(atom_id=key_of(n), relevance=relevance, timestamp=timestamp).encode()
+
+
+def expected_order(entries: dict[int, tuple[float, int]], score=None) -> list[bytes]:  # type: ignore[no-untyped-def]
+    rank = score or (lambda r, t: r)
+    ordered = sorted(entries.items(), key=lambda e: (-rank(*e[1]), -e[1][1], key_of(e[0])))
+    return [ranked_item(n, r, t) for n, (r, t) in ordered]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.integers(0, 2000),
+        st.tuples(st.sampled_from([0.0, 0.25, 0.5, 1.0]) | st.floats(0, 1), st.integers(0, 5)),
+        max_size=300,
+    )
+)
+def test_ranked_yields_every_atom_in_rank_order(entries: dict[int, tuple[float, int]]) -> None:
+    trees = fresh()
+    root = trees.build(ranked_item(n, r, t) for n, (r, t) in entries.items())
+    assert list(trees.ranked(root)) == expected_order(entries)
+    decay = lambda r, t: r * 0.5 ** ((5 - t) / 2)  # noqa: E731 - newer is worth more
+    assert list(trees.ranked(root, decay)) == expected_order(entries, decay)
+
+
+def test_ranked_reads_few_nodes_for_the_first_entries() -> None:
+    store = CountingStore()
+    trees = SnapshotTrees(store, cache_size=1)
+    entries = {n: ((n * 7919 % 10007) / 10007, n % 1000) for n in range(20_000)}
+    root = trees.build(ranked_item(n, r, t) for n, (r, t) in entries.items())
+    trees.flush()
+    store.reads = 0
+    first = list(itertools.islice(trees.ranked(root), 10))
+    assert first == expected_order(entries)[:10]
+    assert store.reads < 80  # of about 1,300 nodes
+
+
+def test_ranked_skips_molecules() -> None:
+    trees = fresh()
+    molecule = canonical.encode([key_of(1), 1])
+    root = trees.build([molecule, ranked_item(2, 0.5, 1)])
+    assert list(trees.ranked(root)) == [ranked_item(2, 0.5, 1)]

@@ -11,6 +11,7 @@ encoding, including the type's kind and constraints (the seed hashed
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -160,6 +161,41 @@ class MoleculeEntry:
 
 
 SnapshotEntry = AtomEntry | MoleculeEntry
+
+
+#: The rank of an entry that has none (a molecule): below every atom.
+NO_RANK = (-1.0, -(2**63))
+_RELEVANCE_AT = 36  # 0x98, bin8 header (2), key (32), kind 0 -> float64 marker here
+_INT_FORMATS = {
+    0xCC: ">B",
+    0xCD: ">H",
+    0xCE: ">I",
+    0xCF: ">Q",
+    0xD0: ">b",
+    0xD1: ">h",
+    0xD2: ">i",
+    0xD3: ">q",
+}
+
+
+def entry_rank(item: bytes) -> tuple[float, int]:
+    """Return ``(relevance, timestamp)`` of an encoded entry without decoding it.
+
+    Tree nodes summarise their subtrees by these two values, which must be
+    read for every item written; the canonical layout puts them at fixed
+    places (see docs/FORMAT.md), so a few byte reads replace a full decode.
+    Molecule entries have no rank and get :data:`NO_RANK`.
+    """
+    if item[0] != 0x98 or item[35] != _ATOM_ITEM or item[_RELEVANCE_AT] != 0xCB:
+        return NO_RANK
+    (relevance,) = struct.unpack_from(">d", item, _RELEVANCE_AT + 1)
+    marker = item[_RELEVANCE_AT + 9]
+    if marker <= 0x7F:
+        return relevance, marker
+    if marker >= 0xE0:
+        return relevance, marker - 0x100
+    (timestamp,) = struct.unpack_from(_INT_FORMATS[marker], item, _RELEVANCE_AT + 10)
+    return relevance, timestamp
 
 
 def decode_entry(data: bytes) -> SnapshotEntry:
