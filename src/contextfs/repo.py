@@ -457,6 +457,7 @@ class Repository:
         if isinstance(memory, MemoryAtom):
             atom = memory
         else:
+            check_relevance(relevance)
             sig = type_sig if isinstance(type_sig, TypeSignature) else TypeSignature.parse(type_sig)
             atom = MemoryAtom(
                 memory,
@@ -500,6 +501,7 @@ class Repository:
         objects: list[tuple[bytes, str, bytes]] = []
         added: list[ObjectId] = []
         for count, atom in enumerate(add, 1):
+            check_relevance(atom.relevance_score)
             digest = atom.digest
             objects.append((digest, ATOM, atom.body))
             changes[digest] = atom.entry.encode()
@@ -520,6 +522,7 @@ class Repository:
             molecule.digest: MoleculeEntry(molecule.digest).encode()
         }
         for atom in molecule.atoms:
+            check_relevance(atom.relevance_score)
             objects.append((atom.digest, ATOM, atom.body))
             changes[atom.digest] = atom.entry.encode()
         with self.transaction():

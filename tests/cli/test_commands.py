@@ -168,7 +168,7 @@ def test_log_formats(repo_run: Cli) -> None:
     full = repo_run("log", "v1").stdout
     assert full.startswith(f"commit {ids[1]} (tag: v1)\nAuthor: tester\nDate:   ")
     assert "\n    commit 1\n" in full
-    assert "commit 2" not in full
+    assert "\n    commit 2\n" not in full
     assert len(repo_run.json("log", "-n", "2")) == 2
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from ..errors import InvalidInputError
-from ..model.objects import MemoryAtom
+from ..model.objects import MemoryAtom, check_relevance
 from ..model.types import TypeSignature
 from .render import iso_utc
 
@@ -224,7 +224,7 @@ def _relevance(value: object) -> float:
     if isinstance(value, int) and not 0 <= value <= 1:
         # Checked here: float() of a huge integer would overflow before the range check.
         raise InvalidInputError(f"relevance must be in [0, 1], got {value!r}")
-    return float(value)
+    return check_relevance(value)
 
 
 def _tags(value: object) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ from rich.console import Console, RenderableType
 from ..errors import ContextFSError, MergeConflictError
 from ..history.refs import DEFAULT_BRANCH
 from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
-from ..model.objects import MemoryAtom
+from ..model.objects import MemoryAtom, check_relevance
 from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
 from ..repo import DEFAULT_AUTHOR, Repository
@@ -202,6 +202,7 @@ def add(
     if not contents:
         raise click.UsageError("give at least one TEXT, or --stdin")
     type_sig = TypeSignature.parse(type_string)
+    check_relevance(relevance)
     moment = from_micros(now_micros())
     atoms = [
         MemoryAtom(

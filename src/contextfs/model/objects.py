@@ -50,12 +50,19 @@ def check_content(content: object) -> str:
     return content
 
 
-def check_relevance(value: object) -> float:
-    """Return ``value`` as a canonical relevance in [0, 1], else raise."""
+def check_relevance(value: object, *, upper: float | None = 1.0) -> float:
+    """Return ``value`` as a canonical relevance, else raise.
+
+    Stored relevance lives in [0, 1]. A bare :class:`MemoryAtom` -- the seed's
+    value type, whose demos score atoms up to 1.4 -- only needs a finite,
+    non-negative score (``upper=None``); the repository checks the bound when
+    the atom is staged.
+    """
+    span = f"in [0, {upper:g}]" if upper is not None else "finite and >= 0"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInputError(f"relevance must be a number in [0, 1], got {value!r}")
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise InvalidInputError(f"relevance must be in [0, 1], got {value!r}")
+        raise InvalidInputError(f"relevance must be a number {span}, got {value!r}")
+    if not (math.isfinite(value) and value >= 0.0 and (upper is None or value <= upper)):
+        raise InvalidInputError(f"relevance must be {span}, got {value!r}")
     return 0.0 if value == 0 else float(value)
 
 
@@ -257,7 +264,9 @@ class MemoryAtom:
             raise InvalidInputError(f"source must be text, got {self.source_hash!r}")
         check_text(self.source_hash, "source")
         object.__setattr__(self, "timestamp", from_micros(to_micros(self.timestamp)))
-        object.__setattr__(self, "relevance_score", check_relevance(self.relevance_score))
+        object.__setattr__(
+            self, "relevance_score", check_relevance(self.relevance_score, upper=None)
+        )
         object.__setattr__(self, "tags", check_tags(self.tags))
         _check_optional_text(self.abstract, "abstract")
         _check_optional_text(self.overview, "overview")
