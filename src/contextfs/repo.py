@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,7 +45,7 @@ from .history.commits import COMMIT, Commit, check_author, check_message, decode
 from .history.graph import is_ancestor, merge_bases, walk
 from .history.merge import changed_fields, decode_conflict, encode_conflict, merge_trees
 from .history.revisions import parse_revision
-from .history.tree import EMPTY_TREE_DATA, EMPTY_TREE_ID, TREE, SnapshotTrees, item_key
+from .history.tree import EMPTY_TREE_DATA, EMPTY_TREE_ID, TREE, Scorer, SnapshotTrees, item_key
 from .model import canonical
 from .model.canonical import Metadata
 from .model.ids import (
@@ -709,6 +710,27 @@ class Repository:
                     Change("changed", to_hex(key), old_memory, new_memory, changed_fields(a, b))
                 )
         return changes
+
+    def ranked_atoms(
+        self, revision: str = refnames.HEAD, *, score: Scorer | None = None, batch: int = 64
+    ) -> Iterator[MemoryAtom]:
+        """Yield ``revision``'s atoms best first, lazily.
+
+        Ranks by ``score(relevance, timestamp)`` (stored relevance by default;
+        see :func:`recency_scorer`), then newest, then id. Entries come from a
+        best-first walk of the snapshot tree and contents are read ``batch`` at
+        a time, so the first atoms of a huge snapshot arrive after a few reads
+        and memory stays bounded however far the caller iterates.
+        """
+        tree = self.load_commit(self._resolve(revision)).tree
+        entries = self.trees.ranked(tree, score)
+        while True:
+            chunk = [decode_entry(item) for item in itertools.islice(entries, batch)]
+            if not chunk:
+                return
+            for memory in self._load_memories(chunk):
+                assert isinstance(memory, MemoryAtom)
+                yield memory
 
     def snapshot(self, revision: str | None = refnames.HEAD) -> list[Memory]:
         """Return every memory in ``revision`` (None: the stage), in id order."""

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..errors import CorruptObjectError, MissingObjectError
+from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError
 from ..integrity.merkle import root as merkle_root
 from ..model import canonical
 from ..model.objects import NO_RANK, entry_rank
@@ -83,6 +84,26 @@ EMPTY_SUMMARY = Summary(0, *NO_RANK)
 
 #: Ranks an atom entry from its relevance and timestamp (never decreasing in either).
 Scorer = Callable[[float, int], float]
+
+
+def recency_scorer(half_life_seconds: float, now: int) -> Scorer:
+    """Rank by relevance times ``0.5 ** (age / half_life)``, age measured from ``now`` (µs).
+
+    Entries from the future count as age zero, so the score never exceeds the
+    relevance and never decreases as the timestamp grows, as :meth:`SnapshotTrees.ranked`
+    requires.
+    """
+    if not (half_life_seconds > 0 and math.isfinite(half_life_seconds)):
+        raise InvalidInputError(
+            f"half-life must be a positive number of seconds, got {half_life_seconds!r}"
+        )
+    half_life = half_life_seconds * 1_000_000
+
+    def score(relevance: float, timestamp: int) -> float:
+        age = max(0, now - timestamp)
+        return relevance * math.exp2(-age / half_life)
+
+    return score
 
 
 # A best-first work item: (-bound, -timestamp, key, kind, tie-break, node id, data, position).
