@@ -38,7 +38,7 @@ from .errors import (
     UncommittedChangesError,
     UnknownRevisionError,
 )
-from .expand.context import ExpandedContext, rank_key, render_line, select_lines
+from .expand.context import CompressedContext, ExpandedContext, rank_key, render_line, select_lines
 from .expand.tokens import Tokenizer, default_tokenizer
 from .history import refs as refnames
 from .history.commits import COMMIT, Commit, check_author, check_message, decode_commit
@@ -684,6 +684,27 @@ class Repository:
         commit = self.load_commit(oid)
         base = self.load_commit(commit.parents[0]).tree if commit.parents else EMPTY_TREE_ID
         return CommitInfo(to_hex(oid), commit), self._changes(base, commit.tree)
+
+    def compressed(self, revision: str = refnames.HEAD) -> CompressedContext:
+        """Return a commit's change as the seed's ``CompressedContext``.
+
+        ``base_hash`` is the first parent's id (None for a root commit); the
+        delta holds the added or changed atoms (with their entries), the added
+        molecules, and the ids removed. Expanding it with
+        ``ExpanderFunctor(repo)`` gives the commit's own snapshot.
+        """
+        info, changes = self.show(revision)
+        commit = info.commit
+        atoms = [c.new for c in changes if isinstance(c.new, MemoryAtom)]
+        molecules = [c.new for c in changes if isinstance(c.new, MemoryMolecule)]
+        removed: set[str] = {c.id for c in changes if c.status == "removed"}
+        return CompressedContext(
+            info.parents[0] if info.parents else None,
+            atoms,
+            molecules,
+            removed,
+            {"commit": info.id, "message": commit.message, "author": commit.author},
+        )
 
     def diff(self, old: str, new: str | None = None) -> list[Change]:
         """Return the entries that differ from revision ``old`` to ``new`` (None: the stage)."""

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
 
 from ..errors import (
     ConflictError,
@@ -70,6 +71,24 @@ def compact_atoms(atoms: Iterable[MemoryAtom]) -> list[MemoryAtom]:
     return kept
 
 
+@runtime_checkable
+class SnapshotSource(Protocol):
+    """What expansion needs from a repository: revisions and their memories.
+
+    :class:`~contextfs.repo.Repository` is one; with it, an expander expands
+    revisions and commit ids, and a CompressedContext's ``base_hash`` names a
+    commit rather than a stored context.
+    """
+
+    def resolve(self, revision: str) -> str:
+        """Return the full commit id ``revision`` names."""
+        ...
+
+    def snapshot(self, revision: str | None = ...) -> Sequence[MemoryAtom | MemoryMolecule]:
+        """Return every memory ``revision`` holds."""
+        ...
+
+
 class _State:
     """The raw (uncompacted) contents of one expanded context."""
 
@@ -79,6 +98,18 @@ class _State:
         self.atoms: dict[str, MemoryAtom] = {}
         self.molecules: dict[str, MemoryMolecule] = {}
         self.path: list[str] = []
+
+    @classmethod
+    def of_snapshot(cls, source: SnapshotSource, revision: str) -> _State:
+        state = cls()
+        commit = source.resolve(revision)
+        for memory in source.snapshot(commit):
+            if isinstance(memory, MemoryAtom):
+                state.atoms[memory.content_hash] = memory
+            else:
+                state.molecules[memory.molecule_hash] = memory
+        state.path.append(commit)
+        return state
 
     def copy(self) -> _State:
         twin = _State()
@@ -102,12 +133,15 @@ class _State:
 
 
 class ExpanderFunctor:
-    """Expands contexts from a :class:`ContextStore`, caching recent results.
+    """Expands contexts from a :class:`ContextStore` or a repository, caching recent results.
 
     Not thread-safe: give each thread its own expander.
 
     Args:
-        store: Where base contexts are read from (only ``get`` is used).
+        store: Where base contexts are read from: a seed :class:`ContextStore`
+            (only ``get`` is used), or a :class:`SnapshotSource` such as a
+            ``Repository``, whose commits serve as bases and which also expands
+            revisions directly at a cost independent of history depth.
         cache_size: How many expanded states to keep (least recently used are
             dropped); 0 disables the cache.
         tokenizer: Counts ``total_tokens_estimate``; cl100k_base by default.
@@ -120,7 +154,7 @@ class ExpanderFunctor:
 
     def __init__(
         self,
-        store: ContextStore,
+        store: ContextStore | SnapshotSource,
         cache_size: int = 128,
         *,
         tokenizer: Tokenizer | None = None,
@@ -134,10 +168,12 @@ class ExpanderFunctor:
         self.compact = compact
         self._cache: OrderedDict[str, _State] = OrderedDict()
 
-    def expand(self, compressed: CompressedContext) -> ExpandedContext:
+    def expand(self, compressed: CompressedContext | str) -> ExpandedContext:
         """Materialise ``compressed`` on top of its base chain.
 
-        ``compressed`` itself need not be stored; its bases must be.
+        ``compressed`` itself need not be stored; its bases must be. With a
+        repository as the store, ``compressed`` may also be a revision or
+        commit id, and a context's ``base_hash`` names a commit.
 
         Returns:
             The atoms (ranked, compacted), molecules, the path of context ids
@@ -171,12 +207,31 @@ class ExpanderFunctor:
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
-    def _build(self, compressed: CompressedContext) -> _State:
+    def _build(self, compressed: CompressedContext | str) -> _State:
         """Return the state of ``compressed``; a cached one must not be mutated."""
+        if isinstance(compressed, str):
+            if not isinstance(self.store, SnapshotSource):
+                raise InvalidInputError("only a repository-backed expander expands revisions")
+            commit = self.store.resolve(compressed)
+            state = self._cached(commit) or _State.of_snapshot(self.store, commit)
+            self._remember(commit, state)
+            return state
         target = compressed.context_hash
         cached = self._cached(target)
         if cached is not None:
             return cached
+        if isinstance(self.store, SnapshotSource):
+            source = self.store
+            base = compressed.base_hash
+            if base is None:
+                state = _State()
+            else:
+                commit = source.resolve(base)
+                cached_base = self._cached(commit)
+                state = cached_base.copy() if cached_base else _State.of_snapshot(source, commit)
+            state.apply(compressed, target)
+            self._remember(target, state)
+            return state
         chain: list[tuple[str, CompressedContext]] = [(target, compressed)]
         seen: set[str] = {target}
         start: _State | None = None
