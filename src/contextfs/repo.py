@@ -39,6 +39,7 @@ from .errors import (
     UnknownRevisionError,
 )
 from .expand.context import CompressedContext, ExpandedContext, rank_key, render_line, select_lines
+from .expand.lattice import RelevanceLattice
 from .expand.tokens import Tokenizer, default_tokenizer
 from .history import refs as refnames
 from .history.commits import COMMIT, Commit, check_author, check_message, decode_commit
@@ -69,6 +70,7 @@ from .model.objects import (
     decode_atom,
     decode_entry,
     decode_molecule,
+    is_molecule_item,
 )
 from .model.timeutil import from_micros, now_micros
 from .model.types import TypeSignature
@@ -78,6 +80,9 @@ from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 
 DEFAULT_AUTHOR = "anonymous"
+#: The molecule type and relation that store a snapshot's relevance lattice.
+LATTICE_TYPE = TypeSignature("RelevanceLattice")
+LATTICE_RELATION = "more_relevant"
 #: Decoded commits kept per repository object (oldest dropped first).
 COMMIT_CACHE_SIZE = 16384
 
@@ -825,6 +830,74 @@ class Repository:
             total_tokens_estimate=counter.count("\n".join(lines)),
             type_summary=summary,
         )
+
+    def molecules(self, revision: str | None = refnames.HEAD) -> list[MemoryMolecule]:
+        """Return the molecules ``revision`` (None: the stage) holds.
+
+        Only molecule entries are decoded, so the scan costs little per atom.
+        """
+        tree = self._tree_of(revision)
+        keys = [item_key(item) for item in self.trees.items(tree) if is_molecule_item(item)]
+        return [self._load_molecule(key) for key in keys]
+
+    def relevance_lattice(self, revision: str | None = refnames.HEAD) -> RelevanceLattice:
+        """Return the "more relevant than" order recorded in ``revision`` (None: the stage).
+
+        The lattice is versioned like every memory: it is stored as a molecule
+        of type ``RelevanceLattice`` whose ``more_relevant`` relation holds its
+        edges, and :meth:`expand` honours it when ranking.
+        """
+        lattice = RelevanceLattice()
+        for molecule in self.molecules(revision):
+            if molecule.molecule_type == LATTICE_TYPE:
+                ids = [atom.content_hash for atom in molecule.atoms]
+                for node in ids:
+                    lattice.add_node(node)
+                for higher, lower in molecule.relations.get(LATTICE_RELATION, ()):
+                    lattice.add_edge(ids[higher], ids[lower])
+        return lattice
+
+    def add_relevance_edge(self, higher: str, lower: str) -> ObjectId:
+        """Stage the fact that memory ``higher`` is more relevant than ``lower``.
+
+        Both are id prefixes of atoms in the stage. The lattice molecule is
+        rewritten in the stage (atoms keep their entries).
+
+        Returns:
+            The id of the new lattice molecule.
+
+        Raises:
+            LatticeCycleError: ``lower`` is already above ``higher``.
+        """
+        with self.transaction():
+            keys = []
+            for ref in (higher, lower):
+                key, item = self._staged_key(ref)
+                if is_molecule_item(item):
+                    raise InvalidInputError(f"{ref!r} is a molecule; the lattice orders atoms")
+                keys.append(to_hex(key))
+            old = [m for m in self.molecules(None) if m.molecule_type == LATTICE_TYPE]
+            lattice = self.relevance_lattice(None)
+            lattice.add_edge(keys[0], keys[1])
+            nodes = list(lattice)
+            atoms = tuple(self._staged_atom(node) for node in nodes)
+            index = {node: i for i, node in enumerate(nodes)}
+            edges = tuple((index[h], index[lo]) for h, lo in lattice.edges())
+            molecule = MemoryMolecule(atoms, {LATTICE_RELATION: edges}, LATTICE_TYPE, {})
+            changes: dict[bytes, bytes | None] = {m.digest: None for m in old}
+            changes[molecule.digest] = MoleculeEntry(molecule.digest).encode()
+            self._write_stage(changes, [(molecule.digest, MOLECULE, molecule.encode())])
+        return molecule.molecule_hash
+
+    def _staged_atom(self, atom_id: str) -> MemoryAtom:
+        found = self.get(atom_id)
+        assert isinstance(found, MemoryAtom)
+        return found
+
+    def _tree_of(self, revision: str | None) -> bytes:
+        if revision is None:
+            return self._stage_tree()[0]
+        return self.load_commit(self._resolve(revision)).tree
 
     # -- moving between versions ----------------------------------------------
 

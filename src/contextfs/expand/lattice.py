@@ -13,7 +13,8 @@ above ``b``, as in any lattice. The order need not be a true lattice, so
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import heapq
+from collections.abc import Iterator, Mapping, Sequence
 
 from ..errors import InvalidInputError
 
@@ -83,6 +84,36 @@ class RelevanceLattice:
         self.add_node(lower)
         self._down[higher].add(lower)
         self._up[lower].add(higher)
+
+    def add_relevance_edge(self, higher: str, lower: str) -> None:
+        """The seed companion's name for :meth:`add_edge`."""
+        self.add_edge(higher, lower)
+
+    def order(self, ranked: Sequence[str]) -> list[str]:
+        """Reorder ``ranked`` as little as possible so every edge among its nodes holds.
+
+        A node never comes before one the lattice says is more relevant (among
+        the nodes in ``ranked``); otherwise the given order is kept: at each
+        step the earliest node whose more-relevant nodes have all been placed
+        goes next. Nodes the lattice does not know keep their places in that
+        order too. Linear in the nodes plus the edges among them (times a log).
+        """
+        position = {node: index for index, node in enumerate(ranked)}
+        waiting = {
+            node: sum(1 for up in _reach(node, self._up) if up in position) for node in ranked
+        }
+        ready = [index for index, node in enumerate(ranked) if waiting[node] == 0]
+        heapq.heapify(ready)
+        result: list[str] = []
+        while ready:
+            node = ranked[heapq.heappop(ready)]
+            result.append(node)
+            for lower in _reach(node, self._down):
+                if lower in position:
+                    waiting[lower] -= 1
+                    if waiting[lower] == 0:
+                        heapq.heappush(ready, position[lower])
+        return result
 
     def edges(self) -> list[tuple[str, str]]:
         """Return every ``(higher, lower)`` edge, sorted."""

@@ -185,6 +185,11 @@ _INT_FORMATS = {
 }
 
 
+def is_molecule_item(item: bytes) -> bool:
+    """Return True if an encoded entry holds a molecule (read without decoding)."""
+    return item[0] == 0x92 and item[35] == _MOLECULE_ITEM
+
+
 def entry_rank(item: bytes) -> tuple[float, int]:
     """Return ``(relevance, timestamp)`` of an encoded entry without decoding it.
 
