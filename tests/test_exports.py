@@ -26,6 +26,8 @@ SEED_VOCABULARY = {
     "IncrementalExpander",
     "ContextQuery",
     "RelevanceLattice",
+    "StreamingExpander",
+    "ExpansionChunk",
 }
 
 

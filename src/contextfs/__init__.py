@@ -27,10 +27,13 @@ from .expand import ContextQuery as ContextQuery
 from .expand import ContextStore as ContextStore
 from .expand import ExpandedContext as ExpandedContext
 from .expand import ExpanderFunctor as ExpanderFunctor
+from .expand import ExpansionChunk as ExpansionChunk
 from .expand import IncrementalExpander as IncrementalExpander
 from .expand import InMemoryContextStore as InMemoryContextStore
 from .expand import ObjectContextStore as ObjectContextStore
+from .expand import Receipt as Receipt
 from .expand import RelevanceLattice as RelevanceLattice
+from .expand import StreamingExpander as StreamingExpander
 from .expand import TiktokenTokenizer as TiktokenTokenizer
 from .expand import Tokenizer as Tokenizer
 from .expand import WordEstimateTokenizer as WordEstimateTokenizer
@@ -83,6 +86,7 @@ __all__ = [
     "CorruptObjectError",
     "ExpandedContext",
     "ExpanderFunctor",
+    "ExpansionChunk",
     "InMemoryContextStore",
     "IncrementalExpander",
     "InvalidInputError",
@@ -96,6 +100,7 @@ __all__ = [
     "NothingToDoError",
     "ObjectContextStore",
     "ObjectId",
+    "Receipt",
     "RelevanceLattice",
     "Repository",
     "RepositoryExistsError",
@@ -105,6 +110,7 @@ __all__ = [
     "Status",
     "Store",
     "StoreError",
+    "StreamingExpander",
     "TiktokenTokenizer",
     "Tokenizer",
     "TypeSignature",

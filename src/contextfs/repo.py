@@ -21,6 +21,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ from .errors import (
 )
 from .expand.context import CompressedContext, ExpandedContext, rank_key, render_line, select_lines
 from .expand.lattice import RelevanceLattice
+from .expand.stream import ExpansionChunk, iter_chunks
 from .expand.tokens import Tokenizer, default_tokenizer
 from .history import refs as refnames
 from .history.commits import COMMIT, Commit, check_author, check_message, decode_commit
@@ -829,6 +831,34 @@ class Repository:
             expansion_path=[to_hex(oid)],
             total_tokens_estimate=counter.count("\n".join(lines)),
             type_summary=summary,
+        )
+
+    def stream(
+        self,
+        revision: str = refnames.HEAD,
+        *,
+        chunk_size: int = 10,
+        max_tokens_per_chunk: int = 500,
+        relevance_threshold: float = 0.0,
+        half_life_seconds: float | None = None,
+        tokenizer: Tokenizer | None = None,
+        now: datetime | None = None,
+    ) -> Iterator[ExpansionChunk]:
+        """Stream ``revision``'s atoms best first in chunks that respect both limits, lazily.
+
+        The first chunk costs about ``chunk_size`` atom reads whatever the
+        snapshot's size. For an asyncio consumer with backpressure across a
+        thread, use :class:`~contextfs.expand.stream.StreamingExpander`.
+        """
+        return iter_chunks(
+            self,
+            revision,
+            chunk_size=chunk_size,
+            max_tokens_per_chunk=max_tokens_per_chunk,
+            relevance_threshold=relevance_threshold,
+            half_life_seconds=half_life_seconds,
+            tokenizer=tokenizer,
+            now=now,
         )
 
     def molecules(self, revision: str | None = refnames.HEAD) -> list[MemoryMolecule]:

@@ -20,6 +20,21 @@ from .expander import compaction_key as compaction_key
 from .lattice import LatticeCycleError as LatticeCycleError
 from .lattice import RelevanceLattice as RelevanceLattice
 from .query import ContextQuery as ContextQuery
+from .receipt import Receipt as Receipt
+from .receipt import ReceiptMismatch as ReceiptMismatch
+from .receipt import ReceiptVerification as ReceiptVerification
+from .receipt import build_receipt as build_receipt
+from .receipt import prompt_sha256 as prompt_sha256
+from .receipt import verify as verify
+from .receipt import verify_receipt as verify_receipt
+from .render import Selection as Selection
+from .render import check_format as check_format
+from .render import fit as fit
+from .render import render as render
+from .stream import ExpansionChunk as ExpansionChunk
+from .stream import StreamingExpander as StreamingExpander
+from .stream import chunk_atoms as chunk_atoms
+from .stream import iter_chunks as iter_chunks
 from .tokens import TiktokenTokenizer as TiktokenTokenizer
 from .tokens import Tokenizer as Tokenizer
 from .tokens import WordEstimateTokenizer as WordEstimateTokenizer
@@ -31,18 +46,33 @@ __all__ = [
     "ContextStore",
     "ExpandedContext",
     "ExpanderFunctor",
+    "ExpansionChunk",
     "InMemoryContextStore",
     "IncrementalExpander",
     "LatticeCycleError",
     "ObjectContextStore",
+    "Receipt",
+    "ReceiptMismatch",
+    "ReceiptVerification",
     "RelevanceLattice",
+    "Selection",
+    "StreamingExpander",
     "TiktokenTokenizer",
     "Tokenizer",
     "WordEstimateTokenizer",
+    "build_receipt",
+    "check_format",
+    "chunk_atoms",
     "compact_atoms",
     "compaction_key",
     "decode_context",
     "default_tokenizer",
+    "fit",
+    "iter_chunks",
+    "prompt_sha256",
     "rank_key",
+    "render",
     "render_line",
+    "verify",
+    "verify_receipt",
 ]

@@ -25,11 +25,14 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from types import TracebackType
+from typing import TypeVar
 
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, StoredObject
 
 _HEX_DIGITS = frozenset(string.hexdigits.lower())
+
+_T = TypeVar("_T")
 
 
 def checked_objects(objects: Iterable[tuple[bytes, str, bytes]]) -> list[tuple[bytes, str, bytes]]:
@@ -78,6 +81,8 @@ class MemoryStore:
         # Undo steps of the open transaction, replayed in reverse on rollback.
         self._journal: list[Callable[[], object]] = []
         self._closed = False
+        # Objects that live and roll back with this store, such as its search index.
+        self._extensions: dict[type, object] = {}
 
     def __enter__(self) -> MemoryStore:
         return self
@@ -232,6 +237,30 @@ class MemoryStore:
                 self._depth -= 1
                 if not self._depth:
                     self._journal.clear()
+
+    def on_rollback(self, undo: Callable[[], object]) -> None:
+        """Run ``undo`` if the open transaction rolls back.
+
+        State kept beside the store (its search index) registers here so it
+        rolls back with the objects. Undo steps run in reverse order of
+        registration. Outside a transaction a write is already final, so
+        ``undo`` is dropped.
+        """
+        with self._lock:
+            if self._depth:
+                self._journal.append(undo)
+
+    def extension(self, kind: type[_T], factory: Callable[[], _T]) -> _T:
+        """Return the one ``kind`` object attached to this store, made by ``factory`` on first use.
+
+        Lets a companion such as the search index be found again from the store
+        alone, one instance per store object, living exactly as long as it.
+        """
+        with self._lock:
+            found = self._extensions.get(kind)
+            if not isinstance(found, kind):
+                found = self._extensions[kind] = factory()
+            return found
 
     def _rollback(self) -> None:
         for undo in reversed(self._journal):

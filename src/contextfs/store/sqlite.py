@@ -52,7 +52,26 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "INSERT INTO meta (key, value) VALUES ('format', '1')",  # must equal FORMAT
         ),
     ),
+    (
+        2,
+        "create the full-text search index",
+        (
+            # Contentless (content=''): the text lives once, in the atom objects;
+            # the FTS5 table keeps only the inverted index and token counts.
+            "CREATE VIRTUAL TABLE search_fts USING fts5("
+            "body, content='', tokenize='unicode61 remove_diacritics 2')",
+            # FTS5 rows are keyed by integer rowid; this maps them to atom ids.
+            "CREATE TABLE search_ids (rowid INTEGER PRIMARY KEY, id BLOB UNIQUE NOT NULL)",
+            # SQL cannot decode atom bodies, so a store that already holds atoms is
+            # marked for a backfill that contextfs.search.sqlite_fts runs on first use.
+            "INSERT INTO meta (key, value) SELECT 'search_backfill', 'pending'"
+            " WHERE EXISTS (SELECT 1 FROM objects WHERE kind = 'atom')",
+        ),
+    ),
 )
+
+#: Schema steps that create FTS5 tables, so need an SQLite built with FTS5.
+FTS5_STEPS: Final = frozenset({2})
 
 _CREATE_MIGRATIONS_TABLE: Final = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("
@@ -90,6 +109,37 @@ def id_range(hex_prefix: str) -> tuple[bytes, bytes | None]:
     stem = top.rstrip(b"\xff")
     high = stem[:-1] + bytes([stem[-1] + 1]) if stem else None
     return low, high
+
+
+def fts5_available(conn: sqlite3.Connection) -> bool:
+    """Return whether the linked SQLite can create FTS5 tables.
+
+    The compile option answers for builds with FTS5 built in; otherwise a probe
+    table in the connection's private ``temp`` schema catches FTS5 loaded as an
+    extension.
+    """
+    (built_in,) = conn.execute("SELECT sqlite_compileoption_used('ENABLE_FTS5')").fetchone()
+    if built_in:
+        return True
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.contextfs_fts5_probe USING fts5(x)")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp.contextfs_fts5_probe")
+    return True
+
+
+def require_fts5(conn: sqlite3.Connection, path: Path) -> None:
+    """Raise a one-line :class:`StoreError` unless the linked SQLite has FTS5.
+
+    Raises:
+        StoreError: FTS5 is missing.
+    """
+    if not fts5_available(conn):
+        raise StoreError(
+            f"store {str(path)!r}: SQLite {sqlite3.sqlite_version} was built without FTS5,"
+            " which ContextFS needs for full-text search; use a Python whose sqlite3 has FTS5"
+        )
 
 
 def _utc_now() -> str:
@@ -202,6 +252,22 @@ class SqliteStore:
                 _rollback(conn)
                 raise
 
+    @contextmanager
+    def connection(self, *, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """Lend the guarded connection to a module that keeps its own tables in this file.
+
+        The body holds the store's lock and its SQLite errors become
+        :class:`StoreError`, as in every method here. With ``write`` it runs
+        inside the open transaction, or in a short ``BEGIN IMMEDIATE`` one of its
+        own that commits when the body returns and rolls back if it raises.
+        Callers bind every value as a parameter.
+
+        Raises:
+            StoreError: the store is closed, the transaction was aborted, or SQLite failed.
+        """
+        with self._write() if write else self._guard() as conn:
+            yield conn
+
     def _configure(self, create: bool, busy_timeout: float) -> None:
         with self._guard() as conn:
             # PRAGMAs take no parameters; the value is an int computed here.
@@ -214,6 +280,8 @@ class SqliteStore:
             if self._pending_steps(conn, create):
                 with self._write():
                     pending = self._pending_steps(conn, create)
+                    if any(step in FTS5_STEPS for step, _, _ in pending):
+                        require_fts5(conn, self._path)
                     conn.execute(_CREATE_MIGRATIONS_TABLE)
                     for step, name, statements in pending:
                         for sql in statements:

@@ -1,0 +1,142 @@
+"""The search port: full-text search over atom content, kept in step with a store.
+
+A :class:`SearchIndex` maps atom ids to the words of their content. It lives
+beside a :class:`~contextfs.store.base.Store` and shares its transactions: text
+indexed inside ``with store.transaction():`` commits or rolls back with the
+objects written there, so the index never names an atom the store lacks.
+
+Invariants every backend keeps (held by :mod:`contextfs.testing.search_contract`):
+
+* Indexing is idempotent: an id already indexed is skipped (atoms are
+  content-addressed, so its text cannot differ).
+* Queries are untrusted text parsed by :func:`~contextfs.search.query.parse_query`;
+  no query string raises anything but the empty-query
+  :class:`~contextfs.errors.InvalidInputError`.
+* Results are ranked by Okapi BM25 exactly as SQLite FTS5's ``bm25()``
+  (k1 = 1.2, b = 0.75), higher is better, ties broken by ascending id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Final, Protocol, runtime_checkable
+
+from contextfs.errors import ContextFSError, CorruptObjectError, InvalidInputError
+from contextfs.model.objects import ATOM, decode_atom
+from contextfs.search.query import Mode
+from contextfs.store.base import Store
+
+#: Ids and texts are validated and written this many at a time.
+BATCH: Final = 1000
+
+
+class UnsupportedStoreError(ContextFSError, TypeError):
+    """No search backend exists for this kind of store."""
+
+
+@runtime_checkable
+class SearchIndex(Protocol):
+    """Full-text search over atom content, transactional with its store."""
+
+    def index_texts(self, items: Iterable[tuple[bytes, str]]) -> None:
+        """Index ``(atom id, content)`` pairs; ids already indexed are skipped.
+
+        Raises:
+            InvalidInputError: an id is not 32 bytes or a text is not a string;
+                nothing is indexed.
+        """
+        ...
+
+    def search(self, query: str, *, limit: int, mode: Mode = "any") -> list[tuple[bytes, float]]:
+        """Return up to ``limit`` ``(atom id, score)`` pairs, best first, ties by id.
+
+        Args:
+            query: untrusted text: words, ``"quoted phrases"``, ``prefix*``.
+            limit: the most results to return; 0 or less returns none.
+            mode: "any" matches documents holding at least one term, ranked so
+                more matching terms rank higher; "all" requires every term.
+
+        Raises:
+            InvalidInputError: the query has no words, or ``mode`` is unknown.
+        """
+        ...
+
+    def reindex(self, texts: Iterable[tuple[bytes, str]]) -> int:
+        """Replace the whole index with ``texts``; return how many atoms it now holds."""
+        ...
+
+    def count(self) -> int:
+        """Return how many atoms are indexed."""
+        ...
+
+
+def check_limit(limit: object) -> int:
+    """Return ``limit`` if it is an int (not a bool), else raise :class:`InvalidInputError`."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidInputError(f"search limit must be an integer, got {limit!r}")
+    return limit
+
+
+def checked_texts(items: Iterable[tuple[bytes, str]]) -> list[tuple[bytes, str]]:
+    """Materialise and validate ``(id, text)`` pairs, keeping the first of repeated ids.
+
+    Raises:
+        InvalidInputError: an id is not 32 bytes or a text is not a string.
+    """
+    rows: dict[bytes, str] = {}
+    for oid, text in items:
+        if not isinstance(oid, bytes) or len(oid) != 32:
+            raise InvalidInputError(f"atom id must be 32 bytes, got {oid!r}")
+        if not isinstance(text, str):
+            raise InvalidInputError(f"atom text must be a string, got {type(text).__name__}")
+        rows.setdefault(oid, text)
+    return list(rows.items())
+
+
+def checked_batches(items: Iterable[tuple[bytes, str]]) -> Iterator[list[tuple[bytes, str]]]:
+    """Yield validated batches of at most :data:`BATCH` pairs without materialising them all."""
+    iterator = iter(items)
+    while batch := checked_texts(islice(iterator, BATCH)):
+        yield batch
+
+
+def atom_texts(store: Store) -> Iterator[tuple[bytes, str]]:
+    """Yield ``(atom id, content)`` for every atom in ``store``, by id, for (re)indexing.
+
+    An atom that does not decode is skipped: ``contextfs verify`` names it, and
+    search simply cannot find it. Use ``index.reindex(atom_texts(store))`` to
+    rebuild an index, for example after purging content.
+    """
+    for oid, _, data in store.iter_objects(ATOM):
+        try:
+            _, content = decode_atom(data)
+        except CorruptObjectError:
+            continue
+        yield oid, content
+
+
+def search_index_for(store: Store) -> SearchIndex:
+    """Return the search index that lives beside ``store``.
+
+    A :class:`~contextfs.store.memory.MemoryStore` gets the same
+    :class:`~contextfs.search.memory.MemorySearchIndex` every time (its postings
+    live as long as the store); a :class:`~contextfs.store.sqlite.SqliteStore`
+    gets a :class:`~contextfs.search.sqlite_fts.SqliteSearchIndex` over the FTS5
+    tables in its file.
+
+    Raises:
+        UnsupportedStoreError: no search backend exists for this store type.
+        StoreError: the SQLite library lacks FTS5.
+    """
+    # Imported here: both backends import this module's helpers.
+    from contextfs.search.memory import MemorySearchIndex
+    from contextfs.search.sqlite_fts import SqliteSearchIndex
+    from contextfs.store.memory import MemoryStore
+    from contextfs.store.sqlite import SqliteStore
+
+    if isinstance(store, MemoryStore):
+        return MemorySearchIndex.for_store(store)
+    if isinstance(store, SqliteStore):
+        return SqliteSearchIndex(store)
+    raise UnsupportedStoreError(f"no full-text search backend for {type(store).__name__!r} stores")

@@ -1,0 +1,230 @@
+"""The in-memory search backend: an inverted index ranked exactly like FTS5's ``bm25()``.
+
+The reference twin of :mod:`contextfs.search.sqlite_fts` for
+:class:`~contextfs.store.memory.MemoryStore`. It tokenizes with
+:func:`~contextfs.search.query.tokenize` (FTS5's ``unicode61 remove_diacritics 2``
+rule) and scores with the same formula, in the same floating-point order, as
+SQLite's ``fts5_aux.c``: per phrase ``idf = ln((N - n + 0.5) / (n + 0.5))``
+(floored at 1e-6) and ``idf * f * (k1 + 1) / (f + k1 * (1 - b + b * D / avgdl))``
+summed over the query's phrases, where ``f`` counts the phrase's occurrences in
+the document and ``D`` its length in tokens. Same corpus, same query: same order.
+
+Every write runs inside the store's transaction and registers an undo step with
+it (:meth:`MemoryStore.on_rollback`), so the index rolls back with the objects.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Final
+
+from contextfs.search.base import check_limit, checked_texts
+from contextfs.search.query import Mode, Phrase, check_mode, parse_query, term_key, tokenize
+from contextfs.store.memory import MemoryStore
+
+#: BM25 constants, as FTS5's ``bm25()`` uses them.
+K1: Final = 1.2
+B: Final = 0.75
+#: FTS5's floor for the IDF of a term found in more than half the documents.
+MIN_IDF: Final = 1e-6
+
+Postings = dict[bytes, list[int]]
+
+
+@dataclass
+class _Corpus:
+    """Postings (term -> id -> positions) plus the lengths BM25 needs."""
+
+    docs: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
+    postings: dict[str, Postings] = field(default_factory=dict)
+    total_tokens: int = 0
+    _vocabulary: list[str] | None = None  # sorted terms, rebuilt after the vocabulary changes
+
+    def add(self, oid: bytes, text: str) -> bool:
+        """Index one document; return False if ``oid`` was already indexed."""
+        if oid in self.docs:
+            return False
+        terms = tuple(term_key(token) for token in tokenize(text))
+        self.docs[oid] = terms
+        self.total_tokens += len(terms)
+        for position, term in enumerate(terms):
+            by_doc = self.postings.get(term)
+            if by_doc is None:
+                by_doc = self.postings[term] = {}
+                self._vocabulary = None
+            by_doc.setdefault(oid, []).append(position)
+        return True
+
+    def remove(self, oid: bytes) -> None:
+        """Forget one document (the undo of :meth:`add`)."""
+        terms = self.docs.pop(oid, None)
+        if terms is None:
+            return
+        self.total_tokens -= len(terms)
+        for term in set(terms):
+            by_doc = self.postings[term]
+            del by_doc[oid]
+            if not by_doc:
+                del self.postings[term]
+                self._vocabulary = None
+
+    def terms_with_prefix(self, prefix: str) -> list[str]:
+        """Return every indexed term starting with ``prefix``, via a sorted vocabulary."""
+        if self._vocabulary is None:
+            self._vocabulary = sorted(self.postings)
+        vocabulary = self._vocabulary
+        found = []
+        for term in vocabulary[bisect_left(vocabulary, prefix) :]:
+            if not term.startswith(prefix):
+                break
+            found.append(term)
+        return found
+
+    def _positions(self, token: str, prefix: bool) -> Postings:
+        key = term_key(token)
+        if not prefix:
+            return self.postings.get(key, {})
+        merged: Postings = {}
+        for term in self.terms_with_prefix(key):
+            for oid, positions in self.postings[term].items():
+                merged.setdefault(oid, []).extend(positions)
+        return merged
+
+    def phrase_hits(self, phrase: Phrase) -> dict[bytes, int]:
+        """Return ``id -> occurrences`` of ``phrase`` (overlapping ones count, as in FTS5)."""
+        last = len(phrase.tokens) - 1
+        lists = [
+            self._positions(token, phrase.prefix and i == last)
+            for i, token in enumerate(phrase.tokens)
+        ]
+        if len(lists) == 1:
+            return {oid: len(positions) for oid, positions in lists[0].items()}
+        common = set(min(lists, key=len).keys())
+        for by_doc in lists:
+            common.intersection_update(by_doc)
+        hits: dict[bytes, int] = {}
+        for oid in common:
+            later = [set(by_doc[oid]) for by_doc in lists[1:]]
+            count = sum(
+                all(start + offset in positions for offset, positions in enumerate(later, 1))
+                for start in lists[0][oid]
+            )
+            if count:
+                hits[oid] = count
+        return hits
+
+
+def _idf(rows: int, hits: int) -> float:
+    """FTS5's IDF: ``ln((N - n + 0.5) / (n + 0.5))``, floored at 1e-6 so it stays positive."""
+    idf = math.log((rows - hits + 0.5) / (hits + 0.5))
+    return idf if idf > 0.0 else MIN_IDF
+
+
+class MemorySearchIndex:
+    """A :class:`~contextfs.search.base.SearchIndex` for one :class:`MemoryStore`.
+
+    Get it with :func:`~contextfs.search.search_index_for` or :meth:`for_store`,
+    which return the same instance for the same store. Every call holds the
+    store's lock (through its transaction), so other threads never see text a
+    transaction has not committed.
+    """
+
+    def __init__(self, store: MemoryStore) -> None:
+        """Make an empty index beside ``store``; prefer :meth:`for_store`."""
+        self._store = store
+        self._corpus = _Corpus()
+
+    @classmethod
+    def for_store(cls, store: MemoryStore) -> MemorySearchIndex:
+        """Return the index attached to ``store``, creating it on first use."""
+        return store.extension(cls, partial(cls, store))
+
+    def index_texts(self, items: Iterable[tuple[bytes, str]]) -> None:
+        """Index ``(atom id, content)`` pairs; ids already indexed are skipped.
+
+        Raises:
+            InvalidInputError: an id is not 32 bytes or a text is not a string;
+                nothing is indexed.
+            StoreError: the store is closed.
+        """
+        rows = checked_texts(items)
+        with self._store.transaction():
+            corpus = self._corpus
+            added: list[bytes] = []
+            # Registered first, so even a write cut short is undone with the store.
+            self._store.on_rollback(partial(_remove_all, corpus, added))
+            for oid, text in rows:
+                if corpus.add(oid, text):
+                    added.append(oid)
+
+    def reindex(self, texts: Iterable[tuple[bytes, str]]) -> int:
+        """Replace the whole index with ``texts``; return how many atoms it now holds.
+
+        Raises:
+            InvalidInputError: an id or text is malformed; the index is unchanged.
+        """
+        rows = checked_texts(texts)
+        corpus = _Corpus()
+        for oid, text in rows:
+            corpus.add(oid, text)
+        with self._store.transaction():
+            self._store.on_rollback(partial(setattr, self, "_corpus", self._corpus))
+            self._corpus = corpus
+            return len(corpus.docs)
+
+    def count(self) -> int:
+        """Return how many atoms are indexed."""
+        with self._store.transaction():
+            return len(self._corpus.docs)
+
+    def search(self, query: str, *, limit: int, mode: Mode = "any") -> list[tuple[bytes, float]]:
+        """Return up to ``limit`` ``(atom id, score)`` pairs, best first, ties by id.
+
+        Raises:
+            InvalidInputError: the query has no words, or ``mode`` or ``limit`` is invalid.
+            StoreError: the store is closed.
+        """
+        mode = check_mode(mode)
+        parsed = parse_query(query)
+        limit = check_limit(limit)
+        with self._store.transaction():
+            if limit <= 0 or not self._corpus.docs:
+                return []
+            corpus = self._corpus
+            hits = [corpus.phrase_hits(phrase) for phrase in parsed.phrases]
+            return _rank(corpus, hits, mode, limit)
+
+
+def _remove_all(corpus: _Corpus, oids: list[bytes]) -> None:
+    for oid in reversed(oids):
+        corpus.remove(oid)
+
+
+def _rank(
+    corpus: _Corpus, hits: list[dict[bytes, int]], mode: Mode, limit: int
+) -> list[tuple[bytes, float]]:
+    """Score the matching documents with FTS5's bm25 and keep the best ``limit``."""
+    matched = set(hits[0])
+    for by_doc in hits[1:]:
+        if mode == "any":
+            matched.update(by_doc)
+        else:
+            matched.intersection_update(by_doc)
+    rows = len(corpus.docs)
+    avgdl = corpus.total_tokens / rows
+    idfs = [_idf(rows, len(by_doc)) for by_doc in hits]
+    ranked = []
+    for oid in matched:
+        size = float(len(corpus.docs[oid]))
+        score = 0.0
+        # Same expression and order as fts5Bm25Function, so the doubles agree.
+        for idf, by_doc in zip(idfs, hits, strict=True):
+            freq = float(by_doc.get(oid, 0))
+            score += idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
+        ranked.append((-score, oid))
+    return [(oid, -negated) for negated, oid in heapq.nsmallest(limit, ranked)]
