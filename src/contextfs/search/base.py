@@ -66,6 +66,22 @@ class SearchIndex(Protocol):
         """Replace the whole index with ``texts``; return how many atoms it now holds."""
         ...
 
+    def defer(self, oids: Iterable[bytes]) -> None:
+        """Note atoms (already in the store) to index before the next query.
+
+        Cheap and transactional with the store: ingest pays no tokenizing,
+        and the next query still sees every atom deferred before it.
+        """
+        ...
+
+    def match_ids(self, query: str) -> set[bytes]:
+        """Return the ids of every atom holding all of ``query``'s terms, unranked.
+
+        Raises:
+            InvalidInputError: the query has no words.
+        """
+        ...
+
     def count(self) -> int:
         """Return how many atoms are indexed."""
         ...
@@ -99,6 +115,21 @@ def checked_batches(items: Iterable[tuple[bytes, str]]) -> Iterator[list[tuple[b
     iterator = iter(items)
     while batch := checked_texts(islice(iterator, BATCH)):
         yield batch
+
+
+def stored_texts(store: Store, oids: Iterable[bytes]) -> Iterator[tuple[bytes, str]]:
+    """Yield ``(id, content)`` of the given atoms that are stored and decode."""
+    pending = list(oids)
+    for start in range(0, len(pending), BATCH):
+        found = store.get_objects(pending[start : start + BATCH])
+        for oid, stored in found.items():
+            if stored.kind != ATOM:
+                continue
+            try:
+                _, content = decode_atom(stored.data)
+            except CorruptObjectError:
+                continue
+            yield oid, content
 
 
 def atom_texts(store: Store) -> Iterator[tuple[bytes, str]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Final
 
-from contextfs.search.base import check_limit, checked_texts
+from contextfs.search.base import check_limit, checked_texts, stored_texts
 from contextfs.search.query import Mode, Phrase, check_mode, parse_query, term_key, tokenize
 from contextfs.store.memory import MemoryStore
 
@@ -138,6 +138,7 @@ class MemorySearchIndex:
         """Make an empty index beside ``store``; prefer :meth:`for_store`."""
         self._store = store
         self._corpus = _Corpus()
+        self._pending: set[bytes] = set()
 
     @classmethod
     def for_store(cls, store: MemoryStore) -> MemorySearchIndex:
@@ -180,7 +181,32 @@ class MemorySearchIndex:
     def count(self) -> int:
         """Return how many atoms are indexed."""
         with self._store.transaction():
+            self._catch_up()
             return len(self._corpus.docs)
+
+    def defer(self, oids: Iterable[bytes]) -> None:
+        """Note atoms to index before the next query."""
+        with self._store.transaction():
+            fresh = [oid for oid in oids if oid not in self._pending]
+            self._store.on_rollback(partial(self._pending.difference_update, fresh))
+            self._pending.update(fresh)
+
+    def match_ids(self, query: str) -> set[bytes]:
+        """Return the ids of every atom holding all of ``query``'s terms, unranked."""
+        parsed = parse_query(query)
+        with self._store.transaction():
+            self._catch_up()
+            hits = [set(self._corpus.phrase_hits(phrase)) for phrase in parsed.phrases]
+            return set.intersection(*hits) if hits else set()
+
+    def _catch_up(self) -> None:
+        """Index the deferred atoms; the caller holds the store's transaction."""
+        if not self._pending:
+            return
+        pending = self._pending
+        self._pending = set()
+        self._store.on_rollback(partial(setattr, self, "_pending", pending))
+        self.index_texts(stored_texts(self._store, sorted(pending)))
 
     def search(self, query: str, *, limit: int, mode: Mode = "any") -> list[tuple[bytes, float]]:
         """Return up to ``limit`` ``(atom id, score)`` pairs, best first, ties by id.
@@ -193,6 +219,7 @@ class MemorySearchIndex:
         parsed = parse_query(query)
         limit = check_limit(limit)
         with self._store.transaction():
+            self._catch_up()
             if limit <= 0 or not self._corpus.docs:
                 return []
             corpus = self._corpus

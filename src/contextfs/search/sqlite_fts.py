@@ -35,7 +35,13 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Final
 
-from contextfs.search.base import atom_texts, check_limit, checked_batches, checked_texts
+from contextfs.search.base import (
+    atom_texts,
+    check_limit,
+    checked_batches,
+    checked_texts,
+    stored_texts,
+)
 from contextfs.search.query import Mode, check_mode, fts5_expression, parse_query, tokenize
 from contextfs.store.sqlite import SqliteStore, require_fts5
 
@@ -48,6 +54,12 @@ SEARCH_SQL: Final = (
     " FROM search_fts JOIN search_ids ON search_ids.rowid = search_fts.rowid"
     " WHERE search_fts MATCH ?"
     " ORDER BY score DESC, search_ids.id LIMIT ?"
+)
+
+#: Every atom holding all the terms, unranked (for per-revision statistics).
+MATCH_SQL: Final = (
+    "SELECT search_ids.id FROM search_fts JOIN search_ids ON search_ids.rowid = search_fts.rowid"
+    " WHERE search_fts MATCH ?"
 )
 
 _CHUNK: Final = 500  # ids per IN (...) lookup, far below SQLite's variable limit
@@ -111,9 +123,23 @@ class SqliteSearchIndex:
 
     def count(self) -> int:
         """Return how many atoms are indexed."""
-        self._ensure_backfilled()
+        self._catch_up()
         with self._store.connection() as conn:
             return _count(conn)
+
+    def defer(self, oids: Iterable[bytes]) -> None:
+        """Note atoms to index before the next query (one cheap insert each)."""
+        rows = [(oid,) for oid in oids]
+        if rows:
+            with self._store.connection(write=True) as conn:
+                conn.executemany("INSERT OR IGNORE INTO search_pending (id) VALUES (?)", rows)
+
+    def match_ids(self, query: str) -> set[bytes]:
+        """Return the ids of every atom holding all of ``query``'s terms, unranked."""
+        expression = fts5_expression(parse_query(query), "all")
+        self._catch_up()
+        with self._store.connection() as conn:
+            return {bytes(row[0]) for row in conn.execute(MATCH_SQL, (expression,))}
 
     def search(self, query: str, *, limit: int, mode: Mode = "any") -> list[tuple[bytes, float]]:
         """Return up to ``limit`` ``(atom id, score)`` pairs, best first, ties by id.
@@ -127,10 +153,22 @@ class SqliteSearchIndex:
         limit = check_limit(limit)
         if limit <= 0:
             return []
-        self._ensure_backfilled()
+        self._catch_up()
         with self._store.connection() as conn:
             rows = conn.execute(SEARCH_SQL, (expression, min(limit, _MAX_LIMIT))).fetchall()
         return [(bytes(oid), float(score)) for oid, score in rows]
+
+    def _catch_up(self) -> None:
+        """Index what a pre-search store held and every deferred atom, before a query."""
+        self._ensure_backfilled()
+        with self._store.connection() as conn:
+            if conn.execute("SELECT 1 FROM search_pending LIMIT 1").fetchone() is None:
+                return
+        with self._store.transaction(), self._store.connection(write=True) as conn:
+            oids = [bytes(row[0]) for row in conn.execute("SELECT id FROM search_pending")]
+            for batch in checked_batches(stored_texts(self._store, oids)):
+                _insert(conn, batch)
+            conn.execute("DELETE FROM search_pending")
 
     def _ensure_backfilled(self) -> None:
         """Index the atoms a pre-search store held, once, the first time the index is used.

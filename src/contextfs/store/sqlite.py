@@ -62,6 +62,9 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "body, content='', tokenize='unicode61 remove_diacritics 2')",
             # FTS5 rows are keyed by integer rowid; this maps them to atom ids.
             "CREATE TABLE search_ids (rowid INTEGER PRIMARY KEY, id BLOB UNIQUE NOT NULL)",
+            # Atoms staged but not yet tokenized: indexing waits for the next query,
+            # so bulk ingest pays one cheap insert per atom, not a tokenization.
+            "CREATE TABLE search_pending (id BLOB PRIMARY KEY) WITHOUT ROWID",
             # SQL cannot decode atom bodies, so a store that already holds atoms is
             # marked for a backfill that contextfs.search.sqlite_fts runs on first use.
             "INSERT INTO meta (key, value) SELECT 'search_backfill', 'pending'"

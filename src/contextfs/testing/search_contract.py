@@ -125,6 +125,36 @@ class SearchContract:
     def test_is_a_search_index(self) -> None:
         assert isinstance(self.index, SearchIndex)
 
+    def _store_atoms(self, *texts: str) -> list[bytes]:
+        oids = [atom_digest(T_STRING, text) for text in texts]
+        self.store.put_objects(
+            (oid, "atom", atom_body(T_STRING, text)) for oid, text in zip(oids, texts, strict=True)
+        )
+        return oids
+
+    def test_deferred_atoms_are_indexed_before_the_next_query(self) -> None:
+        oids = self._store_atoms("the quick brown fox", "a lazy brown dog", *FILLER)
+        self.index.defer(oids[:2])
+        assert {oid for oid, _ in self.index.search("brown", limit=10)} == set(oids[:2])
+        assert self.index.count() == 2
+
+    def test_deferral_rolls_back_with_the_store(self) -> None:
+        oids = self._store_atoms("kept words here", *FILLER)
+        with abandoned(self.store):
+            self.index.defer(oids[:1])
+        assert self.index.count() == 0
+
+    def test_match_ids_returns_every_atom_with_all_terms(self) -> None:
+        self.add("red apple pie", "red cherry pie", "green apple")
+        assert self.index.match_ids("red pie") == {
+            text_id("red apple pie"),
+            text_id("red cherry pie"),
+        }
+        assert self.index.match_ids("apple") == {text_id("red apple pie"), text_id("green apple")}
+        assert self.index.match_ids("purple") == set()
+        with pytest.raises(InvalidInputError):
+            self.index.match_ids("  ")
+
     def test_an_empty_index_finds_nothing(self) -> None:
         assert self.index.count() == 0
         assert self.index.search("anything", limit=10) == []
