@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .expand.receipt import Receipt
 from .history.commits import Commit
 from .model.ids import ObjectId, short, to_hex
 from .model.objects import MemoryAtom, MemoryMolecule
@@ -79,3 +80,23 @@ class MergeResult:
     status: Literal["up-to-date", "fast-forward", "merged", "conflicts"]
     commit: ObjectId | None
     conflicts: tuple[ConflictInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One memory a search found, with how it scored."""
+
+    atom: MemoryAtom
+    score: float
+    match: float
+
+
+@dataclass(frozen=True, slots=True)
+class PromptContext:
+    """A prompt assembled from one version of memory, and how to prove it."""
+
+    text: str
+    tokens: int
+    atoms: tuple[MemoryAtom, ...]
+    molecules: tuple[MemoryMolecule, ...]
+    receipt: Receipt

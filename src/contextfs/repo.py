@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,8 +40,13 @@ from .errors import (
     UncommittedChangesError,
     UnknownRevisionError,
 )
-from .expand.context import CompressedContext, ExpandedContext, rank_key, render_line, select_lines
+from .expand.context import CompressedContext, ExpandedContext
+from .expand.expander import compaction_key
 from .expand.lattice import RelevanceLattice
+from .expand.query import ContextQuery
+from .expand.ranking import match_scores, phrase_text
+from .expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_receipt
+from .expand.render import Format, check_format, fit
 from .expand.stream import ExpansionChunk, iter_chunks
 from .expand.tokens import Tokenizer, default_tokenizer
 from .history import refs as refnames
@@ -48,7 +54,16 @@ from .history.commits import COMMIT, Commit, check_author, check_message, decode
 from .history.graph import is_ancestor, merge_bases, walk
 from .history.merge import changed_fields, decode_conflict, encode_conflict, merge_trees
 from .history.revisions import parse_revision
-from .history.tree import EMPTY_TREE_DATA, EMPTY_TREE_ID, TREE, Scorer, SnapshotTrees, item_key
+from .history.tree import (
+    EMPTY_TREE_DATA,
+    EMPTY_TREE_ID,
+    TREE,
+    Scorer,
+    SnapshotTrees,
+    by_relevance,
+    item_key,
+    recency_scorer,
+)
 from .model import canonical
 from .model.canonical import Metadata
 from .model.ids import (
@@ -76,12 +91,27 @@ from .model.objects import (
 )
 from .model.timeutil import from_micros, now_micros
 from .model.types import TypeSignature
-from .records import Change, CommitInfo, ConflictInfo, Memory, MergeResult, Status
+from .records import (
+    Change,
+    CommitInfo,
+    ConflictInfo,
+    Memory,
+    MergeResult,
+    PromptContext,
+    SearchHit,
+    Status,
+)
+from .search import SearchIndex, search_index_for
+from .search.query import Mode, parse_query
 from .store.base import Store
 from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 
 DEFAULT_AUTHOR = "anonymous"
+#: ``context`` gives up packing after this many atoms in a row did not fit.
+DEFAULT_PATIENCE = 64
+#: Atoms read from the store at a time while streaming a ranked snapshot.
+RANKED_BATCH = 64
 #: The molecule type and relation that store a snapshot's relevance lattice.
 LATTICE_TYPE = TypeSignature("RelevanceLattice")
 LATTICE_RELATION = "more_relevant"
@@ -431,6 +461,9 @@ class Repository:
         tree, old_value = self._stage_tree()
         new_tree = self.trees.update(tree, changes)
         self.store.put_objects(objects)
+        atoms = [oid for oid, kind, _ in objects if kind == ATOM]
+        if atoms:
+            self.search_index.defer(atoms)
         self._set_stage(old_value, new_tree)
 
     def _set_stage(self, old_value: str | None, tree: bytes) -> None:
@@ -750,15 +783,7 @@ class Repository:
         a time, so the first atoms of a huge snapshot arrive after a few reads
         and memory stays bounded however far the caller iterates.
         """
-        tree = self.load_commit(self._resolve(revision)).tree
-        entries = self.trees.ranked(tree, score)
-        while True:
-            chunk = [decode_entry(item) for item in itertools.islice(entries, batch)]
-            if not chunk:
-                return
-            for memory in self._load_memories(chunk):
-                assert isinstance(memory, MemoryAtom)
-                yield memory
+        return self._ranked_atoms(self._tree_of(revision), score, batch)
 
     def snapshot(self, revision: str | None = refnames.HEAD) -> list[Memory]:
         """Return every memory in ``revision`` (None: the stage), in id order."""
@@ -791,47 +816,242 @@ class Repository:
             item = found
         return self._load_memories([decode_entry(item)])[0]
 
-    def expand(
+    @functools.cached_property
+    def search_index(self) -> SearchIndex:
+        """The full-text index beside this repository's store."""
+        return search_index_for(self.store)
+
+    def search(
+        self,
+        query: str,
+        *,
+        revision: str = refnames.HEAD,
+        limit: int = 10,
+        mode: Mode = "any",
+        where: ContextQuery | None = None,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+    ) -> list[SearchHit]:
+        """Find ``revision``'s memories matching ``query``, best first.
+
+        Words are matched by full-text search (SQLite FTS5 on disk); each hit
+        scores ``relevance x recency x match``, where ``match`` weighs the
+        query's phrases by their rarity in this revision (see
+        :mod:`contextfs.expand.ranking`), so the answer depends on the revision
+        alone. ``where`` filters further (type, relevance, age, tags, source).
+
+        Raises:
+            InvalidInputError: the query has no words, or an argument is invalid.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
+        moment = now if now is not None else now_micros()
+        tree = self._tree_of(revision)
+        hits: list[SearchHit] = []
+        ranked = self._query_ranked(tree, query, mode, self._scorer(half_life_seconds, moment))
+        for atom, score, match in ranked:
+            if where is None or where.matches(atom, from_micros(moment)):
+                hits.append(SearchHit(atom, score, match))
+                if len(hits) >= limit:
+                    break
+        return hits
+
+    def context(
         self,
         revision: str = refnames.HEAD,
         *,
         budget: int | None = None,
+        query: str | None = None,
+        mode: Mode = "any",
+        format: Format = "lines",
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        where: ContextQuery | None = None,
+        compact: bool = True,
+        patience: int | None = DEFAULT_PATIENCE,
         tokenizer: Tokenizer | None = None,
-    ) -> ExpandedContext:
-        """Materialise ``revision`` as ranked context, optionally cut to a token budget.
+    ) -> PromptContext:
+        """Assemble the best prompt ``revision`` can give within ``budget`` tokens.
 
-        Atoms are ranked by stored relevance (then newest, then id). With a
-        ``budget``, only the atoms whose ``[Type] content`` lines fit it are
-        kept, so ``to_prompt_context()`` of the result never exceeds it. The
-        cost depends on the snapshot's size, never on the history's depth.
+        Atoms are ranked by stored relevance, times a recency decay with
+        ``half_life_seconds``, times the query match with ``query`` (and then
+        only matching atoms take part); ``where`` filters; true duplicates
+        (same type, same normalised text) are merged when ``compact``; the
+        revision's relevance lattice is honoured; then the best atoms whose
+        rendered ``format`` fits are packed, skipping any that do not fit and
+        giving up after ``patience`` misses in a row. The rendered prompt,
+        counted by ``tokenizer``, never exceeds ``budget``.
+
+        The result carries a :class:`~contextfs.expand.receipt.Receipt` from
+        which :meth:`verify_receipt` re-derives the prompt byte for byte. The
+        cost follows the budget and the query's matches; without a lattice the
+        snapshot is read lazily, best first.
 
         Raises:
-            InvalidInputError: ``budget`` is not a non-negative integer.
+            InvalidInputError: an argument is invalid.
         """
+        fmt = check_format(format)
         if budget is not None and (
             isinstance(budget, bool) or not isinstance(budget, int) or budget < 0
         ):
             raise InvalidInputError(f"budget must be a non-negative integer, got {budget!r}")
         oid = self._resolve(revision)
-        memories = self.snapshot(to_hex(oid))
-        atoms = sorted((m for m in memories if isinstance(m, MemoryAtom)), key=rank_key)
-        molecules = [m for m in memories if isinstance(m, MemoryMolecule)]
+        tree = self.load_commit(oid).tree
+        moment = now if now is not None else now_micros()
+        scorer = self._scorer(half_life_seconds, moment)
+        candidates: Iterable[MemoryAtom]
+        if query is None:
+            candidates = self._ranked_atoms(tree, scorer)
+        else:
+            candidates = (atom for atom, _, _ in self._query_ranked(tree, query, mode, scorer))
+        if where is not None:
+            when = from_micros(moment)
+            candidates = (atom for atom in candidates if where.matches(atom, when))
+        if compact:
+            candidates = _distinct(candidates)
+        molecules = [self._load_molecule(item_key(i)) for i in self.trees.molecule_items(tree)]
+        lattice = _lattice_of(molecules)
+        if len(lattice):
+            ranked = list(candidates)
+            by_id: dict[str, MemoryAtom] = {atom.content_hash: atom for atom in ranked}
+            candidates = [by_id[i] for i in lattice.order([a.content_hash for a in ranked])]
         counter = tokenizer or default_tokenizer()
-        lines = [render_line(atom) for atom in atoms]
-        if budget is not None:
-            keep = select_lines(lines, budget, counter)
-            atoms = [atoms[i] for i in keep]
-            lines = [lines[i] for i in keep]
+        selection = fit(candidates, molecules, fmt, budget, counter, patience=patience)
+        receipt = build_receipt(
+            selection,
+            commit=to_hex(oid),
+            snapshot_root=to_hex(tree),
+            revision=revision,
+            budget=budget,
+            query=query,
+            half_life_seconds=half_life_seconds,
+            now=moment,
+            tokenizer=counter.name,
+            params={
+                "mode": mode,
+                "compact": compact,
+                "patience": patience,
+                "where": _query_params(where),
+            },
+        )
+        return PromptContext(
+            selection.text, selection.tokens, selection.atoms, selection.molecules, receipt
+        )
+
+    def expand(
+        self,
+        revision: str = refnames.HEAD,
+        *,
+        budget: int | None = None,
+        query: str | None = None,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        where: ContextQuery | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> ExpandedContext:
+        """Materialise ``revision`` as the seed's ``ExpandedContext``, ranked and budgeted.
+
+        The same selection as :meth:`context` in the ``lines`` format, so
+        ``to_prompt_context()`` of the result is that prompt and never exceeds
+        ``budget``. Without a budget every atom is tried (patience is off).
+        """
+        result = self.context(
+            revision,
+            budget=budget,
+            query=query,
+            half_life_seconds=half_life_seconds,
+            now=now,
+            where=where,
+            patience=DEFAULT_PATIENCE if budget is not None else None,
+            tokenizer=tokenizer,
+        )
         summary: dict[str, int] = {}
-        for atom in atoms:
+        for atom in result.atoms:
             summary[str(atom.type_sig)] = summary.get(str(atom.type_sig), 0) + 1
         return ExpandedContext(
-            atoms=atoms,
-            molecules=molecules,
-            expansion_path=[to_hex(oid)],
-            total_tokens_estimate=counter.count("\n".join(lines)),
-            type_summary=summary,
+            atoms=list(result.atoms),
+            molecules=list(result.molecules),
+            expansion_path=[result.receipt.commit],
+            total_tokens_estimate=result.tokens,
+            type_summary=dict(sorted(summary.items())),
         )
+
+    def verify_receipt(self, receipt: Receipt) -> ReceiptVerification:
+        """Re-derive the prompt ``receipt`` describes from this store and compare it.
+
+        Raises:
+            InvalidInputError: the receipt names a tokenizer or parameter this
+                version cannot reproduce.
+        """
+        return verify_receipt(receipt, self._derive)
+
+    def _derive(self, receipt: Receipt) -> tuple[str, str]:
+        tokenizer = default_tokenizer()
+        if receipt.tokenizer != tokenizer.name:
+            raise InvalidInputError(f"cannot reproduce tokenizer {receipt.tokenizer!r}")
+        params = receipt.params
+        result = self.context(
+            receipt.commit,
+            budget=receipt.budget,
+            query=receipt.query,
+            mode=params.get("mode", "any"),
+            format=receipt.format,
+            half_life_seconds=receipt.half_life_seconds,
+            now=receipt.now,
+            where=_query_from_params(params.get("where")),
+            compact=bool(params.get("compact", True)),
+            patience=params.get("patience"),
+            tokenizer=tokenizer,
+        )
+        return result.receipt.snapshot_root, result.text
+
+    def _scorer(self, half_life_seconds: float | None, now: int) -> Scorer | None:
+        if half_life_seconds is None:
+            return None
+        return recency_scorer(half_life_seconds, now)
+
+    def _ranked_atoms(
+        self, tree: bytes, scorer: Scorer | None, batch: int = RANKED_BATCH
+    ) -> Iterator[MemoryAtom]:
+        entries = self.trees.ranked(tree, scorer)
+        while chunk := [decode_entry(i) for i in itertools.islice(entries, batch)]:
+            for memory in self._load_memories(chunk):
+                assert isinstance(memory, MemoryAtom)
+                yield memory
+
+    def _query_ranked(
+        self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None
+    ) -> Iterator[tuple[MemoryAtom, float, float]]:
+        """Yield the atoms of ``tree`` matching ``query``: ``(atom, score, match)``, best first."""
+        if mode not in ("any", "all"):
+            raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
+        phrases = parse_query(query).phrases
+        items: dict[bytes, bytes | None] = {}
+        members: list[set[bytes]] = []
+        for phrase in phrases:
+            found = set()
+            for oid in self.search_index.match_ids(phrase_text(phrase)):
+                if oid not in items:
+                    items[oid] = self.trees.get(tree, oid)
+                if items[oid] is not None:
+                    found.add(oid)
+            members.append(found)
+        matches = match_scores(members, self.trees.count(tree))
+        keep = set.intersection(*members) if mode == "all" else set(matches)
+        rank = scorer or by_relevance
+        scored = []
+        for oid in keep:
+            entry = decode_entry(items[oid] or b"")
+            assert isinstance(entry, AtomEntry)
+            score = rank(entry.relevance, entry.timestamp) * matches[oid]
+            scored.append((-score, -entry.timestamp, oid, matches[oid], entry))
+        scored.sort(key=lambda row: row[:3])
+        for start in range(0, len(scored), RANKED_BATCH):
+            batch = scored[start : start + RANKED_BATCH]
+            atoms = self._load_memories(row[4] for row in batch)
+            for row, atom in zip(batch, atoms, strict=True):
+                assert isinstance(atom, MemoryAtom)
+                yield atom, -row[0], row[3]
 
     def stream(
         self,
@@ -864,11 +1084,11 @@ class Repository:
     def molecules(self, revision: str | None = refnames.HEAD) -> list[MemoryMolecule]:
         """Return the molecules ``revision`` (None: the stage) holds.
 
-        Only molecule entries are decoded, so the scan costs little per atom.
+        Tree summaries count molecules per subtree, so this reads only the
+        paths that lead to one.
         """
         tree = self._tree_of(revision)
-        keys = [item_key(item) for item in self.trees.items(tree) if is_molecule_item(item)]
-        return [self._load_molecule(key) for key in keys]
+        return [self._load_molecule(item_key(item)) for item in self.trees.molecule_items(tree)]
 
     def relevance_lattice(self, revision: str | None = refnames.HEAD) -> RelevanceLattice:
         """Return the "more relevant than" order recorded in ``revision`` (None: the stage).
@@ -877,15 +1097,7 @@ class Repository:
         of type ``RelevanceLattice`` whose ``more_relevant`` relation holds its
         edges, and :meth:`expand` honours it when ranking.
         """
-        lattice = RelevanceLattice()
-        for molecule in self.molecules(revision):
-            if molecule.molecule_type == LATTICE_TYPE:
-                ids = [atom.content_hash for atom in molecule.atoms]
-                for node in ids:
-                    lattice.add_node(node)
-                for higher, lower in molecule.relations.get(LATTICE_RELATION, ()):
-                    lattice.add_edge(ids[higher], ids[lower])
-        return lattice
+        return _lattice_of(self.molecules(revision))
 
     def add_relevance_edge(self, higher: str, lower: str) -> ObjectId:
         """Stage the fact that memory ``higher`` is more relevant than ``lower``.
@@ -1175,6 +1387,63 @@ class Repository:
             value = self.store.read_ref(name)
             if value is not None:
                 self._move_ref(name, value, None)
+
+
+def _distinct(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
+    """Drop true duplicates lazily, keeping the first (best ranked) of each."""
+    seen: set[tuple[TypeSignature, str]] = set()
+    for atom in atoms:
+        key = compaction_key(atom)
+        if key not in seen:
+            seen.add(key)
+            yield atom
+
+
+def _lattice_of(molecules: Iterable[MemoryMolecule]) -> RelevanceLattice:
+    lattice = RelevanceLattice()
+    for molecule in molecules:
+        if molecule.molecule_type == LATTICE_TYPE:
+            ids = [atom.content_hash for atom in molecule.atoms]
+            for node in ids:
+                lattice.add_node(node)
+            for higher, lower in molecule.relations.get(LATTICE_RELATION, ()):
+                lattice.add_edge(ids[higher], ids[lower])
+    return lattice
+
+
+def _query_params(where: ContextQuery | None) -> dict[str, Any] | None:
+    """Record a filter in a receipt, losslessly (types in their canonical form)."""
+    if where is None:
+        return None
+    return {
+        "type": where.type_filter.to_canonical() if where.type_filter is not None else None,
+        "min_relevance": where.min_relevance,
+        "max_age_seconds": where.max_age_seconds,
+        "limit": where.limit,
+        "text": where.text,
+        "tags": list(where.tags),
+        "source": where.source,
+    }
+
+
+def _query_from_params(value: object) -> ContextQuery | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInputError("receipt parameter 'where' is malformed")
+    type_value = value.get("type")
+    try:
+        return ContextQuery(
+            type_filter=TypeSignature.from_canonical(type_value) if type_value else None,
+            min_relevance=value.get("min_relevance", 0.0),
+            max_age_seconds=value.get("max_age_seconds"),
+            limit=value.get("limit"),
+            text=value.get("text"),
+            tags=tuple(value.get("tags", ())),
+            source=value.get("source"),
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"receipt parameter 'where' is malformed: {exc}") from None
 
 
 __all__ = ["DEFAULT_AUTHOR", "Repository"]

@@ -8,16 +8,36 @@ query gives the same answer in every time zone (DESIGN.md section 2, defect 12).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ..errors import InvalidInputError
 from ..model.objects import MemoryAtom
 from ..model.timeutil import to_micros
 from ..model.types import TypeSignature
+from ..search.query import Phrase, parse_query, term_key, tokenize
 from .context import ExpandedContext, rank_key
 
 __all__ = ["ContextQuery"]
+
+
+def _holds(tokens: list[str], phrases: tuple[Phrase, ...]) -> bool:
+    """Return True if ``tokens`` contain every phrase (a prefix phrase's last word as a prefix)."""
+    keys = [term_key(token) for token in tokens]
+    for phrase in phrases:
+        wanted = [term_key(token) for token in phrase.tokens]
+        size = len(wanted)
+        found = False
+        for start in range(len(keys) - size + 1):
+            window = keys[start : start + size]
+            if window[:-1] == wanted[:-1] and (
+                window[-1].startswith(wanted[-1]) if phrase.prefix else window[-1] == wanted[-1]
+            ):
+                found = True
+                break
+        if not found:
+            return False
+    return True
 
 
 def _is_number(value: object) -> bool:
@@ -34,6 +54,10 @@ class ContextQuery:
         min_relevance: Keep atoms at least this relevant, in [0, 1].
         max_age_seconds: Keep atoms at most this old; None keeps every age.
         limit: Return at most this many atoms; None returns all.
+        text: Keep atoms holding every word (and ``"phrase"``) of this search
+            text, tokenized as full-text search tokenizes; None keeps all.
+        tags: Keep atoms carrying every one of these tags.
+        source: Keep atoms from exactly this source; None keeps every source.
 
     Raises:
         InvalidInputError: On construction, if an argument is out of range.
@@ -43,6 +67,10 @@ class ContextQuery:
     min_relevance: float = 0.0
     max_age_seconds: float | None = None
     limit: int | None = None
+    text: str | None = None
+    tags: tuple[str, ...] = ()
+    source: str | None = None
+    _phrases: tuple[Phrase, ...] = field(default=(), init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.type_filter is not None and not isinstance(self.type_filter, TypeSignature):
@@ -55,6 +83,15 @@ class ContextQuery:
         age = self.max_age_seconds
         if age is not None and not (_is_number(age) and not math.isnan(age) and age >= 0):
             raise InvalidInputError(f"max_age_seconds must be >= 0 or None, got {age!r}")
+        if self.text is not None:
+            if not isinstance(self.text, str):
+                raise InvalidInputError(f"text must be a string or None, got {self.text!r}")
+            object.__setattr__(self, "_phrases", parse_query(self.text).phrases)
+        if isinstance(self.tags, str) or not all(isinstance(t, str) for t in self.tags):
+            raise InvalidInputError(f"tags must be a sequence of strings, got {self.tags!r}")
+        object.__setattr__(self, "tags", tuple(self.tags))
+        if self.source is not None and not isinstance(self.source, str):
+            raise InvalidInputError(f"source must be a string or None, got {self.source!r}")
         limit = self.limit
         if limit is not None and (
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
@@ -72,6 +109,12 @@ class ContextQuery:
         if self.type_filter is not None and atom.type_sig.unify(self.type_filter) is None:
             return False
         if atom.relevance_score < self.min_relevance:
+            return False
+        if self.source is not None and atom.source_hash != self.source:
+            return False
+        if self.tags and not set(self.tags) <= set(atom.tags):
+            return False
+        if self.text is not None and not _holds(tokenize(atom.content), self._phrases):
             return False
         if self.max_age_seconds is None:
             return True

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypeGuard, get_args
 
@@ -367,6 +367,8 @@ def fit(
     fmt: Format,
     budget: int | None,
     tokenizer: Tokenizer | None = None,
+    *,
+    patience: int | None = None,
 ) -> Selection:
     """Choose the memories whose whole rendered prompt fits ``budget`` tokens.
 
@@ -391,6 +393,10 @@ def fit(
         fmt: The rendering.
         budget: The most tokens the prompt may have; None takes everything.
         tokenizer: What counts tokens; cl100k_base by default.
+        patience: With a budget, stop looking after this many atoms in a row
+            did not fit (None: try every atom). ``atoms`` is then read lazily
+            and only up to that point, so a ranked stream over a huge snapshot
+            costs what the budget holds, not what the snapshot holds.
 
     Returns:
         The selection and its prompt. If nothing is chosen the prompt is the
@@ -405,14 +411,20 @@ def fit(
     ):
         raise InvalidInputError(f"budget must be a non-negative integer, got {budget!r}")
     counter = tokenizer or default_tokenizer()
-    candidates, groups = list(atoms), list(molecules)
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int)):
+        raise InvalidInputError(f"patience must be an integer, got {patience!r}")
+    groups = list(molecules)
     if budget is None:
+        candidates = list(atoms)
         chosen, kept = candidates, _complete(groups, _positions(candidates))
         text, tokens = _finish(layout, chosen, kept, counter)
         return Selection(
             format=fmt, atoms=tuple(chosen), molecules=tuple(kept), text=text, tokens=tokens
         )
-    chosen, kept, estimate = _fit_additive(layout, candidates, groups, budget, counter)
+    candidates = []
+    chosen, kept, estimate = _fit_additive(
+        layout, _reading(atoms, candidates), groups, budget, counter, patience
+    )
     text, tokens = _finish(layout, chosen, kept, counter)
     if tokens != estimate:
         chosen, kept = _fit_exact(layout, candidates, groups, budget, counter)
@@ -438,12 +450,20 @@ def _finish(
     return text, counter.count(text)
 
 
+def _reading(atoms: Iterable[MemoryAtom], into: list[MemoryAtom]) -> Iterator[MemoryAtom]:
+    """Yield ``atoms``, keeping each one read in ``into`` (for the exact fallback)."""
+    for atom in atoms:
+        into.append(atom)
+        yield atom
+
+
 def _fit_additive(
     layout: _Layout,
-    atoms: list[MemoryAtom],
+    atoms: Iterable[MemoryAtom],
     molecules: list[MemoryMolecule],
     budget: int,
     counter: Tokenizer,
+    patience: int | None = None,
 ) -> tuple[list[MemoryAtom], list[MemoryMolecule], int]:
     """Greedy selection counting each block once, by additivity at block boundaries.
 
@@ -464,13 +484,12 @@ def _fit_additive(
         The chosen atoms and molecules, and the prompt's count under this model
         (the empty document's count when no atom is chosen).
     """
-    if not atoms:
-        return [], [], counter.count(layout.empty)
     opening = counter.count(layout.opening) if layout.opening else 0
     chosen: list[MemoryAtom] = []
     blocks: list[str] = []
     spent = opening  # the opening and every chosen block with its separator
     total = 0  # the prompt's count with the last chosen block closing it
+    misses = 0
     for atom in atoms:
         block = layout.atom(atom, len(chosen) + 1)
         cost = counter.count(block + layout.closing)
@@ -479,6 +498,11 @@ def _fit_additive(
             chosen.append(atom)
             blocks.append(block)
             spent += counter.count(block + layout.sep)
+            misses = 0
+        else:
+            misses += 1
+            if patience is not None and misses >= patience:
+                break
     if not chosen:
         return [], [], counter.count(layout.empty)
     positions = _positions(chosen)

@@ -33,7 +33,7 @@ from typing import NamedTuple
 from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError
 from ..integrity.merkle import root as merkle_root
 from ..model import canonical
-from ..model.objects import NO_RANK, entry_rank
+from ..model.objects import NO_RANK, entry_rank, is_molecule_item
 from ..store.base import ObjectStore
 
 TREE = "tree"
@@ -68,6 +68,7 @@ class Summary(NamedTuple):
     size: int
     max_relevance: float
     max_timestamp: int
+    molecules: int
 
 
 class Child(NamedTuple):
@@ -78,9 +79,10 @@ class Child(NamedTuple):
     size: int
     max_relevance: float
     max_timestamp: int
+    molecules: int
 
 
-EMPTY_SUMMARY = Summary(0, *NO_RANK)
+EMPTY_SUMMARY = Summary(0, *NO_RANK, 0)
 
 #: Ranks an atom entry from its relevance and timestamp (never decreasing in either).
 Scorer = Callable[[float, int], float]
@@ -158,28 +160,33 @@ class Node:
         """The subtree's size and best rank."""
         if self.children:
             return _combine(
-                Summary(c.size, c.max_relevance, c.max_timestamp) for c in self.children
+                Summary(c.size, c.max_relevance, c.max_timestamp, c.molecules)
+                for c in self.children
             )
         return _summarise(self.items)
 
 
 def _summarise(items: Iterable[bytes]) -> Summary:
-    count, best_relevance, best_timestamp = 0, NO_RANK[0], NO_RANK[1]
+    count, best_relevance, best_timestamp, molecules = 0, NO_RANK[0], NO_RANK[1], 0
     for item in items:
         count += 1
+        if is_molecule_item(item):
+            molecules += 1
+            continue
         relevance, timestamp = entry_rank(item)
         best_relevance = max(best_relevance, relevance)
         best_timestamp = max(best_timestamp, timestamp)
-    return Summary(count, best_relevance, best_timestamp)
+    return Summary(count, best_relevance, best_timestamp, molecules)
 
 
 def _combine(summaries: Iterable[Summary]) -> Summary:
-    count, best_relevance, best_timestamp = 0, NO_RANK[0], NO_RANK[1]
+    count, best_relevance, best_timestamp, molecules = 0, NO_RANK[0], NO_RANK[1], 0
     for summary in summaries:
         count += summary.size
         best_relevance = max(best_relevance, summary.max_relevance)
         best_timestamp = max(best_timestamp, summary.max_timestamp)
-    return Summary(count, best_relevance, best_timestamp)
+        molecules += summary.molecules
+    return Summary(count, best_relevance, best_timestamp, molecules)
 
 
 def encode_node(node: Node) -> tuple[bytes, bytes]:
@@ -209,7 +216,8 @@ def decode_node(data: bytes) -> Node:
                 raise ValueError("leaf items are not sorted by unique key")
             return Node(depth, items, ())
         children = tuple(
-            Child(int(n), bytes(c), int(k), float(r), int(t)) for n, c, k, r, t in entries
+            Child(int(n), bytes(c), int(k), float(r), int(t), int(m))
+            for n, c, k, r, t, m in entries
         )
         nibbles = [child.nibble for child in children]
         if not children or nibbles != sorted(set(nibbles)) or not 0 <= nibbles[-1] < FANOUT:
@@ -314,6 +322,20 @@ class SnapshotTrees:
                 yield from ((item_key(i), i, None) for i in self.items(a_child))
             elif b_child is not None:
                 yield from ((item_key(i), None, i) for i in self.items(b_child))
+
+    def molecule_items(self, root: bytes) -> Iterator[bytes]:
+        """Yield the snapshot's molecule entries, by key, visiting only subtrees that hold one.
+
+        Each child's summary counts its molecules, so finding the few molecules
+        of a large snapshot reads a few paths, not every leaf.
+        """
+        stack = [root]
+        while stack:
+            node = self.load(stack.pop())
+            if node.is_leaf:
+                yield from (item for item in node.items if is_molecule_item(item))
+            else:
+                stack.extend(c.id for c in reversed(node.children) if c.molecules)
 
     def ranked(self, root: bytes, score: Scorer | None = None) -> Iterator[bytes]:
         """Yield the snapshot's atom entries best first, reading only what is needed.

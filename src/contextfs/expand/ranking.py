@@ -1,0 +1,51 @@
+"""Query relevance computed within one revision, so every answer is reproducible.
+
+Full-text search finds which atoms hold a query's words; how much a match is
+worth is computed here from that revision's snapshot alone. Index-wide BM25
+statistics would change whenever any branch gains memories, and a receipt for
+an old prompt would then fail to re-derive it; these weights do not.
+
+The weight is BM25's inverse document frequency with binary term frequency
+and no length normalisation (memories are short, so repeats and lengths say
+little): a phrase found in ``df`` of the revision's ``N`` atoms is worth
+``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``, and an atom's match is the share
+of the query's total IDF that its phrases carry, in (0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from ..search.query import Phrase
+
+__all__ = ["match_scores", "phrase_text", "revision_idf"]
+
+
+def phrase_text(phrase: Phrase) -> str:
+    """Spell one parsed phrase back as query text that parses to exactly it.
+
+    Tokens hold letters and digits only, so quoting them is always safe.
+    """
+    return '"' + " ".join(phrase.tokens) + '"' + ("*" if phrase.prefix else "")
+
+
+def revision_idf(total: int, found: int) -> float:
+    """BM25's IDF of a phrase ``found`` in that many of ``total`` atoms (always > 0)."""
+    return math.log(1.0 + (total - found + 0.5) / (found + 0.5))
+
+
+def match_scores(members: Sequence[set[bytes]], total: int) -> dict[bytes, float]:
+    """Return each matching atom's share of the query's IDF, in (0, 1].
+
+    Args:
+        members: for each phrase of the query, the revision's atoms holding it.
+        total: how many atoms the revision holds.
+    """
+    weights = [revision_idf(total, len(found)) for found in members]
+    whole = sum(weights)
+    scores: dict[bytes, float] = {}
+    for weight, found in zip(weights, members, strict=True):
+        for oid in found:
+            scores[oid] = scores.get(oid, 0.0) + weight
+    return {oid: value / whole for oid, value in scores.items()}
