@@ -17,6 +17,7 @@ Exit codes (also listed in ``docs/CLI.md``):
    that would be overwritten
 7  nothing to do: empty commit, nothing to merge
 8  the store is damaged or unreadable
+9  a verification failed: a receipt the store does not reproduce
 == ============================================================
 """
 
@@ -101,3 +102,9 @@ class CorruptObjectError(StoreError):
 
 class MissingObjectError(StoreError):
     """An object that history refers to is not in the store."""
+
+
+class VerificationError(ContextFSError):
+    """Something checked against the store did not match (a receipt, a proof)."""
+
+    exit_code = 9

@@ -421,8 +421,7 @@ def test_expand_prints_prompt_context_within_budget(repo_run: Cli) -> None:
         "The user prefers tea.",
         "Project Atlas runs on Kubernetes.",
     ]
-    assert data["type_summary"] == {"Preference": 1, "Fact": 1}
-    assert data["total_tokens_estimate"] == data["tokens"]
+    assert data["receipt"]["tokens"] == data["tokens"]
     assert repo_run("expand", "--budget", "0").stdout == ""
     repo_run.fails(5, "expand", "--budget", "-1")
 

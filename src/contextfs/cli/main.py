@@ -11,6 +11,7 @@ output is plain JSON on stdout.
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -22,7 +23,10 @@ from typing import IO, Any, Literal, TypeVar
 import click
 from rich.console import Console, RenderableType
 
-from ..errors import ContextFSError, MergeConflictError
+from ..errors import ContextFSError, MergeConflictError, VerificationError
+from ..expand.query import ContextQuery
+from ..expand.receipt import Receipt
+from ..expand.render import Format
 from ..history.refs import DEFAULT_BRANCH
 from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
 from ..model.objects import MemoryAtom, check_relevance
@@ -371,34 +375,155 @@ def diff(ctx: click.Context, old: str, new: str | None, as_json: bool) -> None:
         click.echo("No differences.")
 
 
+def half_life_option(func: F) -> F:
+    """The ``--half-life`` option: recency decay, in seconds."""
+    return click.option(
+        "--half-life",
+        "half_life",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="Weigh memories down by age: half as relevant every SECONDS.",
+    )(func)
+
+
 @cli.command()
 @click.argument("revision", metavar="[REV]", default="HEAD")
 @click.option("--budget", type=int, default=None, help="Token budget (cl100k tokens).")
-@json_option("Print the atoms, token counts and prompt text as JSON.")
+@click.option("--query", "-q", default=None, help="Rank by, and keep only, memories matching.")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    type=click.Choice(["lines", "markdown", "json", "xml"]),
+    default="lines",
+    show_default=True,
+    help="How the prompt is rendered.",
+)
+@half_life_option
+@click.option(
+    "--receipt",
+    "receipt_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write a receipt that proves which memory version produced the prompt.",
+)
+@json_option("Print the atoms, token count, prompt and receipt as JSON.")
 @click.pass_context
-def expand(ctx: click.Context, revision: str, budget: int | None, as_json: bool) -> None:
+def expand(
+    ctx: click.Context,
+    revision: str,
+    budget: int | None,
+    query: str | None,
+    fmt: Format,
+    half_life: float | None,
+    receipt_path: Path | None,
+    as_json: bool,
+) -> None:
     """Print a version's memory as prompt context.
 
-    One `[Type] content` line per atom of REV (default HEAD), most relevant
-    first, within --budget tokens.
+    The best memories of REV (default HEAD) that fit --budget tokens, most
+    relevant first; with --query only matching memories, ranked by match too.
     """
-    from ..expand.tokens import default_tokenizer  # loads tiktoken: only when needed
-
-    context = open_repo(ctx).expand(revision, budget=budget)
-    text = context.to_prompt_context(budget)
+    context = open_repo(ctx).context(
+        revision, budget=budget, query=query, format=fmt, half_life_seconds=half_life
+    )
+    if receipt_path is not None:
+        receipt_path.write_text(context.receipt.to_json() + "\n", encoding="utf-8")
     if as_json:
         emit_json(
             {
                 "budget": budget,
-                "tokens": default_tokenizer().count(text),
-                "total_tokens_estimate": context.total_tokens_estimate,
-                "type_summary": context.type_summary,
+                "tokens": context.tokens,
                 "atoms": [render.atom_json(atom) for atom in context.atoms],
-                "text": text,
+                "text": context.text,
+                "receipt": json.loads(context.receipt.to_json()),
             }
         )
-    elif text:
-        click.echo(text)
+    elif context.text:
+        click.echo(context.text)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--rev", "revision", default="HEAD", show_default=True, help="Revision to search.")
+@click.option("--type", "-t", "type_string", default=None, help="Keep memories of this type.")
+@click.option("--tag", "tags", multiple=True, help="Keep memories with this tag (repeatable).")
+@click.option("--source", default=None, help="Keep memories from this source.")
+@click.option(
+    "--min-relevance", type=float, default=0.0, help="Keep memories at least this relevant."
+)
+@click.option("--all", "match_all", is_flag=True, help="Require every word, not any.")
+@click.option("--limit", "-n", type=int, default=10, show_default=True, help="Most results.")
+@half_life_option
+@json_option("Print the hits as JSON.")
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str,
+    revision: str,
+    type_string: str | None,
+    tags: tuple[str, ...],
+    source: str | None,
+    min_relevance: float,
+    match_all: bool,
+    limit: int,
+    half_life: float | None,
+    as_json: bool,
+) -> None:
+    """Full-text search of a version's memories, best first.
+
+    Words match in any order (all of them with --all); "quoted phrases" match
+    as phrases and a trailing * matches a prefix.
+    """
+    where = ContextQuery(
+        type_filter=TypeSignature.parse(type_string) if type_string else None,
+        min_relevance=min_relevance,
+        tags=tags,
+        source=source,
+    )
+    hits = open_repo(ctx).search(
+        query,
+        revision=revision,
+        limit=limit,
+        mode="all" if match_all else "any",
+        where=where,
+        half_life_seconds=half_life,
+    )
+    if as_json:
+        emit_json([{**render.atom_json(h.atom), "score": h.score, "match": h.match} for h in hits])
+    elif hits:
+        show(render.hits_table(hits))
+    else:
+        click.echo("No memories match.")
+
+
+@cli.command(name="verify-receipt")
+@click.argument("file", type=click.File("rb"))
+@json_option("Print the verification as JSON.")
+@click.pass_context
+def verify_receipt(ctx: click.Context, file: IO[bytes], as_json: bool) -> None:
+    """Re-derive a prompt from its receipt and check it byte for byte.
+
+    Exits 0 when the store reproduces the exact prompt, 9 otherwise.
+    """
+    receipt = Receipt.from_json(file.read())
+    result = open_repo(ctx).verify_receipt(receipt)
+    if as_json:
+        emit_json(
+            {
+                "ok": result.ok,
+                "commit": receipt.commit,
+                "mismatches": [m.describe() for m in result.mismatches],
+            }
+        )
+    elif result.ok:
+        click.echo(f"OK: commit {short(receipt.commit)} reproduces the prompt exactly")
+    if not result.ok:
+        raise VerificationError(
+            "receipt does not verify: " + "; ".join(m.describe() for m in result.mismatches)
+        )
 
 
 # -- branches and tags --------------------------------------------------------

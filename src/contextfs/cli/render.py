@@ -22,7 +22,7 @@ from ..history.commits import Commit
 from ..model.ids import short
 from ..model.objects import MemoryAtom, MemoryMolecule
 from ..model.timeutil import format_local, from_micros, to_micros
-from ..records import Change, CommitInfo, ConflictInfo, Memory, MergeResult, Status
+from ..records import Change, CommitInfo, ConflictInfo, Memory, MergeResult, SearchHit, Status
 from .graph import graph_rows
 
 #: Imports with more lines than this show a progress bar even when stderr is not a terminal.
@@ -220,7 +220,7 @@ def changes_table(changes: Sequence[Change], title: str | None = None) -> Table:
 
 
 def conflicts_table(conflicts: Sequence[ConflictInfo]) -> Table:
-    """A table of unresolved conflicts: what each side holds."""
+    """A table of unresolved conflicts: what each side holds where they differ."""
     table = Table(title="Unresolved conflicts", header_style="bold", title_justify="left")
     table.add_column("id", style="yellow", no_wrap=True)
     table.add_column("memory")
@@ -229,20 +229,47 @@ def conflicts_table(conflicts: Sequence[ConflictInfo]) -> Table:
     for conflict in conflicts:
         sides = [m for m in (conflict.ours, conflict.theirs, conflict.base) if m is not None]
         text = describe(sides[0])[1] if sides else ""
+        fields = _differing(conflict.ours, conflict.theirs)
         table.add_row(
-            short(conflict.id), Text(text), Text(_side(conflict.ours)), Text(_side(conflict.theirs))
+            short(conflict.id),
+            Text(text),
+            Text(_side(conflict.ours, fields)),
+            Text(_side(conflict.theirs, fields)),
         )
     return table
 
 
-def _side(memory: Memory | None) -> str:
+_CONFLICT_FIELDS = ("relevance", "tags", "source", "abstract", "overview", "timestamp")
+
+
+def _differing(ours: Memory | None, theirs: Memory | None) -> tuple[str, ...]:
+    if not (isinstance(ours, MemoryAtom) and isinstance(theirs, MemoryAtom)):
+        return ("relevance",)
+    differing = tuple(
+        name for name in _CONFLICT_FIELDS if _field_value(ours, name) != _field_value(theirs, name)
+    )
+    return differing or ("relevance",)
+
+
+def _side(memory: Memory | None, fields: Sequence[str]) -> str:
     if memory is None:
         return "removed"
     if isinstance(memory, MemoryAtom):
-        return f"relevance {memory.relevance_score}" + (
-            f", source {memory.source_hash}" if memory.source_hash else ""
-        )
+        return ", ".join(f"{name} {_field_value(memory, name)}" for name in fields)
     return "molecule"
+
+
+def hits_table(hits: Sequence[SearchHit]) -> Table:
+    """A table of search hits: short id, type, memory, score."""
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("id", style="yellow", no_wrap=True)
+    table.add_column("type", style="cyan")
+    table.add_column("memory")
+    table.add_column("score", justify="right")
+    for hit in hits:
+        type_name, text = describe(hit.atom)
+        table.add_row(short(hit.atom.content_hash), Text(type_name), Text(text), f"{hit.score:.3f}")
+    return table
 
 
 def status_renderable(status: Status) -> RenderableType:
