@@ -20,6 +20,7 @@ import dataclasses
 import functools
 import itertools
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -134,6 +135,7 @@ class Repository:
         self.path = path
         self.trees = SnapshotTrees(store)
         self._commits: dict[bytes, Commit] = {}
+        self._commits_lock = threading.Lock()
 
     # -- opening ------------------------------------------------------------
 
@@ -220,7 +222,8 @@ class Repository:
 
     def load_commit(self, oid: bytes) -> Commit:
         """Return the commit ``oid`` (raw id); commits are immutable, so they are cached."""
-        commit = self._commits.get(oid)
+        with self._commits_lock:
+            commit = self._commits.get(oid)
         if commit is not None:
             return commit
         stored = self.store.get_object(oid)
@@ -229,9 +232,10 @@ class Repository:
         if stored.kind != COMMIT:
             raise CorruptObjectError(f"{oid.hex()} is a {stored.kind}, not a commit")
         commit = decode_commit(stored.data)
-        if len(self._commits) >= COMMIT_CACHE_SIZE:
-            self._commits.pop(next(iter(self._commits)))
-        self._commits[oid] = commit
+        with self._commits_lock:
+            if len(self._commits) >= COMMIT_CACHE_SIZE:
+                self._commits.pop(next(iter(self._commits)))
+            self._commits[oid] = commit
         return commit
 
     def _load_memories(self, entries: Iterable[SnapshotEntry]) -> list[Memory]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -240,6 +241,8 @@ class SnapshotTrees:
 
     def __init__(self, store: ObjectStore, cache_size: int = 16384) -> None:
         self._store = store
+        # Readers on other threads (a streaming producer) share the cache.
+        self._lock = threading.Lock()
         self._cache: OrderedDict[bytes, Node] = OrderedDict()
         self._cache_size = cache_size
         self._pending: dict[bytes, bytes] = {}
@@ -248,10 +251,11 @@ class SnapshotTrees:
 
     def load(self, node_id: bytes) -> Node:
         """Return the decoded node ``node_id`` (cached, bounded)."""
-        node = self._cache.get(node_id)
-        if node is not None:
-            self._cache.move_to_end(node_id)
-            return node
+        with self._lock:
+            node = self._cache.get(node_id)
+            if node is not None:
+                self._cache.move_to_end(node_id)
+                return node
         data = self._pending.get(node_id)
         if data is None:
             if node_id == EMPTY_TREE_ID:
@@ -268,9 +272,10 @@ class SnapshotTrees:
         return node
 
     def _remember(self, node_id: bytes, node: Node) -> None:
-        self._cache[node_id] = node
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[node_id] = node
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def count(self, root: bytes) -> int:
         """Return how many entries the snapshot holds."""
@@ -425,8 +430,9 @@ class SnapshotTrees:
 
     def discard(self) -> None:
         """Forget buffered nodes (after a failed transaction)."""
-        for oid in self._pending:
-            self._cache.pop(oid, None)
+        with self._lock:
+            for oid in self._pending:
+                self._cache.pop(oid, None)
         self._pending = {}
 
     def _write(self, node: Node) -> bytes:
