@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import tiktoken
 
@@ -93,3 +98,28 @@ def test_missing_ranks_give_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
         monkeypatch.undo()
         tokens._cl100k.cache_clear()
     assert TiktokenTokenizer().count("hello world") == 2
+
+
+def test_counting_never_downloads(tmp_path: Path) -> None:
+    """With an empty tiktoken cache and every proxy pointing at a closed port, counting works.
+
+    (tiktoken may copy the packaged ranks into its cache; it can fetch nothing.)
+    """
+    script = (
+        "from contextfs.expand.tokens import default_tokenizer;"
+        "print(default_tokenizer().count('hello world'))"
+    )
+    closed = "http://127.0.0.1:9"
+    env = {
+        **os.environ,
+        "TIKTOKEN_CACHE_DIR": str(tmp_path),
+        "DATA_GYM_CACHE_DIR": str(tmp_path),
+        "HTTP_PROXY": closed,
+        "HTTPS_PROXY": closed,
+        "http_proxy": closed,
+        "https_proxy": closed,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout) == (0, "2\n"), result.stderr
