@@ -28,6 +28,7 @@ SEED_VOCABULARY = {
     "RelevanceLattice",
     "StreamingExpander",
     "ExpansionChunk",
+    "ContextMerkleTree",
 }
 
 

@@ -22,6 +22,7 @@ from .errors import StoreError as StoreError
 from .errors import TypeSignatureError as TypeSignatureError
 from .errors import UncommittedChangesError as UncommittedChangesError
 from .errors import UnknownRevisionError as UnknownRevisionError
+from .errors import VerificationError as VerificationError
 from .expand import CompressedContext as CompressedContext
 from .expand import ContextQuery as ContextQuery
 from .expand import ContextStore as ContextStore
@@ -37,6 +38,13 @@ from .expand import StreamingExpander as StreamingExpander
 from .expand import TiktokenTokenizer as TiktokenTokenizer
 from .expand import Tokenizer as Tokenizer
 from .expand import WordEstimateTokenizer as WordEstimateTokenizer
+from .integrity.fsck import VerifyReport as VerifyReport
+from .integrity.proofs import MembershipProof as MembershipProof
+from .integrity.proofs import NonMembershipProof as NonMembershipProof
+from .integrity.proofs import proof_from_json as proof_from_json
+from .integrity.proofs import verify as verify_proof
+from .integrity.purge import PurgeRecord as PurgeRecord
+from .integrity.seedtree import ContextMerkleTree as ContextMerkleTree
 from .model.ids import ObjectId as ObjectId
 from .model.objects import MemoryAtom as MemoryAtom
 from .model.objects import MemoryMolecule as MemoryMolecule
@@ -55,6 +63,8 @@ from .records import Change as Change
 from .records import CommitInfo as CommitInfo
 from .records import ConflictInfo as ConflictInfo
 from .records import MergeResult as MergeResult
+from .records import PromptContext as PromptContext
+from .records import SearchHit as SearchHit
 from .records import Status as Status
 from .repo import Repository as Repository
 from .store import MemoryStore as MemoryStore
@@ -81,6 +91,7 @@ __all__ = [
     "ConflictError",
     "ConflictInfo",
     "ContextFSError",
+    "ContextMerkleTree",
     "ContextQuery",
     "ContextStore",
     "CorruptObjectError",
@@ -91,21 +102,26 @@ __all__ = [
     "IncrementalExpander",
     "InvalidInputError",
     "Kind",
+    "MembershipProof",
     "MemoryAtom",
     "MemoryMolecule",
     "MemoryStore",
     "MergeConflictError",
     "MergeResult",
     "MissingObjectError",
+    "NonMembershipProof",
     "NothingToDoError",
     "ObjectContextStore",
     "ObjectId",
+    "PromptContext",
+    "PurgeRecord",
     "Receipt",
     "RelevanceLattice",
     "Repository",
     "RepositoryExistsError",
     "RepositoryNotFoundError",
     "RevisionError",
+    "SearchHit",
     "SqliteStore",
     "Status",
     "Store",
@@ -117,5 +133,9 @@ __all__ = [
     "TypeSignatureError",
     "UncommittedChangesError",
     "UnknownRevisionError",
+    "VerificationError",
+    "VerifyReport",
     "WordEstimateTokenizer",
+    "proof_from_json",
+    "verify_proof",
 ]

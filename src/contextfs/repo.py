@@ -65,9 +65,14 @@ from .history.tree import (
     item_key,
     recency_scorer,
 )
+from .integrity.fsck import VerifyReport, verify_store
+from .integrity.proofs import Proof
+from .integrity.proofs import prove as prove_key
+from .integrity.purge import PurgeRecord, purge_atom, purge_ref
 from .model import canonical
 from .model.canonical import Metadata
 from .model.ids import (
+    ID_HEX_LENGTH,
     MIN_PREFIX_LENGTH,
     ObjectId,
     from_hex,
@@ -109,6 +114,9 @@ from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 
 DEFAULT_AUTHOR = "anonymous"
+#: How a purged atom shows when the caller asks to see it.
+PURGED_TYPE = TypeSignature("Purged")
+PURGED_TEXT = "[purged]"
 #: ``context`` gives up packing after this many atoms in a row did not fit.
 DEFAULT_PATIENCE = 64
 #: Atoms read from the store at a time while streaming a ranked snapshot.
@@ -261,8 +269,16 @@ class Repository:
             stored = found.get(oid)
             if stored is None:
                 raise MissingObjectError(f"atom {oid.hex()} is missing")
-            bodies[oid] = decode_atom(stored.data)
+            if not stored.data and self.is_purged(oid):
+                bodies[oid] = (PURGED_TYPE, PURGED_TEXT)
+            else:
+                bodies[oid] = decode_atom(stored.data)
         return bodies
+
+    def is_purged(self, atom_id: bytes | str) -> bool:
+        """Return True if the atom's content was purged (and the purge recorded)."""
+        oid = atom_id if isinstance(atom_id, bytes) else from_hex(atom_id)
+        return self.store.read_ref(purge_ref(oid)) is not None
 
     def _load_molecule(self, oid: bytes) -> MemoryMolecule:
         stored = self.store.get_object(oid)
@@ -874,6 +890,7 @@ class Repository:
         compact: bool = True,
         patience: int | None = DEFAULT_PATIENCE,
         tokenizer: Tokenizer | None = None,
+        purged: Literal["omit", "show"] = "omit",
     ) -> PromptContext:
         """Assemble the best prompt ``revision`` can give within ``budget`` tokens.
 
@@ -911,6 +928,10 @@ class Repository:
         if where is not None:
             when = from_micros(moment)
             candidates = (atom for atom in candidates if where.matches(atom, when))
+        if purged == "omit":
+            candidates = (a for a in candidates if not self._is_placeholder(a))
+        elif purged != "show":
+            raise InvalidInputError(f"purged must be 'omit' or 'show', got {purged!r}")
         if compact:
             candidates = _distinct(candidates)
         molecules = [self._load_molecule(item_key(i)) for i in self.trees.molecule_items(tree)]
@@ -936,6 +957,7 @@ class Repository:
                 "compact": compact,
                 "patience": patience,
                 "where": _query_params(where),
+                "purged": purged,
             },
         )
         return PromptContext(
@@ -980,6 +1002,62 @@ class Repository:
             type_summary=dict(sorted(summary.items())),
         )
 
+    def prove(self, ref: str | MemoryAtom, revision: str = refnames.HEAD) -> Proof:
+        """Prove that a memory is, or is not, in ``revision``.
+
+        Returns a :class:`~contextfs.integrity.proofs.MembershipProof` when it
+        is and a :class:`~contextfs.integrity.proofs.NonMembershipProof` when it
+        is not; either checks, from the commit's id alone, with
+        :func:`contextfs.integrity.proofs.verify` -- a chain of RFC 6962
+        inclusion proofs, one per tree level, that any verifier can follow.
+
+        Args:
+            ref: the memory (a MemoryAtom, a full id, or a unique prefix of a
+                stored atom or molecule id).
+            revision: the version to prove it against.
+        """
+        commit_id = self._resolve(revision)
+        stored = self.store.get_object(commit_id)
+        if stored is None:
+            raise MissingObjectError(f"commit {commit_id.hex()} is missing")
+        if isinstance(ref, MemoryAtom):
+            key = ref.digest
+        else:
+            prefix = ref.lower()
+            if len(prefix) == ID_HEX_LENGTH and is_hex_prefix(prefix):
+                key = bytes.fromhex(prefix)  # never stored: still gets a non-membership proof
+            else:
+                key = self._resolve_prefix(prefix, (ATOM, MOLECULE), f"memory {ref!r}")
+        return prove_key(self.trees, stored.data, key)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every object and check every link and ref; name each problem.
+
+        See :func:`contextfs.integrity.fsck.verify_store`. Purged atoms (with
+        their purge records) are listed, not reported as damage.
+        """
+        return verify_store(self.store)
+
+    def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
+        """Erase an atom's content from every version, index and free page.
+
+        Every commit id and snapshot root still verifies (they cover the atom's
+        id, not its text); expansion leaves the atom out, or shows it as
+        ``[purged]`` when asked. The purge is recorded: who, when, which id, why.
+        Must not run inside :meth:`transaction` (the store file is compacted).
+
+        Raises:
+            PurgeError: the id names no atom, is already purged, or a copy of
+                its text is held where it cannot be erased.
+        """
+        check_author(author)
+        prefix = ref.lower()
+        if len(prefix) == ID_HEX_LENGTH and is_hex_prefix(prefix):
+            oid = bytes.fromhex(prefix)
+        else:
+            oid = self._resolve_prefix(prefix, (ATOM,), f"atom {ref!r}")
+        return purge_atom(self.store, oid, author=author, reason=reason, when=now_micros())
+
     def verify_receipt(self, receipt: Receipt) -> ReceiptVerification:
         """Re-derive the prompt ``receipt`` describes from this store and compare it.
 
@@ -1006,8 +1084,16 @@ class Repository:
             compact=bool(params.get("compact", True)),
             patience=params.get("patience"),
             tokenizer=tokenizer,
+            purged=params.get("purged", "omit"),
         )
         return result.receipt.snapshot_root, result.text
+
+    def _is_placeholder(self, atom: MemoryAtom) -> bool:
+        return (
+            atom.content == PURGED_TEXT
+            and atom.type_sig == PURGED_TYPE
+            and self.is_purged(atom.digest)
+        )
 
     def _scorer(self, half_life_seconds: float | None, now: int) -> Scorer | None:
         if half_life_seconds is None:

@@ -23,11 +23,13 @@ from typing import IO, Any, Literal, TypeVar
 import click
 from rich.console import Console, RenderableType
 
-from ..errors import ContextFSError, MergeConflictError, VerificationError
+from ..errors import ContextFSError, MergeConflictError, StoreError, VerificationError
 from ..expand.query import ContextQuery
 from ..expand.receipt import Receipt
 from ..expand.render import Format
 from ..history.refs import DEFAULT_BRANCH
+from ..integrity.proofs import proof_from_json
+from ..integrity.proofs import verify as verify_proof
 from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
 from ..model.objects import MemoryAtom, check_relevance
 from ..model.timeutil import from_micros, now_micros
@@ -497,6 +499,102 @@ def search(
         show(render.hits_table(hits))
     else:
         click.echo("No memories match.")
+
+
+@cli.command()
+@click.argument("atom", metavar="ID")
+@click.option("--rev", "revision", default="HEAD", show_default=True, help="The version.")
+@json_option("Print the proof itself, as JSON.")
+@click.pass_context
+def prove(ctx: click.Context, atom: str, revision: str, as_json: bool) -> None:
+    """Prove that a memory is (or is not) in a version.
+
+    The proof is a chain of RFC 6962 inclusion proofs from the memory up to the
+    commit's id; `contextfs verify-proof` (or any RFC 6962 verifier) checks it.
+    """
+    proof = open_repo(ctx).prove(atom, revision)
+    if not verify_proof(proof, proof.commit_id):
+        raise VerificationError(f"the store built a proof that does not verify for {atom!r}")
+    if as_json:
+        click.echo(proof.to_json(indent=2))
+        return
+    where = f"{revision} (commit {short(proof.commit_id)})"
+    if proof.kind == "membership":
+        click.echo(
+            f"memory {short(proof.key)} is in {where}: "
+            f"membership proof over {len(proof.path)} levels, verified"
+        )
+    else:
+        click.echo(f"memory {short(proof.key)} is NOT in {where}: non-membership proof, verified")
+
+
+@cli.command(name="verify-proof")
+@click.argument("file", type=click.File("rb"))
+@click.option(
+    "--commit", "commit", required=True, metavar="ID", help="The full commit id to trust."
+)
+@click.pass_context
+def verify_proof_command(ctx: click.Context, file: IO[bytes], commit: str) -> None:
+    """Check a proof from `contextfs prove --json` against a commit id you trust.
+
+    Needs no repository: only the proof and the id. Exits 0 if it holds, 9 if not.
+    """
+    proof = proof_from_json(file.read())
+    if not verify_proof(proof, commit.lower()):
+        raise VerificationError(f"the proof does not hold for commit {commit!r}")
+    verdict = "is in" if proof.kind == "membership" else "is NOT in"
+    click.echo(f"OK: memory {short(proof.key)} {verdict} commit {short(commit.lower())}")
+
+
+@cli.command()
+@json_option("Print the report as JSON.")
+@click.pass_context
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Re-hash every object and check every commit, tree, link and ref.
+
+    Names each corrupt or missing object by id and kind; exits 8 if any.
+    """
+    report = open_repo(ctx).verify()
+    if as_json:
+        emit_json(
+            {
+                "ok": report.ok,
+                "counts": dict(report.counts),
+                "purged": list(report.purged),
+                "problems": [
+                    {"kind": p.kind, "id": p.oid, "ref": p.ref, "message": p.message}
+                    for p in report.problems
+                ],
+            }
+        )
+    else:
+        for problem in report.problems:
+            click.echo(f"{problem.kind} {problem.oid or problem.ref}: {problem.message}")
+        counted = ", ".join(f"{n} {kind}" for kind, n in sorted(report.counts.items()) if n)
+        purged = f"; {len(report.purged)} purged" if report.purged else ""
+        verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
+        click.echo(f"{verdict}: checked {counted or 'nothing'}{purged}")
+    if not report.ok:
+        raise StoreError(f"the store has {len(report.problems)} problem(s); see above")
+
+
+@cli.command()
+@click.argument("atom", metavar="ID")
+@author_option
+@click.option("--reason", default="", help="Why (kept in the purge record).")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def purge(ctx: click.Context, atom: str, author: str | None, reason: str, yes: bool) -> None:
+    """Erase a memory's text from every version, index and free page.
+
+    History still verifies (ids cover the text's hash, not the text); the purge
+    is recorded with who, when and why. This cannot be undone.
+    """
+    repo = open_repo(ctx)
+    if not yes:
+        click.confirm(f"Erase the text of memory {atom!r} from all history?", abort=True)
+    record = repo.purge(atom, author=author or default_author(), reason=reason)
+    click.echo(f"purged {short(record.atom_id)}; recorded as {short(record.id)}")
 
 
 @cli.command(name="verify-receipt")

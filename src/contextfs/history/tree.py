@@ -190,17 +190,30 @@ def _combine(summaries: Iterable[Summary]) -> Summary:
     return Summary(count, best_relevance, best_timestamp, molecules)
 
 
+def node_header(interior: bool, depth: int) -> bytes:
+    """The first Merkle leaf of every node: ``encode(["tree", is_interior, depth])``."""
+    return canonical.encode([TREE, 1 if interior else 0, depth])
+
+
+def node_leaves(node: Node) -> list[bytes]:
+    """Return the node's Merkle leaf list: its header, then its items or child entries.
+
+    A node's id is the RFC 6962 root of exactly this list; proofs are inclusion
+    proofs into it.
+    """
+    if node.is_leaf:
+        return [node_header(False, node.depth), *node.items]
+    entries = [canonical.encode(list(child)) for child in node.children]
+    return [node_header(True, node.depth), *entries]
+
+
 def encode_node(node: Node) -> tuple[bytes, bytes]:
     """Return ``(id, data)`` for a node: its Merkle id and stored bytes."""
     if node.is_leaf:
-        header = canonical.encode([TREE, 0, node.depth])
-        leaves = list(node.items)
-        data = canonical.encode([0, node.depth, leaves])
+        data = canonical.encode([0, node.depth, list(node.items)])
     else:
-        header = canonical.encode([TREE, 1, node.depth])
-        leaves = [canonical.encode(list(child)) for child in node.children]
         data = canonical.encode([1, node.depth, [list(child) for child in node.children]])
-    return merkle_root([header, *leaves]), data
+    return merkle_root(node_leaves(node)), data
 
 
 def decode_node(data: bytes) -> Node:

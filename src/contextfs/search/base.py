@@ -82,6 +82,18 @@ class SearchIndex(Protocol):
         """
         ...
 
+    def forget(self, oid: bytes, text: str) -> bool:
+        """Remove atom ``oid`` from the index (and from the deferred atoms), for a purge.
+
+        ``text`` must be the content the atom was indexed with: the SQLite
+        backend's contentless FTS5 table can only delete postings it is told.
+        Joins the store's open transaction.
+
+        Returns:
+            True if the atom was indexed, False if it was not (only deferred, or unknown).
+        """
+        ...
+
     def count(self) -> int:
         """Return how many atoms are indexed."""
         ...

@@ -191,6 +191,25 @@ class MemorySearchIndex:
             self._store.on_rollback(partial(self._pending.difference_update, fresh))
             self._pending.update(fresh)
 
+    def forget(self, oid: bytes, text: str) -> bool:
+        """Remove atom ``oid`` from the index and the deferred atoms, for a purge.
+
+        ``text`` is the content it was indexed with; a rollback indexes it again.
+
+        Returns:
+            True if the atom was indexed.
+        """
+        with self._store.transaction():
+            if oid in self._pending:
+                self._pending.discard(oid)
+                self._store.on_rollback(partial(self._pending.add, oid))
+            corpus = self._corpus
+            if oid not in corpus.docs:
+                return False
+            corpus.remove(oid)
+            self._store.on_rollback(partial(corpus.add, oid, text))
+            return True
+
     def match_ids(self, query: str) -> set[bytes]:
         """Return the ids of every atom holding all of ``query``'s terms, unranked."""
         parsed = parse_query(query)

@@ -134,6 +134,32 @@ class SqliteSearchIndex:
             with self._store.connection(write=True) as conn:
                 conn.executemany("INSERT OR IGNORE INTO search_pending (id) VALUES (?)", rows)
 
+    def forget(self, oid: bytes, text: str) -> bool:
+        """Remove atom ``oid`` from the index and the deferred atoms, for a purge.
+
+        FTS5's contentless ``delete`` command removes exactly the tokens it is
+        given, so ``text`` must be the content the atom was indexed with. The
+        deleted postings linger as tombstones in FTS5's segments until
+        :meth:`SqliteStore.compact` merges them away.
+
+        Returns:
+            True if the atom was indexed.
+
+        Raises:
+            StoreError: SQLite failed; nothing changed.
+        """
+        with self._store.connection(write=True) as conn:
+            conn.execute("DELETE FROM search_pending WHERE id = ?", (oid,))
+            row = conn.execute("SELECT rowid FROM search_ids WHERE id = ?", (oid,)).fetchone()
+            if row is None:
+                return False
+            conn.execute(
+                "INSERT INTO search_fts (search_fts, rowid, body) VALUES ('delete', ?, ?)",
+                (row[0], " ".join(tokenize(text))),
+            )
+            conn.execute("DELETE FROM search_ids WHERE rowid = ?", (row[0],))
+            return True
+
     def match_ids(self, query: str) -> set[bytes]:
         """Return the ids of every atom holding all of ``query``'s terms, unranked."""
         expression = fts5_expression(parse_query(query), "all")

@@ -10,6 +10,9 @@ Invariants every backend keeps:
   already present is a no-op (content addressing makes the bytes equal); the
   store does not re-hash on put -- :mod:`contextfs.model` computes ids and
   ``verify`` re-checks them.
+* The one exception to immutability is :meth:`Store.erase_object`, which empties
+  an object's bytes (kind and id stay) so :mod:`contextfs.integrity.purge` can
+  forget an atom's content while every id that names it still verifies.
 * Refs map a name to a string: a 64-hex object id, or ``"ref: <name>"`` for a
   symbolic ref such as ``HEAD``. They move only through
   :meth:`RefStore.set_ref_if_equals`, so two writers never lose an update.
@@ -25,7 +28,8 @@ from contextlib import AbstractContextManager
 from typing import NamedTuple, Protocol, runtime_checkable
 
 #: The kinds of object a store holds; the tag is part of every object's id.
-OBJECT_KINDS = frozenset({"atom", "molecule", "tree", "commit", "context"})
+#: ``purge`` records who erased an atom's content, when and why.
+OBJECT_KINDS = frozenset({"atom", "molecule", "tree", "commit", "context", "purge"})
 
 
 class StoredObject(NamedTuple):
@@ -108,6 +112,19 @@ class Store(ObjectStore, RefStore, Protocol):
 
     def transaction(self) -> AbstractContextManager[None]:
         """Group writes so they land together, durably, or not at all."""
+        ...
+
+    def erase_object(self, oid: bytes) -> bool:
+        """Replace the data of object ``oid`` with empty bytes, keeping its id and kind.
+
+        The only write that changes a stored object: it serves the right to be
+        forgotten (:func:`contextfs.integrity.purge.purge_atom`), which records
+        the erasure first. Backends overwrite the bytes rather than leave them
+        in freed space. Joins the open transaction, like every write.
+
+        Returns:
+            True if the object was stored (and is now empty), False if absent.
+        """
         ...
 
     def close(self) -> None:

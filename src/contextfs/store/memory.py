@@ -182,6 +182,21 @@ class MemoryStore:
             self._check_open()
             return len(self._objects)
 
+    def erase_object(self, oid: bytes) -> bool:
+        """Replace object ``oid``'s data with empty bytes (kind kept); False if absent.
+
+        Rolls back with the open transaction, like every write.
+        """
+        with self._lock:
+            self._check_open()
+            old = self._objects.get(oid)
+            if old is None:
+                return False
+            self._objects[oid] = StoredObject(old.kind, b"")
+            if self._depth:
+                self._journal.append(partial(self._objects.__setitem__, oid, old))
+            return True
+
     # -- refs ------------------------------------------------------------------
 
     def read_ref(self, name: str) -> str | None:

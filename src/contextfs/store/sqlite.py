@@ -271,6 +271,31 @@ class SqliteStore:
         with self._write() if write else self._guard() as conn:
             yield conn
 
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Make every read in the body see one committed state, without blocking writers.
+
+        Holds one deferred read transaction (in WAL mode other connections keep
+        writing; this one keeps reading the state of its first read), so a long
+        scan such as ``verify`` never sees half of a concurrent commit. Other
+        threads using this store object wait. Inside an open transaction it
+        just joins it. The body must not write.
+
+        Raises:
+            StoreError: the store is closed, or SQLite failed.
+        """
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            with self._guard() as conn:
+                conn.execute("BEGIN")
+            try:
+                yield
+            finally:
+                with self._guard() as conn:
+                    _rollback(conn)
+
     def _configure(self, create: bool, busy_timeout: float) -> None:
         with self._guard() as conn:
             # PRAGMAs take no parameters; the value is an int computed here.
@@ -418,6 +443,54 @@ class SqliteStore:
         with self._guard() as conn:
             (count,) = conn.execute("SELECT count(*) FROM objects").fetchone()
         return int(count)
+
+    def erase_object(self, oid: bytes) -> bool:
+        """Replace object ``oid``'s data with an empty blob (kind kept); False if absent.
+
+        Turns on ``secure_delete`` for this connection first (and leaves it on),
+        so SQLite zeroes the old bytes in the page instead of leaving them in its
+        free space. Copies can survive in the write-ahead log and in pages freed
+        earlier until :meth:`compact` runs.
+
+        Raises:
+            StoreError: SQLite failed; nothing changed.
+        """
+        with self._write() as conn:
+            conn.execute("PRAGMA secure_delete = ON")
+            cursor = conn.execute("UPDATE objects SET data = ? WHERE id = ?", (b"", oid))
+            return cursor.rowcount == 1
+
+    def compact(self) -> None:
+        """Rewrite the database so no erased bytes survive in the file, its log or free pages.
+
+        Merges the full-text index's segments (FTS5 ``optimize`` drops the
+        tombstoned postings of forgotten atoms), copies the write-ahead log into
+        the database and truncates it, rebuilds the file with ``VACUUM`` (which
+        copies only live rows, so free pages and slack vanish), and empties the
+        log again. Costs time proportional to the whole store.
+
+        Raises:
+            StoreError: called inside a transaction, another connection kept the
+                log from being emptied, or SQLite failed.
+        """
+        with self._guard() as conn:
+            if self._depth or conn.in_transaction:
+                raise StoreError(f"store {str(self._path)!r}: cannot compact inside a transaction")
+            conn.execute("PRAGMA secure_delete = ON")
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'search_fts'").fetchone():
+                conn.execute("INSERT INTO search_fts (search_fts) VALUES ('optimize')")
+            self._checkpoint(conn)
+            conn.execute("VACUUM")
+            self._checkpoint(conn)
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        """Copy the whole write-ahead log into the database and truncate it to zero bytes."""
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise StoreError(
+                f"store {str(self._path)!r}: another connection is using the database,"
+                " so its write-ahead log could not be emptied; retry when it is idle"
+            )
 
     # -- refs ------------------------------------------------------------------
 
