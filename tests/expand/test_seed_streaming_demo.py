@@ -1,8 +1,7 @@
 """The protocol seed's ``demo_streaming``, run with only its imports changed.
 
 DESIGN.md section 1: the seeds' demos must run against ContextFS with only the
-import lines changed. The demo's second half (Merkle proofs with
-``ContextMerkleTree``) belongs to the integrity issue and is left out here.
+import lines changed: streaming with backpressure, then Merkle proofs.
 """
 
 from __future__ import annotations
@@ -12,7 +11,13 @@ from datetime import datetime
 
 import pytest
 
-from contextfs import T_STRING, CompressedContext, MemoryAtom, StreamingExpander
+from contextfs import (
+    T_STRING,
+    CompressedContext,
+    ContextMerkleTree,
+    MemoryAtom,
+    StreamingExpander,
+)
 
 
 async def demo_streaming() -> None:
@@ -43,6 +48,12 @@ async def demo_streaming() -> None:
         )
         for atom in chunk.atoms:
             print(f" [{atom.relevance_score:.2f}] {atom.content}")
+    print("\nMerkle tree verification:")
+    tree = ContextMerkleTree(atoms)
+    print(f"Root hash: {tree.root_hash}")
+    proof = tree.get_proof(atoms[0])
+    verified = tree.verify_proof(atoms[0].content_hash, proof, tree.root_hash)
+    print(f"Proof for atom 0: {'✓ verified' if verified else '✗ failed'}")
 
 
 def test_seed_streaming_demo_output(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,7 +61,16 @@ def test_seed_streaming_demo_output(capsys: pytest.CaptureFixture[str]) -> None:
     # Relevance 0.5 (fact 0) is below the threshold; the rest arrive best first,
     # two per chunk. Tokens are real cl100k_base counts of each chunk's
     # "[String] Memory fact N" lines (6 per line, plus 1 for the newline between two).
-    assert capsys.readouterr().out.splitlines() == [
+    lines = capsys.readouterr().out.splitlines()
+    root = lines[-2].removeprefix("Root hash: ")
+    assert len(root) == 64  # full SHA-256, never the seed's 16 hex digits
+    assert lines[-4:] == [
+        "",
+        "Merkle tree verification:",
+        f"Root hash: {root}",
+        "Proof for atom 0: ✓ verified",
+    ]
+    assert lines[:-4] == [
         "Streaming expansion:",
         "----------------------------------------",
         "Chunk 0: 2 atoms, progress=22%, tokens=13",
