@@ -15,6 +15,7 @@ by compare-and-swap, so a crash leaves either the old state or the new one.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -60,11 +61,11 @@ from .model.ids import (
 from .model.objects import (
     ATOM,
     MOLECULE,
-    AtomEntry,
     MemoryAtom,
     MemoryMolecule,
     MoleculeEntry,
     decode_entry,
+    entry_rank,
     is_molecule_item,
 )
 from .model.timeutil import from_micros, now_micros
@@ -380,32 +381,27 @@ class Repository(RepositoryCore):
         if mode not in ("any", "all"):
             raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
         phrases = parse_query(query).phrases
-        items: dict[bytes, bytes | None] = {}
-        members: list[set[bytes]] = []
-        for phrase in phrases:
-            found = set()
-            for oid in self.search_index.match_ids(phrase_text(phrase)):
-                if oid not in items:
-                    items[oid] = self.trees.get(tree, oid)
-                if items[oid] is not None:
-                    found.add(oid)
-            members.append(found)
+        found_by_phrase = [self.search_index.match_ids(phrase_text(p)) for p in phrases]
+        present = self.trees.get_many(tree, set().union(*found_by_phrase))
+        members = [found & present.keys() for found in found_by_phrase]
         matches = match_scores(members, self.trees.count(tree))
         keep = set.intersection(*members) if mode == "all" else set(matches)
         rank = scorer or by_relevance
-        scored = []
+        heap = []
         for oid in keep:
-            entry = decode_entry(items[oid] or b"")
-            assert isinstance(entry, AtomEntry)
-            score = rank(entry.relevance, entry.timestamp) * matches[oid]
-            scored.append((-score, -entry.timestamp, oid, matches[oid], entry))
-        scored.sort(key=lambda row: row[:3])
-        for start in range(0, len(scored), RANKED_BATCH):
-            batch = scored[start : start + RANKED_BATCH]
-            atoms = self._load_memories(row[4] for row in batch)
+            relevance, timestamp = entry_rank(present[oid])
+            if relevance < 0:  # a molecule: the words of its atoms match, not it
+                continue
+            heap.append((-rank(relevance, timestamp) * matches[oid], -timestamp, oid))
+        heapq.heapify(heap)  # ranked lazily: a budget usually needs only the first few
+        size = 16  # a search usually wants few; a budget more: read in growing batches
+        while heap:
+            batch = [heapq.heappop(heap) for _ in range(min(size, len(heap)))]
+            size = min(size * 2, RANKED_BATCH)
+            atoms = self._load_memories(decode_entry(present[row[2]]) for row in batch)
             for row, atom in zip(batch, atoms, strict=True):
                 assert isinstance(atom, MemoryAtom)
-                yield atom, -row[0], row[3]
+                yield atom, -row[0], matches[row[2]]
 
     def stream(
         self,

@@ -165,6 +165,8 @@ def test_update_and_diff_agree_with_a_dict_model(
         if model.get(k) != new_model.get(k)
     )
     assert list(trees.diff(root, new_root)) == expected
+    probes = [key_of(n) for n in range(0, 401, 3)]
+    assert trees.get_many(new_root, probes) == {k: new_model[k] for k in probes if k in new_model}
 
 
 def ranked_item(n: int, relevance: float, timestamp: int) -> bytes:

@@ -25,7 +25,9 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import operator
 import threading
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -44,6 +46,8 @@ LEAF_CAPACITY = 32
 MAX_DEPTH = 64
 _KEY_START = 3  # item = array header (1 byte) + bin8 header (2 bytes) + key
 _KEY_END = _KEY_START + 32
+# Items were checked on decode, so their keys sit at a fixed offset (a C-level getter).
+_KEY_OF = operator.itemgetter(slice(_KEY_START, _KEY_END))
 
 
 def item_key(item: bytes) -> bytes:
@@ -307,6 +311,35 @@ class SnapshotTrees:
             if item_key(item) == key:
                 return item
         return None
+
+    def get_many(self, root: bytes, keys: Iterable[bytes]) -> dict[bytes, bytes]:
+        """Return the encoded entries present for ``keys``, reading each node once.
+
+        The keys are split by nibble on the way down, so looking up thousands
+        of keys costs one visit per node on their paths and a binary search
+        per key, not a descent per key.
+        """
+        found: dict[bytes, bytes] = {}
+        stack = [(root, list(set(keys)))]
+        while stack:
+            node_id, group = stack.pop()
+            node = self.load(node_id)
+            if node.is_leaf:
+                items = node.items
+                for key in group:
+                    at = bisect_left(items, key, key=_KEY_OF)
+                    if at < len(items) and items[at][_KEY_START:_KEY_END] == key:
+                        found[key] = items[at]
+                continue
+            index, shift = node.depth >> 1, 4 if node.depth % 2 == 0 else 0
+            buckets: dict[int, list[bytes]] = {}
+            for key in group:
+                buckets.setdefault((key[index] >> shift) & 0x0F, []).append(key)
+            for child in node.children:
+                part = buckets.get(child.nibble)
+                if part:
+                    stack.append((child.id, part))
+        return found
 
     def items(self, root: bytes) -> Iterator[bytes]:
         """Yield every encoded entry of the snapshot, sorted by key."""
