@@ -256,7 +256,7 @@ class SnapshotTrees:
     write them in the same transaction as the commit that names them.
     """
 
-    def __init__(self, store: ObjectStore, cache_size: int = 16384) -> None:
+    def __init__(self, store: ObjectStore, cache_size: int = 32768) -> None:
         self._store = store
         # Readers on other threads (a streaming producer) share the cache.
         self._lock = threading.Lock()
@@ -287,6 +287,31 @@ class SnapshotTrees:
         node = decode_node(data)
         self._remember(node_id, node)
         return node
+
+    def load_many(self, node_ids: list[bytes]) -> list[Node]:
+        """Return the decoded nodes, reading every uncached one in a single store call."""
+        nodes: dict[bytes, Node] = {}
+        with self._lock:
+            for node_id in node_ids:
+                node = self._cache.get(node_id)
+                if node is not None:
+                    self._cache.move_to_end(node_id)
+                    nodes[node_id] = node
+        missing = [i for i in node_ids if i not in nodes and i not in self._pending]
+        stored = self._store.get_objects(missing) if missing else {}
+        for node_id in node_ids:
+            if node_id in nodes:
+                continue
+            if node_id in stored:
+                if stored[node_id].kind != TREE:
+                    kind = stored[node_id].kind
+                    raise CorruptObjectError(f"{node_id.hex()} is a {kind}, not a tree")
+                node = decode_node(stored[node_id].data)
+                self._remember(node_id, node)
+            else:
+                node = self.load(node_id)  # pending, empty, or missing (which raises)
+            nodes[node_id] = node
+        return [nodes[i] for i in node_ids]
 
     def _remember(self, node_id: bytes, node: Node) -> None:
         with self._lock:
@@ -320,25 +345,26 @@ class SnapshotTrees:
         per key, not a descent per key.
         """
         found: dict[bytes, bytes] = {}
-        stack = [(root, list(set(keys)))]
-        while stack:
-            node_id, group = stack.pop()
-            node = self.load(node_id)
-            if node.is_leaf:
-                items = node.items
+        level: list[tuple[bytes, list[bytes]]] = [(root, list(set(keys)))]
+        while level:  # one level at a time, so each level is one read from the store
+            below: list[tuple[bytes, list[bytes]]] = []
+            for node, (_, group) in zip(self.load_many([i for i, _ in level]), level, strict=True):
+                if node.is_leaf:
+                    items = node.items
+                    for key in group:
+                        at = bisect_left(items, key, key=_KEY_OF)
+                        if at < len(items) and items[at][_KEY_START:_KEY_END] == key:
+                            found[key] = items[at]
+                    continue
+                index, shift = node.depth >> 1, 4 if node.depth % 2 == 0 else 0
+                buckets: dict[int, list[bytes]] = {}
                 for key in group:
-                    at = bisect_left(items, key, key=_KEY_OF)
-                    if at < len(items) and items[at][_KEY_START:_KEY_END] == key:
-                        found[key] = items[at]
-                continue
-            index, shift = node.depth >> 1, 4 if node.depth % 2 == 0 else 0
-            buckets: dict[int, list[bytes]] = {}
-            for key in group:
-                buckets.setdefault((key[index] >> shift) & 0x0F, []).append(key)
-            for child in node.children:
-                part = buckets.get(child.nibble)
-                if part:
-                    stack.append((child.id, part))
+                    buckets.setdefault((key[index] >> shift) & 0x0F, []).append(key)
+                for child in node.children:
+                    part = buckets.get(child.nibble)
+                    if part:
+                        below.append((child.id, part))
+            level = below
         return found
 
     def items(self, root: bytes) -> Iterator[bytes]:
