@@ -48,6 +48,7 @@ from .integrity.purge import purge_ref
 from .model import canonical
 from .model.canonical import Metadata
 from .model.ids import (
+    ID_HEX_LENGTH,
     MIN_PREFIX_LENGTH,
     ObjectId,
     from_hex,
@@ -329,6 +330,21 @@ class RepositoryCore:
                 return from_hex(value)
         return self._resolve_prefix(name.lower(), (COMMIT,), f"revision {revision!r}")
 
+    def _memory_key(self, ref: str, kinds: tuple[str, ...]) -> bytes:
+        """Return the id a full 64-hex id names as is, or a unique stored prefix resolves to.
+
+        A full id is taken without a lookup, so callers can ask about objects
+        the store never held (a non-membership proof, a stage miss).
+        """
+        prefix = ref.lower()
+        if len(prefix) == ID_HEX_LENGTH and is_hex_prefix(prefix):
+            return bytes.fromhex(prefix)
+        what = "atom" if kinds == (ATOM,) else "memory"
+        return self._resolve_prefix(prefix, kinds, f"{what} {ref!r}")
+
+    def _molecules_of(self, tree: bytes) -> list[MemoryMolecule]:
+        return [self._load_molecule(item_key(item)) for item in self.trees.molecule_items(tree)]
+
     def _resolve_prefix(self, prefix: str, kinds: tuple[str, ...], what: str) -> bytes:
         if len(prefix) < MIN_PREFIX_LENGTH or not is_hex_prefix(prefix):
             raise UnknownRevisionError(f"unknown {what}")
@@ -557,11 +573,7 @@ class RepositoryCore:
     def _staged_key(self, ref: str) -> tuple[bytes, bytes]:
         """Resolve an atom or molecule id prefix to a key present in the stage."""
         tree, _ = self._stage_tree()
-        prefix = ref.lower()
-        if len(prefix) == 64 and is_hex_prefix(prefix):
-            key = bytes.fromhex(prefix)
-        else:
-            key = self._resolve_prefix(prefix, (ATOM, MOLECULE), f"memory {ref!r}")
+        key = self._memory_key(ref, (ATOM, MOLECULE))
         item = self.trees.get(tree, key)
         if item is None:
             raise UnknownRevisionError(f"memory {ref!r} is not in the stage")

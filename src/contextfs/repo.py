@@ -45,7 +45,6 @@ from .history.commits import check_author
 from .history.tree import (
     Scorer,
     by_relevance,
-    item_key,
     recency_scorer,
 )
 from .integrity.fsck import VerifyReport, verify_store
@@ -53,9 +52,7 @@ from .integrity.proofs import Proof
 from .integrity.proofs import prove as prove_key
 from .integrity.purge import PurgeRecord, purge_atom
 from .model.ids import (
-    ID_HEX_LENGTH,
     ObjectId,
-    is_hex_prefix,
     to_hex,
 )
 from .model.objects import (
@@ -199,7 +196,7 @@ class Repository(RepositoryCore):
             raise InvalidInputError(f"purged must be 'omit' or 'show', got {purged!r}")
         if compact:
             candidates = _distinct(candidates)
-        molecules = [self._load_molecule(item_key(i)) for i in self.trees.molecule_items(tree)]
+        molecules = self._molecules_of(tree)
         lattice = _lattice_of(molecules)
         if len(lattice):
             ranked = list(candidates)
@@ -285,14 +282,7 @@ class Repository(RepositoryCore):
         stored = self.store.get_object(commit_id)
         if stored is None:
             raise MissingObjectError(f"commit {commit_id.hex()} is missing")
-        if isinstance(ref, MemoryAtom):
-            key = ref.digest
-        else:
-            prefix = ref.lower()
-            if len(prefix) == ID_HEX_LENGTH and is_hex_prefix(prefix):
-                key = bytes.fromhex(prefix)  # never stored: still gets a non-membership proof
-            else:
-                key = self._resolve_prefix(prefix, (ATOM, MOLECULE), f"memory {ref!r}")
+        key = ref.digest if isinstance(ref, MemoryAtom) else self._memory_key(ref, (ATOM, MOLECULE))
         return prove_key(self.trees, stored.data, key)
 
     def verify(self) -> VerifyReport:
@@ -316,11 +306,7 @@ class Repository(RepositoryCore):
                 its text is held where it cannot be erased.
         """
         check_author(author)
-        prefix = ref.lower()
-        if len(prefix) == ID_HEX_LENGTH and is_hex_prefix(prefix):
-            oid = bytes.fromhex(prefix)
-        else:
-            oid = self._resolve_prefix(prefix, (ATOM,), f"atom {ref!r}")
+        oid = self._memory_key(ref, (ATOM,))
         return purge_atom(self.store, oid, author=author, reason=reason, when=now_micros())
 
     def verify_receipt(self, receipt: Receipt) -> ReceiptVerification:
@@ -438,7 +424,7 @@ class Repository(RepositoryCore):
         paths that lead to one.
         """
         tree = self._tree_of(revision)
-        return [self._load_molecule(item_key(item)) for item in self.trees.molecule_items(tree)]
+        return self._molecules_of(tree)
 
     def relevance_lattice(self, revision: str | None = refnames.HEAD) -> RelevanceLattice:
         """Return the "more relevant than" order recorded in ``revision`` (None: the stage).
