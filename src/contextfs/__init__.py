@@ -10,6 +10,7 @@ from .errors import AmbiguousRevisionError as AmbiguousRevisionError
 from .errors import ConcurrentUpdateError as ConcurrentUpdateError
 from .errors import ConflictError as ConflictError
 from .errors import ContextFSError as ContextFSError
+from .errors import CorruptLogError as CorruptLogError
 from .errors import CorruptObjectError as CorruptObjectError
 from .errors import InvalidInputError as InvalidInputError
 from .errors import MergeConflictError as MergeConflictError
@@ -94,6 +95,7 @@ __all__ = [
     "ContextMerkleTree",
     "ContextQuery",
     "ContextStore",
+    "CorruptLogError",
     "CorruptObjectError",
     "ExpandedContext",
     "ExpanderFunctor",

@@ -342,6 +342,15 @@ class RepositoryCore:
         what = "atom" if kinds == (ATOM,) else "memory"
         return self._resolve_prefix(prefix, kinds, f"{what} {ref!r}")
 
+    def memory_id(self, ref: str) -> ObjectId:
+        """Return the full id of the stored atom or molecule whose id starts with ``ref``.
+
+        Raises:
+            UnknownRevisionError: nothing matches.
+            AmbiguousRevisionError: several memories match.
+        """
+        return to_hex(self._memory_key(ref, (ATOM, MOLECULE)))
+
     def _molecules_of(self, tree: bytes) -> list[MemoryMolecule]:
         return [self._load_molecule(item_key(item)) for item in self.trees.molecule_items(tree)]
 
@@ -689,7 +698,14 @@ class RepositoryCore:
         return new_id
 
     def _write_commit(
-        self, tree: bytes, parents: list[bytes], author: str, message: str, metadata: Metadata
+        self,
+        tree: bytes,
+        parents: list[bytes],
+        author: str,
+        message: str,
+        metadata: Metadata,
+        *,
+        timestamp: int | None = None,
     ) -> ObjectId:
         generation = 1 + max((self.load_commit(p).generation for p in parents), default=0)
         commit = Commit(
@@ -698,7 +714,7 @@ class RepositoryCore:
             generation=generation,
             author=author,
             message=message,
-            timestamp=now_micros(),
+            timestamp=now_micros() if timestamp is None else timestamp,
             metadata=metadata,
         )
         self.store.put_objects([(commit.digest, COMMIT, commit.encode())])

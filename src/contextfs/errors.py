@@ -17,7 +17,8 @@ Exit codes (also listed in ``docs/CLI.md``):
    that would be overwritten
 7  nothing to do: empty commit, nothing to merge
 8  the store is damaged or unreadable
-9  a verification failed: a receipt the store does not reproduce
+9  a verification failed: a receipt the store does not reproduce,
+   an op log that does not check out
 == ============================================================
 """
 
@@ -98,6 +99,10 @@ class StoreError(ContextFSError):
 
 class CorruptObjectError(StoreError):
     """A stored object does not hash to its id or does not decode."""
+
+
+class CorruptLogError(StoreError):
+    """An op-log file holds a line that is not a well-formed record (named by line)."""
 
 
 class MissingObjectError(StoreError):

@@ -21,11 +21,11 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, Literal
 
+from .collab import CollaborativeCore
 from .core import (
     DEFAULT_AUTHOR,
     PURGED_TEXT,
     PURGED_TYPE,
-    RepositoryCore,
 )
 from .errors import (
     InvalidInputError,
@@ -82,7 +82,7 @@ LATTICE_TYPE = TypeSignature("RelevanceLattice")
 LATTICE_RELATION = "more_relevant"
 
 
-class Repository(RepositoryCore):
+class Repository(CollaborativeCore):
     """Version control for an agent's memory: stage, commit, branch, merge, expand, prove.
 
     The version-control methods come from :class:`~contextfs.core.RepositoryCore`;

@@ -12,7 +12,7 @@ from contextfs import errors
 from contextfs.cli.main import cli
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "CLI.md"
-HEADING = re.compile(r"^### `contextfs ([a-z-]+)", re.MULTILINE)
+HEADING = re.compile(r"^### `contextfs ([a-z-]+(?: [a-z-]+)?)`", re.MULTILINE)
 
 
 def sections() -> dict[str, str]:
@@ -22,7 +22,19 @@ def sections() -> dict[str, str]:
     return {m.group(1): text[m.start() : end] for m, end in zip(found, ends, strict=True)}
 
 
-COMMANDS = sorted(cli.commands)
+def _commands() -> dict[str, click.Command]:
+    """Every command by its full name, with a group's subcommands as "group sub"."""
+    found: dict[str, click.Command] = {}
+    for name, command in cli.commands.items():
+        found[name] = command
+        if isinstance(command, click.Group):
+            for sub, subcommand in command.commands.items():
+                found[f"{name} {sub}"] = subcommand
+    return found
+
+
+ALL = _commands()
+COMMANDS = sorted(ALL)
 
 
 @pytest.mark.parametrize("name", COMMANDS)
@@ -33,7 +45,7 @@ def test_command_is_documented(name: str) -> None:
 @pytest.mark.parametrize("name", COMMANDS)
 def test_every_option_is_documented(name: str) -> None:
     section = sections()[name]
-    for param in cli.commands[name].params:
+    for param in ALL[name].params:
         if isinstance(param, click.Option):
             longest = max(param.opts, key=len)
             assert longest in section, f"{longest} of {name} is not in its docs section"
@@ -41,7 +53,7 @@ def test_every_option_is_documented(name: str) -> None:
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_command_has_help(name: str) -> None:
-    assert cli.commands[name].help, f"{name} has no help text"
+    assert ALL[name].help, f"{name} has no help text"
 
 
 def test_global_options_are_documented() -> None:

@@ -10,20 +10,15 @@ output is plain JSON on stdout.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, Any, Literal
 
 import click
-from rich.console import Console, RenderableType
 
-from ..errors import ContextFSError, MergeConflictError, StoreError, VerificationError
+from ..errors import MergeConflictError, StoreError, VerificationError
 from ..expand.query import ContextQuery
 from ..expand.receipt import Receipt
 from ..expand.render import Format
@@ -34,105 +29,24 @@ from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
 from ..model.objects import MemoryAtom, check_relevance
 from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
-from ..repo import DEFAULT_AUTHOR, Repository
+from ..repo import Repository
 from . import render
+from .common import (
+    EXIT_INTERRUPTED,
+    ContextFSGroup,
+    F,
+    Settings,
+    author_option,
+    console,
+    default_author,
+    emit_json,
+    err_console,
+    json_option,
+    open_repo,
+    show,
+)
 from .jsonl import encode_atom, read_atoms
-
-AUTHOR_ENV = "CONTEXTFS_AUTHOR"
-#: Exit status after Ctrl-C, as shells report SIGINT.
-EXIT_INTERRUPTED = 130
-#: Exit status when the operating system refused a file or folder (as for any other error).
-EXIT_OS_ERROR = 1
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@dataclass
-class Settings:
-    """What the group's options say, shared with every command."""
-
-    repo_path: Path | None
-
-
-class ContextFSGroup(click.Group):
-    """A group that turns library errors into one line and an exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except ContextFSError as exc:
-            message = " ".join(str(exc).split()) or type(exc).__name__
-            click.echo(f"error: {message}", err=True)
-            ctx.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
-        except click.FileError as exc:  # click opened a file argument and the OS refused
-            click.echo(f"error: {exc.format_message()}", err=True)
-            ctx.exit(EXIT_OS_ERROR)
-        except OSError as exc:  # a file or folder the user named could not be used
-            where = f": {exc.filename!s}" if exc.filename else ""
-            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
-            ctx.exit(EXIT_OS_ERROR)
-
-
-def json_option(help_text: str = "Print machine-readable JSON on stdout.") -> Callable[[F], F]:
-    """The ``--json`` flag, stored as ``as_json``."""
-    return click.option("--json", "as_json", is_flag=True, help=help_text)
-
-
-def author_option(func: F) -> F:
-    """The ``--author`` option (default: ``$CONTEXTFS_AUTHOR``, else the OS user)."""
-    return click.option(
-        "--author",
-        metavar="NAME",
-        default=None,
-        help=f"Who made the change (default: ${AUTHOR_ENV}, else your user name).",
-    )(func)
-
-
-def default_author() -> str:
-    """``$CONTEXTFS_AUTHOR``, else the OS user name, else ``anonymous``."""
-    name = os.environ.get(AUTHOR_ENV, "").strip()
-    if name:
-        return name
-    try:
-        return getpass.getuser() or DEFAULT_AUTHOR
-    except (OSError, KeyError, ImportError):  # no user name in the environment or passwd
-        return DEFAULT_AUTHOR
-
-
-def open_repo(ctx: click.Context) -> Repository:
-    """Open the repository named by ``--repo`` (or found from the cwd), closed with the command."""
-    settings = ctx.find_object(Settings)
-    path = settings.repo_path if settings is not None else None
-    return ctx.with_resource(Repository.open(path))
-
-
-def console() -> Console:
-    """Rich output on stdout; no colours, no wrapping surprises when piped.
-
-    Markup and emoji codes are off: memory text such as ``[/x]``, ``List[String]``
-    or ``:smile:`` is data and prints as written.
-    """
-    return Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
-
-
-def err_console() -> Console:
-    """Rich output on stderr (progress bars)."""
-    return Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
-
-
-def show(*renderables: RenderableType) -> None:
-    """Print for people."""
-    out = console()
-    for renderable in renderables:
-        out.print(renderable)
-
-
-def emit_json(value: object) -> None:
-    """Print a JSON shape on stdout, plainly."""
-    click.echo(render.dumps(value))
+from .oplog import oplog
 
 
 @click.group(cls=ContextFSGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -809,13 +723,76 @@ def reset(ctx: click.Context, revision: str, mode: Literal["soft", "hard", "safe
 
 
 @cli.command()
-@click.argument("revision", metavar="REV")
+@click.argument("revision", metavar="[REV]", required=False)
+@click.option("--actor", default=None, help="Undo every change this actor made instead.")
+@click.option("--session", default=None, help="Undo every change this op-log session made.")
+@click.option(
+    "--since", default=None, metavar="REV", help="With --actor/--session: keep REV's history."
+)
+@click.option(
+    "--strict", is_flag=True, help="With --actor/--session: write nothing on any conflict."
+)
+@click.option("--dry-run", is_flag=True, help="With --actor/--session: report, write nothing.")
 @author_option
+@json_option("Print the result as JSON.")
 @click.pass_context
-def revert(ctx: click.Context, revision: str, author: str | None) -> None:
-    """Commit the inverse of REV's changes on top of HEAD."""
-    oid = open_repo(ctx).revert(revision, author=author or default_author())
-    click.echo(f"Reverted {revision} in commit {short(oid)}")
+def revert(
+    ctx: click.Context,
+    revision: str | None,
+    actor: str | None,
+    session: str | None,
+    since: str | None,
+    strict: bool,
+    dry_run: bool,
+    author: str | None,
+    as_json: bool,
+) -> None:
+    """Commit the inverse of REV's changes, or of one actor's or session's.
+
+    With --actor or --session, memories someone else changed too are left as
+    they are and reported (exit 6); the rest are restored in one commit.
+    """
+    chosen = [
+        name
+        for name, value in (("REV", revision), ("--actor", actor), ("--session", session))
+        if value
+    ]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of REV, --actor or --session")
+    repo = open_repo(ctx)
+    who = author or default_author()
+    if revision is not None:
+        if since or strict or dry_run:
+            raise click.UsageError("--since, --strict and --dry-run go with --actor or --session")
+        oid = repo.revert(revision, author=who)
+        if as_json:
+            emit_json({"commit": oid})
+        else:
+            click.echo(f"Reverted {revision} in commit {short(oid)}")
+        return
+    if actor is not None:
+        result = repo.revert_actor(actor, since, author=who, strict=strict, dry_run=dry_run)
+    else:
+        assert session is not None
+        result = repo.revert_session(session, since, author=who, strict=strict, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            {
+                "commit": result.commit,
+                "reverted": list(result.reverted),
+                "conflicts": [render.conflict_json(c) for c in result.conflicts],
+            }
+        )
+    else:
+        verb = "would restore" if dry_run else "restored"
+        where = f" in commit {short(result.commit)}" if result.commit else ""
+        click.echo(f"{verb} {len(result.reverted)} memories{where}")
+        if result.conflicts:
+            show(render.conflicts_table(result.conflicts))
+    if result.conflicts:
+        raise MergeConflictError(
+            f"{len(result.conflicts)} memories were changed by others too and were left as they are"
+        )
 
 
 # -- moving memories in and out -----------------------------------------------
@@ -907,6 +884,9 @@ def tour(path: Path | None) -> None:
 def _one_line(text: str, width: int = 60) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+cli.add_command(oplog)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,8 @@ from ..errors import InvalidInputError
 HEAD = "HEAD"
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
+#: ``refs/oplog/<session>``: the latest commit crystallised from a session's op log.
+OPLOG = "refs/oplog/"
 STAGE = "STAGE"
 MERGE_HEAD = "MERGE_HEAD"
 MERGE_STATE = "MERGE_STATE"

@@ -9,7 +9,7 @@ This module owns what "a store verifies" means (DESIGN.md section 6, 11):
   summaries (size, best relevance, latest time, molecules) are the truth; every
   entry, molecule, context and purge record names stored objects of the kind
   it expects;
-* ``HEAD``, ``refs/heads/*``, ``refs/tags/*``, ``STAGE``, ``MERGE_HEAD``,
+* ``HEAD``, ``refs/heads/*``, ``refs/tags/*``, ``refs/oplog/*``, ``STAGE``, ``MERGE_HEAD``,
   ``MERGE_STATE`` and ``refs/purges/*`` point at objects of the right kind;
 * an atom whose bytes are empty is *purged* (information, not a problem) when a
   valid purge record names it, and corrupt otherwise.
@@ -28,6 +28,7 @@ from typing import Final
 from ..errors import InvalidInputError
 from ..expand.context import CONTEXT, decode_context
 from ..history import refs as refnames
+from ..history.attribution import ATTRIBUTION_ITEM, decode_attribution
 from ..history.commits import COMMIT, decode_commit
 from ..history.merge import decode_conflict
 from ..history.tree import EMPTY_SUMMARY, EMPTY_TREE_ID, TREE, Summary, decode_node, encode_node
@@ -55,7 +56,12 @@ _REF_KINDS: Final = {
     refnames.MERGE_STATE: TREE,
     refnames.MERGE_HEAD: COMMIT,
 }
-_PREFIX_KINDS: Final = ((refnames.HEADS, COMMIT), (refnames.TAGS, COMMIT), (PURGES, PURGE))
+_PREFIX_KINDS: Final = (
+    (refnames.HEADS, COMMIT),
+    (refnames.TAGS, COMMIT),
+    (refnames.OPLOG, COMMIT),
+    (PURGES, PURGE),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,7 +424,14 @@ class _Checker:
 
 
 def _entries_of(item: bytes) -> list[SnapshotEntry]:
-    """Return the entries a leaf item holds: itself, or a merge conflict's sides."""
+    """Return the entries a leaf item holds: itself, a merge conflict's sides, or none.
+
+    An attribution-tree item (``[key, 3, actors]``) names no object; it is
+    decoded so a malformed one is reported.
+    """
+    if item[:1] == b"\x93" and item[35:36] == bytes([ATTRIBUTION_ITEM]):
+        decode_attribution(item)
+        return []
     if item[:1] == b"\x95" and item[35:36] == bytes(
         [_CONFLICT_ITEM]
     ):  # [key, 2, base, ours, theirs]

@@ -62,6 +62,47 @@ def root_of_hashes(hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+# -- a growing log: the frontier (compact range) of an append-only tree -----------
+
+
+def extend_frontier(frontier: Sequence[bytes], size: int, hashes: Sequence[bytes]) -> list[bytes]:
+    """Return the frontier of a log of ``size`` leaves after appending leaf ``hashes``.
+
+    The frontier of a tree of ``n`` leaves is the roots of its perfect
+    subtrees, one per set bit of ``n``, largest first: at most 64 hashes that
+    let an append-only log keep its RFC 6962 root current without rereading
+    any leaf (a transparency log's "compact range").
+
+    Raises:
+        InvalidInputError: ``frontier`` does not have one hash per set bit of ``size``.
+    """
+    if not _is_count(size) or len(frontier) != size.bit_count():
+        raise InvalidInputError(
+            f"a frontier for {size!r} leaves needs {int(size).bit_count()} hashes,"
+            f" got {len(frontier)}"
+        )
+    stack = list(frontier)
+    for leaf in hashes:
+        stack.append(leaf)
+        size += 1
+        merges = size
+        while merges & 1 == 0:  # one merge per trailing zero bit of the new size
+            right = stack.pop()
+            stack.append(node_hash(stack.pop(), right))
+            merges >>= 1
+    return stack
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """Return the RFC 6962 root of the log whose frontier is ``frontier``."""
+    if not frontier:
+        return EMPTY_ROOT
+    result = frontier[-1]
+    for subtree in reversed(frontier[:-1]):
+        result = node_hash(subtree, result)
+    return result
+
+
 # -- proofs (RFC 6962 section 2.1.1 and 2.1.2; verification per RFC 9162) ------------
 
 #: Sizes and indexes are uint64 in RFC 6962; anything larger is refused.

@@ -1,0 +1,113 @@
+"""What every ``contextfs`` command shares: error handling, options, output helpers."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console, RenderableType
+
+from ..errors import ContextFSError
+from ..repo import DEFAULT_AUTHOR, Repository
+from . import render
+
+AUTHOR_ENV = "CONTEXTFS_AUTHOR"
+#: Exit status after Ctrl-C, as shells report SIGINT.
+EXIT_INTERRUPTED = 130
+#: Exit status when the operating system refused a file or folder (as for any other error).
+EXIT_OS_ERROR = 1
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass
+class Settings:
+    """What the group's options say, shared with every command."""
+
+    repo_path: Path | None
+
+
+class ContextFSGroup(click.Group):
+    """A group that turns library errors into one line and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ContextFSError as exc:
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            click.echo(f"error: {message}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except click.FileError as exc:  # click opened a file argument and the OS refused
+            click.echo(f"error: {exc.format_message()}", err=True)
+            ctx.exit(EXIT_OS_ERROR)
+        except OSError as exc:  # a file or folder the user named could not be used
+            where = f": {exc.filename!s}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(EXIT_OS_ERROR)
+
+
+def json_option(help_text: str = "Print machine-readable JSON on stdout.") -> Callable[[F], F]:
+    """The ``--json`` flag, stored as ``as_json``."""
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def author_option(func: F) -> F:
+    """The ``--author`` option (default: ``$CONTEXTFS_AUTHOR``, else the OS user)."""
+    return click.option(
+        "--author",
+        metavar="NAME",
+        default=None,
+        help=f"Who made the change (default: ${AUTHOR_ENV}, else your user name).",
+    )(func)
+
+
+def default_author() -> str:
+    """``$CONTEXTFS_AUTHOR``, else the OS user name, else ``anonymous``."""
+    name = os.environ.get(AUTHOR_ENV, "").strip()
+    if name:
+        return name
+    try:
+        return getpass.getuser() or DEFAULT_AUTHOR
+    except (OSError, KeyError, ImportError):  # no user name in the environment or passwd
+        return DEFAULT_AUTHOR
+
+
+def open_repo(ctx: click.Context) -> Repository:
+    """Open the repository named by ``--repo`` (or found from the cwd), closed with the command."""
+    settings = ctx.find_object(Settings)
+    path = settings.repo_path if settings is not None else None
+    return ctx.with_resource(Repository.open(path))
+
+
+def console() -> Console:
+    """Rich output on stdout; no colours, no wrapping surprises when piped.
+
+    Markup and emoji codes are off: memory text such as ``[/x]``, ``List[String]``
+    or ``:smile:`` is data and prints as written.
+    """
+    return Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
+def err_console() -> Console:
+    """Rich output on stderr (progress bars)."""
+    return Console(stderr=True, soft_wrap=True, highlight=False, markup=False, emoji=False)
+
+
+def show(*renderables: RenderableType) -> None:
+    """Print for people."""
+    out = console()
+    for renderable in renderables:
+        out.print(renderable)
+
+
+def emit_json(value: object) -> None:
+    """Print a JSON shape on stdout, plainly."""
+    click.echo(render.dumps(value))
