@@ -72,6 +72,15 @@ from .records import (
     SearchHit,
 )
 from .search.query import Mode, parse_query
+from .session.richclub import adjacency, rich_club
+from .session.tiers import (
+    IDENTITY_TYPES,
+    Summariser,
+    TierBudgets,
+    assemble,
+    extractive_summary,
+    is_identity,
+)
 
 #: ``context`` gives up packing after this many atoms in a row did not fit.
 DEFAULT_PATIENCE = 64
@@ -79,6 +88,10 @@ DEFAULT_PATIENCE = 64
 RANKED_BATCH = 64
 #: The molecule type and relation that store a snapshot's relevance lattice.
 LATTICE_TYPE = TypeSignature("RelevanceLattice")
+#: Tokens of a session payload unless told otherwise.
+DEFAULT_SESSION_BUDGET = 2000
+#: How many of the best atoms are searched for l0 (pinned and identity) memories.
+IDENTITY_SCAN = 10_000
 LATTICE_RELATION = "more_relevant"
 
 
@@ -417,6 +430,58 @@ class Repository(CollaborativeCore):
             now=now,
         )
 
+    def session_payload(
+        self,
+        revision: str = refnames.HEAD,
+        *,
+        budget: int = DEFAULT_SESSION_BUDGET,
+        query: str | None = None,
+        budgets: TierBudgets | None = None,
+        summariser: Summariser | None = None,
+        identity_types: Iterable[str] = IDENTITY_TYPES,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> dict[str, Any]:
+        """Return ``revision``'s session payload: ``{"l0", "l1", "l2", "rich_club"}``.
+
+        See :mod:`contextfs.session.tiers`: l0 holds the pinned and identity
+        memories, rich_club the hubs of the molecule relation graph, l1
+        overviews and l2 details of the most relevant memories (those matching
+        ``query``, when given). Each tier keeps to its budget (``budgets``,
+        default :meth:`TierBudgets.split` of ``budget``) and the rendered
+        payload (:func:`~contextfs.session.tiers.render_payload`) never exceeds
+        ``budget`` tokens. The same inputs give byte-identical payloads; send
+        turn-to-turn changes with :func:`contextfs.session.build_delta`.
+
+        Raises:
+            InvalidInputError: an argument is invalid.
+        """
+        tree = self.load_commit(self._resolve(revision)).tree
+        scorer = self._scorer(half_life_seconds, now if now is not None else now_micros())
+        types = frozenset(identity_types)
+
+        def usable(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
+            return _distinct(a for a in atoms if not self._is_placeholder(a))
+
+        scan = itertools.islice(usable(self._ranked_atoms(tree, scorer)), IDENTITY_SCAN)
+        identity = [a for a in scan if is_identity(a, types)]
+        ranked: Iterable[MemoryAtom]
+        if query is None:
+            ranked = usable(self._ranked_atoms(tree, scorer))
+        else:
+            ranked = usable(a for a, _, _ in self._query_ranked(tree, query, "any", scorer))
+        molecules = [m for m in self._molecules_of(tree) if m.molecule_type != LATTICE_TYPE]
+        return assemble(
+            identity=identity,
+            hubs=_hubs(molecules),
+            ranked=ranked,
+            budget=budget,
+            budgets=budgets or TierBudgets.split(budget if isinstance(budget, int) else 0),
+            counter=tokenizer or default_tokenizer(),
+            summariser=summariser or extractive_summary,
+        )
+
     def molecules(self, revision: str | None = refnames.HEAD) -> list[MemoryMolecule]:
         """Return the molecules ``revision`` (None: the stage) holds.
 
@@ -471,6 +536,21 @@ class Repository(CollaborativeCore):
         found = self.get(atom_id)
         assert isinstance(found, MemoryAtom)
         return found
+
+
+def _hubs(molecules: Iterable[MemoryMolecule]) -> list[MemoryAtom]:
+    """The rich club of the graph the molecules' relations draw between atoms."""
+    atoms: dict[str, MemoryAtom] = {}
+    edges: list[tuple[str, str]] = []
+    for molecule in molecules:
+        for atom in molecule.atoms:
+            atoms.setdefault(atom.content_hash, atom)
+        for pairs in molecule.relations.values():
+            edges += [
+                (molecule.atoms[i].content_hash, molecule.atoms[j].content_hash) for i, j in pairs
+            ]
+    edges.sort()  # a stable graph whatever order the molecules came in
+    return [atoms[node] for node in rich_club(adjacency(edges))]
 
 
 def _distinct(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:

@@ -47,6 +47,7 @@ from .common import (
 )
 from .jsonl import encode_atom, read_atoms
 from .oplog import oplog
+from .session import session
 
 
 @click.group(cls=ContextFSGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -887,6 +888,7 @@ def _one_line(text: str, width: int = 60) -> str:
 
 
 cli.add_command(oplog)
+cli.add_command(session)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,105 @@
+"""``contextfs session``: an agent turn's tiered payload, or its delta since the last turn."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InvalidInputError
+from ..expand.tokens import default_tokenizer
+from ..repo import DEFAULT_SESSION_BUDGET
+from ..session.delta import build_delta, canonical_json
+from ..session.tiers import render_payload
+from .common import emit_json, json_option, open_repo
+
+
+@click.command()
+@click.argument("revision", metavar="[REV]", default="HEAD")
+@click.option(
+    "--budget",
+    type=click.IntRange(min=0),
+    default=DEFAULT_SESSION_BUDGET,
+    show_default=True,
+    help="Tokens of the whole payload (cl100k).",
+)
+@click.option("--query", "-q", default=None, help="Rank l1 and l2 by, and keep only, matches.")
+@click.option(
+    "--since",
+    "since",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The hash bundle of the client's last turn (JSON); print the delta.",
+)
+@click.option(
+    "--save",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the new hash bundle here (use it as --since next turn).",
+)
+@click.option(
+    "--granularity",
+    type=click.Choice(["item", "component"]),
+    default="item",
+    show_default=True,
+    help="Deltas by item and line, or by whole component (as the seed).",
+)
+@json_option("Print the payload or delta, the hashes and token counts as JSON.")
+@click.pass_context
+def session(
+    ctx: click.Context,
+    revision: str,
+    budget: int,
+    query: str | None,
+    since: Path | None,
+    save: Path | None,
+    granularity: Any,
+    as_json: bool,
+) -> None:
+    """Print REV's session payload (l0, rich_club, l1, l2) for an agent's turn.
+
+    With --since, print only what changed since the turn whose hash bundle the
+    file holds; apply it with contextfs.session.apply_delta. Token counts are
+    of the payload and the delta as sent (their JSON).
+    """
+    repo = open_repo(ctx)
+    payload = repo.session_payload(revision, budget=budget, query=query)
+    previous = _read_bundle(since) if since is not None else {}
+    delta, hashes = build_delta(previous, payload, granularity=granularity)
+    counter = default_tokenizer()
+    full = build_delta({}, payload, granularity=granularity)[0]
+    tokens = {
+        "prompt": counter.count(render_payload(payload)),
+        "payload": counter.count(canonical_json(full)),
+        "delta": counter.count(canonical_json(delta)),
+    }
+    if save is not None:
+        save.write_text(json.dumps(hashes, indent=2) + "\n", encoding="utf-8")
+    if as_json:
+        body = {"delta": delta} if since is not None else {"payload": payload}
+        emit_json({**body, "hashes": hashes, "tokens": tokens})
+        return
+    click.echo(canonical_json(delta) if since is not None else render_payload(payload))
+    click.echo()
+    click.echo(
+        f"tokens: prompt {tokens['prompt']}, payload {tokens['payload']},"
+        f" delta {tokens['delta']} ({granularity})"
+    )
+    if save is None:
+        click.echo(f"hashes: {canonical_json(hashes)}")
+
+
+def _read_bundle(path: Path) -> dict[str, str]:
+    """Read a hash bundle; a malformed one counts as none (the client gets everything)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"{path.name}: not valid JSON ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise InvalidInputError(f"{path.name}: a hash bundle is a JSON object")
+    return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+__all__ = ["session"]
