@@ -119,7 +119,12 @@ class Row:
 
     def cells(self) -> list[str]:
         """The row as table cells."""
-        ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
+        if self.ratio is None:
+            ratio = ""
+        elif self.ratio < 0.01:  # two significant digits, not "0.00"
+            ratio = f"{self.ratio:.1e}"
+        else:
+            ratio = f"{self.ratio:.2f}"
         return [self.measurement, self.contextfs, self.baseline, ratio, self.goal]
 
 
@@ -135,7 +140,7 @@ class Report:
     def add(self, row: Row) -> None:
         """Record a row and echo it to stderr."""
         self.rows.append(row)
-        ratio = "" if row.ratio is None else f"  ratio {row.ratio:.2f}"
+        ratio = "" if row.ratio is None else f"  ratio {row.cells()[3]}"
         progress(f"  {row.measurement}: {row.contextfs} | {row.baseline}{ratio}")
 
 

@@ -91,7 +91,7 @@ LATTICE_TYPE = TypeSignature("RelevanceLattice")
 #: Tokens of a session payload unless told otherwise.
 DEFAULT_SESSION_BUDGET = 2000
 #: How many of the best atoms are searched for l0 (pinned and identity) memories.
-IDENTITY_SCAN = 10_000
+IDENTITY_SCAN = 2_000
 LATTICE_RELATION = "more_relevant"
 
 
@@ -446,11 +446,12 @@ class Repository(CollaborativeCore):
         """Return ``revision``'s session payload: ``{"l0", "l1", "l2", "rich_club"}``.
 
         See :mod:`contextfs.session.tiers`: l0 holds the pinned and identity
-        memories, rich_club the hubs of the molecule relation graph, l1
-        overviews and l2 details of the most relevant memories (those matching
-        ``query``, when given). Each tier keeps to its budget (``budgets``,
-        default :meth:`TierBudgets.split` of ``budget``) and the rendered
-        payload (:func:`~contextfs.session.tiers.render_payload`) never exceeds
+        memories (looked for among the :data:`IDENTITY_SCAN` best), rich_club
+        the hubs of the molecule relation graph, l1 overviews and l2 details of
+        the most relevant memories (those matching ``query``, when given). Each
+        tier keeps to its budget (``budgets``, default :meth:`TierBudgets.split`
+        of ``budget``) and the rendered payload
+        (:func:`~contextfs.session.tiers.render_payload`) never exceeds
         ``budget`` tokens. The same inputs give byte-identical payloads; send
         turn-to-turn changes with :func:`contextfs.session.build_delta`.
 
@@ -464,11 +465,12 @@ class Repository(CollaborativeCore):
         def usable(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
             return _distinct(a for a in atoms if not self._is_placeholder(a))
 
-        scan = itertools.islice(usable(self._ranked_atoms(tree, scorer)), IDENTITY_SCAN)
-        identity = [a for a in scan if is_identity(a, types)]
+        best = list(itertools.islice(usable(self._ranked_atoms(tree, scorer)), IDENTITY_SCAN))
+        identity = [a for a in best if is_identity(a, types)]
         ranked: Iterable[MemoryAtom]
-        if query is None:
-            ranked = usable(self._ranked_atoms(tree, scorer))
+        if query is None:  # the atoms read for l0 are the head of the ranking: reuse them
+            rest = usable(self._ranked_atoms(tree, scorer)) if len(best) == IDENTITY_SCAN else ()
+            ranked = itertools.chain(best, itertools.islice(rest, IDENTITY_SCAN, None))
         else:
             ranked = usable(a for a, _, _ in self._query_ranked(tree, query, "any", scorer))
         molecules = [m for m in self._molecules_of(tree) if m.molecule_type != LATTICE_TYPE]

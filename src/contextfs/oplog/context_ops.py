@@ -287,6 +287,15 @@ class ContextChange:
     applied: int = 0
 
 
+def _default_time(entry: OpEntry) -> int:
+    """The time an atom without a ``timestamp`` gets: its op's ``created_at``."""
+    op = entry["domain_op"]
+    bodies = op.get("atoms", []) if op["op"] == ADD_MOLECULE else [op]
+    if all("timestamp" in body for body in bodies):
+        return 0
+    return iso_to_micros(entry["created_at"])
+
+
 def referenced_keys(entries: Iterable[OpEntry]) -> list[bytes]:
     """Return the existing entries that ``remove_atom`` and ``set_fields`` ops read."""
     keys = {
@@ -317,8 +326,8 @@ def collapse(
 
     for entry in entries:
         op, actor = entry["domain_op"], entry["actor_id"]
-        default_time = iso_to_micros(entry["created_at"])
         name = op["op"]
+        default_time = _default_time(entry) if name in (ADD_ATOM, ADD_MOLECULE) else 0
         if name == ADD_ATOM:
             atom = _atom_from(op, default_time)
             result.objects.append((atom.digest, ATOM, atom.body))

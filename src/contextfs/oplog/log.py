@@ -42,11 +42,12 @@ import logging
 import os
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import msgspec
 
@@ -66,8 +67,8 @@ from .entry import (
     OpLogCheckpoint,
     check_entry,
     check_session_id,
+    compute_op_id,
     decode_json,
-    decode_line,
     encode_json,
     encode_line,
     iso_to_micros,
@@ -150,6 +151,7 @@ class _Stamp(msgspec.Struct):
 
 
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
+_entry_decoder = msgspec.json.Decoder(OpEntry)
 
 
 def oplog_root(repo_folder: Path) -> Path:
@@ -214,6 +216,8 @@ class OpLog:
         # (size, mtime, tail) of the file as last read: one tuple, swapped whole.
         self._seen: tuple[int, int, _Tail] = (-1, -1, _Tail())
         self._repairs: list[Repair] = []
+        self._files = _Descriptors()
+        weakref.finalize(self, self._files.close)
 
     @property
     def repairs(self) -> list[Repair]:
@@ -229,7 +233,9 @@ class OpLog:
         return self._session_id
 
     def close(self) -> None:
-        """Nothing to release (files are open only during a call); kept for ``with``."""
+        """Close the files this instance keeps open; safe to call twice."""
+        with self._mutex:
+            self._files.close()
 
     def __enter__(self) -> OpLog:
         return self
@@ -247,24 +253,27 @@ class OpLog:
         return self._ops_path.exists()
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[IO[bytes]]:
-        """Hold the session's exclusive lock; yield the log file open for appending.
+    def _locked(self) -> Iterator[int]:
+        """Hold the session's exclusive lock; yield the log file's descriptor (O_APPEND).
 
-        Both files are opened per call and closed after it, so an instance
-        holds nothing open between calls (the seed's usage never closes one).
+        The descriptors stay open between calls (reopened if the file was
+        replaced) and are closed by :meth:`close` or when the instance is
+        collected.
         """
         with self._mutex:
             self._make_folder()
-            with open(self.folder / LOCK_FILE, "a+b", buffering=0) as lock:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-                try:
-                    created = not self._ops_path.exists()
-                    with open(self._ops_path, "a+b", buffering=0) as handle:
-                        if created:
-                            _fsync_dir(self.folder)
-                        yield handle
-                finally:
-                    fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+            files = self._files
+            files.lock = _reopen(self.folder / LOCK_FILE, files.lock, os.O_RDWR | os.O_CREAT)
+            fcntl.flock(files.lock, fcntl.LOCK_EX)
+            try:
+                created = not self._ops_path.exists()
+                flags = os.O_RDWR | os.O_APPEND | os.O_CREAT
+                files.ops = _reopen(self._ops_path, files.ops, flags)
+                if created:
+                    _fsync_dir(self.folder)
+                yield files.ops
+            finally:
+                fcntl.flock(files.lock, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
     def commit_lock(self) -> Iterator[None]:
@@ -294,23 +303,23 @@ class OpLog:
             if self._opened:
                 return
             if self._ops_path.exists() or self._history_path.exists():
-                with self._locked() as handle:
-                    self._sync(handle)
+                with self._locked() as fd:
+                    self._sync(fd)
                     self._repair_history()
             self._opened = True
 
     # -- the tail state -------------------------------------------------------------
 
-    def _sync(self, handle: IO[bytes]) -> _Tail:
+    def _sync(self, fd: int) -> _Tail:
         """Return the log's complete part, repairing a torn tail (call under the lock)."""
-        status = os.fstat(handle.fileno())
+        status = os.fstat(fd)
         size = status.st_size
         tail, stale = self._read_state(size, status.st_mtime_ns)
         if tail.bytes < size:
             # Under the lock nobody is mid-append: an unterminated line is torn.
             dropped = size - tail.bytes
-            os.ftruncate(handle.fileno(), tail.bytes)
-            os.fsync(handle.fileno())
+            os.ftruncate(fd, tail.bytes)
+            os.fsync(fd)
             repair = Repair(OPS_FILE, tail.ops + 1, dropped)
             self._repairs.append(repair)
             logger.warning(
@@ -419,8 +428,8 @@ class OpLog:
         if not checked:
             return []
         self._ensure_open()
-        with self._locked() as handle:
-            tail = self._sync(handle)
+        with self._locked() as fd:
+            tail = self._sync(fd)
             if any(entry["parent_op_ids"] for entry in checked):
                 self._update_index(tail)
             stored: list[OpEntry] = []
@@ -442,14 +451,13 @@ class OpLog:
                 stamp = moved["lamport_ts"]
                 batch.add(moved["op_id"])
                 stored.append(moved)
-            self._write_lines(handle, tail, stored)
+            self._write_lines(fd, tail, stored)
             self._clock = max(self._clock, stamp)
         return stored
 
-    def _write_lines(self, handle: IO[bytes], tail: _Tail, entries: Sequence[OpEntry]) -> None:
+    def _write_lines(self, fd: int, tail: _Tail, entries: Sequence[OpEntry]) -> None:
         """Write whole lines and fdatasync; on failure cut back so nothing is half-written."""
         data = b"".join(encode_line(entry) for entry in entries)
-        fd = handle.fileno()
         try:
             view = memoryview(data)
             while view:
@@ -507,18 +515,24 @@ class OpLog:
             InvalidInputError: an op is malformed, or its stamp is not above its
                 parents' (nothing is written).
         """
-        checked = [_check_received(entry) for entry in entries]
+        offered = list(entries)
+        for entry in offered:
+            if not isinstance(entry, dict) or not isinstance(entry.get("op_id"), str):
+                raise InvalidInputError("an op must be a JSON object with an op_id")
         self._ensure_open()
-        with self._locked() as handle:
-            tail = self._sync(handle)
+        with self._mutex:
+            self._update_index(self._current())
+            fresh = {raw["op_id"]: raw for raw in offered if raw["op_id"] not in self._index}
+        checked = {op_id: _check_received(raw) for op_id, raw in fresh.items()}
+        for raw in offered:  # ops already here are not written: only their ids are checked
+            if raw["op_id"] not in fresh:
+                _check_id(raw)
+        with self._locked() as fd:
+            tail = self._sync(fd)
             self._update_index(tail)
-            duplicates = 0
             incoming: dict[str, OpEntry] = dict(self._held)
-            for entry in checked:
-                if entry["op_id"] in self._index or entry["op_id"] in incoming:
-                    duplicates += 1
-                else:
-                    incoming[entry["op_id"]] = entry
+            incoming.update((k, v) for k, v in checked.items() if k not in self._index)
+            duplicates = len(offered) - len(incoming) + len(self._held)
             accepted: dict[str, OpEntry] = {}
             waiting = sorted(incoming.values(), key=merge_key)
             while waiting:  # valid ops are already in causal order: one pass, one check
@@ -543,7 +557,7 @@ class OpLog:
             held = {entry["op_id"]: entry for entry in waiting}
             added = list(accepted.values())
             if added:
-                self._write_lines(handle, tail, added)
+                self._write_lines(fd, tail, added)
             self._held = held
             self._clock = max(self._clock, tail.max_lamport)
         return ReceiveResult(tuple(added), duplicates, tuple(held.values()))
@@ -555,13 +569,17 @@ class OpLog:
         return self._read(Cut(0, 0))
 
     def _read(self, start: Cut, end: Cut | None = None) -> list[OpEntry]:
+        """Decode lines this log wrote (checked when appended) with a typed decoder.
+
+        The shape of every field is checked in C; ``verify`` re-checks op ids.
+        """
         stop = end.bytes if end is not None else self._current().bytes
         result = []
         for number, line in self._lines(start.bytes, stop, start.ops):
             try:
-                result.append(decode_line(line))
-            except InvalidInputError as exc:
-                raise self._corrupt(number, str(exc)) from None
+                result.append(_entry_decoder.decode(line))
+            except msgspec.DecodeError as exc:
+                raise self._corrupt(number, f"not a well-formed op ({exc})") from None
         return result
 
     def end(self) -> Cut:
@@ -665,8 +683,8 @@ class OpLog:
         if not isinstance(snapshot_id, str) or not snapshot_id:
             raise InvalidInputError("snapshot id must be non-empty text")
         self._ensure_open()
-        with self._locked() as handle:
-            tail = self._sync(handle)
+        with self._locked() as fd:
+            tail = self._sync(fd)
             end = through if through is not None else Cut(tail.ops, tail.bytes)
             previous = self.read_checkpoint()
             start = Cut(previous["op_count"], previous["log_bytes"]) if previous else Cut(0, 0)
@@ -880,12 +898,59 @@ def _check_new(entry: OpEntry) -> OpEntry:
     return checked
 
 
+def _check_id(entry: OpEntry | dict[str, Any]) -> None:
+    """Refuse an op whose id is not the hash of its content (cheaper than a full check)."""
+    try:
+        expected = compute_op_id(
+            entry["actor_id"],
+            entry["domain"],
+            entry["domain_op"],
+            entry["lamport_ts"],
+            entry["parent_op_ids"],
+            entry["intent_id"],
+            entry["reservation_id"],
+        )
+    except (KeyError, TypeError, msgspec.EncodeError):
+        expected = None
+    if expected != entry["op_id"]:
+        _check_received(entry)  # names what is wrong
+        raise InvalidInputError(f"op {entry['op_id'][:16]} does not match its content")
+
+
 def _check_received(entry: OpEntry | dict[str, Any]) -> OpEntry:
     return _check_new(entry)  # type: ignore[arg-type]
 
 
 def _stamp(entry: OpEntry | None) -> int:
     return entry["lamport_ts"] if entry is not None else 0
+
+
+class _Descriptors:
+    """The raw descriptors an OpLog keeps open between calls."""
+
+    def __init__(self) -> None:
+        self.lock = -1
+        self.ops = -1
+
+    def close(self) -> None:
+        for fd in (self.lock, self.ops):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.lock = self.ops = -1
+
+
+def _reopen(path: Path, fd: int, flags: int) -> int:
+    """Return ``fd`` if it is still ``path``'s file, else a new descriptor for ``path``."""
+    if fd >= 0:
+        try:
+            held, named = os.fstat(fd), os.stat(path)
+            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    return os.open(path, flags, 0o644)
 
 
 def _hex32(text: str) -> bytes:

@@ -10,7 +10,7 @@ The seed's API (``COMPONENTS``, ``hash_component``, ``build_delta``,
   ``delta["removed"]``, so removals travel too;
 * with ``granularity="item"`` (the default) a list component travels item by
   item, and a text component line by line: the hash bundle also holds one
-  hash per item (``"<component>#items"``, 16 hex digits each), and the delta
+  hash per item (``"<component>#items"``, 8 hex digits each), and the delta
   carries a *patch*: the new items in order, each either a run copied from
   the client's previous list (``[start, count]``) or a new item's text. An
   unchanged component costs nothing but its hash.
@@ -32,6 +32,9 @@ from typing import Any, Literal
 from ..errors import InvalidInputError
 
 HASH_LEN = 16
+#: Hex digits of an item hash: a collision only costs a retry, since every
+#: rebuilt component is checked against its full hash.
+ITEM_HASH_LEN = 8
 COMPONENTS = ("l0", "l1", "l2", "rich_club")
 #: Suffix of the bundle key holding a component's item hashes.
 ITEMS_SUFFIX = "#items"
@@ -69,16 +72,19 @@ def hash_component(value: Component) -> str:
 
 
 def hash_item(item: str) -> str:
-    """Return the 16-hex hash of one list item or line."""
-    return _digest(b"i" + item.encode("utf-8", "surrogatepass"))
+    """Return the 8-hex hash of one list item or line."""
+    return hashlib.sha256(b"i" + item.encode("utf-8", "surrogatepass")).hexdigest()[:ITEM_HASH_LEN]
 
 
 def items_of(value: Component) -> list[str] | None:
-    """Split a component into the items a patch copies: list items, or lines of text."""
+    """Split a component into the items a patch copies: list items, or lines of text.
+
+    Text splits on ``\n`` and joins back with it, which is exact for any text.
+    """
     if isinstance(value, list):
         return value
     if isinstance(value, str):
-        return value.splitlines(keepends=True)
+        return value.split("\n")
     return None
 
 
@@ -166,11 +172,11 @@ def _patch(
     items: Sequence[str], old_hashes: str, digest: str, is_text: bool
 ) -> dict[str, Any] | None:
     """Express ``items`` as runs copied from the client's items plus new items."""
-    if len(old_hashes) % HASH_LEN:
+    if len(old_hashes) % ITEM_HASH_LEN:
         return None
     positions: dict[str, int] = {}
-    for index in range(len(old_hashes) // HASH_LEN):
-        positions.setdefault(old_hashes[index * HASH_LEN : (index + 1) * HASH_LEN], index)
+    for index in range(len(old_hashes) // ITEM_HASH_LEN):
+        positions.setdefault(old_hashes[index * ITEM_HASH_LEN : (index + 1) * ITEM_HASH_LEN], index)
     ops: list[Any] = []
     for item in items:
         at = positions.get(hash_item(item))
@@ -227,7 +233,7 @@ def _apply_patch(key: str, old: Component, patch: Mapping[str, Any]) -> Componen
             result.extend(source[op[0] : op[0] + op[1]])
         else:
             raise StaleDeltaError(f"the patch of {key!r} does not fit the copy held")
-    value: Component = "".join(result) if is_text else result
+    value: Component = "\n".join(result) if is_text else result
     if hash_component(value) != digest:
         raise StaleDeltaError(
             f"component {key!r} rebuilt from the delta does not match; ask again with no hashes"

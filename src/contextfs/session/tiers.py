@@ -8,10 +8,11 @@ own token budget, the whole never over the total:
   each (their ``abstract`` when they have one);
 * ``rich_club``: the hub memories of the relation graph (see
   :mod:`contextfs.session.richclub`), most connected first, one line each;
-* ``l1``: overviews of the most relevant memories: an atom's ``overview``,
-  else its ``abstract``, else what the summariser makes of it (by default the
-  first sentence, at most :data:`SUMMARY_WORDS` words; pass any callable, such
-  as an LLM call, to do better);
+* ``l1``: overviews of the most relevant memories, oldest first (so a new
+  memory's line goes last and the lines before it stay cached): an atom's
+  ``overview``, else its ``abstract``, else what the summariser makes of it
+  (by default the first sentence, at most :data:`SUMMARY_WORDS` words; pass
+  any callable, such as an LLM call, to do better);
 * ``l2``: the memories themselves, ``[Type] content``, most relevant first,
   under what the other tiers left of the budget.
 
@@ -213,10 +214,12 @@ def assemble(
     )
     room -= _cost(club, counter)
     rest = _Replay(a for a in ranked if a.digest not in in_l0)
-    l1 = _pack(
-        ((a, f"- {_line(a, overview_of(a, summariser))}") for a in rest),
-        min(budgets.l1, room),
-        counter,
+    l1 = _oldest_first(
+        _pack(
+            ((a, f"- {_line(a, overview_of(a, summariser))}") for a in rest),
+            min(budgets.l1, room),
+            counter,
+        )
     )
     room -= _cost(l1, counter)
     l2 = _pack(((a, render_line(a)) for a in rest), room, counter)
@@ -227,6 +230,12 @@ def assemble(
         "rich_club": "\n".join(line for _, line in club),
     }
     return _trim(payload, budget, counter)
+
+
+def _oldest_first(chosen: list[tuple[MemoryAtom, str]]) -> list[tuple[MemoryAtom, str]]:
+    """Order l1 by age, not rank: a new memory's overview lands last, so the lines
+    before it (and the prompt-cache prefix) stay as they were."""
+    return sorted(chosen, key=lambda pair: (pair[0].timestamp, pair[0].digest))
 
 
 def _cost(chosen: Sequence[tuple[MemoryAtom, str]], counter: Tokenizer) -> int:
