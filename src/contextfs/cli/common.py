@@ -111,3 +111,40 @@ def show(*renderables: RenderableType) -> None:
 def emit_json(value: object) -> None:
     """Print a JSON shape on stdout, plainly."""
     click.echo(render.dumps(value))
+
+
+TOKEN_ENV = "CONTEXTFS_TOKEN"
+
+
+def remote_options(func: F) -> F:
+    """``--remote ctx://host:port`` and ``--token`` (default ``$CONTEXTFS_TOKEN``)."""
+    func = click.option(
+        "--token",
+        default=None,
+        help=f"Token for --remote (default: ${TOKEN_ENV}).",
+    )(func)
+    return click.option(
+        "--remote",
+        metavar="URL",
+        default=None,
+        help="Ask a server (ctx://host:port) instead of the local repository.",
+    )(func)
+
+
+def open_remote(ctx: click.Context, url: str, token: str | None) -> Any:
+    """A blocking client for ``url``, closed with the command."""
+    from ..client import Client  # imported late: only remote commands need the client
+
+    client = Client(url, token=token or os.environ.get(TOKEN_ENV))
+    ctx.call_on_close(client.close)
+    return client
+
+
+def refuse_with_remote(remote: str | None, **local_only: object) -> None:
+    """Refuse options that only work on the local repository when --remote is given."""
+    if remote is None:
+        return
+    given = [name for name, value in local_only.items() if value not in (None, False, (), 0.0)]
+    if given:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise click.UsageError(f"{flags} cannot be used with --remote")

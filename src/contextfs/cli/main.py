@@ -29,7 +29,9 @@ from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
 from ..model.objects import MemoryAtom, check_relevance
 from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
+from ..records import SearchHit
 from ..repo import Repository
+from ..server.handlers import memory_atom
 from . import render
 from .common import (
     EXIT_INTERRUPTED,
@@ -42,11 +44,15 @@ from .common import (
     emit_json,
     err_console,
     json_option,
+    open_remote,
     open_repo,
+    refuse_with_remote,
+    remote_options,
     show,
 )
 from .jsonl import encode_atom, read_atoms
 from .oplog import oplog
+from .serve import serve
 from .session import session
 
 
@@ -216,6 +222,7 @@ def _expected_head(repo: Repository, value: str) -> str | None:
 @click.option("--oneline", is_flag=True, help="One line per commit.")
 @click.option("--graph", is_flag=True, help="Draw the commit graph (one line per commit).")
 @click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N.")
+@remote_options
 @json_option()
 @click.pass_context
 def log(
@@ -224,12 +231,27 @@ def log(
     oneline: bool,
     graph: bool,
     limit: int | None,
+    remote: str | None,
+    token: str | None,
     as_json: bool,
 ) -> None:
     """List commits, newest first.
 
     Shows the commits reachable from REV... (default HEAD).
     """
+    if remote is not None:
+        refuse_with_remote(remote, graph=graph)
+        if len(revisions) > 1:
+            raise click.UsageError("with --remote, give at most one REV")
+        entries = open_remote(ctx, remote, token).log(
+            revisions[0] if revisions else "HEAD", limit=min(limit or 20, 1000)
+        )
+        if as_json:
+            emit_json([render.remote_commit_json(entry) for entry in entries])
+        else:
+            for entry in entries:
+                click.echo(f"{entry.id[:12]} {entry.message.splitlines()[0]}")
+        return
     repo = open_repo(ctx)
     infos = list(repo.log(revisions or ("HEAD",), limit=limit))
     if as_json:
@@ -326,6 +348,7 @@ def half_life_option(func: F) -> F:
     metavar="FILE",
     help="Write a receipt that proves which memory version produced the prompt.",
 )
+@remote_options
 @json_option("Print the atoms, token count, prompt and receipt as JSON.")
 @click.pass_context
 def expand(
@@ -336,6 +359,8 @@ def expand(
     fmt: Format,
     half_life: float | None,
     receipt_path: Path | None,
+    remote: str | None,
+    token: str | None,
     as_json: bool,
 ) -> None:
     """Print a version's memory as prompt context.
@@ -343,6 +368,24 @@ def expand(
     The best memories of REV (default HEAD) that fit --budget tokens, most
     relevant first; with --query only matching memories, ranked by match too.
     """
+    if remote is not None:
+        refuse_with_remote(remote, half_life=half_life, receipt=receipt_path)
+        answer = open_remote(ctx, remote, token).expand(
+            revision, budget=budget, query=query, format=fmt
+        )
+        if as_json:
+            emit_json(
+                {
+                    "budget": budget,
+                    "tokens": answer.total_tokens,
+                    "atoms": [render.atom_json(memory_atom(a)) for a in answer.atoms],
+                    "text": answer.text,
+                    "commit": answer.commit,
+                }
+            )
+        elif answer.text:
+            click.echo(answer.text)
+        return
     context = open_repo(ctx).context(
         revision, budget=budget, query=query, format=fmt, half_life_seconds=half_life
     )
@@ -374,6 +417,7 @@ def expand(
 @click.option("--all", "match_all", is_flag=True, help="Require every word, not any.")
 @click.option("--limit", "-n", type=int, default=10, show_default=True, help="Most results.")
 @half_life_option
+@remote_options
 @json_option("Print the hits as JSON.")
 @click.pass_context
 def search(
@@ -387,6 +431,8 @@ def search(
     match_all: bool,
     limit: int,
     half_life: float | None,
+    remote: str | None,
+    token: str | None,
     as_json: bool,
 ) -> None:
     """Full-text search of a version's memories, best first.
@@ -394,6 +440,31 @@ def search(
     Words match in any order (all of them with --all); "quoted phrases" match
     as phrases and a trailing * matches a prefix.
     """
+    if remote is not None:
+        refuse_with_remote(
+            remote,
+            type=type_string,
+            tag=tags,
+            source=source,
+            min_relevance=min_relevance,
+            half_life=half_life,
+        )
+        found = open_remote(ctx, remote, token).query(
+            query, revision=revision, limit=limit, mode="all" if match_all else "any"
+        )
+        remote_hits = [SearchHit(memory_atom(h.atom), h.score, h.match) for h in found]
+        if as_json:
+            emit_json(
+                [
+                    {**render.atom_json(h.atom), "score": h.score, "match": h.match}
+                    for h in remote_hits
+                ]
+            )
+        elif remote_hits:
+            show(render.hits_table(remote_hits))
+        else:
+            click.echo("No memories match.")
+        return
     where = ContextQuery(
         type_filter=TypeSignature.parse(type_string) if type_string else None,
         min_relevance=min_relevance,
@@ -889,6 +960,7 @@ def _one_line(text: str, width: int = 60) -> str:
 
 cli.add_command(oplog)
 cli.add_command(session)
+cli.add_command(serve)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -23,6 +23,7 @@ from ..model.ids import short
 from ..model.objects import MemoryAtom, MemoryMolecule
 from ..model.timeutil import format_local, from_micros, to_micros
 from ..records import Change, CommitInfo, ConflictInfo, Memory, MergeResult, SearchHit, Status
+from ..wire.messages import LogEntry
 from .graph import graph_rows
 
 #: Imports with more lines than this show a progress bar even when stderr is not a terminal.
@@ -110,6 +111,17 @@ def commit_json(info: CommitInfo) -> JSONObject:
         "snapshot": commit.tree.hex(),
         "generation": commit.generation,
         "metadata": commit.metadata,
+    }
+
+
+def remote_commit_json(entry: LogEntry) -> JSONObject:
+    """A commit from a server's LOG_RESPONSE, in the shape of :func:`commit_json`."""
+    return {
+        "id": entry.id,
+        "parents": list(entry.parents),
+        "author": entry.author,
+        "message": entry.message,
+        "timestamp": iso_utc(entry.timestamp),
     }
 
 

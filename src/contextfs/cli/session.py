@@ -11,9 +11,9 @@ import click
 from ..errors import InvalidInputError
 from ..expand.tokens import default_tokenizer
 from ..repo import DEFAULT_SESSION_BUDGET
-from ..session.delta import build_delta, canonical_json
+from ..session.delta import apply_delta, build_delta, canonical_json
 from ..session.tiers import render_payload
-from .common import emit_json, json_option, open_repo
+from .common import emit_json, json_option, open_remote, open_repo, remote_options
 
 
 @click.command()
@@ -46,6 +46,7 @@ from .common import emit_json, json_option, open_repo
     show_default=True,
     help="Deltas by item and line, or by whole component (as the seed).",
 )
+@remote_options
 @json_option("Print the payload or delta, the hashes and token counts as JSON.")
 @click.pass_context
 def session(
@@ -56,6 +57,8 @@ def session(
     since: Path | None,
     save: Path | None,
     granularity: Any,
+    remote: str | None,
+    token: str | None,
     as_json: bool,
 ) -> None:
     """Print REV's session payload (l0, rich_club, l1, l2) for an agent's turn.
@@ -64,24 +67,35 @@ def session(
     file holds; apply it with contextfs.session.apply_delta. Token counts are
     of the payload and the delta as sent (their JSON).
     """
-    repo = open_repo(ctx)
-    payload = repo.session_payload(revision, budget=budget, query=query)
     previous = _read_bundle(since) if since is not None else {}
-    delta, hashes = build_delta(previous, payload, granularity=granularity)
     counter = default_tokenizer()
-    full = build_delta({}, payload, granularity=granularity)[0]
+    if remote is not None:
+        client = open_remote(ctx, remote, token)
+        answer = client.session(
+            revision, budget=budget, query=query, hashes=previous, granularity=granularity
+        )
+        delta, hashes = answer.delta, answer.hashes
+        payload = apply_delta({}, delta) if since is None else None
+        full_payload = client.session(
+            revision, budget=budget, query=query, granularity=granularity
+        ).delta
+    else:
+        payload = open_repo(ctx).session_payload(revision, budget=budget, query=query)
+        delta, hashes = build_delta(previous, payload, granularity=granularity)
+        full_payload = build_delta({}, payload, granularity=granularity)[0]
+    full = apply_delta({}, full_payload)
     tokens = {
-        "prompt": counter.count(render_payload(payload)),
-        "payload": counter.count(canonical_json(full)),
+        "prompt": counter.count(render_payload(full)),
+        "payload": counter.count(canonical_json(full_payload)),
         "delta": counter.count(canonical_json(delta)),
     }
     if save is not None:
         save.write_text(json.dumps(hashes, indent=2) + "\n", encoding="utf-8")
     if as_json:
-        body = {"delta": delta} if since is not None else {"payload": payload}
+        body = {"delta": delta} if since is not None else {"payload": full}
         emit_json({**body, "hashes": hashes, "tokens": tokens})
         return
-    click.echo(canonical_json(delta) if since is not None else render_payload(payload))
+    click.echo(canonical_json(delta) if since is not None else render_payload(full))
     click.echo()
     click.echo(
         f"tokens: prompt {tokens['prompt']}, payload {tokens['payload']},"

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..errors import InvalidInputError
+from ..errors import ContextFSError, InvalidInputError
 from ..expand.context import CONTEXT, decode_context
 from ..history import refs as refnames
 from ..history.attribution import ATTRIBUTION_ITEM, decode_attribution
@@ -421,6 +421,38 @@ class _Checker:
             counts=dict(self._counts),
             purged=tuple(to_hex(oid) for oid in sorted(self._purged)),
         )
+
+
+def rehash(kind: str, data: bytes) -> bytes:
+    """Return the id ``data`` hashes to as an object of ``kind``, checking it decodes.
+
+    What a receiver runs on every object another store sends, before storing it.
+
+    Raises:
+        InvalidInputError: an unknown kind, or bytes that are not a canonical object.
+    """
+    if kind not in OBJECT_KINDS:
+        raise InvalidInputError(f"unknown object kind {kind!r}")
+    try:
+        if kind == TREE:
+            node = decode_node(data)
+            actual, encoded = encode_node(node)
+            if encoded != data:
+                raise ValueError("tree node is not in canonical form")
+            return actual
+        if kind == ATOM and data:  # empty bytes: a purged atom, kept under its id
+            decode_atom(data)
+        elif kind == MOLECULE:
+            decode_molecule(data)
+        elif kind == COMMIT:
+            decode_commit(data)
+        elif kind == CONTEXT:
+            decode_context(data)
+        elif kind == PURGE:
+            decode_purge_record(data)
+    except (ValueError, TypeError, ContextFSError) as exc:
+        raise InvalidInputError(f"a {kind} object does not decode: {exc}") from None
+    return object_digest(kind, data)
 
 
 def _entries_of(item: bytes) -> list[SnapshotEntry]:

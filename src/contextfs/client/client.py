@@ -1,0 +1,500 @@
+"""The client: AsyncClient (asyncio) and Client (blocking), one method per request.
+
+Both drive a :class:`~contextfs.wire.Connection` over a TCP stream to a
+``contextfs serve``. Many requests may be in flight on one connection; each
+has its own stream. Streamed answers (``stream``, ``oplog_subscribe``) grant
+credit only as the caller consumes them, so a caller who stops reading stops
+the server producing. A lost connection fails the calls in flight with
+:class:`ConnectionLostError`; the next call connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from ..errors import ContextFSError, InvalidInputError
+from ..integrity.fsck import rehash
+from ..model.ids import from_hex
+from ..model.objects import MemoryAtom
+from ..oplog.entry import OpEntry
+from ..server.handlers import wire_atom
+from ..wire.connection import Connection, Failed, Received, Role
+from ..wire.errors import RemoteError
+from ..wire.messages import (
+    Ack,
+    Cancel,
+    Error,
+    Expand,
+    ExpandResponse,
+    Fetch,
+    Hello,
+    Hit,
+    Log,
+    LogEntry,
+    LogResponse,
+    Message,
+    Objects,
+    OplogAppend,
+    OplogEvent,
+    OplogSubscribe,
+    Ping,
+    Pong,
+    Pull,
+    Push,
+    Query,
+    QueryResponse,
+    Session,
+    SessionResponse,
+    Stream,
+    StreamChunk,
+    Welcome,
+    Window,
+    encode_payload,
+)
+
+DEFAULT_PORT = 7411
+SCHEME = "ctx"
+T = TypeVar("T")
+
+
+class ConnectionLostError(ContextFSError):
+    """The connection to the server ended before the answer came."""
+
+    exit_code = 1
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    """Return ``(host, port)`` of a ``ctx://host:port`` URL (port default 7411).
+
+    Raises:
+        InvalidInputError: not a ``ctx://`` URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != SCHEME or not parts.hostname:
+        raise InvalidInputError(f"a server URL looks like ctx://host:port, got {url!r}")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        raise InvalidInputError(f"bad port in {url!r}") from None
+    return parts.hostname, port
+
+
+@dataclass(frozen=True, slots=True)
+class PullResult:
+    """What :meth:`AsyncClient.pull` copied: the head, and objects received and stored."""
+
+    head: str
+    received: int
+    stored: int
+
+
+class AsyncClient:
+    """An asyncio client for one server (see the module docstring)."""
+
+    def __init__(self, host: str, port: int = DEFAULT_PORT, *, token: str | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self.welcome: Welcome | None = None
+        self._conn: Connection | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self._queues: dict[int, asyncio.Queue[Message | BaseException]] = {}
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def connect(cls, url: str, *, token: str | None = None) -> AsyncClient:
+        """Connect to ``ctx://host:port`` and shake hands."""
+        host, port = parse_url(url)
+        client = cls(host, port, token=token)
+        await client._ensure()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the connection; safe to call twice."""
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader_task
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
+        self._conn = self._writer = self._reader_task = None
+
+    async def __aenter__(self) -> AsyncClient:
+        await self._ensure()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- the connection -------------------------------------------------------------
+
+    async def _ensure(self) -> Connection:
+        async with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                return self._conn
+            await self.aclose()
+            try:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError as exc:
+                raise ConnectionLostError(
+                    f"cannot reach ctx://{self.host}:{self.port}: {exc.strerror or exc}"
+                ) from None
+            conn = Connection(Role.CLIENT)
+            self._conn, self._writer = conn, writer
+            handshake: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+            self._queues[0] = handshake
+            self._reader_task = asyncio.create_task(self._read(reader, conn))
+            conn.send(0, Hello(versions=[1], token=self.token, client="contextfs"))
+            await self._flush()
+            answer = await handshake.get()
+            if isinstance(answer, BaseException):
+                raise answer
+            if isinstance(answer, Error):
+                await self.aclose()
+                raise RemoteError(answer.code, answer.message)
+            assert isinstance(answer, Welcome)
+            self.welcome = answer
+            return conn
+
+    async def _flush(self) -> None:
+        if self._conn is None or self._writer is None:
+            raise ConnectionLostError("not connected")
+        data = self._conn.data_to_send()
+        if data:
+            try:
+                self._writer.write(data)
+                await self._writer.drain()
+            except ConnectionError as exc:
+                raise ConnectionLostError(f"connection lost: {exc}") from None
+
+    async def _read(self, reader: asyncio.StreamReader, conn: Connection) -> None:
+        lost: BaseException = ConnectionLostError("the server closed the connection")
+        try:
+            while not conn.closed:
+                data = await reader.read(65536)
+                conn.receive_data(data)
+                while (event := conn.next_event()) is not None:
+                    if isinstance(event, Received):
+                        queue = self._queues.get(event.stream)
+                        if queue is not None:
+                            queue.put_nowait(event.message)
+                            if event.end or isinstance(event.message, Error):
+                                self._queues.pop(event.stream, None)
+                    elif isinstance(event, Failed) and event.stream == 0:
+                        lost = ConnectionLostError(f"protocol failure: {event.message}")
+                if not data:
+                    break
+        except (ConnectionError, OSError) as exc:
+            lost = ConnectionLostError(f"connection lost: {exc}")
+        finally:
+            for queue in self._queues.values():
+                queue.put_nowait(lost)
+            self._queues.clear()
+            conn.receive_data(b"")
+
+    async def _open(self, message: Message) -> tuple[int, asyncio.Queue[Message | BaseException]]:
+        conn = await self._ensure()
+        stream = conn.next_stream_id()
+        queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+        self._queues[stream] = queue
+        conn.send(stream, message, end=True)
+        await self._flush()
+        return stream, queue
+
+    @staticmethod
+    def _check(answer: Message | BaseException) -> Message:
+        if isinstance(answer, BaseException):
+            raise answer
+        if isinstance(answer, Error):
+            raise RemoteError(answer.code, answer.message)
+        return answer
+
+    async def _call(self, message: Message, kind: type[T]) -> T:
+        _, queue = await self._open(message)
+        answer = self._check(await queue.get())
+        if not isinstance(answer, kind):
+            raise ConnectionLostError(f"unexpected answer {type(answer).__name__}")
+        return answer
+
+    async def _iterate(self, message: Message) -> AsyncIterator[Message]:
+        """Yield a streamed answer's messages, granting credit for each one consumed."""
+        stream, queue = await self._open(message)
+        finished = False
+        try:
+            while True:
+                item = self._check(await queue.get())
+                yield item
+                if stream not in self._queues:
+                    finished = True
+                    return
+                conn = self._conn
+                if conn is not None and not conn.closed and stream in conn.streams:
+                    size = len(encode_payload(item))
+                    conn.send(stream, Window(credit=max(size, 1)))
+                    await self._flush()
+        finally:
+            conn = self._conn
+            if not finished and conn is not None and not conn.closed and stream in conn.streams:
+                with contextlib.suppress(ContextFSError):
+                    conn.send(stream, Cancel())
+                    await self._flush()
+            self._queues.pop(stream, None)
+
+    # -- requests --------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """Round-trip a PING."""
+        conn = await self._ensure()
+        queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+        self._queues[0] = queue
+        conn.send(0, Ping(nonce=1))
+        await self._flush()
+        answer = self._check(await queue.get())
+        if not isinstance(answer, Pong):
+            raise ConnectionLostError("no PONG")
+
+    async def expand(
+        self,
+        revision: str = "HEAD",
+        *,
+        budget: int | None = None,
+        query: str | None = None,
+        format: str = "lines",
+    ) -> ExpandResponse:
+        """The prompt ``revision`` gives for ``budget`` (and ``query``)."""
+        return await self._call(
+            Expand(revision=revision, budget=budget, query=query, format=format),  # type: ignore[arg-type]
+            ExpandResponse,
+        )
+
+    async def stream(
+        self,
+        revision: str = "HEAD",
+        *,
+        chunk_size: int = 10,
+        max_tokens_per_chunk: int = 500,
+        relevance_threshold: float = 0.0,
+    ) -> AsyncIterator[StreamChunk]:
+        """``revision``'s atoms best first, in chunks, as the caller reads them."""
+        request = Stream(
+            revision=revision,
+            chunk_size=chunk_size,
+            max_tokens_per_chunk=max_tokens_per_chunk,
+            relevance_threshold=relevance_threshold,
+        )
+        async for message in self._iterate(request):
+            if isinstance(message, StreamChunk):
+                yield message
+
+    async def query(
+        self, query: str, *, revision: str = "HEAD", limit: int = 10, mode: str = "any"
+    ) -> list[Hit]:
+        """Full-text search of ``revision``, best first."""
+        request = Query(query=query, revision=revision, limit=limit, mode=mode)  # type: ignore[arg-type]
+        return (await self._call(request, QueryResponse)).hits
+
+    async def push(
+        self,
+        atoms: Iterable[MemoryAtom] = (),
+        *,
+        remove: Iterable[str] = (),
+        message: str = "Pushed over the wire",
+        author: str = "remote",
+        expect_head: str | None = None,
+    ) -> str:
+        """Commit atoms (and removals) on the server's current branch; returns the commit id."""
+        request = Push(
+            atoms=[wire_atom(a) for a in atoms],
+            remove=list(remove),
+            message=message,
+            author=author,
+            expect_head=expect_head,
+        )
+        ack = await self._call(request, Ack)
+        return str(ack.hash)
+
+    async def session(
+        self,
+        revision: str = "HEAD",
+        *,
+        budget: int = 2000,
+        query: str | None = None,
+        hashes: dict[str, str] | None = None,
+        granularity: str = "item",
+    ) -> SessionResponse:
+        """The session payload as a delta against ``hashes`` (apply it with apply_delta)."""
+        request = Session(
+            revision=revision,
+            budget=budget,
+            query=query,
+            hashes=hashes or {},
+            granularity=granularity,  # type: ignore[arg-type]
+        )
+        return await self._call(request, SessionResponse)
+
+    async def oplog_append(self, session: str, ops: Iterable[OpEntry]) -> list[dict[str, Any]]:
+        """Append ops to a session on the server; returns each op's stored id and stamp."""
+        ack = await self._call(OplogAppend(session=session, ops=[dict(op) for op in ops]), Ack)
+        result: list[dict[str, Any]] = ack.result.get("ops", [])
+        return result
+
+    async def oplog_subscribe(self, session: str, *, since: int = 0) -> AsyncIterator[OplogEvent]:
+        """Follow a session's ops live, from op number ``since``; stop by breaking out."""
+        async for message in self._iterate(OplogSubscribe(session=session, since=since)):
+            if isinstance(message, OplogEvent):
+                yield message
+
+    async def log(self, revision: str = "HEAD", *, limit: int = 20) -> list[LogEntry]:
+        """``revision``'s history, newest first."""
+        return (await self._call(Log(revision=revision, limit=limit), LogResponse)).commits
+
+    async def fetch(self, ids: Iterable[str]) -> list[tuple[str, str, bytes]]:
+        """Objects by id, each checked against its id."""
+        result: list[tuple[str, str, bytes]] = []
+        async for message in self._iterate(Fetch(ids=list(ids))):
+            if isinstance(message, Objects):
+                result += [_checked(row) for row in message.objects]
+        return result
+
+    async def pull(self, into: Any, want: str = "HEAD", *, branch: str | None = None) -> PullResult:
+        """Copy ``want``'s history into repository ``into``, sending only what it lacks.
+
+        Every object is re-hashed before it is stored; the objects land in one
+        transaction, and ``branch`` (if given) moves to the head only after.
+        """
+        haves = await asyncio.to_thread(_local_heads, into)
+        rows: list[tuple[str, str, bytes]] = []
+        head = None
+        async for message in self._iterate(Pull(want=want, have=haves)):
+            if isinstance(message, Objects):
+                rows += [_checked(row) for row in message.objects]
+                head = message.head or head
+        if head is None:
+            raise ConnectionLostError("the pull ended without a head")
+        stored = await asyncio.to_thread(_store, into, rows, head, branch)
+        return PullResult(head, len(rows), stored)
+
+
+def _checked(row: tuple[str, str, bytes]) -> tuple[str, str, bytes]:
+    oid, kind, data = row
+    if rehash(kind, data) != from_hex(oid) and not (kind == "atom" and not data):
+        raise InvalidInputError(f"object {oid[:16]} does not hash to its id")
+    return oid, kind, data
+
+
+def _local_heads(repo: Any) -> list[str]:
+    return sorted(set(repo.branches().values()) | set(repo.tags().values()))
+
+
+def _store(repo: Any, rows: list[tuple[str, str, bytes]], head: str, branch: str | None) -> int:
+    with repo.transaction():
+        present = repo.store.has_objects([from_hex(oid) for oid, _, _ in rows])
+        fresh = [(from_hex(oid), kind, data) for oid, kind, data in rows]
+        repo.store.put_objects(o for o in fresh if o[0] not in present)
+        if branch is not None:
+            ref = f"refs/heads/{branch}"
+            repo.update_ref(ref, head, repo.store.read_ref(ref))
+    return len([o for o in rows if from_hex(o[0]) not in present])
+
+
+class Client:
+    """A blocking client: :class:`AsyncClient` on an event loop in a background thread."""
+
+    def __init__(self, url: str, *, token: str | None = None) -> None:
+        host, port = parse_url(url)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._async = AsyncClient(host, port, token=token)
+
+    def _run(self, coroutine: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
+
+    def _iterate(self, make: Callable[[], AsyncIterator[T]]) -> Iterator[T]:
+        iterator = make()
+        try:
+            while True:
+                try:
+                    yield self._run(iterator.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(iterator.aclose())  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        """Close the connection and stop the loop thread; safe to call twice."""
+        if self._loop.is_running():
+            self._run(self._async.aclose())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+        if not self._loop.is_closed():
+            self._loop.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def ping(self) -> None:
+        """See :meth:`AsyncClient.ping`."""
+        self._run(self._async.ping())
+
+    def expand(self, revision: str = "HEAD", **kw: Any) -> ExpandResponse:
+        """See :meth:`AsyncClient.expand`."""
+        return self._run(self._async.expand(revision, **kw))
+
+    def stream(self, revision: str = "HEAD", **kw: Any) -> Iterator[StreamChunk]:
+        """See :meth:`AsyncClient.stream`."""
+        return self._iterate(lambda: self._async.stream(revision, **kw))
+
+    def query(self, query: str, **kw: Any) -> list[Hit]:
+        """See :meth:`AsyncClient.query`."""
+        return self._run(self._async.query(query, **kw))
+
+    def push(self, atoms: Iterable[MemoryAtom] = (), **kw: Any) -> str:
+        """See :meth:`AsyncClient.push`."""
+        return self._run(self._async.push(list(atoms), **kw))
+
+    def pull(self, into: Any, want: str = "HEAD", **kw: Any) -> PullResult:
+        """See :meth:`AsyncClient.pull`."""
+        return self._run(self._async.pull(into, want, **kw))
+
+    def log(self, revision: str = "HEAD", *, limit: int = 20) -> list[LogEntry]:
+        """See :meth:`AsyncClient.log`."""
+        return self._run(self._async.log(revision, limit=limit))
+
+    def fetch(self, ids: Iterable[str]) -> list[tuple[str, str, bytes]]:
+        """See :meth:`AsyncClient.fetch`."""
+        return self._run(self._async.fetch(list(ids)))
+
+    def session(self, revision: str = "HEAD", **kw: Any) -> SessionResponse:
+        """See :meth:`AsyncClient.session`."""
+        return self._run(self._async.session(revision, **kw))
+
+    def oplog_append(self, session: str, ops: Iterable[OpEntry]) -> list[dict[str, Any]]:
+        """See :meth:`AsyncClient.oplog_append`."""
+        return self._run(self._async.oplog_append(session, list(ops)))
+
+    def oplog_subscribe(self, session: str, *, since: int = 0) -> Iterator[OplogEvent]:
+        """See :meth:`AsyncClient.oplog_subscribe`."""
+        return self._iterate(lambda: self._async.oplog_subscribe(session, since=since))
+
+
+__all__ = [
+    "DEFAULT_PORT",
+    "AsyncClient",
+    "Client",
+    "ConnectionLostError",
+    "PullResult",
+    "parse_url",
+]

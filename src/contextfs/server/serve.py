@@ -1,0 +1,433 @@
+"""``contextfs serve``: the asyncio server, a short loop around the sans-IO connection.
+
+One :class:`Server` serves one repository. Each connection is a reader loop
+that feeds :class:`~contextfs.wire.Connection` and a task per request;
+repository work runs in worker threads (``asyncio.to_thread``). What the
+server guarantees:
+
+* it binds to 127.0.0.1 unless told otherwise, and then only with a token,
+  which every client must present in HELLO;
+* limits on frame size, streams per connection, connections and idle time;
+* a data message is produced only when the stream has credit for it, so a
+  slow reader stalls its own stream (the handler's iterator is not advanced;
+  memory stays bounded) while the connection's other streams go on;
+* every failure reaches the client as an ERROR frame with a code and a
+  one-line message (never a traceback or a path), and the server goes on;
+* :meth:`Server.aclose` (SIGTERM) stops accepting, lets requests in flight
+  finish within a grace period, then closes every connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hmac
+import ipaddress
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ContextFSError, InvalidInputError
+from ..oplog.log import Cut, OpLog
+from ..repo import Repository
+from ..wire.connection import (
+    Connection,
+    CreditGranted,
+    Failed,
+    FlowControlBlockedError,
+    Received,
+    Role,
+)
+from ..wire.errors import ErrorCode, code_for
+from ..wire.frames import DEFAULT_MAX_FRAME, encode_frame
+from ..wire.messages import (
+    DATA,
+    Cancel,
+    Error,
+    Expand,
+    Fetch,
+    Hello,
+    Log,
+    Message,
+    MessageType,
+    OplogAppend,
+    OplogEvent,
+    OplogSubscribe,
+    Ping,
+    Pong,
+    Pull,
+    Push,
+    Query,
+    Session,
+    Stream,
+    Welcome,
+    encode_payload,
+)
+from . import handlers
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "contextfs"
+#: How often a subscription looks for ops other processes appended.
+SUBSCRIBE_POLL = 0.2
+#: Ops per OPLOG_EVENT frame.
+OPS_PER_EVENT = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """What one server allows."""
+
+    max_frame: int = DEFAULT_MAX_FRAME
+    max_streams: int = 64
+    max_connections: int = 128
+    idle_timeout: float = 300.0
+    window: int = 256 * 1024
+    shutdown_grace: float = 10.0
+
+
+Handler = Callable[[Repository, Any], Any]
+_HANDLERS: dict[type[Message], Handler] = {
+    Expand: handlers.expand,
+    Stream: handlers.stream,
+    Query: handlers.query,
+    Push: handlers.push,
+    Pull: handlers.pull,
+    Fetch: handlers.fetch,
+    Log: handlers.log,
+    Session: handlers.session,
+    OplogAppend: handlers.oplog_append,
+}
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host name or address that stays on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class Server:
+    """Serves one repository over protocol v1 (see the module docstring).
+
+    Raises:
+        InvalidInputError: a non-loopback host without a token.
+    """
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        if not is_loopback(host) and not token:
+            raise InvalidInputError(
+                f"serving on {host!r} (beyond this machine) needs a token: pass --token"
+            )
+        self.repo = repo
+        self.host = host
+        self.port = port
+        self.token = token
+        self.limits = limits or Limits()
+        self._listener: asyncio.Server | None = None
+        self._peers: set[_Peer] = set()
+        self._closing = False
+        self._session_events: dict[str, asyncio.Event] = {}
+
+    async def start(self) -> None:
+        """Listen; :attr:`port` is the bound port afterwards."""
+        self._listener = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._listener.sockets[0].getsockname()[1]
+
+    async def serve_forever(self) -> None:
+        """Serve until :meth:`aclose` (or cancellation)."""
+        if self._listener is None:
+            await self.start()
+        assert self._listener is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._listener.serve_forever()
+
+    async def aclose(self) -> None:
+        """Stop accepting, let requests in flight finish (within the grace), close all."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._listener is not None:
+            self._listener.close()
+        await asyncio.gather(
+            *(peer.drain(self.limits.shutdown_grace) for peer in list(self._peers)),
+            return_exceptions=True,
+        )
+        if self._listener is not None:
+            await self._listener.wait_closed()
+
+    @property
+    def connections(self) -> int:
+        """Connections open now."""
+        return len(self._peers)
+
+    def session_event(self, session: str) -> asyncio.Event:
+        """Set whenever this server appends to ``session`` (wakes its subscribers)."""
+        return self._session_events.setdefault(session, asyncio.Event())
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._closing or len(self._peers) >= self.limits.max_connections:
+            code = ErrorCode.SHUTTING_DOWN if self._closing else ErrorCode.BUSY
+            payload = encode_payload(Error(code=int(code), message="not accepting connections"))
+            writer.write(encode_frame(MessageType.ERROR, 0, payload))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        peer = _Peer(self, reader, writer)
+        self._peers.add(peer)
+        try:
+            await peer.run()
+        finally:
+            self._peers.discard(peer)
+
+
+class _Peer:
+    """One client connection: the read loop, and a task per open stream."""
+
+    def __init__(
+        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        limits = server.limits
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.conn = Connection(
+            Role.SERVER,
+            max_frame=limits.max_frame,
+            window=limits.window,
+            max_streams=limits.max_streams,
+        )
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.credit: dict[int, asyncio.Event] = {}
+        self.draining = False
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        try:
+            while not self.conn.closed:
+                timeout = None if self.tasks else self.server.limits.idle_timeout
+                try:
+                    data = await asyncio.wait_for(self.reader.read(65536), timeout)
+                except TimeoutError:
+                    self._send(0, Error(code=ErrorCode.TIMEOUT, message="idle for too long"))
+                    break
+                except ConnectionError:
+                    break
+                self.conn.receive_data(data)
+                try:
+                    self._dispatch()
+                except ContextFSError as exc:  # this connection's state went wrong: end it
+                    logger.warning("closing a connection: %s", exc)
+                    self._send(0, Error(code=ErrorCode.INTERNAL, message="internal server error"))
+                    await self._flush()
+                    break
+                await self._flush()
+                if not data:
+                    break
+        finally:
+            for task in list(self.tasks.values()):
+                task.cancel()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._flush()
+            self.writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.writer.wait_closed()
+            self.done.set()
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new requests, wait for those in flight, then close."""
+        self.draining = True
+        for stream, task in list(self.tasks.items()):
+            if getattr(task, "subscription", False):
+                task.cancel()
+                self.tasks.pop(stream, None)
+        if self.tasks:
+            await asyncio.wait(list(self.tasks.values()), timeout=grace)
+        if not self.conn.closed:
+            self._send(0, Error(code=ErrorCode.SHUTTING_DOWN, message="the server is stopping"))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._flush()
+        self.writer.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.done.wait(), grace)
+
+    def _dispatch(self) -> None:
+        while (event := self.conn.next_event()) is not None:
+            if isinstance(event, Received):
+                self._received(event)
+            elif isinstance(event, CreditGranted):
+                self.credit.setdefault(event.stream, asyncio.Event()).set()
+            elif isinstance(event, Failed) and event.stream == 0:
+                logger.info("closing a connection: %s", event.message)
+
+    def _received(self, event: Received) -> None:
+        message, stream = event.message, event.stream
+        if isinstance(message, Hello):
+            token = self.server.token
+            if token is not None and not hmac.compare_digest(
+                (message.token or "").encode(), token.encode()
+            ):
+                self._send(0, Error(code=ErrorCode.UNAUTHORISED, message="bad or missing token"))
+                return
+            limits = self.server.limits
+            max_frame = min(limits.max_frame, message.max_frame or limits.max_frame)
+            self._send(
+                0,
+                Welcome(
+                    version=1,
+                    server=SERVER_NAME,
+                    max_frame=max_frame,
+                    window=limits.window,
+                    max_streams=limits.max_streams,
+                ),
+            )
+        elif isinstance(message, Ping):
+            self._send(0, Pong(nonce=message.nonce))
+        elif isinstance(message, Cancel):
+            task = self.tasks.get(stream)
+            if task is not None:
+                task.cancel()
+        elif isinstance(message, Error):
+            task = self.tasks.pop(stream, None)
+            if task is not None:
+                task.cancel()
+        elif self.draining:
+            self._send(
+                stream, Error(code=ErrorCode.SHUTTING_DOWN, message="the server is stopping")
+            )
+        else:
+            runner = self._subscribe if isinstance(message, OplogSubscribe) else self._answer
+            task = asyncio.create_task(runner(stream, message))
+            if isinstance(message, OplogSubscribe):
+                task.subscription = True  # type: ignore[attr-defined]
+            self.tasks[stream] = task
+            task.add_done_callback(functools.partial(self._finished, stream))
+
+    def _finished(self, stream: int, _task: object = None) -> None:
+        self.tasks.pop(stream, None)
+        self.credit.pop(stream, None)
+
+    def _send(self, stream: int, message: Message, *, end: bool = False) -> None:
+        if self.conn.closed:
+            return
+        if message.TYPE is MessageType.ERROR and stream and stream not in self.conn.streams:
+            return  # the stream is already over
+        self.conn.send(stream, message, end=end)
+
+    async def _flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data and not self.writer.is_closing():
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def _send_data(self, stream: int, message: Message, *, end: bool = False) -> None:
+        """Send a data message once the stream has credit for it."""
+        while True:
+            try:
+                self._send(stream, message, end=end)
+            except FlowControlBlockedError:
+                event = self.credit.setdefault(stream, asyncio.Event())
+                event.clear()
+                await event.wait()
+                continue
+            await self._flush()
+            return
+
+    async def _answer(self, stream: int, message: Message) -> None:
+        repo = self.server.repo
+        try:
+            handler = _HANDLERS[type(message)]
+            result = await asyncio.to_thread(handler, repo, message)
+            if isinstance(result, Message):
+                self._send(stream, result, end=True)
+                if isinstance(message, OplogAppend):
+                    self.server.session_event(message.session).set()
+                await self._flush()
+                return
+            await self._send_all(stream, result)
+        except asyncio.CancelledError:
+            self._send(stream, Error(code=ErrorCode.CANCELLED, message="cancelled"))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._flush()
+        except ContextFSError as exc:
+            self._fail(stream, code_for(exc), str(exc))
+            await self._flush()
+        except Exception:  # a bug: the client learns only that it happened
+            logger.exception("request on stream %d failed", stream)
+            self._fail(stream, ErrorCode.INTERNAL, "internal server error")
+            await self._flush()
+
+    def _fail(self, stream: int, code: ErrorCode, text: str) -> None:
+        self._send(stream, Error(code=int(code), message=" ".join(text.split())[:500]))
+
+    async def _send_all(self, stream: int, messages: Iterator[Message]) -> None:
+        """Send an iterator's messages one by one, each only when credit allows."""
+        current = await asyncio.to_thread(next, messages, None)
+        while current is not None:
+            following = await asyncio.to_thread(next, messages, None)
+            last = following is None
+            if current.TYPE in DATA:
+                await self._send_data(stream, current, end=last)
+            else:
+                self._send(stream, current, end=last)
+                await self._flush()
+            current = following
+
+    async def _subscribe(self, stream: int, message: Message) -> None:
+        """OPLOG_SUBSCRIBE: send the session's ops from ``since``, then as they come."""
+        assert isinstance(message, OplogSubscribe)
+        repo = self.server.repo
+        try:
+            log: OpLog = await asyncio.to_thread(repo.oplog, message.session)
+            cut = await asyncio.to_thread(_first_cut, log, max(0, message.since))
+            event = self.server.session_event(message.session)
+            while True:
+                event.clear()
+                ops, end = await asyncio.to_thread(_ops_after, log, cut)
+                for start in range(0, len(ops), OPS_PER_EVENT):
+                    chunk = ops[start : start + OPS_PER_EVENT]
+                    await self._send_data(
+                        stream, OplogEvent(ops=chunk, op_count=cut.ops + start + len(chunk))
+                    )
+                cut = end
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), SUBSCRIBE_POLL)
+        except asyncio.CancelledError:
+            self._send(stream, Error(code=ErrorCode.CANCELLED, message="cancelled"))
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self._flush()
+        except ContextFSError as exc:
+            self._fail(stream, code_for(exc), str(exc))
+            await self._flush()
+
+
+def _first_cut(log: OpLog, since: int) -> Cut:
+    """Where a subscription starts: after the first ``since`` ops (or at the end)."""
+    end = log.end()
+    return end if since >= end.ops else log.cut_after(Cut(0, 0), since)
+
+
+def _ops_after(log: OpLog, cut: Cut) -> tuple[list[dict[str, Any]], Cut]:
+    """The ops after ``cut``, and the cut at the log's end."""
+    end = log.end()
+    if end.ops <= cut.ops:
+        return [], cut
+    return [dict(e) for e in log.read_range(cut, end)], end
+
+
+__all__ = ["Limits", "Server", "is_loopback"]
