@@ -352,3 +352,51 @@ def test_garbage_gets_an_error_frame_and_the_server_goes_on(repo: Repository) ->
             await server.aclose()
 
     asyncio.run(main())
+
+
+def test_payloads_over_64_kib_both_ways(repo: Repository) -> None:
+    big = "A long memory. " * 8000  # about 120 KB
+
+    async def main() -> None:
+        server = await started(repo)
+        client = await connect(server)
+        try:
+            await client.push([MemoryAtom(big, FACT, relevance_score=1.0)], message="big")
+            answer = await client.expand(budget=100_000)
+            assert big in answer.text
+            assert len(answer.text.encode()) > 64 * 1024
+            chunks = [c async for c in client.stream(chunk_size=5, max_tokens_per_chunk=100_000)]
+            assert chunks[0].atoms[0].content == big
+        finally:
+            await client.aclose()
+            await server.aclose()
+
+    asyncio.run(main())
+
+
+def test_cancelling_mid_stream_stops_the_server_and_keeps_the_connection(
+    tmp_path: Path,
+) -> None:
+    repo = Repository.init(tmp_path / "many")
+    repo.add_atoms(MemoryAtom(f"memory {i} " + "text " * 30, FACT) for i in range(2000))
+    repo.commit("many")
+
+    async def main() -> None:
+        server = await started(repo, limits=Limits(window=8 * 1024))
+        client = await connect(server)
+        try:
+            seen = 0
+            async for _chunk in client.stream(chunk_size=10):
+                seen += 1
+                if seen == 3:
+                    break  # leaving the loop sends CANCEL
+            await asyncio.sleep(0.2)
+            assert not any(peer.tasks for peer in server._peers)  # the stream's task ended
+            assert seen == 3
+            await client.ping()
+            assert await client.query("memory", limit=1)
+        finally:
+            await client.aclose()
+            await server.aclose()
+
+    asyncio.run(main())
