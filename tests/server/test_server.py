@@ -130,7 +130,7 @@ def test_a_slow_reader_stalls_only_its_own_stream(tmp_path: Path) -> None:
     repo.commit("many")
 
     async def main() -> None:
-        server = await started(repo, limits=Limits(window=16 * 1024))
+        server = await started(repo, limits=Limits(window=16 * 1024, max_frame=16 * 1024))
         slow, fast = await connect(server), await connect(server)
         try:
             stream = slow.stream(chunk_size=20)
@@ -382,7 +382,7 @@ def test_cancelling_mid_stream_stops_the_server_and_keeps_the_connection(
     repo.commit("many")
 
     async def main() -> None:
-        server = await started(repo, limits=Limits(window=8 * 1024))
+        server = await started(repo, limits=Limits(window=16 * 1024, max_frame=16 * 1024))
         client = await connect(server)
         try:
             seen = 0

@@ -28,12 +28,13 @@ from contextfs.wire.messages import (
     encode_payload,
 )
 
-WELCOME = Welcome(version=1, server="t", max_frame=1 << 20, window=1000, max_streams=2)
+WELCOME = Welcome(version=1, server="t", max_frame=1024, window=1024, max_streams=2)
 
 
 def pair() -> tuple[Connection, Connection]:
     """A client and a server that have shaken hands."""
-    client, server = Connection(Role.CLIENT), Connection(Role.SERVER, window=1000, max_streams=2)
+    client = Connection(Role.CLIENT)
+    server = Connection(Role.SERVER, window=1024, max_frame=1024, max_streams=2)
     client.send(0, Hello(versions=[1]))
     server.receive_data(client.data_to_send())
     event = server.next_event()
@@ -111,7 +112,7 @@ def test_data_messages_spend_credit_and_window_restores_it() -> None:
     events(server)
     chunk = StreamChunk(chunk_id=0, atoms=[], is_final=False, cumulative_tokens=0, progress=0.0)
     size = len(encode_payload(chunk))
-    fits = 1000 // size
+    fits = 1024 // size
     for _ in range(fits):
         server.send(1, chunk)
     with pytest.raises(FlowControlBlockedError):

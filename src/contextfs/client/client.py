@@ -27,6 +27,7 @@ from ..server.handlers import wire_atom
 from ..wire.connection import Connection, Failed, Received, Role
 from ..wire.errors import RemoteError
 from ..wire.messages import (
+    DATA,
     Ack,
     Cancel,
     Error,
@@ -55,7 +56,6 @@ from ..wire.messages import (
     StreamChunk,
     Welcome,
     Window,
-    encode_payload,
 )
 
 DEFAULT_PORT = 7411
@@ -105,7 +105,9 @@ class AsyncClient:
         self._conn: Connection | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._queues: dict[int, asyncio.Queue[Message | BaseException]] = {}
+        self._queues: dict[int, asyncio.Queue[Received | BaseException]] = {}
+        self._pongs: dict[int, asyncio.Future[None]] = {}
+        self._nonce = 0
         self._lock = asyncio.Lock()
 
     @classmethod
@@ -150,14 +152,15 @@ class AsyncClient:
                 ) from None
             conn = Connection(Role.CLIENT)
             self._conn, self._writer = conn, writer
-            handshake: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+            handshake: asyncio.Queue[Received | BaseException] = asyncio.Queue()
             self._queues[0] = handshake
             self._reader_task = asyncio.create_task(self._read(reader, conn))
             conn.send(0, Hello(versions=[1], token=self.token, client="contextfs"))
             await self._flush()
-            answer = await handshake.get()
-            if isinstance(answer, BaseException):
-                raise answer
+            got = await handshake.get()
+            if isinstance(got, BaseException):
+                raise got
+            answer = got.message
             if isinstance(answer, Error):
                 await self.aclose()
                 raise RemoteError(answer.code, answer.message)
@@ -184,9 +187,14 @@ class AsyncClient:
                 conn.receive_data(data)
                 while (event := conn.next_event()) is not None:
                     if isinstance(event, Received):
+                        if isinstance(event.message, Pong):
+                            pong = self._pongs.pop(event.message.nonce, None)
+                            if pong is not None and not pong.done():
+                                pong.set_result(None)
+                            continue
                         queue = self._queues.get(event.stream)
                         if queue is not None:
-                            queue.put_nowait(event.message)
+                            queue.put_nowait(event)
                             if event.end or isinstance(event.message, Error):
                                 self._queues.pop(event.stream, None)
                     elif isinstance(event, Failed) and event.stream == 0:
@@ -199,28 +207,32 @@ class AsyncClient:
             for queue in self._queues.values():
                 queue.put_nowait(lost)
             self._queues.clear()
+            for pong in self._pongs.values():
+                if not pong.done():
+                    pong.set_exception(lost)
+            self._pongs.clear()
             conn.receive_data(b"")
 
-    async def _open(self, message: Message) -> tuple[int, asyncio.Queue[Message | BaseException]]:
+    async def _open(self, message: Message) -> tuple[int, asyncio.Queue[Received | BaseException]]:
         conn = await self._ensure()
         stream = conn.next_stream_id()
-        queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+        queue: asyncio.Queue[Received | BaseException] = asyncio.Queue()
         self._queues[stream] = queue
         conn.send(stream, message, end=True)
         await self._flush()
         return stream, queue
 
     @staticmethod
-    def _check(answer: Message | BaseException) -> Message:
-        if isinstance(answer, BaseException):
-            raise answer
-        if isinstance(answer, Error):
-            raise RemoteError(answer.code, answer.message)
-        return answer
+    def _check(got: Received | BaseException) -> Received:
+        if isinstance(got, BaseException):
+            raise got
+        if isinstance(got.message, Error):
+            raise RemoteError(got.message.code, got.message.message)
+        return got
 
     async def _call(self, message: Message, kind: type[T]) -> T:
         _, queue = await self._open(message)
-        answer = self._check(await queue.get())
+        answer = self._check(await queue.get()).message
         if not isinstance(answer, kind):
             raise ConnectionLostError(f"unexpected answer {type(answer).__name__}")
         return answer
@@ -231,15 +243,16 @@ class AsyncClient:
         finished = False
         try:
             while True:
-                item = self._check(await queue.get())
-                yield item
-                if stream not in self._queues:
+                got = self._check(await queue.get())
+                if got.end:
                     finished = True
+                yield got.message
+                if finished:
                     return
                 conn = self._conn
-                if conn is not None and not conn.closed and stream in conn.streams:
-                    size = len(encode_payload(item))
-                    conn.send(stream, Window(credit=max(size, 1)))
+                data = got.message.TYPE in DATA
+                if data and conn is not None and not conn.closed and stream in conn.streams:
+                    conn.send(stream, Window(credit=got.size))  # consumed: the server may send more
                     await self._flush()
         finally:
             conn = self._conn
@@ -252,15 +265,15 @@ class AsyncClient:
     # -- requests --------------------------------------------------------------------
 
     async def ping(self) -> None:
-        """Round-trip a PING."""
+        """Round-trip a PING (many may be in flight; each waits for its own PONG)."""
         conn = await self._ensure()
-        queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
-        self._queues[0] = queue
-        conn.send(0, Ping(nonce=1))
+        self._nonce += 1
+        nonce = self._nonce
+        pong: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pongs[nonce] = pong
+        conn.send(0, Ping(nonce=nonce))
         await self._flush()
-        answer = self._check(await queue.get())
-        if not isinstance(answer, Pong):
-            raise ConnectionLostError("no PONG")
+        await pong
 
     async def expand(
         self,

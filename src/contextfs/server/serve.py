@@ -24,6 +24,7 @@ import contextlib
 import functools
 import hmac
 import ipaddress
+import itertools
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,7 +41,7 @@ from ..wire.connection import (
     Received,
     Role,
 )
-from ..wire.errors import ErrorCode, code_for
+from ..wire.errors import ErrorCode, ProtocolError, code_for
 from ..wire.frames import DEFAULT_MAX_FRAME, encode_frame
 from ..wire.messages import (
     DATA,
@@ -74,6 +75,10 @@ SERVER_NAME = "contextfs"
 SUBSCRIBE_POLL = 0.2
 #: Ops per OPLOG_EVENT frame.
 OPS_PER_EVENT = 200
+#: Smallest frame limit a client may ask for (an ERROR must always fit).
+MIN_FRAME = 16 * 1024
+#: Messages a streamed answer produces per worker-thread hop.
+BATCH = 16
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +89,7 @@ class Limits:
     max_streams: int = 64
     max_connections: int = 128
     idle_timeout: float = 300.0
-    window: int = 256 * 1024
+    window: int = 1 << 20
     shutdown_grace: float = 10.0
 
 
@@ -218,15 +223,24 @@ class _Peer:
 
     async def run(self) -> None:
         try:
+            idle = self.server.limits.idle_timeout
+            reading: asyncio.Task[bytes] | None = None
             while not self.conn.closed:
-                timeout = None if self.tasks else self.server.limits.idle_timeout
-                try:
-                    data = await asyncio.wait_for(self.reader.read(65536), timeout)
-                except TimeoutError:
+                if reading is None:
+                    reading = asyncio.ensure_future(self.reader.read(65536))
+                done, _ = await asyncio.wait({reading}, timeout=idle)
+                if not done:
+                    if self.tasks:  # busy answering: not idle
+                        continue
+                    reading.cancel()
                     self._send(0, Error(code=ErrorCode.TIMEOUT, message="idle for too long"))
                     break
+                try:
+                    data = reading.result()
                 except ConnectionError:
                     break
+                finally:
+                    reading = None
                 self.conn.receive_data(data)
                 try:
                     self._dispatch()
@@ -285,14 +299,15 @@ class _Peer:
                 self._send(0, Error(code=ErrorCode.UNAUTHORISED, message="bad or missing token"))
                 return
             limits = self.server.limits
-            max_frame = min(limits.max_frame, message.max_frame or limits.max_frame)
+            wanted = message.max_frame or limits.max_frame
+            max_frame = max(MIN_FRAME, min(limits.max_frame, wanted))
             self._send(
                 0,
                 Welcome(
                     version=1,
                     server=SERVER_NAME,
                     max_frame=max_frame,
-                    window=limits.window,
+                    window=max(limits.window, max_frame),
                     max_streams=limits.max_streams,
                 ),
             )
@@ -365,28 +380,40 @@ class _Peer:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._flush()
         except ContextFSError as exc:
-            self._fail(stream, code_for(exc), str(exc))
+            self._fail_with(stream, exc)
             await self._flush()
         except Exception:  # a bug: the client learns only that it happened
             logger.exception("request on stream %d failed", stream)
             self._fail(stream, ErrorCode.INTERNAL, "internal server error")
             await self._flush()
 
+    def _fail_with(self, stream: int, exc: ContextFSError) -> None:
+        """Report a library error; store failures say no more (they may name paths)."""
+        code = exc.code if isinstance(exc, ProtocolError) else code_for(exc)
+        if code in (ErrorCode.STORE, ErrorCode.INTERNAL):
+            logger.warning("request on stream %d failed: %s", stream, exc)
+            self._fail(stream, code, "the server's repository could not do that; see its log")
+        else:
+            self._fail(stream, code, str(exc))
+
     def _fail(self, stream: int, code: ErrorCode, text: str) -> None:
         self._send(stream, Error(code=int(code), message=" ".join(text.split())[:500]))
 
     async def _send_all(self, stream: int, messages: Iterator[Message]) -> None:
         """Send an iterator's messages one by one, each only when credit allows."""
-        current = await asyncio.to_thread(next, messages, None)
-        while current is not None:
-            following = await asyncio.to_thread(next, messages, None)
-            last = following is None
-            if current.TYPE in DATA:
-                await self._send_data(stream, current, end=last)
-            else:
-                self._send(stream, current, end=last)
-                await self._flush()
-            current = following
+        batch = await asyncio.to_thread(_take, messages, BATCH)
+        while batch:
+            following = (
+                await asyncio.to_thread(_take, messages, BATCH) if len(batch) == BATCH else []
+            )
+            for n, current in enumerate(batch):
+                last = not following and n == len(batch) - 1
+                if current.TYPE in DATA:
+                    await self._send_data(stream, current, end=last)
+                else:
+                    self._send(stream, current, end=last)
+                    await self._flush()
+            batch = following
 
     async def _subscribe(self, stream: int, message: Message) -> None:
         """OPLOG_SUBSCRIBE: send the session's ops from ``since``, then as they come."""
@@ -412,8 +439,13 @@ class _Peer:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._flush()
         except ContextFSError as exc:
-            self._fail(stream, code_for(exc), str(exc))
+            self._fail_with(stream, exc)
             await self._flush()
+
+
+def _take(messages: Iterator[Message], count: int) -> list[Message]:
+    """Up to ``count`` messages from an answer (one worker-thread hop for several)."""
+    return list(itertools.islice(messages, count))
 
 
 def _first_cut(log: OpLog, since: int) -> Cut:

@@ -47,7 +47,7 @@ from .messages import (
 )
 
 PROTOCOL_VERSION = 1
-DEFAULT_WINDOW = 256 * 1024
+DEFAULT_WINDOW = 1 << 20
 DEFAULT_MAX_STREAMS = 64
 MAX_CREDIT = 2**31 - 1
 
@@ -129,7 +129,8 @@ class Connection:
         self.role = role
         self.state = State.HANDSHAKE
         self.max_frame = max_frame
-        self.window = window
+        # A data message must always fit a full window, or it could never be sent.
+        self.window = max(window, max_frame)
         self.max_streams = max_streams
         self.streams: dict[int, _Stream] = {}
         self._reader = FrameReader(max_frame)
@@ -212,6 +213,8 @@ class Connection:
             if stream != 0 or self.state is not State.HANDSHAKE or not self._hello_seen:
                 raise ProtocolError(ErrorCode.PROTOCOL, "WELCOME answers HELLO, once")
             assert isinstance(message, Welcome)
+            if message.window < message.max_frame:
+                raise ProtocolError(ErrorCode.PROTOCOL, "the window must hold a whole frame")
             self.state = State.READY
             self.max_frame = message.max_frame
             self.window = message.window
@@ -297,6 +300,10 @@ class Connection:
             if kind is MessageType.PING:
                 self._events.append(Received(0, message, end))
                 return
+            if kind is MessageType.ERROR:  # the client gave up: close without answering
+                self.state = State.CLOSED
+                self._events.append(Received(0, message, end))
+                return
             raise FatalProtocolError(ErrorCode.PROTOCOL, f"{kind.name} does not go on stream 0")
         if kind in REQUESTS:
             if stream <= self._last_stream:
@@ -312,7 +319,8 @@ class Connection:
             state = self.streams.get(stream)
             credit = getattr(message, "credit", 0)
             if not isinstance(credit, int) or credit <= 0:
-                self._fail_stream(stream, ErrorCode.INVALID, "WINDOW credit must be positive")
+                if state is not None:
+                    self._fail_stream(stream, ErrorCode.INVALID, "WINDOW credit must be positive")
                 return
             if state is not None:
                 state.credit = min(MAX_CREDIT, state.credit + credit)
@@ -333,6 +341,8 @@ class Connection:
             if kind is MessageType.WELCOME and self.state is State.HANDSHAKE:
                 assert isinstance(message, Welcome)
                 self.state = State.READY
+                if message.max_frame < 1024 or message.window < message.max_frame:
+                    raise FatalProtocolError(ErrorCode.PROTOCOL, "WELCOME sets impossible limits")
                 self.max_frame = message.max_frame
                 self._reader.max_frame = message.max_frame
                 self.window = message.window

@@ -3,8 +3,8 @@
 A payload is one MessagePack map, decoded straight into the message's
 ``msgspec.Struct`` so a payload that does not match its schema is refused
 where it enters (``docs/PROTOCOL.md`` section 4). Fields a peer does not know
-are ignored (later versions may add some); missing required fields, wrong
-types and values out of range are errors.
+are ignored (later versions may add some); missing required fields and wrong
+types are errors here, values out of range in the handler that uses them.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class Welcome(Message, kw_only=True, omit_defaults=True):
 
 
 class Ping(Message, kw_only=True, omit_defaults=True):
-    """Either way, stream 0: answered by PONG with the same nonce."""
+    """Client -> server, stream 0: answered by PONG with the same nonce."""
 
     TYPE = MessageType.PING
     nonce: int = 0
@@ -250,7 +250,7 @@ class Fetch(Message, kw_only=True, omit_defaults=True):
 
 
 class Objects(Message, kw_only=True, omit_defaults=True):
-    """Stored objects ``[id, kind, bytes]``; the last OBJECTS of a stream has END and ``head``."""
+    """Stored objects ``[id, kind, bytes]``; a PULL's last OBJECTS has END and ``head``."""
 
     TYPE = MessageType.OBJECTS
     objects: list[tuple[str, str, bytes]]
