@@ -382,6 +382,8 @@ class _Peer:
         except ContextFSError as exc:
             self._fail_with(stream, exc)
             await self._flush()
+        except (ConnectionError, RuntimeError):  # the client went away mid-answer
+            logger.info("stream %d: the client went away", stream)
         except Exception:  # a bug: the client learns only that it happened
             logger.exception("request on stream %d failed", stream)
             self._fail(stream, ErrorCode.INTERNAL, "internal server error")
@@ -401,19 +403,22 @@ class _Peer:
 
     async def _send_all(self, stream: int, messages: Iterator[Message]) -> None:
         """Send an iterator's messages one by one, each only when credit allows."""
-        batch = await asyncio.to_thread(_take, messages, BATCH)
+        size = 1  # the first message goes out as soon as it exists; batches then grow
+        batch = await asyncio.to_thread(_take, messages, size)
         while batch:
-            following = (
-                await asyncio.to_thread(_take, messages, BATCH) if len(batch) == BATCH else []
-            )
-            for n, current in enumerate(batch):
-                last = not following and n == len(batch) - 1
-                if current.TYPE in DATA:
-                    await self._send_data(stream, current, end=last)
-                else:
-                    self._send(stream, current, end=last)
-                    await self._flush()
+            for current in batch[:-1]:
+                await self._deliver(stream, current, last=False)
+            following = await asyncio.to_thread(_take, messages, size)  # a look-ahead for END
+            size = min(size * 2, BATCH)
+            await self._deliver(stream, batch[-1], last=not following)
             batch = following
+
+    async def _deliver(self, stream: int, message: Message, *, last: bool) -> None:
+        if message.TYPE in DATA:
+            await self._send_data(stream, message, end=last)
+        else:
+            self._send(stream, message, end=last)
+            await self._flush()
 
     async def _subscribe(self, stream: int, message: Message) -> None:
         """OPLOG_SUBSCRIBE: send the session's ops from ``since``, then as they come."""
