@@ -19,10 +19,7 @@ from .errors import (
     InvalidInputError,
     MergeConflictError,
     NothingToDoError,
-    UncommittedChangesError,
-    UnknownRevisionError,
 )
-from .history import refs as refnames
 from .history.attribution import Touch, plan_revert
 from .history.commits import check_author
 from .model.ids import ObjectId, from_hex, to_hex
@@ -168,12 +165,7 @@ class CollaborativeCore(RepositoryCore):
         check_author(author)
         exclude = [self._resolve(since)] if since is not None else []
         with self.transaction():
-            if self.store.read_ref(refnames.STAGE) or self.store.read_ref(refnames.MERGE_HEAD):
-                raise UncommittedChangesError("commit or reset staged changes before reverting")
-            ref = self._head_ref()
-            old = self.store.read_ref(ref)
-            if old is None:
-                raise UnknownRevisionError("HEAD has no commits yet")
+            ref, old = self._revert_target()
             plan = plan_revert(
                 self.trees,
                 self.load_commit,

@@ -921,12 +921,7 @@ class RepositoryCore:
             self.load_commit(commit.parents[mainline - 1]).tree if commit.parents else EMPTY_TREE_ID
         )
         with self.transaction():
-            if self.store.read_ref(refnames.STAGE) or self.store.read_ref(refnames.MERGE_HEAD):
-                raise UncommittedChangesError("commit or reset staged changes before reverting")
-            ref = self._head_ref()
-            old = self.store.read_ref(ref)
-            if old is None:
-                raise UnknownRevisionError("HEAD has no commits yet")
+            ref, old = self._revert_target()
             outcome = merge_trees(self.trees, commit.tree, self._head_tree(), parent_tree)
             if outcome.conflicts:
                 raise MergeConflictError(
@@ -938,6 +933,21 @@ class RepositoryCore:
             new_id = self._write_commit(outcome.tree, [from_hex(old)], author, message, {})
             self._move_ref(ref, old, new_id)
         return new_id
+
+    def _revert_target(self) -> tuple[str, str]:
+        """The ref a revert moves and the commit it holds; call inside a transaction.
+
+        Raises:
+            UncommittedChangesError: something is staged or a merge is stopped.
+            UnknownRevisionError: HEAD has no commits yet.
+        """
+        if self.store.read_ref(refnames.STAGE) or self.store.read_ref(refnames.MERGE_HEAD):
+            raise UncommittedChangesError("commit or reset staged changes before reverting")
+        ref = self._head_ref()
+        old = self.store.read_ref(ref)
+        if old is None:
+            raise UnknownRevisionError("HEAD has no commits yet")
+        return ref, old
 
     # -- merging ------------------------------------------------------------
 

@@ -43,11 +43,15 @@ def _log(ctx: click.Context, session: str) -> tuple[Repository, OpLog]:
     return repo, log
 
 
-def _parse_op(text: str, where: str) -> dict[str, Any]:
+def _load_json(text: str, where: str) -> Any:
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{where}: not valid JSON ({exc.msg})") from None
+
+
+def _parse_op(text: str, where: str) -> dict[str, Any]:
+    value = _load_json(text, where)
     if not isinstance(value, dict):
         raise InvalidInputError(f"{where}: an op must be a JSON object")
     return value
@@ -245,10 +249,7 @@ def _read_entries(data: bytes, name: str) -> list[Any]:
     text = data.decode("utf-8", errors="strict") if data else ""
     stripped = text.lstrip()
     if stripped.startswith("["):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{name}: not valid JSON ({exc.msg})") from None
+        value = _load_json(text, name)
         if not isinstance(value, list):
             raise InvalidInputError(f"{name}: expected a JSON list of ops")
         return value

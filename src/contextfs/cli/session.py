@@ -75,14 +75,17 @@ def session(
             revision, budget=budget, query=query, hashes=previous, granularity=granularity
         )
         delta, hashes = answer.delta, answer.hashes
-        payload = apply_delta({}, delta) if since is None else None
-        full_payload = client.session(
-            revision, budget=budget, query=query, granularity=granularity
-        ).delta
+        full_payload = (
+            delta
+            if not previous  # against no hashes, the delta is the whole payload
+            else client.session(revision, budget=budget, query=query, granularity=granularity).delta
+        )
     else:
         payload = open_repo(ctx).session_payload(revision, budget=budget, query=query)
         delta, hashes = build_delta(previous, payload, granularity=granularity)
-        full_payload = build_delta({}, payload, granularity=granularity)[0]
+        full_payload = (
+            delta if not previous else build_delta({}, payload, granularity=granularity)[0]
+        )
     full = apply_delta({}, full_payload)
     tokens = {
         "prompt": counter.count(render_payload(full)),

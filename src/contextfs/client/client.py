@@ -23,7 +23,7 @@ from ..integrity.fsck import rehash
 from ..model.ids import from_hex
 from ..model.objects import MemoryAtom
 from ..oplog.entry import OpEntry
-from ..server.handlers import wire_atom
+from ..wire.atoms import wire_atom
 from ..wire.connection import Connection, Failed, Received, Role
 from ..wire.errors import RemoteError
 from ..wire.messages import (

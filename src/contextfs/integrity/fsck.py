@@ -29,9 +29,17 @@ from ..errors import ContextFSError, InvalidInputError
 from ..expand.context import CONTEXT, decode_context
 from ..history import refs as refnames
 from ..history.attribution import ATTRIBUTION_ITEM, decode_attribution
-from ..history.commits import COMMIT, decode_commit
+from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.merge import decode_conflict
-from ..history.tree import EMPTY_SUMMARY, EMPTY_TREE_ID, TREE, Summary, decode_node, encode_node
+from ..history.tree import (
+    EMPTY_SUMMARY,
+    EMPTY_TREE_ID,
+    TREE,
+    Node,
+    Summary,
+    decode_node,
+    encode_node,
+)
 from ..model.ids import ObjectId, from_hex, object_digest, to_hex
 from ..model.objects import (
     ATOM,
@@ -197,25 +205,14 @@ class _Checker:
 
     def _rehash(self, oid: bytes, kind: str, data: bytes) -> bytes:
         """Return the id ``data`` hashes to, decoding it canonically; remember links."""
-        if kind == TREE:
-            node = decode_node(data)
-            actual, encoded = encode_node(node)
-            if encoded != data:
-                raise ValueError("tree node is not in canonical form")
-            self._trees[oid] = (node.depth, node.summary)
-            return actual
-        if kind == ATOM:
-            decode_atom(data)
-        elif kind == MOLECULE:
-            decode_molecule(data)
-        elif kind == COMMIT:
-            commit = decode_commit(data)
-            self._commits[oid] = (commit.tree, commit.parents, commit.generation)
-        elif kind == CONTEXT:
-            decode_context(data)
-        elif kind == PURGE:
-            self._records[oid] = decode_purge_record(data)
-        return object_digest(kind, data)
+        actual, value = _identify(kind, data)
+        if isinstance(value, Node):
+            self._trees[oid] = (value.depth, value.summary)
+        elif isinstance(value, Commit):
+            self._commits[oid] = (value.tree, value.parents, value.generation)
+        elif isinstance(value, PurgeRecord):
+            self._records[oid] = value
+        return actual
 
     def _forget(self, oid: bytes) -> None:
         """Drop what was remembered from an object that turned out not to hash to its id."""
@@ -423,36 +420,45 @@ class _Checker:
         )
 
 
+def _identify(kind: str, data: bytes) -> tuple[bytes, object]:
+    """Decode an object canonically; return the id its bytes hash to and what it decodes to."""
+    if kind == TREE:
+        node = decode_node(data)
+        actual, encoded = encode_node(node)
+        if encoded != data:
+            raise ValueError("tree node is not in canonical form")
+        return actual, node
+    value: object = None
+    if kind == ATOM:
+        value = decode_atom(data)
+    elif kind == MOLECULE:
+        value = decode_molecule(data)
+    elif kind == COMMIT:
+        value = decode_commit(data)
+    elif kind == CONTEXT:
+        value = decode_context(data)
+    elif kind == PURGE:
+        value = decode_purge_record(data)
+    return object_digest(kind, data), value
+
+
 def rehash(kind: str, data: bytes) -> bytes:
     """Return the id ``data`` hashes to as an object of ``kind``, checking it decodes.
 
-    What a receiver runs on every object another store sends, before storing it.
+    What a receiver runs on every object another store sends, before storing it;
+    empty atom bytes (a purged atom, kept under its id) are taken as they are.
 
     Raises:
         InvalidInputError: an unknown kind, or bytes that are not a canonical object.
     """
     if kind not in OBJECT_KINDS:
         raise InvalidInputError(f"unknown object kind {kind!r}")
+    if kind == ATOM and not data:
+        return object_digest(kind, data)
     try:
-        if kind == TREE:
-            node = decode_node(data)
-            actual, encoded = encode_node(node)
-            if encoded != data:
-                raise ValueError("tree node is not in canonical form")
-            return actual
-        if kind == ATOM and data:  # empty bytes: a purged atom, kept under its id
-            decode_atom(data)
-        elif kind == MOLECULE:
-            decode_molecule(data)
-        elif kind == COMMIT:
-            decode_commit(data)
-        elif kind == CONTEXT:
-            decode_context(data)
-        elif kind == PURGE:
-            decode_purge_record(data)
+        return _identify(kind, data)[0]
     except (ValueError, TypeError, ContextFSError) as exc:
         raise InvalidInputError(f"a {kind} object does not decode: {exc}") from None
-    return object_digest(kind, data)
 
 
 def _entries_of(item: bytes) -> list[SnapshotEntry]:

@@ -523,7 +523,7 @@ class OpLog:
         with self._mutex:
             self._update_index(self._current())
             fresh = {raw["op_id"]: raw for raw in offered if raw["op_id"] not in self._index}
-        checked = {op_id: _check_received(raw) for op_id, raw in fresh.items()}
+        checked = {op_id: _check_new(raw) for op_id, raw in fresh.items()}
         for raw in offered:  # ops already here are not written: only their ids are checked
             if raw["op_id"] not in fresh:
                 _check_id(raw)
@@ -891,7 +891,7 @@ class OpLog:
 # -- helpers ------------------------------------------------------------------------
 
 
-def _check_new(entry: OpEntry) -> OpEntry:
+def _check_new(entry: OpEntry | dict[str, Any]) -> OpEntry:
     checked = check_entry(entry, verify_id=True)
     if checked["domain"] == CONTEXT_DOMAIN:
         check_context_op(checked["domain_op"], default_timestamp=iso_to_micros(entry["created_at"]))
@@ -913,12 +913,8 @@ def _check_id(entry: OpEntry | dict[str, Any]) -> None:
     except (KeyError, TypeError, msgspec.EncodeError):
         expected = None
     if expected != entry["op_id"]:
-        _check_received(entry)  # names what is wrong
+        _check_new(entry)  # names what is wrong
         raise InvalidInputError(f"op {entry['op_id'][:16]} does not match its content")
-
-
-def _check_received(entry: OpEntry | dict[str, Any]) -> OpEntry:
-    return _check_new(entry)  # type: ignore[arg-type]
 
 
 def _stamp(entry: OpEntry | None) -> int:

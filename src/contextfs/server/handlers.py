@@ -20,13 +20,13 @@ from ..history.graph import walk
 from ..history.tree import TREE, decode_node
 from ..integrity.fsck import _entries_of
 from ..model.ids import from_hex, to_hex
-from ..model.objects import ATOM, MOLECULE, AtomEntry, MemoryAtom, decode_molecule
-from ..model.timeutil import from_micros, to_micros
+from ..model.objects import ATOM, MOLECULE, AtomEntry, decode_molecule
 from ..model.types import TypeSignature
 from ..repo import Repository
 from ..session.delta import build_delta, canonical_json
 from ..session.tiers import render_payload
 from ..store.base import StoredObject
+from ..wire.atoms import memory_atom, wire_atom
 from ..wire.messages import (
     Ack,
     Expand,
@@ -55,44 +55,6 @@ from ..wire.messages import (
 OBJECTS_PER_FRAME = 256
 #: Largest FETCH request.
 MAX_FETCH = 10_000
-
-
-def wire_atom(atom: MemoryAtom) -> WireAtom:
-    """A memory as it travels."""
-    return WireAtom(
-        content=atom.content,
-        type=str(atom.type_sig),
-        type_sig=atom.type_sig.to_canonical(),
-        relevance=atom.relevance_score,
-        timestamp=to_micros(atom.timestamp),
-        source=atom.source_hash,
-        tags=list(atom.tags),
-        abstract=atom.abstract,
-        overview=atom.overview,
-        id=atom.content_hash,
-    )
-
-
-def memory_atom(wire: WireAtom) -> MemoryAtom:
-    """A memory from the wire, checked as any input is (its id, if given, must match)."""
-    sig = (
-        TypeSignature.from_canonical(wire.type_sig)
-        if wire.type_sig is not None
-        else TypeSignature.parse(wire.type)
-    )
-    atom = MemoryAtom(
-        wire.content,
-        sig,
-        from_micros(wire.timestamp),
-        wire.source,
-        wire.relevance,
-        tags=tuple(wire.tags),
-        abstract=wire.abstract,
-        overview=wire.overview,
-    )
-    if wire.id is not None and wire.id != atom.content_hash:
-        raise InvalidInputError(f"atom id {wire.id[:16]} does not match its type and content")
-    return atom
 
 
 def expand(repo: Repository, request: Expand) -> ExpandResponse:
@@ -333,12 +295,11 @@ def _tree_objects(
 __all__ = [
     "expand",
     "fetch",
-    "memory_atom",
+    "log",
     "oplog_append",
     "pull",
     "push",
     "query",
     "session",
     "stream",
-    "wire_atom",
 ]

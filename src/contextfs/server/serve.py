@@ -26,7 +26,7 @@ import hmac
 import ipaddress
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -363,18 +363,11 @@ class _Peer:
             await self._flush()
             return
 
-    async def _answer(self, stream: int, message: Message) -> None:
-        repo = self.server.repo
+    @contextlib.asynccontextmanager
+    async def _reported(self, stream: int) -> AsyncIterator[None]:
+        """Turn whatever ends a stream's work early into the ERROR the client is owed."""
         try:
-            handler = _HANDLERS[type(message)]
-            result = await asyncio.to_thread(handler, repo, message)
-            if isinstance(result, Message):
-                self._send(stream, result, end=True)
-                if isinstance(message, OplogAppend):
-                    self.server.session_event(message.session).set()
-                await self._flush()
-                return
-            await self._send_all(stream, result)
+            yield
         except asyncio.CancelledError:
             self._send(stream, Error(code=ErrorCode.CANCELLED, message="cancelled"))
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -388,6 +381,17 @@ class _Peer:
             logger.exception("request on stream %d failed", stream)
             self._fail(stream, ErrorCode.INTERNAL, "internal server error")
             await self._flush()
+
+    async def _answer(self, stream: int, message: Message) -> None:
+        async with self._reported(stream):
+            result = await asyncio.to_thread(_HANDLERS[type(message)], self.server.repo, message)
+            if isinstance(result, Message):
+                self._send(stream, result, end=True)
+                if isinstance(message, OplogAppend):
+                    self.server.session_event(message.session).set()
+                await self._flush()
+                return
+            await self._send_all(stream, result)
 
     def _fail_with(self, stream: int, exc: ContextFSError) -> None:
         """Report a library error; store failures say no more (they may name paths)."""
@@ -424,7 +428,7 @@ class _Peer:
         """OPLOG_SUBSCRIBE: send the session's ops from ``since``, then as they come."""
         assert isinstance(message, OplogSubscribe)
         repo = self.server.repo
-        try:
+        async with self._reported(stream):
             log: OpLog = await asyncio.to_thread(repo.oplog, message.session)
             cut = await asyncio.to_thread(_first_cut, log, max(0, message.since))
             event = self.server.session_event(message.session)
@@ -439,13 +443,6 @@ class _Peer:
                 cut = end
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), SUBSCRIBE_POLL)
-        except asyncio.CancelledError:
-            self._send(stream, Error(code=ErrorCode.CANCELLED, message="cancelled"))
-            with contextlib.suppress(ConnectionError, RuntimeError):
-                await self._flush()
-        except ContextFSError as exc:
-            self._fail_with(stream, exc)
-            await self._flush()
 
 
 def _take(messages: Iterator[Message], count: int) -> list[Message]:
