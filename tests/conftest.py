@@ -8,8 +8,13 @@ explores randomly, with more examples.
 
 from __future__ import annotations
 
+import itertools
 import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -20,3 +25,67 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, max_examples=500)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+# -- PostgreSQL --------------------------------------------------------------------
+#
+# Tests that need PostgreSQL take the ``postgres_url`` fixture: a fresh, empty
+# schema in a server, dropped afterwards. The server is the one named by
+# CONTEXTFS_TEST_POSTGRES_URL (a URL whose user may create schemas), else a
+# throwaway cluster this session starts on 127.0.0.1 and stops at the end.
+# Without server binaries those tests skip, with the reason in the summary,
+# unless CONTEXTFS_REQUIRE_POSTGRES=1 (set by .ci/run): then they fail.
+
+POSTGRES_URL_ENV = "CONTEXTFS_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "CONTEXTFS_REQUIRE_POSTGRES"
+
+
+@dataclass
+class PostgresServer:
+    """Where the test server is, and how to name a schema in it."""
+
+    admin_url: str
+    url_for: Callable[[str], str]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    external = os.environ.get(POSTGRES_URL_ENV)
+    if external:
+        yield PostgresServer(external, lambda schema: _with_schema(external, schema))
+        return
+    from contextfs.testing.pgcluster import ClusterError, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except ClusterError as exc:
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail(f"PostgreSQL is required here: {exc}")
+        pytest.skip(f"no PostgreSQL server for these tests: {exc}")
+    try:
+        yield PostgresServer(cluster.url(), lambda schema: cluster.url(schema=schema))
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A URL whose tables land in a new, empty schema; the schema is dropped afterwards."""
+    import psycopg
+
+    schema = f"test_{os.getpid()}_{next(_SCHEMA_NUMBERS)}"
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")  # a name made here, not input
+    try:
+        yield postgres_server.url_for(schema)
+    finally:
+        with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+_SCHEMA_NUMBERS = itertools.count()
+
+
+def _with_schema(url: str, schema: str) -> str:
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}', safe='')}"

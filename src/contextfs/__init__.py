@@ -15,6 +15,7 @@ from .errors import CorruptObjectError as CorruptObjectError
 from .errors import InvalidInputError as InvalidInputError
 from .errors import MergeConflictError as MergeConflictError
 from .errors import MissingObjectError as MissingObjectError
+from .errors import NonFastForwardError as NonFastForwardError
 from .errors import NothingToDoError as NothingToDoError
 from .errors import RepositoryExistsError as RepositoryExistsError
 from .errors import RepositoryNotFoundError as RepositoryNotFoundError
@@ -111,6 +112,7 @@ __all__ = [
     "MergeConflictError",
     "MergeResult",
     "MissingObjectError",
+    "NonFastForwardError",
     "NonMembershipProof",
     "NothingToDoError",
     "ObjectContextStore",

@@ -10,9 +10,10 @@ changed since instead of overwriting them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from .core import DEFAULT_AUTHOR, RepositoryCore
 from .errors import (
@@ -24,10 +25,15 @@ from .history.attribution import Touch, plan_revert
 from .history.commits import check_author
 from .model.ids import ObjectId, from_hex, to_hex
 from .model.objects import decode_entry
+from .oplog.base import OpLogBackend
 from .oplog.crystallise import OplogCommit, commit_oplog
 from .oplog.entry import check_session_id
 from .oplog.log import OpLog, sessions_in
 from .records import ConflictInfo
+from .store.base import Store
+
+if TYPE_CHECKING:
+    from .store.postgres import PostgresStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,14 +57,23 @@ class CollaborativeCore(RepositoryCore):
 
     # -- sessions ---------------------------------------------------------------------
 
-    def oplog(self, session: str) -> OpLog:
-        """Return the op log of ``session`` in this repository's folder.
+    def oplog(self, session: str) -> OpLogBackend:
+        """Return the op log of ``session``: where the repository's store is, or its folder.
+
+        A repository in PostgreSQL keeps its sessions in that database, so
+        agents on every machine share them live
+        (:class:`~contextfs.oplog.postgres_log.PostgresOpLog`); otherwise the
+        log is a folder of files beside the store (:class:`OpLog`).
 
         Raises:
             InvalidInputError: the session id is unsafe, or the repository
                 lives only in memory (give :meth:`commit_oplog` an OpLog instead).
         """
         check_session_id(session)
+        if _is_postgres(self.store):
+            from .oplog.postgres_log import PostgresOpLog
+
+            return PostgresOpLog(self.store, session)
         if self.path is None:
             raise InvalidInputError(
                 "an in-memory repository has no op-log folder; open an OpLog yourself"
@@ -67,11 +82,15 @@ class CollaborativeCore(RepositoryCore):
 
     def oplog_sessions(self) -> list[str]:
         """Return the sessions that have an op log in this repository, sorted."""
+        if _is_postgres(self.store):
+            from .oplog.postgres_log import sessions_in_store
+
+            return sessions_in_store(self.store)
         return sessions_in(self.path) if self.path is not None else []
 
     def commit_oplog(
         self,
-        session: str | OpLog,
+        session: str | OpLogBackend,
         *,
         branch: str | None = None,
         message: str | None = None,
@@ -82,7 +101,7 @@ class CollaborativeCore(RepositoryCore):
         the checkpoint are written in one step; the same ops on the same base
         give the same commit on every machine.
         """
-        log = session if isinstance(session, OpLog) else self.oplog(session)
+        log = self.oplog(session) if isinstance(session, str) else session
         return commit_oplog(self, log, branch=branch, message=message)
 
     # -- undoing one actor ----------------------------------------------------------
@@ -204,6 +223,15 @@ class CollaborativeCore(RepositoryCore):
         loaded = iter(self._load_memories(s for s in sides if s is not None))
         memories = [next(loaded) if s is not None else None for s in sides]
         return ConflictInfo(to_hex(key), *memories)
+
+
+def _is_postgres(store: Store) -> TypeGuard[PostgresStore]:
+    """Whether ``store`` is a PostgresStore, without importing psycopg.
+
+    psycopg is an optional extra: if the module is not loaded, no store can be one.
+    """
+    module = sys.modules.get("contextfs.store.postgres")
+    return module is not None and isinstance(store, module.PostgresStore)
 
 
 __all__ = ["ActorRevert", "CollaborativeCore"]

@@ -11,13 +11,15 @@ import contextlib
 import dataclasses
 import functools
 import os
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Self
 
-from .discovery import DATABASE, REPO_DIR, find_repository
+from .config import RepoConfig, read_config, write_config
+from .discovery import DATABASE, REPO_DIR, find_repository, is_repository
 from .errors import (
     AmbiguousRevisionError,
     ConcurrentUpdateError,
@@ -27,6 +29,7 @@ from .errors import (
     MissingObjectError,
     NothingToDoError,
     RepositoryExistsError,
+    RepositoryNotFoundError,
     StoreError,
     UncommittedChangesError,
     UnknownRevisionError,
@@ -82,6 +85,7 @@ from .records import (
 )
 from .search import SearchIndex, search_index_for
 from .store.base import Store
+from .store.locate import STORE_URL_ENV, is_postgres_url, open_store
 from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 
@@ -114,18 +118,30 @@ class RepositoryCore:
 
     @classmethod
     def init(
-        cls, path: str | os.PathLike[str] = ".", *, branch: str = refnames.DEFAULT_BRANCH
+        cls,
+        path: str | os.PathLike[str] = ".",
+        *,
+        branch: str = refnames.DEFAULT_BRANCH,
+        store: str | None = None,
     ) -> Self:
         """Create a repository in ``path/.contextfs`` and return it open.
 
+        With ``store`` (a ``postgresql://`` URL) the memories live in that
+        database and the folder only records where: a store that already holds
+        a repository is joined, not re-initialised, so every machine of a team
+        runs the same ``init --store``.
+
         Raises:
-            RepositoryExistsError: one is already there.
+            RepositoryExistsError: the folder is a repository already.
+            StoreError: the store cannot be created or reached.
         """
         refnames.branch_ref(branch)  # refuse a bad name before touching the disk
         folder = Path(path) / REPO_DIR
-        database = folder / DATABASE
-        if database.exists():
+        if is_repository(folder):
             raise RepositoryExistsError(f"a ContextFS repository already exists in {str(folder)!r}")
+        if store is not None:
+            return cls._init_shared(folder, store, branch)
+        database = folder / DATABASE
         # Build the store under a temporary name and rename it into place, so a
         # crash never leaves a half-initialised repository that blocks `init`.
         scratch = folder / f".{DATABASE}.{os.getpid()}.init"
@@ -145,9 +161,57 @@ class RepositoryCore:
         return cls(SqliteStore.open(database), path=folder)
 
     @classmethod
+    def _init_shared(cls, folder: Path, url: str, branch: str) -> Self:
+        """Initialise (or join) the repository in the store at ``url``; record it in the folder.
+
+        The folder gets a workspace of its own in the store, so its HEAD and
+        stage are its own while branches, tags and history are shared.
+        """
+        if not is_postgres_url(url):
+            raise InvalidInputError(
+                "--store takes a postgresql:// URL (the default store is the folder's own"
+                " SQLite file)"
+            )
+        with cls(open_store(url, create=True)) as shared:
+            if shared.store.read_ref(refnames.HEAD) is None:
+                with contextlib.suppress(RepositoryExistsError):  # another machine won the race
+                    shared._initialise(branch)
+        workspace = secrets.token_hex(8)
+        repo = cls(open_store(url, workspace=workspace), path=folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_config(folder, RepoConfig(store=url, workspace=workspace))
+        except OSError as exc:
+            repo.close()
+            raise StoreError(
+                f"cannot create a repository in {str(folder)!r}: {exc.strerror}"
+            ) from None
+        return repo
+
+    @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None) -> Self:
-        """Open the repository at or above ``path`` (``CONTEXTFS_DIR`` overrides)."""
+        """Open the repository at ``path``: a folder at or below it, or a store URL.
+
+        ``path`` may be a ``postgresql://`` URL. Without ``path``,
+        ``CONTEXTFS_STORE_URL`` names the store if set; otherwise the folder is
+        found from the current directory (``CONTEXTFS_DIR`` overrides), and its
+        ``config.json`` may point at a PostgreSQL store and the folder's
+        workspace in it (its own HEAD and stage).
+        """
+        if is_postgres_url(path):
+            assert isinstance(path, str)
+            return cls(open_store(path))
+        url = os.environ.get(STORE_URL_ENV) if path is None else None
+        if url:
+            folder: Path | None = None
+            with contextlib.suppress(RepositoryNotFoundError):
+                folder = find_repository()
+            workspace = read_config(folder).workspace if folder is not None else None
+            return cls(open_store(url, workspace=workspace), path=folder)
         folder = find_repository(path)
+        config = read_config(folder)
+        if config.store is not None:
+            return cls(open_store(config.store, workspace=config.workspace), path=folder)
         return cls(SqliteStore.open(folder / DATABASE), path=folder)
 
     @classmethod
@@ -319,9 +383,9 @@ class RepositoryCore:
             if oid is None:
                 raise UnknownRevisionError("HEAD has no commits yet")
             return oid
-        # git's order: the name as given, then tags, then branches.
+        # git's order: the name as given, then tags, branches, remote-tracking branches.
         for ref in (
-            (name, refnames.TAGS + name, refnames.HEADS + name)
+            (name, refnames.TAGS + name, refnames.HEADS + name, refnames.REMOTES + name)
             if not name.startswith("refs/")
             else (name,)
         ):
@@ -460,29 +524,57 @@ class RepositoryCore:
 
     def _stage_tree(self) -> tuple[bytes, str | None]:
         """Return the stage's tree and the STAGE ref's raw value (None = same as HEAD)."""
+        tree, value, _ = self._stage_state()
+        return tree, value
+
+    def _stage_state(self) -> tuple[bytes, str | None, str]:
+        """Return the stage's tree, the STAGE ref's value, and the commit it is built on.
+
+        The base is what a later commit carries the staged changes over from
+        (:meth:`_carry_stage`), so it is read together with the tree: with
+        nothing staged, the head commit whose tree this is. The empty tree's
+        id stands for an unborn branch.
+        """
         value = self.store.read_ref(refnames.STAGE)
-        return (from_hex(value) if value is not None else self._head_tree()), value
+        if value is not None:
+            base = self.store.read_ref(refnames.STAGE_BASE)
+            return from_hex(value), value, base if base is not None else self._head_or_empty()
+        head = self._head()
+        if head is None:
+            return EMPTY_TREE_ID, None, to_hex(EMPTY_TREE_ID)
+        return self.load_commit(head).tree, None, to_hex(head)
+
+    def _head_or_empty(self) -> str:
+        head = self._head()
+        return to_hex(head) if head is not None else to_hex(EMPTY_TREE_ID)
+
+    def _tree_at(self, base: str) -> bytes:
+        """The snapshot of a stage base: a commit's tree, or the empty tree."""
+        oid = from_hex(base)
+        return EMPTY_TREE_ID if oid == EMPTY_TREE_ID else self.load_commit(oid).tree
 
     def _write_stage(
         self, changes: Mapping[bytes, bytes | None], objects: list[tuple[bytes, str, bytes]]
     ) -> None:
         """Apply ``changes`` to the stage; call inside :meth:`transaction`."""
-        tree, old_value = self._stage_tree()
+        tree, old_value, base = self._stage_state()
         new_tree = self.trees.update(tree, changes)
         self.store.put_objects(objects)
         atoms = [oid for oid, kind, _ in objects if kind == ATOM]
         if atoms:
             self.search_index.defer(atoms)
-        self._set_stage(old_value, new_tree)
+        self._set_stage(old_value, new_tree, base)
 
-    def _set_stage(self, old_value: str | None, tree: bytes) -> None:
+    def _set_stage(self, old_value: str | None, tree: bytes, base: str | None = None) -> None:
+        """Make ``tree`` the stage, built on commit ``base`` (default: the head now)."""
+        base = base if base is not None else self._head_or_empty()
         new_value = (
             None
-            if tree == self._head_tree() and self.store.read_ref(refnames.MERGE_HEAD) is None
+            if tree == self._tree_at(base) and self.store.read_ref(refnames.MERGE_HEAD) is None
             else to_hex(tree)
         )
         if new_value != old_value:
-            self._move_ref(refnames.STAGE, old_value, new_value)
+            self._move_stage(old_value, new_value, base)
 
     def add(
         self,
@@ -632,12 +724,12 @@ class RepositoryCore:
     def status(self) -> Status:
         """Report the branch, HEAD, staged changes and any merge in progress."""
         with self.transaction():  # one consistent view of HEAD, STAGE and the merge
-            tree, _ = self._stage_tree()
+            tree, _, base = self._stage_state()
             merging = self.store.read_ref(refnames.MERGE_HEAD)
             return Status(
                 branch=self.current_branch,
                 head=self.head(),
-                changes=tuple(self._changes(self._head_tree(), tree)),
+                changes=tuple(self._changes(self._tree_at(base), tree)),
                 merging=ObjectId(merging) if merging else None,
                 conflicts=self.conflicts(),
             )
@@ -678,7 +770,10 @@ class RepositoryCore:
                 raise ConcurrentUpdateError(
                     f"HEAD moved: expected {expect_head!r}, found {old_value!r}"
                 )
-            tree, stage_value = self._stage_tree()
+            # Read once: with a shared store the branch may move while this runs.
+            head_tree = self.load_commit(from_hex(old_value)).tree if old_value else EMPTY_TREE_ID
+            stage_value = self.store.read_ref(refnames.STAGE)
+            tree = from_hex(stage_value) if stage_value is not None else head_tree
             parents = [from_hex(old_value)] if old_value else []
             merging = self.store.read_ref(refnames.MERGE_HEAD)
             if merging is not None:
@@ -688,14 +783,54 @@ class RepositoryCore:
                         "resolve them or abort the merge"
                     )
                 parents.append(from_hex(merging))
-            elif not allow_empty and tree == self._head_tree():
+            elif stage_value is not None:
+                tree = self._carry_stage(tree, old_value, head_tree)
+            if merging is None and not allow_empty and tree == head_tree:
                 raise NothingToDoError("nothing to commit (stage a memory first, or allow empty)")
             new_id = self._write_commit(tree, parents, author, message, meta)
             self._move_ref(ref, old_value, new_id)
             if stage_value is not None:
-                self._move_ref(refnames.STAGE, stage_value, None)
+                self._move_stage(stage_value, None)
             self._clear_merge_state()
         return new_id
+
+    def _carry_stage(self, stage: bytes, head: str | None, head_tree: bytes) -> bytes:
+        """Return the stage moved onto ``head`` if the branch moved since it was staged.
+
+        Another writer of a shared store (or a pull) may have committed to the
+        branch after these changes were staged; committing the stage's tree as
+        it is would silently undo their commits. The staged changes are merged
+        three ways onto the branch instead, as ``switch`` carries them.
+
+        Raises:
+            ConcurrentUpdateError: a staged change conflicts with the new commits.
+        """
+        base = self.store.read_ref(refnames.STAGE_BASE)
+        if base is None or base == (head or to_hex(EMPTY_TREE_ID)):
+            return stage  # staged on this very commit (or by a version that kept no base)
+        base_id = from_hex(base)
+        base_tree = EMPTY_TREE_ID if base_id == EMPTY_TREE_ID else self.load_commit(base_id).tree
+        outcome = merge_trees(self.trees, base_tree, head_tree, stage)
+        if outcome.conflicts:
+            raise ConcurrentUpdateError(
+                f"the branch moved since these changes were staged, and {len(outcome.conflicts)}"
+                " of them conflict with the new commits; reset and stage them again"
+            )
+        return outcome.tree
+
+    def _move_stage(
+        self, old_value: str | None, new_value: str | None, base: str | None = None
+    ) -> None:
+        """Move STAGE, and record beside it (STAGE_BASE) the commit it is built on.
+
+        ``base`` defaults to the head now; callers that read the stage's tree
+        earlier pass the commit they read it from.
+        """
+        self._move_ref(refnames.STAGE, old_value, new_value)
+        recorded = self.store.read_ref(refnames.STAGE_BASE)
+        wanted = None if new_value is None else (base or self._head_or_empty())
+        if wanted != recorded:
+            self._move_ref(refnames.STAGE_BASE, recorded, wanted)
 
     def _write_commit(
         self,
@@ -850,10 +985,10 @@ class RepositoryCore:
             target_tree = (
                 self.load_commit(from_hex(target_value)).tree if target_value else EMPTY_TREE_ID
             )
-            stage_tree, stage_value = self._stage_tree()
+            stage_tree, stage_value, base = self._stage_state()
             new_stage = target_tree
             if stage_value is not None:
-                outcome = merge_trees(self.trees, self._head_tree(), target_tree, stage_tree)
+                outcome = merge_trees(self.trees, self._tree_at(base), target_tree, stage_tree)
                 if outcome.conflicts:
                     raise UncommittedChangesError(
                         f"staged changes to {len(outcome.conflicts)} memories "
@@ -865,7 +1000,7 @@ class RepositoryCore:
             self._move_ref(refnames.HEAD, old_head, head_value)
             wanted = None if new_stage == target_tree else to_hex(new_stage)
             if wanted != stage_value:
-                self._move_ref(refnames.STAGE, stage_value, wanted)
+                self._move_stage(stage_value, wanted, target_value or to_hex(EMPTY_TREE_ID))
         return ObjectId(target_value) if target_value else None
 
     def reset(
@@ -893,10 +1028,10 @@ class RepositoryCore:
                 )
             self._move_ref(ref, old, target)
             if mode == "soft":
-                self._set_stage(stage_value, stage_tree)
+                self._set_stage(stage_value, stage_tree, target)
             else:
                 if stage_value is not None:
-                    self._move_ref(refnames.STAGE, stage_value, None)
+                    self._move_stage(stage_value, None)
                 self._clear_merge_state()
         return target
 
@@ -998,7 +1133,7 @@ class RepositoryCore:
             text = check_message(message or f"Merge {label} into {self.current_branch or 'HEAD'}")
             if outcome.conflicts and strategy is None:
                 conflict_tree = self.trees.build(encode_conflict(c) for c in outcome.conflicts)
-                self._move_ref(refnames.STAGE, None, to_hex(tree))
+                self._move_stage(None, to_hex(tree), to_hex(ours))
                 self._move_ref(refnames.MERGE_HEAD, None, to_hex(theirs))
                 self._move_ref(refnames.MERGE_STATE, None, to_hex(conflict_tree))
                 return MergeResult("conflicts", None, self.conflicts())
@@ -1057,12 +1192,12 @@ class RepositoryCore:
                 raise UnknownRevisionError(f"{kind} conflicted memory {ref!r}")
             key = matches[0]
             conflict = items[key]
-            stage_tree, stage_value = self._stage_tree()
+            stage_tree, stage_value, base = self._stage_state()
             chosen = conflict.theirs if side == "theirs" else conflict.ours
             new_stage = self.trees.update(stage_tree, {key: chosen})
             new_state = self.trees.update(from_hex(state), {key: None})
             if new_stage != stage_tree:
-                self._move_ref(refnames.STAGE, stage_value, to_hex(new_stage))
+                self._move_stage(stage_value, to_hex(new_stage), base)
             self._move_ref(refnames.MERGE_STATE, state, to_hex(new_state))
         return to_hex(key)
 
@@ -1073,7 +1208,7 @@ class RepositoryCore:
                 raise NothingToDoError("no merge in progress")
             stage = self.store.read_ref(refnames.STAGE)
             if stage is not None:
-                self._move_ref(refnames.STAGE, stage, None)
+                self._move_stage(stage, None)
             self._clear_merge_state()
 
     def _clear_merge_state(self) -> None:

@@ -91,6 +91,10 @@ class NothingToDoError(ContextFSError):
     exit_code = 7
 
 
+class NonFastForwardError(ConflictError):
+    """A push would drop commits the remote has; fetch and merge first, or force it."""
+
+
 class StoreError(ContextFSError):
     """The backing store failed or holds damaged data."""
 

@@ -259,6 +259,29 @@ def test_ops_whose_parents_are_missing_are_held_until_they_arrive(tmp_path: Path
     assert second.held == ()
 
 
+def test_a_held_op_another_handle_wrote_meanwhile_is_not_written_twice(tmp_path: Path) -> None:
+    there = OpLog(tmp_path / "b", "s")
+    parent = there.append(op(there, "bob"))
+    child = there.append(
+        make_op_entry(
+            "bob",
+            "context",
+            add_atom_op("child"),
+            there.next_lamport_ts(),
+            parent_op_ids=[parent["op_id"]],
+        )
+    )
+    first, second = OpLog(tmp_path / "a", "s"), OpLog(tmp_path / "a", "s")
+    assert [e["op_id"] for e in first.receive([child]).held] == [child["op_id"]]
+    second.receive([parent, child])  # another handle on the same log gets both
+    result = first.receive([parent])
+    assert result.added == ()
+    assert result.held == ()
+    ids = [e["op_id"] for e in first.read_all()]
+    assert ids == [parent["op_id"], child["op_id"]]
+    assert first.verify().ok
+
+
 def test_receive_refuses_altered_or_acausal_ops_and_writes_nothing(tmp_path: Path) -> None:
     here = OpLog(tmp_path / "a", "s")
     there = OpLog(tmp_path / "b", "s")

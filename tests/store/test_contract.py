@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextfs.store import MemoryStore, SqliteStore, Store
+from contextfs.store.postgres import PostgresStore
 from contextfs.testing.store_contract import PersistentStoreContract, StoreContract
 
 
@@ -18,3 +19,23 @@ class TestSqliteStore(StoreContract, PersistentStoreContract):
     def reopen_store(self, store: Store) -> Store:
         assert isinstance(store, SqliteStore)
         return SqliteStore.open(store.path)
+
+
+class TestPostgresStore(StoreContract, PersistentStoreContract):
+    def make_store(self) -> Store:
+        self.url = self.request.getfixturevalue("postgres_url")
+        return PostgresStore.open(self.url, create=True)
+
+    def reopen_store(self, store: Store) -> Store:
+        return PostgresStore.open(self.url)
+
+
+class TestPostgresWorkspaceStore(StoreContract, PersistentStoreContract):
+    """The contract holds unchanged for a workspace, whose HEAD and stage are private."""
+
+    def make_store(self) -> Store:
+        self.url = self.request.getfixturevalue("postgres_url")
+        return PostgresStore.open(self.url, create=True, workspace="w1")
+
+    def reopen_store(self, store: Store) -> Store:
+        return PostgresStore.open(self.url, workspace="w1")

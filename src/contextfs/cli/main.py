@@ -31,6 +31,7 @@ from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
 from ..records import SearchHit
 from ..repo import Repository
+from ..store.locate import redact_url
 from ..wire.atoms import memory_atom
 from . import render
 from .common import (
@@ -52,6 +53,7 @@ from .common import (
 )
 from .jsonl import encode_atom, read_atoms
 from .oplog import oplog
+from .remote import clone, fetch, pull, push, remote
 from .serve import serve
 from .session import session
 
@@ -82,17 +84,32 @@ def cli(ctx: click.Context, repo_path: Path | None) -> None:
 @cli.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--branch", "-b", default=DEFAULT_BRANCH, show_default=True, help="First branch.")
+@click.option(
+    "--store",
+    metavar="URL",
+    default=None,
+    help="Keep the memories in this PostgreSQL database (postgresql://user@host:port/db)"
+    " instead of the folder's own SQLite file; joins the repository already there.",
+)
 @click.pass_context
-def init(ctx: click.Context, path: Path | None, branch: str) -> None:
+def init(ctx: click.Context, path: Path | None, branch: str, store: str | None) -> None:
     """Create a repository.
 
     It goes in PATH/.contextfs (PATH default: --repo, else the current directory).
     """
     settings = ctx.find_object(Settings)
     target = path or (settings.repo_path if settings else None) or Path()
-    repo = ctx.with_resource(Repository.init(target, branch=branch))
+    if store is None:
+        repo = ctx.with_resource(Repository.init(target, branch=branch))
+        where = (repo.path or target).resolve()
+        click.echo(f"Initialised empty ContextFS repository in {where} (branch {branch})")
+        return
+    repo = ctx.with_resource(Repository.init(target, branch=branch, store=store))
     where = (repo.path or target).resolve()
-    click.echo(f"Initialised empty ContextFS repository in {where} (branch {branch})")
+    click.echo(
+        f"Initialised ContextFS repository in {where}, stored in {redact_url(store)}"
+        f" (branch {repo.current_branch or 'detached HEAD'})"
+    )
 
 
 @cli.command()
@@ -961,6 +978,11 @@ def _one_line(text: str, width: int = 60) -> str:
 cli.add_command(oplog)
 cli.add_command(session)
 cli.add_command(serve)
+cli.add_command(remote)
+cli.add_command(clone)
+cli.add_command(fetch)
+cli.add_command(pull)
+cli.add_command(push)
 
 
 def main(argv: list[str] | None = None) -> None:

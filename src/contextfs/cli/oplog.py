@@ -11,9 +11,10 @@ import click
 from rich.table import Table
 
 from ..errors import InvalidInputError, VerificationError
+from ..oplog.base import OpLogBackend
 from ..oplog.context_ops import CONTEXT_DOMAIN, add_atom_op, remove_atom_op
 from ..oplog.entry import OpEntry, make_op_entry
-from ..oplog.log import LogVerification, OpLog
+from ..oplog.log import LogVerification
 from ..repo import Repository
 from .common import default_author, emit_json, json_option, open_repo, show
 
@@ -30,7 +31,7 @@ def oplog() -> None:
     """
 
 
-def _log(ctx: click.Context, session: str) -> tuple[Repository, OpLog]:
+def _log(ctx: click.Context, session: str) -> tuple[Repository, OpLogBackend]:
     repo = open_repo(ctx)
     log = repo.oplog(session)
     ctx.call_on_close(log.close)

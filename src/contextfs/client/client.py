@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from ..errors import ContextFSError, InvalidInputError
+from ..errors import ContextFSError, CorruptObjectError, InvalidInputError
 from ..integrity.fsck import rehash
 from ..model.ids import from_hex
 from ..model.objects import MemoryAtom
@@ -34,13 +34,16 @@ from ..wire.messages import (
     Expand,
     ExpandResponse,
     Fetch,
+    Have,
     Hello,
     Hit,
+    Ids,
     Log,
     LogEntry,
     LogResponse,
     Message,
     Objects,
+    Offer,
     OplogAppend,
     OplogEvent,
     OplogSubscribe,
@@ -50,10 +53,15 @@ from ..wire.messages import (
     Push,
     Query,
     QueryResponse,
+    Refs,
+    RefsResponse,
+    RefUpdateSpec,
     Session,
     SessionResponse,
     Stream,
     StreamChunk,
+    UpdateRefs,
+    Upload,
     Welcome,
     Window,
 )
@@ -378,6 +386,40 @@ class AsyncClient:
                 result += [_checked(row) for row in message.objects]
         return result
 
+    async def max_frame(self) -> int:
+        """The largest payload this connection carries, as WELCOME set it."""
+        conn = await self._ensure()
+        return conn.max_frame
+
+    async def refs(self) -> dict[str, str]:
+        """The server's HEAD (as stored), branches and tags."""
+        return (await self._call(Refs(), RefsResponse)).refs
+
+    async def offer(
+        self, wants: Iterable[str], haves: Iterable[str] = ()
+    ) -> AsyncIterator[list[str]]:
+        """Batches of ids a client holding ``haves`` may lack for ``wants`` (commit ids)."""
+        async for message in self._iterate(Offer(wants=list(wants), haves=list(haves))):
+            if isinstance(message, Ids):
+                yield message.ids
+
+    async def have(self, ids: Iterable[str]) -> list[str]:
+        """Which of ``ids`` the server holds."""
+        return (await self._call(Have(ids=list(ids)), Ids)).ids
+
+    async def upload(self, objects: list[tuple[str, str, bytes]]) -> int:
+        """Hand objects to the server for this connection's next :meth:`update_refs`."""
+        ack = await self._call(Upload(objects=objects), Ack)
+        return int((ack.result or {}).get("held", 0))
+
+    async def update_refs(
+        self, updates: Iterable[tuple[str, str | None, str | None]], *, force: bool = False
+    ) -> dict[str, Any]:
+        """Store the uploaded objects and move branches or tags, all or nothing, by CAS."""
+        specs = [RefUpdateSpec(name=n, old=o, new=w) for n, o, w in updates]
+        ack = await self._call(UpdateRefs(updates=specs, force=force), Ack)
+        return dict(ack.result or {})
+
     async def pull(self, into: Any, want: str = "HEAD", *, branch: str | None = None) -> PullResult:
         """Copy ``want``'s history into repository ``into``, sending only what it lacks.
 
@@ -400,7 +442,9 @@ class AsyncClient:
 def _checked(row: tuple[str, str, bytes]) -> tuple[str, str, bytes]:
     oid, kind, data = row
     if rehash(kind, data) != from_hex(oid) and not (kind == "atom" and not data):
-        raise InvalidInputError(f"object {oid[:16]} does not hash to its id")
+        raise CorruptObjectError(
+            f"the server sent object {oid[:16]}, which does not hash to its id"
+        )
     return oid, kind, data
 
 
@@ -489,6 +533,33 @@ class Client:
     def fetch(self, ids: Iterable[str]) -> list[tuple[str, str, bytes]]:
         """See :meth:`AsyncClient.fetch`."""
         return self._run(self._async.fetch(list(ids)))
+
+    def max_frame(self) -> int:
+        """The largest payload this connection carries (connecting first if needed)."""
+        return self._run(self._async.max_frame())
+
+    def refs(self) -> dict[str, str]:
+        """See :meth:`AsyncClient.refs`."""
+        return self._run(self._async.refs())
+
+    def offer(self, wants: Iterable[str], haves: Iterable[str] = ()) -> Iterator[list[str]]:
+        """See :meth:`AsyncClient.offer`."""
+        wants, haves = list(wants), list(haves)
+        return self._iterate(lambda: self._async.offer(wants, haves))
+
+    def have(self, ids: Iterable[str]) -> list[str]:
+        """See :meth:`AsyncClient.have`."""
+        return self._run(self._async.have(list(ids)))
+
+    def upload(self, objects: list[tuple[str, str, bytes]]) -> int:
+        """See :meth:`AsyncClient.upload`."""
+        return self._run(self._async.upload(objects))
+
+    def update_refs(
+        self, updates: Iterable[tuple[str, str | None, str | None]], *, force: bool = False
+    ) -> dict[str, Any]:
+        """See :meth:`AsyncClient.update_refs`."""
+        return self._run(self._async.update_refs(list(updates), force=force))
 
     def session(self, revision: str = "HEAD", **kw: Any) -> SessionResponse:
         """See :meth:`AsyncClient.session`."""

@@ -15,9 +15,14 @@ from ..errors import InvalidInputError
 HEAD = "HEAD"
 HEADS = "refs/heads/"
 TAGS = "refs/tags/"
+#: ``refs/remotes/<remote>/<branch>``: where a remote's branch was when last fetched.
+REMOTES = "refs/remotes/"
 #: ``refs/oplog/<session>``: the latest commit crystallised from a session's op log.
 OPLOG = "refs/oplog/"
 STAGE = "STAGE"
+#: The commit the stage was built on (the empty tree's id when the branch was unborn), so
+#: a commit can carry staged changes over commits another writer made meanwhile.
+STAGE_BASE = "STAGE_BASE"
 MERGE_HEAD = "MERGE_HEAD"
 MERGE_STATE = "MERGE_STATE"
 SYMBOLIC_PREFIX = "ref: "
@@ -45,7 +50,7 @@ def check_short_name(name: object, what: str = "branch") -> str:
         problem = "it may not start with - . / or end with / . .lock"
     elif ".." in name or "//" in name or "/." in name:
         problem = "it may not contain .. // or /."
-    elif name in (HEAD, STAGE, MERGE_HEAD, MERGE_STATE):
+    elif name in (HEAD, STAGE, STAGE_BASE, MERGE_HEAD, MERGE_STATE):
         problem = "that name is reserved"
     if problem:
         raise InvalidInputError(f"invalid {what} name {name!r}: {problem}")
@@ -72,3 +77,11 @@ def symbolic_target(value: str | None) -> str | None:
     if value is not None and value.startswith(SYMBOLIC_PREFIX):
         return value[len(SYMBOLIC_PREFIX) :]
     return None
+
+
+def remote_ref(remote: str, branch: str) -> str:
+    """Return the remote-tracking ref of ``remote``'s ``branch`` (both validated)."""
+    check_short_name(remote, "remote")
+    if "/" in remote:
+        raise InvalidInputError(f"remote name must not contain '/': {remote!r}")
+    return f"{REMOTES}{remote}/{check_short_name(branch, 'branch')}"

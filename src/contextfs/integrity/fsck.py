@@ -50,8 +50,7 @@ from ..model.objects import (
     decode_entry,
     decode_molecule,
 )
-from ..store.base import OBJECT_KINDS, Store
-from ..store.sqlite import SqliteStore
+from ..store.base import OBJECT_KINDS, ServerStore, Store
 from .purge import PURGE, PURGES, PurgeRecord, decode_purge_record, purge_ref
 
 #: The kind :class:`Problem` gives a ref that points at nothing or at the wrong kind.
@@ -68,6 +67,7 @@ _PREFIX_KINDS: Final = (
     (refnames.HEADS, COMMIT),
     (refnames.TAGS, COMMIT),
     (refnames.OPLOG, COMMIT),
+    (refnames.REMOTES, COMMIT),
     (PURGES, PURGE),
 )
 
@@ -117,7 +117,7 @@ def verify_store(store: Store) -> VerifyReport:
     """
     checker = _Checker(store)
     # One consistent state: a commit landing mid-scan must not look like a missing object.
-    snapshot = store.read_snapshot() if isinstance(store, SqliteStore) else store.transaction()
+    snapshot = store.read_snapshot() if isinstance(store, ServerStore) else store.transaction()
     with snapshot:
         for oid, kind, data in store.iter_objects():
             checker.check_object(oid, kind, data)
@@ -451,14 +451,30 @@ def rehash(kind: str, data: bytes) -> bytes:
     Raises:
         InvalidInputError: an unknown kind, or bytes that are not a canonical object.
     """
+    return identify(kind, data)[0]
+
+
+def identify(kind: str, data: bytes) -> tuple[bytes, object]:
+    """Return the id ``data`` hashes to as ``kind`` and its decoded value, as :func:`rehash`.
+
+    Receivers use the value to check the links of what arrived without decoding twice.
+
+    Raises:
+        InvalidInputError: an unknown kind, or bytes that are not a canonical object.
+    """
     if kind not in OBJECT_KINDS:
         raise InvalidInputError(f"unknown object kind {kind!r}")
     if kind == ATOM and not data:
-        return object_digest(kind, data)
+        return object_digest(kind, data), None
     try:
-        return _identify(kind, data)[0]
+        return _identify(kind, data)
     except (ValueError, TypeError, ContextFSError) as exc:
-        raise InvalidInputError(f"a {kind} object does not decode: {exc}") from None
+        raise InvalidInputError(f"{_a(kind)} object does not decode: {exc}") from None
+
+
+def entries_of(item: bytes) -> list[SnapshotEntry]:
+    """Return the entries a leaf item holds (see :func:`_entries_of`)."""
+    return _entries_of(item)
 
 
 def _entries_of(item: bytes) -> list[SnapshotEntry]:

@@ -33,8 +33,7 @@ from ..model.canonical import check_text
 from ..model.ids import ObjectId, from_hex, object_digest, to_hex
 from ..model.objects import ATOM, decode_atom
 from ..search.base import UnsupportedStoreError, search_index_for
-from ..store.base import Store
-from ..store.sqlite import SqliteStore
+from ..store.base import ServerStore, Store
 
 PURGE: Final = "purge"
 #: Every purge record is named by ``refs/purges/<atom id hex>``.
@@ -189,7 +188,7 @@ def purge_atom(
     In one transaction: writes the :class:`PurgeRecord` and ``refs/purges/<id>``,
     empties the atom object (its id and kind stay, so every tree and commit
     naming it still verifies) and removes its words from the full-text index.
-    Then, with ``compact`` and a :class:`SqliteStore`, rewrites the file so no
+    Then, with ``compact`` and a store on disk or a server, rewrites its storage so no
     copy of the text survives anywhere in it (see :func:`compact_store`; pass
     ``compact=False`` to purge several atoms and compact once at the end).
 
@@ -218,14 +217,12 @@ def purge_atom(
     """
     record = PurgeRecord(atom_id=atom_id, author=author, reason=reason, when=when)
     name, spelled = purge_ref(atom_id), atom_id.hex()
-    if compact and isinstance(store, SqliteStore):
-        with store.connection() as conn:
-            if conn.in_transaction:
-                # VACUUM cannot run until the caller's transaction ends.
-                raise PurgeError(
-                    "cannot purge and compact inside a transaction;"
-                    " pass compact=False and call compact_store() after it commits"
-                )
+    if compact and isinstance(store, ServerStore) and store.in_transaction():
+        # VACUUM cannot run until the caller's transaction ends.
+        raise PurgeError(
+            "cannot purge and compact inside a transaction;"
+            " pass compact=False and call compact_store() after it commits"
+        )
     with store.transaction():
         stored = store.get_object(atom_id)
         if stored is None:
@@ -274,10 +271,12 @@ def compact_store(store: Store) -> None:
     """Make erased bytes unrecoverable from the store's files; a no-op for in-memory stores.
 
     For a :class:`SqliteStore` this is :meth:`SqliteStore.compact`: merge the
-    full-text index, checkpoint and truncate the write-ahead log, ``VACUUM``.
+    full-text index, checkpoint and truncate the write-ahead log, ``VACUUM``;
+    for a PostgreSQL store, ``VACUUM FULL`` of each of its tables.
 
     Raises:
-        StoreError: inside a transaction, another connection held the log, or SQLite failed.
+        StoreError: inside a transaction, another connection held the log, or
+            the database failed.
     """
-    if isinstance(store, SqliteStore):
+    if isinstance(store, ServerStore):
         store.compact()

@@ -2,8 +2,12 @@
 
 The seed's API (``OpEntry``, ``OpLogCheckpoint``, ``make_op_entry``, ``OpLog``,
 ``list_sessions``) with its defects fixed; see :mod:`contextfs.oplog.log`.
+:class:`OpLogBackend` is the port both backends implement: files
+(:class:`OpLog`) and PostgreSQL (``contextfs.oplog.postgres_log.PostgresOpLog``,
+which needs the optional psycopg, so it is not imported here).
 """
 
+from .base import OpLogBackend as OpLogBackend
 from .context_ops import CONTEXT_DOMAIN as CONTEXT_DOMAIN
 from .context_ops import add_atom_op as add_atom_op
 from .context_ops import add_molecule_op as add_molecule_op
@@ -30,6 +34,7 @@ __all__ = [
     "LogVerification",
     "OpEntry",
     "OpLog",
+    "OpLogBackend",
     "OpLogCheckpoint",
     "OplogCommit",
     "ReceiveResult",

@@ -13,9 +13,12 @@ branch's snapshot and writes one commit:
   and author come from the ops, so the same ops on the same base give the
   same commit id on every machine, whatever order they arrived in;
 * the branch and ``refs/oplog/<session>`` move together by compare-and-swap,
-  then the checkpoint is written. If a crash falls between the two, the next
-  call finds the ref ahead of the checkpoint, checks that the ops after the
-  checkpoint are exactly the commit's (by their root) and writes the
+  then the checkpoint is written. A log whose writes join the store's
+  transaction (:class:`~.base.TransactionalOpLog`: the PostgreSQL log on the
+  repository's own store) writes the checkpoint in that same transaction, so
+  all of it lands or none. Otherwise, if a crash falls between the two, the
+  next call finds the ref ahead of the checkpoint, checks that the ops after
+  the checkpoint are exactly the commit's (by their root) and writes the
   checkpoint it missed.
 """
 
@@ -40,9 +43,9 @@ from ..history.tree import EMPTY_TREE_ID
 from ..integrity.merkle import root as merkle_root
 from ..model.ids import ObjectId, from_hex, short, to_hex
 from ..model.objects import ATOM
+from .base import OpLogBackend, TransactionalOpLog
 from .context_ops import CONTEXT_DOMAIN, collapse
 from .entry import OpEntry, OpLogCheckpoint, iso_to_micros, merge_key
-from .log import OpLog
 
 if TYPE_CHECKING:
     from ..core import RepositoryCore
@@ -88,7 +91,7 @@ def ops_root(entries: Sequence[OpEntry]) -> str:
 
 def commit_oplog(
     repo: RepositoryCore,
-    log: OpLog,
+    log: OpLogBackend,
     *,
     branch: str | None = None,
     message: str | None = None,
@@ -109,6 +112,9 @@ def commit_oplog(
     if message is not None:
         check_message(message)
     session = log.session_id()
+    # A checkpoint written inside the store transaction of a log that does not
+    # join it (files) could outlive a rolled-back commit and lose its ops.
+    atomic = isinstance(log, TransactionalOpLog) and log.joins_transactions_of(repo.store)
     with log.commit_lock():
         recovered = _recover(repo, log)
         entries, _, end = log.pending()
@@ -167,7 +173,10 @@ def commit_oplog(
             _move_branch(repo, ref, old, commit_id, base_tree, tree)
             session_ref = oplog_ref(session)
             repo._move_ref(session_ref, repo.store.read_ref(session_ref), commit_id)
-        checkpoint = log.checkpoint(to_hex(tree), through=end, commit=commit_id)
+            if atomic:
+                checkpoint = log.checkpoint(to_hex(tree), through=end, commit=commit_id)
+        if not atomic:
+            checkpoint = log.checkpoint(to_hex(tree), through=end, commit=commit_id)
     return OplogCommit(
         commit=commit_id,
         session=session,
@@ -204,7 +213,7 @@ def _move_branch(
         repo._set_stage(stage_value, outcome.tree)
 
 
-def _recover(repo: RepositoryCore, log: OpLog) -> bool:
+def _recover(repo: RepositoryCore, log: OpLogBackend) -> bool:
     """Write the checkpoint a crash may have skipped after its commit landed."""
     value = repo.store.read_ref(oplog_ref(log.session_id()))
     if value is None:

@@ -530,9 +530,11 @@ class OpLog:
         with self._locked() as fd:
             tail = self._sync(fd)
             self._update_index(tail)
-            incoming: dict[str, OpEntry] = dict(self._held)
-            incoming.update((k, v) for k, v in checked.items() if k not in self._index)
-            duplicates = len(offered) - len(incoming) + len(self._held)
+            # Held ops another handle or process has written meanwhile are done.
+            incoming = {k: v for k, v in self._held.items() if k not in self._index}
+            new = {k: v for k, v in checked.items() if k not in self._index and k not in incoming}
+            duplicates = len(offered) - len(new)
+            incoming.update(new)
             accepted: dict[str, OpEntry] = {}
             waiting = sorted(incoming.values(), key=merge_key)
             while waiting:  # valid ops are already in causal order: one pass, one check

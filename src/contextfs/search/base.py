@@ -166,11 +166,13 @@ def search_index_for(store: Store) -> SearchIndex:
     :class:`~contextfs.search.memory.MemorySearchIndex` every time (its postings
     live as long as the store); a :class:`~contextfs.store.sqlite.SqliteStore`
     gets a :class:`~contextfs.search.sqlite_fts.SqliteSearchIndex` over the FTS5
-    tables in its file.
+    tables in its file; a :class:`~contextfs.store.postgres.PostgresStore` gets a
+    :class:`~contextfs.search.postgres_fts.PostgresSearchIndex` over tables in
+    its schema (made on first use).
 
     Raises:
         UnsupportedStoreError: no search backend exists for this store type.
-        StoreError: the SQLite library lacks FTS5.
+        StoreError: the SQLite library lacks FTS5, or PostgreSQL failed.
     """
     # Imported here: both backends import this module's helpers.
     from contextfs.search.memory import MemorySearchIndex
@@ -182,4 +184,14 @@ def search_index_for(store: Store) -> SearchIndex:
         return MemorySearchIndex.for_store(store)
     if isinstance(store, SqliteStore):
         return SqliteSearchIndex(store)
+    # psycopg is an optional extra: without it no PostgresStore can exist.
+    try:
+        from contextfs.store.postgres import PostgresStore
+    except ImportError:
+        pass
+    else:
+        if isinstance(store, PostgresStore):
+            from contextfs.search.postgres_fts import PostgresSearchIndex
+
+            return PostgresSearchIndex(store)
     raise UnsupportedStoreError(f"no full-text search backend for {type(store).__name__!r} stores")

@@ -8,51 +8,67 @@ as they are: the server turns them into ERROR frames with their codes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ..errors import InvalidInputError, MissingObjectError, UnknownRevisionError
+from ..errors import (
+    CorruptObjectError,
+    InvalidInputError,
+    UnknownRevisionError,
+)
 from ..expand.context import CompressedContext
 from ..expand.expander import ExpanderFunctor
 from ..expand.tokens import default_tokenizer
-from ..history.commits import COMMIT
-from ..history.graph import walk
-from ..history.tree import TREE, decode_node
-from ..integrity.fsck import _entries_of
+from ..history import refs as refnames
+from ..integrity.fsck import rehash
 from ..model.ids import from_hex, to_hex
-from ..model.objects import ATOM, MOLECULE, AtomEntry, decode_molecule
 from ..model.types import TypeSignature
+from ..remote.objects import RefUpdate, known_commits, receive
+from ..remote.objects import offer as offer_ids
+from ..remote.peers import shared_refs, stored_rows
 from ..repo import Repository
 from ..session.delta import build_delta, canonical_json
 from ..session.tiers import render_payload
-from ..store.base import StoredObject
 from ..wire.atoms import memory_atom, wire_atom
+from ..wire.frames import DEFAULT_MAX_FRAME
 from ..wire.messages import (
     Ack,
     Expand,
     ExpandResponse,
     Fetch,
+    Have,
     Hit,
+    Ids,
     Log,
     LogEntry,
     LogResponse,
     Message,
     Objects,
+    Offer,
     OplogAppend,
     Pull,
     Push,
     Query,
     QueryResponse,
+    Refs,
+    RefsResponse,
     Session,
     SessionResponse,
     Stream,
     StreamChunk,
     StreamEnd,
+    UpdateRefs,
+    Upload,
     WireAtom,
 )
 
-#: Objects per OBJECTS frame (each frame stays well under the frame limit).
+#: Most objects per OBJECTS frame.
 OBJECTS_PER_FRAME = 256
+#: Object bytes after which an OBJECTS frame is closed (a larger object goes alone).
+OBJECT_BYTES_PER_FRAME = 512 * 1024
+#: Most ids per IDS frame of an OFFER (about 33 KB).
+IDS_PER_FRAME = 500
 #: Largest FETCH request.
 MAX_FETCH = 10_000
 
@@ -194,32 +210,24 @@ def log(repo: Repository, request: Log) -> LogResponse:
 def pull(repo: Repository, request: Pull) -> Iterator[Message]:
     """PULL: every object of ``want``'s history that ``have`` does not already reach.
 
-    Commits reachable from a ``have`` commit are skipped, and so is every tree
-    node and object their snapshots hold, so only what changed travels.
+    The objects :func:`~contextfs.remote.objects.offer` lists for the want and
+    haves, in frames; the last carries the head. Clients that can ask which
+    objects they lack use OFFER and FETCH instead and receive only those.
     """
     head = repo.resolve(request.want)
-    haves = [h for h in request.have if _known(repo, h)]
-    hidden = {oid for oid, _ in walk(repo.load_commit, [from_hex(h) for h in haves])}
-    seen: set[bytes] = set()
-    for oid in (from_hex(h) for h in haves):  # what the client holds: never resent
-        seen.add(oid)
-    known_trees = [repo.load_commit(oid).tree for oid in hidden]
-    for tree in known_trees[:64]:
-        _mark_tree(repo, tree, seen)
-    batch: list[tuple[str, str, bytes]] = []
-    for oid, commit in walk(repo.load_commit, [from_hex(head)]):
-        if oid in hidden:
-            continue
-        for item in _commit_objects(repo, oid, commit.tree, seen):
-            batch.append(item)
-            if len(batch) >= OBJECTS_PER_FRAME:
-                yield Objects(objects=batch)
-                batch = []
-    yield Objects(objects=batch, head=head)
+    haves = [oid for h in request.have if (oid := _maybe_id(h)) is not None]
+    ids = [oid for batch in offer_ids(repo.store, [from_hex(head)], haves) for oid in batch]
+    rows = ((oid.hex(), kind, data) for oid, kind, data in stored_rows(repo.store, ids))
+    previous: list[tuple[str, str, bytes]] = []
+    for number, frame in enumerate(_object_frames(rows)):
+        if number:
+            yield Objects(objects=previous)
+        previous = frame
+    yield Objects(objects=previous, head=head)
 
 
 def fetch(repo: Repository, request: Fetch) -> Iterator[Message]:
-    """FETCH: objects by full id, in frames of :data:`OBJECTS_PER_FRAME`."""
+    """FETCH: objects by full id, in frames of at most :data:`OBJECTS_PER_FRAME`."""
     if len(request.ids) > MAX_FETCH:
         raise InvalidInputError(f"FETCH asks for more than {MAX_FETCH} objects")
     ids = [from_hex(i) for i in request.ids]
@@ -227,79 +235,182 @@ def fetch(repo: Repository, request: Fetch) -> Iterator[Message]:
     missing = [to_hex(oid) for oid in ids if oid not in found]
     if missing:
         raise UnknownRevisionError(f"no object {missing[0]}")
-    rows: list[tuple[str, str, bytes]] = [(oid.hex(), *found[oid]) for oid in ids]
-    for start in range(0, max(len(rows), 1), OBJECTS_PER_FRAME):
-        yield Objects(objects=rows[start : start + OBJECTS_PER_FRAME])
+    rows = ((oid.hex(), *found[oid]) for oid in ids)
+    sent = False
+    for frame in _object_frames(rows):
+        sent = True
+        yield Objects(objects=frame)
+    if not sent:
+        yield Objects(objects=[])
 
 
-def _known(repo: Repository, commit: str) -> bool:
+def _object_frames(
+    rows: Iterable[tuple[str, str, bytes]],
+) -> Iterator[list[tuple[str, str, bytes]]]:
+    """Group rows into OBJECTS payloads of about :data:`OBJECT_BYTES_PER_FRAME` at most.
+
+    A larger object travels in a frame of its own, up to the default frame limit.
+
+    Raises:
+        InvalidInputError: one object alone is too large for a frame.
+    """
+    frame: list[tuple[str, str, bytes]] = []
+    size = 0
+    for row in rows:
+        cost = len(row[2]) + 96  # the hex id, the kind and MessagePack framing
+        if cost > DEFAULT_MAX_FRAME - 1024:  # alone in a frame, it must still fit
+            raise InvalidInputError(
+                f"{row[1]} {row[0][:16]} is {len(row[2])} bytes, too large for one frame"
+            )
+        if frame and (size + cost > OBJECT_BYTES_PER_FRAME or len(frame) >= OBJECTS_PER_FRAME):
+            yield frame
+            frame, size = [], 0
+        frame.append(row)
+        size += cost
+    if frame:
+        yield frame
+
+
+def refs(repo: Repository, request: Refs) -> RefsResponse:
+    """REFS: HEAD, branches and tags, as a remote shows them to fetch, pull and push."""
+    return RefsResponse(refs=shared_refs(repo.store))
+
+
+def offer(repo: Repository, request: Offer) -> Iterator[Message]:
+    """OFFER: the ids a client holding ``haves`` may lack for ``wants``, in IDS batches."""
+    if len(request.wants) > MAX_FETCH or len(request.haves) > MAX_FETCH:
+        raise InvalidInputError(f"OFFER lists more than {MAX_FETCH} commits")
+    wants = [_object_id(w) for w in request.wants]
+    known = set(known_commits(repo.store, wants))
+    for want in wants:
+        if want not in known:
+            raise UnknownRevisionError(f"no commit {want.hex()}")
+    haves = [oid for h in request.haves if (oid := _maybe_id(h)) is not None]
+    sent = False
+    for batch in offer_ids(repo.store, wants, haves):
+        for start in range(0, len(batch), IDS_PER_FRAME):
+            sent = True
+            yield Ids(ids=[oid.hex() for oid in batch[start : start + IDS_PER_FRAME]])
+    if not sent:
+        yield Ids(ids=[])
+
+
+def have(repo: Repository, request: Have) -> Ids:
+    """HAVE: which of the ids the server holds."""
+    if len(request.ids) > MAX_FETCH:
+        raise InvalidInputError(f"HAVE asks about more than {MAX_FETCH} objects")
+    asked = [_object_id(i) for i in request.ids]
+    present = repo.store.has_objects(asked)
+    return Ids(ids=[oid.hex() for oid in asked if oid in present])
+
+
+class Uploads:
+    """Objects a connection uploaded for its next UPDATE_REFS: checked, held, never stored alone.
+
+    They reach the store only inside UPDATE_REFS's transaction, so a client
+    that disconnects, or whose update is refused, leaves the store as it was.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.rows: list[tuple[bytes, str, bytes]] = []
+        self.size = 0
+        self._lock = threading.Lock()
+
+    def add(self, rows: list[tuple[str, str, bytes]]) -> int:
+        """Check and hold ``rows``; return how many objects are held now.
+
+        Raises:
+            InvalidInputError: an object does not decode or hash to its id, or
+                the uploads would pass the connection's limit.
+        """
+        checked = []
+        for oid, kind, data in rows:
+            raw = _object_id(oid)
+            if rehash(kind, data) != raw:
+                raise InvalidInputError(f"uploaded {kind} {oid[:16]} does not hash to its id")
+            checked.append((raw, kind, data))
+        size = sum(len(data) for _, _, data in checked)
+        with self._lock:
+            if self.size + size > self.limit:
+                self.clear()
+                raise InvalidInputError(
+                    f"uploads pass the server's limit of {self.limit} bytes per push;"
+                    " they were dropped"
+                )
+            self.rows.extend(checked)
+            self.size += size
+            return len(self.rows)
+
+    def take(self) -> list[tuple[bytes, str, bytes]]:
+        """Hand over every held object, emptying the area."""
+        with self._lock:
+            rows, self.rows, self.size = self.rows, [], 0
+            return rows
+
+    def clear(self) -> None:
+        """Drop every held object."""
+        self.rows, self.size = [], 0
+
+
+def upload(repo: Repository, uploads: Uploads, request: Upload) -> Ack:
+    """UPLOAD: hold objects for the connection's next UPDATE_REFS."""
+    del repo  # nothing is stored before UPDATE_REFS
+    return Ack(result={"held": uploads.add(request.objects)})
+
+
+def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
+    """UPDATE_REFS: store the uploads and move branches and tags, all or nothing."""
+    updates = [RefUpdate(_pushable(u.name), u.old, u.new) for u in request.updates]
     try:
-        oid = from_hex(commit)
-    except (ValueError, InvalidInputError):
-        return False
-    stored = repo.store.get_object(oid)
-    return stored is not None and stored.kind == COMMIT
+        received = receive(repo.store, uploads.take(), updates, force=request.force)
+    except CorruptObjectError as exc:  # the client's uploads are at fault, not the store
+        raise InvalidInputError(str(exc)) from None
+    return Ack(
+        result={
+            "objects": received.objects,
+            "bytes": received.bytes,
+            "updated": [u.name for u in received.updated],
+        }
+    )
 
 
-def _get(repo: Repository, oid: bytes) -> StoredObject:
-    stored = repo.store.get_object(oid)
-    if stored is None:
-        raise MissingObjectError(f"object {to_hex(oid)} is missing from the store")
-    return stored
+def _pushable(name: str) -> str:
+    """Only branches and tags move from outside; HEAD, the stage and records never do."""
+    for prefix, what in ((refnames.HEADS, "branch"), (refnames.TAGS, "tag")):
+        if name.startswith(prefix):
+            refnames.check_short_name(name[len(prefix) :], what)
+            return name
+    raise InvalidInputError(f"only branches and tags can be pushed, not {name[:80]!r}")
 
 
-def _mark_tree(repo: Repository, root: bytes, seen: set[bytes]) -> None:
-    for oid, _, _ in _tree_objects(repo, root, seen):
-        seen.add(oid)
+def _object_id(text: str) -> bytes:
+    try:
+        return from_hex(text)
+    except InvalidInputError:
+        raise InvalidInputError(f"not an object id: {text[:80]!r}") from None
 
 
-def _commit_objects(
-    repo: Repository, oid: bytes, tree: bytes, seen: set[bytes]
-) -> Iterator[tuple[str, str, bytes]]:
-    for node, kind, data in _tree_objects(repo, tree, seen):
-        yield to_hex(node), kind, data
-    if oid not in seen:
-        seen.add(oid)
-        yield to_hex(oid), COMMIT, _get(repo, oid).data
-
-
-def _tree_objects(
-    repo: Repository, root: bytes, seen: set[bytes]
-) -> Iterator[tuple[bytes, str, bytes]]:
-    """Yield the tree nodes and objects below ``root`` not in ``seen``, children first."""
-    stack = [root]
-    while stack:
-        node_id = stack.pop()
-        if node_id in seen:
-            continue
-        seen.add(node_id)
-        data = _get(repo, node_id).data
-        node = decode_node(data)
-        stack.extend(child.id for child in node.children)
-        for item in node.items:
-            for entry in _entries_of(item):
-                target = entry.atom_id if isinstance(entry, AtomEntry) else entry.molecule_id
-                if target in seen:
-                    continue
-                seen.add(target)
-                target_kind, target_data = _get(repo, target)
-                if target_kind == MOLECULE:
-                    for atom_id in decode_molecule(target_data).atom_ids:
-                        if atom_id not in seen:
-                            seen.add(atom_id)
-                            yield (atom_id, ATOM, _get(repo, atom_id).data)
-                yield target, target_kind, target_data
-        yield node_id, TREE, data
+def _maybe_id(text: str) -> bytes | None:
+    try:
+        return from_hex(text)
+    except InvalidInputError:
+        return None
 
 
 __all__ = [
     "expand",
     "fetch",
+    "have",
     "log",
+    "offer",
     "oplog_append",
     "pull",
     "push",
     "query",
+    "refs",
     "session",
     "stream",
+    "update_refs",
+    "upload",
 ]

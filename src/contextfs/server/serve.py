@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ContextFSError, InvalidInputError
-from ..oplog.log import Cut, OpLog
+from ..oplog.base import OpLogBackend
+from ..oplog.log import Cut
 from ..repo import Repository
 from ..wire.connection import (
     Connection,
@@ -49,10 +50,12 @@ from ..wire.messages import (
     Error,
     Expand,
     Fetch,
+    Have,
     Hello,
     Log,
     Message,
     MessageType,
+    Offer,
     OplogAppend,
     OplogEvent,
     OplogSubscribe,
@@ -61,8 +64,11 @@ from ..wire.messages import (
     Pull,
     Push,
     Query,
+    Refs,
     Session,
     Stream,
+    UpdateRefs,
+    Upload,
     Welcome,
     encode_payload,
 )
@@ -91,6 +97,8 @@ class Limits:
     idle_timeout: float = 300.0
     window: int = 1 << 20
     shutdown_grace: float = 10.0
+    #: Bytes of objects one connection may upload for one UPDATE_REFS (a push).
+    max_upload: int = 1 << 30
 
 
 Handler = Callable[[Repository, Any], Any]
@@ -104,6 +112,14 @@ _HANDLERS: dict[type[Message], Handler] = {
     Log: handlers.log,
     Session: handlers.session,
     OplogAppend: handlers.oplog_append,
+    Refs: handlers.refs,
+    Offer: handlers.offer,
+    Have: handlers.have,
+}
+#: Requests that use the connection's held uploads (a push in progress).
+_UPLOAD_HANDLERS: dict[type[Message], Callable[[Repository, handlers.Uploads, Any], Message]] = {
+    Upload: handlers.upload,
+    UpdateRefs: handlers.update_refs,
 }
 
 
@@ -218,6 +234,7 @@ class _Peer:
         )
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.credit: dict[int, asyncio.Event] = {}
+        self.uploads = handlers.Uploads(limits.max_upload)
         self.draining = False
         self.done = asyncio.Event()
 
@@ -384,7 +401,15 @@ class _Peer:
 
     async def _answer(self, stream: int, message: Message) -> None:
         async with self._reported(stream):
-            result = await asyncio.to_thread(_HANDLERS[type(message)], self.server.repo, message)
+            upload_handler = _UPLOAD_HANDLERS.get(type(message))
+            if upload_handler is not None:
+                result = await asyncio.to_thread(
+                    upload_handler, self.server.repo, self.uploads, message
+                )
+            else:
+                result = await asyncio.to_thread(
+                    _HANDLERS[type(message)], self.server.repo, message
+                )
             if isinstance(result, Message):
                 self._send(stream, result, end=True)
                 if isinstance(message, OplogAppend):
@@ -429,7 +454,7 @@ class _Peer:
         assert isinstance(message, OplogSubscribe)
         repo = self.server.repo
         async with self._reported(stream):
-            log: OpLog = await asyncio.to_thread(repo.oplog, message.session)
+            log: OpLogBackend = await asyncio.to_thread(repo.oplog, message.session)
             cut = await asyncio.to_thread(_first_cut, log, max(0, message.since))
             event = self.server.session_event(message.session)
             while True:
@@ -450,13 +475,13 @@ def _take(messages: Iterator[Message], count: int) -> list[Message]:
     return list(itertools.islice(messages, count))
 
 
-def _first_cut(log: OpLog, since: int) -> Cut:
+def _first_cut(log: OpLogBackend, since: int) -> Cut:
     """Where a subscription starts: after the first ``since`` ops (or at the end)."""
     end = log.end()
     return end if since >= end.ops else log.cut_after(Cut(0, 0), since)
 
 
-def _ops_after(log: OpLog, cut: Cut) -> tuple[list[dict[str, Any]], Cut]:
+def _ops_after(log: OpLogBackend, cut: Cut) -> tuple[list[dict[str, Any]], Cut]:
     """The ops after ``cut``, and the cut at the log's end."""
     end = log.end()
     if end.ops <= cut.ops:

@@ -130,3 +130,24 @@ class Store(ObjectStore, RefStore, Protocol):
     def close(self) -> None:
         """Release the backend's resources; safe to call twice."""
         ...
+
+
+@runtime_checkable
+class ServerStore(Protocol):
+    """What a store on disk or on a server adds: consistent reads and compaction.
+
+    :mod:`contextfs.integrity` uses it to verify one committed state while
+    writers carry on, and to make purged bytes unrecoverable.
+    """
+
+    def read_snapshot(self) -> AbstractContextManager[None]:
+        """Make every read in the body see one committed state, without blocking writers."""
+        ...
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this store object."""
+        ...
+
+    def compact(self) -> None:
+        """Rewrite storage so no erased bytes survive; refused inside a transaction."""
+        ...

@@ -460,6 +460,11 @@ class SqliteStore:
             cursor = conn.execute("UPDATE objects SET data = ? WHERE id = ?", (b"", oid))
             return cursor.rowcount == 1
 
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this store object (VACUUM must wait for its end)."""
+        with self._guard() as conn:
+            return bool(self._depth or conn.in_transaction)
+
     def compact(self) -> None:
         """Rewrite the database so no erased bytes survive in the file, its log or free pages.
 

@@ -88,6 +88,7 @@ class SearchContract:
     """What every search backend promises: matching, BM25 order, modes, transactions."""
 
     tmp_path: Path
+    request: pytest.FixtureRequest
     store: Store
     index: SearchIndex
 
@@ -100,8 +101,11 @@ class SearchContract:
         return search_index_for(store)
 
     @pytest.fixture(autouse=True)
-    def _search_contract_setup(self, tmp_path: Path) -> Iterator[None]:
+    def _search_contract_setup(
+        self, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> Iterator[None]:
         self.tmp_path = tmp_path
+        self.request = request
         self.store = self.make_store()
         self.index = self.make_index(self.store)
         self.texts: dict[bytes, str] = {}

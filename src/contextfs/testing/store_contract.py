@@ -72,6 +72,7 @@ class _StoreFixtures:
     """The fixture plumbing shared by both contract classes."""
 
     tmp_path: Path
+    request: pytest.FixtureRequest
     store: Store
     _opened: list[Store]
 
@@ -80,8 +81,11 @@ class _StoreFixtures:
         raise NotImplementedError
 
     @pytest.fixture(autouse=True)
-    def _store_contract_setup(self, tmp_path: Path) -> Iterator[None]:
+    def _store_contract_setup(
+        self, tmp_path: Path, request: pytest.FixtureRequest
+    ) -> Iterator[None]:
         self.tmp_path = tmp_path
+        self.request = request
         self._opened = []
         self.store = self.track(self.make_store())
         yield

@@ -33,7 +33,12 @@ class MessageType(IntEnum):
     PING = 0x0B
     WINDOW = 0x0C
     LOG = 0x0D
+    REFS = 0x0E
+    OFFER = 0x0F
     HELLO = 0x10
+    HAVE = 0x11
+    UPLOAD = 0x12
+    UPDATE_REFS = 0x13
     EXPAND_RESPONSE = 0x81
     STREAM_CHUNK = 0x82
     STREAM_END = 0x83
@@ -44,6 +49,8 @@ class MessageType(IntEnum):
     OPLOG_EVENT = 0x88
     PONG = 0x8B
     LOG_RESPONSE = 0x8D
+    REFS_RESPONSE = 0x8E
+    IDS = 0x8F
     WELCOME = 0x90
     ERROR = 0xFF
 
@@ -326,6 +333,67 @@ class LogResponse(Message, kw_only=True, omit_defaults=True):
     commits: list[LogEntry]
 
 
+# -- remotes: copying history between stores -----------------------------------------
+
+
+class Refs(Message, kw_only=True, omit_defaults=True):
+    """Ask for the server's HEAD, branches and tags (what fetch, pull and push compare)."""
+
+    TYPE = MessageType.REFS
+
+
+class RefsResponse(Message, kw_only=True, omit_defaults=True):
+    """``HEAD`` as stored (``ref: refs/heads/<b>`` or an id), and every branch and tag."""
+
+    TYPE = MessageType.REFS_RESPONSE
+    refs: dict[str, str]
+
+
+class Offer(Message, kw_only=True, omit_defaults=True):
+    """Ask which objects a client holding ``haves`` may lack for ``wants`` (commit ids)."""
+
+    TYPE = MessageType.OFFER
+    wants: list[str]
+    haves: list[str] = msgspec.field(default_factory=list)
+
+
+class Ids(Message, kw_only=True, omit_defaults=True):
+    """Object ids: an OFFER's batches (data), or the answer to HAVE."""
+
+    TYPE = MessageType.IDS
+    ids: list[str]
+
+
+class Have(Message, kw_only=True, omit_defaults=True):
+    """Ask which of ``ids`` the server holds; answered by IDS."""
+
+    TYPE = MessageType.HAVE
+    ids: list[str]
+
+
+class Upload(Message, kw_only=True, omit_defaults=True):
+    """Objects ``[id, kind, bytes]`` for a coming UPDATE_REFS, held by the connection."""
+
+    TYPE = MessageType.UPLOAD
+    objects: list[tuple[str, str, bytes]]
+
+
+class RefUpdateSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Move branch or tag ``name`` from ``old`` (nil: absent) to ``new`` (nil: delete)."""
+
+    name: str
+    old: str | None = None
+    new: str | None = None
+
+
+class UpdateRefs(Message, kw_only=True, omit_defaults=True):
+    """Store the connection's uploaded objects and move refs, all or nothing."""
+
+    TYPE = MessageType.UPDATE_REFS
+    updates: list[RefUpdateSpec]
+    force: bool = False
+
+
 MESSAGES: dict[MessageType, type[Message]] = {
     cls.TYPE: cls
     for cls in (
@@ -355,6 +423,13 @@ MESSAGES: dict[MessageType, type[Message]] = {
         OplogEvent,
         Log,
         LogResponse,
+        Refs,
+        RefsResponse,
+        Offer,
+        Ids,
+        Have,
+        Upload,
+        UpdateRefs,
     )
 }
 #: What a client may open a stream with.
@@ -370,10 +445,17 @@ REQUESTS = frozenset(
         MessageType.OPLOG_APPEND,
         MessageType.OPLOG_SUBSCRIBE,
         MessageType.LOG,
+        MessageType.REFS,
+        MessageType.OFFER,
+        MessageType.HAVE,
+        MessageType.UPLOAD,
+        MessageType.UPDATE_REFS,
     }
 )
 #: Server messages that spend the stream's credit (they can be many, or large).
-DATA = frozenset({MessageType.STREAM_CHUNK, MessageType.OBJECTS, MessageType.OPLOG_EVENT})
+DATA = frozenset(
+    {MessageType.STREAM_CHUNK, MessageType.OBJECTS, MessageType.OPLOG_EVENT, MessageType.IDS}
+)
 #: Server messages that answer on a stream.
 ANSWERS = frozenset(
     {
@@ -386,6 +468,8 @@ ANSWERS = frozenset(
         MessageType.SESSION_RESPONSE,
         MessageType.OPLOG_EVENT,
         MessageType.LOG_RESPONSE,
+        MessageType.REFS_RESPONSE,
+        MessageType.IDS,
         MessageType.ERROR,
     }
 )

@@ -1,0 +1,846 @@
+"""A session's op log in PostgreSQL: one live session shared by agents on many machines.
+
+The same semantics as the file log (:mod:`contextfs.oplog.log`, held by the
+contract in :mod:`contextfs.testing.oplog_contract`), kept in four tables of
+the store's schema (component ``oplog`` of :meth:`PostgresStore.migrate`):
+
+``oplog_sessions``
+    one row per session: its op count, byte length and highest stamp. It is the
+    session's lock: every write locks it (``SELECT ... FOR UPDATE``) first.
+``oplog_ops``
+    one row per op: ``seq`` (1, 2, 3 ... the log order), the canonical line
+    (:func:`~.entry.encode_line` without its newline), its op id and stamp,
+    and ``end_bytes``, the byte length of the log through this op.
+``oplog_held``
+    ops received before their causal parents, retried on every ``receive``.
+``oplog_checkpoints``
+    every checkpoint record (the file log's JSON), numbered per session.
+
+Invariants this module owns:
+
+* Writes to a session are serialised by the lock on its ``oplog_sessions``
+  row, held until the transaction commits, by every connection on every
+  machine. Under it a local append is re-stamped above the row's highest
+  stamp, so local stamps increase strictly in log order (the file log's
+  ``flock`` rule), and ``seq`` has no gaps.
+* A call returns once its transaction has committed: an acknowledged op is
+  durable (with PostgreSQL's default ``synchronous_commit``), and a process
+  killed mid-call leaves no trace of it.
+* The rows hold exactly the bytes the file log writes, so the same ops in the
+  same order have the same op ids, leaf hashes, RFC 6962 roots and checkpoint
+  cuts (``log_bytes`` included) on both backends. A :class:`~.log.Cut` is a
+  ``seq`` position; its ``bytes`` are that row's ``end_bytes``.
+* ``(session, op_id)`` is unique: no op is stored twice whatever races.
+* Op and checkpoint rows are only ever inserted, never updated or deleted, so
+  paging through ops by ``seq`` up to a cut read earlier is consistent without
+  a snapshot.
+* Crystallising is excluded across processes by a session-level advisory lock
+  keyed on the schema and the session, and within a process by a thread lock
+  per store object (an advisory lock is re-entrant within one connection).
+  Checkpoints join the store's open transaction, so
+  :func:`~.crystallise.commit_oplog` writes the commit, the refs and the
+  checkpoint atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Self
+
+import msgspec
+import psycopg
+
+from ..errors import CorruptLogError, InvalidInputError, StoreError
+from ..integrity.merkle import (
+    EMPTY_ROOT,
+    consistency_proof_from_hashes,
+    extend_frontier,
+    frontier_root,
+    leaf_hash,
+)
+from ..store.base import Store
+from ..store.postgres import PostgresStore, Step
+from .base import (
+    LineCheck,
+    RootCache,
+    check_checkpoints,
+    check_lines,
+    decode_checkpoint,
+    structured_delta,
+)
+from .entry import (
+    OpEntry,
+    OpLogCheckpoint,
+    check_session_id,
+    encode_json,
+    encode_line,
+    merge_key,
+    now_iso,
+    restamp,
+)
+from .log import Cut, LogVerification, ReceiveResult, Repair, _check_id, _check_new
+
+#: The op log's schema steps (component ``oplog``). Append only.
+MIGRATIONS: Final[tuple[Step, ...]] = (
+    (
+        1,
+        "create op-log sessions, ops, held ops and checkpoints",
+        (
+            'CREATE TABLE oplog_sessions (session text COLLATE "C" PRIMARY KEY,'
+            " ops bigint NOT NULL DEFAULT 0 CHECK (ops >= 0),"
+            " log_bytes bigint NOT NULL DEFAULT 0 CHECK (log_bytes >= 0),"
+            " max_lamport bigint NOT NULL DEFAULT 0 CHECK (max_lamport >= 0))",
+            'CREATE TABLE oplog_ops (session text COLLATE "C" NOT NULL'
+            " REFERENCES oplog_sessions (session),"
+            " seq bigint NOT NULL CHECK (seq >= 1),"
+            " op_id bytea NOT NULL CHECK (octet_length(op_id) = 32),"
+            " lamport_ts bigint NOT NULL CHECK (lamport_ts >= 1),"
+            " end_bytes bigint NOT NULL,"
+            " line bytea NOT NULL,"
+            " PRIMARY KEY (session, seq),"
+            " UNIQUE (session, op_id))",
+            'CREATE TABLE oplog_held (session text COLLATE "C" NOT NULL'
+            " REFERENCES oplog_sessions (session),"
+            " op_id bytea NOT NULL CHECK (octet_length(op_id) = 32),"
+            " line bytea NOT NULL,"
+            " PRIMARY KEY (session, op_id))",
+            'CREATE TABLE oplog_checkpoints (session text COLLATE "C" NOT NULL'
+            " REFERENCES oplog_sessions (session),"
+            " number bigint NOT NULL CHECK (number >= 1),"
+            " op_count bigint NOT NULL,"
+            " record bytea NOT NULL,"
+            " PRIMARY KEY (session, number))",
+        ),
+    ),
+)
+
+_PAGE: Final = 2000  # rows per read
+_BATCH_ROWS: Final = 1000  # rows per INSERT
+_BATCH_BYTES: Final = 8 << 20  # bytes of lines per INSERT
+_LOCK_WAIT: Final = (0.002, 0.1)  # first and longest pause between commit-lock attempts
+_OP_ID = re.compile(r"[0-9a-f]{64}")
+
+_LOCK_ROW: Final = (
+    "SELECT ops, log_bytes, max_lamport FROM oplog_sessions WHERE session = %s FOR UPDATE"
+)
+_INSERT_OPS: Final = (
+    "INSERT INTO oplog_ops (session, seq, op_id, lamport_ts, end_bytes, line)"
+    " SELECT %s, * FROM unnest(%s::bigint[], %s::bytea[], %s::bigint[], %s::bigint[], %s::bytea[])"
+)
+
+_entry_decoder = msgspec.json.Decoder(OpEntry)
+
+# Stores whose op-log tables are known to be current, and the crystallising
+# thread locks of each store's sessions (see commit_lock).
+_migrated: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+_commit_locks: weakref.WeakKeyDictionary[PostgresStore, dict[str, threading.RLock]] = (
+    weakref.WeakKeyDictionary()
+)
+_registry_lock = threading.Lock()
+
+
+@dataclass(slots=True)
+class _Tail:
+    """The session row: op count, byte length, highest stamp."""
+
+    ops: int = 0
+    bytes: int = 0
+    max_lamport: int = 0
+
+
+def ensure_schema(store: PostgresStore) -> None:
+    """Create or upgrade the op-log tables in ``store`` (once per store object).
+
+    Raises:
+        StoreError: PostgreSQL failed, or a newer ContextFS wrote the tables.
+    """
+    if store in _migrated:
+        return
+    store.migrate("oplog", MIGRATIONS)
+    with _registry_lock:
+        _migrated.add(store)
+
+
+def sessions_in_store(store: PostgresStore) -> list[str]:
+    """Return the sessions with an op log in ``store``'s database, sorted."""
+    ensure_schema(store)
+    with store.connection() as conn:
+        rows = conn.execute("SELECT session FROM oplog_sessions ORDER BY session").fetchall()
+    names = []
+    for (name,) in rows:
+        with contextlib.suppress(InvalidInputError):
+            names.append(check_session_id(name))
+    return names
+
+
+class PostgresOpLog:
+    """The op log of one session, kept in a :class:`PostgresStore`'s database.
+
+    Args:
+        store: the store whose database holds the log; it stays the caller's
+            (:meth:`close` does not close it).
+        session_id: the session (see :func:`~.entry.check_session_id`).
+
+    An instance is safe to share between threads; instances on other
+    connections, processes and machines coordinate through the database.
+
+    Raises:
+        InvalidInputError: the session id is unsafe.
+        StoreError: PostgreSQL failed.
+    """
+
+    def __init__(self, store: PostgresStore, session_id: str) -> None:
+        self._session_id = check_session_id(session_id)
+        self._store = store
+        self._mutex = threading.Lock()
+        self._clock = 0
+        self._lock_key: int | None = None
+        ensure_schema(store)
+
+    def __repr__(self) -> str:
+        return f"PostgresOpLog({self._store.where!r}, {self._session_id!r})"
+
+    @property
+    def repairs(self) -> list[Repair]:
+        """Always empty: a transaction that did not commit leaves nothing to repair."""
+        return []
+
+    def session_id(self) -> str:
+        """Return the session id (a method, as in the seed)."""
+        return self._session_id
+
+    def joins_transactions_of(self, store: Store) -> bool:
+        """True when ``store`` is this log's store, so its writes join its transactions."""
+        return store is self._store
+
+    def close(self) -> None:
+        """Nothing to release (the store is the caller's); safe to call twice."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def exists(self) -> bool:
+        """True once the session has a row (its first append, receive or checkpoint)."""
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM oplog_sessions WHERE session = %s", (self._session_id,)
+            ).fetchone()
+        return row is not None
+
+    # -- the session row: state and lock ----------------------------------------------
+
+    def _head(self) -> _Tail:
+        """The session row as last committed, without locking it."""
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT ops, log_bytes, max_lamport FROM oplog_sessions WHERE session = %s",
+                (self._session_id,),
+            ).fetchone()
+        return _Tail() if row is None else _Tail(int(row[0]), int(row[1]), int(row[2]))
+
+    def _lock(self, conn: psycopg.Connection[Any]) -> _Tail:
+        """Lock the session row until the transaction ends (creating it); return it.
+
+        Under READ COMMITTED a ``FOR UPDATE`` that waited returns the row as
+        the previous holder committed it, so the counters are always current.
+        """
+        row = conn.execute(_LOCK_ROW, (self._session_id,)).fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO oplog_sessions (session) VALUES (%s) ON CONFLICT (session) DO NOTHING",
+                (self._session_id,),
+            )
+            row = conn.execute(_LOCK_ROW, (self._session_id,)).fetchone()
+        if row is None:  # pragma: no cover - the row was just made, and rows are never deleted
+            raise CorruptLogError(f"op log {self._session_id}: its session row vanished")
+        return _Tail(int(row[0]), int(row[1]), int(row[2]))
+
+    # -- clocks -----------------------------------------------------------------------
+
+    def next_lamport_ts(self) -> int:
+        """Return the next Lamport stamp: one more than any this log or instance has seen.
+
+        One indexed read. Another writer may take the same stamp first;
+        :meth:`append` then re-stamps.
+        """
+        top = self._head().max_lamport
+        with self._mutex:
+            self._clock = max(self._clock, top) + 1
+            return self._clock
+
+    def _saw(self, stamp: int) -> None:
+        with self._mutex:
+            self._clock = max(self._clock, stamp)
+
+    # -- appending --------------------------------------------------------------------
+
+    def append(self, entry: OpEntry) -> OpEntry:
+        """Append one op durably and return it as stored (see :meth:`append_many`)."""
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: Iterable[OpEntry]) -> list[OpEntry]:
+        """Append ops in one transaction, all or none, and return them as stored.
+
+        An op whose stamp is not above every stamp in the log is re-stamped
+        (its ``op_id`` changes with it; a later op in the same call that names
+        it as a parent is rewritten to match). Causal parents must already be
+        in the log or earlier in the call.
+
+        Raises:
+            InvalidInputError: an op is malformed, or names a parent not in the log.
+            StoreError: PostgreSQL failed; nothing was appended.
+        """
+        checked = [_check_new(entry) for entry in entries]
+        if not checked:
+            return []
+        with self._store.connection(write=True) as conn:
+            tail = self._lock(conn)
+            known = self._stamps(conn, {p for e in checked for p in e["parent_op_ids"]})
+            stored: list[OpEntry] = []
+            renamed: dict[str, str] = {}
+            batch: set[str] = set()
+            stamp = tail.max_lamport
+            for entry in checked:
+                parents = [renamed.get(p, p) for p in entry["parent_op_ids"]]
+                missing = [p for p in parents if p not in known and p not in batch]
+                if missing:
+                    raise InvalidInputError(
+                        f"op names a causal parent not in session {self._session_id!r}:"
+                        f" {missing[0][:16]}"
+                    )
+                moved = entry
+                if entry["lamport_ts"] <= stamp or parents != entry["parent_op_ids"]:
+                    moved = restamp(entry, max(entry["lamport_ts"], stamp + 1), parents)
+                    renamed[entry["op_id"]] = moved["op_id"]
+                stamp = moved["lamport_ts"]
+                batch.add(moved["op_id"])
+                stored.append(moved)
+            self._insert(conn, tail, stored)
+        self._saw(stamp)
+        return stored
+
+    def _stamps(self, conn: psycopg.Connection[Any], op_ids: Iterable[str]) -> dict[str, int]:
+        """Return ``{op_id: lamport_ts}`` for those of ``op_ids`` in the log."""
+        wanted = [bytes.fromhex(i) for i in set(op_ids) if _OP_ID.fullmatch(i)]
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), _BATCH_ROWS):
+            rows = conn.execute(
+                "SELECT op_id, lamport_ts FROM oplog_ops WHERE session = %s AND op_id = ANY(%s)",
+                (self._session_id, wanted[start : start + _BATCH_ROWS]),
+            ).fetchall()
+            found.update((bytes(oid).hex(), int(ts)) for oid, ts in rows)
+        return found
+
+    def _insert(
+        self, conn: psycopg.Connection[Any], tail: _Tail, entries: Sequence[OpEntry]
+    ) -> None:
+        """Insert ``entries`` after ``tail`` and move the session row (call under its lock)."""
+        rows: list[tuple[int, bytes, int, int, bytes]] = []
+        for entry in entries:
+            line = encode_line(entry)[:-1]
+            tail.ops += 1
+            tail.bytes += len(line) + 1
+            tail.max_lamport = max(tail.max_lamport, entry["lamport_ts"])
+            rows.append(
+                (tail.ops, bytes.fromhex(entry["op_id"]), entry["lamport_ts"], tail.bytes, line)
+            )
+        for chunk in _batches(rows):
+            conn.execute(_INSERT_OPS, (self._session_id, *map(list, zip(*chunk, strict=True))))
+        conn.execute(
+            "UPDATE oplog_sessions SET ops = %s, log_bytes = %s, max_lamport = %s"
+            " WHERE session = %s",
+            (tail.ops, tail.bytes, tail.max_lamport, self._session_id),
+        )
+
+    # -- merging another replica's ops ----------------------------------------------
+
+    def receive(self, entries: Iterable[OpEntry | dict[str, Any]]) -> ReceiveResult:
+        """Merge ops from another replica of this session.
+
+        Each op is checked (its id must match its content); ops already here
+        are counted as duplicates; an op whose causal parents are not all here
+        is held back in the database (for every handle on the session) and
+        retried on the next call, and reported in ``held``. The rest are
+        appended in merge order (stamp, actor, id), keeping their stamps, and
+        the local clock moves past the highest (the Lamport receive rule).
+
+        Raises:
+            InvalidInputError: an op is malformed, or its stamp is not above its
+                parents' (nothing is written).
+            StoreError: PostgreSQL failed; nothing was written.
+        """
+        offered = list(entries)
+        for entry in offered:
+            if not isinstance(entry, dict) or not isinstance(entry.get("op_id"), str):
+                raise InvalidInputError("an op must be a JSON object with an op_id")
+        with self._store.connection() as conn:
+            present = self._stamps(conn, (raw["op_id"] for raw in offered))
+        fresh = {raw["op_id"]: raw for raw in offered if raw["op_id"] not in present}
+        checked = {op_id: _check_new(raw) for op_id, raw in fresh.items()}
+        for raw in offered:  # ops already here are not written: only their ids are checked
+            if raw["op_id"] not in fresh:
+                _check_id(raw)
+        with self._store.connection(write=True) as conn:
+            tail = self._lock(conn)
+            waiting_before = self._held(conn)
+            present = self._stamps(conn, [*checked, *waiting_before])
+            # A held op may have come in through another handle since.
+            held = {k: v for k, v in waiting_before.items() if k not in present}
+            new = {k: v for k, v in checked.items() if k not in present and k not in held}
+            duplicates = len(offered) - len(new)
+            incoming = {**held, **new}
+            known = self._stamps(conn, {p for e in incoming.values() for p in e["parent_op_ids"]})
+            accepted: dict[str, OpEntry] = {}
+            waiting = sorted(incoming.values(), key=merge_key)
+            while waiting:  # valid ops are already in causal order: one pass, one check
+                still: list[OpEntry] = []
+                for entry in waiting:
+                    stamps = [
+                        known.get(p) or _stamp(accepted.get(p)) for p in entry["parent_op_ids"]
+                    ]
+                    if not all(stamps):
+                        still.append(entry)
+                        continue
+                    if stamps and entry["lamport_ts"] <= max(stamps):
+                        raise InvalidInputError(
+                            f"op {entry['op_id'][:16]} has stamp {entry['lamport_ts']},"
+                            f" not above its parent's {max(stamps)}"
+                        )
+                    accepted[entry["op_id"]] = entry
+                if len(still) == len(waiting):
+                    break
+                waiting = still
+            added = list(accepted.values())
+            if added:
+                self._insert(conn, tail, added)
+            self._hold(conn, set(waiting_before), waiting)
+        self._saw(tail.max_lamport)
+        return ReceiveResult(tuple(added), duplicates, tuple(waiting))
+
+    def _held(self, conn: psycopg.Connection[Any]) -> dict[str, OpEntry]:
+        rows = conn.execute(
+            "SELECT line FROM oplog_held WHERE session = %s ORDER BY op_id", (self._session_id,)
+        ).fetchall()
+        held = {}
+        for (line,) in rows:
+            entry = self._decode(bytes(line), "oplog_held")
+            held[entry["op_id"]] = entry
+        return held
+
+    def _hold(
+        self, conn: psycopg.Connection[Any], before: set[str], waiting: Sequence[OpEntry]
+    ) -> None:
+        """Make the held ops exactly ``waiting`` (``before`` were held until now)."""
+        now = {e["op_id"]: e for e in waiting}
+        gone = [bytes.fromhex(op_id) for op_id in before - now.keys()]
+        if gone:
+            conn.execute(
+                "DELETE FROM oplog_held WHERE session = %s AND op_id = ANY(%s)",
+                (self._session_id, gone),
+            )
+        new = [e for op_id, e in now.items() if op_id not in before]
+        for start in range(0, len(new), _BATCH_ROWS):
+            chunk = new[start : start + _BATCH_ROWS]
+            conn.execute(
+                "INSERT INTO oplog_held (session, op_id, line)"
+                " SELECT %s, * FROM unnest(%s::bytea[], %s::bytea[])"
+                " ON CONFLICT DO NOTHING",
+                (
+                    self._session_id,
+                    [bytes.fromhex(e["op_id"]) for e in chunk],
+                    [encode_line(e)[:-1] for e in chunk],
+                ),
+            )
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _lines(self, first: int, last: int) -> Iterator[tuple[int, bytes]]:
+        """Yield ``(seq, line)`` for the rows with ``first < seq <= last``, by ``seq``.
+
+        A page at a time, so no cursor stays open between yields and other
+        threads can use the store meanwhile; rows are never changed, so the
+        pages agree.
+        """
+        after = first
+        while after < last:
+            with self._store.connection() as conn:
+                rows = conn.execute(
+                    "SELECT seq, line FROM oplog_ops WHERE session = %s AND seq > %s"
+                    " AND seq <= %s ORDER BY seq LIMIT %s",
+                    (self._session_id, after, last, _PAGE),
+                ).fetchall()
+            if not rows:
+                return
+            for seq, line in rows:
+                yield int(seq), bytes(line)
+            after = int(rows[-1][0])
+
+    def _read(self, start: Cut, end: Cut) -> list[OpEntry]:
+        """Decode the ops after ``start`` through ``end`` (checked when appended).
+
+        Raises:
+            CorruptLogError: a row is missing or does not decode.
+        """
+        result = []
+        expected = start.ops
+        for seq, line in self._lines(start.ops, end.ops):
+            expected += 1
+            if seq != expected:
+                raise self._corrupt(expected, "the op is missing")
+            result.append(self._decode(line, f"line {seq}"))
+        if expected < end.ops:
+            raise self._corrupt(expected + 1, "the op is missing")
+        return result
+
+    def _decode(self, line: bytes, where: str) -> OpEntry:
+        try:
+            return _entry_decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            raise CorruptLogError(
+                f"op log {self._session_id}: {where}: not a well-formed op ({exc})"
+            ) from None
+
+    def _corrupt(self, number: int, why: str) -> CorruptLogError:
+        return CorruptLogError(f"op log {self._session_id}: line {number}: {why}")
+
+    def read_all(self) -> list[OpEntry]:
+        """Return every op in the log, in log (arrival) order."""
+        return self._read(Cut(0, 0), self.end())
+
+    def end(self) -> Cut:
+        """The cut at the log's current end."""
+        tail = self._head()
+        return Cut(tail.ops, tail.bytes)
+
+    def cut_after(self, start: Cut, count: int) -> Cut:
+        """Return the cut ``count`` ops after ``start``.
+
+        Raises:
+            InvalidInputError: the log has fewer ops after ``start``.
+        """
+        if count == 0:
+            return Cut(start.ops, start.bytes)
+        with self._store.connection() as conn:
+            row = (
+                conn.execute(
+                    "SELECT end_bytes FROM oplog_ops WHERE session = %s AND seq = %s",
+                    (self._session_id, start.ops + count),
+                ).fetchone()
+                if count > 0 and start.ops >= 0
+                else None
+            )
+        if row is None:
+            raise InvalidInputError(f"the log has fewer than {count} ops after op {start.ops}")
+        return Cut(start.ops + count, int(row[0]))
+
+    def pending(self) -> tuple[list[OpEntry], Cut, Cut]:
+        """Return the ops after the last checkpoint (log order), and the cuts around them."""
+        with self._store.read_snapshot():
+            latest = self.read_checkpoint()
+            start = Cut(latest["op_count"], latest["log_bytes"]) if latest else Cut(0, 0)
+            end = self.end()
+            if end.ops < start.ops:
+                raise CorruptLogError(
+                    f"op log {self._session_id}: the checkpoint covers {start.ops} ops"
+                    f" but the log holds {end.ops}"
+                )
+            return self._read(start, end), start, end
+
+    def replay_since_checkpoint(self) -> list[OpEntry]:
+        """Return the ops not yet in a checkpoint, in merge order (the order they apply in).
+
+        "Not yet in a checkpoint" means after the checkpoint's cut, so an op
+        that arrived late with a low stamp is still here.
+        """
+        return sorted(self.pending()[0], key=merge_key)
+
+    def read_range(self, start: Cut, end: Cut) -> list[OpEntry]:
+        """Return the ops between two cuts (log order)."""
+        return self._read(start, end)
+
+    def to_structured_delta(self, domain: str) -> dict[str, Any]:
+        """Collapse the ops since the checkpoint for one domain, as the seed does.
+
+        Returns ``{"domain", "ops", "summary"}``: that domain's ``domain_op``
+        values in merge order and a count of each op kind.
+        """
+        return structured_delta(self.replay_since_checkpoint(), domain)
+
+    # -- checkpoints ------------------------------------------------------------------
+
+    def read_checkpoint(self) -> OpLogCheckpoint | None:
+        """Return the latest checkpoint, or None if the session has none.
+
+        Raises:
+            CorruptLogError: the record is damaged.
+        """
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT number, record FROM oplog_checkpoints WHERE session = %s"
+                " ORDER BY number DESC LIMIT 1",
+                (self._session_id,),
+            ).fetchone()
+        return None if row is None else self._checkpoint_of(int(row[0]), bytes(row[1]))
+
+    def checkpoints(self) -> list[OpLogCheckpoint]:
+        """Return every checkpoint written, oldest first."""
+        with self._store.connection() as conn:
+            rows = conn.execute(
+                "SELECT number, record FROM oplog_checkpoints WHERE session = %s ORDER BY number",
+                (self._session_id,),
+            ).fetchall()
+        return [self._checkpoint_of(int(n), bytes(record)) for n, record in rows]
+
+    def _checkpoint_of(self, number: int, data: bytes) -> OpLogCheckpoint:
+        try:
+            return decode_checkpoint(data, self._session_id)
+        except InvalidInputError as exc:
+            raise CorruptLogError(
+                f"op log {self._session_id}: checkpoint {number}: {exc}"
+            ) from None
+
+    def checkpoint(
+        self, snapshot_id: str, *, through: Cut | None = None, commit: str | None = None
+    ) -> OpLogCheckpoint:
+        """Record that the ops up to ``through`` (default: all) are in ``snapshot_id``.
+
+        The record holds the cut, the highest stamp in it, the log's RFC 6962
+        root at the cut and the frontier to extend it; only the ops since the
+        previous checkpoint are read. It joins the store's open transaction
+        (so a crystallised commit and its checkpoint land together).
+
+        Raises:
+            InvalidInputError: ``through`` is before the previous checkpoint, past
+                the end, or not a cut of this log.
+        """
+        if not isinstance(snapshot_id, str) or not snapshot_id:
+            raise InvalidInputError("snapshot id must be non-empty text")
+        with self._store.connection(write=True) as conn:
+            tail = self._lock(conn)
+            end = through if through is not None else Cut(tail.ops, tail.bytes)
+            previous = self.read_checkpoint()
+            start = Cut(previous["op_count"], previous["log_bytes"]) if previous else Cut(0, 0)
+            if not start.ops <= end.ops <= tail.ops or not start.bytes <= end.bytes <= tail.bytes:
+                raise InvalidInputError(
+                    f"checkpoint cut at op {end.ops} is outside ops {start.ops}..{tail.ops}"
+                )
+            actual = self.cut_after(Cut(0, 0), end.ops).bytes if end.ops else 0
+            if actual != end.bytes:
+                raise InvalidInputError(
+                    f"checkpoint cut at op {end.ops} says byte {end.bytes}; the op ends at {actual}"
+                )
+            frontier = [bytes.fromhex(h) for h in previous["frontier"]] if previous else []
+            hashes = []
+            top = previous["lamport_ts"] if previous else 0
+            for _, entry_line in self._lines(start.ops, end.ops):
+                hashes.append(leaf_hash(entry_line))
+                top = max(top, self._decode(entry_line, "checkpoint")["lamport_ts"])
+            if len(hashes) != end.ops - start.ops:
+                raise self._corrupt(start.ops + len(hashes) + 1, "the op is missing")
+            frontier = extend_frontier(frontier, start.ops, hashes)
+            record: OpLogCheckpoint = {
+                "session_id": self._session_id,
+                "snapshot_id": snapshot_id,
+                "lamport_ts": top,
+                "op_count": end.ops,
+                "created_at": now_iso(),
+                "log_bytes": end.bytes,
+                "log_root": frontier_root(frontier).hex(),
+                "frontier": [h.hex() for h in frontier],
+                "commit": commit,
+            }
+            conn.execute(
+                "INSERT INTO oplog_checkpoints (session, number, op_count, record)"
+                " SELECT %s, coalesce(max(number), 0) + 1, %s, %s FROM oplog_checkpoints"
+                " WHERE session = %s",
+                (self._session_id, end.ops, encode_json(record), self._session_id),
+            )
+        return record
+
+    # -- crystallising ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def commit_lock(self) -> Iterator[None]:
+        """Serialise crystallising this session into commits, across processes and machines.
+
+        A session-level advisory lock excludes other connections; it is
+        re-entrant within one connection, so a thread lock per store object
+        and session excludes this process's other threads. The lock is taken
+        by polling, so waiting never holds the store's connection from other
+        threads.
+        """
+        with _thread_lock(self._store, self._session_id):
+            key = self._advisory_key()
+            pause = _LOCK_WAIT[0]
+            while True:
+                with self._store.connection() as conn:
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                if row is not None and row[0]:
+                    break
+                time.sleep(pause)
+                pause = min(pause * 2, _LOCK_WAIT[1])
+            try:
+                yield
+            except BaseException:
+                # Unlocking fails only if the connection is gone (which frees the
+                # lock) or a caller's transaction was aborted; the error that got
+                # us here is the one worth reporting.
+                with contextlib.suppress(StoreError):
+                    self._unlock(key)
+                raise
+            self._unlock(key)
+
+    def _unlock(self, key: int) -> None:
+        with self._store.connection() as conn:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+    def _advisory_key(self) -> int:
+        """A 64-bit lock key for this schema's session: advisory locks span the database."""
+        if self._lock_key is None:
+            with self._store.connection() as conn:
+                row = conn.execute("SELECT current_schema()").fetchone()
+            name = f"contextfs oplog commit\0{row[0] if row else ''}\0{self._session_id}"
+            digest = hashlib.sha256(name.encode()).digest()
+            self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
+        return self._lock_key
+
+    # -- transparency -----------------------------------------------------------------
+
+    def leaf_hashes(self, size: int | None = None) -> list[bytes]:
+        """Return the RFC 6962 leaf hashes of the first ``size`` ops (default: all)."""
+        end = self.end()
+        if size is not None and not 0 <= size <= end.ops:
+            raise InvalidInputError(f"the log holds {end.ops} ops, not {size}")
+        last = end.ops if size is None else size
+        return [leaf_hash(line) for _, line in self._lines(0, last)]
+
+    def root(self, size: int | None = None) -> str:
+        """Return the log's RFC 6962 root (hex) over its first ``size`` ops."""
+        return frontier_root(extend_frontier([], 0, self.leaf_hashes(size))).hex()
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
+        """Return the RFC 6962 proof (hex) that the log of ``new_size`` extends ``old_size``."""
+        hashes = self.leaf_hashes(new_size)
+        return [h.hex() for h in consistency_proof_from_hashes(hashes, old_size)]
+
+    def verify(self, *, trusted: tuple[int, str] | None = None) -> LogVerification:
+        """Check the whole log: every row, op id, parent and checkpoint, in one snapshot.
+
+        Besides what the file log checks (each op's id against its content,
+        causal order, each checkpoint's cut and root, consistency proofs
+        between checkpoints and to ``trusted``), each row's columns must agree
+        with its line and the session row with the log.
+        """
+        with self._store.read_snapshot():
+            head = self._head()
+            rows = list(self._rows())
+            records = self._checkpoint_rows()
+        found = check_lines((number, row[4]) for number, row in enumerate(rows, 1))
+        problems = found.problems
+        for number, (seq, op_id, stamp, end_bytes, _) in enumerate(rows, 1):
+            problems += _row_problems(number, seq, op_id, stamp, end_bytes, found)
+        top = max((s for _, s in found.stamps), default=0)
+        if (head.ops, head.bytes, head.max_lamport) != (len(rows), found.offsets[-1], top):
+            problems.append(
+                f"the session row says {head.ops} ops, {head.bytes} bytes, highest stamp"
+                f" {head.max_lamport}; the log holds {len(rows)}, {found.offsets[-1]}, {top}"
+            )
+        checkpoints: list[OpLogCheckpoint] = []
+        for position, (number, count, data) in enumerate(records, 1):
+            try:
+                record = decode_checkpoint(data, self._session_id)
+            except InvalidInputError as exc:
+                problems.append(f"checkpoint {number}: {exc}")
+                continue
+            if number != position or count != record["op_count"]:
+                problems.append(f"checkpoint {number}: its row does not match its record")
+            checkpoints.append(record)
+        root_at = RootCache(found.hashes)
+        problems += check_checkpoints(found, checkpoints, trusted, root_at)
+        size = len(found.hashes)
+        return LogVerification(
+            self._session_id,
+            size,
+            len(records),
+            root_at(size).hex() if size else EMPTY_ROOT.hex(),
+            tuple(problems),
+        )
+
+    def _rows(self) -> Iterator[tuple[int, str, int, int, bytes]]:
+        """Every row as ``(seq, op_id, lamport_ts, end_bytes, line)``, by ``seq``."""
+        after = 0
+        while True:
+            with self._store.connection() as conn:
+                page = conn.execute(
+                    "SELECT seq, op_id, lamport_ts, end_bytes, line FROM oplog_ops"
+                    " WHERE session = %s AND seq > %s ORDER BY seq LIMIT %s",
+                    (self._session_id, after, _PAGE),
+                ).fetchall()
+            for seq, op_id, stamp, end_bytes, line in page:
+                yield int(seq), bytes(op_id).hex(), int(stamp), int(end_bytes), bytes(line)
+            if len(page) < _PAGE:
+                return
+            after = int(page[-1][0])
+
+    def _checkpoint_rows(self) -> list[tuple[int, int, bytes]]:
+        with self._store.connection() as conn:
+            rows = conn.execute(
+                "SELECT number, op_count, record FROM oplog_checkpoints WHERE session = %s"
+                " ORDER BY number",
+                (self._session_id,),
+            ).fetchall()
+        return [(int(n), int(count), bytes(record)) for n, count, record in rows]
+
+
+# -- helpers ------------------------------------------------------------------------
+
+
+def _row_problems(
+    number: int, seq: int, op_id: str, stamp: int, end_bytes: int, found: LineCheck
+) -> Iterator[str]:
+    """What is wrong with row ``number``'s columns against its line."""
+    if seq != number:
+        yield f"line {number}: the row is at position {seq}"
+    line_id, line_stamp = found.stamps[number - 1]
+    if line_id and (op_id, stamp) != (line_id, line_stamp):
+        yield f"line {number}: the row's op_id or lamport_ts column differs from its line"
+    if end_bytes != found.offsets[number]:
+        yield f"line {number}: the row says the log is {end_bytes} bytes long here"
+
+
+def _batches(
+    rows: Sequence[tuple[int, bytes, int, int, bytes]],
+) -> Iterator[Sequence[tuple[int, bytes, int, int, bytes]]]:
+    """Split rows into INSERTs of at most _BATCH_ROWS rows and about _BATCH_BYTES bytes."""
+    start = size = 0
+    for index, row in enumerate(rows):
+        if index > start and (index - start >= _BATCH_ROWS or size + len(row[4]) > _BATCH_BYTES):
+            yield rows[start:index]
+            start, size = index, 0
+        size += len(row[4])
+    if start < len(rows):
+        yield rows[start:]
+
+
+def _stamp(entry: OpEntry | None) -> int:
+    return entry["lamport_ts"] if entry is not None else 0
+
+
+def _thread_lock(store: PostgresStore, session: str) -> threading.RLock:
+    """The crystallising lock of ``session`` shared by every handle on ``store``."""
+    with _registry_lock:
+        locks = _commit_locks.setdefault(store, {})
+        return locks.setdefault(session, threading.RLock())
+
+
+__all__ = ["MIGRATIONS", "PostgresOpLog", "ensure_schema", "sessions_in_store"]

@@ -1,0 +1,410 @@
+"""Which objects a transfer moves, and taking them in safely.
+
+Both ends of every transfer (store to store, or over the wire) run these two
+functions; only how the ids and bytes travel differs.
+
+The sender's :func:`offer` is the "want/have" half of git's negotiation. It
+lists the commits reachable from the receiver's *wants* but not from its
+*haves*, and below them every tree node the receiver's nearest known
+snapshots do not already hold, with the atoms and molecules those nodes
+name. Trees are content-addressed tries, so an unchanged subtree has the same
+id in both snapshots and is skipped whole: the offer grows with the change,
+not with the history. The receiver then asks only for the offered ids it
+lacks (``has_objects``).
+
+The receiver's :func:`receive` is all or nothing. Inside one store
+transaction it re-hashes every object (a sender cannot slip in bytes that do
+not match their id), checks that everything the new objects link to is
+present, checks each ref update (fast-forward unless forced) and moves the
+refs by compare-and-swap. An atom whose content was purged on the sending
+side travels empty, with its purge record, and stays purged here (its
+``refs/purges/`` ref is made); a purge never erases content the receiver
+already holds. Any failure, or an interrupted connection, rolls
+the whole transaction back: no object and no ref of a failed transfer
+remains.
+
+Invariant relied on: a store that holds a tree node holds everything below
+it, and a store that holds a commit holds its ancestors. Every local write
+and every :func:`receive` keeps it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from ..errors import (
+    ConcurrentUpdateError,
+    CorruptObjectError,
+    InvalidInputError,
+    MissingObjectError,
+    NonFastForwardError,
+)
+from ..history.attribution import oplog_metadata
+from ..history.commits import COMMIT, Commit, decode_commit
+from ..history.graph import is_ancestor, walk
+from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node
+from ..integrity.fsck import entries_of, identify
+from ..integrity.purge import PurgeRecord, purge_ref
+from ..model.ids import from_hex, short
+from ..model.objects import ATOM, MOLECULE, AtomEntry, StoredMolecule, decode_molecule
+from ..search import search_index_for
+from ..store.base import Store
+
+#: Ids per offered batch, and objects per stored batch.
+BATCH: Final = 1000
+#: How many known snapshots the sender diffs against: the new commits' nearest known parents.
+MAX_KNOWN_TREES: Final = 16
+
+ObjectRow = tuple[bytes, str, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RefUpdate:
+    """Move ``name`` from ``old`` (what the sender last saw; None: absent) to ``new``."""
+
+    name: str
+    old: str | None
+    new: str | None
+
+
+@dataclass
+class Received:
+    """What :func:`receive` stored: how many objects, how many bytes, which refs moved."""
+
+    objects: int = 0
+    bytes: int = 0
+    updated: list[RefUpdate] = field(default_factory=list)
+
+
+class _Commits:
+    """Commits read from a store once each (the walks below revisit them)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[bytes, Commit] = {}
+
+    def __call__(self, oid: bytes) -> Commit:
+        commit = self._cache.get(oid)
+        if commit is None:
+            stored = self._store.get_object(oid)
+            if stored is None or stored.kind != COMMIT:
+                raise MissingObjectError(f"commit {oid.hex()} is missing from the store")
+            commit = self._cache[oid] = decode_commit(stored.data)
+        return commit
+
+
+def known_commits(store: Store, ids: Iterable[bytes]) -> list[bytes]:
+    """Return the ids among ``ids`` that name commits in ``store``, in order, once each."""
+    unique = list(dict.fromkeys(ids))
+    found = store.get_objects(unique)
+    return [oid for oid in unique if oid in found and found[oid].kind == COMMIT]
+
+
+def offer(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[list[bytes]]:
+    """Yield, in batches, the ids of every object the receiver may lack for ``wants``.
+
+    Args:
+        store: the sender's store.
+        wants: commits the receiver asks for (each must be in ``store``).
+        haves: commits the receiver holds; ids ``store`` does not know are ignored.
+
+    Raises:
+        MissingObjectError: a wanted commit, or an object below it, is missing.
+    """
+    load = _Commits(store)
+    for want in wants:
+        load(want)  # a missing want is the caller's error, reported before anything is sent
+    haves = known_commits(store, haves)
+    hidden = {oid for oid, _ in walk(load, haves)}
+    new = [(oid, commit) for oid, commit in walk(load, wants) if oid not in hidden]
+    boundary = list(dict.fromkeys(p for _, commit in new for p in commit.parents if p in hidden))[
+        :MAX_KNOWN_TREES
+    ]
+    known: set[bytes] = {EMPTY_TREE_ID}
+    _node_ids(store, [load(oid).tree for oid in boundary], known)
+    offered: set[bytes] = set(known)
+    batch: list[bytes] = []
+    for oid, _ in new:
+        offered.add(oid)
+        batch.append(oid)
+    roots = [commit.tree for _, commit in new] + [
+        root for _, commit in new if (root := _attribution_root(commit)) is not None
+    ]
+    for ids in _tree_closure(store, roots, offered):
+        batch.extend(ids)
+        while len(batch) >= BATCH:
+            yield batch[:BATCH]
+            batch = batch[BATCH:]
+    if batch:
+        yield batch
+
+
+def _attribution_root(commit: Commit) -> bytes | None:
+    """The attribution tree a crystallised commit names, if any."""
+    meta = oplog_metadata(commit)
+    value = meta.get("attribution") if meta else None
+    if not isinstance(value, str):
+        return None
+    try:
+        return from_hex(value)
+    except InvalidInputError:
+        return None
+
+
+def _read_nodes(store: Store, ids: list[bytes]) -> list[Node]:
+    found = store.get_objects(ids)
+    nodes = []
+    for oid in ids:
+        stored = found.get(oid)
+        if stored is None or stored.kind != TREE:
+            raise MissingObjectError(f"tree {oid.hex()} is missing from the store")
+        nodes.append(decode_node(stored.data))
+    return nodes
+
+
+def _node_ids(store: Store, roots: list[bytes], into: set[bytes]) -> None:
+    """Add the ids of every tree node below ``roots`` to ``into``, one level per read."""
+    level = [r for r in dict.fromkeys(roots) if r not in into]
+    while level:
+        into.update(level)
+        children = [c.id for node in _read_nodes(store, level) for c in node.children]
+        level = [c for c in dict.fromkeys(children) if c not in into]
+
+
+def _tree_closure(store: Store, roots: list[bytes], offered: set[bytes]) -> Iterator[list[bytes]]:
+    """Yield the ids of the tree nodes below ``roots`` not in ``offered``, and what they name.
+
+    Reads one tree level per store call; marks everything yielded in ``offered``.
+    """
+    level = [r for r in dict.fromkeys(roots) if r not in offered]
+    molecules: list[bytes] = []
+    while level:
+        offered.update(level)
+        out = list(level)
+        children: list[bytes] = []
+        for node in _read_nodes(store, level):
+            children.extend(c.id for c in node.children)
+            for item in node.items:
+                for entry in entries_of(item):
+                    target = entry.atom_id if isinstance(entry, AtomEntry) else entry.molecule_id
+                    if target not in offered:
+                        offered.add(target)
+                        out.append(target)
+                        if not isinstance(entry, AtomEntry):
+                            molecules.append(target)
+        yield out
+        level = [c for c in dict.fromkeys(children) if c not in offered]
+    for start in range(0, len(molecules), BATCH):
+        chunk = molecules[start : start + BATCH]
+        found = store.get_objects(chunk)
+        atoms = [
+            atom_id
+            for oid in chunk
+            if oid in found
+            for atom_id in decode_molecule(found[oid].data).atom_ids
+            if atom_id not in offered
+        ]
+        offered.update(atoms)
+        yield atoms
+
+
+def receive(
+    store: Store,
+    objects: Iterable[ObjectRow],
+    updates: Sequence[RefUpdate],
+    *,
+    force: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Received:
+    """Store ``objects`` and move refs as ``updates`` say, all in one transaction, or nothing.
+
+    Args:
+        store: the receiving store.
+        objects: ``(id, kind, data)`` rows as the sender sent them.
+        updates: the refs to move, by compare-and-swap against ``old``.
+        force: allow an update that is not a fast-forward (the compare-and-swap
+            against ``old`` still holds, so a ref someone else moved meanwhile
+            is never overwritten).
+        progress: called with the number of objects taken so far.
+
+    Raises:
+        CorruptObjectError: an object does not hash to its id or does not decode;
+            or it names an object neither sent nor already stored.
+        NonFastForwardError: an update would drop commits, without ``force``.
+        ConcurrentUpdateError: a ref no longer holds ``old``.
+    """
+    result = Received()
+    links = _Links()
+    with store.transaction():
+        rows: list[ObjectRow] = []
+        for oid, kind, data in objects:
+            rows.append(_checked(oid, kind, data, links))
+            result.objects += 1
+            result.bytes += len(data)
+            if len(rows) >= BATCH:
+                store.put_objects(rows)
+                rows = []
+                if progress is not None:
+                    progress(result.objects)
+        store.put_objects(rows)
+        links.check(store)
+        atoms = [oid for oid, kind in links.received.items() if kind == ATOM]
+        if atoms:  # searchable like atoms added here (indexed before the next query)
+            search_index_for(store).defer(atoms)
+        for name, record in links.purge_refs().items():
+            held = store.read_ref(name)
+            if held is None:
+                store.set_ref_if_equals(name, None, record)
+            elif not store.has_objects([from_hex(held)]):
+                raise CorruptObjectError(f"{name} names a missing record; nothing was stored")
+        load = _Commits(store)
+        for update in updates:
+            _apply(store, load, update, force)
+            result.updated.append(update)
+    return result
+
+
+def _checked(oid: bytes, kind: str, data: bytes, links: _Links) -> ObjectRow:
+    """Re-hash one received object; remember what it links to."""
+    if not isinstance(oid, bytes) or len(oid) != 32 or not isinstance(data, bytes):
+        raise CorruptObjectError("a received object is malformed; nothing was stored")
+    if kind == ATOM and not data:  # purged on the sending side: its record must come along
+        links.emptied.add(oid)
+        links.received[oid] = ATOM
+        return oid, kind, data
+    try:
+        actual, value = identify(kind, data)
+    except InvalidInputError as exc:
+        raise CorruptObjectError(
+            f"received {kind} {oid.hex()} does not decode ({exc}); nothing was stored"
+        ) from None
+    if actual != oid:
+        raise CorruptObjectError(
+            f"received {kind} {oid.hex()} hashes to {actual.hex()}; nothing was stored"
+        )
+    links.note(oid, kind, value)
+    return oid, kind, data
+
+
+class _Links:
+    """What the received objects name, checked against the store once they are all in."""
+
+    def __init__(self) -> None:
+        self.received: dict[bytes, str] = {}
+        self.needed: dict[bytes, tuple[str, bytes]] = {}  # target -> (kind, referrer)
+        self.emptied: set[bytes] = set()  # atoms that arrived purged
+        self.records: dict[bytes, bytes] = {}  # purge record -> the atom it names
+
+    def note(self, oid: bytes, kind: str, value: object) -> None:
+        self.received[oid] = kind
+        if isinstance(value, Commit):
+            self._need(value.tree, TREE, oid)
+            for parent in value.parents:
+                self._need(parent, COMMIT, oid)
+            root = _attribution_root(value)
+            if root is not None:
+                self._need(root, TREE, oid)
+        elif isinstance(value, Node):
+            for child in value.children:
+                self._need(child.id, TREE, oid)
+            for item in value.items:
+                for entry in entries_of(item):
+                    if isinstance(entry, AtomEntry):
+                        self._need(entry.atom_id, ATOM, oid)
+                    else:
+                        self._need(entry.molecule_id, MOLECULE, oid)
+        elif isinstance(value, StoredMolecule):
+            for atom_id in value.atom_ids:
+                self._need(atom_id, ATOM, oid)
+        elif isinstance(value, PurgeRecord):
+            self.records[oid] = value.atom_id
+
+    def _need(self, target: bytes, kind: str, referrer: bytes) -> None:
+        if target != EMPTY_TREE_ID:
+            self.needed.setdefault(target, (kind, referrer))
+
+    def purge_refs(self) -> dict[str, str]:
+        """``refs/purges/<atom>`` for each purged atom received, naming its record.
+
+        Raises:
+            CorruptObjectError: an atom arrived purged without a record, or a
+                record arrived for an atom that did not arrive purged.
+        """
+        by_atom: dict[bytes, bytes] = {}
+        for record, atom_id in sorted(self.records.items()):
+            if atom_id not in self.emptied:
+                raise CorruptObjectError(
+                    f"received purge {record.hex()} names atom {atom_id.hex()}, which did"
+                    " not arrive purged; nothing was stored"
+                )
+            by_atom.setdefault(atom_id, record)
+        for atom_id in sorted(self.emptied - by_atom.keys()):
+            raise CorruptObjectError(
+                f"received atom {atom_id.hex()} without its content and without a purge"
+                " record; nothing was stored"
+            )
+        return {purge_ref(atom_id): record.hex() for atom_id, record in by_atom.items()}
+
+    def check(self, store: Store) -> None:
+        """Raise unless every named object was received or is stored, with the right kind."""
+        for target, (kind, referrer) in self.needed.items():
+            got = self.received.get(target)
+            if got is not None and got != kind:
+                raise CorruptObjectError(
+                    f"received object {referrer.hex()} names {target.hex()} as a {kind},"
+                    f" but it is a {got}; nothing was stored"
+                )
+        elsewhere = [t for t in self.needed if t not in self.received]
+        for start in range(0, len(elsewhere), BATCH):
+            chunk = elsewhere[start : start + BATCH]
+            found = store.get_objects(chunk)
+            for target in chunk:
+                kind, referrer = self.needed[target]
+                if target not in found:
+                    raise CorruptObjectError(
+                        f"received object {referrer.hex()} names {kind} {target.hex()},"
+                        " which was neither sent nor already stored; nothing was stored"
+                    )
+                if found[target].kind != kind:
+                    raise CorruptObjectError(
+                        f"received object {referrer.hex()} names {target.hex()} as a {kind},"
+                        f" but it is a {found[target].kind}; nothing was stored"
+                    )
+
+
+def _apply(store: Store, load: _Commits, update: RefUpdate, force: bool) -> None:
+    """Check one ref update and move the ref by compare-and-swap."""
+    now = store.read_ref(update.name)
+    if now != update.old:
+        raise _moved(update, now)
+    if update.new is not None:
+        try:
+            target = from_hex(update.new)
+        except InvalidInputError:
+            raise InvalidInputError(f"{update.name} cannot be set to {update.new!r}") from None
+        stored = store.get_object(target)
+        if stored is None or stored.kind != COMMIT:
+            raise InvalidInputError(
+                f"{update.name} cannot point at {short(target)}: no such commit here;"
+                " nothing was stored"
+            )
+        if update.old is not None and not force:
+            old = from_hex(update.old)
+            if not is_ancestor(load, old, target):
+                raise NonFastForwardError(
+                    f"{update.name}: {short(target)} does not contain {short(old)};"
+                    " fetch and merge first, or force it"
+                )
+    elif not force:
+        raise NonFastForwardError(f"deleting {update.name} needs force")
+    if not store.set_ref_if_equals(update.name, update.old, update.new):
+        raise _moved(update, store.read_ref(update.name))
+
+
+def _moved(update: RefUpdate, now: str | None) -> ConcurrentUpdateError:
+    return ConcurrentUpdateError(
+        f"{update.name} moved to {now[:12] if now else 'nothing'} meanwhile"
+        f" (expected {update.old[:12] if update.old else 'nothing'}); nothing was stored"
+    )

@@ -1,0 +1,180 @@
+"""The other end of a transfer: another store on this machine or a database, or a server.
+
+A :class:`Peer` is what fetch, pull, push and clone need of a remote, and no
+more: its refs, an offer of object ids for a want/have pair, which ids it
+holds, objects by id, and an all-or-nothing receive. :class:`StorePeer`
+answers from a store it opens directly (a repository folder, a SQLite file,
+a ``postgresql://`` database); :class:`~contextfs.remote.wire.WirePeer`
+asks a ``contextfs serve`` over the wire protocol. Both run the same
+:mod:`contextfs.remote.objects` functions on the far side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Protocol, Self
+
+from ..config import read_config
+from ..discovery import DATABASE, REPO_DIR, is_repository
+from ..errors import InvalidInputError, MissingObjectError, RepositoryNotFoundError
+from ..history import refs as refnames
+from ..integrity.purge import PURGES, purge_ref
+from ..model.ids import from_hex
+from ..store.base import Store
+from ..store.locate import is_postgres_url, open_store, redact_url
+from .objects import BATCH, ObjectRow, Received, RefUpdate, offer, receive
+
+#: The URL scheme of a ``contextfs serve`` server.
+WIRE_SCHEME = "ctx://"
+
+
+class Peer(Protocol):
+    """What a transfer needs of the other end."""
+
+    #: Where the peer is, without credentials, for messages.
+    location: str
+
+    def refs(self) -> dict[str, str]:
+        """``HEAD`` (as stored: ``ref: refs/heads/<b>`` or an id), branches, tags, purges."""
+        ...
+
+    def offer(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[list[bytes]]:
+        """Ids of the objects a receiver holding ``haves`` may lack for ``wants``, in batches."""
+        ...
+
+    def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
+        """The ids among ``ids`` the peer holds."""
+        ...
+
+    def get_objects(self, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
+        """``(id, kind, data)`` of each of ``ids``, all of which the peer must hold."""
+        ...
+
+    def receive(
+        self, objects: Iterable[ObjectRow], updates: Sequence[RefUpdate], *, force: bool
+    ) -> Received:
+        """Store ``objects`` and apply ``updates`` all together, or nothing."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection or store."""
+        ...
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+
+def shared_refs(store: Store) -> dict[str, str]:
+    """What a store shows a peer: ``HEAD``, branches, tags and purge records."""
+    refs: dict[str, str] = {}
+    head = store.read_ref(refnames.HEAD)
+    if head is not None:
+        refs[refnames.HEAD] = head
+    refs.update(store.list_refs(refnames.HEADS))
+    refs.update(store.list_refs(refnames.TAGS))
+    refs.update(store.list_refs(PURGES))
+    return refs
+
+
+def purge_records_for(refs: Mapping[str, str], atoms: Iterable[bytes]) -> list[bytes]:
+    """The purge records ``refs`` name for any of ``atoms``: what must travel with them."""
+    records = []
+    for atom_id in atoms:
+        value = refs.get(purge_ref(atom_id))
+        if value is not None:
+            with contextlib.suppress(InvalidInputError):
+                records.append(from_hex(value))
+    return records
+
+
+def stored_rows(store: Store, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
+    """Yield ``(id, kind, data)`` for ``ids`` in batches.
+
+    Raises:
+        MissingObjectError: an id is not stored.
+    """
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        found = store.get_objects(chunk)
+        for oid in chunk:
+            stored = found.get(oid)
+            if stored is None:
+                raise MissingObjectError(f"object {oid.hex()} is missing from the store")
+            yield oid, stored.kind, stored.data
+
+
+class StorePeer:
+    """A peer whose store this process opens itself."""
+
+    def __init__(self, store: Store, location: str) -> None:
+        self.store = store
+        self.location = location
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def refs(self) -> dict[str, str]:
+        """``HEAD``, branches and tags of the store."""
+        return shared_refs(self.store)
+
+    def offer(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[list[bytes]]:
+        """Run the sender's half of the negotiation on the store."""
+        return offer(self.store, wants, haves)
+
+    def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
+        """The ids among ``ids`` the store holds."""
+        return self.store.has_objects(ids)
+
+    def get_objects(self, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
+        """Read ``ids`` from the store, a batch at a time."""
+        return stored_rows(self.store, ids)
+
+    def receive(
+        self, objects: Iterable[ObjectRow], updates: Sequence[RefUpdate], *, force: bool
+    ) -> Received:
+        """Take ``objects`` and ``updates`` into the store in one transaction."""
+        return receive(self.store, objects, updates, force=force)
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+
+def open_peer(url: str, *, token: str | None = None) -> Peer:
+    """Open the remote at ``url``: ``ctx://host:port``, ``postgresql://...`` or a path.
+
+    A path names a repository folder (holding ``.contextfs``), a ``.contextfs``
+    folder, or a SQLite store file.
+
+    Raises:
+        InvalidInputError: ``url`` is empty.
+        RepositoryNotFoundError: a path that holds no repository.
+        StoreError, ConnectionLostError: the remote cannot be reached.
+    """
+    if not url:
+        raise InvalidInputError("remote URL must not be empty")
+    if url.startswith(WIRE_SCHEME):
+        from .wire import WirePeer  # imported late: only wire remotes need the client
+
+        return WirePeer(url, token=token)
+    if is_postgres_url(url):
+        return StorePeer(open_store(url), redact_url(url))
+    return StorePeer(open_store(_store_path(Path(url))), url)
+
+
+def _store_path(path: Path) -> str | os.PathLike[str]:
+    """The store behind a path: a repository folder, a ``.contextfs`` folder or a store file."""
+    if path.is_file():
+        return path
+    for folder in (path / REPO_DIR, path):
+        if is_repository(folder):
+            config = read_config(folder)
+            return config.store if config.store is not None else folder / DATABASE
+    raise RepositoryNotFoundError(f"no ContextFS repository at {str(path)!r}")

@@ -1,0 +1,485 @@
+"""Remotes, as git has them: add, fetch, pull, push and clone between any two stores.
+
+Remote names and URLs live in the repository folder's ``config.json``; where
+each remote's branches were when last fetched lives in the store, as
+``refs/remotes/<remote>/<branch>``. Every transfer is one
+:func:`~contextfs.remote.objects.receive` on the receiving side, so it lands
+whole or not at all, and moves only the objects the receiver lacks.
+
+* ``fetch`` copies the remote's branches to the tracking refs (a remote branch
+  that was force-pushed moves its tracking ref too, as git's ``+`` refspec
+  does; a deleted one is pruned) and its new tags to ``refs/tags/``.
+* ``pull`` fetches, then fast-forwards the current branch or merges with the
+  three-way merge of :meth:`~contextfs.core.RepositoryCore.merge`.
+* ``push`` refuses to drop the remote's commits unless forced; even forced, it
+  moves the remote branch only if it still holds the commit read at the
+  start (compare-and-swap), so a concurrent push is never overwritten.
+* ``clone`` creates a repository, fetches everything and checks out the
+  remote's default branch; if anything fails the new repository is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import check_remote_name, read_config, write_config
+from ..core import RepositoryCore
+from ..discovery import REPO_DIR
+from ..errors import (
+    InvalidInputError,
+    NonFastForwardError,
+    NothingToDoError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    UnknownRevisionError,
+)
+from ..history import refs as refnames
+from ..history.graph import is_ancestor
+from ..integrity.purge import PURGES
+from ..model.ids import from_hex, short
+from ..records import MergeResult
+from ..repo import Repository
+from ..store.base import Store
+from ..store.locate import POSTGRES_SCHEMES
+from .objects import ObjectRow, RefUpdate, known_commits, offer, receive
+from .peers import WIRE_SCHEME, Peer, open_peer, purge_records_for, stored_rows
+
+#: The name ``clone`` gives the remote it copies.
+ORIGIN = "origin"
+#: Most commits a fetch says it has.
+MAX_HAVES = 256
+
+
+@dataclass
+class TransferResult:
+    """What a fetch or push moved: refs, and objects counted and measured."""
+
+    remote: str
+    updated: list[RefUpdate] = field(default_factory=list)
+    #: Object ids the sender offered, and how many of them (and their bytes) travelled.
+    offered: int = 0
+    objects: int = 0
+    bytes: int = 0
+    #: Tags the remote has under a name that already names another commit here.
+    kept_tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PullResult:
+    """A fetch, and what it did to the current branch."""
+
+    fetch: TransferResult
+    merge: MergeResult | None
+    fast_forward: bool = False
+    up_to_date: bool = False
+
+
+# -- naming remotes -----------------------------------------------------------------
+
+
+def _folder(repo: RepositoryCore) -> Path:
+    if repo.path is None:
+        raise RepositoryNotFoundError(
+            "remotes are kept in a repository folder's config.json; this repository has none"
+        )
+    return repo.path
+
+
+def remotes(repo: RepositoryCore) -> dict[str, str]:
+    """The repository's remotes, name -> URL, sorted by name."""
+    return dict(sorted(read_config(repo.path).remotes.items())) if repo.path else {}
+
+
+def add_remote(repo: RepositoryCore, name: str, url: str) -> None:
+    """Name the remote at ``url``.
+
+    Raises:
+        InvalidInputError: a bad name or an empty URL.
+        RepositoryExistsError: a remote of that name exists.
+    """
+    folder = _folder(repo)
+    check_remote_name(name)
+    if not url or url != url.strip() or "\n" in url:
+        raise InvalidInputError(f"remote URL must be one non-empty line, got {url!r}")
+    config = read_config(folder)
+    if name in config.remotes:
+        raise RepositoryExistsError(f"remote {name!r} already exists")
+    config.remotes[name] = _absolute(url)
+    write_config(folder, config)
+
+
+def _absolute(url: str) -> str:
+    """A path remote as an absolute path, so it means the same from any directory."""
+    if url.startswith((WIRE_SCHEME, *POSTGRES_SCHEMES)):
+        return url
+    return str(Path(url).expanduser().absolute())
+
+
+def remove_remote(repo: RepositoryCore, name: str) -> None:
+    """Forget remote ``name`` and its tracking refs.
+
+    Raises:
+        UnknownRevisionError: no remote of that name.
+    """
+    folder = _folder(repo)
+    config = read_config(folder)
+    if name not in config.remotes:
+        raise UnknownRevisionError(f"no remote named {name!r}")
+    with repo.transaction():
+        for ref, value in repo.store.list_refs(f"{refnames.REMOTES}{name}/").items():
+            repo.store.set_ref_if_equals(ref, value, None)
+    del config.remotes[name]
+    write_config(folder, config)
+
+
+def remote_url(repo: RepositoryCore, name: str) -> str:
+    """The URL of remote ``name``.
+
+    Raises:
+        UnknownRevisionError: no remote of that name.
+    """
+    url = remotes(repo).get(name)
+    if url is None:
+        raise UnknownRevisionError(
+            f"no remote named {name!r}; add one with 'contextfs remote add {name} URL'"
+        )
+    return url
+
+
+# -- fetch ----------------------------------------------------------------------------
+
+
+def fetch(
+    repo: RepositoryCore,
+    name: str = ORIGIN,
+    *,
+    token: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> TransferResult:
+    """Copy remote ``name``'s new commits and move its tracking refs.
+
+    Raises:
+        UnknownRevisionError: no remote of that name.
+        CorruptObjectError: the remote sent damaged objects (nothing was stored).
+        StoreError, ConnectionLostError: a store or the connection failed
+            (nothing was stored).
+    """
+    with open_peer(remote_url(repo, name), token=token) as peer:
+        return fetch_from(repo, peer, name, progress=progress)
+
+
+def fetch_from(
+    repo: RepositoryCore,
+    peer: Peer,
+    name: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> TransferResult:
+    """Fetch from an open ``peer`` into ``repo``, tracking it as remote ``name``."""
+    check_remote_name(name)
+    store = repo.store
+    theirs = _checked_refs(peer)
+    prefix = f"{refnames.REMOTES}{name}/"
+    tracking = store.list_refs(prefix)
+    updates: list[RefUpdate] = []
+    for ref, value in theirs.items():
+        if ref.startswith(refnames.HEADS):
+            local = prefix + ref[len(refnames.HEADS) :]
+            if tracking.get(local) != value:
+                updates.append(RefUpdate(local, tracking.get(local), value))
+    gone = {prefix + r[len(refnames.HEADS) :] for r in theirs if r.startswith(refnames.HEADS)}
+    updates += [RefUpdate(ref, value, None) for ref, value in tracking.items() if ref not in gone]
+    result = TransferResult(remote=name)
+    ours_tags = store.list_refs(refnames.TAGS)
+    for ref, value in theirs.items():
+        if ref.startswith(refnames.TAGS):
+            if ref not in ours_tags:
+                updates.append(RefUpdate(ref, None, value))
+            elif ours_tags[ref] != value:
+                result.kept_tags.append(ref[len(refnames.TAGS) :])
+    wants = [from_hex(u.new) for u in updates if u.new is not None]
+    wants = [w for w in dict.fromkeys(wants) if w not in store.has_objects([w])]
+    missing = _missing(peer.offer(wants, _local_tips(store)), store.has_objects, result)
+    missing += _records_to_copy(theirs, missing, store.has_objects)
+    received = receive(
+        store, _counted(peer.get_objects(missing), result), updates, force=True, progress=progress
+    )
+    result.updated = received.updated
+    return result
+
+
+def _checked_refs(peer: Peer) -> dict[str, str]:
+    """The peer's refs, refusing names and values no ContextFS store could hold.
+
+    Raises:
+        InvalidInputError: a branch or tag name is malformed, or a value is not an id.
+    """
+    refs = peer.refs()
+    for ref, value in refs.items():
+        for prefix, what in ((refnames.HEADS, "branch"), (refnames.TAGS, "tag")):
+            if ref.startswith(prefix):
+                try:
+                    refnames.check_short_name(ref[len(prefix) :], what)
+                    from_hex(value)
+                except InvalidInputError as exc:
+                    raise InvalidInputError(
+                        f"{peer.location} offers a malformed ref {ref[:80]!r}: {exc}"
+                    ) from None
+    return refs
+
+
+def _local_tips(store: Store) -> list[bytes]:
+    """The commits this side's refs point at, branches first: what the other side may skip.
+
+    At most :data:`MAX_HAVES`: haves only save transfer, so a few hundred
+    tips are plenty, and a request stays small however many tags there are.
+    """
+    values: list[str] = []
+    for prefix in (refnames.HEADS, refnames.REMOTES, refnames.TAGS):
+        values.extend(store.list_refs(prefix).values())
+    tips = []
+    for value in dict.fromkeys(values):
+        with contextlib.suppress(InvalidInputError):
+            tips.append(from_hex(value))
+    return tips[:MAX_HAVES]
+
+
+def _missing(
+    offered: Iterable[list[bytes]],
+    has: Callable[[list[bytes]], set[bytes]],
+    result: TransferResult,
+) -> list[bytes]:
+    """The offered ids the receiver lacks (asked batch by batch)."""
+    missing: list[bytes] = []
+    for batch in offered:
+        result.offered += len(batch)
+        present = has(batch)
+        missing.extend(oid for oid in batch if oid not in present)
+    return missing
+
+
+def _records_to_copy(
+    refs: dict[str, str], missing: list[bytes], has: Callable[[list[bytes]], set[bytes]]
+) -> list[bytes]:
+    """Purge records that must travel with ``missing`` (purged atoms go with their record)."""
+    records = list(dict.fromkeys(purge_records_for(refs, missing)))
+    present = has(records) if records else set()
+    return [record for record in records if record not in present]
+
+
+def _counted(rows: Iterable[ObjectRow], result: TransferResult) -> Iterator[ObjectRow]:
+    for row in rows:
+        result.objects += 1
+        result.bytes += len(row[2])
+        yield row
+
+
+# -- pull -----------------------------------------------------------------------------
+
+
+def pull(
+    repo: Repository,
+    name: str = ORIGIN,
+    branch: str | None = None,
+    *,
+    author: str,
+    token: str | None = None,
+) -> PullResult:
+    """Fetch remote ``name``, then bring its ``branch`` into the current branch.
+
+    ``branch`` defaults to the current branch's name. Fast-forwards when the
+    current branch is behind, else merges; a merge that stops on conflicts
+    is reported in the result (status ``conflicts``), as
+    :meth:`~contextfs.core.RepositoryCore.merge` reports it.
+
+    Raises:
+        UnknownRevisionError: no such remote, or it has no such branch.
+        InvalidInputError: HEAD is detached.
+        UncommittedChangesError: something is staged, so a merge cannot start.
+    """
+    current = repo.current_branch
+    if current is None:
+        raise InvalidInputError("HEAD is detached; switch to a branch to pull into")
+    fetched = fetch(repo, name, token=token)
+    branch = branch or current
+    tracking = refnames.remote_ref(name, branch)
+    theirs = repo.store.read_ref(tracking)
+    if theirs is None:
+        raise UnknownRevisionError(f"remote {name!r} has no branch {branch!r}")
+    ours_ref = refnames.branch_ref(current)
+    ours = repo.store.read_ref(ours_ref)
+    if ours == theirs:
+        return PullResult(fetched, None, up_to_date=True)
+    if ours is None:  # an unborn branch: start it where the remote's is
+        repo.update_ref(ours_ref, theirs, None)
+        return PullResult(fetched, None, fast_forward=True)
+    try:
+        merged = repo.merge(tracking, author=author, message=f"Merge {name}/{branch}")
+    except NothingToDoError:
+        return PullResult(fetched, None, up_to_date=True)
+    return PullResult(
+        fetched,
+        merged,
+        fast_forward=merged.status == "fast-forward",
+        up_to_date=merged.status == "up-to-date",
+    )
+
+
+# -- push -----------------------------------------------------------------------------
+
+
+def push(
+    repo: RepositoryCore,
+    name: str = ORIGIN,
+    branch: str | None = None,
+    *,
+    force: bool = False,
+    token: str | None = None,
+) -> TransferResult:
+    """Send ``branch`` (default: the current one) to remote ``name``.
+
+    Raises:
+        NonFastForwardError: the remote branch has commits this one lacks
+            (fetch and merge first, or ``force``).
+        ConcurrentUpdateError: someone pushed meanwhile (nothing was stored).
+        UnknownRevisionError: no such remote or local branch.
+    """
+    with open_peer(remote_url(repo, name), token=token) as peer:
+        return push_to(repo, peer, name, branch, force=force)
+
+
+def push_to(
+    repo: RepositoryCore,
+    peer: Peer,
+    name: str,
+    branch: str | None = None,
+    *,
+    force: bool = False,
+) -> TransferResult:
+    """Push to an open ``peer``, tracking it as remote ``name``."""
+    branch = branch or repo.current_branch
+    if branch is None:
+        raise InvalidInputError("HEAD is detached; name the branch to push")
+    ref = refnames.branch_ref(branch)
+    ours = repo.store.read_ref(ref)
+    if ours is None:
+        raise UnknownRevisionError(f"no branch {branch!r} here to push")
+    theirs_refs = peer.refs()
+    theirs = theirs_refs.get(ref)
+    result = TransferResult(remote=name)
+    if theirs != ours:
+        if theirs is not None and not force:
+            _check_fast_forward(repo, branch, theirs, ours)
+        haves = [from_hex(v) for r, v in theirs_refs.items() if r != refnames.HEAD][:MAX_HAVES]
+        wants = [from_hex(ours)]
+        offered = _offer_local(repo, wants, haves)
+        missing = _missing(offered, peer.has_objects, result)
+        ours_purges = repo.store.list_refs(PURGES)
+        missing += _records_to_copy(ours_purges, missing, peer.has_objects)
+        received = peer.receive(
+            _counted(stored_rows(repo.store, missing), result),
+            [RefUpdate(ref, theirs, ours)],
+            force=force,
+        )
+        result.updated = received.updated
+    tracking = refnames.remote_ref(name, branch)
+    old = repo.store.read_ref(tracking)
+    if old != ours:
+        repo.store.set_ref_if_equals(tracking, old, ours)  # lost race: the next fetch fixes it
+    return result
+
+
+def _offer_local(
+    repo: RepositoryCore, wants: list[bytes], haves: list[bytes]
+) -> Iterator[list[bytes]]:
+    return offer(repo.store, wants, known_commits(repo.store, haves))
+
+
+def _check_fast_forward(repo: RepositoryCore, branch: str, theirs: str, ours: str) -> None:
+    old = from_hex(theirs)
+    if not repo.store.has_objects([old]):
+        raise NonFastForwardError(
+            f"the remote's {branch} is at {short(old)}, which is not here; fetch and merge"
+            " first, or push with --force"
+        )
+    if not is_ancestor(repo.load_commit, old, from_hex(ours)):
+        raise NonFastForwardError(
+            f"the remote's {branch} ({short(old)}) is not an ancestor of yours; fetch and"
+            " merge first, or push with --force"
+        )
+
+
+# -- clone ----------------------------------------------------------------------------
+
+
+def clone(
+    url: str,
+    path: str | os.PathLike[str],
+    *,
+    token: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Repository:
+    """Create a repository in ``path/.contextfs`` holding everything remote ``url`` has.
+
+    The remote becomes ``origin``; its default branch (the one its HEAD names)
+    is checked out. If anything fails, the new repository is removed.
+
+    Raises:
+        RepositoryExistsError: ``path`` already holds a repository.
+    """
+    target = Path(path)
+    made = not target.exists()
+    repo = Repository.init(path)
+    try:
+        add_remote(repo, ORIGIN, url)
+        with open_peer(url, token=token) as peer:
+            fetched = fetch_from(repo, peer, ORIGIN, progress=progress)
+            head = peer.refs().get(refnames.HEAD)
+        default = _default_branch(head, fetched)
+        if default is not None:
+            tip = repo.store.read_ref(refnames.remote_ref(ORIGIN, default))
+            assert tip is not None
+            with repo.transaction():
+                repo.update_ref(refnames.branch_ref(default), tip, None)
+                repo.switch(default)
+    except BaseException:
+        repo.close()
+        shutil.rmtree(target if made else target / REPO_DIR, ignore_errors=True)
+        raise
+    return repo
+
+
+def _default_branch(head: str | None, fetched: TransferResult) -> str | None:
+    """The branch a clone checks out: the remote HEAD's, else main, else the first."""
+    prefix = f"{refnames.REMOTES}{ORIGIN}/"
+    branches = [u.name[len(prefix) :] for u in fetched.updated if u.name.startswith(prefix)]
+    target = refnames.symbolic_target(head)
+    if target is not None and target.startswith(refnames.HEADS):
+        name = target[len(refnames.HEADS) :]
+        if name in branches:
+            return name
+    if refnames.DEFAULT_BRANCH in branches:
+        return refnames.DEFAULT_BRANCH
+    return branches[0] if branches else None
+
+
+__all__ = [
+    "ORIGIN",
+    "PullResult",
+    "TransferResult",
+    "add_remote",
+    "clone",
+    "fetch",
+    "fetch_from",
+    "pull",
+    "push",
+    "push_to",
+    "remote_url",
+    "remotes",
+    "remove_remote",
+]

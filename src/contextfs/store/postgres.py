@@ -1,0 +1,623 @@
+"""The PostgreSQL backend: the :class:`~contextfs.store.base.Store` port over one database.
+
+For teams whose agents run on many machines: every machine points at one
+server, and refs still move by compare-and-swap, so no writer loses an update.
+
+Invariants this module owns:
+
+* One psycopg connection per store object, in autocommit mode, so every
+  transaction is explicit (``BEGIN`` ... ``COMMIT``). Threads share it under one
+  re-entrant lock; an open transaction holds that lock for its whole body.
+* Transactions run at ``READ COMMITTED``. That is enough for compare-and-swap:
+  ``UPDATE refs ... WHERE name = $1 AND value = $2`` waits for a concurrent
+  writer's row lock and then re-checks the condition against the committed row,
+  so of two racing writers exactly one sees its old value and wins.
+* Tables live in the first schema of the connection's ``search_path``, so one
+  database can hold several stores (``?options=-csearch_path%3Dteam_a``).
+* Refs are shared by every client except a workspace's own: opened with a
+  ``workspace``, the names in :data:`WORKSPACE_REFS` (``HEAD``, the stage and
+  merge state) are kept under ``workspaces/<workspace>/``, so each checkout
+  has its own current branch and stage, as each git clone has. A new
+  workspace's ``HEAD`` starts as the store's own.
+* Every component (the store, full-text search, the op log) creates its tables
+  through :meth:`PostgresStore.migrate`: numbered steps, applied in order under
+  an advisory lock and recorded in ``schema_migrations``. Released steps are
+  never edited.
+* SQL text never contains caller data: values travel as parameters only.
+* :class:`psycopg.Error` never escapes; it becomes a one-line :class:`StoreError`
+  that names the server without its password.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from operator import itemgetter
+from types import TracebackType
+from typing import Any, Final
+
+try:
+    import psycopg
+    from psycopg import sql
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    raise ImportError(
+        "the PostgreSQL backend needs psycopg 3; install it with: pip install 'contextfs[postgres]'"
+    ) from exc
+
+from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
+from contextfs.store.base import OBJECT_KINDS, StoredObject
+from contextfs.store.locate import is_postgres_url, redact_url
+from contextfs.store.memory import check_hex_prefix, checked_objects
+from contextfs.store.sqlite import id_range
+
+#: The value of ``meta.format``; bumped only for changes old code must not read.
+FORMAT: Final = "1"
+
+#: A migration step: ``(step, name, statements)``.
+Step = tuple[int, str, tuple[str, ...]]
+
+#: The store's own schema steps (component ``store``). Append only.
+MIGRATIONS: Final[tuple[Step, ...]] = (
+    (
+        1,
+        "create objects, refs and meta",
+        (
+            "CREATE TABLE objects ("
+            " id bytea PRIMARY KEY CHECK (octet_length(id) = 32),"
+            " kind text NOT NULL, data bytea NOT NULL)",
+            # Objects by kind, for iter_objects(kind) and find_ids(kinds=...).
+            "CREATE INDEX objects_kind_id ON objects (kind, id)",
+            # "C" collation: names sort by code point, as in SQLite and the memory store.
+            'CREATE TABLE refs (name text COLLATE "C" PRIMARY KEY, value text NOT NULL)',
+            "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
+            "INSERT INTO meta (key, value) VALUES ('format', '1')",  # must equal FORMAT
+        ),
+    ),
+)
+
+_CREATE_MIGRATIONS_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " component text NOT NULL, step integer NOT NULL, name text NOT NULL,"
+    " applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (component, step))"
+)
+
+#: Any constant works: it only has to be the same in every ContextFS process.
+_MIGRATION_LOCK: Final = 0x636F6E74657874  # "context"
+
+#: Refs private to a workspace (one checkout): what git keeps in a clone, not on the server.
+WORKSPACE_REFS: Final = frozenset({"HEAD", "STAGE", "STAGE_BASE", "MERGE_HEAD", "MERGE_STATE"})
+#: Where workspaces' private refs live.
+WORKSPACES: Final = "workspaces/"
+
+_WORKSPACE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+_CHUNK: Final = 1000  # ids per ``= ANY(%s)`` lookup or insert batch
+_PAGE: Final = 1000  # rows per iter_objects page
+_MAX_LIMIT: Final = 2**62
+
+
+class PostgresStore:
+    """A :class:`~contextfs.store.base.Store` in a PostgreSQL database; build it with :meth:`open`.
+
+    Several store objects, threads, processes and machines may share one
+    database: refs move by compare-and-swap, so no update is lost.
+    """
+
+    def __init__(
+        self, connection: psycopg.Connection[Any], url: str, workspace: str | None = None
+    ) -> None:
+        """Wrap an open autocommit connection; use :meth:`open` instead."""
+        self._conn: psycopg.Connection[Any] | None = connection
+        self._where = redact_url(url)
+        self.url = url
+        self.workspace = workspace
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        create: bool = False,
+        workspace: str | None = None,
+        connect_timeout: float = 10.0,
+    ) -> PostgresStore:
+        """Connect to ``url`` and (with ``create``) make or migrate the schema.
+
+        Args:
+            url: a libpq URL, ``postgresql://user@host:port/dbname``.
+            create: create the tables if the database holds none yet; without
+                it the store must exist already (pending steps are still applied).
+            workspace: keep ``HEAD``, the stage and merge state private to this
+                name (1-64 of ``A-Z a-z 0-9 _ -``); None shares the store's own.
+            connect_timeout: seconds to wait for the server.
+
+        Raises:
+            StoreError: the server cannot be reached, refuses the login, the
+                database holds no ContextFS store (without ``create``) or
+                another program's tables, or a newer ContextFS wrote it.
+        """
+        if not is_postgres_url(url):
+            raise InvalidInputError(f"not a PostgreSQL URL: {redact_url(url)!r}")
+        if workspace is not None and not _WORKSPACE_NAME.fullmatch(workspace):
+            raise InvalidInputError(f"workspace must be 1-64 of A-Z a-z 0-9 _ -, got {workspace!r}")
+        try:
+            conn = psycopg.connect(
+                url, autocommit=True, connect_timeout=max(1, round(connect_timeout))
+            )
+        except psycopg.Error as exc:
+            raise StoreError(_one_line(redact_url(url), exc)) from None
+        store = cls(conn, url, workspace)
+        try:
+            store._configure(create)
+            store._start_workspace()
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self._where!r})"
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        """The server and database, without a password, for messages."""
+        return self._where
+
+    # -- plumbing --------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self) -> Iterator[psycopg.Connection[Any]]:
+        """Hold the lock, check the store is open, and translate psycopg's errors."""
+        with self._lock:
+            if self._conn is None:
+                raise StoreError(f"store {self._where!r} is closed")
+            try:
+                yield self._conn
+            except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure) as exc:
+                # Two writers collided; PostgreSQL rolled one back. Retrying is the fix.
+                raise ConcurrentUpdateError(_one_line(self._where, exc)) from None
+            except psycopg.Error as exc:
+                raise StoreError(_one_line(self._where, exc)) from None
+
+    @contextmanager
+    def connection(self, *, write: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """Lend the connection to a component that keeps its tables here (search, op log).
+
+        With ``write`` the body runs inside a transaction (joining the open one),
+        so its statements commit or roll back with the store's own writes.
+
+        Raises:
+            StoreError: the store is closed, or PostgreSQL failed.
+        """
+        if write:
+            with self.transaction(), self._guard() as conn:
+                yield conn
+        else:
+            with self._guard() as conn:
+                yield conn
+
+    @contextmanager
+    def read_snapshot(self) -> Iterator[None]:
+        """Make every read in the body see one committed state (``REPEATABLE READ``).
+
+        A long scan such as ``verify`` never sees half of a concurrent commit,
+        and writers are not blocked. Inside an open transaction it joins it.
+        The body must not write.
+        """
+        with self._lock:
+            if self._depth:
+                yield
+                return
+            with self._guard() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+                with self._guard() as conn:
+                    _rollback(conn)
+
+    def _configure(self, create: bool) -> None:
+        with self._guard() as conn:
+            row = conn.execute("SHOW server_encoding").fetchone()
+            if row is None or str(row[0]).upper() not in ("UTF8", "UTF-8"):
+                found = None if row is None else row[0]
+                raise StoreError(
+                    f"{self._where!r} uses encoding {found!r}; ContextFS needs a UTF8"
+                    " database (createdb --encoding=UTF8)"
+                )
+            exists = _table_exists(conn, "schema_migrations")
+            if not exists:
+                if not create:
+                    raise StoreError(f"no ContextFS store in {self._where!r}")
+                if _table_exists(conn, "objects") or _table_exists(conn, "refs"):
+                    raise StoreError(
+                        f"{self._where!r} already has tables named objects or refs that"
+                        " ContextFS did not make; use another database or schema"
+                    )
+        self.migrate("store", MIGRATIONS)
+        with self._guard() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+        if row is None or row[0] != FORMAT:
+            found = None if row is None else row[0]
+            raise StoreError(f"store {self._where!r} has format {found!r}, expected {FORMAT!r}")
+
+    def _start_workspace(self) -> None:
+        """Give a new workspace the store's own ``HEAD`` (its default branch)."""
+        if self.workspace is None or self.read_ref("HEAD") is not None:
+            return
+        with self._guard() as conn:
+            row = conn.execute("SELECT value FROM refs WHERE name = 'HEAD'").fetchone()
+        if row is not None:
+            self.set_ref_if_equals("HEAD", None, str(row[0]))  # False: a twin got there first
+
+    def _ref_name(self, name: str) -> str:
+        """The stored name of ref ``name``: a workspace's private refs live under its prefix."""
+        if self.workspace is not None and name in WORKSPACE_REFS:
+            return f"{WORKSPACES}{self.workspace}/{name}"
+        return name
+
+    def migrate(self, component: str, steps: Sequence[Step]) -> None:
+        """Apply ``component``'s schema steps that are not recorded yet, in order.
+
+        Each component (``store``, ``search``, ``oplog``) owns its steps. The
+        check runs without a lock first, so opening an up-to-date store never
+        waits; pending steps run in one transaction under an advisory lock, so
+        two processes opening a new store at once apply them exactly once.
+
+        Raises:
+            StoreError: the database records a step this version does not know
+                (a newer ContextFS wrote it), or PostgreSQL failed.
+        """
+        if not self._pending(component, steps):
+            return
+        with self._lock:
+            if self._depth:
+                # Inside a caller's transaction: migrate on a connection of its own, so
+                # a rollback of the caller's work never takes the new tables with it.
+                try:
+                    with (
+                        psycopg.connect(self.url, autocommit=True) as side,
+                        side.transaction(),
+                    ):
+                        _apply_steps(side, component, self._pending(component, steps))
+                except psycopg.Error as exc:
+                    raise StoreError(_one_line(self._where, exc)) from None
+                return
+            with self.transaction(), self._guard() as conn:
+                _apply_steps(conn, component, self._pending(component, steps))
+
+    def _pending(self, component: str, steps: Sequence[Step]) -> list[Step]:
+        with self._guard() as conn:
+            if not _table_exists(conn, "schema_migrations"):
+                return list(steps)
+            row = conn.execute(
+                "SELECT coalesce(max(step), 0) FROM schema_migrations WHERE component = %s",
+                (component,),
+            ).fetchone()
+        applied = int(row[0]) if row else 0
+        latest = steps[-1][0] if steps else 0
+        if applied > latest:
+            raise StoreError(
+                f"store {self._where!r} has {component} schema step {applied}, but this version"
+                f" of ContextFS knows steps up to {latest}; upgrade ContextFS"
+            )
+        return [s for s in steps if s[0] > applied]
+
+    # -- objects -------------------------------------------------------------
+
+    def get_object(self, oid: bytes) -> StoredObject | None:
+        """Return the object stored under ``oid``, or None if absent."""
+        with self._guard() as conn:
+            row = conn.execute("SELECT kind, data FROM objects WHERE id = %s", (oid,)).fetchone()
+        return None if row is None else StoredObject(row[0], bytes(row[1]))
+
+    def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
+        """Return the present objects among ``oids`` (absent ids are left out)."""
+        unique = list(dict.fromkeys(oids))
+        found: dict[bytes, StoredObject] = {}
+        with self._guard() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                cursor = conn.execute(
+                    "SELECT id, kind, data FROM objects WHERE id = ANY(%s)", (chunk,)
+                )
+                for oid, kind, data in cursor:
+                    found[bytes(oid)] = StoredObject(kind, bytes(data))
+        return {oid: found[oid] for oid in unique if oid in found}
+
+    def has_objects(self, oids: Sequence[bytes]) -> set[bytes]:
+        """Return the subset of ``oids`` that is stored."""
+        unique = list(dict.fromkeys(oids))
+        present: set[bytes] = set()
+        with self._guard() as conn:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                cursor = conn.execute("SELECT id FROM objects WHERE id = ANY(%s)", (chunk,))
+                present.update(bytes(row[0]) for row in cursor)
+        return present
+
+    def put_objects(self, objects: Iterable[tuple[bytes, str, bytes]]) -> None:
+        """Store ``(id, kind, data)`` triples; ids already present are skipped.
+
+        One ``INSERT ... SELECT FROM unnest(...)`` per thousand rows, in id
+        order, so concurrent writers of overlapping batches take row locks in
+        the same order and cannot deadlock.
+
+        Raises:
+            InvalidInputError: the batch holds a malformed triple; nothing is stored.
+            StoreError: PostgreSQL failed; nothing is stored.
+        """
+        rows = checked_objects(objects)
+        if not rows:
+            return
+        first: dict[bytes, tuple[bytes, str, bytes]] = {}
+        for row in rows:
+            first.setdefault(row[0], row)  # the first of repeated ids wins, as everywhere
+        rows = sorted(first.values(), key=itemgetter(0))
+        with self.transaction(), self._guard() as conn:
+            for start in range(0, len(rows), _CHUNK):
+                chunk = rows[start : start + _CHUNK]
+                conn.execute(
+                    "INSERT INTO objects (id, kind, data)"
+                    " SELECT * FROM unnest(%s::bytea[], %s::text[], %s::bytea[])"
+                    " ON CONFLICT (id) DO NOTHING",
+                    ([r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk]),
+                )
+
+    def find_ids(
+        self, hex_prefix: str, limit: int, kinds: Collection[str] | None = None
+    ) -> list[bytes]:
+        """Return up to ``limit`` sorted ids whose hex spelling starts with ``hex_prefix``.
+
+        bytea compares bytewise, so the ids with a prefix are one primary-key range.
+
+        Raises:
+            InvalidInputError: ``hex_prefix`` is not 0-64 lowercase hex digits, or
+                a kind is unknown.
+        """
+        check_hex_prefix(hex_prefix)
+        if limit <= 0:
+            return []
+        low, high = id_range(hex_prefix)
+        sql = "SELECT id FROM objects WHERE id >= %s"
+        params: list[object] = [low]
+        if high is not None:
+            sql += " AND id < %s"
+            params.append(high)
+        if kinds is not None:
+            unknown = set(kinds) - OBJECT_KINDS
+            if unknown:
+                raise InvalidInputError(f"unknown object kind(s): {sorted(unknown)!r}")
+            sql += " AND kind = ANY(%s)"
+            params.append(sorted(kinds))
+        sql += " ORDER BY id LIMIT %s"
+        params.append(min(limit, _MAX_LIMIT))
+        with self._guard() as conn:
+            return [bytes(row[0]) for row in conn.execute(sql, params)]
+
+    def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id.
+
+        Reads page by page after the last id seen, so no cursor stays open
+        between yields and other threads can use the store meanwhile.
+        """
+        sql = "SELECT id, kind, data FROM objects WHERE id > %s"
+        if kind is not None:
+            sql += " AND kind = %s"
+        sql += " ORDER BY id LIMIT %s"
+        last = b""
+        while True:
+            params = (last, _PAGE) if kind is None else (last, kind, _PAGE)
+            with self._guard() as conn:
+                page = [
+                    (bytes(oid), str(k), bytes(data))
+                    for oid, k, data in conn.execute(sql, params).fetchall()
+                ]
+            yield from page
+            if len(page) < _PAGE:
+                return
+            last = page[-1][0]
+
+    def count_objects(self) -> int:
+        """Return how many objects are stored."""
+        with self._guard() as conn:
+            row = conn.execute("SELECT count(*) FROM objects").fetchone()
+        return int(row[0]) if row else 0
+
+    def erase_object(self, oid: bytes) -> bool:
+        """Replace object ``oid``'s data with empty bytes (kind kept); False if absent.
+
+        PostgreSQL keeps the old row version until vacuum reclaims it;
+        :meth:`compact` rewrites the table so no copy survives.
+        """
+        with self.transaction(), self._guard() as conn:
+            cursor = conn.execute("UPDATE objects SET data = %s WHERE id = %s", (b"", oid))
+            return cursor.rowcount == 1
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this store object."""
+        with self._lock:
+            return self._depth > 0
+
+    def compact(self) -> None:
+        """Rewrite every table of the store (``VACUUM FULL``) so erased bytes leave the files.
+
+        Covers the store's schema only (objects, refs and the search and op-log
+        tables), each rewritten under an exclusive lock for its duration.
+
+        Raises:
+            StoreError: called inside a transaction, or PostgreSQL failed.
+        """
+        with self._guard() as conn:
+            if self._depth:
+                raise StoreError(f"store {self._where!r}: cannot compact inside a transaction")
+            tables = conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                " ORDER BY tablename"
+            ).fetchall()
+            for (table,) in tables:
+                conn.execute(sql.SQL("VACUUM FULL {}").format(sql.Identifier(table)))
+
+    # -- refs ------------------------------------------------------------------
+
+    def read_ref(self, name: str) -> str | None:
+        """Return the ref's value, or None if it does not exist."""
+        with self._guard() as conn:
+            row = conn.execute(
+                "SELECT value FROM refs WHERE name = %s", (self._ref_name(name),)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_ref_if_equals(self, name: str, old: str | None, new: str | None) -> bool:
+        """Move ``name`` from ``old`` to ``new`` atomically; see the port for the contract.
+
+        Each case is one conditional statement; PostgreSQL re-checks its
+        condition after waiting for a concurrent writer of the same row.
+        """
+        name = self._ref_name(name)
+        with self.transaction(), self._guard() as conn:
+            if old is None and new is None:
+                row = conn.execute("SELECT 1 FROM refs WHERE name = %s", (name,)).fetchone()
+                return row is None
+            if old is None:
+                cursor = conn.execute(
+                    "INSERT INTO refs (name, value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                    (name, new),
+                )
+            elif new is None:
+                cursor = conn.execute(
+                    "DELETE FROM refs WHERE name = %s AND value = %s", (name, old)
+                )
+            else:
+                cursor = conn.execute(
+                    "UPDATE refs SET value = %s WHERE name = %s AND value = %s", (new, name, old)
+                )
+            return cursor.rowcount == 1
+
+    def list_refs(self, prefix: str = "") -> dict[str, str]:
+        """Return every ref whose name starts with ``prefix``, sorted by name.
+
+        Reads the ``"C"``-collated range from ``prefix`` and stops at the first
+        name past it; no LIKE, whose wildcards a name could contain. In a
+        workspace, its private refs appear under their short names (hiding
+        the store's own), and other workspaces' are left out.
+        """
+        refs: dict[str, str] = {}
+        with self._guard() as conn:
+            cursor = conn.execute(
+                "SELECT name, value FROM refs WHERE name >= %s ORDER BY name", (prefix,)
+            )
+            for name, value in cursor:
+                if not name.startswith(prefix):
+                    break
+                refs[name] = value
+        if self.workspace is None:
+            return refs
+        own = {name: self.read_ref(name) for name in WORKSPACE_REFS if name.startswith(prefix)}
+        shared = {
+            name: value
+            for name, value in refs.items()
+            if not name.startswith(WORKSPACES) and name not in WORKSPACE_REFS
+        }
+        shared.update((name, value) for name, value in own.items() if value is not None)
+        return dict(sorted(shared.items()))
+
+    # -- transactions ----------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes so they land together, durably, or not at all.
+
+        Nested calls join the outermost; only its exit commits, or rolls back if
+        its body raised. Other threads using this store object wait meanwhile.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            with self._guard() as conn:
+                conn.execute("BEGIN")
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                with self._guard() as conn:
+                    _rollback(conn)
+                raise
+            self._depth = 0
+            with self._guard() as conn:
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+
+    def close(self) -> None:
+        """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            self._depth = 0
+            if conn is not None:
+                conn.close()
+
+
+def _apply_steps(conn: psycopg.Connection[Any], component: str, steps: Sequence[Step]) -> None:
+    """Run ``steps`` under the migration lock, recording each; re-checks what is applied."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+    conn.execute(_CREATE_MIGRATIONS_TABLE)
+    row = conn.execute(
+        "SELECT coalesce(max(step), 0) FROM schema_migrations WHERE component = %s",
+        (component,),
+    ).fetchone()
+    applied = int(row[0]) if row else 0
+    for step, name, statements in steps:
+        if step <= applied:
+            continue  # another process applied it while we waited for the lock
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO schema_migrations (component, step, name) VALUES (%s, %s, %s)",
+            (component, step, name),
+        )
+
+
+def _table_exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    """Whether ``name`` resolves through the search_path (the store's schema) to a table."""
+    row = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+    return row is not None and row[0] is not None
+
+
+def _rollback(conn: psycopg.Connection[Any]) -> None:
+    """Undo the open transaction; the original exception is the one worth reporting."""
+    try:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass
+
+
+def _one_line(where: str, exc: psycopg.Error) -> str:
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return f"store {where!r}: {detail}"
