@@ -39,7 +39,48 @@ from ..integrity.merkle import (
 )
 from ..store.base import Store
 from .entry import OpEntry, OpLogCheckpoint, check_entry, decode_json
-from .log import Cut, LogVerification, ReceiveResult, Repair
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A torn last line cut off when the log was opened (left by a crash mid-append)."""
+
+    file: str
+    line: int
+    dropped_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """A prefix of the log: its first ``ops`` lines, ``bytes`` bytes long."""
+
+    ops: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveResult:
+    """What :meth:`OpLog.receive` did: ops added (in merge order), duplicates, held."""
+
+    added: tuple[OpEntry, ...]
+    duplicates: int
+    held: tuple[OpEntry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LogVerification:
+    """What :meth:`OpLog.verify` found; ``ok`` when ``problems`` is empty."""
+
+    session_id: str
+    ops: int
+    checkpoints: int
+    root: str
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when the log, its checkpoints and their proofs all check out."""
+        return not self.problems
 
 
 @runtime_checkable

@@ -59,7 +59,15 @@ from ..integrity.merkle import (
     extend_frontier,
     frontier_root,
     leaf_hash,
-    verify_consistency,
+)
+from .base import (
+    Cut,
+    LogVerification,
+    ReceiveResult,
+    Repair,
+    RootCache,
+    check_checkpoints,
+    check_lines,
 )
 from .context_ops import CONTEXT_DOMAIN, check_context_op
 from .entry import (
@@ -90,48 +98,6 @@ COMMIT_LOCK_FILE = "commit.lock"
 _STATE = struct.Struct("<8sQQQI")
 _STATE_MAGIC = b"CFSOPLG1"
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Repair:
-    """A torn last line cut off when the log was opened (left by a crash mid-append)."""
-
-    file: str
-    line: int
-    dropped_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Cut:
-    """A prefix of the log: its first ``ops`` lines, ``bytes`` bytes long."""
-
-    ops: int
-    bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiveResult:
-    """What :meth:`OpLog.receive` did: ops added (in merge order), duplicates, held."""
-
-    added: tuple[OpEntry, ...]
-    duplicates: int
-    held: tuple[OpEntry, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class LogVerification:
-    """What :meth:`OpLog.verify` found; ``ok`` when ``problems`` is empty."""
-
-    session_id: str
-    ops: int
-    checkpoints: int
-    root: str
-    problems: tuple[str, ...]
-
-    @property
-    def ok(self) -> bool:
-        """True when the log, its checkpoints and their proofs all check out."""
-        return not self.problems
 
 
 @dataclass(slots=True)
@@ -810,82 +776,21 @@ class OpLog:
         log now.
         """
         self._ensure_open()
-        problems: list[str] = []
         end = self._current() if self._ops_path.exists() else _Tail()
-        hashes: list[bytes] = []
-        offsets = [0]
-        seen: dict[str, int] = {}
-        for number, line in self._lines(0, end.bytes, 0):
-            hashes.append(leaf_hash(line))
-            offsets.append(offsets[-1] + len(line) + 1)
-            try:
-                entry = check_entry(decode_json(line), verify_id=True)
-            except (msgspec.DecodeError, InvalidInputError) as exc:
-                problems.append(f"line {number}: {exc}")
-                continue
-            op_id = entry["op_id"]
-            if op_id in seen:
-                problems.append(f"line {number}: op {op_id[:16]} is already on line {seen[op_id]}")
-            for parent in entry["parent_op_ids"]:
-                if parent not in seen:
-                    problems.append(
-                        f"line {number}: parent {parent[:16]} does not come before the op"
-                    )
-            seen.setdefault(op_id, number)
-        frontier_cache: dict[int, bytes] = {}
-
-        def root_at(size: int) -> bytes:
-            if size not in frontier_cache:
-                frontier_cache[size] = frontier_root(extend_frontier([], 0, hashes[:size]))
-            return frontier_cache[size]
-
+        found = check_lines(self._lines(0, end.bytes, 0))
+        problems = found.problems
         records = self.checkpoints()
-        previous: OpLogCheckpoint | None = None
-        for number, record in enumerate(records, 1):
-            size = record["op_count"]
-            if size > len(hashes):
-                problems.append(
-                    f"checkpoint {number} covers {size} ops; the log holds {len(hashes)}"
-                )
-                continue
-            if record["log_bytes"] != offsets[size]:
-                problems.append(
-                    f"checkpoint {number} says the cut is at byte {record['log_bytes']}"
-                )
-            if record["log_root"] != root_at(size).hex():
-                problems.append(f"checkpoint {number}: the log's root at {size} ops differs")
-            if previous is not None:
-                old = previous["op_count"]
-                proof = consistency_proof_from_hashes(hashes[:size], min(old, size))
-                if old > size or not verify_consistency(
-                    old,
-                    size,
-                    bytes.fromhex(previous["log_root"]),
-                    bytes.fromhex(record["log_root"]),
-                    proof,
-                ):
-                    problems.append(
-                        f"checkpoint {number} is not consistent with checkpoint {number - 1}"
-                    )
-            previous = record
+        root_at = RootCache(found.hashes)
+        problems += check_checkpoints(found, records, trusted, root_at)
         latest = self.read_checkpoint()
         if records and latest != records[-1]:
             problems.append("checkpoint.json is not the last checkpoint in checkpoints.jsonl")
-        if trusted is not None:
-            old_size, old_root = trusted
-            ok = 0 <= old_size <= len(hashes)
-            if ok:
-                proof = consistency_proof_from_hashes(hashes, old_size)
-                ok = verify_consistency(
-                    old_size, len(hashes), _hex32(old_root), root_at(len(hashes)), proof
-                )
-            if not ok:
-                problems.append(f"the log does not extend the trusted root at {old_size} ops")
+        size = len(found.hashes)
         return LogVerification(
             self._session_id,
-            len(hashes),
+            size,
             len(records),
-            root_at(len(hashes)).hex() if hashes else EMPTY_ROOT.hex(),
+            root_at(size).hex() if size else EMPTY_ROOT.hex(),
             tuple(problems),
         )
 

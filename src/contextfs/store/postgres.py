@@ -50,6 +50,7 @@ from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreErro
 from contextfs.store.base import OBJECT_KINDS, StoredObject
 from contextfs.store.locate import is_postgres_url, redact_url
 from contextfs.store.memory import check_hex_prefix, checked_objects
+from contextfs.store.nesting import NestedTransactions
 from contextfs.store.sqlite import id_range
 
 #: The value of ``meta.format``; bumped only for changes old code must not read.
@@ -98,7 +99,7 @@ _PAGE: Final = 1000  # rows per iter_objects page
 _MAX_LIMIT: Final = 2**62
 
 
-class PostgresStore:
+class PostgresStore(NestedTransactions):
     """A :class:`~contextfs.store.base.Store` in a PostgreSQL database; build it with :meth:`open`.
 
     Several store objects, threads, processes and machines may share one
@@ -541,38 +542,21 @@ class PostgresStore:
 
     # -- transactions ----------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes so they land together, durably, or not at all.
+    def _begin(self) -> None:
+        with self._guard() as conn:
+            conn.execute("BEGIN")
 
-        Nested calls join the outermost; only its exit commits, or rolls back if
-        its body raised. Other threads using this store object wait meanwhile.
-        """
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            with self._guard() as conn:
-                conn.execute("BEGIN")
-            self._depth = 1
+    def _commit(self) -> None:
+        with self._guard() as conn:
             try:
-                yield
+                conn.execute("COMMIT")
             except BaseException:
-                self._depth = 0
-                with self._guard() as conn:
-                    _rollback(conn)
+                _rollback(conn)
                 raise
-            self._depth = 0
-            with self._guard() as conn:
-                try:
-                    conn.execute("COMMIT")
-                except BaseException:
-                    _rollback(conn)
-                    raise
+
+    def _abort(self) -> None:
+        if self._conn is not None:
+            _rollback(self._conn)
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""

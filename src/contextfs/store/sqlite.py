@@ -34,6 +34,7 @@ from typing import Any, Final
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, StoredObject
 from contextfs.store.memory import check_hex_prefix, checked_objects
+from contextfs.store.nesting import NestedTransactions
 
 #: The value of ``meta.format``; bumped only for changes old code must not read.
 FORMAT: Final = "1"
@@ -149,7 +150,7 @@ def _utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-class SqliteStore:
+class SqliteStore(NestedTransactions):
     """A :class:`~contextfs.store.base.Store` in one SQLite file; build it with :meth:`open`.
 
     Several store objects, threads and processes may share one file: refs move by
@@ -546,37 +547,21 @@ class SqliteStore:
 
     # -- transactions ----------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Group writes so they land together, durably, or not at all.
+    def _begin(self) -> None:
+        with self._guard() as conn:
+            conn.execute("BEGIN IMMEDIATE")
 
-        Nested calls join the outermost; only its exit commits, or rolls back if
-        its body raised. Other threads using this store object wait meanwhile.
-        """
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield
-                finally:
-                    self._depth -= 1
-                return
-            with self._guard() as conn:
-                conn.execute("BEGIN IMMEDIATE")
-            self._depth = 1
+    def _commit(self) -> None:
+        with self._guard() as conn:
             try:
-                yield
+                conn.execute("COMMIT")
             except BaseException:
-                self._depth = 0
                 _rollback(conn)
                 raise
-            self._depth = 0
-            with self._guard() as conn:
-                try:
-                    conn.execute("COMMIT")
-                except BaseException:
-                    _rollback(conn)
-                    raise
+
+    def _abort(self) -> None:
+        if self._conn is not None:
+            _rollback(self._conn)
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""
