@@ -5,12 +5,12 @@ functions; only how the ids and bytes travel differs.
 
 The sender's :func:`offer` is the "want/have" half of git's negotiation. It
 lists the commits reachable from the receiver's *wants* but not from its
-*haves*, and below them every tree node the receiver's nearest known
-snapshots do not already hold, with the atoms and molecules those nodes
-name. Trees are content-addressed tries, so an unchanged subtree has the same
-id in both snapshots and is skipped whole: the offer grows with the change,
-not with the history. The receiver then asks only for the offered ids it
-lacks (``has_objects``).
+*haves*, and below each the tree nodes, atoms and molecules its snapshot
+adds to its first parent's. Trees are content-addressed tries keyed by
+nibbles, so the two snapshots are walked in step and an unchanged subtree,
+having the same id in both, is skipped without being read: the offer (and
+the work) grows with the change, not with the history. The receiver then
+asks only for the offered ids it lacks (``has_objects``).
 
 The receiver's :func:`receive` is all or nothing. Inside one store
 transaction it re-hashes every object (a sender cannot slip in bytes that do
@@ -54,8 +54,6 @@ from ..store.base import Store
 
 #: Ids per offered batch, and objects per stored batch.
 BATCH: Final = 1000
-#: How many known snapshots the sender diffs against: the new commits' nearest known parents.
-MAX_KNOWN_TREES: Final = 16
 
 ObjectRow = tuple[bytes, str, bytes]
 
@@ -119,20 +117,18 @@ def offer(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Itera
     haves = known_commits(store, haves)
     hidden = {oid for oid, _ in walk(load, haves)}
     new = [(oid, commit) for oid, commit in walk(load, wants) if oid not in hidden]
-    boundary = list(dict.fromkeys(p for _, commit in new for p in commit.parents if p in hidden))[
-        :MAX_KNOWN_TREES
-    ]
-    known: set[bytes] = {EMPTY_TREE_ID}
-    _node_ids(store, [load(oid).tree for oid in boundary], known)
-    offered: set[bytes] = set(known)
+    offered: set[bytes] = {EMPTY_TREE_ID}
     batch: list[bytes] = []
     for oid, _ in new:
         offered.add(oid)
         batch.append(oid)
-    roots = [commit.tree for _, commit in new] + [
-        root for _, commit in new if (root := _attribution_root(commit)) is not None
+    # Each snapshot is diffed against its first parent's, which the receiver holds
+    # (or is being sent whole): equal subtrees are skipped without being read.
+    pairs = [
+        (commit.tree, load(commit.parents[0]).tree if commit.parents else None) for _, commit in new
     ]
-    for ids in _tree_closure(store, roots, offered):
+    pairs += [(root, None) for _, commit in new if (root := _attribution_root(commit))]
+    for ids in _tree_closure(store, pairs, offered):
         batch.extend(ids)
         while len(batch) >= BATCH:
             yield batch[:BATCH]
@@ -153,40 +149,49 @@ def _attribution_root(commit: Commit) -> bytes | None:
         return None
 
 
-def _read_nodes(store: Store, ids: list[bytes]) -> list[Node]:
+def _read_nodes(store: Store, ids: list[bytes]) -> dict[bytes, Node]:
     found = store.get_objects(ids)
-    nodes = []
+    nodes = {}
     for oid in ids:
         stored = found.get(oid)
         if stored is None or stored.kind != TREE:
             raise MissingObjectError(f"tree {oid.hex()} is missing from the store")
-        nodes.append(decode_node(stored.data))
+        nodes[oid] = decode_node(stored.data)
     return nodes
 
 
-def _node_ids(store: Store, roots: list[bytes], into: set[bytes]) -> None:
-    """Add the ids of every tree node below ``roots`` to ``into``, one level per read."""
-    level = [r for r in dict.fromkeys(roots) if r not in into]
-    while level:
-        into.update(level)
-        children = [c.id for node in _read_nodes(store, level) for c in node.children]
-        level = [c for c in dict.fromkeys(children) if c not in into]
+def _tree_closure(
+    store: Store, pairs: list[tuple[bytes, bytes | None]], offered: set[bytes]
+) -> Iterator[list[bytes]]:
+    """Yield the ids of tree nodes, atoms and molecules below new roots, not in ``offered``.
 
-
-def _tree_closure(store: Store, roots: list[bytes], offered: set[bytes]) -> Iterator[list[bytes]]:
-    """Yield the ids of the tree nodes below ``roots`` not in ``offered``, and what they name.
-
-    Reads one tree level per store call; marks everything yielded in ``offered``.
+    ``pairs`` are ``(new root, old root or None)``. Both tries are walked in
+    step, one level per store call: a child whose id equals the old node's
+    child at the same nibble is skipped whole, and in a leaf only the entries
+    the old leaf lacks count. Everything yielded is added to ``offered``.
     """
-    level = [r for r in dict.fromkeys(roots) if r not in offered]
+    level = pairs
     molecules: list[bytes] = []
     while level:
-        offered.update(level)
-        out = list(level)
-        children: list[bytes] = []
-        for node in _read_nodes(store, level):
-            children.extend(c.id for c in node.children)
+        todo: dict[bytes, bytes | None] = {}
+        for new, old in level:
+            if new not in offered and new != old:
+                todo.setdefault(new, old)
+        if not todo:
+            break
+        offered.update(todo)
+        olds = [old for old in dict.fromkeys(todo.values()) if old is not None]
+        nodes = _read_nodes(store, list(dict.fromkeys([*todo, *olds])))
+        out = list(todo)
+        level = []
+        for new, old in todo.items():
+            node, before = nodes[new], nodes[old] if old is not None else None
+            previous = {c.nibble: c.id for c in before.children} if before else {}
+            level.extend((child.id, previous.get(child.nibble)) for child in node.children)
+            kept = set(before.items) if before is not None else set()
             for item in node.items:
+                if item in kept:
+                    continue
                 for entry in entries_of(item):
                     target = entry.atom_id if isinstance(entry, AtomEntry) else entry.molecule_id
                     if target not in offered:
@@ -195,7 +200,6 @@ def _tree_closure(store: Store, roots: list[bytes], offered: set[bytes]) -> Iter
                         if not isinstance(entry, AtomEntry):
                             molecules.append(target)
         yield out
-        level = [c for c in dict.fromkeys(children) if c not in offered]
     for start in range(0, len(molecules), BATCH):
         chunk = molecules[start : start + BATCH]
         found = store.get_objects(chunk)
