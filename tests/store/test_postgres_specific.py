@@ -80,10 +80,13 @@ def test_bad_urls_and_workspace_names_are_refused(postgres_url: str) -> None:
             PostgresStore.open(postgres_url, create=True, workspace=bad)
 
 
-def test_redact_url_drops_the_password_and_query() -> None:
+def test_redact_url_drops_every_password_and_keeps_the_rest() -> None:
     assert (
-        redact_url("postgresql://bob:secret@db.example:5433/mem?sslmode=require")
-        == "postgresql://bob@db.example:5433/mem"
+        redact_url(
+            "postgresql://bob:secret@db.example:5433/mem?sslmode=require"
+            "&password=hunter2&options=-csearch_path%3Dteam_a"
+        )
+        == "postgresql://bob@db.example:5433/mem?sslmode=require&options=-csearch_path%3Dteam_a"
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from contextfs.errors import StoreError
 from contextfs.store.base import Store
@@ -27,7 +27,12 @@ def is_postgres_url(location: object) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """Return ``url`` without its password (and without its query), for messages and logs."""
+    """Return ``url`` without its password, for messages and logs.
+
+    The password goes from the user part and from a ``password=`` parameter;
+    other parameters stay (a ``search_path`` option tells two stores in one
+    database apart).
+    """
     parts = urlsplit(url)
     host = parts.hostname or ""
     if ":" in host:
@@ -37,7 +42,12 @@ def redact_url(url: str) -> str:
     except ValueError:
         port = ""
     user = f"{parts.username}@" if parts.username else ""
-    return f"{parts.scheme}://{user}{host}{port}{parts.path}"
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k.lower() not in _SECRET_PARAMETERS]
+    tail = f"?{urlencode(query)}" if query else ""
+    return f"{parts.scheme}://{user}{host}{port}{parts.path}{tail}"
+
+
+_SECRET_PARAMETERS: Final = frozenset({"password", "sslpassword"})
 
 
 def open_store(
