@@ -10,6 +10,12 @@ Progress goes to stderr, the results table to stdout, and the whole report
 (``--output`` to write elsewhere). Everything happens in a temporary directory
 that is removed at the end. The texts are real English prose: the paragraphs of
 Python's own ``pydoc_data.topics``.
+
+The other scripts run on their own (each has a smoke-run option) and own one
+section of RESULTS.md, which this script keeps: ``assembly.py`` (context
+assembly), ``integrity.py``, ``oplog.py``, ``session.py``, ``wire.py`` (the wire
+protocol) and ``remotes.py`` (the PostgreSQL backend against SQLite, and
+clone/push/fetch against git). See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
