@@ -131,20 +131,28 @@ def test_the_server_rehashes_uploads(served: tuple[Repository, str]) -> None:
     server, url = served
     before = state(server)
     first, second = list(server.store.iter_objects("atom"))[:2]
-    with Client(url) as client, pytest.raises(RemoteError, match="does not hash"):
+    with Client(url) as client:
         client.upload([(first[0].hex(), "atom", second[2])])  # another atom's bytes
+        with pytest.raises(RemoteError, match="hashes to") as caught:
+            client.update_refs([])
+    assert caught.value.code == ErrorCode.INVALID
     assert state(server) == before
 
 
-def test_a_client_checks_what_the_server_sends(served: tuple[Repository, str]) -> None:
-    """FETCH answers are re-hashed by the client: a lying server is caught."""
+def test_a_client_checks_what_the_server_sends(
+    served: tuple[Repository, str], tmp_path: Path
+) -> None:
+    """What a lying server sends is caught: by FETCH's check, and by a clone's receive."""
     server, url = served
     (atom_id, _, _), (_, _, other) = list(server.store.iter_objects("atom"))[:2]
     assert isinstance(server.store, SqliteStore)
     with server.store.connection(write=True) as conn:  # damage the server's copy on disk
         conn.execute("UPDATE objects SET data = ? WHERE id = ?", (other, atom_id))
-    with WirePeer(url) as peer, pytest.raises(CorruptObjectError, match="does not hash"):
-        list(peer.get_objects([atom_id]))
+    with Client(url) as client, pytest.raises(CorruptObjectError, match="does not hash"):
+        client.fetch([atom_id.hex()])
+    with pytest.raises(CorruptObjectError, match="hashes to"):
+        sync.clone(url, tmp_path / "victim")
+    assert not (tmp_path / "victim").exists()
 
 
 def test_cli_remote_commands(served: tuple[Repository, str], tmp_path: Path) -> None:

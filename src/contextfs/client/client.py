@@ -378,12 +378,18 @@ class AsyncClient:
         """``revision``'s history, newest first."""
         return (await self._call(Log(revision=revision, limit=limit), LogResponse)).commits
 
-    async def fetch(self, ids: Iterable[str]) -> list[tuple[str, str, bytes]]:
-        """Objects by id, each checked against its id."""
+    async def fetch(
+        self, ids: Iterable[str], *, check: bool = True
+    ) -> list[tuple[str, str, bytes]]:
+        """Objects by id, each checked against its id.
+
+        ``check=False`` leaves the re-hash to the caller, for one that stores
+        them through :func:`contextfs.remote.objects.receive`, which checks anyway.
+        """
         result: list[tuple[str, str, bytes]] = []
         async for message in self._iterate(Fetch(ids=list(ids))):
             if isinstance(message, Objects):
-                result += [_checked(row) for row in message.objects]
+                result += [_checked(row) for row in message.objects] if check else message.objects
         return result
 
     async def max_frame(self) -> int:
@@ -530,9 +536,9 @@ class Client:
         """See :meth:`AsyncClient.log`."""
         return self._run(self._async.log(revision, limit=limit))
 
-    def fetch(self, ids: Iterable[str]) -> list[tuple[str, str, bytes]]:
+    def fetch(self, ids: Iterable[str], *, check: bool = True) -> list[tuple[str, str, bytes]]:
         """See :meth:`AsyncClient.fetch`."""
-        return self._run(self._async.fetch(list(ids)))
+        return self._run(self._async.fetch(list(ids), check=check))
 
     def max_frame(self) -> int:
         """The largest payload this connection carries (connecting first if needed)."""

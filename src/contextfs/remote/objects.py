@@ -44,7 +44,7 @@ from ..errors import (
 from ..history.attribution import oplog_metadata
 from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.graph import is_ancestor, walk
-from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node
+from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node, item_key
 from ..integrity.fsck import entries_of, identify
 from ..integrity.purge import PurgeRecord, purge_ref
 from ..model.ids import from_hex, short
@@ -149,6 +149,33 @@ def _attribution_root(commit: Commit) -> bytes | None:
         return None
 
 
+#: The first bytes of a plain leaf item: a MessagePack array of 8 (an atom entry) or of
+#: 2 (a molecule entry), then the 32-byte key; byte 35 is the entry's tag.
+_ATOM_HEAD: Final = b"\x98"
+_MOLECULE_HEAD: Final = b"\x92"
+_ATOM_TAG: Final = b"\x00"
+_MOLECULE_TAG: Final = b"\x01"
+
+
+def item_targets(item: bytes) -> list[tuple[bytes, str]]:
+    """Return the ``(id, kind)`` of the objects a leaf item names.
+
+    A plain entry's key is the id it names, read at its fixed offset without
+    decoding the entry (transfers read every entry of every changed leaf);
+    merge conflicts and attribution items take the full decoder. The entry's
+    other fields are checked by ``contextfs verify``, not here.
+    """
+    head, tag = item[:1], item[35:36]
+    if head == _ATOM_HEAD and tag == _ATOM_TAG:
+        return [(item_key(item), ATOM)]
+    if head == _MOLECULE_HEAD and tag == _MOLECULE_TAG:
+        return [(item_key(item), MOLECULE)]
+    return [
+        (entry.atom_id, ATOM) if isinstance(entry, AtomEntry) else (entry.molecule_id, MOLECULE)
+        for entry in entries_of(item)
+    ]
+
+
 def _read_nodes(store: Store, ids: list[bytes]) -> dict[bytes, Node]:
     found = store.get_objects(ids)
     nodes = {}
@@ -192,12 +219,11 @@ def _tree_closure(
             for item in node.items:
                 if item in kept:
                     continue
-                for entry in entries_of(item):
-                    target = entry.atom_id if isinstance(entry, AtomEntry) else entry.molecule_id
+                for target, kind in item_targets(item):
                     if target not in offered:
                         offered.add(target)
                         out.append(target)
-                        if not isinstance(entry, AtomEntry):
+                        if kind == MOLECULE:
                             molecules.append(target)
         yield out
     for start in range(0, len(molecules), BATCH):
@@ -314,11 +340,8 @@ class _Links:
             for child in value.children:
                 self._need(child.id, TREE, oid)
             for item in value.items:
-                for entry in entries_of(item):
-                    if isinstance(entry, AtomEntry):
-                        self._need(entry.atom_id, ATOM, oid)
-                    else:
-                        self._need(entry.molecule_id, MOLECULE, oid)
+                for target, kind in item_targets(item):
+                    self._need(target, kind, oid)
         elif isinstance(value, StoredMolecule):
             for atom_id in value.atom_ids:
                 self._need(atom_id, ATOM, oid)

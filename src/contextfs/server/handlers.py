@@ -21,7 +21,6 @@ from ..expand.context import CompressedContext
 from ..expand.expander import ExpanderFunctor
 from ..expand.tokens import default_tokenizer
 from ..history import refs as refnames
-from ..integrity.fsck import rehash
 from ..model.ids import from_hex, to_hex
 from ..model.types import TypeSignature
 from ..remote.objects import RefUpdate, known_commits, receive
@@ -318,18 +317,16 @@ class Uploads:
         self._lock = threading.Lock()
 
     def add(self, rows: list[tuple[str, str, bytes]]) -> int:
-        """Check and hold ``rows``; return how many objects are held now.
+        """Hold ``rows``; return how many objects are held now.
+
+        Only the ids are parsed here: UPDATE_REFS re-hashes every object once,
+        in :func:`~contextfs.remote.objects.receive`, before anything is stored.
 
         Raises:
-            InvalidInputError: an object does not decode or hash to its id, or
-                the uploads would pass the connection's limit.
+            InvalidInputError: an id is malformed, or the uploads would pass the
+                connection's limit.
         """
-        checked = []
-        for oid, kind, data in rows:
-            raw = _object_id(oid)
-            if rehash(kind, data) != raw:
-                raise InvalidInputError(f"uploaded {kind} {oid[:16]} does not hash to its id")
-            checked.append((raw, kind, data))
+        checked = [(_object_id(oid), kind, data) for oid, kind, data in rows]
         size = sum(len(data) for _, _, data in checked)
         with self._lock:
             if self.size + size > self.limit:
