@@ -26,8 +26,9 @@ SUMMARY_WIDTH = 60
 def oplog() -> None:
     """Live sessions: append ops, merge replicas, crystallise them into commits.
 
-    Each session's log is .contextfs/oplog/SESSION/ops.jsonl. Many agents
-    and processes may append to one session at once.
+    Each session's log is .contextfs/oplog/SESSION/ops.jsonl, or, for a
+    repository stored in PostgreSQL, rows in that database shared by every
+    machine. Many agents and processes may append to one session at once.
     """
 
 
