@@ -14,8 +14,9 @@ Python's own ``pydoc_data.topics``.
 The other scripts run on their own (each has a smoke-run option) and own one
 section of RESULTS.md, which this script keeps: ``assembly.py`` (context
 assembly), ``integrity.py``, ``oplog.py``, ``session.py``, ``wire.py`` (the wire
-protocol) and ``remotes.py`` (the PostgreSQL backend against SQLite, and
-clone/push/fetch against git). See ``benchmarks/README.md``.
+protocol), ``remotes.py`` (the PostgreSQL backend against SQLite, and
+clone/push/fetch against git) and ``mcp_latency.py`` (``context`` and ``recall``
+over MCP against the same calls in Python). See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ from .common import (
     show,
 )
 from .jsonl import encode_atom, read_atoms
+from .mcp import mcp
 from .oplog import oplog
 from .remote import clone, fetch, pull, push, remote
 from .serve import serve
@@ -978,6 +979,7 @@ def _one_line(text: str, width: int = 60) -> str:
 cli.add_command(oplog)
 cli.add_command(session)
 cli.add_command(serve)
+cli.add_command(mcp)
 cli.add_command(remote)
 cli.add_command(clone)
 cli.add_command(fetch)
