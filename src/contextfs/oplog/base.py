@@ -22,7 +22,7 @@ The pure checks shared by the backends' ``verify`` live here too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, cast, runtime_checkable
@@ -38,7 +38,7 @@ from ..integrity.merkle import (
     verify_consistency,
 )
 from ..store.base import Store
-from .entry import OpEntry, OpLogCheckpoint, check_entry, decode_json
+from .entry import OpEntry, OpLogCheckpoint, check_entry, decode_json, merge_key, restamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +340,75 @@ def decode_checkpoint(data: bytes, session_id: str) -> OpLogCheckpoint:
     ):
         raise InvalidInputError("not a checkpoint of this session")
     return cast(OpLogCheckpoint, value)
+
+
+def stamp_appends(
+    entries: Sequence[OpEntry], known: Container[str], stamp: int, session_id: str
+) -> list[OpEntry]:
+    """Return ``entries`` as a log whose highest stamp is ``stamp`` stores them, in order.
+
+    An op whose stamp is not above the one before it is re-stamped (its id
+    changes with it, and a later op of the batch naming it as a parent is
+    rewritten to match), so stamps strictly increase in log order. Both
+    backends run this under their write lock.
+
+    Raises:
+        InvalidInputError: an op names a parent neither in ``known`` (the log)
+            nor earlier in the batch.
+    """
+    stored: list[OpEntry] = []
+    renamed: dict[str, str] = {}
+    batch: set[str] = set()
+    for entry in entries:
+        parents = [renamed.get(p, p) for p in entry["parent_op_ids"]]
+        missing = [p for p in parents if p not in known and p not in batch]
+        if missing:
+            raise InvalidInputError(
+                f"op names a causal parent not in session {session_id!r}: {missing[0][:16]}"
+            )
+        moved = entry
+        if entry["lamport_ts"] <= stamp or parents != entry["parent_op_ids"]:
+            moved = restamp(entry, max(entry["lamport_ts"], stamp + 1), parents)
+            renamed[entry["op_id"]] = moved["op_id"]
+        stamp = moved["lamport_ts"]
+        batch.add(moved["op_id"])
+        stored.append(moved)
+    return stored
+
+
+def accept_received(
+    incoming: Iterable[OpEntry], known: Mapping[str, int]
+) -> tuple[list[OpEntry], list[OpEntry]]:
+    """Split another replica's new ops into those to append (merge order) and those held.
+
+    An op is accepted once every causal parent is in the log (``known``: op
+    id -> stamp) or accepted before it; the rest wait for their parents.
+
+    Raises:
+        InvalidInputError: an op's stamp is not above its parents' (the Lamport rule).
+    """
+    accepted: dict[str, OpEntry] = {}
+    waiting = sorted(incoming, key=merge_key)
+    while waiting:  # valid ops are already in causal order: one pass, one check
+        still: list[OpEntry] = []
+        for entry in waiting:
+            stamps = [
+                known.get(p) or (accepted[p]["lamport_ts"] if p in accepted else 0)
+                for p in entry["parent_op_ids"]
+            ]
+            if not all(stamps):
+                still.append(entry)
+                continue
+            if stamps and entry["lamport_ts"] <= max(stamps):
+                raise InvalidInputError(
+                    f"op {entry['op_id'][:16]} has stamp {entry['lamport_ts']},"
+                    f" not above its parent's {max(stamps)}"
+                )
+            accepted[entry["op_id"]] = entry
+        if len(still) == len(waiting):
+            break
+        waiting = still
+    return list(accepted.values()), waiting
 
 
 def hex32(text: str) -> bytes:

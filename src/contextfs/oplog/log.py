@@ -47,7 +47,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 
@@ -66,8 +66,11 @@ from .base import (
     ReceiveResult,
     Repair,
     RootCache,
+    accept_received,
     check_checkpoints,
     check_lines,
+    decode_checkpoint,
+    stamp_appends,
 )
 from .context_ops import CONTEXT_DOMAIN, check_context_op
 from .entry import (
@@ -76,13 +79,11 @@ from .entry import (
     check_entry,
     check_session_id,
     compute_op_id,
-    decode_json,
     encode_json,
     encode_line,
     iso_to_micros,
     merge_key,
     now_iso,
-    restamp,
 )
 
 logger = logging.getLogger(__name__)
@@ -398,25 +399,8 @@ class OpLog:
             tail = self._sync(fd)
             if any(entry["parent_op_ids"] for entry in checked):
                 self._update_index(tail)
-            stored: list[OpEntry] = []
-            renamed: dict[str, str] = {}
-            batch: set[str] = set()
-            stamp = tail.max_lamport
-            for entry in checked:
-                parents = [renamed.get(p, p) for p in entry["parent_op_ids"]]
-                missing = [p for p in parents if p not in self._index and p not in batch]
-                if missing:
-                    raise InvalidInputError(
-                        f"op names a causal parent not in session {self._session_id!r}:"
-                        f" {missing[0][:16]}"
-                    )
-                moved = entry
-                if entry["lamport_ts"] <= stamp or parents != entry["parent_op_ids"]:
-                    moved = restamp(entry, max(entry["lamport_ts"], stamp + 1), parents)
-                    renamed[entry["op_id"]] = moved["op_id"]
-                stamp = moved["lamport_ts"]
-                batch.add(moved["op_id"])
-                stored.append(moved)
+            stored = stamp_appends(checked, self._index, tail.max_lamport, self._session_id)
+            stamp = stored[-1]["lamport_ts"]
             self._write_lines(fd, tail, stored)
             self._clock = max(self._clock, stamp)
         return stored
@@ -501,29 +485,8 @@ class OpLog:
             new = {k: v for k, v in checked.items() if k not in self._index and k not in incoming}
             duplicates = len(offered) - len(new)
             incoming.update(new)
-            accepted: dict[str, OpEntry] = {}
-            waiting = sorted(incoming.values(), key=merge_key)
-            while waiting:  # valid ops are already in causal order: one pass, one check
-                still: list[OpEntry] = []
-                for entry in waiting:
-                    stamps = [
-                        self._index.get(p) or _stamp(accepted.get(p))
-                        for p in entry["parent_op_ids"]
-                    ]
-                    if not all(stamps):
-                        still.append(entry)
-                        continue
-                    if stamps and entry["lamport_ts"] <= max(stamps):
-                        raise InvalidInputError(
-                            f"op {entry['op_id'][:16]} has stamp {entry['lamport_ts']},"
-                            f" not above its parent's {max(stamps)}"
-                        )
-                    accepted[entry["op_id"]] = entry
-                if len(still) == len(waiting):
-                    break
-                waiting = still
+            added, waiting = accept_received(incoming.values(), self._index)
             held = {entry["op_id"]: entry for entry in waiting}
-            added = list(accepted.values())
             if added:
                 self._write_lines(fd, tail, added)
             self._held = held
@@ -726,21 +689,9 @@ class OpLog:
 
     def _decode_checkpoint(self, data: bytes, file: str, number: int) -> OpLogCheckpoint:
         try:
-            value = decode_json(data)
-        except msgspec.DecodeError as exc:
-            raise self._corrupt(number, f"not valid JSON ({exc})", file) from None
-        ints = ("lamport_ts", "op_count", "log_bytes")
-        texts = ("session_id", "snapshot_id", "created_at", "log_root")
-        if (
-            not isinstance(value, dict)
-            or not all(isinstance(value.get(k), int) and value[k] >= 0 for k in ints)
-            or not all(isinstance(value.get(k), str) for k in texts)
-            or not isinstance(value.get("frontier"), list)
-            or len(value["frontier"]) != value["op_count"].bit_count()
-            or value["session_id"] != self._session_id
-        ):
-            raise self._corrupt(number, "not a checkpoint of this session", file)
-        return cast(OpLogCheckpoint, value)
+            return decode_checkpoint(data, self._session_id)
+        except InvalidInputError as exc:
+            raise self._corrupt(number, str(exc), file) from None
 
     # -- transparency -----------------------------------------------------------------
 
@@ -822,10 +773,6 @@ def _check_id(entry: OpEntry | dict[str, Any]) -> None:
     if expected != entry["op_id"]:
         _check_new(entry)  # names what is wrong
         raise InvalidInputError(f"op {entry['op_id'][:16]} does not match its content")
-
-
-def _stamp(entry: OpEntry | None) -> int:
-    return entry["lamport_ts"] if entry is not None else 0
 
 
 class _Descriptors:

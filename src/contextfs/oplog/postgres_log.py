@@ -70,9 +70,11 @@ from ..store.postgres import PostgresStore, Step
 from .base import (
     LineCheck,
     RootCache,
+    accept_received,
     check_checkpoints,
     check_lines,
     decode_checkpoint,
+    stamp_appends,
     structured_delta,
 )
 from .entry import (
@@ -83,7 +85,6 @@ from .entry import (
     encode_line,
     merge_key,
     now_iso,
-    restamp,
 )
 from .log import Cut, LogVerification, ReceiveResult, Repair, _check_id, _check_new
 
@@ -306,25 +307,8 @@ class PostgresOpLog:
         with self._store.connection(write=True) as conn:
             tail = self._lock(conn)
             known = self._stamps(conn, {p for e in checked for p in e["parent_op_ids"]})
-            stored: list[OpEntry] = []
-            renamed: dict[str, str] = {}
-            batch: set[str] = set()
-            stamp = tail.max_lamport
-            for entry in checked:
-                parents = [renamed.get(p, p) for p in entry["parent_op_ids"]]
-                missing = [p for p in parents if p not in known and p not in batch]
-                if missing:
-                    raise InvalidInputError(
-                        f"op names a causal parent not in session {self._session_id!r}:"
-                        f" {missing[0][:16]}"
-                    )
-                moved = entry
-                if entry["lamport_ts"] <= stamp or parents != entry["parent_op_ids"]:
-                    moved = restamp(entry, max(entry["lamport_ts"], stamp + 1), parents)
-                    renamed[entry["op_id"]] = moved["op_id"]
-                stamp = moved["lamport_ts"]
-                batch.add(moved["op_id"])
-                stored.append(moved)
+            stored = stamp_appends(checked, known, tail.max_lamport, self._session_id)
+            stamp = stored[-1]["lamport_ts"]
             self._insert(conn, tail, stored)
         self._saw(stamp)
         return stored
@@ -400,27 +384,7 @@ class PostgresOpLog:
             duplicates = len(offered) - len(new)
             incoming = {**held, **new}
             known = self._stamps(conn, {p for e in incoming.values() for p in e["parent_op_ids"]})
-            accepted: dict[str, OpEntry] = {}
-            waiting = sorted(incoming.values(), key=merge_key)
-            while waiting:  # valid ops are already in causal order: one pass, one check
-                still: list[OpEntry] = []
-                for entry in waiting:
-                    stamps = [
-                        known.get(p) or _stamp(accepted.get(p)) for p in entry["parent_op_ids"]
-                    ]
-                    if not all(stamps):
-                        still.append(entry)
-                        continue
-                    if stamps and entry["lamport_ts"] <= max(stamps):
-                        raise InvalidInputError(
-                            f"op {entry['op_id'][:16]} has stamp {entry['lamport_ts']},"
-                            f" not above its parent's {max(stamps)}"
-                        )
-                    accepted[entry["op_id"]] = entry
-                if len(still) == len(waiting):
-                    break
-                waiting = still
-            added = list(accepted.values())
+            added, waiting = accept_received(incoming.values(), known)
             if added:
                 self._insert(conn, tail, added)
             self._hold(conn, set(waiting_before), waiting)
@@ -830,10 +794,6 @@ def _batches(
         size += len(row[4])
     if start < len(rows):
         yield rows[start:]
-
-
-def _stamp(entry: OpEntry | None) -> int:
-    return entry["lamport_ts"] if entry is not None else 0
 
 
 def _thread_lock(store: PostgresStore, session: str) -> threading.RLock:
