@@ -228,3 +228,27 @@ def write_section(path: Path, name: str, body: str) -> None:
     if not text:
         text = f"{CORE_TITLE}\n\nThe core figures appear here when `benchmarks/run.py` runs.\n"
     path.write_text(text.rstrip("\n") + "\n\n" + block)
+
+
+#: ``contextfs serve`` in a child interpreter (``python -c SERVER_CODE REPO``):
+#: prints its port on its first line, serves until SIGTERM.
+SERVER_CODE = """
+import asyncio, logging, signal, sys
+from contextfs import Repository
+from contextfs.server.serve import Server
+
+logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+
+async def main():
+    repo = Repository.open(sys.argv[1])
+    server = Server(repo, host="127.0.0.1", port=0)
+    await server.start()
+    print(server.port, flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await server.aclose()
+    repo.close()
+
+asyncio.run(main())
+"""

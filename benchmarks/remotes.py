@@ -73,6 +73,7 @@ import psycopg
 from assembly import QUERIES
 from common import (
     RESULTS,
+    SERVER_CODE,
     Corpus,
     Report,
     Row,
@@ -105,26 +106,6 @@ NOW = 1_735_689_600_000_000  # 2025-01-01 in microseconds: every query ranks at 
 GIT_TIME = 1_704_067_200  # 2024-01-01: the git twin's commit times count up from here
 READY = 60.0  # seconds a child may take to start listening or to report
 T = TypeVar("T")
-
-# The server, in a child interpreter: prints its port, serves until SIGTERM.
-SERVER_CODE = """
-import asyncio, signal, sys
-from contextfs import Repository
-from contextfs.server.serve import Server
-
-async def main():
-    repo = Repository.open(sys.argv[1])
-    server = Server(repo, host="127.0.0.1", port=0)
-    await server.start()
-    print(server.port, flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await server.aclose()
-    repo.close()
-
-asyncio.run(main())
-"""
 
 # The byte counter, in a child interpreter: relays its own port to 127.0.0.1:argv[1]
 # and, as each connection ends, prints "sent received open": bytes from the client,

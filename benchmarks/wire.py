@@ -74,6 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     HERE,
     RESULTS,
+    SERVER_CODE,
     Corpus,
     Report,
     Row,
@@ -124,28 +125,6 @@ GOAL_STREAM = 100.0  # goal: a streamed answer at 100 MB/s of payload or more
 BUILD_BATCH = 250_000  # atoms per add_atoms call when building a repository
 FIRST_CHUNK_SIZE = 10  # item 4: STREAM chunk_size (max_tokens_per_chunk 500)
 FIRST_CHUNK_PAUSE = 0.2  # item 4: seconds between requests (the server finishes cancelling)
-
-# The server, in a child interpreter: prints its port, serves until SIGTERM.
-SERVER_CODE = """
-import asyncio, logging, signal, sys
-from contextfs import Repository
-from contextfs.server.serve import Server
-
-logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-
-async def main():
-    repo = Repository.open(sys.argv[1])
-    server = Server(repo, host="127.0.0.1", port=0)
-    await server.start()
-    print(server.port, flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    await server.aclose()
-    repo.close()
-
-asyncio.run(main())
-"""
 
 # Item 4's cold baseline, in a new interpreter: the first chunk of repo.stream, in seconds.
 COLD_CODE = """
