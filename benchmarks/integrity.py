@@ -40,8 +40,8 @@ from common import (
     write_section,
 )
 from contextfs import MemoryAtom, Repository, TypeSignature
-from contextfs.integrity.merkle import root
 from contextfs.integrity.proofs import verify
+from contextfs.model.merkle import root
 from contextfs.model.timeutil import from_micros
 
 NOTE = TypeSignature("Note")

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contextfs.integrity.merkle import EMPTY_ROOT, leaf_hash, node_hash, root
+from contextfs.model.merkle import EMPTY_ROOT, leaf_hash, node_hash, root
 
 
 def reference_root(leaves: list[bytes]) -> bytes:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Final
 
 from .errors import CorruptObjectError, InvalidInputError
-from .history.refs import check_short_name
+from .model.refs import check_short_name
 
 CONFIG_FILE: Final = "config.json"
 

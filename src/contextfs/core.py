@@ -34,8 +34,6 @@ from .errors import (
     UncommittedChangesError,
     UnknownRevisionError,
 )
-from .expand.context import CompressedContext
-from .history import refs as refnames
 from .history.commits import COMMIT, Commit, check_author, check_message, decode_commit
 from .history.graph import is_ancestor, merge_bases, walk
 from .history.merge import changed_fields, decode_conflict, encode_conflict, merge_trees
@@ -49,7 +47,9 @@ from .history.tree import (
 )
 from .integrity.purge import purge_ref
 from .model import canonical
+from .model import refs as refnames
 from .model.canonical import Metadata
+from .model.context import CompressedContext
 from .model.ids import (
     ID_HEX_LENGTH,
     MIN_PREFIX_LENGTH,

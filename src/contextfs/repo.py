@@ -40,7 +40,6 @@ from .expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_
 from .expand.render import Format, check_format, fit
 from .expand.stream import ExpansionChunk, iter_chunks
 from .expand.tokens import Tokenizer, default_tokenizer
-from .history import refs as refnames
 from .history.commits import check_author
 from .history.tree import (
     Scorer,
@@ -51,6 +50,7 @@ from .integrity.fsck import VerifyReport, verify_store
 from .integrity.proofs import Proof
 from .integrity.proofs import prove as prove_key
 from .integrity.purge import PurgeRecord, purge_atom
+from .model import refs as refnames
 from .model.ids import (
     ObjectId,
     to_hex,

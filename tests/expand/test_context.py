@@ -1,4 +1,7 @@
-"""Tests for contextfs.expand.context: whole-value identity, round trips, budgeted rendering."""
+"""CompressedContext (contextfs.model.context) and ExpandedContext (contextfs.expand.context).
+
+Whole-value identity, round trips, budgeted rendering.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contextfs.errors import CorruptObjectError, InvalidInputError
-from contextfs.expand.context import (
-    CompressedContext,
-    ExpandedContext,
-    decode_context,
-    fit_lines,
-    rank_key,
-    render_line,
-)
+from contextfs.expand.context import ExpandedContext, fit_lines, rank_key, render_line
 from contextfs.expand.tokens import TiktokenTokenizer, WordEstimateTokenizer
+from contextfs.model.context import CompressedContext, decode_context
 from contextfs.model.objects import MemoryAtom, MemoryMolecule
 from contextfs.model.types import T_INT, T_LIST, T_STRING, Kind, TypeSignature
 

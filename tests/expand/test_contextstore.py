@@ -16,8 +16,8 @@ from contextfs.errors import (
     MissingObjectError,
     UnknownRevisionError,
 )
-from contextfs.expand.context import CompressedContext
 from contextfs.expand.contextstore import ContextStore, InMemoryContextStore, ObjectContextStore
+from contextfs.model.context import CompressedContext
 from contextfs.model.objects import MemoryAtom, MemoryMolecule, atom_body
 from contextfs.store.base import Store
 from contextfs.store.memory import MemoryStore

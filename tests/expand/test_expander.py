@@ -13,7 +13,6 @@ from contextfs.errors import (
     InvalidInputError,
     UnknownRevisionError,
 )
-from contextfs.expand.context import CompressedContext
 from contextfs.expand.contextstore import InMemoryContextStore
 from contextfs.expand.expander import (
     ExpanderFunctor,
@@ -22,6 +21,7 @@ from contextfs.expand.expander import (
     compaction_key,
 )
 from contextfs.expand.tokens import TiktokenTokenizer, WordEstimateTokenizer
+from contextfs.model.context import CompressedContext
 from contextfs.model.objects import MemoryAtom, MemoryMolecule
 from contextfs.model.types import T_INT, T_STRING, TypeSignature
 

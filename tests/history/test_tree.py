@@ -18,8 +18,8 @@ from contextfs.history.tree import (
     decode_node,
     item_key,
 )
-from contextfs.integrity.merkle import root as merkle_root
 from contextfs.model import canonical
+from contextfs.model.merkle import root as merkle_root
 from contextfs.store.memory import MemoryStore
 
 

@@ -25,7 +25,6 @@ from hypothesis import strategies as st
 
 from contextfs.errors import CorruptObjectError, InvalidInputError
 from contextfs.history.tree import LEAF_CAPACITY
-from contextfs.integrity.merkle import leaf_hash, verify_inclusion
 from contextfs.integrity.proofs import (
     MembershipProof,
     NonMembershipProof,
@@ -37,6 +36,7 @@ from contextfs.integrity.proofs import (
     verify_non_membership,
 )
 from contextfs.model import canonical
+from contextfs.model.merkle import leaf_hash, verify_inclusion
 from contextfs.model.objects import MemoryAtom, MemoryMolecule
 from contextfs.model.types import T_STRING
 from contextfs.repo import Repository

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contextfs.errors import InvalidInputError
-from contextfs.integrity.merkle import inclusion_proof, leaf_hash, node_hash, root
 from contextfs.integrity.seedtree import ContextMerkleTree
+from contextfs.model.merkle import inclusion_proof, leaf_hash, node_hash, root
 from contextfs.model.objects import MemoryAtom
 from contextfs.model.types import T_INT, T_STRING
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contextfs.errors import InvalidInputError
-from contextfs.integrity.merkle import (
+from contextfs.model.merkle import (
     extend_frontier,
     frontier_root,
     leaf_hash,

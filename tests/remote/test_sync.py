@@ -15,7 +15,7 @@ from contextfs.errors import (
     RepositoryExistsError,
     UnknownRevisionError,
 )
-from contextfs.history import refs as refnames
+from contextfs.model import refs as refnames
 from contextfs.model.ids import from_hex
 from contextfs.remote import sync
 from contextfs.remote.objects import ObjectRow, RefUpdate, receive

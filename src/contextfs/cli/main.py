@@ -22,11 +22,11 @@ from ..errors import MergeConflictError, StoreError, VerificationError
 from ..expand.query import ContextQuery
 from ..expand.receipt import Receipt
 from ..expand.render import Format
-from ..history.refs import DEFAULT_BRANCH
 from ..integrity.proofs import proof_from_json
 from ..integrity.proofs import verify as verify_proof
 from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
 from ..model.objects import MemoryAtom, check_relevance
+from ..model.refs import DEFAULT_BRANCH
 from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
 from ..records import SearchHit

@@ -5,9 +5,9 @@ rebuilt on ContextFS's object model with full-length ids, iterative expansion,
 lossless compaction and real token counts.
 """
 
-from .context import CompressedContext as CompressedContext
+from ..model.context import CompressedContext as CompressedContext
+from ..model.context import decode_context as decode_context
 from .context import ExpandedContext as ExpandedContext
-from .context import decode_context as decode_context
 from .context import rank_key as rank_key
 from .context import render_line as render_line
 from .contextstore import ContextStore as ContextStore

@@ -24,6 +24,7 @@ from ..errors import (
     MissingObjectError,
     UnknownRevisionError,
 )
+from ..model.context import CONTEXT, CompressedContext, check_context_ref, decode_context
 from ..model.ids import (
     ID_HEX_LENGTH,
     MIN_PREFIX_LENGTH,
@@ -36,7 +37,6 @@ from ..model.ids import (
 from ..model.objects import ATOM, MOLECULE, MemoryAtom, atom_body
 from ..store.base import Store
 from ..store.memory import MemoryStore
-from .context import CONTEXT, CompressedContext, check_context_ref, decode_context
 
 __all__ = ["ContextStore", "InMemoryContextStore", "ObjectContextStore"]
 

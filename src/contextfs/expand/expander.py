@@ -29,10 +29,11 @@ from ..errors import (
     InvalidInputError,
     UnknownRevisionError,
 )
+from ..model.context import CompressedContext
 from ..model.ids import ID_HEX_LENGTH, short
 from ..model.objects import MemoryAtom, MemoryMolecule
 from ..model.types import TypeSignature
-from .context import CompressedContext, ExpandedContext, rank_key, render_line
+from .context import ExpandedContext, rank_key, render_line
 from .contextstore import ContextStore
 from .tokens import Tokenizer, default_tokenizer
 

@@ -38,9 +38,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InvalidInputError
 from ..history.tree import Scorer, by_relevance, recency_scorer
+from ..model.context import CompressedContext
 from ..model.objects import MemoryAtom
 from ..model.timeutil import now_micros, to_micros
-from .context import CompressedContext, ExpandedContext, render_line
+from .context import ExpandedContext, render_line
 from .contextstore import ContextStore
 from .expander import ExpanderFunctor, SnapshotSource
 from .tokens import TiktokenTokenizer, Tokenizer, default_tokenizer

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError
-from ..integrity.merkle import root as merkle_root
 from ..model import canonical
+from ..model.merkle import root as merkle_root
 from ..model.objects import NO_RANK, entry_rank, is_molecule_item
 from ..store.base import ObjectStore
 

@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from ..errors import ContextFSError, InvalidInputError
-from ..expand.context import CONTEXT, decode_context
-from ..history import refs as refnames
 from ..history.attribution import ATTRIBUTION_ITEM, decode_attribution
 from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.merge import decode_conflict
@@ -40,6 +38,8 @@ from ..history.tree import (
     decode_node,
     encode_node,
 )
+from ..model import refs as refnames
+from ..model.context import CONTEXT, decode_context
 from ..model.ids import ObjectId, from_hex, object_digest, to_hex
 from ..model.objects import (
     ATOM,

@@ -15,7 +15,7 @@ one per tree level, anchored at the commit:
   on the key's path, which the verifier hashes to that node's id: an interior
   node with no child for the key's nibble, or a leaf without the key.
 
-The verifiers use nothing but :mod:`hashlib`, :mod:`contextfs.integrity.merkle`
+The verifiers use nothing but :mod:`hashlib`, :mod:`contextfs.model.merkle`
 and the canonical decoder, treat every proof as untrusted, and answer False,
 never raising, for anything malformed. The proof format is specified in
 ``docs/FORMAT.md`` (section *Proofs*).
@@ -42,7 +42,7 @@ from ..history.tree import (
     node_leaves,
 )
 from ..model import canonical
-from .merkle import inclusion_proof_from_hashes, leaf_hash, root, verify_inclusion
+from ..model.merkle import inclusion_proof_from_hashes, leaf_hash, root, verify_inclusion
 
 PROOF_FORMAT = "contextfs-proof"
 PROOF_VERSION = 1

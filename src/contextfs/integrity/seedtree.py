@@ -8,7 +8,7 @@ atom twice, proved only the first copy. Here:
 
 * the leaves are the atoms' full 32-byte ids, each id once, in first-seen
   order (a duplicate adds nothing, so every atom has exactly one proof);
-* hashing is :mod:`contextfs.integrity.merkle` (RFC 6962: ``0x00`` leaf and
+* hashing is :mod:`contextfs.model.merkle` (RFC 6962: ``0x00`` leaf and
   ``0x01`` node prefixes, the split at the largest power of two, no padding);
 * every hash is the full SHA-256, spelled as 64 hex digits.
 
@@ -23,8 +23,8 @@ import re
 from collections.abc import Iterable
 
 from ..errors import InvalidInputError
+from ..model.merkle import HASH_SIZE, inclusion_path, leaf_hash, node_hash, root_of_hashes
 from ..model.objects import MemoryAtom
-from .merkle import HASH_SIZE, inclusion_path, leaf_hash, node_hash, root_of_hashes
 
 #: A seed proof: ``(sibling hash as hex, True if the sibling is on the left)``, leaf up.
 SeedProof = list[tuple[str, bool]]

@@ -16,8 +16,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from ..errors import InvalidInputError, VerificationError
-from ..history import refs as refnames
 from ..integrity.proofs import verify as verify_proof
+from ..model import refs as refnames
 from ..repo import Repository
 from .shapes import (
     MAX_LIMIT,

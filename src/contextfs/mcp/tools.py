@@ -18,7 +18,7 @@ from ..errors import InvalidInputError, RevisionError, UnknownRevisionError
 from ..expand.query import ContextQuery
 from ..expand.render import Format
 from ..expand.tokens import default_tokenizer
-from ..history import refs as refnames
+from ..model import refs as refnames
 from ..model.ids import ID_HEX_LENGTH, from_hex, is_hex_prefix, to_hex
 from ..model.objects import ATOM, atom_digest, decode_atom
 from ..model.types import TypeSignature

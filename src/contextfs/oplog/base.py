@@ -30,7 +30,7 @@ from typing import Any, Protocol, Self, cast, runtime_checkable
 import msgspec
 
 from ..errors import InvalidInputError
-from ..integrity.merkle import (
+from ..model.merkle import (
     consistency_proof_from_hashes,
     extend_frontier,
     frontier_root,

@@ -35,13 +35,13 @@ from ..errors import (
     UncommittedChangesError,
     UnknownRevisionError,
 )
-from ..history import refs as refnames
 from ..history.attribution import OPLOG_META, encode_attribution, oplog_metadata
 from ..history.commits import check_message
 from ..history.merge import merge_trees
 from ..history.tree import EMPTY_TREE_ID
-from ..integrity.merkle import root as merkle_root
+from ..model import refs as refnames
 from ..model.ids import ObjectId, from_hex, short, to_hex
+from ..model.merkle import root as merkle_root
 from ..model.objects import ATOM
 from .base import OpLogBackend, TransactionalOpLog
 from .context_ops import CONTEXT_DOMAIN, collapse

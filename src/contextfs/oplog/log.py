@@ -53,7 +53,7 @@ import msgspec
 
 from ..discovery import REPO_DIR
 from ..errors import CorruptLogError, InvalidInputError, StoreError
-from ..integrity.merkle import (
+from ..model.merkle import (
     EMPTY_ROOT,
     consistency_proof_from_hashes,
     extend_frontier,

@@ -58,7 +58,7 @@ import msgspec
 import psycopg
 
 from ..errors import CorruptLogError, InvalidInputError, StoreError
-from ..integrity.merkle import (
+from ..model.merkle import (
     EMPTY_ROOT,
     consistency_proof_from_hashes,
     extend_frontier,

@@ -20,8 +20,8 @@ from typing import Protocol, Self
 from ..config import read_config
 from ..discovery import DATABASE, REPO_DIR, is_repository
 from ..errors import InvalidInputError, MissingObjectError, RepositoryNotFoundError
-from ..history import refs as refnames
 from ..integrity.purge import PURGES, purge_ref
+from ..model import refs as refnames
 from ..model.ids import from_hex
 from ..store.base import Store
 from ..store.locate import is_postgres_url, open_store, redact_url

@@ -38,9 +38,9 @@ from ..errors import (
     RepositoryNotFoundError,
     UnknownRevisionError,
 )
-from ..history import refs as refnames
 from ..history.graph import is_ancestor
 from ..integrity.purge import PURGES
+from ..model import refs as refnames
 from ..model.ids import from_hex, short
 from ..records import MergeResult
 from ..repo import Repository

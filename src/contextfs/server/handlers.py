@@ -17,10 +17,10 @@ from ..errors import (
     InvalidInputError,
     UnknownRevisionError,
 )
-from ..expand.context import CompressedContext
 from ..expand.expander import ExpanderFunctor
 from ..expand.tokens import default_tokenizer
-from ..history import refs as refnames
+from ..model import refs as refnames
+from ..model.context import CompressedContext
 from ..model.ids import from_hex, to_hex
 from ..model.types import TypeSignature
 from ..remote.objects import RefUpdate, known_commits, receive

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from contextfs.errors import InvalidInputError
-from contextfs.integrity.merkle import EMPTY_ROOT, root, verify_consistency
+from contextfs.model.merkle import EMPTY_ROOT, root, verify_consistency
 from contextfs.oplog import Cut, OpEntry, OpLog, add_atom_op, make_op_entry, merge_key
 from contextfs.oplog.base import OpLogBackend
 from contextfs.oplog.entry import encode_line, restamp

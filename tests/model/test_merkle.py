@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contextfs.errors import InvalidInputError
-from contextfs.integrity.merkle import (
+from contextfs.model.merkle import (
     EMPTY_ROOT,
     consistency_proof,
     consistency_proof_from_hashes,
