@@ -1,121 +1,515 @@
 """The Repository: the one facade that the CLI, servers and users call.
 
-A repository is a :class:`~contextfs.store.base.Store` plus these refs:
+A :class:`Repository` is a :class:`~contextfs.store.base.Store` and the
+services composed over it, each with one job (``docs/ARCHITECTURE.md``):
 
-* ``HEAD``: ``ref: refs/heads/<branch>``, or a commit id when detached;
-* ``refs/heads/*`` and ``refs/tags/*``: commit ids;
-* ``STAGE``: the snapshot tree being prepared for the next commit (absent when
-  it equals HEAD's snapshot);
-* ``MERGE_HEAD`` and ``MERGE_STATE``: the commit being merged in and a tree of
-  its unresolved conflicts, while a merge is stopped on conflicts.
+=================  ========================================  ===================================
+attribute          service                                   holds
+=================  ========================================  ===================================
+``objects``        :class:`~.services.objects.ObjectReader`  commits, memories, snapshots, diffs
+``refs``           :class:`~.services.refs.Refs`             HEAD, branches, tags, revisions, CAS
+``workspace``      :class:`~.services.workspace.Workspace`   stage, commit, switch, reset, merge
+``assembler``      :class:`~.services.assembler.ContextAssembler`  search, context, sessions
+``oplogs``         :class:`~.services.oplogs.OpLogSessions`  op logs, crystallising, actor reverts
+``integrity``      :class:`~.services.integrity.Integrity`   proofs, verify, purge
+=================  ========================================  ===================================
 
-Every mutation reads and writes inside one store transaction and moves refs
-by compare-and-swap, so a crash leaves either the old state or the new one.
+The facade opens and closes repositories and groups calls in transactions;
+every other method is a one-line delegate to a service, with the service's
+documentation.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections.abc import Iterable, Iterator
+import contextlib
+import functools
+import os
+import secrets
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import Literal, Self, TypeVar
 
-from .collab import CollaborativeCore
-from .core import (
-    DEFAULT_AUTHOR,
-    PURGED_TEXT,
-    PURGED_TYPE,
-)
+from .backends import open_store, search_index_for, url_scheme
+from .config import RepoConfig, read_config, write_config
+from .discovery import DATABASE, REPO_DIR, find_repository, is_repository
 from .errors import (
     InvalidInputError,
-    MissingObjectError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    StoreError,
 )
 from .expand.context import ExpandedContext
-from .expand.expander import compaction_key
 from .expand.lattice import RelevanceLattice
 from .expand.query import ContextQuery
-from .expand.ranking import match_scores, phrase_text
-from .expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_receipt
-from .expand.render import Format, check_format, fit
+from .expand.receipt import Receipt, ReceiptVerification
+from .expand.render import Format
 from .expand.stream import ExpansionChunk, iter_chunks
-from .expand.tokens import Tokenizer, default_tokenizer
-from .history.commits import check_author
-from .history.tree import (
-    Scorer,
-    by_relevance,
-    recency_scorer,
-)
-from .integrity.fsck import VerifyReport, verify_store
+from .expand.tokens import Tokenizer
+from .history.commits import Commit
+from .history.tree import EMPTY_TREE_DATA, EMPTY_TREE_ID, TREE, Scorer, SnapshotTrees
+from .integrity.fsck import VerifyReport
 from .integrity.proofs import Proof
-from .integrity.proofs import prove as prove_key
-from .integrity.purge import PurgeRecord, purge_atom
+from .integrity.purge import PurgeRecord
 from .model import refs as refnames
-from .model.ids import (
-    ObjectId,
-    to_hex,
-)
-from .model.objects import (
-    ATOM,
-    MOLECULE,
-    MemoryAtom,
-    MemoryMolecule,
-    MoleculeEntry,
-    decode_entry,
-    entry_rank,
-    is_molecule_item,
-)
-from .model.timeutil import from_micros, now_micros
+from .model.canonical import Metadata
+from .model.context import CompressedContext
+from .model.ids import ObjectId
+from .model.objects import MemoryAtom, MemoryMolecule
 from .model.types import TypeSignature
+from .oplog.base import OpLogBackend
+from .oplog.crystallise import OplogCommit
 from .records import (
+    Change,
+    CommitInfo,
+    ConflictInfo,
+    Memory,
+    MergeResult,
     PromptContext,
     SearchHit,
+    Status,
 )
-from .search.query import Mode, parse_query
-from .session.richclub import adjacency, rich_club
-from .session.tiers import (
-    IDENTITY_TYPES,
-    Summariser,
-    TierBudgets,
-    assemble,
-    extractive_summary,
-    is_identity,
-)
+from .search.base import SearchIndex
+from .search.query import Mode
+from .services.assembler import DEFAULT_PATIENCE, DEFAULT_SESSION_BUDGET, ContextAssembler, Purged
+from .services.crystallise import Crystalliser
+from .services.integrity import Integrity
+from .services.objects import ObjectReader
+from .services.oplogs import ActorRevert, OpLogSessions
+from .services.refs import Refs
+from .services.storage import Storage
+from .services.workspace import DEFAULT_AUTHOR, UNSET, ProgressCallback, Side, Workspace
+from .session.tiers import IDENTITY_TYPES, SessionPayload, Summariser, TierBudgets
+from .store.base import Store
+from .store.memory import MemoryStore
+from .store.sqlite import SqliteStore
+from .store.urls import STORE_URL_ENV
 
-#: ``context`` gives up packing after this many atoms in a row did not fit.
-DEFAULT_PATIENCE = 64
-#: Atoms read from the store at a time while streaming a ranked snapshot.
-RANKED_BATCH = 64
-#: The molecule type and relation that store a snapshot's relevance lattice.
-LATTICE_TYPE = TypeSignature("RelevanceLattice")
-#: Tokens of a session payload unless told otherwise.
-DEFAULT_SESSION_BUDGET = 2000
-#: How many of the best atoms are searched for l0 (pinned and identity) memories.
-IDENTITY_SCAN = 2_000
-LATTICE_RELATION = "more_relevant"
+_F = TypeVar("_F", bound=Callable[..., object])
 
 
-class Repository(CollaborativeCore):
-    """Version control for an agent's memory: stage, commit, branch, merge, expand, prove.
+def _doc(source: Callable[..., object]) -> Callable[[_F], _F]:
+    """Give a delegate the documentation of the service method it calls."""
 
-    The version-control methods come from :class:`~contextfs.core.RepositoryCore`;
-    this class adds what the memory is for: ranked, budgeted context, search,
-    streaming, receipts, the relevance lattice, proofs, verification and purging.
-    """
+    def apply(delegate: _F) -> _F:
+        delegate.__doc__ = source.__doc__
+        return delegate
 
+    return apply
+
+
+class Repository:
+    """Version control for an agent's memory: stage, commit, branch, merge, expand, prove."""
+
+    def __init__(self, store: Store, *, path: Path | None = None) -> None:
+        """Compose the services over an open ``store``; use :meth:`init`, :meth:`open` instead.
+
+        Args:
+            store: the store, which the repository now owns (closed by :meth:`close`).
+            path: the ``.contextfs`` folder, where a file op log and config live.
+        """
+        self.store = store
+        self.path = path
+        self.storage = Storage(store)
+        self.trees: SnapshotTrees = self.storage.trees
+        index = self._index
+        self.objects = ObjectReader(self.storage)
+        self.refs = Refs(self.storage, self.objects)
+        self.workspace = Workspace(self.storage, self.objects, self.refs, index)
+        self.assembler = ContextAssembler(
+            self.storage, self.objects, self.refs, self.workspace, index
+        )
+        crystalliser = Crystalliser(self.storage, self.objects, self.refs, self.workspace, index)
+        self.oplogs = OpLogSessions(
+            self.storage, self.objects, self.refs, self.workspace, crystalliser, path
+        )
+        self.integrity = Integrity(self.storage, self.objects, self.refs, index)
+
+    # -- opening and closing ---------------------------------------------------------
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str] = ".",
+        *,
+        branch: str = refnames.DEFAULT_BRANCH,
+        store: str | None = None,
+    ) -> Self:
+        """Create a repository in ``path/.contextfs`` and return it open.
+
+        With ``store`` (a ``postgresql://`` URL) the memories live in that
+        database and the folder only records where: a store that already holds
+        a repository is joined, not re-initialised, so every machine of a team
+        runs the same ``init --store``.
+
+        Raises:
+            RepositoryExistsError: the folder is a repository already.
+            StoreError: the store cannot be created or reached.
+        """
+        refnames.branch_ref(branch)  # refuse a bad name before touching the disk
+        folder = Path(path) / REPO_DIR
+        if is_repository(folder):
+            raise RepositoryExistsError(f"a ContextFS repository already exists in {str(folder)!r}")
+        if store is not None:
+            return cls._init_shared(folder, store, branch)
+        database = folder / DATABASE
+        # Build the store under a temporary name and rename it into place, so a
+        # crash never leaves a half-initialised repository that blocks `init`.
+        scratch = folder / f".{DATABASE}.{os.getpid()}.init"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            cls.create(SqliteStore.open(scratch, create=True), branch=branch).close()
+            os.replace(scratch, database)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create a repository in {str(folder)!r}: {exc.strerror}"
+            ) from None
+        finally:
+            for leftover in (scratch, Path(f"{scratch}-wal"), Path(f"{scratch}-shm")):
+                with contextlib.suppress(OSError):
+                    leftover.unlink(missing_ok=True)
+        return cls(SqliteStore.open(database), path=folder)
+
+    @classmethod
+    def _init_shared(cls, folder: Path, url: str, branch: str) -> Self:
+        """Initialise (or join) the repository in the store at ``url``; record it in the folder.
+
+        The folder gets a workspace of its own in the store, so its HEAD and
+        stage are its own while branches, tags and history are shared.
+        """
+        if url_scheme(url) is None:
+            raise InvalidInputError(
+                "--store takes a postgresql:// URL (the default store is the folder's own"
+                " SQLite file)"
+            )
+        with cls(open_store(url, create=True)) as shared:
+            if shared.store.read_ref(refnames.HEAD) is None:
+                with contextlib.suppress(RepositoryExistsError):  # another machine won the race
+                    shared._initialise(branch)
+        workspace = secrets.token_hex(8)
+        repo = cls(open_store(url, workspace=workspace), path=folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_config(folder, RepoConfig(store=url, workspace=workspace))
+        except OSError as exc:
+            repo.close()
+            raise StoreError(
+                f"cannot create a repository in {str(folder)!r}: {exc.strerror}"
+            ) from None
+        return repo
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Self:
+        """Open the repository at ``path``: a folder at or below it, or a store URL.
+
+        ``path`` may be a ``postgresql://`` URL. Without ``path``,
+        ``CONTEXTFS_STORE_URL`` names the store if set; otherwise the folder is
+        found from the current directory (``CONTEXTFS_DIR`` overrides), and its
+        ``config.json`` may point at a PostgreSQL store and the folder's
+        workspace in it (its own HEAD and stage).
+        """
+        if url_scheme(path) is not None:
+            assert isinstance(path, str)
+            return cls(open_store(path))
+        url = os.environ.get(STORE_URL_ENV) if path is None else None
+        if url:
+            folder: Path | None = None
+            with contextlib.suppress(RepositoryNotFoundError):
+                folder = find_repository()
+            workspace = read_config(folder).workspace if folder is not None else None
+            return cls(open_store(url, workspace=workspace), path=folder)
+        folder = find_repository(path)
+        config = read_config(folder)
+        if config.store is not None:
+            return cls(open_store(config.store, workspace=config.workspace), path=folder)
+        return cls(SqliteStore.open(folder / DATABASE), path=folder)
+
+    @classmethod
+    def memory(cls, *, branch: str = refnames.DEFAULT_BRANCH) -> Self:
+        """Return a new repository held in memory only (tests, scratch work)."""
+        return cls.create(MemoryStore(), branch=branch)
+
+    @classmethod
+    def create(cls, store: Store, *, branch: str = refnames.DEFAULT_BRANCH) -> Self:
+        """Initialise a repository in the empty ``store`` and return it open.
+
+        The repository owns the store from here on: it is closed with the
+        repository, or at once if initialising fails.
+
+        Raises:
+            RepositoryExistsError: the store holds a repository already.
+        """
+        repo = cls(store)
+        try:
+            repo._initialise(branch)
+        except BaseException:
+            repo.close()
+            raise
+        return repo
+
+    def _initialise(self, branch: str) -> None:
+        target = refnames.branch_ref(branch)
+        with self.transaction():
+            self.store.put_objects([(EMPTY_TREE_ID, TREE, EMPTY_TREE_DATA)])
+            if not self.store.set_ref_if_equals(refnames.HEAD, None, refnames.symbolic(target)):
+                raise RepositoryExistsError("the store already holds a repository")
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Group repository calls so they land together, durably, or not at all.
+
+        Every mutating method runs in one already; nest them in an outer one
+        to make several calls atomic (``with repo.transaction(): repo.add_atoms(...);
+        repo.commit(...)``). Tree nodes written along the way are discarded if
+        the block fails, so nothing half-built reaches the store.
+        """
+        return self.storage.transaction()
+
+    def close(self) -> None:
+        """Close the underlying store; safe to call twice."""
+        self.store.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @functools.cached_property
+    def search_index(self) -> SearchIndex:
+        """The full-text index beside this repository's store (made on first use)."""
+        return search_index_for(self.store)
+
+    def _index(self) -> SearchIndex:
+        return self.search_index
+
+    # -- objects -----------------------------------------------------------------------
+
+    @_doc(ObjectReader.commit)
+    def load_commit(self, oid: bytes) -> Commit:
+        return self.objects.commit(oid)
+
+    @_doc(ObjectReader.is_purged)
+    def is_purged(self, atom_id: bytes | str) -> bool:
+        return self.objects.is_purged(atom_id)
+
+    @_doc(ObjectReader.memory_id)
+    def memory_id(self, ref: str) -> ObjectId:
+        return self.objects.memory_id(ref)
+
+    def log(
+        self, revisions: Iterable[str] = (refnames.HEAD,), *, limit: int | None = None
+    ) -> Iterator[CommitInfo]:
+        """Yield commits reachable from ``revisions``, newest generation first."""
+        return self.objects.log([self.refs.resolve_id(rev) for rev in revisions], limit=limit)
+
+    def show(self, revision: str = refnames.HEAD) -> tuple[CommitInfo, list[Change]]:
+        """Return a commit and the changes it made against its first parent."""
+        return self.objects.show(self.refs.resolve_id(revision))
+
+    @_doc(ObjectReader.compressed)
+    def compressed(self, revision: str = refnames.HEAD) -> CompressedContext:
+        return self.objects.compressed(self.refs.resolve_id(revision))
+
+    def diff(self, old: str, new: str | None = None) -> list[Change]:
+        """Return the entries that differ from revision ``old`` to ``new`` (None: the stage)."""
+        return self.objects.changes(self.refs.tree(old), self.workspace.tree_of(new))
+
+    def snapshot(self, revision: str | None = refnames.HEAD) -> list[Memory]:
+        """Return every memory in ``revision`` (None: the stage), in id order."""
+        return self.objects.snapshot(self.workspace.tree_of(revision))
+
+    def count(self, revision: str | None = refnames.HEAD) -> int:
+        """Return how many entries ``revision`` (None: the stage) holds."""
+        return self.objects.count(self.workspace.tree_of(revision))
+
+    def get(self, ref: str, revision: str | None = None) -> Memory:
+        """Return the memory whose id starts with ``ref`` in ``revision`` (None: the stage)."""
+        if revision is None:
+            return self.workspace.staged(ref)
+        return self.objects.get(ref, self.refs.tree(revision), revision)
+
+    # -- refs --------------------------------------------------------------------------
+
+    @property
+    def current_branch(self) -> str | None:
+        """The checked-out branch's short name, or None when HEAD is detached."""
+        return self.refs.current_branch
+
+    @_doc(Refs.head)
+    def head(self) -> ObjectId | None:
+        return self.refs.head()
+
+    @_doc(Refs.resolve)
+    def resolve(self, revision: str) -> ObjectId:
+        return self.refs.resolve(revision)
+
+    @_doc(Refs.branches)
+    def branches(self) -> dict[str, ObjectId]:
+        return self.refs.branches()
+
+    @_doc(Refs.tags)
+    def tags(self) -> dict[str, ObjectId]:
+        return self.refs.tags()
+
+    @_doc(Refs.create_branch)
+    def create_branch(
+        self, name: str, start: str = refnames.HEAD, *, force: bool = False
+    ) -> ObjectId:
+        return self.refs.create_branch(name, start, force=force)
+
+    @_doc(Refs.delete_branch)
+    def delete_branch(self, name: str, *, force: bool = False) -> ObjectId:
+        return self.refs.delete_branch(name, force=force)
+
+    @_doc(Refs.create_tag)
+    def create_tag(self, name: str, revision: str = refnames.HEAD) -> ObjectId:
+        return self.refs.create_tag(name, revision)
+
+    @_doc(Refs.delete_tag)
+    def delete_tag(self, name: str) -> ObjectId:
+        return self.refs.delete_tag(name)
+
+    @_doc(Refs.update_ref)
+    def update_ref(self, name: str, new: str | None, expected_old: str | None) -> None:
+        return self.refs.update_ref(name, new, expected_old)
+
+    # -- the workspace -----------------------------------------------------------------
+
+    @_doc(Workspace.add)
+    def add(
+        self,
+        memory: str | MemoryAtom,
+        type_sig: str | TypeSignature = "String",
+        *,
+        relevance: float = 1.0,
+        source: str = "",
+        tags: Iterable[str] = (),
+        timestamp: int | None = None,
+        abstract: str | None = None,
+        overview: str | None = None,
+    ) -> ObjectId:
+        return self.workspace.add(
+            memory,
+            type_sig,
+            relevance=relevance,
+            source=source,
+            tags=tags,
+            timestamp=timestamp,
+            abstract=abstract,
+            overview=overview,
+        )
+
+    @_doc(Workspace.add_atoms)
+    def add_atoms(
+        self, atoms: Iterable[MemoryAtom], *, progress: ProgressCallback | None = None
+    ) -> list[ObjectId]:
+        return self.workspace.add_atoms(atoms, progress=progress)
+
+    @_doc(Workspace.stage)
+    def stage(
+        self,
+        *,
+        add: Iterable[MemoryAtom] = (),
+        remove: Iterable[str] = (),
+        progress: ProgressCallback | None = None,
+    ) -> tuple[list[ObjectId], list[ObjectId]]:
+        return self.workspace.stage(add=add, remove=remove, progress=progress)
+
+    @_doc(Workspace.add_molecule)
+    def add_molecule(self, molecule: MemoryMolecule) -> ObjectId:
+        return self.workspace.add_molecule(molecule)
+
+    @_doc(Workspace.remove)
+    def remove(self, *refs: str) -> list[ObjectId]:
+        return self.workspace.remove(*refs)
+
+    @_doc(Workspace.update_entry)
+    def update_entry(
+        self,
+        ref: str,
+        *,
+        relevance: float | object = UNSET,
+        source: str | object = UNSET,
+        tags: Iterable[str] | object = UNSET,
+        abstract: str | object | None = UNSET,
+        overview: str | object | None = UNSET,
+    ) -> ObjectId:
+        return self.workspace.update_entry(
+            ref, relevance=relevance, source=source, tags=tags, abstract=abstract, overview=overview
+        )
+
+    @_doc(Workspace.status)
+    def status(self) -> Status:
+        return self.workspace.status()
+
+    @_doc(Workspace.commit)
+    def commit(
+        self,
+        message: str,
+        *,
+        author: str = DEFAULT_AUTHOR,
+        allow_empty: bool = False,
+        metadata: Metadata | None = None,
+        expect_head: str | object | None = UNSET,
+    ) -> ObjectId:
+        return self.workspace.commit(
+            message,
+            author=author,
+            allow_empty=allow_empty,
+            metadata=metadata,
+            expect_head=expect_head,
+        )
+
+    @_doc(Workspace.switch)
+    def switch(self, name: str, *, create: bool = False, detach: bool = False) -> ObjectId | None:
+        return self.workspace.switch(name, create=create, detach=detach)
+
+    @_doc(Workspace.reset)
+    def reset(
+        self, revision: str = refnames.HEAD, *, mode: Literal["soft", "hard", "safe"] = "safe"
+    ) -> ObjectId:
+        return self.workspace.reset(revision, mode=mode)
+
+    @_doc(Workspace.revert)
+    def revert(self, revision: str, *, author: str = DEFAULT_AUTHOR, mainline: int = 1) -> ObjectId:
+        return self.workspace.revert(revision, author=author, mainline=mainline)
+
+    @_doc(Workspace.merge)
+    def merge(
+        self,
+        revision: str,
+        *,
+        author: str = DEFAULT_AUTHOR,
+        message: str | None = None,
+        strategy: Side | None = None,
+        fast_forward: bool = True,
+    ) -> MergeResult:
+        return self.workspace.merge(
+            revision, author=author, message=message, strategy=strategy, fast_forward=fast_forward
+        )
+
+    @_doc(Workspace.conflicts)
+    def conflicts(self) -> tuple[ConflictInfo, ...]:
+        return self.workspace.conflicts()
+
+    @_doc(Workspace.resolve_conflict)
+    def resolve_conflict(self, ref: str, side: Side) -> ObjectId:
+        return self.workspace.resolve_conflict(ref, side)
+
+    @_doc(Workspace.abort_merge)
+    def abort_merge(self) -> None:
+        return self.workspace.abort_merge()
+
+    # -- context assembly --------------------------------------------------------------
+
+    @_doc(ContextAssembler.ranked_atoms)
     def ranked_atoms(
         self, revision: str = refnames.HEAD, *, score: Scorer | None = None, batch: int = 64
     ) -> Iterator[MemoryAtom]:
-        """Yield ``revision``'s atoms best first, lazily.
+        return self.assembler.ranked_atoms(revision, score=score, batch=batch)
 
-        Ranks by ``score(relevance, timestamp)`` (stored relevance by default;
-        see :func:`recency_scorer`), then newest, then id. Entries come from a
-        best-first walk of the snapshot tree and contents are read ``batch`` at
-        a time, so the first atoms of a huge snapshot arrive after a few reads
-        and memory stays bounded however far the caller iterates.
-        """
-        return self._ranked_atoms(self._tree_of(revision), score, batch)
-
+    @_doc(ContextAssembler.search)
     def search(
         self,
         query: str,
@@ -127,30 +521,17 @@ class Repository(CollaborativeCore):
         half_life_seconds: float | None = None,
         now: int | None = None,
     ) -> list[SearchHit]:
-        """Find ``revision``'s memories matching ``query``, best first.
+        return self.assembler.search(
+            query,
+            revision=revision,
+            limit=limit,
+            mode=mode,
+            where=where,
+            half_life_seconds=half_life_seconds,
+            now=now,
+        )
 
-        Words are matched by full-text search (SQLite FTS5 on disk); each hit
-        scores ``relevance x recency x match``, where ``match`` weighs the
-        query's phrases by their rarity in this revision (see
-        :mod:`contextfs.expand.ranking`), so the answer depends on the revision
-        alone. ``where`` filters further (type, relevance, age, tags, source).
-
-        Raises:
-            InvalidInputError: the query has no words, or an argument is invalid.
-        """
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
-        moment = now if now is not None else now_micros()
-        tree = self._tree_of(revision)
-        hits: list[SearchHit] = []
-        ranked = self._query_ranked(tree, query, mode, self._scorer(half_life_seconds, moment))
-        for atom, score, match in ranked:
-            if where is None or where.matches(atom, from_micros(moment)):
-                hits.append(SearchHit(atom, score, match))
-                if len(hits) >= limit:
-                    break
-        return hits
-
+    @_doc(ContextAssembler.context)
     def context(
         self,
         revision: str = refnames.HEAD,
@@ -165,80 +546,24 @@ class Repository(CollaborativeCore):
         compact: bool = True,
         patience: int | None = DEFAULT_PATIENCE,
         tokenizer: Tokenizer | None = None,
-        purged: Literal["omit", "show"] = "omit",
+        purged: Purged = "omit",
     ) -> PromptContext:
-        """Assemble the best prompt ``revision`` can give within ``budget`` tokens.
-
-        Atoms are ranked by stored relevance, times a recency decay with
-        ``half_life_seconds``, times the query match with ``query`` (and then
-        only matching atoms take part); ``where`` filters; true duplicates
-        (same type, same normalised text) are merged when ``compact``; the
-        revision's relevance lattice is honoured; then the best atoms whose
-        rendered ``format`` fits are packed, skipping any that do not fit and
-        giving up after ``patience`` misses in a row. The rendered prompt,
-        counted by ``tokenizer``, never exceeds ``budget``.
-
-        The result carries a :class:`~contextfs.expand.receipt.Receipt` from
-        which :meth:`verify_receipt` re-derives the prompt byte for byte. The
-        cost follows the budget and the query's matches; without a lattice the
-        snapshot is read lazily, best first.
-
-        Raises:
-            InvalidInputError: an argument is invalid.
-        """
-        fmt = check_format(format)
-        if budget is not None and (
-            isinstance(budget, bool) or not isinstance(budget, int) or budget < 0
-        ):
-            raise InvalidInputError(f"budget must be a non-negative integer, got {budget!r}")
-        oid = self._resolve(revision)
-        tree = self.load_commit(oid).tree
-        moment = now if now is not None else now_micros()
-        scorer = self._scorer(half_life_seconds, moment)
-        candidates: Iterable[MemoryAtom]
-        if query is None:
-            candidates = self._ranked_atoms(tree, scorer)
-        else:
-            candidates = (atom for atom, _, _ in self._query_ranked(tree, query, mode, scorer))
-        if where is not None:
-            when = from_micros(moment)
-            candidates = (atom for atom in candidates if where.matches(atom, when))
-        if purged == "omit":
-            candidates = (a for a in candidates if not self._is_placeholder(a))
-        elif purged != "show":
-            raise InvalidInputError(f"purged must be 'omit' or 'show', got {purged!r}")
-        if compact:
-            candidates = _distinct(candidates)
-        molecules = self._molecules_of(tree)
-        lattice = _lattice_of(molecules)
-        if len(lattice):
-            ranked = list(candidates)
-            by_id: dict[str, MemoryAtom] = {atom.content_hash: atom for atom in ranked}
-            candidates = [by_id[i] for i in lattice.order([a.content_hash for a in ranked])]
-        counter = tokenizer or default_tokenizer()
-        selection = fit(candidates, molecules, fmt, budget, counter, patience=patience)
-        receipt = build_receipt(
-            selection,
-            commit=to_hex(oid),
-            snapshot_root=to_hex(tree),
-            revision=revision,
+        return self.assembler.context(
+            revision,
             budget=budget,
             query=query,
+            mode=mode,
+            format=format,
             half_life_seconds=half_life_seconds,
-            now=moment,
-            tokenizer=counter.name,
-            params={
-                "mode": mode,
-                "compact": compact,
-                "patience": patience,
-                "where": _query_params(where),
-                "purged": purged,
-            },
-        )
-        return PromptContext(
-            selection.text, selection.tokens, selection.atoms, selection.molecules, receipt
+            now=now,
+            where=where,
+            compact=compact,
+            patience=patience,
+            tokenizer=tokenizer,
+            purged=purged,
         )
 
+    @_doc(ContextAssembler.expand)
     def expand(
         self,
         revision: str = refnames.HEAD,
@@ -250,157 +575,15 @@ class Repository(CollaborativeCore):
         where: ContextQuery | None = None,
         tokenizer: Tokenizer | None = None,
     ) -> ExpandedContext:
-        """Materialise ``revision`` as the seed's ``ExpandedContext``, ranked and budgeted.
-
-        The same selection as :meth:`context` in the ``lines`` format, so
-        ``to_prompt_context()`` of the result is that prompt and never exceeds
-        ``budget``. Without a budget every atom is tried (patience is off).
-        """
-        result = self.context(
+        return self.assembler.expand(
             revision,
             budget=budget,
             query=query,
             half_life_seconds=half_life_seconds,
             now=now,
             where=where,
-            patience=DEFAULT_PATIENCE if budget is not None else None,
             tokenizer=tokenizer,
         )
-        summary: dict[str, int] = {}
-        for atom in result.atoms:
-            summary[str(atom.type_sig)] = summary.get(str(atom.type_sig), 0) + 1
-        return ExpandedContext(
-            atoms=list(result.atoms),
-            molecules=list(result.molecules),
-            expansion_path=[result.receipt.commit],
-            total_tokens_estimate=result.tokens,
-            type_summary=dict(sorted(summary.items())),
-        )
-
-    def prove(self, ref: str | MemoryAtom, revision: str = refnames.HEAD) -> Proof:
-        """Prove that a memory is, or is not, in ``revision``.
-
-        Returns a :class:`~contextfs.integrity.proofs.MembershipProof` when it
-        is and a :class:`~contextfs.integrity.proofs.NonMembershipProof` when it
-        is not; either checks, from the commit's id alone, with
-        :func:`contextfs.integrity.proofs.verify` -- a chain of RFC 6962
-        inclusion proofs, one per tree level, that any verifier can follow.
-
-        Args:
-            ref: the memory (a MemoryAtom, a full id, or a unique prefix of a
-                stored atom or molecule id).
-            revision: the version to prove it against.
-        """
-        commit_id = self._resolve(revision)
-        stored = self.store.get_object(commit_id)
-        if stored is None:
-            raise MissingObjectError(f"commit {commit_id.hex()} is missing")
-        key = ref.digest if isinstance(ref, MemoryAtom) else self._memory_key(ref, (ATOM, MOLECULE))
-        return prove_key(self.trees, stored.data, key)
-
-    def verify(self) -> VerifyReport:
-        """Re-hash every object and check every link and ref; name each problem.
-
-        See :func:`contextfs.integrity.fsck.verify_store`. Purged atoms (with
-        their purge records) are listed, not reported as damage.
-        """
-        return verify_store(self.store)
-
-    def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
-        """Erase an atom's content from every version, index and free page.
-
-        Every commit id and snapshot root still verifies (they cover the atom's
-        id, not its text); expansion leaves the atom out, or shows it as
-        ``[purged]`` when asked. The purge is recorded: who, when, which id, why.
-        Must not run inside :meth:`transaction` (the store file is compacted).
-
-        Raises:
-            PurgeError: the id names no atom, is already purged, or a copy of
-                its text is held where it cannot be erased.
-        """
-        check_author(author)
-        oid = self._memory_key(ref, (ATOM,))
-        return purge_atom(self.store, oid, author=author, reason=reason, when=now_micros())
-
-    def verify_receipt(self, receipt: Receipt) -> ReceiptVerification:
-        """Re-derive the prompt ``receipt`` describes from this store and compare it.
-
-        Raises:
-            InvalidInputError: the receipt names a tokenizer or parameter this
-                version cannot reproduce.
-        """
-        return verify_receipt(receipt, self._derive)
-
-    def _derive(self, receipt: Receipt) -> tuple[str, str]:
-        tokenizer = default_tokenizer()
-        if receipt.tokenizer != tokenizer.name:
-            raise InvalidInputError(f"cannot reproduce tokenizer {receipt.tokenizer!r}")
-        params = receipt.params
-        result = self.context(
-            receipt.commit,
-            budget=receipt.budget,
-            query=receipt.query,
-            mode=params.get("mode", "any"),
-            format=receipt.format,
-            half_life_seconds=receipt.half_life_seconds,
-            now=receipt.now,
-            where=_query_from_params(params.get("where")),
-            compact=bool(params.get("compact", True)),
-            patience=params.get("patience"),
-            tokenizer=tokenizer,
-            purged=params.get("purged", "omit"),
-        )
-        return result.receipt.snapshot_root, result.text
-
-    def _is_placeholder(self, atom: MemoryAtom) -> bool:
-        return (
-            atom.content == PURGED_TEXT
-            and atom.type_sig == PURGED_TYPE
-            and self.is_purged(atom.digest)
-        )
-
-    def _scorer(self, half_life_seconds: float | None, now: int) -> Scorer | None:
-        if half_life_seconds is None:
-            return None
-        return recency_scorer(half_life_seconds, now)
-
-    def _ranked_atoms(
-        self, tree: bytes, scorer: Scorer | None, batch: int = RANKED_BATCH
-    ) -> Iterator[MemoryAtom]:
-        entries = self.trees.ranked(tree, scorer)
-        while chunk := [decode_entry(i) for i in itertools.islice(entries, batch)]:
-            for memory in self._load_memories(chunk):
-                assert isinstance(memory, MemoryAtom)
-                yield memory
-
-    def _query_ranked(
-        self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None
-    ) -> Iterator[tuple[MemoryAtom, float, float]]:
-        """Yield the atoms of ``tree`` matching ``query``: ``(atom, score, match)``, best first."""
-        if mode not in ("any", "all"):
-            raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
-        phrases = parse_query(query).phrases
-        found_by_phrase = [self.search_index.match_ids(phrase_text(p)) for p in phrases]
-        present = self.trees.get_many(tree, set().union(*found_by_phrase))
-        members = [found & present.keys() for found in found_by_phrase]
-        matches = match_scores(members, self.trees.count(tree))
-        keep = set.intersection(*members) if mode == "all" else set(matches)
-        rank = scorer or by_relevance
-        heap = []
-        for oid in keep:
-            relevance, timestamp = entry_rank(present[oid])
-            if relevance < 0:  # a molecule: the words of its atoms match, not it
-                continue
-            heap.append((-rank(relevance, timestamp) * matches[oid], -timestamp, oid))
-        heapq.heapify(heap)  # ranked lazily: a budget usually needs only the first few
-        size = 16  # a search usually wants few; a budget more: read in growing batches
-        while heap:
-            batch = [heapq.heappop(heap) for _ in range(min(size, len(heap)))]
-            size = min(size * 2, RANKED_BATCH)
-            atoms = self._load_memories(decode_entry(present[row[2]]) for row in batch)
-            for row, atom in zip(batch, atoms, strict=True):
-                assert isinstance(atom, MemoryAtom)
-                yield atom, -row[0], matches[row[2]]
 
     def stream(
         self,
@@ -430,6 +613,7 @@ class Repository(CollaborativeCore):
             now=now,
         )
 
+    @_doc(ContextAssembler.session_payload)
     def session_payload(
         self,
         revision: str = refnames.HEAD,
@@ -442,174 +626,94 @@ class Repository(CollaborativeCore):
         half_life_seconds: float | None = None,
         now: int | None = None,
         tokenizer: Tokenizer | None = None,
-    ) -> dict[str, Any]:
-        """Return ``revision``'s session payload: ``{"l0", "l1", "l2", "rich_club"}``.
-
-        See :mod:`contextfs.session.tiers`: l0 holds the pinned and identity
-        memories (looked for among the :data:`IDENTITY_SCAN` best), rich_club
-        the hubs of the molecule relation graph, l1 overviews and l2 details of
-        the most relevant memories (those matching ``query``, when given). Each
-        tier keeps to its budget (``budgets``, default :meth:`TierBudgets.split`
-        of ``budget``) and the rendered payload
-        (:func:`~contextfs.session.tiers.render_payload`) never exceeds
-        ``budget`` tokens. The same inputs give byte-identical payloads; send
-        turn-to-turn changes with :func:`contextfs.session.build_delta`.
-
-        Raises:
-            InvalidInputError: an argument is invalid.
-        """
-        tree = self.load_commit(self._resolve(revision)).tree
-        scorer = self._scorer(half_life_seconds, now if now is not None else now_micros())
-        types = frozenset(identity_types)
-
-        def usable(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
-            return _distinct(a for a in atoms if not self._is_placeholder(a))
-
-        best = list(itertools.islice(usable(self._ranked_atoms(tree, scorer)), IDENTITY_SCAN))
-        identity = [a for a in best if is_identity(a, types)]
-        ranked: Iterable[MemoryAtom]
-        if query is None:  # the atoms read for l0 are the head of the ranking: reuse them
-            rest = usable(self._ranked_atoms(tree, scorer)) if len(best) == IDENTITY_SCAN else ()
-            ranked = itertools.chain(best, itertools.islice(rest, IDENTITY_SCAN, None))
-        else:
-            ranked = usable(a for a, _, _ in self._query_ranked(tree, query, "any", scorer))
-        molecules = [m for m in self._molecules_of(tree) if m.molecule_type != LATTICE_TYPE]
-        return assemble(
-            identity=identity,
-            hubs=_hubs(molecules),
-            ranked=ranked,
+    ) -> SessionPayload:
+        return self.assembler.session_payload(
+            revision,
             budget=budget,
-            budgets=budgets or TierBudgets.split(budget if isinstance(budget, int) else 0),
-            counter=tokenizer or default_tokenizer(),
-            summariser=summariser or extractive_summary,
+            query=query,
+            budgets=budgets,
+            summariser=summariser,
+            identity_types=identity_types,
+            half_life_seconds=half_life_seconds,
+            now=now,
+            tokenizer=tokenizer,
         )
 
+    @_doc(ContextAssembler.verify_receipt)
+    def verify_receipt(self, receipt: Receipt) -> ReceiptVerification:
+        return self.assembler.verify_receipt(receipt)
+
+    @_doc(ContextAssembler.molecules)
     def molecules(self, revision: str | None = refnames.HEAD) -> list[MemoryMolecule]:
-        """Return the molecules ``revision`` (None: the stage) holds.
+        return self.assembler.molecules(revision)
 
-        Tree summaries count molecules per subtree, so this reads only the
-        paths that lead to one.
-        """
-        tree = self._tree_of(revision)
-        return self._molecules_of(tree)
-
+    @_doc(ContextAssembler.relevance_lattice)
     def relevance_lattice(self, revision: str | None = refnames.HEAD) -> RelevanceLattice:
-        """Return the "more relevant than" order recorded in ``revision`` (None: the stage).
+        return self.assembler.relevance_lattice(revision)
 
-        The lattice is versioned like every memory: it is stored as a molecule
-        of type ``RelevanceLattice`` whose ``more_relevant`` relation holds its
-        edges, and :meth:`expand` honours it when ranking.
-        """
-        return _lattice_of(self.molecules(revision))
-
+    @_doc(ContextAssembler.add_relevance_edge)
     def add_relevance_edge(self, higher: str, lower: str) -> ObjectId:
-        """Stage the fact that memory ``higher`` is more relevant than ``lower``.
+        return self.assembler.add_relevance_edge(higher, lower)
 
-        Both are id prefixes of atoms in the stage. The lattice molecule is
-        rewritten in the stage (atoms keep their entries).
+    # -- live sessions -----------------------------------------------------------------
 
-        Returns:
-            The id of the new lattice molecule.
+    @_doc(OpLogSessions.oplog)
+    def oplog(self, session: str) -> OpLogBackend:
+        return self.oplogs.oplog(session)
 
-        Raises:
-            LatticeCycleError: ``lower`` is already above ``higher``.
-        """
-        with self.transaction():
-            keys = []
-            for ref in (higher, lower):
-                key, item = self._staged_key(ref)
-                if is_molecule_item(item):
-                    raise InvalidInputError(f"{ref!r} is a molecule; the lattice orders atoms")
-                keys.append(to_hex(key))
-            old = [m for m in self.molecules(None) if m.molecule_type == LATTICE_TYPE]
-            lattice = self.relevance_lattice(None)
-            lattice.add_edge(keys[0], keys[1])
-            nodes = list(lattice)
-            atoms = tuple(self._staged_atom(node) for node in nodes)
-            index = {node: i for i, node in enumerate(nodes)}
-            edges = tuple((index[h], index[lo]) for h, lo in lattice.edges())
-            molecule = MemoryMolecule(atoms, {LATTICE_RELATION: edges}, LATTICE_TYPE, {})
-            changes: dict[bytes, bytes | None] = {m.digest: None for m in old}
-            changes[molecule.digest] = MoleculeEntry(molecule.digest).encode()
-            self._write_stage(changes, [(molecule.digest, MOLECULE, molecule.encode())])
-        return molecule.molecule_hash
+    @_doc(OpLogSessions.sessions)
+    def oplog_sessions(self) -> list[str]:
+        return self.oplogs.sessions()
 
-    def _staged_atom(self, atom_id: str) -> MemoryAtom:
-        found = self.get(atom_id)
-        assert isinstance(found, MemoryAtom)
-        return found
+    @_doc(OpLogSessions.commit)
+    def commit_oplog(
+        self,
+        session: str | OpLogBackend,
+        *,
+        branch: str | None = None,
+        message: str | None = None,
+    ) -> OplogCommit:
+        return self.oplogs.commit(session, branch=branch, message=message)
 
+    @_doc(OpLogSessions.revert_actor)
+    def revert_actor(
+        self,
+        actor: str,
+        since: str | None = None,
+        *,
+        author: str = DEFAULT_AUTHOR,
+        strict: bool = False,
+        dry_run: bool = False,
+    ) -> ActorRevert:
+        return self.oplogs.revert_actor(actor, since, author=author, strict=strict, dry_run=dry_run)
 
-def _hubs(molecules: Iterable[MemoryMolecule]) -> list[MemoryAtom]:
-    """The rich club of the graph the molecules' relations draw between atoms."""
-    atoms: dict[str, MemoryAtom] = {}
-    edges: list[tuple[str, str]] = []
-    for molecule in molecules:
-        for atom in molecule.atoms:
-            atoms.setdefault(atom.content_hash, atom)
-        for pairs in molecule.relations.values():
-            edges += [
-                (molecule.atoms[i].content_hash, molecule.atoms[j].content_hash) for i, j in pairs
-            ]
-    edges.sort()  # a stable graph whatever order the molecules came in
-    return [atoms[node] for node in rich_club(adjacency(edges))]
-
-
-def _distinct(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
-    """Drop true duplicates lazily, keeping the first (best ranked) of each."""
-    seen: set[tuple[TypeSignature, str]] = set()
-    for atom in atoms:
-        key = compaction_key(atom)
-        if key not in seen:
-            seen.add(key)
-            yield atom
-
-
-def _lattice_of(molecules: Iterable[MemoryMolecule]) -> RelevanceLattice:
-    lattice = RelevanceLattice()
-    for molecule in molecules:
-        if molecule.molecule_type == LATTICE_TYPE:
-            ids = [atom.content_hash for atom in molecule.atoms]
-            for node in ids:
-                lattice.add_node(node)
-            for higher, lower in molecule.relations.get(LATTICE_RELATION, ()):
-                lattice.add_edge(ids[higher], ids[lower])
-    return lattice
-
-
-def _query_params(where: ContextQuery | None) -> dict[str, Any] | None:
-    """Record a filter in a receipt, losslessly (types in their canonical form)."""
-    if where is None:
-        return None
-    return {
-        "type": where.type_filter.to_canonical() if where.type_filter is not None else None,
-        "min_relevance": where.min_relevance,
-        "max_age_seconds": where.max_age_seconds,
-        "limit": where.limit,
-        "text": where.text,
-        "tags": list(where.tags),
-        "source": where.source,
-    }
-
-
-def _query_from_params(value: object) -> ContextQuery | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidInputError("receipt parameter 'where' is malformed")
-    type_value = value.get("type")
-    try:
-        return ContextQuery(
-            type_filter=TypeSignature.from_canonical(type_value) if type_value else None,
-            min_relevance=value.get("min_relevance", 0.0),
-            max_age_seconds=value.get("max_age_seconds"),
-            limit=value.get("limit"),
-            text=value.get("text"),
-            tags=tuple(value.get("tags", ())),
-            source=value.get("source"),
+    @_doc(OpLogSessions.revert_session)
+    def revert_session(
+        self,
+        session: str,
+        since: str | None = None,
+        *,
+        author: str = DEFAULT_AUTHOR,
+        strict: bool = False,
+        dry_run: bool = False,
+    ) -> ActorRevert:
+        return self.oplogs.revert_session(
+            session, since, author=author, strict=strict, dry_run=dry_run
         )
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"receipt parameter 'where' is malformed: {exc}") from None
+
+    # -- integrity ---------------------------------------------------------------------
+
+    @_doc(Integrity.prove)
+    def prove(self, ref: str | MemoryAtom, revision: str = refnames.HEAD) -> Proof:
+        return self.integrity.prove(ref, revision)
+
+    @_doc(Integrity.verify)
+    def verify(self) -> VerifyReport:
+        return self.integrity.verify()
+
+    @_doc(Integrity.purge)
+    def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
+        return self.integrity.purge(ref, author=author, reason=reason)
 
 
 __all__ = ["DEFAULT_AUTHOR", "Repository"]

@@ -47,8 +47,7 @@ def test_init_store_joins_one_database_from_two_folders(postgres_url: str, tmp_p
 
 
 def test_the_environment_names_the_store(postgres_url: str, tmp_path: Path) -> None:
-    with Repository(PostgresStore.open(postgres_url, create=True)) as repo:
-        repo._initialise("main")
+    with Repository.create(PostgresStore.open(postgres_url, create=True)) as repo:
         repo.add("reached through CONTEXTFS_STORE_URL")
         repo.commit("seeded")
     env = {"CONTEXTFS_STORE_URL": postgres_url}

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from contextfs import MemoryAtom, MemoryMolecule, Repository, TypeSignature
+from contextfs.backends import search_index_for
 from contextfs.history.commits import Commit
 from contextfs.history.tree import Child, Node, decode_node, encode_node, item_key
 from contextfs.integrity.fsck import Problem, VerifyReport, verify_store
@@ -173,7 +174,14 @@ def test_a_new_repository_with_an_unborn_branch_verifies(tmp_path: Path) -> None
 
 def test_a_purged_atom_with_its_record_is_not_a_problem(db: Path, built: Built) -> None:
     with SqliteStore.open(db) as store:
-        purge_atom(store, bytes.fromhex(built.concise), author="dpo", reason="asked", when=T0)
+        purge_atom(
+            store,
+            bytes.fromhex(built.concise),
+            index=search_index_for(store),
+            author="dpo",
+            reason="asked",
+            when=T0,
+        )
     report = verify(db)
     assert report.problems == ()
     assert report.purged == (built.concise,)

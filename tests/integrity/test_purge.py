@@ -17,6 +17,7 @@ from contextfs import (
     Repository,
     TypeSignature,
 )
+from contextfs.backends import search_index_for
 from contextfs.errors import CorruptObjectError, InvalidInputError, StoreError
 from contextfs.history.commits import decode_commit
 from contextfs.integrity.fsck import Problem, verify_store
@@ -35,7 +36,6 @@ from contextfs.integrity.purge import (
 )
 from contextfs.model.ids import ObjectId, object_digest
 from contextfs.model.objects import decode_atom
-from contextfs.search import search_index_for
 from contextfs.store import MemoryStore, SqliteStore, Store
 from contextfs.store.base import StoredObject
 
@@ -120,7 +120,14 @@ def test_purge_leaves_no_trace_of_the_text_in_the_database_wal_or_shm(repo: Repo
     roots = {c: repo.load_commit(bytes.fromhex(c)).tree for c in commits}
     assert before.ok
 
-    record = purge_atom(store, secret, author="dpo@example.com", reason="user request", when=WHEN)
+    record = purge_atom(
+        store,
+        secret,
+        index=search_index_for(store),
+        author="dpo@example.com",
+        reason="user request",
+        when=WHEN,
+    )
 
     assert traces(files_of(store)) == []
     assert {"zebra", "secret", "7319"} & fts_terms(store.path) == set()
@@ -151,7 +158,9 @@ def test_the_purge_is_recorded_who_when_which(repo: Repository) -> None:
     secret, _, _ = build(repo)
     store = repo.store
     assert read_purge_record(store, secret) is None
-    record = purge_atom(store, secret, author="dpo", reason="GDPR art. 17", when=WHEN)
+    record = purge_atom(
+        store, secret, index=search_index_for(store), author="dpo", reason="GDPR art. 17", when=WHEN
+    )
     assert read_purge_record(store, secret) == record
     assert purged_atoms(store) == {secret: record}
     assert store.read_ref(f"refs/purges/{secret.hex()}") == record.id
@@ -169,7 +178,14 @@ def test_a_purge_record_id_is_sha256_of_its_canonical_body() -> None:
 
 def test_an_atom_not_yet_indexed_is_purged_from_the_pending_queue(repo: Repository) -> None:
     secret, others, _ = build(repo)  # deferred for indexing, never searched
-    purge_atom(repo.store, secret, author="dpo", reason="asked", when=WHEN)
+    purge_atom(
+        repo.store,
+        secret,
+        index=search_index_for(repo.store),
+        author="dpo",
+        reason="asked",
+        when=WHEN,
+    )
     assert repo.search("zebra") == []
     assert [h.atom.digest for h in repo.search("tea", revision="side")] == [others[2]]
     assert verify_store(repo.store).ok
@@ -180,9 +196,23 @@ def test_an_atom_not_yet_indexed_is_purged_from_the_pending_queue(repo: Reposito
 
 def test_purging_again_raises_and_changes_nothing(repo: Repository) -> None:
     secret, _, _ = build(repo)
-    record = purge_atom(repo.store, secret, author="dpo", reason="asked", when=WHEN)
+    record = purge_atom(
+        repo.store,
+        secret,
+        index=search_index_for(repo.store),
+        author="dpo",
+        reason="asked",
+        when=WHEN,
+    )
     with pytest.raises(AlreadyPurgedError, match=exactly(f"atom {secret.hex()} is already purged")):
-        purge_atom(repo.store, secret, author="someone", reason="again", when=WHEN + 1)
+        purge_atom(
+            repo.store,
+            secret,
+            index=search_index_for(repo.store),
+            author="someone",
+            reason="again",
+            when=WHEN + 1,
+        )
     assert purged_atoms(repo.store) == {secret: record}
     assert AlreadyPurgedError.exit_code == 7
 
@@ -191,10 +221,24 @@ def test_purging_an_unknown_id_or_a_non_atom_raises(repo: Repository) -> None:
     _, _, commits = build(repo)
     missing = bytes(32)
     with pytest.raises(UnknownAtomError, match=exactly(f"no atom {missing.hex()} to purge")):
-        purge_atom(repo.store, missing, author="dpo", reason="", when=WHEN)
+        purge_atom(
+            repo.store,
+            missing,
+            index=search_index_for(repo.store),
+            author="dpo",
+            reason="",
+            when=WHEN,
+        )
     commit = bytes.fromhex(commits[0])
     with pytest.raises(NotAnAtomError, match=exactly(f"{commits[0]} is a commit, not an atom")):
-        purge_atom(repo.store, commit, author="dpo", reason="", when=WHEN)
+        purge_atom(
+            repo.store,
+            commit,
+            index=search_index_for(repo.store),
+            author="dpo",
+            reason="",
+            when=WHEN,
+        )
     assert purged_atoms(repo.store) == {}
     assert issubclass(UnknownAtomError, PurgeError)
 
@@ -213,7 +257,14 @@ def test_bad_purge_arguments_are_refused(
 ) -> None:
     secret, _, _ = build(repo)
     with pytest.raises(InvalidInputError, match=exactly(message)):
-        purge_atom(repo.store, secret, author=author, reason="", when=when)
+        purge_atom(
+            repo.store,
+            secret,
+            index=search_index_for(repo.store),
+            author=author,
+            reason="",
+            when=when,
+        )
     assert purged_atoms(repo.store) == {}
 
 
@@ -221,9 +272,17 @@ def test_purge_with_compaction_inside_a_transaction_is_refused(repo: Repository)
     secret, _, _ = build(repo)
     store = repo.store
     with store.transaction(), pytest.raises(PurgeError, match="inside a transaction"):
-        purge_atom(store, secret, author="dpo", reason="", when=WHEN)
+        purge_atom(store, secret, index=search_index_for(store), author="dpo", reason="", when=WHEN)
     with store.transaction():
-        purge_atom(store, secret, author="dpo", reason="", when=WHEN, compact=False)
+        purge_atom(
+            store,
+            secret,
+            index=search_index_for(store),
+            author="dpo",
+            reason="",
+            when=WHEN,
+            compact=False,
+        )
     compact_store(store)
     assert verify_store(store).purged == (secret.hex(),)
     assert isinstance(store, SqliteStore)
@@ -249,7 +308,9 @@ def test_verify_names_a_missing_purge_ref_and_content_that_came_back(repo: Repos
     assert isinstance(store, SqliteStore)
     original = store.get_object(secret)
     assert original is not None
-    record = purge_atom(store, secret, author="dpo", reason="", when=WHEN)
+    record = purge_atom(
+        store, secret, index=search_index_for(store), author="dpo", reason="", when=WHEN
+    )
     name = f"refs/purges/{secret.hex()}"
     assert store.set_ref_if_equals(name, record.id, None)
     assert verify_store(store).problems == (
@@ -286,7 +347,9 @@ def test_purge_in_memory_forgets_the_text_and_rolls_back_with_the_store() -> Non
 
         def purge_then_fail() -> None:
             with store.transaction():
-                purge_atom(store, secret, author="dpo", reason="", when=WHEN)
+                purge_atom(
+                    store, secret, index=search_index_for(store), author="dpo", reason="", when=WHEN
+                )
                 assert store.get_object(secret) == StoredObject("atom", b"")
                 assert repo.search("zebra") == []
                 raise RuntimeError("roll back")
@@ -295,7 +358,9 @@ def test_purge_in_memory_forgets_the_text_and_rolls_back_with_the_store() -> Non
             purge_then_fail()
         assert [h.atom.digest for h in repo.search("zebra")] == [secret]
         assert purged_atoms(store) == {}
-        record = purge_atom(store, secret, author="dpo", reason="", when=WHEN)
+        record = purge_atom(
+            store, secret, index=search_index_for(store), author="dpo", reason="", when=WHEN
+        )
         assert repo.search("zebra") == []
         assert search_index_for(store).count() == 3
         report = verify_store(store)
@@ -335,7 +400,14 @@ def test_purge_is_refused_while_a_context_object_holds_a_copy(repo: Repository) 
         f" context object(s) {context_id}"
     )
     with pytest.raises(PurgeBlockedError, match=exactly(message)):
-        purge_atom(repo.store, atom.digest, author="dpo", reason="", when=WHEN)
+        purge_atom(
+            repo.store,
+            atom.digest,
+            index=search_index_for(repo.store),
+            author="dpo",
+            reason="",
+            when=WHEN,
+        )
     assert purged_atoms(repo.store) == {}
     stored = repo.store.get_object(atom.digest)
     assert stored is not None

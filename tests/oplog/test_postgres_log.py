@@ -51,8 +51,7 @@ def url(postgres_url: str) -> str:
 
 @pytest.fixture
 def repo(url: str) -> Iterator[Repository]:
-    repo = Repository(PostgresStore.open(url, create=True))
-    repo._initialise("main")
+    repo = Repository.create(PostgresStore.open(url, create=True))
     yield repo
     repo.close()
 

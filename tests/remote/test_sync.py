@@ -248,8 +248,7 @@ def test_remote_names_are_checked_and_kept(tmp_path: Path) -> None:
 
 
 def test_clone_from_postgres_and_push_back(postgres_url: str, tmp_path: Path) -> None:
-    with Repository(PostgresStore.open(postgres_url, create=True)) as shared:
-        shared._initialise("main")
+    with Repository.create(PostgresStore.open(postgres_url, create=True)) as shared:
         grow(shared, 5, tag="team ")
         with sync.clone(postgres_url, tmp_path / "laptop") as laptop:
             assert history(laptop) == history(shared)

@@ -208,8 +208,7 @@ def test_cli_remote_commands(served: tuple[Repository, str], tmp_path: Path) -> 
 
 
 def test_a_postgres_repository_served_over_the_wire(postgres_url: str, tmp_path: Path) -> None:
-    shared = Repository(PostgresStore.open(postgres_url, create=True))
-    shared._initialise("main")
+    shared = Repository.create(PostgresStore.open(postgres_url, create=True))
     grow(shared, 4, tag="team ")
     running = Running(shared)
     try:

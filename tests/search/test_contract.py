@@ -1,4 +1,4 @@
-"""Run the shipped search contract against every backend, and check the factory."""
+"""Run the shipped search contract against every backend, and check the registry's choice."""
 
 from __future__ import annotations
 
@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from contextfs.search import (
-    MemorySearchIndex,
-    SqliteSearchIndex,
-    UnsupportedStoreError,
-    search_index_for,
-)
+from contextfs.backends import UnsupportedStoreError, search_index_for
+from contextfs.search import MemorySearchIndex, SqliteSearchIndex
 from contextfs.search.postgres_fts import PostgresSearchIndex
 from contextfs.store import MemoryStore, SqliteStore, Store
 from contextfs.store.postgres import PostgresStore
@@ -83,7 +79,7 @@ def test_the_factory_works_without_psycopg_for_other_stores() -> None:
                     raise ImportError("psycopg is not installed")
 
         sys.meta_path.insert(0, NoPsycopg())
-        from contextfs.search import UnsupportedStoreError, search_index_for
+        from contextfs.backends import UnsupportedStoreError, search_index_for
         from contextfs.store import MemoryStore
 
         print(type(search_index_for(MemoryStore())).__name__)

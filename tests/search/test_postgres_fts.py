@@ -30,11 +30,12 @@ from typing import Any
 
 import pytest
 
+from contextfs.backends import search_index_for
 from contextfs.errors import StoreError
 from contextfs.model.objects import MemoryAtom, atom_body, atom_digest
 from contextfs.model.types import T_INT, T_STRING, TypeSignature
 from contextfs.repo import Repository
-from contextfs.search import SqliteSearchIndex, search_index_for, tokenize
+from contextfs.search import SqliteSearchIndex, tokenize
 from contextfs.search.postgres_fts import (
     MATCH_SQL,
     MAX_LEXEME_BYTES,
@@ -561,8 +562,7 @@ def test_a_repository_on_postgres_searches_like_one_in_memory(postgres_url: str)
         )
         for n, text in enumerate(texts)
     ]
-    postgres = Repository(PostgresStore.open(postgres_url, create=True))
-    postgres._initialise("main")
+    postgres = Repository.create(PostgresStore.open(postgres_url, create=True))
     memory = Repository.memory()
     try:
         for repo in (postgres, memory):

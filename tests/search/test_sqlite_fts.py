@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 import contextfs.store.sqlite as sqlite_module
+from contextfs.backends import search_index_for
 from contextfs.errors import StoreError
 from contextfs.model.objects import atom_body, atom_digest, decode_atom
 from contextfs.model.types import T_INT, T_STRING
-from contextfs.search import MemorySearchIndex, SqliteSearchIndex, atom_texts, search_index_for
+from contextfs.search import MemorySearchIndex, SqliteSearchIndex, atom_texts
 from contextfs.search.query import Mode
 from contextfs.search.sqlite_fts import BACKFILL_KEY, SEARCH_SQL
 from contextfs.store import MemoryStore, SqliteStore

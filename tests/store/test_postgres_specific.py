@@ -14,10 +14,11 @@ from collections import Counter
 import psycopg
 import pytest
 
+from contextfs.backends import open_store
 from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
 from contextfs.repo import Repository
-from contextfs.store.locate import open_store, redact_url
 from contextfs.store.postgres import MIGRATIONS, PostgresStore
+from contextfs.store.urls import redact_url
 from contextfs.testing.pgcluster import free_port
 
 WRITERS = 8
@@ -136,8 +137,7 @@ def _commit_many(url: str, writer: int, commits: int) -> None:
 
 
 def test_eight_writers_lose_no_commit(postgres_url: str) -> None:
-    with Repository(PostgresStore.open(postgres_url, create=True)) as repo:
-        repo._initialise("main")
+    Repository.create(PostgresStore.open(postgres_url, create=True)).close()
     context = multiprocessing.get_context("spawn")
     with context.Pool(WRITERS) as pool:
         pool.starmap(
@@ -160,8 +160,7 @@ def test_eight_writers_lose_no_commit(postgres_url: str) -> None:
 
 
 def test_a_stage_is_carried_over_commits_another_workspace_made(postgres_url: str) -> None:
-    with Repository(PostgresStore.open(postgres_url, create=True)) as setup:
-        setup._initialise("main")
+    with Repository.create(PostgresStore.open(postgres_url, create=True)) as setup:
         setup.add("shared: the build uses python 3.11")
         setup.commit("base")
     laptop = Repository(PostgresStore.open(postgres_url, workspace="laptop"))

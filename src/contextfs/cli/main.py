@@ -31,7 +31,7 @@ from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
 from ..records import SearchHit
 from ..repo import Repository
-from ..store.locate import redact_url
+from ..store.urls import redact_url
 from ..wire.atoms import memory_atom
 from . import render
 from .common import (

@@ -12,7 +12,7 @@ from ..errors import MergeConflictError
 from ..remote import sync
 from ..remote.objects import RefUpdate
 from ..repo import Repository
-from ..store.locate import redact_url
+from ..store.urls import redact_url
 from . import render
 from .common import (
     TOKEN_ENV,

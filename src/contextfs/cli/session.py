@@ -10,7 +10,7 @@ import click
 
 from ..errors import InvalidInputError
 from ..expand.tokens import default_tokenizer
-from ..repo import DEFAULT_SESSION_BUDGET
+from ..services.assembler import DEFAULT_SESSION_BUDGET
 from ..session.delta import apply_delta, build_delta, canonical_json
 from ..session.tiers import render_payload
 from .common import emit_json, json_option, open_remote, open_repo, remote_options

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter, OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..errors import (
@@ -42,6 +42,7 @@ __all__ = [
     "IncrementalExpander",
     "compact_atoms",
     "compaction_key",
+    "distinct",
 ]
 
 
@@ -54,6 +55,16 @@ def compaction_key(atom: MemoryAtom) -> tuple[TypeSignature, str]:
     """
     folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", atom.content).casefold())
     return atom.type_sig, " ".join(folded.split())
+
+
+def distinct(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
+    """Drop true duplicates (see :func:`compaction_key`) lazily, keeping the first of each."""
+    seen: set[tuple[TypeSignature, str]] = set()
+    for atom in atoms:
+        key = compaction_key(atom)
+        if key not in seen:
+            seen.add(key)
+            yield atom
 
 
 def compact_atoms(atoms: Iterable[MemoryAtom]) -> list[MemoryAtom]:

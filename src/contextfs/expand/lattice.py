@@ -14,11 +14,24 @@ above ``b``, as in any lattice. The order need not be a true lattice, so
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import InvalidInputError
+from ..model.objects import MemoryAtom, MemoryMolecule
+from ..model.types import TypeSignature
 
-__all__ = ["LatticeCycleError", "RelevanceLattice"]
+__all__ = [
+    "LATTICE_RELATION",
+    "LATTICE_TYPE",
+    "LatticeCycleError",
+    "RelevanceLattice",
+    "lattice_molecule",
+    "lattice_of",
+]
+
+#: A snapshot keeps its lattice as a molecule of this type, whose edges are this relation.
+LATTICE_TYPE = TypeSignature("RelevanceLattice")
+LATTICE_RELATION = "more_relevant"
 
 
 class LatticeCycleError(InvalidInputError):
@@ -140,3 +153,28 @@ class RelevanceLattice:
         """Return the least nodes at or above both ``a`` and ``b``."""
         common = (_reach(a, self._up) | {a}) & (_reach(b, self._up) | {b})
         return frozenset(n for n in common if not self._down.get(n, set()) & common)
+
+
+def lattice_of(molecules: Iterable[MemoryMolecule]) -> RelevanceLattice:
+    """Return the lattice the ``RelevanceLattice`` molecules among ``molecules`` record."""
+    lattice = RelevanceLattice()
+    for molecule in molecules:
+        if molecule.molecule_type == LATTICE_TYPE:
+            ids = [atom.content_hash for atom in molecule.atoms]
+            for node in ids:
+                lattice.add_node(node)
+            for higher, lower in molecule.relations.get(LATTICE_RELATION, ()):
+                lattice.add_edge(ids[higher], ids[lower])
+    return lattice
+
+
+def lattice_molecule(
+    lattice: RelevanceLattice, atom: Callable[[str], MemoryAtom]
+) -> MemoryMolecule:
+    """Return the molecule that records ``lattice``; ``atom`` loads a node's atom by id."""
+    nodes = list(lattice)
+    index = {node: i for i, node in enumerate(nodes)}
+    edges = tuple((index[higher], index[lower]) for higher, lower in lattice.edges())
+    return MemoryMolecule(
+        tuple(atom(node) for node in nodes), {LATTICE_RELATION: edges}, LATTICE_TYPE, {}
+    )

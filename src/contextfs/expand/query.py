@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from ..errors import InvalidInputError
 from ..model.objects import MemoryAtom
@@ -97,6 +98,41 @@ class ContextQuery:
             isinstance(limit, bool) or not isinstance(limit, int) or limit < 0
         ):
             raise InvalidInputError(f"limit must be an int >= 0 or None, got {limit!r}")
+
+    def to_params(self) -> dict[str, Any]:
+        """Record the filter losslessly (types in their canonical form), as a receipt holds it."""
+        return {
+            "type": self.type_filter.to_canonical() if self.type_filter is not None else None,
+            "min_relevance": self.min_relevance,
+            "max_age_seconds": self.max_age_seconds,
+            "limit": self.limit,
+            "text": self.text,
+            "tags": list(self.tags),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_params(cls, value: object) -> ContextQuery:
+        """Rebuild a filter from :meth:`to_params`' record.
+
+        Raises:
+            InvalidInputError: the record is malformed.
+        """
+        if not isinstance(value, dict):
+            raise InvalidInputError("receipt parameter 'where' is malformed")
+        type_value = value.get("type")
+        try:
+            return cls(
+                type_filter=TypeSignature.from_canonical(type_value) if type_value else None,
+                min_relevance=value.get("min_relevance", 0.0),
+                max_age_seconds=value.get("max_age_seconds"),
+                limit=value.get("limit"),
+                text=value.get("text"),
+                tags=tuple(value.get("tags", ())),
+                source=value.get("source"),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"receipt parameter 'where' is malformed: {exc}") from None
 
     def matches(self, atom: MemoryAtom, now: datetime | None = None) -> bool:
         """Return whether ``atom`` passes the type, relevance and age filters.

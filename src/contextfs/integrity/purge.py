@@ -32,7 +32,7 @@ from ..model import canonical
 from ..model.canonical import check_text
 from ..model.ids import ObjectId, from_hex, object_digest, to_hex
 from ..model.objects import ATOM, decode_atom
-from ..search.base import UnsupportedStoreError, search_index_for
+from ..search.base import SearchIndex
 from ..store.base import ServerStore, Store
 
 PURGE: Final = "purge"
@@ -181,6 +181,7 @@ def purge_atom(
     author: str,
     reason: str,
     when: int,
+    index: SearchIndex | None,
     compact: bool = True,
 ) -> PurgeRecord:
     """Erase an atom's content from the store for good, recording who did it, when and why.
@@ -199,6 +200,8 @@ def purge_atom(
         author: who asked for the purge (non-empty, one line).
         reason: why; kept in the record, so it must not repeat the content.
         when: the time of the purge, in microseconds since the epoch (UTC).
+        index: the full-text index beside the store
+            (:func:`contextfs.backends.search_index_for`), or None if it has none.
         compact: compact a SQLite store after the purge commits.
 
     Returns:
@@ -242,11 +245,7 @@ def purge_atom(
         if not store.set_ref_if_equals(name, None, record.id):
             raise AlreadyPurgedError(f"atom {spelled} is already purged")
         store.erase_object(atom_id)
-        try:
-            index = search_index_for(store)
-        except UnsupportedStoreError:
-            pass  # no index beside this store, so nothing to forget
-        else:
+        if index is not None:
             index.forget(atom_id, content)
     if compact:
         compact_store(store)

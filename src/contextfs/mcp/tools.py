@@ -23,7 +23,8 @@ from ..model.ids import ID_HEX_LENGTH, from_hex, is_hex_prefix, to_hex
 from ..model.objects import ATOM, atom_digest, decode_atom
 from ..model.types import TypeSignature
 from ..oplog.context_ops import add_atom_op, remove_atom_op
-from ..repo import DEFAULT_SESSION_BUDGET, Repository
+from ..repo import Repository
+from ..services.assembler import DEFAULT_SESSION_BUDGET
 from ..session.delta import Granularity, build_delta, canonical_json
 from ..session.tiers import render_payload
 from .shapes import (

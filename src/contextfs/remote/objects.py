@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from ..backends import search_index_for
 from ..errors import (
     ConcurrentUpdateError,
     CorruptObjectError,
@@ -49,7 +50,6 @@ from ..integrity.fsck import entries_of, identify
 from ..integrity.purge import PurgeRecord, purge_ref
 from ..model.ids import from_hex, short
 from ..model.objects import ATOM, MOLECULE, AtomEntry, StoredMolecule, decode_molecule
-from ..search import search_index_for
 from ..store.base import Store
 
 #: Ids per offered batch, and objects per stored batch.

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, Self
 
+from ..backends import open_store, url_scheme
 from ..config import read_config
 from ..discovery import DATABASE, REPO_DIR, is_repository
 from ..errors import InvalidInputError, MissingObjectError, RepositoryNotFoundError
@@ -24,7 +25,7 @@ from ..integrity.purge import PURGES, purge_ref
 from ..model import refs as refnames
 from ..model.ids import from_hex
 from ..store.base import Store
-from ..store.locate import is_postgres_url, open_store, redact_url
+from ..store.urls import redact_url
 from .objects import BATCH, ObjectRow, Received, RefUpdate, offer, receive
 
 #: The URL scheme of a ``contextfs serve`` server.
@@ -164,7 +165,7 @@ def open_peer(url: str, *, token: str | None = None) -> Peer:
         from .wire import WirePeer  # imported late: only wire remotes need the client
 
         return WirePeer(url, token=token)
-    if is_postgres_url(url):
+    if url_scheme(url) is not None:
         return StorePeer(open_store(url), redact_url(url))
     return StorePeer(open_store(_store_path(Path(url))), url)
 

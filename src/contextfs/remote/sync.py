@@ -10,7 +10,7 @@ whole or not at all, and moves only the objects the receiver lacks.
   that was force-pushed moves its tracking ref too, as git's ``+`` refspec
   does; a deleted one is pruned) and its new tags to ``refs/tags/``.
 * ``pull`` fetches, then fast-forwards the current branch or merges with the
-  three-way merge of :meth:`~contextfs.core.RepositoryCore.merge`.
+  three-way merge of :meth:`~contextfs.repo.Repository.merge`.
 * ``push`` refuses to drop the remote's commits unless forced; even forced, it
   moves the remote branch only if it still holds the commit read at the
   start (compare-and-swap), so a concurrent push is never overwritten.
@@ -27,8 +27,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..backends import url_scheme
 from ..config import check_remote_name, read_config, write_config
-from ..core import RepositoryCore
 from ..discovery import REPO_DIR
 from ..errors import (
     InvalidInputError,
@@ -45,7 +45,6 @@ from ..model.ids import from_hex, short
 from ..records import MergeResult
 from ..repo import Repository
 from ..store.base import Store
-from ..store.locate import POSTGRES_SCHEMES
 from .objects import ObjectRow, RefUpdate, known_commits, offer, receive
 from .peers import WIRE_SCHEME, Peer, open_peer, purge_records_for, stored_rows
 
@@ -82,7 +81,7 @@ class PullResult:
 # -- naming remotes -----------------------------------------------------------------
 
 
-def _folder(repo: RepositoryCore) -> Path:
+def _folder(repo: Repository) -> Path:
     if repo.path is None:
         raise RepositoryNotFoundError(
             "remotes are kept in a repository folder's config.json; this repository has none"
@@ -90,12 +89,12 @@ def _folder(repo: RepositoryCore) -> Path:
     return repo.path
 
 
-def remotes(repo: RepositoryCore) -> dict[str, str]:
+def remotes(repo: Repository) -> dict[str, str]:
     """The repository's remotes, name -> URL, sorted by name."""
     return dict(sorted(read_config(repo.path).remotes.items())) if repo.path else {}
 
 
-def add_remote(repo: RepositoryCore, name: str, url: str) -> None:
+def add_remote(repo: Repository, name: str, url: str) -> None:
     """Name the remote at ``url``.
 
     Raises:
@@ -115,12 +114,12 @@ def add_remote(repo: RepositoryCore, name: str, url: str) -> None:
 
 def _absolute(url: str) -> str:
     """A path remote as an absolute path, so it means the same from any directory."""
-    if url.startswith((WIRE_SCHEME, *POSTGRES_SCHEMES)):
+    if url.startswith(WIRE_SCHEME) or url_scheme(url) is not None:
         return url
     return str(Path(url).expanduser().absolute())
 
 
-def remove_remote(repo: RepositoryCore, name: str) -> None:
+def remove_remote(repo: Repository, name: str) -> None:
     """Forget remote ``name`` and its tracking refs.
 
     Raises:
@@ -137,7 +136,7 @@ def remove_remote(repo: RepositoryCore, name: str) -> None:
     write_config(folder, config)
 
 
-def remote_url(repo: RepositoryCore, name: str) -> str:
+def remote_url(repo: Repository, name: str) -> str:
     """The URL of remote ``name``.
 
     Raises:
@@ -155,7 +154,7 @@ def remote_url(repo: RepositoryCore, name: str) -> str:
 
 
 def fetch(
-    repo: RepositoryCore,
+    repo: Repository,
     name: str = ORIGIN,
     *,
     token: str | None = None,
@@ -174,7 +173,7 @@ def fetch(
 
 
 def fetch_from(
-    repo: RepositoryCore,
+    repo: Repository,
     peer: Peer,
     name: str,
     *,
@@ -295,7 +294,7 @@ def pull(
     ``branch`` defaults to the current branch's name. Fast-forwards when the
     current branch is behind, else merges; a merge that stops on conflicts
     is reported in the result (status ``conflicts``), as
-    :meth:`~contextfs.core.RepositoryCore.merge` reports it.
+    :meth:`~contextfs.repo.Repository.merge` reports it.
 
     Raises:
         UnknownRevisionError: no such remote, or it has no such branch.
@@ -334,7 +333,7 @@ def pull(
 
 
 def push(
-    repo: RepositoryCore,
+    repo: Repository,
     name: str = ORIGIN,
     branch: str | None = None,
     *,
@@ -354,7 +353,7 @@ def push(
 
 
 def push_to(
-    repo: RepositoryCore,
+    repo: Repository,
     peer: Peer,
     name: str,
     branch: str | None = None,
@@ -394,13 +393,11 @@ def push_to(
     return result
 
 
-def _offer_local(
-    repo: RepositoryCore, wants: list[bytes], haves: list[bytes]
-) -> Iterator[list[bytes]]:
+def _offer_local(repo: Repository, wants: list[bytes], haves: list[bytes]) -> Iterator[list[bytes]]:
     return offer(repo.store, wants, known_commits(repo.store, haves))
 
 
-def _check_fast_forward(repo: RepositoryCore, branch: str, theirs: str, ours: str) -> None:
+def _check_fast_forward(repo: Repository, branch: str, theirs: str, ours: str) -> None:
     old = from_hex(theirs)
     if not repo.store.has_objects([old]):
         raise NonFastForwardError(

@@ -1,15 +1,13 @@
 """Full-text search over atom content, kept in step with the object store.
 
-Get the index beside a store with :func:`search_index_for`; every backend passes
-:mod:`contextfs.testing.search_contract`. Queries are untrusted text, parsed by
-:func:`parse_query` into quoted terms, phrases and prefixes; results are
-``(atom id, score)`` pairs ranked by FTS5's BM25, best first.
+Get the index beside a store with :func:`contextfs.backends.search_index_for`;
+every backend passes :mod:`contextfs.testing.search_contract`. Queries are
+untrusted text, parsed by :func:`parse_query` into quoted terms, phrases and
+prefixes; results are ``(atom id, score)`` pairs ranked by FTS5's BM25, best first.
 """
 
 from .base import SearchIndex as SearchIndex
-from .base import UnsupportedStoreError as UnsupportedStoreError
 from .base import atom_texts as atom_texts
-from .base import search_index_for as search_index_for
 from .memory import MemorySearchIndex as MemorySearchIndex
 from .query import MAX_PHRASES as MAX_PHRASES
 from .query import Mode as Mode
@@ -28,10 +26,8 @@ __all__ = [
     "SearchIndex",
     "SearchQuery",
     "SqliteSearchIndex",
-    "UnsupportedStoreError",
     "atom_texts",
     "fts5_expression",
     "parse_query",
-    "search_index_for",
     "tokenize",
 ]

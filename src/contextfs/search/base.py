@@ -1,7 +1,9 @@
 """The search port: full-text search over atom content, kept in step with a store.
 
 A :class:`SearchIndex` maps atom ids to the words of their content. It lives
-beside a :class:`~contextfs.store.base.Store` and shares its transactions: text
+beside a :class:`~contextfs.store.base.Store` (which index comes with which
+store is :func:`contextfs.backends.search_index_for`'s to say) and shares its
+transactions: text
 indexed inside ``with store.transaction():`` commits or rolls back with the
 objects written there, so the index never names an atom the store lacks.
 
@@ -22,17 +24,13 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Final, Protocol, runtime_checkable
 
-from contextfs.errors import ContextFSError, CorruptObjectError, InvalidInputError
+from contextfs.errors import CorruptObjectError, InvalidInputError
 from contextfs.model.objects import ATOM, decode_atom
 from contextfs.search.query import Mode
 from contextfs.store.base import Store
 
 #: Ids and texts are validated and written this many at a time.
 BATCH: Final = 1000
-
-
-class UnsupportedStoreError(ContextFSError, TypeError):
-    """No search backend exists for this kind of store."""
 
 
 @runtime_checkable
@@ -157,41 +155,3 @@ def atom_texts(store: Store) -> Iterator[tuple[bytes, str]]:
         except CorruptObjectError:
             continue
         yield oid, content
-
-
-def search_index_for(store: Store) -> SearchIndex:
-    """Return the search index that lives beside ``store``.
-
-    A :class:`~contextfs.store.memory.MemoryStore` gets the same
-    :class:`~contextfs.search.memory.MemorySearchIndex` every time (its postings
-    live as long as the store); a :class:`~contextfs.store.sqlite.SqliteStore`
-    gets a :class:`~contextfs.search.sqlite_fts.SqliteSearchIndex` over the FTS5
-    tables in its file; a :class:`~contextfs.store.postgres.PostgresStore` gets a
-    :class:`~contextfs.search.postgres_fts.PostgresSearchIndex` over tables in
-    its schema (made on first use).
-
-    Raises:
-        UnsupportedStoreError: no search backend exists for this store type.
-        StoreError: the SQLite library lacks FTS5, or PostgreSQL failed.
-    """
-    # Imported here: both backends import this module's helpers.
-    from contextfs.search.memory import MemorySearchIndex
-    from contextfs.search.sqlite_fts import SqliteSearchIndex
-    from contextfs.store.memory import MemoryStore
-    from contextfs.store.sqlite import SqliteStore
-
-    if isinstance(store, MemoryStore):
-        return MemorySearchIndex.for_store(store)
-    if isinstance(store, SqliteStore):
-        return SqliteSearchIndex(store)
-    # psycopg is an optional extra: without it no PostgresStore can exist.
-    try:
-        from contextfs.store.postgres import PostgresStore
-    except ImportError:
-        pass
-    else:
-        if isinstance(store, PostgresStore):
-            from contextfs.search.postgres_fts import PostgresSearchIndex
-
-            return PostgresSearchIndex(store)
-    raise UnsupportedStoreError(f"no full-text search backend for {type(store).__name__!r} stores")

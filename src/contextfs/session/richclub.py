@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from typing import TypeVar
 
+from ..model.objects import MemoryAtom, MemoryMolecule
+
 #: Least density at which a set of hubs counts as a club.
 DENSITY = 0.5
 
@@ -64,4 +66,19 @@ def rich_club(graph: dict[Node, set[Node]], *, density: float = DENSITY) -> list
     return []
 
 
-__all__ = ["DENSITY", "adjacency", "club_density", "rich_club"]
+def hub_atoms(molecules: Iterable[MemoryMolecule]) -> list[MemoryAtom]:
+    """The rich club of the graph the molecules' relations draw between atoms."""
+    atoms: dict[str, MemoryAtom] = {}
+    edges: list[tuple[str, str]] = []
+    for molecule in molecules:
+        for atom in molecule.atoms:
+            atoms.setdefault(atom.content_hash, atom)
+        for pairs in molecule.relations.values():
+            edges += [
+                (molecule.atoms[i].content_hash, molecule.atoms[j].content_hash) for i, j in pairs
+            ]
+    edges.sort()  # a stable graph whatever order the molecules came in
+    return [atoms[node] for node in rich_club(adjacency(edges))]
+
+
+__all__ = ["DENSITY", "adjacency", "club_density", "hub_atoms", "rich_club"]

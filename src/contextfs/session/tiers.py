@@ -25,9 +25,9 @@ byte-identical payloads.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import InvalidInputError
 from ..expand.context import render_line
@@ -54,6 +54,19 @@ SECTIONS = (
 
 Summariser = Callable[[MemoryAtom], str]
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+
+
+class SessionPayload(TypedDict):
+    """A turn's payload: three tiers of text and ``l2``, one line per memory.
+
+    A plain dict at run time, so it travels as JSON or MessagePack and
+    :func:`contextfs.session.build_delta` takes it as the seed's payload.
+    """
+
+    l0: str
+    rich_club: str
+    l1: str
+    l2: list[str]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,7 +158,7 @@ def _pack(
     return chosen
 
 
-def render_payload(payload: dict[str, Any]) -> str:
+def render_payload(payload: Mapping[str, Any]) -> str:
     """The prompt a payload makes: its tiers under headers, least changing first."""
     parts = []
     for key, header in SECTIONS:
@@ -156,7 +169,7 @@ def render_payload(payload: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
-def payload_tokens(payload: dict[str, Any], counter: Tokenizer) -> int:
+def payload_tokens(payload: Mapping[str, Any], counter: Tokenizer) -> int:
     """Tokens of the rendered payload."""
     return counter.count(render_payload(payload))
 
@@ -186,7 +199,7 @@ def assemble(
     budgets: TierBudgets,
     counter: Tokenizer,
     summariser: Summariser = extractive_summary,
-) -> dict[str, Any]:
+) -> SessionPayload:
     """Build the four tiers from atoms already chosen and ordered.
 
     Args:
@@ -223,7 +236,7 @@ def assemble(
     )
     room -= _cost(l1, counter)
     l2 = _pack(((a, render_line(a)) for a in rest), room, counter)
-    payload: dict[str, Any] = {
+    payload: SessionPayload = {
         "l0": "\n".join(line for _, line in l0),
         "l1": "\n".join(line for _, line in l1),
         "l2": [line for _, line in l2],
@@ -242,26 +255,31 @@ def _cost(chosen: Sequence[tuple[MemoryAtom, str]], counter: Tokenizer) -> int:
     return sum(counter.count(line + "\n") for _, line in chosen)
 
 
-def _trim(payload: dict[str, Any], budget: int, counter: Tokenizer) -> dict[str, Any]:
+def _trim(payload: SessionPayload, budget: int, counter: Tokenizer) -> SessionPayload:
     """Drop items from the most changeable tier until the rendered payload fits exactly."""
     while payload_tokens(payload, counter) > budget:
         if payload["l2"]:
             payload["l2"] = payload["l2"][:-1]
-            continue
-        for key in ("l1", "rich_club", "l0"):
-            if payload[key]:
-                lines = payload[key].split("\n")
-                payload[key] = "\n".join(lines[:-1])
-                break
+        elif payload["l1"]:
+            payload["l1"] = _without_last_line(payload["l1"])
+        elif payload["rich_club"]:
+            payload["rich_club"] = _without_last_line(payload["rich_club"])
+        elif payload["l0"]:
+            payload["l0"] = _without_last_line(payload["l0"])
         else:
             break  # nothing left to drop (a budget below the smallest rendering)
     return payload
+
+
+def _without_last_line(text: str) -> str:
+    return "\n".join(text.split("\n")[:-1])
 
 
 __all__ = [
     "IDENTITY_TYPES",
     "PIN_TAGS",
     "SECTIONS",
+    "SessionPayload",
     "Summariser",
     "TierBudgets",
     "assemble",

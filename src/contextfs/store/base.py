@@ -2,7 +2,8 @@
 
 Everything above this layer (history, repository, CLI) talks to a :class:`Store`.
 The port is deliberately narrow so a new backend is one module that passes the
-shared contract suite in :mod:`contextfs.testing.store_contract`.
+shared contract suite in :mod:`contextfs.testing.store_contract`. A store class
+names its entry in :mod:`contextfs.backends` in a ``backend`` class attribute.
 
 Invariants every backend keeps:
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
 from types import TracebackType
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, StoredObject
@@ -72,6 +72,9 @@ class MemoryStore:
     Nothing survives the process; :meth:`close` only makes later calls fail, as a
     closed file would.
     """
+
+    #: Its entry in the backend registry (:mod:`contextfs.backends`).
+    backend: ClassVar[str] = "memory"
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

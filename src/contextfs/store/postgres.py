@@ -36,7 +36,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 try:
     import psycopg
@@ -48,10 +48,10 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, StoredObject
-from contextfs.store.locate import is_postgres_url, redact_url
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 from contextfs.store.sqlite import id_range
+from contextfs.store.urls import is_postgres_url, redact_url
 
 #: The value of ``meta.format``; bumped only for changes old code must not read.
 FORMAT: Final = "1"
@@ -105,6 +105,9 @@ class PostgresStore(NestedTransactions):
     Several store objects, threads, processes and machines may share one
     database: refs move by compare-and-swap, so no update is lost.
     """
+
+    #: Its entry in the backend registry (:mod:`contextfs.backends`).
+    backend: ClassVar[str] = "postgresql"
 
     def __init__(
         self, connection: psycopg.Connection[Any], url: str, workspace: str | None = None

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, StoredObject
@@ -156,6 +156,9 @@ class SqliteStore(NestedTransactions):
     Several store objects, threads and processes may share one file: refs move by
     compare-and-swap under SQLite's write lock, so no update is lost.
     """
+
+    #: Its entry in the backend registry (:mod:`contextfs.backends`).
+    backend: ClassVar[str] = "sqlite"
 
     def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
         """Wrap an already configured connection; use :meth:`open` instead."""

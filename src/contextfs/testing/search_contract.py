@@ -2,7 +2,7 @@
 
 Subclass :class:`SearchContract` in a ``Test*`` class and override
 :meth:`~SearchContract.make_store`; the index comes from
-:func:`~contextfs.search.search_index_for` unless ``make_index`` is overridden::
+:func:`~contextfs.backends.search_index_for` unless ``make_index`` is overridden::
 
     class TestSqliteSearch(SearchContract):
         def make_store(self) -> Store:
@@ -24,10 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from contextfs.backends import search_index_for
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.model.objects import atom_body, atom_digest
 from contextfs.model.types import T_STRING
-from contextfs.search import SearchIndex, atom_texts, search_index_for
+from contextfs.search import SearchIndex, atom_texts
 from contextfs.search.query import MAX_PHRASES, Mode, tokenize
 from contextfs.store.base import Store
 from contextfs.testing.store_contract import abandoned, make_objects

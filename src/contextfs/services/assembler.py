@@ -1,0 +1,463 @@
+"""Context assembly: from one version of memory to a ranked, budgeted, provable prompt.
+
+:class:`ContextAssembler` ranks a snapshot's atoms by relevance x recency x
+query match, where the match weighs a query's phrases by their rarity in that
+snapshot (:mod:`contextfs.expand.ranking`), so every answer depends on the
+revision alone. That is what lets a receipt re-derive a prompt byte for byte.
+Reads are lazy and best first: a budget costs what it takes, not the snapshot.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal
+
+from ..errors import InvalidInputError
+from ..expand.context import ExpandedContext
+from ..expand.expander import distinct
+from ..expand.lattice import LATTICE_TYPE, RelevanceLattice, lattice_molecule, lattice_of
+from ..expand.query import ContextQuery
+from ..expand.ranking import match_scores, phrase_text
+from ..expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_receipt
+from ..expand.render import Format, check_format, fit
+from ..expand.tokens import Tokenizer, default_tokenizer
+from ..history.tree import Scorer, by_relevance, recency_scorer
+from ..model import refs as refnames
+from ..model.ids import ObjectId, to_hex
+from ..model.objects import (
+    MOLECULE,
+    MemoryAtom,
+    MemoryMolecule,
+    MoleculeEntry,
+    decode_entry,
+    entry_rank,
+    is_molecule_item,
+)
+from ..model.timeutil import from_micros, now_micros
+from ..records import PromptContext, SearchHit
+from ..search.base import SearchIndex
+from ..search.query import Mode, parse_query
+from ..session.richclub import hub_atoms
+from ..session.tiers import (
+    IDENTITY_TYPES,
+    SessionPayload,
+    Summariser,
+    TierBudgets,
+    assemble,
+    extractive_summary,
+    is_identity,
+)
+from .objects import ObjectReader
+from .refs import Refs
+from .storage import Storage
+from .workspace import Workspace
+
+#: ``context`` gives up packing after this many atoms in a row did not fit.
+DEFAULT_PATIENCE = 64
+#: Atoms read from the store at a time while streaming a ranked snapshot.
+RANKED_BATCH = 64
+#: Tokens of a session payload unless told otherwise.
+DEFAULT_SESSION_BUDGET = 2000
+#: How many of the best atoms are searched for l0 (pinned and identity) memories.
+IDENTITY_SCAN = 2_000
+
+Purged = Literal["omit", "show"]
+
+
+class ContextAssembler:
+    """Search, context, expansion, session payloads and receipts over any revision."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        objects: ObjectReader,
+        refs: Refs,
+        workspace: Workspace,
+        search_index: Callable[[], SearchIndex],
+    ) -> None:
+        self._storage = storage
+        self.trees = storage.trees
+        self._objects = objects
+        self._refs = refs
+        self._workspace = workspace
+        self._search_index = search_index
+
+    # -- ranking ---------------------------------------------------------------------
+
+    def ranked_atoms(
+        self, revision: str | None = refnames.HEAD, *, score: Scorer | None = None, batch: int = 64
+    ) -> Iterator[MemoryAtom]:
+        """Yield ``revision``'s atoms best first, lazily.
+
+        Ranks by ``score(relevance, timestamp)`` (stored relevance by default;
+        see :func:`~contextfs.history.tree.recency_scorer`), then newest, then
+        id. Entries come from a best-first walk of the snapshot tree and
+        contents are read ``batch`` at a time, so the first atoms of a huge
+        snapshot arrive after a few reads and memory stays bounded however far
+        the caller iterates.
+        """
+        return self._ranked(self._workspace.tree_of(revision), score, batch)
+
+    def _ranked(
+        self, tree: bytes, scorer: Scorer | None, batch: int = RANKED_BATCH
+    ) -> Iterator[MemoryAtom]:
+        entries = self.trees.ranked(tree, scorer)
+        while chunk := [decode_entry(i) for i in itertools.islice(entries, batch)]:
+            for memory in self._objects.memories(chunk):
+                assert isinstance(memory, MemoryAtom)
+                yield memory
+
+    def _query_ranked(
+        self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None
+    ) -> Iterator[tuple[MemoryAtom, float, float]]:
+        """Yield the atoms of ``tree`` matching ``query``: ``(atom, score, match)``, best first."""
+        if mode not in ("any", "all"):
+            raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
+        phrases = parse_query(query).phrases
+        index = self._search_index()
+        found_by_phrase = [index.match_ids(phrase_text(p)) for p in phrases]
+        present = self.trees.get_many(tree, set().union(*found_by_phrase))
+        members = [found & present.keys() for found in found_by_phrase]
+        matches = match_scores(members, self.trees.count(tree))
+        keep = set.intersection(*members) if mode == "all" else set(matches)
+        rank = scorer or by_relevance
+        heap = []
+        for oid in keep:
+            relevance, timestamp = entry_rank(present[oid])
+            if relevance < 0:  # a molecule: the words of its atoms match, not it
+                continue
+            heap.append((-rank(relevance, timestamp) * matches[oid], -timestamp, oid))
+        heapq.heapify(heap)  # ranked lazily: a budget usually needs only the first few
+        size = 16  # a search usually wants few; a budget more: read in growing batches
+        while heap:
+            batch = [heapq.heappop(heap) for _ in range(min(size, len(heap)))]
+            size = min(size * 2, RANKED_BATCH)
+            atoms = self._objects.items(present[row[2]] for row in batch)
+            for row, atom in zip(batch, atoms, strict=True):
+                assert isinstance(atom, MemoryAtom)
+                yield atom, -row[0], matches[row[2]]
+
+    # -- search and context ----------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        revision: str = refnames.HEAD,
+        limit: int = 10,
+        mode: Mode = "any",
+        where: ContextQuery | None = None,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+    ) -> list[SearchHit]:
+        """Find ``revision``'s memories matching ``query``, best first.
+
+        Words are matched by full-text search (SQLite FTS5 on disk); each hit
+        scores ``relevance x recency x match``, where ``match`` weighs the
+        query's phrases by their rarity in this revision (see
+        :mod:`contextfs.expand.ranking`), so the answer depends on the revision
+        alone. ``where`` filters further (type, relevance, age, tags, source).
+
+        Raises:
+            InvalidInputError: the query has no words, or an argument is invalid.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
+        moment = now if now is not None else now_micros()
+        tree = self._workspace.tree_of(revision)
+        hits: list[SearchHit] = []
+        ranked = self._query_ranked(tree, query, mode, _scorer(half_life_seconds, moment))
+        for atom, score, match in ranked:
+            if where is None or where.matches(atom, from_micros(moment)):
+                hits.append(SearchHit(atom, score, match))
+                if len(hits) >= limit:
+                    break
+        return hits
+
+    def context(
+        self,
+        revision: str = refnames.HEAD,
+        *,
+        budget: int | None = None,
+        query: str | None = None,
+        mode: Mode = "any",
+        format: Format = "lines",
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        where: ContextQuery | None = None,
+        compact: bool = True,
+        patience: int | None = DEFAULT_PATIENCE,
+        tokenizer: Tokenizer | None = None,
+        purged: Purged = "omit",
+    ) -> PromptContext:
+        """Assemble the best prompt ``revision`` can give within ``budget`` tokens.
+
+        Atoms are ranked by stored relevance, times a recency decay with
+        ``half_life_seconds``, times the query match with ``query`` (and then
+        only matching atoms take part); ``where`` filters; true duplicates
+        (same type, same normalised text) are merged when ``compact``; the
+        revision's relevance lattice is honoured; then the best atoms whose
+        rendered ``format`` fits are packed, skipping any that do not fit and
+        giving up after ``patience`` misses in a row. The rendered prompt,
+        counted by ``tokenizer``, never exceeds ``budget``.
+
+        The result carries a :class:`~contextfs.expand.receipt.Receipt` from
+        which :meth:`verify_receipt` re-derives the prompt byte for byte. The
+        cost follows the budget and the query's matches; without a lattice the
+        snapshot is read lazily, best first.
+
+        Raises:
+            InvalidInputError: an argument is invalid.
+        """
+        fmt = check_format(format)
+        if budget is not None and (
+            isinstance(budget, bool) or not isinstance(budget, int) or budget < 0
+        ):
+            raise InvalidInputError(f"budget must be a non-negative integer, got {budget!r}")
+        oid = self._refs.resolve_id(revision)
+        tree = self._objects.commit(oid).tree
+        moment = now if now is not None else now_micros()
+        scorer = _scorer(half_life_seconds, moment)
+        candidates: Iterable[MemoryAtom] = self._candidates(tree, query, mode, scorer)
+        if where is not None:
+            when = from_micros(moment)
+            candidates = (atom for atom in candidates if where.matches(atom, when))
+        if purged == "omit":
+            candidates = (a for a in candidates if not self._objects.is_placeholder(a))
+        elif purged != "show":
+            raise InvalidInputError(f"purged must be 'omit' or 'show', got {purged!r}")
+        if compact:
+            candidates = distinct(candidates)
+        molecules = self._objects.molecules_in(tree)
+        lattice = lattice_of(molecules)
+        if len(lattice):
+            ranked = list(candidates)
+            by_id: dict[str, MemoryAtom] = {atom.content_hash: atom for atom in ranked}
+            candidates = [by_id[i] for i in lattice.order([a.content_hash for a in ranked])]
+        counter = tokenizer or default_tokenizer()
+        selection = fit(candidates, molecules, fmt, budget, counter, patience=patience)
+        receipt = build_receipt(
+            selection,
+            commit=to_hex(oid),
+            snapshot_root=to_hex(tree),
+            revision=revision,
+            budget=budget,
+            query=query,
+            half_life_seconds=half_life_seconds,
+            now=moment,
+            tokenizer=counter.name,
+            params={
+                "mode": mode,
+                "compact": compact,
+                "patience": patience,
+                "where": where.to_params() if where is not None else None,
+                "purged": purged,
+            },
+        )
+        return PromptContext(
+            selection.text, selection.tokens, selection.atoms, selection.molecules, receipt
+        )
+
+    def _candidates(
+        self, tree: bytes, query: str | None, mode: Mode, scorer: Scorer | None
+    ) -> Iterator[MemoryAtom]:
+        """The atoms of ``tree`` best first: all of them, or those ``query`` matches."""
+        if query is None:
+            return self._ranked(tree, scorer)
+        return (atom for atom, _, _ in self._query_ranked(tree, query, mode, scorer))
+
+    def expand(
+        self,
+        revision: str = refnames.HEAD,
+        *,
+        budget: int | None = None,
+        query: str | None = None,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        where: ContextQuery | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> ExpandedContext:
+        """Materialise ``revision`` as the seed's ``ExpandedContext``, ranked and budgeted.
+
+        The same selection as :meth:`context` in the ``lines`` format, so
+        ``to_prompt_context()`` of the result is that prompt and never exceeds
+        ``budget``. Without a budget every atom is tried (patience is off).
+        """
+        result = self.context(
+            revision,
+            budget=budget,
+            query=query,
+            half_life_seconds=half_life_seconds,
+            now=now,
+            where=where,
+            patience=DEFAULT_PATIENCE if budget is not None else None,
+            tokenizer=tokenizer,
+        )
+        summary: dict[str, int] = {}
+        for atom in result.atoms:
+            summary[str(atom.type_sig)] = summary.get(str(atom.type_sig), 0) + 1
+        return ExpandedContext(
+            atoms=list(result.atoms),
+            molecules=list(result.molecules),
+            expansion_path=[result.receipt.commit],
+            total_tokens_estimate=result.tokens,
+            type_summary=dict(sorted(summary.items())),
+        )
+
+    # -- receipts --------------------------------------------------------------------
+
+    def verify_receipt(self, receipt: Receipt) -> ReceiptVerification:
+        """Re-derive the prompt ``receipt`` describes from this store and compare it.
+
+        Raises:
+            InvalidInputError: the receipt names a tokenizer or parameter this
+                version cannot reproduce.
+        """
+        return verify_receipt(receipt, self._derive)
+
+    def _derive(self, receipt: Receipt) -> tuple[str, str]:
+        tokenizer = default_tokenizer()
+        if receipt.tokenizer != tokenizer.name:
+            raise InvalidInputError(f"cannot reproduce tokenizer {receipt.tokenizer!r}")
+        params = receipt.params
+        where = params.get("where")
+        result = self.context(
+            receipt.commit,
+            budget=receipt.budget,
+            query=receipt.query,
+            mode=params.get("mode", "any"),
+            format=receipt.format,
+            half_life_seconds=receipt.half_life_seconds,
+            now=receipt.now,
+            where=ContextQuery.from_params(where) if where is not None else None,
+            compact=bool(params.get("compact", True)),
+            patience=params.get("patience"),
+            tokenizer=tokenizer,
+            purged=params.get("purged", "omit"),
+        )
+        return result.receipt.snapshot_root, result.text
+
+    # -- session payloads ------------------------------------------------------------
+
+    def session_payload(
+        self,
+        revision: str = refnames.HEAD,
+        *,
+        budget: int = DEFAULT_SESSION_BUDGET,
+        query: str | None = None,
+        budgets: TierBudgets | None = None,
+        summariser: Summariser | None = None,
+        identity_types: Iterable[str] = IDENTITY_TYPES,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        tokenizer: Tokenizer | None = None,
+    ) -> SessionPayload:
+        """Return ``revision``'s session payload: ``{"l0", "l1", "l2", "rich_club"}``.
+
+        See :mod:`contextfs.session.tiers`: l0 holds the pinned and identity
+        memories (looked for among the :data:`IDENTITY_SCAN` best), rich_club
+        the hubs of the molecule relation graph, l1 overviews and l2 details of
+        the most relevant memories (those matching ``query``, when given). Each
+        tier keeps to its budget (``budgets``, default :meth:`TierBudgets.split`
+        of ``budget``) and the rendered payload
+        (:func:`~contextfs.session.tiers.render_payload`) never exceeds
+        ``budget`` tokens. The same inputs give byte-identical payloads; send
+        turn-to-turn changes with :func:`contextfs.session.build_delta`.
+
+        Raises:
+            InvalidInputError: an argument is invalid.
+        """
+        tree = self._refs.tree(revision)
+        scorer = _scorer(half_life_seconds, now if now is not None else now_micros())
+        types = frozenset(identity_types)
+
+        def usable(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
+            return distinct(a for a in atoms if not self._objects.is_placeholder(a))
+
+        best = list(itertools.islice(usable(self._ranked(tree, scorer)), IDENTITY_SCAN))
+        identity = [a for a in best if is_identity(a, types)]
+        ranked: Iterable[MemoryAtom]
+        if query is None:  # the atoms read for l0 are the head of the ranking: reuse them
+            rest = usable(self._ranked(tree, scorer)) if len(best) == IDENTITY_SCAN else ()
+            ranked = itertools.chain(best, itertools.islice(rest, IDENTITY_SCAN, None))
+        else:
+            ranked = usable(a for a, _, _ in self._query_ranked(tree, query, "any", scorer))
+        molecules = self._objects.molecules_in(tree)
+        return assemble(
+            identity=identity,
+            hubs=hub_atoms(m for m in molecules if m.molecule_type != LATTICE_TYPE),
+            ranked=ranked,
+            budget=budget,
+            budgets=budgets or TierBudgets.split(budget if isinstance(budget, int) else 0),
+            counter=tokenizer or default_tokenizer(),
+            summariser=summariser or extractive_summary,
+        )
+
+    # -- the relevance lattice -------------------------------------------------------
+
+    def molecules(self, revision: str | None = refnames.HEAD) -> list[MemoryMolecule]:
+        """Return the molecules ``revision`` (None: the stage) holds.
+
+        Tree summaries count molecules per subtree, so this reads only the
+        paths that lead to one.
+        """
+        return self._objects.molecules_in(self._workspace.tree_of(revision))
+
+    def relevance_lattice(self, revision: str | None = refnames.HEAD) -> RelevanceLattice:
+        """Return the "more relevant than" order recorded in ``revision`` (None: the stage).
+
+        The lattice is versioned like every memory: it is stored as a molecule
+        of type ``RelevanceLattice`` whose ``more_relevant`` relation holds its
+        edges, and :meth:`context` honours it when ranking.
+        """
+        return lattice_of(self.molecules(revision))
+
+    def add_relevance_edge(self, higher: str, lower: str) -> ObjectId:
+        """Stage the fact that memory ``higher`` is more relevant than ``lower``.
+
+        Both are id prefixes of atoms in the stage. The lattice molecule is
+        rewritten in the stage (atoms keep their entries).
+
+        Returns:
+            The id of the new lattice molecule.
+
+        Raises:
+            LatticeCycleError: ``lower`` is already above ``higher``.
+        """
+        with self._storage.transaction():
+            keys = []
+            for ref in (higher, lower):
+                key, item = self._workspace.staged_key(ref)
+                if is_molecule_item(item):
+                    raise InvalidInputError(f"{ref!r} is a molecule; the lattice orders atoms")
+                keys.append(to_hex(key))
+            staged = self.molecules(None)
+            lattice = lattice_of(staged)
+            lattice.add_edge(keys[0], keys[1])
+            molecule = lattice_molecule(lattice, self._staged_atom)
+            changes: dict[bytes, bytes | None] = {
+                m.digest: None for m in staged if m.molecule_type == LATTICE_TYPE
+            }
+            changes[molecule.digest] = MoleculeEntry(molecule.digest).encode()
+            self._workspace.write_stage(changes, [(molecule.digest, MOLECULE, molecule.encode())])
+        return molecule.molecule_hash
+
+    def _staged_atom(self, atom_id: str) -> MemoryAtom:
+        found = self._workspace.staged(atom_id)
+        assert isinstance(found, MemoryAtom)
+        return found
+
+
+def _scorer(half_life_seconds: float | None, now: int) -> Scorer | None:
+    return None if half_life_seconds is None else recency_scorer(half_life_seconds, now)
+
+
+__all__ = [
+    "DEFAULT_PATIENCE",
+    "DEFAULT_SESSION_BUDGET",
+    "IDENTITY_SCAN",
+    "ContextAssembler",
+    "Purged",
+]

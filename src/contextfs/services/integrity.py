@@ -1,0 +1,98 @@
+"""Showing that memory is what it claims to be: proofs, verification, and purges that keep both.
+
+Every snapshot node's id is an RFC 6962 Merkle root, so a memory's presence
+(or absence) in a version is a chain of inclusion proofs up to the commit id
+(:mod:`contextfs.integrity.proofs`); :meth:`Integrity.verify` re-hashes the
+store; and :meth:`Integrity.purge` erases an atom's text everywhere the store
+controls while every id still verifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..backends import UnsupportedStoreError
+from ..errors import MissingObjectError
+from ..history.commits import check_author
+from ..integrity.fsck import VerifyReport, verify_store
+from ..integrity.proofs import Proof
+from ..integrity.proofs import prove as prove_key
+from ..integrity.purge import PurgeRecord, purge_atom
+from ..model import refs as refnames
+from ..model.objects import ATOM, MemoryAtom
+from ..model.timeutil import now_micros
+from ..search.base import SearchIndex
+from .objects import ObjectReader
+from .refs import Refs
+from .storage import Storage
+
+
+class Integrity:
+    """Membership proofs, whole-store verification and purges."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        objects: ObjectReader,
+        refs: Refs,
+        search_index: Callable[[], SearchIndex],
+    ) -> None:
+        self.store = storage.store
+        self.trees = storage.trees
+        self._objects = objects
+        self._refs = refs
+        self._search_index = search_index
+
+    def prove(self, ref: str | MemoryAtom, revision: str = refnames.HEAD) -> Proof:
+        """Prove that a memory is, or is not, in ``revision``.
+
+        Returns a :class:`~contextfs.integrity.proofs.MembershipProof` when it
+        is and a :class:`~contextfs.integrity.proofs.NonMembershipProof` when it
+        is not; either checks, from the commit's id alone, with
+        :func:`contextfs.integrity.proofs.verify` -- a chain of RFC 6962
+        inclusion proofs, one per tree level, that any verifier can follow.
+
+        Args:
+            ref: the memory (a MemoryAtom, a full id, or a unique prefix of a
+                stored atom or molecule id).
+            revision: the version to prove it against.
+        """
+        commit_id = self._refs.resolve_id(revision)
+        stored = self.store.get_object(commit_id)
+        if stored is None:
+            raise MissingObjectError(f"commit {commit_id.hex()} is missing")
+        key = ref.digest if isinstance(ref, MemoryAtom) else self._objects.memory_key(ref)
+        return prove_key(self.trees, stored.data, key)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every object and check every link and ref; name each problem.
+
+        See :func:`contextfs.integrity.fsck.verify_store`. Purged atoms (with
+        their purge records) are listed, not reported as damage.
+        """
+        return verify_store(self.store)
+
+    def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
+        """Erase an atom's content from every version, index and free page.
+
+        Every commit id and snapshot root still verifies (they cover the atom's
+        id, not its text); expansion leaves the atom out, or shows it as
+        ``[purged]`` when asked. The purge is recorded: who, when, which id, why.
+        Must not run inside a transaction (the store file is compacted).
+
+        Raises:
+            PurgeError: the id names no atom, is already purged, or a copy of
+                its text is held where it cannot be erased.
+        """
+        check_author(author)
+        oid = self._objects.memory_key(ref, (ATOM,))
+        try:
+            index: SearchIndex | None = self._search_index()
+        except UnsupportedStoreError:
+            index = None  # no index beside this store, so nothing to forget there
+        return purge_atom(
+            self.store, oid, author=author, reason=reason, when=now_micros(), index=index
+        )
+
+
+__all__ = ["Integrity"]

@@ -1,0 +1,230 @@
+"""Refs: HEAD, branches and tags, revision names, and the compare-and-swap that moves them.
+
+Every ref moves through :meth:`Refs.move`, a compare-and-swap on the store, so
+two writers never lose an update: the loser gets a
+:class:`~contextfs.errors.ConcurrentUpdateError` and re-reads.
+"""
+
+from __future__ import annotations
+
+from ..errors import (
+    ConcurrentUpdateError,
+    CorruptObjectError,
+    InvalidInputError,
+    UncommittedChangesError,
+    UnknownRevisionError,
+)
+from ..history.commits import COMMIT
+from ..history.graph import is_ancestor
+from ..history.revisions import parse_revision
+from ..history.tree import EMPTY_TREE_ID
+from ..model import refs as refnames
+from ..model.ids import ObjectId, from_hex, short, to_hex
+from .objects import ObjectReader
+from .storage import Storage
+
+
+class Refs:
+    """Names for commits: HEAD, branches, tags and revision expressions."""
+
+    def __init__(self, storage: Storage, objects: ObjectReader) -> None:
+        self._storage = storage
+        self.store = storage.store
+        self._objects = objects
+
+    # -- HEAD ------------------------------------------------------------------------
+
+    @property
+    def current_branch(self) -> str | None:
+        """The checked-out branch's short name, or None when HEAD is detached."""
+        target = refnames.symbolic_target(self.store.read_ref(refnames.HEAD))
+        return (
+            target[len(refnames.HEADS) :] if target and target.startswith(refnames.HEADS) else None
+        )
+
+    def head_ref(self) -> str:
+        """Return the ref a commit moves: the current branch's, or HEAD when detached.
+
+        Raises:
+            CorruptObjectError: HEAD is missing.
+        """
+        value = self.store.read_ref(refnames.HEAD)
+        if value is None:
+            raise CorruptObjectError("HEAD is missing")
+        return refnames.symbolic_target(value) or refnames.HEAD
+
+    def head_id(self) -> bytes | None:
+        """The raw id of the commit HEAD points at, or None before the first commit."""
+        value = self.store.read_ref(self.head_ref())
+        return from_hex(value) if value is not None else None
+
+    def head(self) -> ObjectId | None:
+        """The commit HEAD points at, or None before the first commit."""
+        oid = self.head_id()
+        return to_hex(oid) if oid is not None else None
+
+    def head_or_empty(self) -> str:
+        """HEAD's commit id, or the empty tree's id standing for an unborn branch."""
+        head = self.head_id()
+        return to_hex(head) if head is not None else to_hex(EMPTY_TREE_ID)
+
+    def head_tree(self) -> bytes:
+        """The snapshot HEAD's commit names (the empty tree before the first commit)."""
+        head = self.head_id()
+        return self._objects.commit(head).tree if head is not None else EMPTY_TREE_ID
+
+    # -- revisions -------------------------------------------------------------------
+
+    def resolve(self, revision: str) -> ObjectId:
+        """Return the full id of the commit ``revision`` names.
+
+        Accepts ``HEAD``, branch and tag names, ``refs/...`` names, any unique
+        id prefix of at least four hex digits, and ``~n`` / ``^n`` suffixes.
+
+        Raises:
+            UnknownRevisionError: nothing matches.
+            AmbiguousRevisionError: an id prefix matches several commits.
+        """
+        return to_hex(self.resolve_id(revision))
+
+    def resolve_id(self, revision: str) -> bytes:
+        """Return the raw id of the commit ``revision`` names (see :meth:`resolve`)."""
+        base, steps = parse_revision(revision)
+        oid = self._resolve_base(base, revision)
+        commit = self._objects.commit
+        for op, number in steps:
+            current = commit(oid)
+            if op == "~":
+                for _ in range(number):
+                    if not current.parents:
+                        raise UnknownRevisionError(f"revision {revision!r} goes past a root commit")
+                    oid = current.parents[0]
+                    current = commit(oid)
+            elif number:
+                if number > len(current.parents):
+                    raise UnknownRevisionError(
+                        f"revision {revision!r}: {short(oid)} has {len(current.parents)} parent(s)"
+                    )
+                oid = current.parents[number - 1]
+        return oid
+
+    def tree(self, revision: str) -> bytes:
+        """Return the snapshot tree of the commit ``revision`` names."""
+        return self._objects.commit(self.resolve_id(revision)).tree
+
+    def _resolve_base(self, name: str, revision: str) -> bytes:
+        if name == refnames.HEAD:
+            oid = self.head_id()
+            if oid is None:
+                raise UnknownRevisionError("HEAD has no commits yet")
+            return oid
+        # git's order: the name as given, then tags, branches, remote-tracking branches.
+        for ref in (
+            (name, refnames.TAGS + name, refnames.HEADS + name, refnames.REMOTES + name)
+            if not name.startswith("refs/")
+            else (name,)
+        ):
+            value = self.store.read_ref(ref) if ref.startswith("refs/") else None
+            if value is not None:
+                return from_hex(value)
+        return self._objects.unique(name.lower(), (COMMIT,), f"revision {revision!r}")
+
+    # -- branches and tags -----------------------------------------------------------
+
+    def branches(self) -> dict[str, ObjectId]:
+        """Return every branch's name and commit."""
+        return {
+            name[len(refnames.HEADS) :]: ObjectId(value)
+            for name, value in self.store.list_refs(refnames.HEADS).items()
+        }
+
+    def tags(self) -> dict[str, ObjectId]:
+        """Return every tag's name and commit."""
+        return {
+            name[len(refnames.TAGS) :]: ObjectId(value)
+            for name, value in self.store.list_refs(refnames.TAGS).items()
+        }
+
+    def create_branch(
+        self, name: str, start: str = refnames.HEAD, *, force: bool = False
+    ) -> ObjectId:
+        """Create branch ``name`` at ``start``; ``force`` moves an existing one."""
+        ref = refnames.branch_ref(name)
+        target = self.resolve(start)
+        with self._storage.transaction():
+            old = self.store.read_ref(ref)
+            if old is not None and not force:
+                raise InvalidInputError(f"branch {name!r} already exists")
+            if force and old is not None and self.current_branch == name:
+                raise InvalidInputError(f"cannot force-move the checked-out branch {name!r}")
+            self.move(ref, old, target)
+        return target
+
+    def delete_branch(self, name: str, *, force: bool = False) -> ObjectId:
+        """Delete branch ``name``; unless ``force``, only if merged into HEAD."""
+        ref = refnames.branch_ref(name)
+        with self._storage.transaction():
+            value = self.store.read_ref(ref)
+            if value is None:
+                raise UnknownRevisionError(f"no branch named {name!r}")
+            if self.current_branch == name:
+                raise InvalidInputError(f"cannot delete the checked-out branch {name!r}")
+            head = self.head_id()
+            if not force and (
+                head is None or not is_ancestor(self._objects.commit, from_hex(value), head)
+            ):
+                raise UncommittedChangesError(
+                    f"branch {name!r} is not merged into HEAD; use force to delete it"
+                )
+            self.move(ref, value, None)
+        return ObjectId(value)
+
+    def create_tag(self, name: str, revision: str = refnames.HEAD) -> ObjectId:
+        """Tag the commit ``revision`` as ``name`` (tags never move)."""
+        ref = refnames.tag_ref(name)
+        target = self.resolve(revision)
+        if not self.store.set_ref_if_equals(ref, None, target):
+            raise InvalidInputError(f"tag {name!r} already exists")
+        return target
+
+    def delete_tag(self, name: str) -> ObjectId:
+        """Delete tag ``name``."""
+        ref = refnames.tag_ref(name)
+        value = self.store.read_ref(ref)
+        if value is None or not self.store.set_ref_if_equals(ref, value, None):
+            raise UnknownRevisionError(f"no tag named {name!r}")
+        return ObjectId(value)
+
+    # -- moving refs -----------------------------------------------------------------
+
+    def update_ref(self, name: str, new: str | None, expected_old: str | None) -> None:
+        """Move branch or tag ref ``name`` from ``expected_old`` to ``new`` (full ids or None).
+
+        Raises:
+            InvalidInputError: ``name`` is not a branch or tag ref, or an id is malformed.
+            ConcurrentUpdateError: the ref did not hold ``expected_old``.
+        """
+        if not (
+            name.startswith((refnames.HEADS, refnames.TAGS))
+            and refnames.check_short_name(name.split("/", 2)[2])
+        ):
+            raise InvalidInputError(f"not a branch or tag ref: {name!r}")
+        for value in (new, expected_old):
+            if value is not None:
+                from_hex(value)
+        self.move(name, expected_old, new)
+
+    def move(self, name: str, old: str | None, new: str | None) -> None:
+        """Move any ref ``name`` from ``old`` to ``new`` by compare-and-swap (None: absent).
+
+        Raises:
+            ConcurrentUpdateError: the ref did not hold ``old``; nothing changed.
+        """
+        if not self.store.set_ref_if_equals(name, old, new):
+            expected = short(old) if old else "nothing"
+            raise ConcurrentUpdateError(
+                f"{name} was updated by someone else (expected {expected}); re-read and try again"
+            )
+
+
+__all__ = ["Refs"]
