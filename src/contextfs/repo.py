@@ -307,8 +307,12 @@ class Repository:
         """Return a commit and the changes it made against its first parent."""
         return self.objects.show(self.refs.resolve_id(revision))
 
-    @_doc(ObjectReader.compressed)
     def compressed(self, revision: str = refnames.HEAD) -> CompressedContext:
+        """Return ``revision``'s change as the seed's ``CompressedContext``.
+
+        See :meth:`ObjectReader.compressed <contextfs.services.objects.ObjectReader.compressed>`:
+        expanding it with ``ExpanderFunctor(repo)`` gives the commit's own snapshot.
+        """
         return self.objects.compressed(self.refs.resolve_id(revision))
 
     def diff(self, old: str, new: str | None = None) -> list[Change]:

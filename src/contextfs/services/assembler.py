@@ -87,7 +87,7 @@ class ContextAssembler:
     # -- ranking ---------------------------------------------------------------------
 
     def ranked_atoms(
-        self, revision: str | None = refnames.HEAD, *, score: Scorer | None = None, batch: int = 64
+        self, revision: str = refnames.HEAD, *, score: Scorer | None = None, batch: int = 64
     ) -> Iterator[MemoryAtom]:
         """Yield ``revision``'s atoms best first, lazily.
 
