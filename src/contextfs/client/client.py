@@ -5,7 +5,10 @@ Both drive a :class:`~contextfs.wire.Connection` over a TCP stream to a
 has its own stream. Streamed answers (``stream``, ``oplog_subscribe``) grant
 credit only as the caller consumes them, so a caller who stops reading stops
 the server producing. A lost connection fails the calls in flight with
-:class:`ConnectionLostError`; the next call connects again.
+:class:`ConnectionLostError`; the next call connects again. A request the
+server refuses raises the library's own error class, as a local call would
+(``UnknownRevisionError``, ``InvalidInputError``, ...), which is also a
+:class:`~contextfs.wire.RemoteError` (see :func:`~contextfs.wire.errors.remote_error`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ..model.objects import MemoryAtom
 from ..oplog.entry import OpEntry
 from ..wire.atoms import wire_atom
 from ..wire.connection import Connection, Failed, Received, Role
-from ..wire.errors import RemoteError
+from ..wire.errors import remote_error
 from ..wire.messages import (
     DATA,
     Ack,
@@ -171,7 +174,7 @@ class AsyncClient:
             answer = got.message
             if isinstance(answer, Error):
                 await self.aclose()
-                raise RemoteError(answer.code, answer.message)
+                raise remote_error(answer.code, answer.message, answer.error)
             assert isinstance(answer, Welcome)
             self.welcome = answer
             return conn
@@ -235,7 +238,7 @@ class AsyncClient:
         if isinstance(got, BaseException):
             raise got
         if isinstance(got.message, Error):
-            raise RemoteError(got.message.code, got.message.message)
+            raise remote_error(got.message.code, got.message.message, got.message.error)
         return got
 
     async def _call(self, message: Message, kind: type[T]) -> T:
