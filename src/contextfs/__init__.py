@@ -18,6 +18,7 @@ from .errors import MissingObjectError as MissingObjectError
 from .errors import NonFastForwardError as NonFastForwardError
 from .errors import NothingToDoError as NothingToDoError
 from .errors import RepositoryExistsError as RepositoryExistsError
+from .errors import RepositoryLocationError as RepositoryLocationError
 from .errors import RepositoryNotFoundError as RepositoryNotFoundError
 from .errors import RevisionError as RevisionError
 from .errors import StoreError as StoreError
@@ -123,6 +124,7 @@ __all__ = [
     "RelevanceLattice",
     "Repository",
     "RepositoryExistsError",
+    "RepositoryLocationError",
     "RepositoryNotFoundError",
     "RevisionError",
     "SearchHit",

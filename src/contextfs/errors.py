@@ -5,6 +5,11 @@ Every error a user can cause derives from :class:`ContextFSError` and carries an
 Messages name the offending value with ``!r`` so they can be acted on without a
 traceback. Leaf errors live here so the CLI, server and library agree on them.
 
+Each exit code has one family class (:data:`FAMILIES`): every error with that
+code derives from it, so ``except InvalidInputError`` catches every error that
+exits 5, wherever the error is defined. A leaf that also belongs to another
+family (a purge error that is invalid input) derives from both.
+
 Exit codes (also listed in ``docs/CLI.md``):
 
 == ============================================================
@@ -31,16 +36,18 @@ class ContextFSError(Exception):
     exit_code = 1
 
 
-class RepositoryNotFoundError(ContextFSError):
+class RepositoryLocationError(ContextFSError):
+    """A folder or URL does not hold a repository as the command needs it to."""
+
+    exit_code = 3
+
+
+class RepositoryNotFoundError(RepositoryLocationError):
     """No ``.contextfs`` directory was found where one was expected."""
 
-    exit_code = 3
 
-
-class RepositoryExistsError(ContextFSError):
+class RepositoryExistsError(RepositoryLocationError):
     """``init`` was asked to create a repository where one already is."""
-
-    exit_code = 3
 
 
 class RevisionError(ContextFSError):
@@ -117,3 +124,15 @@ class VerificationError(ContextFSError):
     """Something checked against the store did not match (a receipt, a proof)."""
 
     exit_code = 9
+
+
+#: The family class of each exit code but 1: whatever exits with the code derives from it.
+FAMILIES: dict[int, type[ContextFSError]] = {
+    RepositoryLocationError.exit_code: RepositoryLocationError,
+    RevisionError.exit_code: RevisionError,
+    InvalidInputError.exit_code: InvalidInputError,
+    ConflictError.exit_code: ConflictError,
+    NothingToDoError.exit_code: NothingToDoError,
+    StoreError.exit_code: StoreError,
+    VerificationError.exit_code: VerificationError,
+}

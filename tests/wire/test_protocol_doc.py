@@ -184,6 +184,13 @@ def test_the_doc_has_the_required_examples() -> None:
     assert int(ErrorCode.NOT_FOUND) == 9
 
 
+def test_the_doc_shows_an_error_named_by_its_class() -> None:
+    decoded = [(e["type"], e["stream"], e["payload"]) for _, e in EXAMPLES]
+    named = {"code": 9, "message": "unknown revision 'nope'", "error": "UnknownRevisionError"}
+    assert ("ERROR", 1, named) in decoded
+    assert "### 5.1 The error's class" in TEXT
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=example_id)
 def test_example_hex_decodes_to_its_json(example: tuple[bytes, dict[str, Any]]) -> None:
     data, expected = example

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console, RenderableType
@@ -15,6 +15,9 @@ from rich.console import Console, RenderableType
 from ..errors import ContextFSError
 from ..repo import DEFAULT_AUTHOR, Repository
 from . import render
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 AUTHOR_ENV = "CONTEXTFS_AUTHOR"
 #: Exit status after Ctrl-C, as shells report SIGINT.
@@ -131,7 +134,7 @@ def remote_options(func: F) -> F:
     )(func)
 
 
-def open_remote(ctx: click.Context, url: str, token: str | None) -> Any:
+def open_remote(ctx: click.Context, url: str, token: str | None) -> Client:
     """A blocking client for ``url``, closed with the command."""
     from ..client import Client  # imported late: only remote commands need the client
 

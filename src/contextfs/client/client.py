@@ -5,7 +5,10 @@ Both drive a :class:`~contextfs.wire.Connection` over a TCP stream to a
 has its own stream. Streamed answers (``stream``, ``oplog_subscribe``) grant
 credit only as the caller consumes them, so a caller who stops reading stops
 the server producing. A lost connection fails the calls in flight with
-:class:`ConnectionLostError`; the next call connects again.
+:class:`ConnectionLostError`; the next call connects again. A request the
+server refuses raises the library's own error class, as a local call would
+(``UnknownRevisionError``, ``InvalidInputError``, ...), which is also a
+:class:`~contextfs.wire.RemoteError` (see :func:`~contextfs.wire.errors.remote_error`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from ..model.objects import MemoryAtom
 from ..oplog.entry import OpEntry
 from ..wire.atoms import wire_atom
 from ..wire.connection import Connection, Failed, Received, Role
-from ..wire.errors import RemoteError
+from ..wire.errors import remote_error
 from ..wire.messages import (
     DATA,
     Ack,
@@ -171,7 +174,7 @@ class AsyncClient:
             answer = got.message
             if isinstance(answer, Error):
                 await self.aclose()
-                raise RemoteError(answer.code, answer.message)
+                raise remote_error(answer.code, answer.message, answer.error)
             assert isinstance(answer, Welcome)
             self.welcome = answer
             return conn
@@ -235,7 +238,7 @@ class AsyncClient:
         if isinstance(got, BaseException):
             raise got
         if isinstance(got.message, Error):
-            raise RemoteError(got.message.code, got.message.message)
+            raise remote_error(got.message.code, got.message.message, got.message.error)
         return got
 
     async def _call(self, message: Message, kind: type[T]) -> T:
@@ -512,25 +515,63 @@ class Client:
         """See :meth:`AsyncClient.ping`."""
         self._run(self._async.ping())
 
-    def expand(self, revision: str = "HEAD", **kw: Any) -> ExpandResponse:
+    def expand(
+        self,
+        revision: str = "HEAD",
+        *,
+        budget: int | None = None,
+        query: str | None = None,
+        format: str = "lines",
+    ) -> ExpandResponse:
         """See :meth:`AsyncClient.expand`."""
-        return self._run(self._async.expand(revision, **kw))
+        return self._run(self._async.expand(revision, budget=budget, query=query, format=format))
 
-    def stream(self, revision: str = "HEAD", **kw: Any) -> Iterator[StreamChunk]:
+    def stream(
+        self,
+        revision: str = "HEAD",
+        *,
+        chunk_size: int = 10,
+        max_tokens_per_chunk: int = 500,
+        relevance_threshold: float = 0.0,
+    ) -> Iterator[StreamChunk]:
         """See :meth:`AsyncClient.stream`."""
-        return self._iterate(lambda: self._async.stream(revision, **kw))
+        return self._iterate(
+            lambda: self._async.stream(
+                revision,
+                chunk_size=chunk_size,
+                max_tokens_per_chunk=max_tokens_per_chunk,
+                relevance_threshold=relevance_threshold,
+            )
+        )
 
-    def query(self, query: str, **kw: Any) -> list[Hit]:
+    def query(
+        self, query: str, *, revision: str = "HEAD", limit: int = 10, mode: str = "any"
+    ) -> list[Hit]:
         """See :meth:`AsyncClient.query`."""
-        return self._run(self._async.query(query, **kw))
+        return self._run(self._async.query(query, revision=revision, limit=limit, mode=mode))
 
-    def push(self, atoms: Iterable[MemoryAtom] = (), **kw: Any) -> str:
+    def push(
+        self,
+        atoms: Iterable[MemoryAtom] = (),
+        *,
+        remove: Iterable[str] = (),
+        message: str = "Pushed over the wire",
+        author: str = "remote",
+        expect_head: str | None = None,
+    ) -> str:
         """See :meth:`AsyncClient.push`."""
-        return self._run(self._async.push(list(atoms), **kw))
+        request = self._async.push(
+            list(atoms),
+            remove=list(remove),
+            message=message,
+            author=author,
+            expect_head=expect_head,
+        )
+        return self._run(request)
 
-    def pull(self, into: Any, want: str = "HEAD", **kw: Any) -> PullResult:
+    def pull(self, into: Any, want: str = "HEAD", *, branch: str | None = None) -> PullResult:
         """See :meth:`AsyncClient.pull`."""
-        return self._run(self._async.pull(into, want, **kw))
+        return self._run(self._async.pull(into, want, branch=branch))
 
     def log(self, revision: str = "HEAD", *, limit: int = 20) -> list[LogEntry]:
         """See :meth:`AsyncClient.log`."""
@@ -567,9 +608,20 @@ class Client:
         """See :meth:`AsyncClient.update_refs`."""
         return self._run(self._async.update_refs(list(updates), force=force))
 
-    def session(self, revision: str = "HEAD", **kw: Any) -> SessionResponse:
+    def session(
+        self,
+        revision: str = "HEAD",
+        *,
+        budget: int = 2000,
+        query: str | None = None,
+        hashes: dict[str, str] | None = None,
+        granularity: str = "item",
+    ) -> SessionResponse:
         """See :meth:`AsyncClient.session`."""
-        return self._run(self._async.session(revision, **kw))
+        request = self._async.session(
+            revision, budget=budget, query=query, hashes=hashes, granularity=granularity
+        )
+        return self._run(request)
 
     def oplog_append(self, session: str, ops: Iterable[OpEntry]) -> list[dict[str, Any]]:
         """See :meth:`AsyncClient.oplog_append`."""

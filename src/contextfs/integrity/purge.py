@@ -26,7 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..errors import ContextFSError, CorruptObjectError, InvalidInputError
+from ..errors import (
+    ContextFSError,
+    CorruptObjectError,
+    InvalidInputError,
+    NothingToDoError,
+    StoreError,
+    UnknownRevisionError,
+)
 from ..history.commits import check_author
 from ..model import canonical
 from ..model.canonical import check_text
@@ -46,28 +53,20 @@ class PurgeError(ContextFSError):
     """An atom could not be purged; nothing was changed."""
 
 
-class UnknownAtomError(PurgeError):
+class UnknownAtomError(PurgeError, UnknownRevisionError):
     """No object is stored under the id to purge."""
 
-    exit_code = 4
 
-
-class NotAnAtomError(PurgeError):
+class NotAnAtomError(PurgeError, InvalidInputError):
     """The id to purge names an object that is not an atom."""
 
-    exit_code = 5
 
-
-class AlreadyPurgedError(PurgeError):
+class AlreadyPurgedError(PurgeError, NothingToDoError):
     """The atom's content was already purged."""
 
-    exit_code = 7
 
-
-class PurgeBlockedError(PurgeError):
+class PurgeBlockedError(PurgeError, StoreError):
     """The atom's content is held somewhere a purge cannot erase, or is damaged."""
-
-    exit_code = 8
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

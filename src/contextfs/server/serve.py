@@ -12,7 +12,8 @@ server guarantees:
   slow reader stalls its own stream (the handler's iterator is not advanced;
   memory stays bounded) while the connection's other streams go on;
 * every failure reaches the client as an ERROR frame with a code and a
-  one-line message (never a traceback or a path), and the server goes on;
+  one-line message (never a traceback or a path), a library error also with
+  its class name, so the client raises that class; and the server goes on;
 * :meth:`Server.aclose` (SIGTERM) stops accepting, lets requests in flight
   finish within a grace period, then closes every connection.
 """
@@ -42,7 +43,7 @@ from ..wire.connection import (
     Received,
     Role,
 )
-from ..wire.errors import ErrorCode, ProtocolError, code_for
+from ..wire.errors import ErrorCode, ProtocolError, code_for, error_name
 from ..wire.frames import DEFAULT_MAX_FRAME, encode_frame
 from ..wire.messages import (
     DATA,
@@ -419,16 +420,20 @@ class _Peer:
             await self._send_all(stream, result)
 
     def _fail_with(self, stream: int, exc: ContextFSError) -> None:
-        """Report a library error; store failures say no more (they may name paths)."""
+        """Report a library error, named so the client raises its class.
+
+        Store failures say no more than their class (the message may name paths).
+        """
         code = exc.code if isinstance(exc, ProtocolError) else code_for(exc)
+        text = str(exc)
         if code in (ErrorCode.STORE, ErrorCode.INTERNAL):
             logger.warning("request on stream %d failed: %s", stream, exc)
-            self._fail(stream, code, "the server's repository could not do that; see its log")
-        else:
-            self._fail(stream, code, str(exc))
+            text = "the server's repository could not do that; see its log"
+        self._fail(stream, code, text, error=error_name(exc))
 
-    def _fail(self, stream: int, code: ErrorCode, text: str) -> None:
-        self._send(stream, Error(code=int(code), message=" ".join(text.split())[:500]))
+    def _fail(self, stream: int, code: ErrorCode, text: str, *, error: str | None = None) -> None:
+        message = " ".join(text.split())[:500]
+        self._send(stream, Error(code=int(code), message=message, error=error))
 
     async def _send_all(self, stream: int, messages: Iterator[Message]) -> None:
         """Send an iterator's messages one by one, each only when credit allows."""

@@ -145,6 +145,9 @@ class Error(Message, kw_only=True, omit_defaults=True):
     TYPE = MessageType.ERROR
     code: int
     message: str
+    #: The library error's class name (contextfs.wire.errors.LIBRARY_ERRORS), when
+    #: it is one; optional, so peers that predate it send and ignore it unharmed.
+    error: str | None = None
 
 
 # -- requests and their answers --------------------------------------------------------
