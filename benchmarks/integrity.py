@@ -1,7 +1,8 @@
 """Integrity benchmarks (issue 4): Merkle roots, commit roots at scale, proof sizes.
 
 One command: ``.venv/bin/python benchmarks/integrity.py [--quick]``. It writes the
-section "integrity" of ``benchmarks/RESULTS.md`` (see ``benchmarks/README.md``).
+section "integrity" of ``benchmarks/RESULTS.md`` (``--output`` to write elsewhere;
+see ``benchmarks/README.md``).
 
 Measured, side by side in one run:
 
@@ -15,52 +16,62 @@ Measured, side by side in one run:
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import random
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    RESULTS,
     Corpus,
+    Plans,
     Report,
+    Rounds,
     Row,
     fmt_bytes,
     fmt_seconds,
-    machine,
+    machine_lines,
     markdown_table,
-    percentile,
     progress,
-    write_section,
+    publish_section,
 )
-from contextfs import MemoryAtom, Repository, TypeSignature
-from contextfs.integrity.proofs import verify
+from contextfs import MemoryAtom, Repository, TypeSignature, verify_proof
 from contextfs.model.merkle import root
 from contextfs.model.timeutil import from_micros
 
+SECTION = "integrity"
+HEADING = "## Integrity (issue 4)"
 NOTE = TypeSignature("Note")
 YEAR = 365 * 86_400 * 1_000_000
 EPOCH = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
 
 
-def atoms_for(corpus: Corpus, start: int, count: int, rng: random.Random) -> list[MemoryAtom]:
-    """Real-text atoms with seeded relevance and times spread over a year."""
-    return [
-        MemoryAtom(
-            text,
-            NOTE,
-            from_micros(EPOCH + rng.randrange(YEAR)),
-            "bench",
-            round(rng.random(), 3),
-        )
-        for text in corpus.texts(start, count)
-    ]
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure."""
+
+    sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)  # stores of item 2; item 3 on the last
+    leaves: int = 1_000_000  # item 1
+    repeats: int = 30  # 10-change commits per store
+
+
+PLANS = Plans(
+    script="integrity.py",
+    full=Plan(),
+    quick=Plan(sizes=(2_000, 20_000), leaves=100_000, repeats=10),
+    quick_help="small sizes, for a smoke run",
+)
+
+
+def note_atom(text: str, rng: random.Random) -> MemoryAtom:
+    """A ``Note`` with a seeded time within a year and a seeded relevance."""
+    when = from_micros(EPOCH + rng.randrange(YEAR))
+    return MemoryAtom(text, NOTE, when, "bench", round(rng.random(), 3))
 
 
 def bench_root(report: Report, leaves_count: int) -> None:
@@ -91,96 +102,34 @@ def build(path: Path, corpus: Corpus, size: int, rng: random.Random) -> Reposito
     repo = Repository.init(path)
     batch = 100_000
     for start in range(0, size, batch):
-        repo.add_atoms(atoms_for(corpus, start, min(batch, size - start), rng))
+        texts = corpus.texts(start, min(batch, size - start))
+        repo.add_atoms([note_atom(text, rng) for text in texts])
     repo.commit(f"{size:,} atoms")
     return repo
-
-
-def main() -> None:
-    """Run every measurement and write the section."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    args = parser.parse_args()
-    sizes = [2_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000]
-    leaves = 100_000 if args.quick else 1_000_000
-    repeats = 10 if args.quick else 30
-    report = Report()
-    begun = time.perf_counter()
-    progress("integrity: Merkle root")
-    bench_root(report, leaves)
-    corpus = Corpus()
-    medians: dict[int, float] = {}
-    with tempfile.TemporaryDirectory(prefix="contextfs-integrity-") as scratch:
-        for size in sizes:
-            rng = random.Random(size)
-            progress(f"integrity: building a {size:,}-atom store")
-            start = time.perf_counter()
-            repo = build(Path(scratch) / f"s{size}", corpus, size, rng)
-            progress(f"  built in {fmt_seconds(time.perf_counter() - start)}")
-            medians[size] = commit_ten(report, repo, corpus, size, repeats, rng)
-            if size == sizes[-1]:
-                proofs(report, repo, corpus, size, rng)
-            repo.close()
-    small, large = medians[sizes[0]], medians[sizes[-1]]
-    report.add(
-        Row(
-            f"2. commit of 10 changes: {sizes[-1]:,} / {sizes[0]:,} atoms, medians",
-            f"{fmt_seconds(large)} / {fmt_seconds(small)}",
-            "",
-            large / small,
-            "≈ 1 (flat)",
-        )
-    )
-    elapsed = time.perf_counter() - begun
-    command = ".venv/bin/python benchmarks/integrity.py" + (" --quick" if args.quick else "")
-    body = [
-        "## Integrity (issue 4)",
-        "",
-        f"- Command: `{command}`; whole run {elapsed:.0f} s",
-        *(f"- {name}: {value}" for name, value in machine()),
-        "",
-        markdown_table(report.rows),
-        "",
-        "Notes:",
-        "",
-        *(f"- {note}" for note in report.notes),
-    ]
-    write_section(RESULTS, "integrity", "\n".join(body))
-    progress(f"integrity: done in {elapsed:.0f} s; wrote {RESULTS}")
 
 
 def commit_ten(
     report: Report, repo: Repository, corpus: Corpus, size: int, repeats: int, rng: random.Random
 ) -> float:
     """Item 2: ``stage`` 10 atoms with new relevance, then ``commit``; durable, timed together."""
-    times = []
+    times = Rounds()
     for step in range(repeats):
         picks = rng.sample(range(size), 10)
-        changed = [
-            MemoryAtom(
-                corpus.text(i),
-                NOTE,
-                from_micros(EPOCH + rng.randrange(YEAR)),
-                "bench",
-                round(rng.random(), 3),
-            )
-            for i in picks
-        ]
+        changed = [note_atom(corpus.text(i), rng) for i in picks]
         start = time.perf_counter()
         repo.stage(add=changed)
         repo.commit(f"change 10 atoms, step {step}")
-        times.append(time.perf_counter() - start)
-    median = statistics.median(times)
+        times.add(time.perf_counter() - start)
     report.add(
         Row(
             f"2. commit of 10 changed atoms on {size:,} atoms (median of {repeats}; p95)",
-            f"{fmt_seconds(median)}; p95 {fmt_seconds(percentile(times, 0.95))}",
+            f"{fmt_seconds(times.median)}; p95 {fmt_seconds(times.p95)}",
             "",
             None,
             "< 50 ms",
         )
     )
-    return median
+    return times.median
 
 
 def proofs(report: Report, repo: Repository, corpus: Corpus, size: int, rng: random.Random) -> None:
@@ -193,7 +142,7 @@ def proofs(report: Report, repo: Repository, corpus: Corpus, size: int, rng: ran
         assert all(p.kind == kind for p in built)
         sizes = [len(p.to_json()) for p in built]
         start = time.perf_counter()
-        assert all(verify(p, commit) for p in built)
+        assert all(verify_proof(p, commit) for p in built)
         per_proof = (time.perf_counter() - start) / len(built)
         levels = statistics.mean(len(p.path) for p in built)
         report.add(
@@ -210,5 +159,57 @@ def proofs(report: Report, repo: Repository, corpus: Corpus, size: int, rng: ran
     )
 
 
+def bench_stores(report: Report, plan: Plan) -> None:
+    """Items 2 and 3: build each store, commit 10 changes on it; proofs on the largest."""
+    corpus = Corpus()
+    medians: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="contextfs-integrity-") as scratch:
+        for size in plan.sizes:
+            rng = random.Random(size)
+            progress(f"integrity: building a {size:,}-atom store")
+            start = time.perf_counter()
+            repo = build(Path(scratch) / f"s{size}", corpus, size, rng)
+            progress(f"  built in {fmt_seconds(time.perf_counter() - start)}")
+            medians[size] = commit_ten(report, repo, corpus, size, plan.repeats, rng)
+            if size == plan.sizes[-1]:
+                proofs(report, repo, corpus, size, rng)
+            repo.close()
+    small, large = medians[plan.sizes[0]], medians[plan.sizes[-1]]
+    report.add(
+        Row(
+            f"2. commit of 10 changes: {plan.sizes[-1]:,} / {plan.sizes[0]:,} atoms, medians",
+            f"{fmt_seconds(large)} / {fmt_seconds(small)}",
+            "",
+            large / small,
+            "≈ 1 (flat)",
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every measurement and write the section."""
+    args, plan = PLANS.choose(PLANS.parser(__doc__), argv)
+    report = Report()
+    begun = time.perf_counter()
+    progress("integrity: Merkle root")
+    bench_root(report, plan.leaves)
+    bench_stores(report, plan)
+    elapsed = time.perf_counter() - begun
+    body = [
+        HEADING,
+        "",
+        f"- Command: `{PLANS.command(args)}`; whole run {elapsed:.0f} s",
+        *machine_lines(),
+        "",
+        markdown_table(report.rows),
+        "",
+        "Notes:",
+        "",
+        *(f"- {note}" for note in report.notes),
+    ]
+    publish_section(args.output, SECTION, HEADING, "\n".join(body), tables=[], wall=elapsed)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -37,9 +37,7 @@ of that file is left as it is (see ``common.py``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import random
@@ -49,7 +47,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +55,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 
-from assembly import library_version
 from common import (
-    RESULTS,
     Corpus,
+    Plans,
     Report,
+    Rounds,
     Row,
+    clocked,
     fmt_bytes,
     fmt_seconds,
-    machine,
+    machine_lines,
     markdown_table,
-    percentile,
+    measured_version,
+    package_version,
     progress,
-    write_section,
+    publish_section,
+    section_opening,
+    string_atoms,
+    subsection,
 )
 from contextfs import Repository
+from contextfs.mcp import SessionWriter
 from contextfs.mcp.tools import MemoryTools
-from contextfs.mcp.writer import SessionWriter
-from contextfs.model.objects import MemoryAtom
-from contextfs.model.types import T_STRING
 
 SECTION = "mcp"
 HEADING = "## MCP server (`contextfs mcp`)"
@@ -92,7 +92,6 @@ QUERIES = (
     "context manager",
     "keyword argument",
 )
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 YEAR_SECONDS = 366 * 24 * 3600
 WARMUP = 3  # calls of each kind before measuring (caches, the server's first imports)
 
@@ -105,17 +104,36 @@ class Plan:
     calls: int = 50
 
 
+PLANS = Plans(
+    script="mcp_latency.py",
+    full=Plan(),
+    quick=Plan(memories=1_000, calls=15),
+    quick_help="1,000 memories, 15 calls each",
+    options={
+        "memories": "memories in the repository (5,000)",
+        "calls": "timed calls of each kind (50)",
+    },
+)
+
+
+def check_plan(plan: Plan) -> str:
+    """Why ``plan`` cannot run, or nothing."""
+    if plan.memories < 100 or plan.calls < 5:
+        return "need --memories >= 100 and --calls >= 5"
+    return ""
+
+
 @dataclass
 class Timings:
     """Seconds per call, by kind."""
 
-    runs: dict[str, list[float]] = field(default_factory=dict)
+    runs: dict[str, Rounds] = field(default_factory=dict)
     sizes: dict[str, list[int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def add(self, kind: str, seconds: float) -> None:
         """Record one call."""
-        self.runs.setdefault(kind, []).append(seconds)
+        self.runs.setdefault(kind, Rounds()).add(seconds)
 
 
 def build(corpus: Corpus, folder: Path, count: int) -> float:
@@ -123,32 +141,16 @@ def build(corpus: Corpus, folder: Path, count: int) -> float:
     rng = random.Random(3)
     start = time.perf_counter()
     with Repository.init(folder) as repo:
-        repo.add_atoms(
-            MemoryAtom(
-                text,
-                T_STRING,
-                EPOCH + timedelta(seconds=rng.randrange(YEAR_SECONDS)),
-                "bench",
-                rng.random(),
-            )
-            for text in corpus.texts(0, count)
-        )
+        repo.add_atoms(string_atoms(corpus, rng, 0, count, year_seconds=YEAR_SECONDS))
         repo.commit(f"{count} memories")
         repo.search("decorator")  # indexes every memory, once, before anything is timed
     return time.perf_counter() - start
 
 
-async def timed(action: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+async def awaited(action: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     """Seconds an awaited call took, and its result."""
     start = time.perf_counter()
     result = await action()
-    return time.perf_counter() - start, result
-
-
-def clocked(action: Callable[[], Any]) -> tuple[float, Any]:
-    """Seconds a call took, and its result."""
-    start = time.perf_counter()
-    result = action()
     return time.perf_counter() - start, result
 
 
@@ -190,7 +192,7 @@ async def _round(
     answers: dict[str, Any] = {}
 
     async def over_mcp(tool: str, arguments: dict[str, Any]) -> None:
-        seconds, result = await timed(lambda: client.call_tool(tool, arguments))
+        seconds, result = await awaited(lambda: client.call_tool(tool, arguments))
         if result.is_error or result.structured_content is None:
             sink.problems.append(f"{tool} {arguments} failed over MCP: {result.content}")
             return
@@ -234,11 +236,6 @@ async def _round(
         sink.problems.append(f"recall {query!r}: the hits over MCP differ from repo.search")
 
 
-def stats(times: list[float]) -> str:
-    """``median (p95 …)``."""
-    return f"{fmt_seconds(statistics.median(times))} (p95 {fmt_seconds(percentile(times, 0.95))})"
-
-
 def rows(timings: Timings, startup: float) -> list[Row]:
     """The results table."""
     runs = timings.runs
@@ -247,30 +244,29 @@ def rows(timings: Timings, startup: float) -> list[Row]:
         ("context", "direct context", f"repo.context(budget={BUDGET:,}, query=q)"),
         ("recall", "direct recall", f"repo.search(q, limit={LIMIT})"),
     ):
-        over, here = runs[f"mcp {tool}"], runs[direct]
+        over, here, tool_runs = runs[f"mcp {tool}"], runs[direct], runs[f"tool {tool}"]
         table.append(
             Row(
                 f"{tool} over MCP (stdio), median (p95)",
-                stats(over),
-                f"{call} in process: {stats(here)}",
-                statistics.median(over) / statistics.median(here),
+                over.median_labelled_p95(),
+                f"{call} in process: {here.median_labelled_p95()}",
+                over.median / here.median,
             )
         )
         table.append(
             Row(
                 f"{tool}: p95 over MCP / p95 in process",
-                fmt_seconds(percentile(over, 0.95)),
-                fmt_seconds(percentile(here, 0.95)),
-                percentile(over, 0.95) / percentile(here, 0.95),
+                fmt_seconds(over.p95),
+                fmt_seconds(here.p95),
+                over.p95 / here.p95,
             )
         )
-        tool_runs = runs[f"tool {tool}"]
         table.append(
             Row(
                 f"{tool}: the tool function in process (no transport)",
-                stats(tool_runs),
-                f"{call}: {stats(here)}",
-                statistics.median(tool_runs) / statistics.median(here),
+                tool_runs.median_labelled_p95(),
+                f"{call}: {here.median_labelled_p95()}",
+                tool_runs.median / here.median,
             )
         )
         sizes = timings.sizes[tool]
@@ -281,9 +277,9 @@ def rows(timings: Timings, startup: float) -> list[Row]:
     table.append(
         Row(
             "a near-free tool call over MCP (history, limit 1): the fixed cost per call",
-            stats(over),
-            f"list(repo.log(limit=1)) in process: {stats(here)}",
-            statistics.median(over) / statistics.median(here),
+            over.median_labelled_p95(),
+            f"list(repo.log(limit=1)) in process: {here.median_labelled_p95()}",
+            over.median / here.median,
         )
     )
     table.append(Row("server start-up (spawn to tools/list answered)", fmt_seconds(startup)))
@@ -300,80 +296,56 @@ def render_section(
     protocol: str,
 ) -> str:
     """The RESULTS.md section."""
+    ratios = "Ratios are over MCP / in process, in time: 1 means MCP costs nothing extra."
     return "\n".join(
         [
-            HEADING,
-            "",
-            "Generated by `benchmarks/mcp_latency.py` (this section only; `benchmarks/run.py` "
-            "keeps it); see `benchmarks/README.md` for what each figure means. Ratios are "
-            "over MCP / in process, in time: 1 means MCP costs nothing extra.",
-            "",
-            f"- Command: `{command}`",
-            f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- ContextFS: {library_version()}",
+            *section_opening(HEADING, "mcp_latency.py", command, measured_version(), ratios),
             f"- Sizes: {plan.memories:,} memories; {plan.calls} calls of each kind after "
             f"{WARMUP} warm-up rounds, interleaved; whole run {wall:.0f} s",
-            "- Load average (1, 5, 15 min) at start / end: "
-            + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load),
-            *(f"- {name}: {value}" for name, value in machine()),
-            f"- MCP SDK: mcp {_sdk_version()}",
-            "",
-            "### Figures",
-            "",
-            markdown_table(report.rows),
-            "",
-            "### Notes",
-            "",
-            f"- Memories: items 0 to {plan.memories - 1:,} of the {len(corpus):,} paragraphs of "
-            "`pydoc_data.topics` (suffixed ` (note i)` past the last one), `String` atoms with "
-            "relevance uniform in [0, 1) and a time uniform over 2024 (random.Random(3)), one "
-            f"commit; built and indexed in {built:.1f} s before the server starts.",
-            f"- Queries, cycled: {', '.join(repr(q) for q in QUERIES)}.",
-            "- Over MCP: `contextfs mcp --repo REPO --actor bench` started by "
-            "`mcp.client.stdio.stdio_client` and driven by `mcp.Client` in this process "
-            f"(protocol version {protocol}, as the SDK negotiated it); one call at a time, timed "
-            "from the call to its parsed `CallToolResult`. The server process shares the "
-            f"machine's {os.cpu_count()} cores with this one. In process: the same "
-            "`Repository` method on a `Repository` opened in this process; the tool function "
-            "is `contextfs.mcp.tools.MemoryTools` called directly (the library call plus the "
-            "typed result).",
-            "- What MCP adds on top of the library call: the result as a pydantic model, "
-            "validated again and serialised by the SDK both as `structuredContent` and as a "
-            "JSON text block, JSON-RPC framing over the pipes, the client's parsing, and the "
-            "hop to a worker thread in the server; the `history` row is that fixed cost alone.",
-            "- Every answer over MCP was compared with the in-process call: "
-            + (
-                "all the same."
-                if not report.notes
-                else "differences found: " + "; ".join(report.notes)
-            ),
+            report.load_line(),
+            *machine_lines(),
+            f"- MCP SDK: mcp {package_version('mcp')}",
+            *subsection("Figures", markdown_table(report.rows)),
+            *subsection("Notes", *section_notes(plan, corpus, report, built, protocol)),
         ]
     )
 
 
-def _sdk_version() -> str:
-    from importlib.metadata import version
-
-    return version("mcp")
+def section_notes(
+    plan: Plan, corpus: Corpus, report: Report, built: float, protocol: str
+) -> list[str]:
+    """What is built, how each side is called, and whether every answer matched."""
+    return [
+        f"- Memories: items 0 to {plan.memories - 1:,} of the {len(corpus):,} paragraphs of "
+        "`pydoc_data.topics` (suffixed ` (note i)` past the last one), `String` atoms with "
+        "relevance uniform in [0, 1) and a time uniform over 2024 (random.Random(3)), one "
+        f"commit; built and indexed in {built:.1f} s before the server starts.",
+        f"- Queries, cycled: {', '.join(repr(q) for q in QUERIES)}.",
+        "- Over MCP: `contextfs mcp --repo REPO --actor bench` started by "
+        "`mcp.client.stdio.stdio_client` and driven by `mcp.Client` in this process "
+        f"(protocol version {protocol}, as the SDK negotiated it); one call at a time, timed "
+        "from the call to its parsed `CallToolResult`. The server process shares the "
+        f"machine's {os.cpu_count()} cores with this one. In process: the same "
+        "`Repository` method on a `Repository` opened in this process; the tool function "
+        "is `contextfs.mcp.tools.MemoryTools` called directly (the library call plus the "
+        "typed result).",
+        "- What MCP adds on top of the library call: the result as a pydantic model, "
+        "validated again and serialised by the SDK both as `structuredContent` and as a "
+        "JSON text block, JSON-RPC framing over the pipes, the client's parsing, and the "
+        "hop to a worker thread in the server; the `history` row is that fixed cost alone.",
+        "- Every answer over MCP was compared with the in-process call: "
+        + (
+            "all the same." if not report.notes else "differences found: " + "; ".join(report.notes)
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Measure and write the RESULTS.md section."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="1,000 memories, 15 calls each")
-    parser.add_argument("--memories", type=int, help="memories in the repository (5,000)")
-    parser.add_argument("--calls", type=int, help="timed calls of each kind (50)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the report file to update")
-    args = parser.parse_args(argv)
-    plan = Plan(memories=1_000, calls=15) if args.quick else Plan()
-    overrides = {"memories": args.memories, "calls": args.calls}
-    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
-    if plan.memories < 100 or plan.calls < 5:
-        parser.error("need --memories >= 100 and --calls >= 5")
-
+    args, plan = PLANS.choose(PLANS.parser(__doc__), argv, check_plan)
     corpus = Corpus()
     report = Report()
-    report.load.append(os.getloadavg())
+    report.note_load()
     started = time.perf_counter()
     progress(f"mcp benchmarks: {plan.memories:,} memories, {plan.calls} calls of each kind")
     with tempfile.TemporaryDirectory(prefix="contextfs-mcp-") as temp:
@@ -388,17 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows(timings, startup):
         report.add(row)
     wall = time.perf_counter() - started
-    report.load.append(os.getloadavg())
-    options = ["--quick"] if args.quick else []
-    options += [f"--{k} {v}" for k, v in overrides.items() if v is not None]
-    command = " ".join([".venv/bin/python benchmarks/mcp_latency.py", *options])
-    write_section(
-        args.output, SECTION, render_section(command, plan, corpus, report, built, wall, protocol)
+    report.note_load()
+    section = render_section(PLANS.command(args), plan, corpus, report, built, wall, protocol)
+    tables = [markdown_table(report.rows)]
+    publish_section(
+        args.output, SECTION, HEADING, section, tables=tables, wall=wall, problems=report.notes
     )
-    print(markdown_table(report.rows))
-    for problem in report.notes:
-        progress(f"problem: {problem}")
-    progress(f"done in {wall:.0f} s; wrote the {HEADING[3:]!r} section of {args.output}")
     return 0
 
 

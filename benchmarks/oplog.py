@@ -31,10 +31,8 @@ file is left as it is (see ``common.py``).
 
 from __future__ import annotations
 
-import argparse
 import collections
 import contextlib
-import dataclasses
 import fcntl
 import functools
 import itertools
@@ -43,44 +41,46 @@ import multiprocessing
 import operator
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    HERE,
-    RESULTS,
     Corpus,
+    Plans,
     Report,
+    Rounds,
     Row,
+    bullets,
+    clocked,
     fmt_bytes,
     fmt_seconds,
-    machine,
+    machine_lines,
     markdown_table,
-    percentile,
+    measured_version,
     progress,
+    publish_section,
+    rate,
+    repeat,
+    run_forked,
+    section_opening,
+    subsection,
     timed,
-    write_section,
 )
-from contextfs import Repository
+from contextfs import T_STRING, MemoryAtom, Repository
 from contextfs.model.ids import from_hex
-from contextfs.model.objects import MemoryAtom
 from contextfs.model.timeutil import from_micros
-from contextfs.model.types import T_STRING
 from contextfs.oplog import (
     Cut,
     OpEntry,
     OpLog,
+    OpLogBackend,
     add_atom_op,
     make_op_entry,
     set_fields_op,
@@ -108,6 +108,26 @@ class Plan:
     warm_runs: int = 201
     seed_runs: int = 3
     merge_ops: int = 100_000  # ops per replica
+
+
+PLANS = Plans(
+    script="oplog.py",
+    full=Plan(),
+    quick=Plan(appends=400, log_ops=100_000, fresh_runs=11, warm_runs=101, merge_ops=10_000),
+    quick_help="400 appends, a 100,000-op log, 10,000-op replicas",
+    options={
+        "appends": "ops per append configuration (2,000)",
+        "log_ops": "ops in the big log of item 2 (1,000,000)",
+        "merge_ops": "ops per replica in item 3 (100,000)",
+    },
+)
+
+
+def check_plan(plan: Plan) -> str:
+    """Why ``plan`` cannot run, or nothing."""
+    if plan.appends < 40 or plan.log_ops < 10 * UNCHECKPOINTED or plan.merge_ops < 100:
+        return "need --appends >= 40, --log-ops >= 1000 and --merge-ops >= 100"
+    return ""
 
 
 # -- the ops ------------------------------------------------------------------------------
@@ -254,82 +274,24 @@ def seed_append(path: Path, line: bytes) -> None:
 # -- measuring helpers ---------------------------------------------------------------------
 
 
-def run_processes(target: Callable[[int], None], processes: int) -> float:
-    """Run ``target(k)`` for k < ``processes`` in forked processes started together.
-
-    Returns the wall time from the first process's start to the last one's
-    end (``perf_counter`` is one monotonic clock for every process on Linux).
-    """
-    context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(processes)
-    results = context.SimpleQueue()
-
-    def child(k: int) -> None:
-        try:
-            barrier.wait()
-            start = time.perf_counter()
-            target(k)
-            results.put((start, time.perf_counter(), ""))
-        except BaseException:  # report anything, so the parent never waits forever
-            results.put((0.0, 0.0, traceback.format_exc()))
-
-    workers = [context.Process(target=child, args=(k,)) for k in range(processes)]
-    for worker in workers:
-        worker.start()
-    spans: list[tuple[float, float, str]] = [results.get() for _ in workers]
-    for worker in workers:
-        worker.join()
-    errors = [message for _, _, message in spans if message]
-    if errors:
-        raise RuntimeError(f"a writer process failed:\n{errors[0]}")
-    return max(end for _, end, _ in spans) - min(start for start, _, _ in spans)
-
-
-def runs(action: Callable[[], float], count: int) -> list[float]:
-    """``count`` timings of ``action`` (which returns the seconds its timed part took)."""
-    return [action() for _ in range(count)]
-
-
 def fmt_time(seconds: float) -> str:
     """Like ``fmt_seconds``, with nanoseconds below a microsecond."""
     return f"{seconds * 1e9:.0f} ns" if seconds < 1e-6 else fmt_seconds(seconds)
 
 
-def cell(times: Sequence[float]) -> str:
+def cell(rounds: Rounds) -> str:
     """``median (p95)``, or ``median of N`` when there are few runs."""
-    median = fmt_time(statistics.median(times))
-    if len(times) < 10:
-        return f"{median} (median of {len(times)})"
-    return f"{median} (p95 {fmt_time(percentile(times, 0.95))})"
+    return rounds.median_or_count(fmt_time)
 
 
-def rate(ops: int, seconds: float) -> str:
+def ops_rate(ops: int, seconds: float) -> str:
     """Throughput and time per op."""
-    return f"{ops / seconds:,.0f} ops/s ({fmt_seconds(seconds / ops)}/op)"
+    return rate(ops, seconds, "op", "ops")
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
     """``items`` in consecutive slices of ``size``."""
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def measured_version() -> str:
-    """The ContextFS commit measured, and whether its sources differ from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "../src"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown (no git)"
-    if not commit:
-        return "unknown (not a git checkout)"
-    return f"commit {commit}" + (" with uncommitted changes under src/" if dirty else "")
 
 
 # -- 1. durable appends ---------------------------------------------------------------------
@@ -446,89 +408,125 @@ def append_configs(ones: list[OpEntry], many: list[OpEntry], processes: int) -> 
     return {f"{name}/{processes}": Config(processes, *parts) for name, parts in configs.items()}
 
 
-def bench_appends(report: Report, corpus: Corpus, plan: Plan, work: Path) -> None:
-    """Item 1: every configuration once per round, interleaved; median throughput."""
-    progress(f"1. building {plan.appends * 11:,} add_atom ops")
-    # Op i is agent-(i mod 4)'s, stamped i + 1: one process appends them in order;
-    # with four processes, process k appends agent-k's ops, so stamps collide and
-    # `append` re-stamps the late ones, as it must.
-    entries = [
+def append_entries(corpus: Corpus, count: int) -> list[OpEntry]:
+    """``count`` add_atom ops: op i is agent-(i mod 4)'s, stamped i + 1.
+
+    One process appends them in order; with four processes, process k appends
+    agent-k's ops, so stamps collide and `append` re-stamps the late ones, as it must.
+    """
+    return [
         make_op_entry(f"agent-{i % PROCESSES}", "context", add_op(corpus.text(i), i), i + 1)
-        for i in range(plan.appends * 11)
+        for i in range(count)
     ]
-    ones, many = entries[: plan.appends], entries[plan.appends :]
-    configs = {**append_configs(ones, many, 1), **append_configs(ones, many, PROCESSES)}
-    spans: dict[str, list[float]] = {name: [] for name in configs}
-    problems: dict[str, str] = {}
-    for number in range(plan.rounds):
-        progress(f"1. appends, round {number + 1} of {plan.rounds}")
+
+
+@dataclass
+class Appends:
+    """Item 1's rounds: each configuration's wall times, and what its checks found."""
+
+    configs: dict[str, Config]
+    spans: dict[str, Rounds]
+    problems: dict[str, str]
+
+    def per_op(self, name: str) -> float:
+        """Median seconds per op of configuration ``name``."""
+        return self.spans[name].median / self.configs[name].ops
+
+    def show(self, name: str) -> str:
+        """Configuration ``name``'s median throughput."""
+        return ops_rate(self.configs[name].ops, self.spans[name].median)
+
+
+def measure_appends(configs: dict[str, Config], rounds: int, work: Path) -> Appends:
+    """Every configuration once per round, each into a new folder; check what each wrote."""
+    found = Appends(configs, {name: Rounds() for name in configs}, {})
+    for number in range(rounds):
+        progress(f"1. appends, round {number + 1} of {rounds}")
         for name, config in configs.items():
             folder = work / f"append-{number}-{name.replace('/', '-')}"
             folder.mkdir()
             writer = functools.partial(config.writer, folder)
-            spans[name].append(run_processes(writer, config.processes))
+            found.spans[name].add(run_forked(writer, config.processes))
             problem = config.check(folder)
             if problem:
-                problems.setdefault(name, problem)
+                found.problems.setdefault(name, problem)
             shutil.rmtree(folder)
+    return found
 
-    def per_op(name: str) -> float:
-        return statistics.median(spans[name]) / configs[name].ops
 
-    def show(name: str) -> str:
-        return rate(configs[name].ops, statistics.median(spans[name]))
-
-    def versus(label: str, ours: str, what: str, baseline: str) -> None:
+def bench_appends(report: Report, corpus: Corpus, plan: Plan, work: Path) -> None:
+    """Item 1: every configuration once per round, interleaved; median throughput."""
+    progress(f"1. building {plan.appends * 11:,} add_atom ops")
+    entries = append_entries(corpus, plan.appends * 11)
+    ones, many = entries[: plan.appends], entries[plan.appends :]
+    configs = {**append_configs(ones, many, 1), **append_configs(ones, many, PROCESSES)}
+    found = measure_appends(configs, plan.rounds, work)
+    for label, ours, what, baseline in append_comparisons(plan.appends, len(many)):
         report.add(
-            Row(label, show(ours), f"{what}: {show(baseline)}", per_op(ours) / per_op(baseline))
+            Row(
+                label,
+                found.show(ours),
+                f"{what}: {found.show(baseline)}",
+                found.per_op(ours) / found.per_op(baseline),
+            )
         )
-
-    four = f"{PROCESSES} processes at once"
-    versus(
-        f"1a. OpLog.append, one op per call, 1 process ({plan.appends:,} ops)",
-        "append/1",
-        "floor, os.write + fdatasync per line",
-        "floor/1",
-    )
-    versus(
-        "1a. same, against the seed's append (open, write, close: no lock, no fsync)",
-        "append/1",
-        "seed, 1 process",
-        "seed/1",
-    )
-    versus(
-        f"1b. OpLog.append, one op per call, {four} ({plan.appends:,} ops in all)",
-        f"append/{PROCESSES}",
-        "floor, flock + os.write + fdatasync per line",
-        f"floor/{PROCESSES}",
-    )
-    versus(
-        "1b. same, against the seed's append",
-        f"append/{PROCESSES}",
-        f"seed, {four}",
-        f"seed/{PROCESSES}",
-    )
-    versus(
-        f"1c. append_many, batches of {BATCH}, 1 process ({len(many):,} ops)",
-        "append_many/1",
-        "floor, os.write + fdatasync per line",
-        "floor/1",
-    )
-    versus(
-        "1c. same, against the floor per batch",
-        "append_many/1",
-        f"floor, one os.write of {BATCH} lines + fdatasync",
-        "floor_batch/1",
-    )
-    versus(
-        f"1c. append_many, batches of {BATCH}, {four}",
-        f"append_many/{PROCESSES}",
-        f"floor per batch, flock + os.write of {BATCH} lines + fdatasync",
-        f"floor_batch/{PROCESSES}",
-    )
     line_bytes = sum(len(encode_line(e)) for e in ones) // len(ones)
+    report.notes.append(appends_note(plan, line_bytes, found.problems))
+
+
+def append_comparisons(appends: int, batched: int) -> list[tuple[str, str, str, str]]:
+    """Item 1's rows: (label, our configuration, the baseline's description, the baseline)."""
+    four = f"{PROCESSES} processes at once"
+    return [
+        (
+            f"1a. OpLog.append, one op per call, 1 process ({appends:,} ops)",
+            "append/1",
+            "floor, os.write + fdatasync per line",
+            "floor/1",
+        ),
+        (
+            "1a. same, against the seed's append (open, write, close: no lock, no fsync)",
+            "append/1",
+            "seed, 1 process",
+            "seed/1",
+        ),
+        (
+            f"1b. OpLog.append, one op per call, {four} ({appends:,} ops in all)",
+            f"append/{PROCESSES}",
+            "floor, flock + os.write + fdatasync per line",
+            f"floor/{PROCESSES}",
+        ),
+        (
+            "1b. same, against the seed's append",
+            f"append/{PROCESSES}",
+            f"seed, {four}",
+            f"seed/{PROCESSES}",
+        ),
+        (
+            f"1c. append_many, batches of {BATCH}, 1 process ({batched:,} ops)",
+            "append_many/1",
+            "floor, os.write + fdatasync per line",
+            "floor/1",
+        ),
+        (
+            "1c. same, against the floor per batch",
+            "append_many/1",
+            f"floor, one os.write of {BATCH} lines + fdatasync",
+            "floor_batch/1",
+        ),
+        (
+            f"1c. append_many, batches of {BATCH}, {four}",
+            f"append_many/{PROCESSES}",
+            f"floor per batch, flock + os.write of {BATCH} lines + fdatasync",
+            f"floor_batch/{PROCESSES}",
+        ),
+    ]
+
+
+def appends_note(plan: Plan, line_bytes: int, problems: dict[str, str]) -> str:
+    """How item 1 runs its writers, and what the checks found."""
     found = "; ".join(f"{name}: {problem}" for name, problem in problems.items())
-    report.notes.append(
+    return (
         f"Appends: every configuration writes a new file, once per round, {plan.rounds} "
         "interleaved rounds, medians reported. Writers are forked processes that start "
         "together (a barrier); throughput is ops over the time from the first writer's start "
@@ -560,7 +558,7 @@ def bench_writer_loop(report: Report, corpus: Corpus, plan: Plan, work: Path) ->
         Row(
             f"1d. an agent's loop, 1 process: add_atom_op + next_lamport_ts + make_op_entry "
             f"+ append ({count:,} ops)",
-            rate(count, spent),
+            ops_rate(count, spent),
         )
     )
 
@@ -595,16 +593,10 @@ def build_big_log(folder: Path, count: int) -> tuple[Cut, int]:
     return Cut(count - UNCHECKPOINTED, total - sum(tail)), total
 
 
-def bench_big_log(report: Report, plan: Plan, work: Path) -> None:
-    """Item 2: next_lamport_ts and replay_since_checkpoint on a big log, against the seed."""
-    count = plan.log_ops
-    folder = work / "big"
+def prepare_big_log(report: Report, count: int, folder: Path) -> Path:
+    """Build the big log, open it once without ops.state, checkpoint it; its session folder."""
     progress(f"2. building a {count:,}-op log")
-    start = time.perf_counter()
-    cut, size = build_big_log(folder, count)
-    built = time.perf_counter() - start
-    session = folder / "oplog" / SESSION
-
+    built, (cut, size) = clocked(lambda: build_big_log(folder, count))
     progress("2. first open without ops.state (the cache is rebuilt by scanning the log)")
     start = time.perf_counter()
     with OpLog.in_folder(folder, SESSION) as log:
@@ -623,73 +615,105 @@ def bench_big_log(report: Report, plan: Plan, work: Path) -> None:
             f"checkpoint of the first {cut.ops:,} ops: {fmt_seconds(checkpoint)}",
         )
     )
+    return folder / "oplog" / SESSION
 
-    def fresh(call: Callable[[OpLog], object]) -> float:
-        start = time.perf_counter()
-        log = OpLog.in_folder(folder, SESSION)
-        call(log)
-        spent = time.perf_counter() - start
-        log.close()
-        return spent
 
-    def per_call(call: Callable[[], object], repeat: int = 1000) -> float:
-        start = time.perf_counter()
-        for _ in range(repeat):
-            call()
-        return (time.perf_counter() - start) / repeat
+def fresh_call(folder: Path, call: Callable[[OpLog], object]) -> float:
+    """Seconds to construct an ``OpLog`` on ``folder`` and make one call on it."""
+    start = time.perf_counter()
+    log = OpLog.in_folder(folder, SESSION)
+    call(log)
+    spent = time.perf_counter() - start
+    log.close()
+    return spent
 
+
+def per_call(call: Callable[[], object], calls: int = 1000) -> float:
+    """Seconds per call over ``calls`` calls in a row."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls
+
+
+def measure_our_reads(plan: Plan, folder: Path) -> tuple[dict[str, Rounds], list[OpEntry]]:
+    """Our stamps and replays, fresh and warm; and the ops the replay returned."""
     progress("2. next_lamport_ts and replay_since_checkpoint, ours")
-    ours_ts_fresh = runs(lambda: fresh(OpLog.next_lamport_ts), plan.fresh_runs)
-    ours_replay_fresh = runs(lambda: fresh(OpLog.replay_since_checkpoint), plan.fresh_runs)
+    found = {
+        "ts fresh": repeat(lambda: fresh_call(folder, OpLog.next_lamport_ts), plan.fresh_runs),
+        "replay fresh": repeat(
+            lambda: fresh_call(folder, OpLog.replay_since_checkpoint), plan.fresh_runs
+        ),
+    }
     with OpLog.in_folder(folder, SESSION) as warm:
         replayed = warm.replay_since_checkpoint()
-        ours_ts_warm = runs(lambda: per_call(warm.next_lamport_ts), plan.fresh_runs)
-        ours_replay_warm = runs(lambda: timed(warm.replay_since_checkpoint), plan.warm_runs)
+        found["ts warm"] = repeat(lambda: per_call(warm.next_lamport_ts), plan.fresh_runs)
+        found["replay warm"] = repeat(lambda: timed(warm.replay_since_checkpoint), plan.warm_runs)
     assert len(replayed) == UNCHECKPOINTED, len(replayed)
+    return found, replayed
 
+
+def measure_seed_reads(
+    plan: Plan, session: Path, count: int
+) -> tuple[dict[str, Rounds], list[dict[str, Any]]]:
+    """The seed's stamps (fresh and warm) and replays; and the ops its replays returned."""
     progress(f"2. the seed's reads ({plan.seed_runs} runs each; each reads the whole log)")
-    seed_ts_fresh = runs(lambda: timed(SeedLog(session).next_lamport_ts), plan.seed_runs)
+    found = {"ts fresh": repeat(lambda: timed(SeedLog(session).next_lamport_ts), plan.seed_runs)}
     seed_warm = SeedLog(session)
     assert seed_warm.next_lamport_ts() == count + 1
-    seed_ts_warm = runs(lambda: per_call(seed_warm.next_lamport_ts), plan.fresh_runs)
+    found["ts warm"] = repeat(lambda: per_call(seed_warm.next_lamport_ts), plan.fresh_runs)
     seed_ops: list[dict[str, Any]] = []
-    seed_replay = runs(
+    found["replay"] = repeat(
         lambda: timed(lambda: seed_ops.extend(SeedLog(session).replay_since_checkpoint())),
         plan.seed_runs,
     )
-    assert {e["op_id"] for e in seed_ops} == {e["op_id"] for e in replayed}
+    return found, seed_ops
 
-    med = statistics.median
+
+def bench_big_log(report: Report, plan: Plan, work: Path) -> None:
+    """Item 2: next_lamport_ts and replay_since_checkpoint on a big log, against the seed."""
+    count = plan.log_ops
+    folder = work / "big"
+    session = prepare_big_log(report, count, folder)
+    ours, replayed = measure_our_reads(plan, folder)
+    seed, seed_ops = measure_seed_reads(plan, session, count)
+    assert {e["op_id"] for e in seed_ops} == {e["op_id"] for e in replayed}
     rows = [
         (
             f"2. next_lamport_ts(), fresh OpLog per call, {count:,}-op log",
-            ours_ts_fresh,
+            ours["ts fresh"],
             "seed (json-parses every line on an instance's first call)",
-            seed_ts_fresh,
+            seed["ts fresh"],
         ),
         (
             "2. next_lamport_ts(), warm OpLog (checks the state cache on every call)",
-            ours_ts_warm,
+            ours["ts warm"],
             "seed, warm (a counter in memory that never sees other writers' ops)",
-            seed_ts_warm,
+            seed["ts warm"],
         ),
         (
             f"2. replay_since_checkpoint() ({UNCHECKPOINTED} ops after the checkpoint), "
             "fresh OpLog per call",
-            ours_replay_fresh,
+            ours["replay fresh"],
             "seed (json-parses every line, filters by stamp)",
-            seed_replay,
+            seed["replay"],
         ),
         (
             "2. replay_since_checkpoint(), warm OpLog",
-            ours_replay_warm,
+            ours["replay warm"],
             "seed, the same as fresh (no cache)",
-            seed_replay,
+            seed["replay"],
         ),
     ]
-    for label, ours, what, seed in rows:
-        report.add(Row(label, cell(ours), f"{what}: {cell(seed)}", med(ours) / med(seed)))
-    report.notes.append(
+    for label, mine, what, theirs in rows:
+        report.add(Row(label, cell(mine), f"{what}: {cell(theirs)}", mine.median / theirs.median))
+    report.notes.append(big_log_note(plan, count))
+    shutil.rmtree(folder)
+
+
+def big_log_note(plan: Plan, count: int) -> str:
+    """How item 2's log is built and its reads are timed."""
+    return (
         f"Big log: {count:,} `context` add_atom ops (op i holds corpus item i, actor "
         f"agent-(i mod {PROCESSES}), stamp i + 1), encoded with `make_op_entry` + `encode_line` "
         f"in two worker processes and written straight into ops.jsonl (no ops.state), so "
@@ -707,7 +731,6 @@ def bench_big_log(report: Report, plan: Plan, work: Path) -> None:
         "the seed's full reads. The OS page cache is warm for both. Both sides return the "
         f"same next stamp and the same {UNCHECKPOINTED} ops."
     )
-    shutil.rmtree(folder)
 
 
 # -- 3. merging replicas ------------------------------------------------------------------------
@@ -766,8 +789,18 @@ def merge_floor(ours: list[OpEntry], theirs: list[OpEntry], path: Path) -> int:
     return len(ordered)
 
 
-def bench_merge(report: Report, corpus: Corpus, plan: Plan, work: Path) -> None:
-    """Item 3: receive a replica, crystallise the merged session; floors and a plain commit."""
+@dataclass
+class Replicas:
+    """Two replicas sharing actor a2's ops: A holds a1 and a2, B holds a2 and a3."""
+
+    half: int  # ops per actor
+    a: list[OpEntry]
+    b: list[OpEntry]
+    final: dict[str, tuple[str, int, float]]  # every atom after the merge, as in Actor.atoms
+
+
+def build_replicas(corpus: Corpus, plan: Plan) -> Replicas:
+    """Three actors' ops, sorted by stamp into the two replicas."""
     half = plan.merge_ops // 2
     progress(f"3. building two {2 * half:,}-op replicas (actors a1+a2 and a2+a3)")
     a1 = actor_ops(corpus, "a1", 0, half, even=False)
@@ -776,107 +809,148 @@ def bench_merge(report: Report, corpus: Corpus, plan: Plan, work: Path) -> None:
     by_stamp = operator.itemgetter("lamport_ts", "actor_id", "op_id")
     replica_a = sorted(a1.entries + a2.entries, key=by_stamp)
     replica_b = sorted(a2.entries + a3.entries, key=by_stamp)
+    return Replicas(half, replica_a, replica_b, {**a1.atoms, **a2.atoms, **a3.atoms})
 
+
+@dataclass
+class Merge:
+    """What item 3 measured (seconds unless named otherwise)."""
+
+    read_b: float = 0.0
+    seed_read_b: float = 0.0
+    ops_b: int = 0
+    receive: float = 0.0
+    duplicates: int = 0
+    receive_again: float = 0.0
+    duplicates_again: int = 0
+    floor: float = 0.0
+    union: int = 0
+    commit_oplog: float = 0.0
+    crystal_ops: int = 0
+    crystal_changed: int = 0
+    plain: float = 0.0
+    same_tree: bool = False
+
+
+def receive_b(log: OpLogBackend, replicas: Replicas, work: Path, merge: Merge) -> list[OpEntry]:
+    """Read replica B (ours and the seed's way), receive it into A twice; B's ops."""
+    progress("3. read_all of replica B, and the seed's read_all")
+    merge.read_b, theirs = clocked(OpLog.in_folder(work / "replica-b", SESSION).read_all)
+    session_b = work / "replica-b" / "oplog" / SESSION
+    merge.seed_read_b, seed_read = clocked(SeedLog(session_b).read_all)
+    assert len(theirs) == len(seed_read) == len(replicas.b)
+    merge.ops_b = len(theirs)
+    progress("3. receive B into A")
+    merge.receive, received = clocked(lambda: log.receive(theirs))
+    assert len(received.added) == replicas.half
+    assert received.duplicates == len(theirs) - replicas.half
+    assert not received.held
+    merge.duplicates = received.duplicates
+    progress("3. receive B again (every op a duplicate)")
+    merge.receive_again, again = clocked(lambda: log.receive(theirs))
+    assert not again.added
+    assert again.duplicates == len(theirs)
+    merge.duplicates_again = again.duplicates
+    return theirs
+
+
+def commit_plain(replicas: Replicas, folder: Path) -> tuple[float, bytes]:
+    """The merged atoms through ``add_atoms`` + ``commit``: the seconds, and the tree."""
+    progress(f"3. the same {len(replicas.final):,} atoms through add_atoms + commit")
+    folder.mkdir()
+    plain = Repository.init(folder)
+    start = time.perf_counter()
+    plain.add_atoms([atom_of(text, item, score) for text, item, score in replicas.final.values()])
+    plain_commit = plain.commit("the same atoms, through the normal API")
+    seconds = time.perf_counter() - start
+    tree = plain.load_commit(from_hex(plain_commit)).tree
+    plain.close()
+    return seconds, tree
+
+
+def measure_merge(replicas: Replicas, work: Path) -> Merge:
+    """Receive B into A in a fresh repository, crystallise it; the floor and a plain commit."""
+    merge = Merge()
     repo_folder = work / "merged"
     repo_folder.mkdir()
     repo = Repository.init(repo_folder)
     assert repo.path is not None
-    write_ops(repo.path, replica_a)
-    write_ops(work / "replica-b", replica_b)
+    write_ops(repo.path, replicas.a)
+    write_ops(work / "replica-b", replicas.b)
     log = repo.oplog(SESSION)
     log.end()  # builds ops.state, as appending would have (not timed)
-
-    progress("3. read_all of replica B, and the seed's read_all")
-    start = time.perf_counter()
-    theirs = OpLog.in_folder(work / "replica-b", SESSION).read_all()
-    read_b = time.perf_counter() - start
-    start = time.perf_counter()
-    seed_read = SeedLog(work / "replica-b" / "oplog" / SESSION).read_all()
-    seed_read_b = time.perf_counter() - start
-    assert len(theirs) == len(seed_read) == len(replica_b)
-
-    progress("3. receive B into A")
-    start = time.perf_counter()
-    received = log.receive(theirs)
-    receive = time.perf_counter() - start
-    assert len(received.added) == half
-    assert received.duplicates == len(theirs) - half
-    assert not received.held
-    progress("3. receive B again (every op a duplicate)")
-    start = time.perf_counter()
-    again = log.receive(theirs)
-    receive_again = time.perf_counter() - start
-    assert not again.added
-    assert again.duplicates == len(theirs)
+    theirs = receive_b(log, replicas, work, merge)
     log.close()
     progress("3. the floor: sort the union, write it, one fdatasync")
-    start = time.perf_counter()
-    union = merge_floor(replica_a, theirs, work / "floor.jsonl")
-    floor = time.perf_counter() - start
-    assert union == 3 * half
-
-    progress(f"3. commit_oplog of the merged session ({union:,} ops)")
-    start = time.perf_counter()
-    crystal = repo.commit_oplog(SESSION)
-    commit_oplog = time.perf_counter() - start
+    merge.floor, merge.union = clocked(
+        lambda: merge_floor(replicas.a, theirs, work / "floor.jsonl")
+    )
+    assert merge.union == 3 * replicas.half
+    progress(f"3. commit_oplog of the merged session ({merge.union:,} ops)")
+    merge.commit_oplog, crystal = clocked(lambda: repo.commit_oplog(SESSION))
+    merge.crystal_ops, merge.crystal_changed = crystal.ops, crystal.changed
     tree = repo.load_commit(from_hex(crystal.commit)).tree
     repo.close()
+    merge.plain, plain_tree = commit_plain(replicas, work / "plain")
+    merge.same_tree = plain_tree == tree
+    return merge
 
-    final = {**a1.atoms, **a2.atoms, **a3.atoms}
-    progress(f"3. the same {len(final):,} atoms through add_atoms + commit")
-    plain_folder = work / "plain"
-    plain_folder.mkdir()
-    plain = Repository.init(plain_folder)
-    start = time.perf_counter()
-    plain.add_atoms([atom_of(text, item, score) for text, item, score in final.values()])
-    plain_commit = plain.commit("the same atoms, through the normal API")
-    plain_seconds = time.perf_counter() - start
-    same_tree = plain.load_commit(from_hex(plain_commit)).tree == tree
-    plain.close()
 
+def bench_merge(report: Report, corpus: Corpus, plan: Plan, work: Path) -> None:
+    """Item 3: receive a replica, crystallise the merged session; floors and a plain commit."""
+    replicas = build_replicas(corpus, plan)
+    m = measure_merge(replicas, work)
     report.add(
         Row(
-            f"3. read replica B with read_all ({len(theirs):,} ops)",
-            fmt_seconds(read_b),
-            f"seed's read_all (json.loads per line, no checks): {fmt_seconds(seed_read_b)}",
-            read_b / seed_read_b,
+            f"3. read replica B with read_all ({m.ops_b:,} ops)",
+            fmt_seconds(m.read_b),
+            f"seed's read_all (json.loads per line, no checks): {fmt_seconds(m.seed_read_b)}",
+            m.read_b / m.seed_read_b,
         )
     )
     report.add(
         Row(
-            f"3. OpLog.receive of B into A ({half:,} new ops, {received.duplicates:,} duplicates)",
-            fmt_seconds(receive),
-            f"floor: union of both, sorted by (lamport_ts, actor_id, op_id), {union:,} lines "
-            f"written, one fdatasync: {fmt_seconds(floor)}",
-            receive / floor,
+            f"3. OpLog.receive of B into A ({replicas.half:,} new ops, "
+            f"{m.duplicates:,} duplicates)",
+            fmt_seconds(m.receive),
+            f"floor: union of both, sorted by (lamport_ts, actor_id, op_id), {m.union:,} lines "
+            f"written, one fdatasync: {fmt_seconds(m.floor)}",
+            m.receive / m.floor,
         )
     )
     report.add(
         Row(
-            f"3. receive of B again (all {again.duplicates:,} ops duplicates)",
-            fmt_seconds(receive_again),
+            f"3. receive of B again (all {m.duplicates_again:,} ops duplicates)",
+            fmt_seconds(m.receive_again),
         )
     )
     report.add(
         Row(
-            f"3. Repository.commit_oplog of the merged session ({crystal.ops:,} ops, "
-            f"{crystal.changed:,} atoms) into a fresh repository",
-            fmt_seconds(commit_oplog),
-            f"the same atoms through add_atoms + commit: {fmt_seconds(plain_seconds)}"
-            + ("" if same_tree else " (**trees differ**)"),
-            commit_oplog / plain_seconds,
+            f"3. Repository.commit_oplog of the merged session ({m.crystal_ops:,} ops, "
+            f"{m.crystal_changed:,} atoms) into a fresh repository",
+            fmt_seconds(m.commit_oplog),
+            f"the same atoms through add_atoms + commit: {fmt_seconds(m.plain)}"
+            + ("" if m.same_tree else " (**trees differ**)"),
+            m.commit_oplog / m.plain,
         )
     )
+    ours, floor = m.read_b + m.receive + m.commit_oplog, m.floor + m.plain
     report.add(
         Row(
             "3. whole merge: read_all + receive + commit_oplog",
-            fmt_seconds(read_b + receive + commit_oplog),
-            f"floor + plain commit: {fmt_seconds(floor + plain_seconds)}",
-            (read_b + receive + commit_oplog) / (floor + plain_seconds),
+            fmt_seconds(ours),
+            f"floor + plain commit: {fmt_seconds(floor)}",
+            ours / floor,
         )
     )
-    report.notes.append(
-        f"Merge: three actors of {half:,} ops each; every fifth op of an actor is a "
+    report.notes.append(merge_note(replicas, m))
+
+
+def merge_note(replicas: Replicas, m: Merge) -> str:
+    """How item 3's replicas are made and merged."""
+    final = len(replicas.final)
+    return (
+        f"Merge: three actors of {replicas.half:,} ops each; every fifth op of an actor is a "
         "set_fields (a new relevance) of an atom it added three ops before, naming that "
         "add_atom as causal parent; the rest are add_atom ops of distinct corpus items. "
         "Replica A holds a1 and a2, replica B a2 and a3 (the same a2 ops, so half of each "
@@ -885,12 +959,12 @@ def bench_merge(report: Report, corpus: Corpus, plan: Plan, work: Path) -> None:
         "`receive` gets B's ops from `read_all` (timed separately) and appends the new "
         "ones durably. The floor holds both lists in memory, dedupes by op id, sorts, "
         "encodes and writes the union with one fdatasync. `commit_oplog` crystallises the "
-        f"whole merged session ({union:,} ops: "
-        f"{len(final):,} add_atom, {union - len(final):,} set_fields) into one commit and a "
+        f"whole merged session ({m.union:,} ops: "
+        f"{final:,} add_atom, {m.union - final:,} set_fields) into one commit and a "
         "checkpoint; the plain side builds the final atoms (relevance after the set_fields) "
         "as `MemoryAtom`s, then `add_atoms` + `commit` into another fresh repository. The two "
         "commits hold "
-        + ("the same tree (checked)." if same_tree else "**different trees**.")
+        + ("the same tree (checked)." if m.same_tree else "**different trees**.")
         + " One run each."
     )
 
@@ -903,68 +977,39 @@ def render_section(
 ) -> str:
     """The RESULTS.md section."""
     largest = max(plan.log_ops, plan.appends * 11, plan.merge_ops // 2 * 3)
+    ratios = (
+        "Ratios are ContextFS / baseline in time (per op for throughputs): below 1 means "
+        "ContextFS is faster."
+    )
     return "\n".join(
         [
-            HEADING,
-            "",
-            "Generated by `benchmarks/oplog.py` (this section only; `benchmarks/run.py` keeps "
-            "it); see `benchmarks/README.md` for what each figure means. Ratios are ContextFS / "
-            "baseline in time (per op for throughputs): below 1 means ContextFS is faster.",
-            "",
-            f"- Command: `{command}`",
-            f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- ContextFS: {measured}",
+            *section_opening(HEADING, "oplog.py", command, measured, ratios),
             f"- Sizes: appends {plan.appends:,} ops per configuration ({plan.appends * 10:,} "
             f"batched), log {plan.log_ops:,} ops, replicas {plan.merge_ops // 2 * 2:,} ops; "
             f"whole run {wall:.0f} s",
-            "- Load average (1, 5, 15 min) at start / end: "
-            + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load),
-            *(f"- {name}: {value}" for name, value in machine()),
-            "",
-            "### Figures",
-            "",
-            markdown_table(report.rows),
-            "",
-            "### Notes",
-            "",
-            f"- Texts: the {len(corpus):,} paragraphs of `pydoc_data.topics`, as in the core "
-            f"benchmarks; item i is paragraph i mod {len(corpus):,}, suffixed ` (note i)` from "
-            f"i = {len(corpus):,} on (items up to {largest:,} used), so every op in a log "
-            "carries distinct text.",
-            *(f"- {note}" for note in report.notes),
+            report.load_line(),
+            *machine_lines(),
+            *subsection("Figures", markdown_table(report.rows)),
+            *subsection(
+                "Notes",
+                f"- Texts: the {len(corpus):,} paragraphs of `pydoc_data.topics`, as in the core "
+                f"benchmarks; item i is paragraph i mod {len(corpus):,}, suffixed ` (note i)` "
+                f"from i = {len(corpus):,} on (items up to {largest:,} used), so every op in a "
+                "log carries distinct text.",
+                *bullets(report.notes),
+            ),
         ]
     )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Measure the three items and write the RESULTS.md section."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick", action="store_true", help="400 appends, a 100,000-op log, 10,000-op replicas"
-    )
-    parser.add_argument("--appends", type=int, help="ops per append configuration (2,000)")
-    parser.add_argument("--log-ops", type=int, help="ops in the big log of item 2 (1,000,000)")
-    parser.add_argument("--merge-ops", type=int, help="ops per replica in item 3 (100,000)")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the report file to update")
-    args = parser.parse_args(argv)
-    plan = (
-        Plan(appends=400, log_ops=100_000, fresh_runs=11, warm_runs=101, merge_ops=10_000)
-        if args.quick
-        else Plan()
-    )
-    overrides = {
-        "appends": args.appends,
-        "log_ops": args.log_ops,
-        "merge_ops": args.merge_ops,
-    }
-    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
-    if plan.appends < 40 or plan.log_ops < 10 * UNCHECKPOINTED or plan.merge_ops < 100:
-        parser.error("need --appends >= 40, --log-ops >= 1000 and --merge-ops >= 100")
+    args, plan = PLANS.choose(PLANS.parser(__doc__), argv, check_plan)
     corpus = shared_corpus()
     assert atom_body(corpus.text(7), 7) == add_op(corpus.text(7), 7)
     report = Report()
     started = time.perf_counter()
-    report.load.append(os.getloadavg())
+    report.note_load()
     measured = measured_version()
     progress(
         f"op-log benchmarks: {plan.appends:,} appends, a {plan.log_ops:,}-op log, "
@@ -977,15 +1022,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_big_log(report, plan, work)
         bench_merge(report, corpus, plan, work)
     wall = time.perf_counter() - started
-    report.load.append(os.getloadavg())
-    options = ["--quick"] if args.quick else []
-    options += [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if v is not None]
-    command = " ".join([".venv/bin/python benchmarks/oplog.py", *options])
-    write_section(
-        args.output, SECTION, render_section(command, plan, corpus, report, wall, measured)
-    )
-    print(markdown_table(report.rows))
-    progress(f"done in {wall:.0f} s; wrote the {HEADING[3:]!r} section of {args.output}")
+    report.note_load()
+    section = render_section(PLANS.command(args), plan, corpus, report, wall, measured)
+    tables = [markdown_table(report.rows)]
+    publish_section(args.output, SECTION, HEADING, section, tables=tables, wall=wall)
     return 0
 
 

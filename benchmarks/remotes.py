@@ -46,23 +46,16 @@ rest of that file is left as it is (see ``common.py``).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import functools
-import os
 import random
-import select
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -72,27 +65,34 @@ import psycopg
 
 from assembly import QUERIES
 from common import (
-    RESULTS,
+    EPOCH,
+    SERVE_HANDLE_CODE,
     SERVER_CODE,
+    Child,
     Corpus,
+    Plans,
     Report,
+    Rounds,
     Row,
+    bullets,
+    clocked,
     fmt_bytes,
     fmt_seconds,
-    machine,
+    machine_lines,
     markdown_table,
+    measured_version,
     progress,
-    write_section,
+    publish_section,
+    section_opening,
+    subsection,
+    tree_bytes,
 )
-from contextfs import Repository
+from contextfs import T_STRING, MemoryAtom, Repository
 from contextfs.history.tree import EMPTY_TREE_ID, LEAF_CAPACITY, decode_node
 from contextfs.model.ids import from_hex
-from contextfs.model.objects import MemoryAtom
-from contextfs.model.types import T_STRING
 from contextfs.remote import sync
 from contextfs.testing.pgcluster import Cluster, free_port, start_cluster
 from run import COMMITTER, GIT_ENV, data_block, fast_import, git
-from wire import measured_version
 
 SECTION = "remotes"
 HEADING = "## PostgreSQL backend and remotes"
@@ -100,17 +100,15 @@ BUDGET = 4000  # tokens asked of every repo.context
 SEARCH_LIMIT = 10
 PER_COMMIT = 100  # new memories per commit of the histories
 FETCH_COMMITS = 10  # commits each incremental fetch brings
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 YEAR_SECONDS = 365 * 86_400
 NOW = 1_735_689_600_000_000  # 2025-01-01 in microseconds: every query ranks at the same "now"
 GIT_TIME = 1_704_067_200  # 2024-01-01: the git twin's commit times count up from here
-READY = 60.0  # seconds a child may take to start listening or to report
-T = TypeVar("T")
 
 # The byte counter, in a child interpreter: relays its own port to 127.0.0.1:argv[1]
 # and, as each connection ends, prints "sent received open": bytes from the client,
 # bytes to it, and how many connections are still open.
-PROXY_CODE = """
+PROXY_CODE = (
+    """
 import asyncio, signal, sys
 
 UPSTREAM = int(sys.argv[1])
@@ -144,17 +142,9 @@ async def handle(client_reader, client_writer):
     client_writer.close()
     live -= 1
     print(counts[0], counts[1], live, flush=True)
-
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    server.close()
-
-asyncio.run(main())
 """
+    + SERVE_HANDLE_CODE
+)
 
 
 @dataclass(frozen=True)
@@ -168,6 +158,30 @@ class Plan:
     small_commits: int = 100  # item 2: the short history the fetch is repeated on
     fetch_rounds: int = 3  # item 2: incremental fetches of FETCH_COMMITS commits each
     postgres_remotes: bool = True  # item 2: transfers between SQLite and PostgreSQL
+
+
+PLANS = Plans(
+    script="remotes.py",
+    full=Plan(),
+    quick=Plan(atoms=2_000, query_runs=3, commits=20, small_commits=2, fetch_rounds=2),
+    quick_help="2,000 atoms, histories of 20 and 2 commits",
+    options={
+        "atoms": "atoms ingested in item 1 (100,000)",
+        "commits": "commits in the history (1,000)",
+        "small_commits": "commits in the short history (100)",
+        "fetch_rounds": "incremental fetch rounds (3)",
+        "query_runs": "runs per query and backend (7)",
+    },
+)
+
+
+def check_plan(plan: Plan) -> str:
+    """Why ``plan`` cannot run, or nothing."""
+    if plan.atoms < 100 or plan.small_commits < 1 or plan.commits <= plan.small_commits:
+        return "need --atoms >= 100 and --commits > --small-commits >= 1"
+    if plan.fetch_rounds < 1 or plan.query_runs < 1:
+        return "need --fetch-rounds >= 1 and --query-runs >= 1"
+    return ""
 
 
 @dataclass
@@ -185,68 +199,8 @@ class Results:
 # -- child processes -----------------------------------------------------------------
 
 
-class Child:
-    """A child process listening on 127.0.0.1, stopped with SIGTERM (then SIGKILL)."""
-
-    def __init__(self, name: str, argv: Sequence[str], log: Path, port: int | None = None) -> None:
-        self.name = name
-        self.log = log
-        self._buffer = b""
-        with open(log, "wb") as errors:
-            self.process = subprocess.Popen(
-                argv, stdout=subprocess.PIPE, stderr=errors, env=GIT_ENV
-            )
-        try:
-            self.port = port if port is not None else int(self.line())
-            wait_for_port(self.port)
-        except BaseException:
-            self.stop()
-            raise
-
-    def line(self) -> str:
-        """The child's next line on stdout (read unbuffered, so no line hides in a buffer).
-
-        Raises:
-            RuntimeError: none came within :data:`READY` seconds (the child's log is shown).
-        """
-        stdout = self.process.stdout
-        assert stdout is not None
-        deadline = time.monotonic() + READY
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([stdout], [], [], max(0.0, left))
-            chunk = os.read(stdout.fileno(), 65536) if ready else b""
-            if not chunk:
-                raise RuntimeError(f"the {self.name} said nothing:\n{self.errors()}")
-            self._buffer += chunk
-        text, self._buffer = self._buffer.split(b"\n", 1)
-        return text.decode()
-
-    def errors(self) -> str:
-        """The end of what the child wrote to stderr."""
-        with contextlib.suppress(OSError):
-            return self.log.read_text(errors="replace")[-2000:]
-        return ""
-
-    def stop(self) -> None:
-        """SIGTERM, wait up to 20 s, then SIGKILL; safe to call twice."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
 class Proxy(Child):
     """The counting TCP proxy in front of another child."""
-
-    def __init__(self, name: str, argv: Sequence[str], log: Path) -> None:
-        super().__init__(name, argv, log)
-        self.counted()  # the connection wait_for_port made
 
     def counted(self) -> int:
         """Bytes, both directions, of the connections since the last call.
@@ -259,23 +213,6 @@ class Proxy(Child):
             total += sent + received
             if live == 0:
                 return total
-
-
-def wait_for_port(port: int) -> None:
-    """Return once 127.0.0.1:``port`` accepts connections.
-
-    Raises:
-        RuntimeError: it did not within :data:`READY` seconds.
-    """
-    deadline = time.monotonic() + READY
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on 127.0.0.1:{port}") from None
-            time.sleep(0.05)
 
 
 C = TypeVar("C", bound=Child)
@@ -301,15 +238,15 @@ class Children:
 
     def serve(self, folder: Path) -> Child:
         """A ContextFS server on the repository in ``folder``."""
-        argv = [sys.executable, "-c", SERVER_CODE, str(folder)]
         log = self.logs / f"serve-{folder.name}.log"
-        return self._started(Child(f"server of {folder.name}", argv, log))
+        name = f"server of {folder.name}"
+        return self._started(Child.python(name, SERVER_CODE, [str(folder)], log, env=GIT_ENV))
 
     def proxy(self, upstream: Child) -> Proxy:
         """A counting proxy in front of ``upstream``."""
         argv = [sys.executable, "-c", PROXY_CODE, str(upstream.port)]
         log = self.logs / f"proxy-{upstream.port}.log"
-        return self._started(Proxy(f"proxy to the {upstream.name}", argv, log))
+        return self._started(Proxy(f"proxy to the {upstream.name}", argv, log, env=GIT_ENV))
 
     def git_daemon(self, root: Path) -> Child:
         """``git daemon`` serving every repository under ``root``, pushes allowed."""
@@ -326,22 +263,11 @@ class Children:
             "--informative-errors",
             str(root),
         ]
-        return self._started(Child("git daemon", argv, self.logs / "git-daemon.log", port=port))
+        log = self.logs / "git-daemon.log"
+        return self._started(Child("git daemon", argv, log, port=port, env=GIT_ENV))
 
 
 # -- measuring helpers -----------------------------------------------------------------
-
-
-def clocked(action: Callable[[], T]) -> tuple[float, T]:
-    """Run ``action``; return the seconds it took and what it returned."""
-    start = time.perf_counter()
-    value = action()
-    return time.perf_counter() - start, value
-
-
-def median(values: Sequence[float]) -> float:
-    """The median, as a float."""
-    return float(statistics.median(values))
 
 
 def make_atom(corpus: Corpus, item: int) -> MemoryAtom:
@@ -366,11 +292,6 @@ def stored_bytes(repo: Repository) -> tuple[int, int]:
             count += 1
             total += len(data)
     return count, total
-
-
-def folder_bytes(path: Path) -> int:
-    """Total bytes of the files under ``path``."""
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 def create_schema(cluster: Cluster, name: str) -> str:
@@ -403,10 +324,10 @@ class Backend:
 
     name: str
     folder: Path | None = None  # the repository of the last ingest run
-    ingest: list[float] = field(default_factory=list)
+    ingest: Rounds = field(default_factory=Rounds)
     first_query: float = 0.0
-    context: dict[str, list[float]] = field(default_factory=dict)
-    search: dict[str, list[float]] = field(default_factory=dict)
+    context: dict[str, Rounds] = field(default_factory=dict)
+    search: dict[str, Rounds] = field(default_factory=dict)
 
 
 @dataclass
@@ -442,13 +363,13 @@ def bench_backends(
     progress(f"1. ingest of {plan.atoms:,} atoms, {plan.ingest_runs} run(s) per backend")
     for run in range(plan.ingest_runs):
         sqlite.folder = work / f"sqlite-{run}"
-        sqlite.ingest.append(ingest(sqlite.folder, atoms, None))
+        sqlite.ingest.add(ingest(sqlite.folder, atoms, None))
         postgres.folder = work / f"postgres-{run}"
         url = create_schema(cluster, f"ingest_{run}")
-        postgres.ingest.append(ingest(postgres.folder, atoms, url))
+        postgres.ingest.add(ingest(postgres.folder, atoms, url))
         progress(
-            f"   SQLite {fmt_seconds(sqlite.ingest[-1])}, "
-            f"PostgreSQL {fmt_seconds(postgres.ingest[-1])}"
+            f"   SQLite {fmt_seconds(sqlite.ingest.values[-1])}, "
+            f"PostgreSQL {fmt_seconds(postgres.ingest.values[-1])}"
         )
     with contextlib.ExitStack() as stack:
         repos: dict[str, Repository] = {}
@@ -478,10 +399,10 @@ def query_both(
             repo = repos[backend.name]
             ask = functools.partial(repo.context, budget=BUDGET, query=query, now=NOW)
             seconds, context = clocked(ask)
-            backend.context.setdefault(query, []).append(seconds)
+            backend.context.setdefault(query, Rounds()).add(seconds)
             find = functools.partial(repo.search, query, limit=SEARCH_LIMIT, now=NOW)
             seconds, hits = clocked(find)
-            backend.search.setdefault(query, []).append(seconds)
+            backend.search.setdefault(query, Rounds()).add(seconds)
             answers[backend.name] = (context.text, tuple(hit.atom.content_hash for hit in hits))
             if context.tokens > BUDGET:
                 raise RuntimeError(f"{backend.name}: the context for {query!r} is over budget")
@@ -498,8 +419,8 @@ def query_both(
         matches,
         len(context.atoms),
         context.tokens,
-        (median(sqlite.context[query]), median(postgres.context[query])),
-        (median(sqlite.search[query]), median(postgres.search[query])),
+        (sqlite.context[query].median, postgres.context[query].median),
+        (sqlite.search[query].median, postgres.search[query].median),
     )
     progress(
         f"   {query!r} ({matches:,} matches): context {fmt_seconds(row.context[0])} / "
@@ -512,7 +433,7 @@ def query_both(
 def report_backends(plan: Plan, sqlite: Backend, postgres: Backend, results: Results) -> None:
     """The rows and notes of item 1: PostgreSQL / SQLite."""
     report = results.report
-    ours, theirs = min(postgres.ingest), min(sqlite.ingest)
+    ours, theirs = postgres.ingest.best, sqlite.ingest.best
     report.add(
         Row(
             f"1. ingest {plan.atoms:,} atoms in one commit (add_atoms + commit), best of "
@@ -530,14 +451,30 @@ def report_backends(plan: Plan, sqlite: Backend, postgres: Backend, results: Res
             postgres.first_query / sqlite.first_query,
         )
     )
+    query_rows(results)
+    report.notes.append(backends_note(plan, sqlite, postgres))
+    context = [row.context[1] / row.context[0] for row in results.queries]
+    search = [row.search[1] / row.search[0] for row in results.queries]
+    results.readings.append(
+        f"PostgreSQL / SQLite: ingest {ours / theirs:.2f}x, the first query (the full-text "
+        f"index catch-up) {postgres.first_query / sqlite.first_query:.2f}x, then per query "
+        f"{min(context):.2f}x to {max(context):.2f}x for `context` and {min(search):.2f}x "
+        f"to {max(search):.2f}x for `search`. PostgreSQL runs in its own processes on the "
+        "same cores and every read is a round trip over TCP; SQLite reads in process."
+    )
+
+
+def query_rows(results: Results) -> None:
+    """Item 1's query rows: the median of the query medians, and the worst query."""
+    report = results.report
     calls = {
         "context": f"repo.context(budget={BUDGET:,}, query=Q)",
         "search": f"repo.search(Q, limit={SEARCH_LIMIT})",
     }
     for what, call in calls.items():
         pairs = {row.query: getattr(row, what) for row in results.queries}
-        on_postgres = median([pg for _, pg in pairs.values()])
-        on_sqlite = median([lite for lite, _ in pairs.values()])
+        on_postgres = Rounds([pg for _, pg in pairs.values()]).median
+        on_sqlite = Rounds([lite for lite, _ in pairs.values()]).median
         report.add(
             Row(
                 f"1. {call}: median of the {len(pairs)} query medians",
@@ -556,30 +493,25 @@ def report_backends(plan: Plan, sqlite: Backend, postgres: Backend, results: Res
                 pairs[worst][1] / pairs[worst][0],
             )
         )
-    report.notes.append(
+
+
+def backends_note(plan: Plan, sqlite: Backend, postgres: Backend) -> str:
+    """How item 1's stores are built and queried, with every ingest run."""
+    return (
         f"Item 1: items 0 to {plan.atoms - 1:,} of the corpus as `String` atoms (relevance "
         "uniform in [0, 1) and a time uniform over 2024, from `random.Random(item)`), built "
         "once. Each ingest run makes a fresh repository (SQLite: `Repository.init(folder)`; "
         "PostgreSQL: `Repository.init(folder, store=URL)` on a new schema) and times "
         "`add_atoms` + `commit`. All runs: SQLite "
-        + ", ".join(fmt_seconds(x) for x in sqlite.ingest)
+        + ", ".join(fmt_seconds(x) for x in sqlite.ingest.values)
         + "; PostgreSQL "
-        + ", ".join(fmt_seconds(x) for x in postgres.ingest)
+        + ", ".join(fmt_seconds(x) for x in postgres.ingest.values)
         + ". The first query is `repo.search('decorator')` on a newly opened `Repository` "
         "after the last ingest: both backends defer full-text indexing from ingest to the "
         f"first query, so this is the index catch-up. Then each query runs {plan.query_runs} "
         "times per backend on one warm `Repository` each, SQLite and PostgreSQL interleaved "
         "(context, then search); medians per query in the table below. Both backends must "
         "give the same prompt text and the same hits for every query (checked)."
-    )
-    context = [row.context[1] / row.context[0] for row in results.queries]
-    search = [row.search[1] / row.search[0] for row in results.queries]
-    results.readings.append(
-        f"PostgreSQL / SQLite: ingest {ours / theirs:.2f}x, the first query (the full-text "
-        f"index catch-up) {postgres.first_query / sqlite.first_query:.2f}x, then per query "
-        f"{min(context):.2f}x to {max(context):.2f}x for `context` and {min(search):.2f}x "
-        f"to {max(search):.2f}x for `search`. PostgreSQL runs in its own processes on the "
-        "same cores and every read is a round trip over TCP; SQLite reads in process."
     )
 
 
@@ -731,8 +663,8 @@ def report_history(history: History, corpus_bytes: int, results: Results) -> Non
             "not like for like",
         )
     )
-    store = folder_bytes(history.folder / ".contextfs")
-    packed = folder_bytes(history.git_dir / "objects")
+    store = tree_bytes(history.folder / ".contextfs")
+    packed = tree_bytes(history.git_dir / "objects")
     report.add(
         Row(
             "2. the history on disk: ContextFS store vs git's objects (packed)",
@@ -754,12 +686,12 @@ def report_history(history: History, corpus_bytes: int, results: Results) -> Non
         "repository keeps the pack it receives (`transfer.unpackLimit=1`)."
     )
     total = sum(size for _, size in kinds.values())
-    trees, tree_bytes = kinds.get("tree", (0, 0))
+    trees, node_bytes = kinds.get("tree", (0, 0))
     results.readings.append(
         f"Why clones and pushes move so many more bytes than git's: of the {fmt_bytes(total)} of "
-        f"objects in the history, tree nodes are {tree_bytes / total:.0%} ({trees:,} nodes, "
+        f"objects in the history, tree nodes are {node_bytes / total:.0%} ({trees:,} nodes, "
         f"{trees / history.commits:.0f} written per commit of {PER_COMMIT} memories, "
-        f"{tree_bytes / trees:,.0f} bytes each on average) and atoms "
+        f"{node_bytes / trees:,.0f} bytes each on average) and atoms "
         f"{kinds.get('atom', (0, 0))[1] / total:.0%}. ContextFS keeps and sends objects as "
         "they are, every version of every tree node whole; git's packed objects hold the same "
         f"{fmt_bytes(corpus_bytes)} of text and every tree version in {fmt_bytes(packed)} "
@@ -1035,17 +967,17 @@ def push_side(row: Transfer) -> tuple[float, int]:
 class Fetches:
     """Each round's seconds and bytes, for one way of fetching."""
 
-    seconds: list[float] = field(default_factory=list)
-    bytes: list[int] = field(default_factory=list)
+    seconds: Rounds = field(default_factory=Rounds)
+    bytes: Rounds = field(default_factory=Rounds)
 
     def add(self, seconds: float, size: int) -> None:
         """Record one round."""
-        self.seconds.append(seconds)
-        self.bytes.append(size)
+        self.seconds.add(seconds)
+        self.bytes.add(size)
 
     def side(self, how: str) -> Side:
         """Medians over the rounds."""
-        return Side(how, median(self.seconds), round(median(self.bytes)))
+        return Side(how, self.seconds.median, round(self.bytes.median))
 
 
 def fetch_contextfs(folder: Path, expected: str | None) -> tuple[float, sync.TransferResult]:
@@ -1066,6 +998,36 @@ def fetch_git(folder: Path) -> tuple[float, int]:
     return seconds, git_received(folder / ".git", before)
 
 
+FETCH_WAYS = ("path", "git", "ctx", "ctx-counted", "daemon", "daemon-counted", "small", "small-git")
+
+
+def head_of(folder: Path) -> str | None:
+    """The commit HEAD names in the repository in ``folder``."""
+    with Repository.open(folder) as repo:
+        return repo.head()
+
+
+def fetch_round(ends: Endpoints, small: History, work: Path, ways: dict[str, Fetches]) -> str:
+    """Fetch the histories' new commits every way into the clones; what moved over a path."""
+    head, small_head = head_of(ends.source.folder), head_of(small.folder)
+    seconds, fetched = fetch_contextfs(work / "clone-path", head)
+    ways["path"].add(seconds, fetched.bytes)
+    shape = f"{fetched.offered:,} ids offered, {fetched.objects:,} objects moved"
+    ways["git"].add(*fetch_git(work / "clone-path-git"))
+    seconds, fetched = fetch_contextfs(work / "clone-ctx", head)
+    ways["ctx"].add(seconds, fetched.bytes)
+    seconds, fetched = fetch_contextfs(work / "clone-ctx-counted", head)
+    ways["ctx-counted"].add(seconds, ends.server_proxy.counted())
+    shape += f" ({fetched.offered:,} and {fetched.objects:,} over `ctx://`)"
+    ways["daemon"].add(*fetch_git(work / "clone-git"))
+    seconds, _ = fetch_git(work / "clone-git-counted")
+    ways["daemon-counted"].add(seconds, ends.daemon_proxy.counted())
+    seconds, fetched = fetch_contextfs(work / "clone-small", small_head)
+    ways["small"].add(seconds, fetched.bytes)
+    ways["small-git"].add(*fetch_git(work / "clone-small-git"))
+    return shape
+
+
 def bench_fetches(
     plan: Plan,
     corpus: Corpus,
@@ -1078,67 +1040,49 @@ def bench_fetches(
     """Rounds of 10 new commits on both histories, fetched every way into the clones."""
     large = ends.source
     first_item = large.commits * PER_COMMIT
-    ways = {
-        name: Fetches()
-        for name in (
-            "path",
-            "git",
-            "ctx",
-            "ctx-counted",
-            "daemon",
-            "daemon-counted",
-            "small",
-            "small-git",
-        )
-    }
+    ways = {name: Fetches() for name in FETCH_WAYS}
     progress(f"2. fetch of {FETCH_COMMITS} new commits into the clones, {plan.fetch_rounds} rounds")
-    small_path = work / "clone-small"
-    small_git = work / "clone-small-git"
-    with Repository.open(small.folder) as repo:
-        small_head = repo.head()
-    small_clone = clone_contextfs(str(small.folder), small_path, small_head)
-    small_git_clone = clone_git(str(small.git_dir), small_git, "--no-local")
+    small_clone = clone_contextfs(str(small.folder), work / "clone-small", head_of(small.folder))
+    small_git_clone = clone_git(str(small.git_dir), work / "clone-small-git", "--no-local")
     shapes: list[str] = []
     for round_ in range(plan.fetch_rounds):
         new = blocks(first_item + round_ * FETCH_COMMITS * PER_COMMIT, FETCH_COMMITS)
         grow(large, corpus, new)
         grow(small, corpus, new)
-        with Repository.open(large.folder) as repo:
-            head = repo.head()
-        with Repository.open(small.folder) as repo:
-            small_head = repo.head()
-        seconds, fetched = fetch_contextfs(work / "clone-path", head)
-        ways["path"].add(seconds, fetched.bytes)
-        shapes.append(f"{fetched.offered:,} ids offered, {fetched.objects:,} objects moved")
-        ways["git"].add(*fetch_git(work / "clone-path-git"))
-        seconds, fetched = fetch_contextfs(work / "clone-ctx", head)
-        ways["ctx"].add(seconds, fetched.bytes)
-        seconds, fetched = fetch_contextfs(work / "clone-ctx-counted", head)
-        ways["ctx-counted"].add(seconds, ends.server_proxy.counted())
-        shapes[-1] += f" ({fetched.offered:,} and {fetched.objects:,} over `ctx://`)"
-        ways["daemon"].add(*fetch_git(work / "clone-git"))
-        seconds, _ = fetch_git(work / "clone-git-counted")
-        ways["daemon-counted"].add(seconds, ends.daemon_proxy.counted())
-        seconds, fetched = fetch_contextfs(small_path, small_head)
-        ways["small"].add(seconds, fetched.bytes)
-        ways["small-git"].add(*fetch_git(small_git))
+        shapes.append(fetch_round(ends, small, work, ways))
         progress(
             f"   round {round_ + 1}: "
             + "; ".join(
-                f"{name} {fmt_seconds(way.seconds[-1])}, {fmt_bytes(way.bytes[-1])}"
+                f"{name} {fmt_seconds(way.seconds.values[-1])}, {fmt_bytes(way.bytes.values[-1])}"
                 for name, way in ways.items()
             )
         )
+    fetch_transfers(plan, ways, results)
+    report_scaling(plan, clone_row, small_clone, small_git_clone, ways, results)
+    fetch_readings(plan, (large, small), clone_row, ways, results)
+    results.report.notes.append(
+        f"Fetches, round by round, on the {plan.commits:,}-commit history: over a path "
+        + "; ".join(shapes)
+        + "; bytes over a path "
+        + ", ".join(fmt_bytes(x) for x in ways["path"].bytes.values)
+        + ", on the `ctx://` socket "
+        + ", ".join(fmt_bytes(x) for x in ways["ctx-counted"].bytes.values)
+        + " (the same objects, plus framing and object ids, which travel as 64-digit hex "
+        "strings: in the OFFER, in the FETCH request and in its answer), on the `git://` "
+        "socket " + ", ".join(fmt_bytes(x) for x in ways["daemon-counted"].bytes.values) + "."
+    )
+
+
+def fetch_transfers(plan: Plan, ways: dict[str, Fetches], results: Results) -> None:
+    """The fetch rows of the transfer table: long history over a path and a server, short."""
     change = f"{FETCH_COMMITS} new commits ({FETCH_COMMITS * PER_COMMIT:,} memories)"
     median_of = f"median of {plan.fetch_rounds} rounds"
-    path = ways["path"].side("`sync.fetch`, path remote; object bytes")
-    base = ways["git"].side("`git fetch`, path remote; pack bytes")
     add_transfer(
         results,
         Transfer(
             f"fetch {change} after a clone of {plan.commits:,} commits, over a path ({median_of})",
-            path,
-            base,
+            ways["path"].side("`sync.fetch`, path remote; object bytes"),
+            ways["git"].side("`git fetch`, path remote; pack bytes"),
         ),
     )
     add_transfer(
@@ -1147,29 +1091,37 @@ def bench_fetches(
             f"the same fetch from a server on 127.0.0.1 ({median_of})",
             Side(
                 "`sync.fetch` from `ctx://…`; socket bytes",
-                median(ways["ctx"].seconds),
-                round(median(ways["ctx-counted"].bytes)),
+                ways["ctx"].seconds.median,
+                round(ways["ctx-counted"].bytes.median),
             ),
             Side(
                 "`git fetch` from `git://…`; socket bytes",
-                median(ways["daemon"].seconds),
-                round(median(ways["daemon-counted"].bytes)),
+                ways["daemon"].seconds.median,
+                round(ways["daemon-counted"].bytes.median),
             ),
         ),
     )
-    small_side = ways["small"].side("`sync.fetch`, path remote; object bytes")
     add_transfer(
         results,
         Transfer(
             f"fetch {change} after a clone of {plan.small_commits:,} commits, over a path "
             f"({median_of})",
-            small_side,
+            ways["small"].side("`sync.fetch`, path remote; object bytes"),
             ways["small-git"].side("`git fetch`, path remote; pack bytes"),
         ),
     )
-    report_scaling(plan, clone_row, small_clone, small_git_clone, ways, results)
-    big, short = leaf_shape(large.folder), leaf_shape(small.folder)
-    ours, theirs = median(ways["path"].bytes), median(ways["small"].bytes)
+
+
+def fetch_readings(
+    plan: Plan,
+    histories: tuple[History, History],
+    clone_row: Transfer,
+    ways: dict[str, Fetches],
+    results: Results,
+) -> None:
+    """Why a fetch's bytes follow the snapshot's tree shape, not the history's length."""
+    big, short = (leaf_shape(history.folder) for history in histories)
+    ours, theirs = ways["path"].bytes.median, ways["small"].bytes.median
     results.readings.append(
         f"A fetch of the same {FETCH_COMMITS * PER_COMMIT:,} new memories moved "
         f"{fmt_bytes(ours)} after the {plan.commits:,}-commit clone and {fmt_bytes(theirs)} "
@@ -1184,17 +1136,6 @@ def bench_fetches(
         f"{plan.commits:,}-commit clone, which carries the history, is "
         f"{clone_row.ours.bytes / ours:.0f}x the fetch."
     )
-    results.report.notes.append(
-        f"Fetches, round by round, on the {plan.commits:,}-commit history: over a path "
-        + "; ".join(shapes)
-        + "; bytes over a path "
-        + ", ".join(fmt_bytes(x) for x in ways["path"].bytes)
-        + ", on the `ctx://` socket "
-        + ", ".join(fmt_bytes(x) for x in ways["ctx-counted"].bytes)
-        + " (the same objects, plus framing and object ids, which travel as 64-digit hex "
-        "strings: in the OFFER, in the FETCH request and in its answer), on the `git://` "
-        "socket " + ", ".join(fmt_bytes(x) for x in ways["daemon-counted"].bytes) + "."
-    )
 
 
 def report_scaling(
@@ -1206,8 +1147,8 @@ def report_scaling(
     results: Results,
 ) -> None:
     """Rows showing that a fetch's bytes follow the change, not the history."""
-    ours_large, ours_small = median(ways["path"].bytes), median(ways["small"].bytes)
-    git_large, git_small = median(ways["git"].bytes), median(ways["small-git"].bytes)
+    ours_large, ours_small = ways["path"].bytes.median, ways["small"].bytes.median
+    git_large, git_small = ways["git"].bytes.median, ways["small-git"].bytes.median
     results.report.add(
         Row(
             f"2. bytes of a {FETCH_COMMITS}-commit fetch, after {plan.commits:,} / after "
@@ -1307,45 +1248,27 @@ def render_section(
 ) -> str:
     """The RESULTS.md section."""
     report = results.report
-    problems = list(dict.fromkeys(results.problems))
     steps = "; ".join(f"{name} {seconds:.0f} s" for name, seconds in results.steps.items())
     slow = [name for name, seconds in results.steps.items() if seconds > 600]
+    ratios = (
+        "Ratios are ContextFS / baseline: below 1 means ContextFS is faster or moves fewer "
+        "bytes; in item 1 the ratio is PostgreSQL / SQLite."
+    )
     return "\n".join(
         [
-            HEADING,
-            "",
-            "Generated by `benchmarks/remotes.py` (this section only; `benchmarks/run.py` "
-            "keeps it); see `benchmarks/README.md` for what each figure means. Ratios are "
-            "ContextFS / baseline: below 1 means ContextFS is faster or moves fewer bytes; "
-            "in item 1 the ratio is PostgreSQL / SQLite.",
-            "",
-            f"- Command: `{command}`",
-            f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- ContextFS: {measured}",
+            *section_opening(HEADING, "remotes.py", command, measured, ratios),
             f"- Sizes: {plan.atoms:,} atoms in item 1 ({plan.ingest_runs} ingest runs, "
             f"{plan.query_runs} runs per query); histories of {plan.commits:,} and "
             f"{plan.small_commits:,} commits of {PER_COMMIT} memories; {plan.fetch_rounds} "
             f"fetch rounds of {FETCH_COMMITS} commits; whole run {wall:.0f} s",
             f"- Steps: {steps}"
             + (f" (over 10 minutes: {', '.join(slow)})" if slow else " (none over 10 minutes)"),
-            "- Load average (1, 5, 15 min) at start / end: "
-            + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load),
-            *(f"- {name}: {value}" for name, value in [*machine(), *tools]),
-            "",
-            "### Figures",
-            "",
-            markdown_table(report.rows),
-            "",
-            "### Transfers",
-            "",
-            transfer_table(results.transfers),
-            "",
-            "### Per query (item 1)",
-            "",
-            query_table(results.queries),
-            "",
-            "### Reading the figures",
-            "",
+            report.load_line(),
+            *machine_lines(tools),
+            *subsection("Figures", markdown_table(report.rows)),
+            *subsection("Transfers", transfer_table(results.transfers)),
+            *subsection("Per query (item 1)", query_table(results.queries)),
+            *subsection("Reading the figures"),
             "- Item 1 ratios are PostgreSQL / SQLite for the same call on the same atoms: "
             "above 1, PostgreSQL is slower.",
             "- Transfers: each time ratio is ContextFS's seconds / the baseline's for the same "
@@ -1356,77 +1279,37 @@ def render_section(
             "SQLite stores, so they show what a PostgreSQL store adds.",
             "- The rows of quotients in the first table compare one system with itself "
             "(history length, clone against fetch), git in the Baseline column.",
-            *(f"- {reading}" for reading in results.readings),
-            "",
-            "### Notes",
-            "",
-            f"- Texts: item i of the {len(corpus):,} paragraphs of `pydoc_data.topics` "
-            f"(suffixed ` (note i)` from i = {len(corpus):,} on), as in the core benchmarks; "
-            f"{len(corpus.used):,} distinct items were used.",
-            "- PostgreSQL: a throwaway cluster on 127.0.0.1 (`start_cluster(durable=True)`: "
-            "fsync, synchronous commit and full-page writes on, as SQLite runs with "
-            "synchronous=FULL), reached over TCP; one schema per store.",
-            "- Bytes: a ContextFS transfer over a path counts the bytes of the objects it "
-            "stored (`TransferResult.bytes`; for `sync.clone`, every object the new store "
-            "holds); git over a path counts the pack the receiver kept. Over `ctx://` and "
-            "`git://` a counting TCP proxy (an asyncio relay in a child interpreter) counts "
-            "every byte on the socket, both directions, in a second transfer run only for "
-            "that: the timed transfer goes straight to the server. The `contextfs` server and "
-            "`git daemon` run in their own processes on this machine; ContextFS over a path "
-            "runs in the benchmark's process alone.",
-            *(f"- {note}" for note in report.notes),
-            "- Problems found: " + ("; ".join(problems) if problems else "none."),
+            *bullets(results.readings),
+            *subsection("Notes", *section_notes(corpus, results)),
         ]
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure items 1 and 2 and write the RESULTS.md section."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick", action="store_true", help="2,000 atoms, histories of 20 and 2 commits"
-    )
-    parser.add_argument("--atoms", type=int, help="atoms ingested in item 1 (100,000)")
-    parser.add_argument("--commits", type=int, help="commits in the history (1,000)")
-    parser.add_argument("--small-commits", type=int, help="commits in the short history (100)")
-    parser.add_argument("--fetch-rounds", type=int, help="incremental fetch rounds (3)")
-    parser.add_argument("--query-runs", type=int, help="runs per query and backend (7)")
-    parser.add_argument(
-        "--no-postgres-remotes",
-        action="store_true",
-        help="skip the transfers between SQLite and PostgreSQL",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the report file to update")
-    args = parser.parse_args(argv)
-    plan = (
-        Plan(atoms=2_000, query_runs=3, commits=20, small_commits=2, fetch_rounds=2)
-        if args.quick
-        else Plan()
-    )
-    overrides = {
-        "atoms": args.atoms,
-        "commits": args.commits,
-        "small_commits": args.small_commits,
-        "fetch_rounds": args.fetch_rounds,
-        "query_runs": args.query_runs,
-    }
-    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
-    if args.no_postgres_remotes:
-        plan = dataclasses.replace(plan, postgres_remotes=False)
-    if plan.atoms < 100 or plan.small_commits < 1 or plan.commits <= plan.small_commits:
-        parser.error("need --atoms >= 100 and --commits > --small-commits >= 1")
-    if plan.fetch_rounds < 1 or plan.query_runs < 1:
-        parser.error("need --fetch-rounds >= 1 and --query-runs >= 1")
+def section_notes(corpus: Corpus, results: Results) -> list[str]:
+    """The texts, the cluster, how bytes are counted, the run's notes and its problems."""
+    problems = list(dict.fromkeys(results.problems))
+    return [
+        f"- Texts: item i of the {len(corpus):,} paragraphs of `pydoc_data.topics` "
+        f"(suffixed ` (note i)` from i = {len(corpus):,} on), as in the core benchmarks; "
+        f"{len(corpus.used):,} distinct items were used.",
+        "- PostgreSQL: a throwaway cluster on 127.0.0.1 (`start_cluster(durable=True)`: "
+        "fsync, synchronous commit and full-page writes on, as SQLite runs with "
+        "synchronous=FULL), reached over TCP; one schema per store.",
+        "- Bytes: a ContextFS transfer over a path counts the bytes of the objects it "
+        "stored (`TransferResult.bytes`; for `sync.clone`, every object the new store "
+        "holds); git over a path counts the pack the receiver kept. Over `ctx://` and "
+        "`git://` a counting TCP proxy (an asyncio relay in a child interpreter) counts "
+        "every byte on the socket, both directions, in a second transfer run only for "
+        "that: the timed transfer goes straight to the server. The `contextfs` server and "
+        "`git daemon` run in their own processes on this machine; ContextFS over a path "
+        "runs in the benchmark's process alone.",
+        *bullets(results.report.notes),
+        "- Problems found: " + ("; ".join(problems) if problems else "none."),
+    ]
 
-    corpus = Corpus()
-    results = Results()
-    started = time.perf_counter()
-    results.report.load.append(os.getloadavg())
-    measured = measured_version()
-    progress(
-        f"remotes benchmarks: {plan.atoms:,} atoms; histories of {plan.commits:,} and "
-        f"{plan.small_commits:,} commits"
-    )
+
+def measure(plan: Plan, corpus: Corpus, results: Results) -> list[tuple[str, str]]:
+    """Items 1 and 2 on a throwaway PostgreSQL cluster; the tools' versions."""
     cluster = start_cluster(durable=True)
     try:
         tools = [
@@ -1440,20 +1323,39 @@ def main(argv: list[str] | None = None) -> int:
             bench_remotes(plan, corpus, cluster, work, results)
     finally:
         cluster.stop()
+    return tools
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure items 1 and 2 and write the RESULTS.md section."""
+    parser = PLANS.parser(__doc__)
+    parser.add_argument(
+        "--no-postgres-remotes",
+        action="store_true",
+        help="skip the transfers between SQLite and PostgreSQL",
+    )
+    args, plan = PLANS.choose(parser, argv, check_plan)
+    if args.no_postgres_remotes:
+        plan = dataclasses.replace(plan, postgres_remotes=False)
+    corpus = Corpus()
+    results = Results()
+    started = time.perf_counter()
+    results.report.note_load()
+    measured = measured_version()
+    progress(
+        f"remotes benchmarks: {plan.atoms:,} atoms; histories of {plan.commits:,} and "
+        f"{plan.small_commits:,} commits"
+    )
+    tools = measure(plan, corpus, results)
     wall = time.perf_counter() - started
-    results.report.load.append(os.getloadavg())
-    options = ["--quick"] if args.quick else []
-    options += [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if v is not None]
-    options += ["--no-postgres-remotes"] if args.no_postgres_remotes else []
-    command = " ".join([".venv/bin/python benchmarks/remotes.py", *options])
+    results.report.note_load()
+    extra = ["--no-postgres-remotes"] if args.no_postgres_remotes else []
+    command = PLANS.command(args, *extra)
     section = render_section(command, plan, corpus, results, wall, tools, measured)
-    write_section(args.output, SECTION, section)
-    print(markdown_table(results.report.rows))
-    print()
-    print(transfer_table(results.transfers))
-    for problem in dict.fromkeys(results.problems):
-        progress(f"problem: {problem}")
-    progress(f"done in {wall:.0f} s; wrote the {HEADING[3:]!r} section of {args.output}")
+    tables = [markdown_table(results.report.rows), transfer_table(results.transfers)]
+    publish_section(
+        args.output, SECTION, HEADING, section, tables=tables, wall=wall, problems=results.problems
+    )
     return 0
 
 

@@ -21,45 +21,44 @@ over MCP against the same calls in Python). See ``benchmarks/README.md``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
+import functools
 import os
 import platform
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from hashlib import sha256
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from common import (
+    EPOCH,
     Corpus,
+    Plans,
     Report,
+    Rounds,
     Row,
     fmt_bytes,
     fmt_seconds,
+    interleave,
     markdown_table,
-    percentile,
+    proc_number,
     progress,
     timed,
+    tree_bytes,
     write_core_report,
 )
 from common import machine as common_machine
-from contextfs.expand.context import ExpandedContext, rank_key
-from contextfs.model.objects import MemoryAtom
-from contextfs.model.types import T_STRING
-from contextfs.repo import Repository
+from contextfs import T_STRING, MemoryAtom, Repository
 
-HERE = Path(__file__).resolve().parent
 BUDGET = 4000  # tokens asked of every expansion
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 GIT_ENV = {
     **os.environ,
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -70,11 +69,11 @@ GIT_ENV = {
 COMMITTER = b"Bench <bench@example.com>"
 
 
-# -- sizes ---------------------------------------------------------------------
+# -- plan ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Sizes:
+class Plan:
     """How big each benchmark is; ``--quick`` divides by ten."""
 
     ingest: int = 100_000
@@ -89,22 +88,25 @@ class Sizes:
     expand_runs: int = 15
     read_runs: int = 7
 
-    @classmethod
-    def quick(cls) -> Sizes:
-        """The smoke-run sizes."""
-        return cls(
-            ingest=10_000,
-            ingest_repeats=2,
-            small_base=1_000,
-            small_commits=100,
-            large_base=10_000,
-            large_commits=20,
-            chain_base=1_000,
-            chain_depth=1_000,
-            middle_depth=100,
-            expand_runs=5,
-            read_runs=3,
-        )
+
+PLANS = Plans(
+    script="run.py",
+    full=Plan(),
+    quick=Plan(
+        ingest=10_000,
+        ingest_repeats=2,
+        small_base=1_000,
+        small_commits=100,
+        large_base=10_000,
+        large_commits=20,
+        chain_base=1_000,
+        chain_depth=1_000,
+        middle_depth=100,
+        expand_runs=5,
+        read_runs=3,
+    ),
+    quick_help="sizes / 10, for a smoke run",
+)
 
 
 # -- the atoms -------------------------------------------------------------------
@@ -120,18 +122,7 @@ def atom(text: str, relevance: float = 0.5, step: int = 0) -> MemoryAtom:
 
 def bytes_written() -> int:
     """Bytes this process has passed to write() so far (``wchar`` of /proc/self/io)."""
-    with contextlib.suppress(OSError), open("/proc/self/io") as io:
-        for line in io:
-            if line.startswith("wchar:"):
-                return int(line.split()[1])
-    return 0
-
-
-def tree_size(path: Path) -> int:
-    """Total bytes of the files under ``path``."""
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return proc_number("/proc/self/io", "wchar")
 
 
 def object_totals(database: Path) -> tuple[int, int]:
@@ -223,37 +214,57 @@ def ingest_git(texts: list[str], where: Path, sharded: bool) -> float:
     return time.perf_counter() - start
 
 
-def bench_ingest(sizes: Sizes, corpus: Corpus, work: Path, report: Report) -> None:
-    """Item 1: N atoms in one commit vs the same N texts through git fast-import."""
-    n = sizes.ingest
-    texts = corpus.texts(0, n)
-    progress(f"1. ingest of {n:,} atoms in one commit ({sizes.ingest_repeats} repeats each)")
+def ingest_git_once(texts: list[str], target: Path, sharded: bool) -> tuple[float, int]:
+    """One git ingest into ``target``, then removed: its seconds and the repository's bytes."""
+    seconds = ingest_git(texts, target, sharded)
+    size = tree_bytes(target)
+    shutil.rmtree(target)
+    return seconds, size
+
+
+@dataclass
+class Ingest:
+    """Item 1's runs: ours by phase, git's in two tree layouts, and the sizes on disk."""
+
+    ours: list[dict[str, float]]
+    sharded: Rounds
+    flat: float
+    store_bytes: int
+    git_bytes: int
+    flat_bytes: int
+
+
+def measure_ingest(plan: Plan, texts: list[str], work: Path) -> Ingest:
+    """Ingest ``texts`` with ContextFS and with git (100 dirs), alternately; then git flat."""
     ours: list[dict[str, float]] = []
-    sharded: list[float] = []
+    sharded = Rounds()
     store_bytes = git_bytes = 0
-    for attempt in range(sizes.ingest_repeats):
+    for attempt in range(plan.ingest_repeats):
         folder = work / f"ingest-cfs-{attempt}"
         ours.append(ingest_contextfs(texts, folder))
-        store_bytes = tree_size(folder / ".contextfs")
+        store_bytes = tree_bytes(folder / ".contextfs")
         shutil.rmtree(folder)
         progress(f"  contextfs run {attempt + 1}: {ours[-1]['total']:.2f} s")
-        target = work / f"ingest-git-{attempt}.git"
-        sharded.append(ingest_git(texts, target, sharded=True))
-        git_bytes = tree_size(target)
-        shutil.rmtree(target)
-        progress(f"  git fast-import (100 dirs) run {attempt + 1}: {sharded[-1]:.2f} s")
-    target = work / "ingest-git-flat.git"
-    flat = ingest_git(texts, target, sharded=False)
-    flat_bytes = tree_size(target)
-    shutil.rmtree(target)
+        seconds, git_bytes = ingest_git_once(texts, work / f"ingest-git-{attempt}.git", True)
+        sharded.add(seconds)
+        progress(f"  git fast-import (100 dirs) run {attempt + 1}: {seconds:.2f} s")
+    flat, flat_bytes = ingest_git_once(texts, work / "ingest-git-flat.git", False)
     progress(f"  git fast-import (one flat dir) : {flat:.2f} s")
+    return Ingest(ours, sharded, flat, store_bytes, git_bytes, flat_bytes)
 
-    best = min(ours, key=lambda r: r["total"])
-    best_git = min(sharded)
+
+def bench_ingest(plan: Plan, corpus: Corpus, work: Path, report: Report) -> None:
+    """Item 1: N atoms in one commit vs the same N texts through git fast-import."""
+    n = plan.ingest
+    texts = corpus.texts(0, n)
+    progress(f"1. ingest of {n:,} atoms in one commit ({plan.ingest_repeats} repeats each)")
+    result = measure_ingest(plan, texts, work)
+    best = min(result.ours, key=lambda r: r["total"])
+    best_git = result.sharded.best
     report.timings["ingest"] = best["total"]
     report.add(
         Row(
-            f"1. ingest {n:,} atoms, one commit (best of {sizes.ingest_repeats})",
+            f"1. ingest {n:,} atoms, one commit (best of {plan.ingest_repeats})",
             fmt_seconds(best["total"]),
             f"git fast-import, files in 100 dirs: {fmt_seconds(best_git)}",
             best["total"] / best_git,
@@ -264,8 +275,8 @@ def bench_ingest(sizes: Sizes, corpus: Corpus, work: Path, report: Report) -> No
         Row(
             "1. same, git tree as one flat directory (as specified; 1 run)",
             fmt_seconds(best["total"]),
-            f"git fast-import, flat: {fmt_seconds(flat)}",
-            best["total"] / flat,
+            f"git fast-import, flat: {fmt_seconds(result.flat)}",
+            best["total"] / result.flat,
             "< 1",
         )
     )
@@ -281,13 +292,18 @@ def bench_ingest(sizes: Sizes, corpus: Corpus, work: Path, report: Report) -> No
     report.add(
         Row(
             "1. size on disk after ingest",
-            fmt_bytes(store_bytes),
-            f".git: {fmt_bytes(git_bytes)} (flat: {fmt_bytes(flat_bytes)})",
-            store_bytes / git_bytes,
+            fmt_bytes(result.store_bytes),
+            f".git: {fmt_bytes(result.git_bytes)} (flat: {fmt_bytes(result.flat_bytes)})",
+            result.store_bytes / result.git_bytes,
             "",
         )
     )
-    report.notes.append(
+    report.notes.append(ingest_note(n, best))
+
+
+def ingest_note(n: int, best: dict[str, float]) -> str:
+    """What item 1 times, and why its two sides differ."""
+    return (
         f"Ingest phases (best run): building {n:,} `MemoryAtom`s {fmt_seconds(best['atoms'])}, "
         f"`add_atoms` {fmt_seconds(best['stage'])}, `commit` {fmt_seconds(best['commit'])}. "
         "Both sides include creating the repository; the git side includes generating the "
@@ -306,29 +322,34 @@ def bench_ingest(sizes: Sizes, corpus: Corpus, work: Path, report: Report) -> No
 class SmallCommits:
     """What a run of small commits cost."""
 
-    times: list[float]
-    cpu: list[float]
+    times: Rounds
+    cpu: Rounds
     wchar: float
     objects: float
     object_bytes: float
     file_growth: float
 
 
-def small_commits(corpus: Corpus, base: int, commits: int, folder: Path) -> SmallCommits:
-    """On a ``base``-atom repository, commit ``commits`` times: one new atom + one changed entry."""
+def base_repository(corpus: Corpus, base: int, folder: Path) -> list[MemoryAtom]:
+    """A repository in ``folder`` holding ``base`` atoms in one commit; returns the atoms."""
     repo = Repository.init(folder)
     base_atoms = [atom(text) for text in corpus.texts(0, base)]
     repo.add_atoms(base_atoms)
     repo.commit("base")
     repo.close()
+    return base_atoms
+
+
+def small_commits(corpus: Corpus, base: int, commits: int, folder: Path) -> SmallCommits:
+    """On a ``base``-atom repository, commit ``commits`` times: one new atom + one changed entry."""
+    base_atoms = base_repository(corpus, base, folder)
     database = folder / ".contextfs" / "store.db"
-    size_before = tree_size(folder / ".contextfs")
+    size_before = tree_bytes(folder / ".contextfs")
     objects_before, bytes_before = object_totals(database)
     new_texts = corpus.texts(base, commits)
 
     repo = Repository.open(folder)
-    times: list[float] = []
-    cpu: list[float] = []
+    times, cpu = Rounds(), Rounds()
     wchar_start = bytes_written()
     for step in range(commits):
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -340,8 +361,8 @@ def small_commits(corpus: Corpus, base: int, commits: int, folder: Path) -> Smal
             ]
         )
         repo.commit(f"small commit {step}")
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
+        times.add(time.perf_counter() - start)
+        cpu.add(time.process_time() - cpu_start)
     wchar = bytes_written() - wchar_start
     repo.close()
     objects_after, bytes_after = object_totals(database)
@@ -351,11 +372,11 @@ def small_commits(corpus: Corpus, base: int, commits: int, folder: Path) -> Smal
         wchar / commits,
         (objects_after - objects_before) / commits,
         (bytes_after - bytes_before) / commits,
-        (tree_size(folder / ".contextfs") - size_before) / commits,
+        (tree_bytes(folder / ".contextfs") - size_before) / commits,
     )
 
 
-def floor_commits(commits: int, payload: int, folder: Path) -> tuple[list[float], float]:
+def floor_commits(commits: int, payload: int, folder: Path) -> tuple[Rounds, float]:
     """The least a durable commit costs here: one SQLite WAL transaction
     (synchronous=FULL) inserting one object of ``payload`` bytes and moving one ref."""
     folder.mkdir()
@@ -365,7 +386,7 @@ def floor_commits(commits: int, payload: int, folder: Path) -> tuple[list[float]
     conn.execute("CREATE TABLE objects (id BLOB PRIMARY KEY, kind TEXT, data BLOB) WITHOUT ROWID")
     conn.execute("CREATE TABLE refs (name TEXT PRIMARY KEY, value TEXT)")
     conn.execute("INSERT INTO refs VALUES ('HEAD', '')")
-    times: list[float] = []
+    times = Rounds()
     wchar_start = bytes_written()
     for step in range(commits):
         data = step.to_bytes(8, "big") * (payload // 8 + 1)
@@ -375,82 +396,29 @@ def floor_commits(commits: int, payload: int, folder: Path) -> tuple[list[float]
         conn.execute("INSERT INTO objects VALUES (?, 'atom', ?)", (oid, data[:payload]))
         conn.execute("UPDATE refs SET value = ? WHERE name = 'HEAD'", (oid.hex(),))
         conn.execute("COMMIT")
-        times.append(time.perf_counter() - start)
+        times.add(time.perf_counter() - start)
     wchar = (bytes_written() - wchar_start) / commits
     conn.close()
     return times, wchar
 
 
-def bench_small_commits(sizes: Sizes, corpus: Corpus, work: Path, report: Report) -> None:
+def bench_small_commits(plan: Plan, corpus: Corpus, work: Path, report: Report) -> None:
     """Item 2: per-commit time and bytes of small commits on a 10k and a 100k snapshot."""
     results: dict[int, SmallCommits] = {}
     for base, commits in (
-        (sizes.small_base, sizes.small_commits),
-        (sizes.large_base, sizes.large_commits),
+        (plan.small_base, plan.small_commits),
+        (plan.large_base, plan.large_commits),
     ):
         progress(f"2. {commits:,} small commits on a {base:,}-atom snapshot")
         folder = work / f"small-{base}"
         results[base] = small_commits(corpus, base, commits, folder)
         shutil.rmtree(folder)
     payload = len(corpus.text(0).encode())
-    floor_times, floor_wchar = floor_commits(sizes.small_commits, payload, work / "floor")
-    floor_median = statistics.median(floor_times)
-    progress(f"  floor: durable SQLite transaction median {fmt_seconds(floor_median)}")
-
+    floor, floor_wchar = floor_commits(plan.small_commits, payload, work / "floor")
+    progress(f"  floor: durable SQLite transaction median {fmt_seconds(floor.median)}")
     for base, result in results.items():
-        median = statistics.median(result.times)
-        report.add(
-            Row(
-                f"2. small commit on {base:,} atoms ({len(result.times):,} commits): median",
-                fmt_seconds(median),
-                f"floor, 1 durable SQLite txn: {fmt_seconds(floor_median)}",
-                median / floor_median,
-                "",
-            )
-        )
-        report.add(
-            Row(
-                f"2. small commit on {base:,} atoms: p95",
-                fmt_seconds(percentile(result.times, 0.95)),
-                f"floor p95: {fmt_seconds(percentile(floor_times, 0.95))}",
-                percentile(result.times, 0.95) / percentile(floor_times, 0.95),
-                "",
-            )
-        )
-        report.add(
-            Row(
-                f"2. bytes written per commit on {base:,} atoms",
-                f"{fmt_bytes(result.wchar)} write() "
-                f"({result.objects:.1f} new objects, {fmt_bytes(result.object_bytes)} "
-                f"of object data; file growth {fmt_bytes(result.file_growth)})",
-                f"floor: {fmt_bytes(floor_wchar)} write()",
-                result.wchar / floor_wchar,
-                "kilobytes, not megabytes",
-            )
-        )
-    small, large = (results[sizes.small_base], results[sizes.large_base])
-    small_cpu, large_cpu = statistics.median(small.cpu), statistics.median(large.cpu)
-    report.add(
-        Row(
-            f"2. CPU time per small commit (not waiting on the disk), median, "
-            f"{sizes.large_base:,} / {sizes.small_base:,} atoms",
-            f"{fmt_seconds(large_cpu)} / {fmt_seconds(small_cpu)}",
-            "",
-            large_cpu / small_cpu,
-            "≈ 1",
-        )
-    )
-    report.add(
-        Row(
-            f"2. snapshot-size independence: median commit {sizes.large_base:,} / "
-            f"{sizes.small_base:,} atoms",
-            f"{fmt_seconds(statistics.median(large.times))} / "
-            f"{fmt_seconds(statistics.median(small.times))}",
-            f"bytes: {fmt_bytes(large.wchar)} / {fmt_bytes(small.wchar)}",
-            statistics.median(large.times) / statistics.median(small.times),
-            "≈ 1",
-        )
-    )
+        small_commit_rows(base, result, floor, floor_wchar, report)
+    snapshot_independence_rows(plan, results, report)
     report.notes.append(
         "Small commits: each step is `add_atoms([new atom, existing atom with a new relevance])` "
         "then `commit` (two durable transactions), timed together, including building the two "
@@ -460,6 +428,68 @@ def bench_small_commits(sizes: Sizes, corpus: Corpus, work: Path, report: Report
         "`.contextfs` directory after closing (WAL checkpointed). The floor is one SQLite WAL "
         "transaction with synchronous=FULL that inserts one atom-sized row and updates one "
         "ref: the least a durable commit can cost on this disk."
+    )
+
+
+def small_commit_rows(
+    base: int, result: SmallCommits, floor: Rounds, floor_wchar: float, report: Report
+) -> None:
+    """Item 2's rows for one snapshot size: median, p95 and bytes against the floor."""
+    report.add(
+        Row(
+            f"2. small commit on {base:,} atoms ({len(result.times):,} commits): median",
+            fmt_seconds(result.times.median),
+            f"floor, 1 durable SQLite txn: {fmt_seconds(floor.median)}",
+            result.times.median / floor.median,
+            "",
+        )
+    )
+    report.add(
+        Row(
+            f"2. small commit on {base:,} atoms: p95",
+            fmt_seconds(result.times.p95),
+            f"floor p95: {fmt_seconds(floor.p95)}",
+            result.times.p95 / floor.p95,
+            "",
+        )
+    )
+    report.add(
+        Row(
+            f"2. bytes written per commit on {base:,} atoms",
+            f"{fmt_bytes(result.wchar)} write() "
+            f"({result.objects:.1f} new objects, {fmt_bytes(result.object_bytes)} "
+            f"of object data; file growth {fmt_bytes(result.file_growth)})",
+            f"floor: {fmt_bytes(floor_wchar)} write()",
+            result.wchar / floor_wchar,
+            "kilobytes, not megabytes",
+        )
+    )
+
+
+def snapshot_independence_rows(
+    plan: Plan, results: dict[int, SmallCommits], report: Report
+) -> None:
+    """Item 2: the large snapshot's commits against the small one's, in CPU and in time."""
+    small, large = (results[plan.small_base], results[plan.large_base])
+    report.add(
+        Row(
+            f"2. CPU time per small commit (not waiting on the disk), median, "
+            f"{plan.large_base:,} / {plan.small_base:,} atoms",
+            f"{fmt_seconds(large.cpu.median)} / {fmt_seconds(small.cpu.median)}",
+            "",
+            large.cpu.median / small.cpu.median,
+            "≈ 1",
+        )
+    )
+    report.add(
+        Row(
+            f"2. snapshot-size independence: median commit {plan.large_base:,} / "
+            f"{plan.small_base:,} atoms",
+            f"{fmt_seconds(large.times.median)} / {fmt_seconds(small.times.median)}",
+            f"bytes: {fmt_bytes(large.wchar)} / {fmt_bytes(small.wchar)}",
+            large.times.median / small.times.median,
+            "≈ 1",
+        )
     )
 
 
@@ -474,7 +504,7 @@ class Chain:
     git_dir: Path
     ids: list[str]  # ids[g - 1] is the commit at generation (depth) g
     git_ids: list[str]
-    build_times: list[float]
+    build_times: Rounds
     git_build: float
     extra_objects: float
 
@@ -529,7 +559,7 @@ def build_contextfs_chain(corpus: Corpus, base: int, depth: int, folder: Path) -
         by_index[i] = atom(plan.text(i))
     repo.add_atoms(list(by_index.values()))
     ids: list[str] = [repo.commit("base")]
-    times: list[float] = []
+    times = Rounds()
     objects_before = repo.store.count_objects()
     for step, removed, added, changed in plan.steps():
         start = time.perf_counter()
@@ -541,7 +571,7 @@ def build_contextfs_chain(corpus: Corpus, base: int, depth: int, folder: Path) -
             batch.append(by_index[index])
         repo.stage(add=batch, remove=[gone.content_hash])
         ids.append(repo.commit(f"step {step}"))
-        times.append(time.perf_counter() - start)
+        times.add(time.perf_counter() - start)
         if step % 1000 == 0:
             progress(f"  contextfs chain: {step:,} / {depth - 1:,} commits")
     objects = (repo.store.count_objects() - objects_before) / max(1, depth - 1)
@@ -578,9 +608,9 @@ def git_chain_stream(corpus: Corpus, base: int, depth: int) -> Iterator[bytes]:
     yield b"".join(out)
 
 
-def build_chain(sizes: Sizes, corpus: Corpus, work: Path) -> Chain:
+def build_chain(plan: Plan, corpus: Corpus, work: Path) -> Chain:
     """Build both histories."""
-    base, depth = sizes.chain_base, sizes.chain_depth
+    base, depth = plan.chain_base, plan.chain_depth
     progress(f"3-5. building a {depth:,}-commit chain over {base:,} atoms")
     chain = build_contextfs_chain(corpus, base, depth, work / "chain")
     git_dir = work / "chain.git"
@@ -592,7 +622,7 @@ def build_chain(sizes: Sizes, corpus: Corpus, work: Path) -> Chain:
     chain.git_ids = git("rev-list", "--reverse", "main", cwd=git_dir).split()
     if len(chain.git_ids) != depth:
         raise RuntimeError(f"git chain has {len(chain.git_ids)} commits, expected {depth}")
-    total = sum(chain.build_times)
+    total = sum(chain.build_times.values)
     progress(f"  built: contextfs {total:.1f} s, git fast-import {chain.git_build:.1f} s")
     return chain
 
@@ -603,15 +633,7 @@ def expand_once(folder: Path, revision: str) -> tuple[float, int]:
     repo = Repository.open(folder)
     try:
         start = time.perf_counter()
-        expand: Any = getattr(repo, "expand", None)
-        if expand is not None:
-            context = expand(revision, budget=BUDGET)
-        else:
-            atoms = sorted(
-                (m for m in repo.snapshot(revision) if isinstance(m, MemoryAtom)), key=rank_key
-            )
-            context = ExpandedContext(atoms, [], [revision], 0, {})
-        text = context.to_prompt_context(BUDGET)
+        text = repo.expand(revision, budget=BUDGET).to_prompt_context(BUDGET)
         elapsed = time.perf_counter() - start
         if not text:
             raise RuntimeError(f"expanding {revision} rendered nothing")
@@ -636,85 +658,120 @@ def snapshot_shape(folder: Path, revision: str) -> tuple[int, int]:
     return len(atoms), sum(len(a.content) for a in atoms)
 
 
-def bench_expand(sizes: Sizes, chain: Chain, report: Report) -> None:
+@dataclass
+class Depth:
+    """Item 3 at one depth: cold expansions and snapshots, and what the budget kept."""
+
+    expand: Rounds
+    snapshot: Rounds
+    kept: int
+    atoms: int
+    characters: int
+
+
+def measure_depths(plan: Plan, chain: Chain) -> dict[int, Depth]:
+    """Expand and materialise each depth's commit, depths interleaved round by round."""
+    depths = (1, plan.middle_depth, plan.chain_depth)
+    kept: dict[int, int] = {}
+
+    def expand_at(depth: int) -> Callable[[], float]:
+        def expand() -> float:
+            seconds, lines = expand_once(chain.folder, chain.ids[depth - 1])
+            kept.setdefault(depth, lines)
+            return seconds
+
+        return expand
+
+    actions: list[Callable[[], float]] = []
+    for depth in depths:
+        revision = chain.ids[depth - 1]
+        actions += [expand_at(depth), functools.partial(snapshot_once, chain.folder, revision)]
+    # interleaved, so background load hits every depth
+    rounds = interleave(actions, plan.expand_runs)
+    found: dict[int, Depth] = {}
+    for n, depth in enumerate(depths):
+        shape = snapshot_shape(chain.folder, chain.ids[depth - 1])
+        found[depth] = Depth(rounds[2 * n], rounds[2 * n + 1], kept[depth], *shape)
+    return found
+
+
+def bench_expand(plan: Plan, chain: Chain, report: Report) -> None:
     """Item 3: expansion cost at depth 1, middle and full."""
-    depths = (1, sizes.middle_depth, sizes.chain_depth)
-    progress(f"3. expand at depths {depths} ({sizes.expand_runs} cold runs each)")
+    depths = (1, plan.middle_depth, plan.chain_depth)
+    progress(f"3. expand at depths {depths} ({plan.expand_runs} cold runs each)")
     expand_once(chain.folder, chain.ids[0])  # load the tokenizer once, outside the timings
-    expand_runs: dict[int, list[tuple[float, int]]] = {d: [] for d in depths}
-    snapshot_runs: dict[int, list[float]] = {d: [] for d in depths}
-    for _ in range(sizes.expand_runs):  # interleaved, so background load hits every depth
-        for depth in depths:
-            revision = chain.ids[depth - 1]
-            expand_runs[depth].append(expand_once(chain.folder, revision))
-            snapshot_runs[depth].append(snapshot_once(chain.folder, revision))
-    medians = {d: statistics.median(r[0] for r in runs) for d, runs in expand_runs.items()}
-    snapshots = {d: statistics.median(runs) for d, runs in snapshot_runs.items()}
-    shape = {d: snapshot_shape(chain.folder, chain.ids[d - 1]) for d in depths}
-    kept = {d: runs[0][1] for d, runs in expand_runs.items()}
-    for depth in depths:
-        spread = sorted(r[0] for r in expand_runs[depth])
+    found = measure_depths(plan, chain)
+    for depth, runs in found.items():
         progress(
-            f"  depth {depth:,}: expand median {fmt_seconds(medians[depth])} "
-            f"(min {fmt_seconds(spread[0])}, max {fmt_seconds(spread[-1])})"
+            f"  depth {depth:,}: expand median {fmt_seconds(runs.expand.median)} "
+            f"(min {fmt_seconds(runs.expand.best)}, max {fmt_seconds(max(runs.expand.values))})"
         )
-    method = (
-        "repo.expand(rev, budget) + to_prompt_context"
-        if hasattr(Repository, "expand")
-        else "snapshot + rank + to_prompt_context (no Repository.expand yet)"
-    )
-    best = {d: min(r[0] for r in runs) for d, runs in expand_runs.items()}
-    for depth in depths:
         report.add(
             Row(
-                f"3. expand commit at depth {depth:,} (snapshot of {shape[depth][0]:,} atoms, "
-                f"{shape[depth][1]:,} characters; {kept[depth]} fit the budget): median (min)",
-                f"{fmt_seconds(medians[depth])} ({fmt_seconds(best[depth])})",
-                f"materialise only (repo.snapshot): {fmt_seconds(snapshots[depth])} "
-                f"({fmt_seconds(min(snapshot_runs[depth]))})",
+                f"3. expand commit at depth {depth:,} (snapshot of {runs.atoms:,} atoms, "
+                f"{runs.characters:,} characters; {runs.kept} fit the budget): median (min)",
+                f"{fmt_seconds(runs.expand.median)} ({fmt_seconds(runs.expand.best)})",
+                f"materialise only (repo.snapshot): {fmt_seconds(runs.snapshot.median)} "
+                f"({fmt_seconds(runs.snapshot.best)})",
                 None,
                 "",
             )
         )
-    deepest = sizes.chain_depth
+    depth_ratio_rows(found[plan.chain_depth], found[1], plan.chain_depth, report)
+    chain_build_row(chain, report)
+    report.notes.append(expand_note(plan, chain))
+
+
+def depth_ratio_rows(deepest: Depth, first: Depth, depth: int, report: Report) -> None:
+    """Item 3's goal: the deepest commit against depth 1, by medians and by minimums."""
     report.add(
         Row(
-            f"3. expand depth {deepest:,} / depth 1, medians",
-            f"{fmt_seconds(medians[deepest])} / {fmt_seconds(medians[1])}",
-            f"snapshot: {fmt_seconds(snapshots[deepest])} / {fmt_seconds(snapshots[1])}",
-            medians[deepest] / medians[1],
+            f"3. expand depth {depth:,} / depth 1, medians",
+            f"{fmt_seconds(deepest.expand.median)} / {fmt_seconds(first.expand.median)}",
+            f"snapshot: {fmt_seconds(deepest.snapshot.median)} / "
+            f"{fmt_seconds(first.snapshot.median)}",
+            deepest.expand.median / first.expand.median,
             "≤ 1.5",
         )
     )
     report.add(
         Row(
-            f"3. expand depth {deepest:,} / depth 1, minimums",
-            f"{fmt_seconds(best[deepest])} / {fmt_seconds(best[1])}",
-            f"snapshot: {fmt_seconds(min(snapshot_runs[deepest]))} / "
-            f"{fmt_seconds(min(snapshot_runs[1]))}",
-            best[deepest] / best[1],
+            f"3. expand depth {depth:,} / depth 1, minimums",
+            f"{fmt_seconds(deepest.expand.best)} / {fmt_seconds(first.expand.best)}",
+            f"snapshot: {fmt_seconds(deepest.snapshot.best)} / {fmt_seconds(first.snapshot.best)}",
+            deepest.expand.best / first.expand.best,
             "≤ 1.5",
         )
     )
+
+
+def chain_build_row(chain: Chain, report: Report) -> None:
+    """What building the chain cost, against git fast-import (for scale only)."""
     build = chain.build_times
+    total = sum(build.values)
     report.add(
         Row(
             f"3. building the chain: {len(build):,} commits (stage + commit; "
-            f"median {fmt_seconds(statistics.median(build))}, p95 "
-            f"{fmt_seconds(percentile(build, 0.95))} each), total",
-            fmt_seconds(sum(build)),
+            f"median {fmt_seconds(build.median)}, p95 "
+            f"{fmt_seconds(build.p95)} each), total",
+            fmt_seconds(total),
             f"git fast-import of the same history: {fmt_seconds(chain.git_build)}",
-            sum(build) / chain.git_build,
+            total / chain.git_build,
             "not like for like",
         )
     )
-    report.notes.append(
-        f"Expansion: the chain's generation-1 commit holds {sizes.chain_base:,} atoms; each "
+
+
+def expand_note(plan: Plan, chain: Chain) -> str:
+    """How item 3 builds its commits and times their expansion."""
+    return (
+        f"Expansion: the chain's generation-1 commit holds {plan.chain_base:,} atoms; each "
         f"later commit removes one atom, adds one and changes the relevance of two, so every "
-        f'depth expands a snapshot of exactly {sizes.chain_base:,} atoms. "Depth d" is the '
-        f"commit at generation d, expanded by its id; depth {deepest:,} is HEAD. Each run "
-        f"opens a new `Repository` (empty tree cache, new SQLite connection; the OS page "
-        f"cache stays warm). Method: {method}, budget {BUDGET:,} tokens (cl100k_base), "
+        f'depth expands a snapshot of exactly {plan.chain_base:,} atoms. "Depth d" is the '
+        f"commit at generation d, expanded by its id; depth {plan.chain_depth:,} is HEAD. Each "
+        f"run opens a new `Repository` (empty tree cache, new SQLite connection; the OS page "
+        f"cache stays warm). Method: repo.expand(rev, budget) + to_prompt_context, budget "
+        f"{BUDGET:,} tokens (cl100k_base), "
         f"tokenizer loaded before timing. The chain build is timed per commit "
         f"(`stage(add=..., remove=...)` then `commit`: two durable transactions) and wrote "
         f"{chain.extra_objects:.1f} new objects per commit; git fast-import writes the same "
@@ -722,10 +779,10 @@ def bench_expand(sizes: Sizes, chain: Chain, report: Report) -> None:
     )
 
 
-def bench_log(sizes: Sizes, chain: Chain, report: Report) -> None:
+def bench_log(plan: Plan, chain: Chain, report: Report) -> None:
     """Item 4: full log walk vs git log --oneline."""
-    depth = sizes.chain_depth
-    progress(f"4. log over {depth:,} commits ({sizes.read_runs} runs each)")
+    depth = plan.chain_depth
+    progress(f"4. log over {depth:,} commits ({plan.read_runs} runs each)")
 
     def walk_log() -> float:
         repo = Repository.open(chain.folder)
@@ -739,27 +796,25 @@ def bench_log(sizes: Sizes, chain: Chain, report: Report) -> None:
             raise RuntimeError(f"log listed {count} commits, expected {depth}")
         return elapsed
 
-    ours_runs: list[float] = []
-    git_runs: list[float] = []
-    for _ in range(sizes.read_runs):
-        ours_runs.append(walk_log())
-        git_runs.append(timed(lambda: git("log", "--oneline", "main", cwd=chain.git_dir)))
-    ours, theirs = statistics.median(ours_runs), statistics.median(git_runs)
+    def git_log() -> float:
+        return timed(lambda: git("log", "--oneline", "main", cwd=chain.git_dir))
+
+    ours, theirs = interleave([walk_log, git_log], plan.read_runs)
     report.add(
         Row(
             f"4. log over {depth:,} commits, median",
-            fmt_seconds(ours),
-            f"git log --oneline: {fmt_seconds(theirs)}",
-            ours / theirs,
+            fmt_seconds(ours.median),
+            f"git log --oneline: {fmt_seconds(theirs.median)}",
+            ours.median / theirs.median,
             "",
         )
     )
 
 
-def bench_diff(sizes: Sizes, chain: Chain, report: Report) -> None:
+def bench_diff(plan: Plan, chain: Chain, report: Report) -> None:
     """Item 5: diff between the first and last commit."""
-    depth = sizes.chain_depth
-    progress(f"5. diff across {depth:,} commits ({sizes.read_runs} runs each)")
+    depth = plan.chain_depth
+    progress(f"5. diff across {depth:,} commits ({plan.read_runs} runs each)")
     changes = 0
 
     def run_diff() -> float:
@@ -773,33 +828,29 @@ def bench_diff(sizes: Sizes, chain: Chain, report: Report) -> None:
             repo.close()
 
     first, last = chain.git_ids[0], chain.git_ids[-1]
-    ours_runs: list[float] = []
-    plain_runs: list[float] = []
-    rename_runs: list[float] = []
-    for _ in range(sizes.read_runs):
-        ours_runs.append(run_diff())
-        plain_runs.append(
-            timed(lambda: git("diff", "--stat", "--no-renames", first, last, cwd=chain.git_dir))
-        )
-        rename_runs.append(timed(lambda: git("diff", "--stat", first, last, cwd=chain.git_dir)))
-    ours = statistics.median(ours_runs)
-    plain, renames = statistics.median(plain_runs), statistics.median(rename_runs)
+
+    def git_diff(*options: str) -> Callable[[], float]:
+        return lambda: timed(lambda: git("diff", *options, first, last, cwd=chain.git_dir))
+
+    ours, plain, renames = interleave(
+        [run_diff, git_diff("--stat", "--no-renames"), git_diff("--stat")], plan.read_runs
+    )
     stat = git("diff", "--shortstat", "--no-renames", first, last, cwd=chain.git_dir).strip()
     report.add(
         Row(
             f"5. diff first..last of {depth:,} commits ({changes:,} changes), median",
-            fmt_seconds(ours),
-            f"git diff --stat --no-renames: {fmt_seconds(plain)}",
-            ours / plain,
+            fmt_seconds(ours.median),
+            f"git diff --stat --no-renames: {fmt_seconds(plain.median)}",
+            ours.median / plain.median,
             "",
         )
     )
     report.add(
         Row(
             "5. same, git with its default rename detection",
-            fmt_seconds(ours),
-            f"git diff --stat: {fmt_seconds(renames)}",
-            ours / renames,
+            fmt_seconds(ours.median),
+            f"git diff --stat: {fmt_seconds(renames.median)}",
+            ours.median / renames.median,
             "",
         )
     )
@@ -823,12 +874,10 @@ def machine() -> list[tuple[str, str]]:
     return [*common_machine(), ("git", git_version)]
 
 
-def write_results(
-    path: Path, command: str, sizes: Sizes, corpus: Corpus, report: Report, wall: float
-) -> None:
-    """Write RESULTS.md."""
+def text_note(corpus: Corpus) -> str:
+    """Where the texts come from, and how many items had to be suffixed."""
     suffixed = sum(1 for i in corpus.used if i >= len(corpus))
-    text_note = (
+    return (
         f"Texts: the {len(corpus):,} unique paragraphs (20+ characters, whitespace "
         f"collapsed) of Python {platform.python_version()}'s `pydoc_data.topics`. "
         + (
@@ -840,6 +889,12 @@ def write_results(
             else "No paragraph was reused."
         )
     )
+
+
+def write_results(
+    path: Path, command: str, plan: Plan, corpus: Corpus, report: Report, wall: float
+) -> None:
+    """Write RESULTS.md."""
     parts = [
         "# ContextFS benchmark results",
         "",
@@ -849,10 +904,10 @@ def write_results(
         "",
         f"- Command: `{command}`",
         f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- Mode: {'quick (sizes / 10)' if sizes.ingest < 100_000 else 'full'}; "
+        f"- Mode: {'quick (sizes / 10)' if plan.ingest < 100_000 else 'full'}; "
         f"whole run {wall:.0f} s",
         "- Load average (1, 5, 15 min) at start / end: "
-        + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load)
+        + report.load_text()
         + " (other work on the machine shares its cores; runs are interleaved and "
         "medians reported to damp that)",
         *(f"- {name}: {value}" for name, value in machine()),
@@ -863,7 +918,7 @@ def write_results(
         "",
         "## Notes",
         "",
-        f"- {text_note}",
+        f"- {text_note(corpus)}",
         *(f"- {note}" for note in report.notes),
         "",
     ]
@@ -872,30 +927,24 @@ def write_results(
 
 def main(argv: list[str] | None = None) -> int:
     """Run every benchmark and write the report."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="sizes / 10, for a smoke run")
-    parser.add_argument(
-        "--output", type=Path, default=HERE / "RESULTS.md", help="where to write the report"
-    )
-    args = parser.parse_args(argv)
-    sizes = Sizes.quick() if args.quick else Sizes()
+    parser = PLANS.parser(__doc__)
+    args, plan = PLANS.choose(parser, argv)
     corpus = Corpus()
     report = Report()
     started = time.perf_counter()
-    report.load.append(os.getloadavg())
+    report.note_load()
     progress(f"{'quick' if args.quick else 'full'} run; corpus of {len(corpus):,} paragraphs")
     with tempfile.TemporaryDirectory(prefix="contextfs-bench-") as temp:
         work = Path(temp)
-        bench_ingest(sizes, corpus, work, report)
-        bench_small_commits(sizes, corpus, work, report)
-        chain = build_chain(sizes, corpus, work)
-        bench_expand(sizes, chain, report)
-        bench_log(sizes, chain, report)
-        bench_diff(sizes, chain, report)
+        bench_ingest(plan, corpus, work, report)
+        bench_small_commits(plan, corpus, work, report)
+        chain = build_chain(plan, corpus, work)
+        bench_expand(plan, chain, report)
+        bench_log(plan, chain, report)
+        bench_diff(plan, chain, report)
     wall = time.perf_counter() - started
-    report.load.append(os.getloadavg())
-    command = ".venv/bin/python benchmarks/run.py" + (" --quick" if args.quick else "")
-    write_results(args.output, command, sizes, corpus, report, wall)
+    report.note_load()
+    write_results(args.output, PLANS.command(args), plan, corpus, report, wall)
     print(markdown_table(report.rows))
     progress(f"done in {wall:.0f} s; wrote {args.output}")
     return 0

