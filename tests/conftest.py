@@ -1,4 +1,4 @@
-"""Suite-wide settings: hypothesis profiles.
+"""Suite-wide settings and fixtures: hypothesis profiles, PostgreSQL, one repository per backend.
 
 ``default`` (used unless ``HYPOTHESIS_PROFILE`` names another) has no deadline,
 because a loaded 2-core CI machine makes per-example timing meaningless (tests
@@ -12,10 +12,15 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
 from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from contextfs.repo import Repository
+from contextfs.store import MemoryStore, SqliteStore, Store
 
 settings.register_profile(
     "default",
@@ -89,3 +94,67 @@ _SCHEMA_NUMBERS = itertools.count()
 def _with_schema(url: str, schema: str) -> str:
     separator = "&" if "?" in url else "?"
     return f"{url}{separator}options={quote(f'-csearch_path={schema}', safe='')}"
+
+
+# -- one repository per backend ----------------------------------------------------
+#
+# Suites that drive the facade end to end take ``repo_backend``: each of their
+# tests then runs once per backend, and builds its repository (or a bare store)
+# through it. Only the PostgreSQL run asks for ``postgres_url``, so without a
+# server only that run skips.
+
+#: The backends a facade test runs on, in the order of its test ids.
+BACKENDS: Final = ("memory", "sqlite", "postgres")
+#: The backends that keep their data in a database: for tests that compact the
+#: store, change its rows behind its back, or need reads that really block.
+DATABASES: Final = ("sqlite", "postgres")
+
+
+@dataclass
+class RepoBackend:
+    """Makes fresh repositories and stores on one backend, for one test."""
+
+    kind: str
+    tmp_path: Path
+    request: pytest.FixtureRequest
+
+    @property
+    def postgres_url(self) -> str:
+        """The test's own empty schema (the ``postgres_url`` fixture)."""
+        url: str = self.request.getfixturevalue("postgres_url")
+        return url
+
+    def repository(self) -> Repository:
+        """A new repository, as users make one on this backend.
+
+        SQLite and PostgreSQL get a folder (``tmp_path/.contextfs``); on
+        PostgreSQL it records the store's URL and its own workspace, as
+        ``contextfs init --store`` does. The caller closes the repository.
+        """
+        if self.kind == "memory":
+            return Repository.memory()
+        if self.kind == "sqlite":
+            return Repository.init(self.tmp_path)
+        return Repository.init(self.tmp_path, store=self.postgres_url)
+
+    def store(self) -> Store:
+        """A new, empty store on this backend; the caller closes it."""
+        if self.kind == "memory":
+            return MemoryStore()
+        if self.kind == "sqlite":
+            return SqliteStore.open(self.tmp_path / "store.db", create=True)
+        from contextfs.store.postgres import PostgresStore
+
+        return PostgresStore.open(self.postgres_url, create=True)
+
+
+@pytest.fixture(params=BACKENDS)
+def repo_backend(request: pytest.FixtureRequest, tmp_path: Path) -> RepoBackend:
+    """Each backend in turn: the test runs once on memory, SQLite and PostgreSQL."""
+    return RepoBackend(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=DATABASES)
+def db_backend(request: pytest.FixtureRequest, tmp_path: Path) -> RepoBackend:
+    """Each database backend in turn: SQLite and PostgreSQL (not the memory store)."""
+    return RepoBackend(request.param, tmp_path, request)

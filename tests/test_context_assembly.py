@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from contextfs import ContextQuery, Receipt, Repository, TypeSignature
 from contextfs.errors import InvalidInputError
 from contextfs.expand.tokens import default_tokenizer
+
+from .conftest import RepoBackend
 
 DAY = 86_400 * 1_000_000
 NOW = 1_800_000_000 * 1_000_000
@@ -25,9 +26,9 @@ MEMORIES = [
 ]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
-    repository = Repository.memory() if request.param == "memory" else Repository.init(tmp_path)
+@pytest.fixture
+def repo(repo_backend: RepoBackend) -> Iterator[Repository]:
+    repository = repo_backend.repository()
     for text, kind, relevance, days_ago in MEMORIES:
         repository.add(
             text, kind, relevance=relevance, timestamp=NOW - days_ago * DAY, tags=[kind.lower()]

@@ -24,10 +24,12 @@ from contextfs.errors import (
 from contextfs.model.objects import MemoryAtom
 from contextfs.repo import Repository
 
+from .conftest import RepoBackend
 
-@pytest.fixture(params=["memory", "sqlite"])
-def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
-    repository = Repository.memory() if request.param == "memory" else Repository.init(tmp_path)
+
+@pytest.fixture
+def repo(repo_backend: RepoBackend) -> Iterator[Repository]:
+    repository = repo_backend.repository()
     yield repository
     repository.close()
 
@@ -344,11 +346,12 @@ def test_history_walks_need_no_recursion(repo: Repository) -> None:
         sys.setrecursionlimit(limit)
 
 
-def test_init_open_and_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_open_and_discovery(db_backend: RepoBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path = db_backend.tmp_path
     monkeypatch.delenv("CONTEXTFS_DIR", raising=False)
-    Repository.init(tmp_path).close()
+    db_backend.repository().close()
     with pytest.raises(RepositoryExistsError):
-        Repository.init(tmp_path)
+        db_backend.repository()
     nested = tmp_path / "a" / "b"
     nested.mkdir(parents=True)
     assert find_repository(nested) == (tmp_path / ".contextfs").resolve()
@@ -362,11 +365,11 @@ def test_init_open_and_discovery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert repo.current_branch == "main"
 
 
-def test_committed_data_survives_reopen(tmp_path: Path) -> None:
-    with Repository.init(tmp_path) as repo:
+def test_committed_data_survives_reopen(db_backend: RepoBackend) -> None:
+    with db_backend.repository() as repo:
         repo.add("durable fact", relevance=0.4)
         oid = repo.commit("durable")
-    with Repository.open(tmp_path) as repo:
+    with Repository.open(db_backend.tmp_path) as repo:
         assert repo.head() == oid
         assert contents(repo) == ["durable fact"]
 

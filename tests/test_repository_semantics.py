@@ -18,10 +18,12 @@ from contextfs.model.objects import MemoryAtom
 from contextfs.model.timeutil import format_local
 from contextfs.repo import Repository
 
+from .conftest import RepoBackend
 
-@pytest.fixture(params=["memory", "sqlite"])
-def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
-    repository = Repository.memory() if request.param == "memory" else Repository.init(tmp_path)
+
+@pytest.fixture
+def repo(repo_backend: RepoBackend) -> Iterator[Repository]:
+    repository = repo_backend.repository()
     yield repository
     repository.close()
 

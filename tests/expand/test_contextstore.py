@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -21,7 +20,8 @@ from contextfs.model.context import CompressedContext
 from contextfs.model.objects import MemoryAtom, MemoryMolecule, atom_body
 from contextfs.store.base import Store
 from contextfs.store.memory import MemoryStore
-from contextfs.store.sqlite import SqliteStore
+
+from ..conftest import RepoBackend
 
 T0 = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -32,13 +32,9 @@ def atom(content: str, relevance: float = 0.5) -> MemoryAtom:
     return MemoryAtom(content, T_STRING, T0, "src", relevance)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    store: Store
-    if request.param == "memory":
-        store = MemoryStore()
-    else:
-        store = SqliteStore.open(tmp_path / "store.db", create=True)
+@pytest.fixture
+def backend(repo_backend: RepoBackend) -> Iterator[Store]:
+    store = repo_backend.store()
     yield store
     store.close()
 

@@ -2,8 +2,9 @@
 
 DESIGN.md section 2 defect 4 and section 5: the seed expanded everything before
 the first chunk, ignored ``max_tokens_per_chunk`` and had no backpressure.
-Nothing here mocks the store: repositories are real (memory and SQLite), and
-the only wrapper counts the atoms pulled from the real ``ranked_atoms`` iterator.
+Nothing here mocks the store: repositories are real (memory, SQLite and
+PostgreSQL), and the only wrapper counts the atoms pulled from the real
+``ranked_atoms`` iterator.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -43,6 +44,9 @@ from contextfs.expand.context import render_line
 from contextfs.expand.stream import PRODUCER_THREAD_PREFIX
 from contextfs.history.tree import Scorer, recency_scorer
 from contextfs.model.timeutil import to_micros
+from contextfs.store.postgres import PostgresStore
+
+from ..conftest import RepoBackend
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 WAIT = 20.0  # seconds: generous bound for anything a loaded machine must finish
@@ -136,17 +140,16 @@ def build(repo: Repository, n: int, relevance: Callable[[int], float]) -> Reposi
     return repo
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
-    made = Repository.memory() if request.param == "memory" else Repository.init(tmp_path)
-    with made:
+@pytest.fixture
+def repo(repo_backend: RepoBackend) -> Iterator[Repository]:
+    with repo_backend.repository() as made:
         yield made
 
 
 @pytest.fixture
-def big_repo(tmp_path: Path) -> Iterator[Repository]:
-    """5,000 atoms in SQLite: the producer does real blocking reads."""
-    with Repository.init(tmp_path) as made:
+def big_repo(db_backend: RepoBackend) -> Iterator[Repository]:
+    """5,000 atoms in SQLite or PostgreSQL: the producer does real blocking reads."""
+    with db_backend.repository() as made:
         yield build(made, 5000, lambda i: (i * 7919 % 1000) / 1000)
 
 
@@ -563,14 +566,23 @@ def test_cancelling_a_consumer_waiting_on_a_slow_store_stops_the_producer(
     assert source.pulled == 25  # the read in flight finished; no further atom was read
 
 
-def test_an_error_mid_stream_reaches_the_consumer(tmp_path: Path) -> None:
-    with Repository.init(tmp_path) as repo:
+def delete_object(repo: Repository, oid: bytes) -> None:
+    """Delete an object behind the store's back, as a damaged database would lose it."""
+    if isinstance(repo.store, PostgresStore):
+        with psycopg.connect(repo.store.url, autocommit=True) as pg:
+            pg.execute("DELETE FROM objects WHERE id = %s", (oid,))
+        return
+    assert repo.path is not None
+    with sqlite3.connect(repo.path / DATABASE) as db:
+        db.execute("DELETE FROM objects WHERE id = ?", (oid,))
+    db.close()
+
+
+def test_an_error_mid_stream_reaches_the_consumer(db_backend: RepoBackend) -> None:
+    with db_backend.repository() as repo:  # a database, which can lose a row
         build(repo, 300, lambda i: i / 300)
         last = repo.expand().atoms[-1]  # the lowest-ranked atom is read last
-        assert repo.path is not None
-        with sqlite3.connect(repo.path / DATABASE) as db:
-            db.execute("DELETE FROM objects WHERE id = ?", (last.digest,))
-        db.close()
+        delete_object(repo, last.digest)
         expander = StreamingExpander(repo, chunk_size=10)
         received: list[ExpansionChunk] = []
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from contextfs import Repository
@@ -11,9 +9,11 @@ from contextfs.errors import UnknownRevisionError
 from contextfs.integrity.proofs import MembershipProof, NonMembershipProof, verify
 from contextfs.model.objects import MemoryAtom
 
+from ..conftest import RepoBackend
 
-def build(path: Path) -> tuple[Repository, str, str]:
-    repo = Repository.init(path)
+
+def build(backend: RepoBackend) -> tuple[Repository, str, str]:
+    repo = backend.repository()
     secret = repo.add("zebra-secret-7319 is the vault code", relevance=0.9)
     kept = repo.add("The user prefers tea", relevance=0.8)
     repo.commit("first")
@@ -22,8 +22,8 @@ def build(path: Path) -> tuple[Repository, str, str]:
     return repo, secret, kept
 
 
-def test_prove_membership_and_absence_against_any_version(tmp_path: Path) -> None:
-    repo, secret, _ = build(tmp_path)
+def test_prove_membership_and_absence_against_any_version(repo_backend: RepoBackend) -> None:
+    repo, secret, _ = build(repo_backend)
     proof = repo.prove(secret[:10])
     assert isinstance(proof, MembershipProof)
     assert verify(proof, repo.resolve("HEAD"))
@@ -36,10 +36,11 @@ def test_prove_membership_and_absence_against_any_version(tmp_path: Path) -> Non
     assert isinstance(repo.prove(later), MembershipProof)
     with pytest.raises(UnknownRevisionError):
         repo.prove("ffffffff")
+    repo.close()
 
 
-def test_purge_keeps_history_verifiable_and_expansion_chooses(tmp_path: Path) -> None:
-    repo, secret, kept = build(tmp_path)
+def test_purge_keeps_history_verifiable_and_expansion_chooses(repo_backend: RepoBackend) -> None:
+    repo, secret, kept = build(repo_backend)
     heads = [c.id for c in repo.log()]
     proof = repo.prove(secret[:10], "HEAD~1")
     record = repo.purge(secret[:10], author="privacy-officer", reason="user request")
@@ -59,8 +60,8 @@ def test_purge_keeps_history_verifiable_and_expansion_chooses(tmp_path: Path) ->
     assert [a.content for a in repo.snapshot() if isinstance(a, MemoryAtom)].count("[purged]") == 1
     assert repo.search("zebra") == []
     assert repo.get(kept[:10], "HEAD").content == "The user prefers tea"  # type: ignore[union-attr]
-    for name in ("store.db", "store.db-wal", "store.db-shm"):
-        path = tmp_path / ".contextfs" / name
+    for name in ("store.db", "store.db-wal", "store.db-shm"):  # SQLite's files, if any
+        path = repo_backend.tmp_path / ".contextfs" / name
         if path.exists():
             assert b"zebra" not in path.read_bytes().lower()
     repo.close()
