@@ -1,7 +1,8 @@
-"""The code-quality gates run with the suite, so CI enforces them: ruff and mypy --strict."""
+"""The code-quality gates run with the suite, so CI enforces them: ruff, mypy --strict, privacy."""
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -27,3 +28,17 @@ def test_ruff_lint_and_format_are_clean() -> None:
 def test_mypy_strict_is_clean_on_src() -> None:
     result = run("mypy", "--strict", "src")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """What two modules share is public in one of them, so each module's privates stay its own."""
+    found = []
+    for path in sorted((ROOT / "src").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                found += [
+                    f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if alias.name.startswith("_") and not alias.name.startswith("__")
+                ]
+    assert found == []
