@@ -19,14 +19,14 @@ shipped contract suite :mod:`contextfs.testing.oplog_contract`:
 :class:`BaseOpLog` holds that semantics once, over a few storage primitives
 each backend implements (read ops and leaves between cuts, append lines and
 keep held ops under its write lock, keep checkpoints), so the backends cannot
-drift apart. The pure checks shared by the backends' ``verify`` live here too.
+drift apart; the pure checks behind its ``verify`` are in :mod:`.checks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, Self, TypeVar, cast, runtime_checkable
 
 import msgspec
@@ -37,10 +37,9 @@ from ..model.merkle import (
     consistency_proof_from_hashes,
     extend_frontier,
     frontier_root,
-    leaf_hash,
-    verify_consistency,
 )
 from ..store.base import Store
+from .checks import LineCheck, RootCache, check_checkpoints
 from .context_ops import CONTEXT_DOMAIN, check_context_op
 from .entry import (
     OpEntry,
@@ -589,112 +588,6 @@ def structured_delta(entries: Sequence[OpEntry], domain: str) -> dict[str, Any]:
     return {"domain": domain, "ops": ops, "summary": summary}
 
 
-@dataclass(slots=True)
-class LineCheck:
-    """What :func:`check_lines` found.
-
-    ``hashes`` are the leaf hashes; ``offsets[n]`` the byte length of the first
-    ``n`` lines (their cut); ``stamps`` the ``(op_id, lamport_ts)`` of each line
-    (``("", 0)`` where it did not decode), for a backend's own cross-checks.
-    """
-
-    hashes: list[bytes] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=lambda: [0])
-    problems: list[str] = field(default_factory=list)
-    stamps: list[tuple[str, int]] = field(default_factory=list)
-
-
-def check_lines(lines: Iterable[tuple[int, bytes]]) -> LineCheck:
-    """Check a log's lines (``(number, line without newline)``, in log order).
-
-    Every op must decode, match its id, appear once and come after its parents.
-    """
-    found = LineCheck()
-    seen: dict[str, int] = {}
-    for number, line in lines:
-        found.hashes.append(leaf_hash(line))
-        found.offsets.append(found.offsets[-1] + len(line) + 1)
-        try:
-            entry = check_entry(decode_json(line), verify_id=True)
-        except (msgspec.DecodeError, InvalidInputError) as exc:
-            found.problems.append(f"line {number}: {exc}")
-            found.stamps.append(("", 0))
-            continue
-        op_id = entry["op_id"]
-        found.stamps.append((op_id, entry["lamport_ts"]))
-        if op_id in seen:
-            found.problems.append(
-                f"line {number}: op {op_id[:16]} is already on line {seen[op_id]}"
-            )
-        for parent in entry["parent_op_ids"]:
-            if parent not in seen:
-                found.problems.append(
-                    f"line {number}: parent {parent[:16]} does not come before the op"
-                )
-        seen.setdefault(op_id, number)
-    return found
-
-
-class RootCache:
-    """RFC 6962 roots of a log's prefixes, each computed once."""
-
-    def __init__(self, hashes: Sequence[bytes]) -> None:
-        self.hashes = hashes
-        self._roots: dict[int, bytes] = {}
-
-    def __call__(self, size: int) -> bytes:
-        if size not in self._roots:
-            self._roots[size] = frontier_root(extend_frontier([], 0, self.hashes[:size]))
-        return self._roots[size]
-
-
-def check_checkpoints(
-    found: LineCheck,
-    records: Sequence[OpLogCheckpoint],
-    trusted: tuple[int, str] | None,
-    root_at: RootCache,
-) -> Iterator[str]:
-    """Yield what is wrong with ``records`` (oldest first) and ``trusted`` against the lines.
-
-    Each checkpoint's cut and root must match the log's prefix, and each must be
-    provably consistent with the one before: an RFC 6962 consistency proof is
-    built here and checked as a stranger would check it.
-    """
-    hashes = found.hashes
-    previous: OpLogCheckpoint | None = None
-    for number, record in enumerate(records, 1):
-        size = record["op_count"]
-        if size > len(hashes):
-            yield f"checkpoint {number} covers {size} ops; the log holds {len(hashes)}"
-            continue
-        if record["log_bytes"] != found.offsets[size]:
-            yield f"checkpoint {number} says the cut is at byte {record['log_bytes']}"
-        if record["log_root"] != root_at(size).hex():
-            yield f"checkpoint {number}: the log's root at {size} ops differs"
-        if previous is not None:
-            old = previous["op_count"]
-            proof = consistency_proof_from_hashes(hashes[:size], min(old, size))
-            if old > size or not verify_consistency(
-                old,
-                size,
-                bytes.fromhex(previous["log_root"]),
-                bytes.fromhex(record["log_root"]),
-                proof,
-            ):
-                yield f"checkpoint {number} is not consistent with checkpoint {number - 1}"
-        previous = record
-    if trusted is not None:
-        old_size, old_root = trusted
-        ok = 0 <= old_size <= len(hashes)
-        if ok:
-            proof = consistency_proof_from_hashes(hashes, old_size)
-            ok = verify_consistency(
-                old_size, len(hashes), hex32(old_root), root_at(len(hashes)), proof
-            )
-        if not ok:
-            yield f"the log does not extend the trusted root at {old_size} ops"
-
-
 def decode_checkpoint(data: bytes, session_id: str) -> OpLogCheckpoint:
     """Decode one checkpoint record (canonical JSON) of session ``session_id``.
 
@@ -788,40 +681,20 @@ def accept_received(
     return list(accepted.values()), waiting
 
 
-def hex32(text: str) -> bytes:
-    """Return a 64-hex-digit root as bytes.
-
-    Raises:
-        InvalidInputError: ``text`` is not 64 hex digits.
-    """
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise InvalidInputError(f"a root must be 64 hex digits, got {text!r}") from None
-    if len(value) != 32:
-        raise InvalidInputError(f"a root must be 64 hex digits, got {text!r}")
-    return value
-
-
 __all__ = [
     "BaseOpLog",
     "Cut",
-    "LineCheck",
     "Locked",
     "LogVerification",
     "OpLogBackend",
     "ReceiveResult",
     "Repair",
-    "RootCache",
     "Tail",
     "TransactionalOpLog",
     "accept_received",
-    "check_checkpoints",
-    "check_lines",
     "check_op",
     "check_op_id",
     "decode_checkpoint",
-    "hex32",
     "stamp_appends",
     "structured_delta",
 ]

@@ -65,9 +65,9 @@ from .base import (
     ReceiveResult,
     Repair,
     Tail,
-    check_lines,
     decode_checkpoint,
 )
+from .checks import check_lines
 from .entry import OpEntry, OpLogCheckpoint, check_session_id, encode_json, encode_line
 
 logger = logging.getLogger(__name__)

@@ -65,14 +65,13 @@ from ..store.postgres import PostgresStore, Step
 from .base import (
     BaseOpLog,
     Cut,
-    LineCheck,
     Locked,
     LogVerification,
     Repair,
     Tail,
-    check_lines,
     decode_checkpoint,
 )
+from .checks import LineCheck, check_lines
 from .entry import OpEntry, OpLogCheckpoint, check_session_id, encode_json, encode_line
 
 #: The op log's schema steps (component ``oplog``). Append only.
