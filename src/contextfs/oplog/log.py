@@ -40,7 +40,6 @@ POSIX only (``fcntl.flock``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
 import logging
 import os
@@ -185,12 +184,13 @@ class OpLog(BaseOpLog[int]):
         return self._ops_path.exists()
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        """Hold the session's exclusive lock; yield the log file's descriptor (O_APPEND).
+    def _locked(self) -> Iterator[Locked[int]]:
+        """Hold the session's exclusive lock; yield the log file's descriptor and its end.
 
-        The descriptors stay open between calls (reopened if the file was
-        replaced) and are closed by :meth:`close` or when the instance is
-        collected.
+        The descriptor (``O_APPEND``) and the lock file's stay open between
+        calls (reopened if the file was replaced) and are closed by
+        :meth:`close` or when the instance is collected. A torn tail is cut
+        off before the body runs (:meth:`_sync`).
         """
         with self._mutex:
             self._make_folder()
@@ -203,7 +203,7 @@ class OpLog(BaseOpLog[int]):
                 files.ops = _reopen(self._ops_path, files.ops, flags)
                 if created:
                     _fsync_dir(self.folder)
-                yield files.ops
+                yield Locked(files.ops, self._sync(files.ops))
             finally:
                 fcntl.flock(files.lock, fcntl.LOCK_UN)
 
@@ -235,8 +235,7 @@ class OpLog(BaseOpLog[int]):
             if self._opened:
                 return
             if self._ops_path.exists() or self._history_path.exists():
-                with self._locked() as fd:
-                    self._sync(fd)
+                with self._locked():
                     self._repair_history()
             self._opened = True
 
@@ -273,7 +272,7 @@ class OpLog(BaseOpLog[int]):
         """
         seen_size, seen_changed, seen = self._seen
         if changed >= 0 and (seen_size, seen_changed) == (size, changed):
-            return dataclasses.replace(seen), False
+            return _copy(seen), False
         tail = Tail()
         with contextlib.suppress(OSError):
             raw = self._state_path.read_bytes()
@@ -289,7 +288,7 @@ class OpLog(BaseOpLog[int]):
                 tail.bytes += len(line) + 1
                 tail.max_lamport = max(tail.max_lamport, stamp.lamport_ts)
         if changed >= 0 and tail.bytes == size:
-            self._seen = (size, changed, dataclasses.replace(tail))
+            self._seen = (size, changed, _copy(tail))
         return tail, stale
 
     def _write_state(self, tail: Tail) -> None:
@@ -341,12 +340,10 @@ class OpLog(BaseOpLog[int]):
 
     # -- writing (primitives of BaseOpLog) ----------------------------------------------
 
-    @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[Locked[int]]:
-        """Hold the lock file with the log's torn tail (if any) cut off; see :meth:`_locked`."""
+    def _write_lock(self) -> AbstractContextManager[Locked[int]]:
+        """Open the log (see :meth:`_ensure_open`), then hold its lock (see :meth:`_locked`)."""
         self._ensure_open()
-        with self._locked() as fd:
-            yield Locked(fd, self._sync(fd))
+        return self._locked()
 
     def _write(self, locked: Locked[int], entries: Sequence[OpEntry]) -> None:
         """Write whole lines and fdatasync; on failure cut back so nothing is half-written."""
@@ -375,7 +372,7 @@ class OpLog(BaseOpLog[int]):
         self._write_state(tail)
         status = os.fstat(fd)
         if status.st_size == tail.bytes:
-            self._seen = (tail.bytes, status.st_mtime_ns, dataclasses.replace(tail))
+            self._seen = (tail.bytes, status.st_mtime_ns, _copy(tail))
 
     def _stamps(self, locked: Locked[int] | None, op_ids: Collection[str]) -> Mapping[str, int]:
         """The op id -> stamp index of the whole log, brought up to date when needed."""
@@ -575,6 +572,11 @@ class _Descriptors:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self.lock = self.ops = -1
+
+
+def _copy(tail: Tail) -> Tail:
+    """A copy of ``tail`` (``dataclasses.replace`` costs microseconds on every append)."""
+    return Tail(tail.ops, tail.bytes, tail.max_lamport)
 
 
 def _reopen(path: Path, fd: int, flags: int) -> int:
