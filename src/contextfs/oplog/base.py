@@ -10,35 +10,51 @@ shipped contract suite :mod:`contextfs.testing.oplog_contract`:
 * ``receive`` keeps remote stamps, dedupes by op id, checks each op's id
   against its content, holds back ops whose causal parents are missing, and
   moves the local clock past everything merged (the Lamport receive rule);
-* a :class:`~contextfs.oplog.log.Cut` is a position in log order, never a
-  stamp, so an op merged late with a low stamp lands after every checkpoint
-  taken before it arrived;
+* a :class:`Cut` is a position in log order, never a stamp, so an op merged
+  late with a low stamp lands after every checkpoint taken before it arrived;
 * the log is an RFC 6962 log over the canonical lines (:func:`~.entry.encode_line`
   without the newline): the same ops in the same order give the same leaf
   hashes, roots, op ids and checkpoint cuts on either backend.
 
-The pure checks shared by the backends' ``verify`` live here too.
+:class:`BaseOpLog` holds that semantics once, over a few storage primitives
+each backend implements (read ops and leaves between cuts, append lines and
+keep held ops under its write lock, keep checkpoints), so the backends cannot
+drift apart; the pure checks behind its ``verify`` are in :mod:`.checks`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, Self, cast, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, Self, TypeVar, cast, runtime_checkable
 
 import msgspec
 
-from ..errors import InvalidInputError
+from ..errors import CorruptLogError, InvalidInputError
 from ..model.merkle import (
+    EMPTY_ROOT,
     consistency_proof_from_hashes,
     extend_frontier,
     frontier_root,
-    leaf_hash,
-    verify_consistency,
 )
 from ..store.base import Store
-from .entry import OpEntry, OpLogCheckpoint, check_entry, decode_json, merge_key, restamp
+from .checks import LineCheck, RootCache, check_checkpoints
+from .context_ops import CONTEXT_DOMAIN, check_context_op
+from .entry import (
+    OpEntry,
+    OpLogCheckpoint,
+    check_entry,
+    compute_op_id,
+    decode_json,
+    iso_to_micros,
+    merge_key,
+    now_iso,
+    restamp,
+)
+
+#: What a backend's write lock holds: a file descriptor, a database connection.
+H = TypeVar("H")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +97,26 @@ class LogVerification:
     def ok(self) -> bool:
         """True when the log, its checkpoints and their proofs all check out."""
         return not self.problems
+
+
+@dataclass(slots=True)
+class Tail:
+    """The log's end as a backend keeps it: op count, byte length, highest stamp."""
+
+    ops: int = 0
+    bytes: int = 0
+    max_lamport: int = 0
+
+
+@dataclass(slots=True)
+class Locked(Generic[H]):
+    """A backend's write lock, held: its ``handle`` and the log's end under it.
+
+    ``tail`` is current while the lock is held, and moves as ops are written.
+    """
+
+    handle: H
+    tail: Tail
 
 
 @runtime_checkable
@@ -201,6 +237,346 @@ class TransactionalOpLog(Protocol):
         ...
 
 
+class BaseOpLog(Generic[H]):
+    """The semantics of :class:`OpLogBackend`, written once over a backend's storage.
+
+    The file log and the PostgreSQL log differ only in where lines, held ops and
+    checkpoints are kept and how writers exclude each other. Everything above
+    that (re-stamping appends, merging replicas, cutting checkpoints, replay,
+    transparency, the verdict of ``verify``) is here, so they cannot drift.
+
+    A backend sets ``_session_id``, ``_clock`` (0) and ``_mutex`` (guarding
+    ``_clock``) and implements :meth:`end`, :meth:`read_checkpoint` and the
+    primitives below, each raising :class:`NotImplementedError` here.
+    """
+
+    _session_id: str
+    _clock: int
+    _mutex: AbstractContextManager[Any]
+
+    # -- primitives: what each backend implements ------------------------------------
+
+    def end(self) -> Cut:
+        """The cut at the log's current end."""
+        raise NotImplementedError
+
+    def read_checkpoint(self) -> OpLogCheckpoint | None:
+        """Return the latest checkpoint, or None."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what this handle holds; safe to call twice."""
+        raise NotImplementedError
+
+    def _read(self, start: Cut, end: Cut) -> list[OpEntry]:
+        """Decode the ops between two cuts, in log order."""
+        raise NotImplementedError
+
+    def _leaf_hashes(self, end: Cut, size: int | None) -> list[bytes]:
+        """Return the leaf hashes of the first ``size`` ops (None: up to ``end``, the log's end)."""
+        raise NotImplementedError
+
+    def _checkpoint_leaves(self, start: Cut, end: Cut) -> tuple[list[bytes], int]:
+        """Return the leaf hashes of the ops between two cuts and their highest stamp (0 if none).
+
+        Raises:
+            InvalidInputError: ``end`` is not a cut of this log.
+        """
+        raise NotImplementedError
+
+    def _position(self, cut: Cut) -> int:
+        """Where ``cut`` is in the backend's own addressing (a byte offset, a row number)."""
+        raise NotImplementedError
+
+    def _snapshot(self) -> AbstractContextManager[None]:
+        """Make the reads in the body agree with each other (a no-op where they always do)."""
+        raise NotImplementedError
+
+    def _write_lock(self) -> AbstractContextManager[Locked[H]]:
+        """Exclude every other writer of the session, in any process, for the body.
+
+        Its writes land together when the body ends, or not at all if it raises.
+        """
+        raise NotImplementedError
+
+    def _stamps(self, locked: Locked[H] | None, op_ids: Collection[str]) -> Mapping[str, int]:
+        """Return ``op_id -> lamport_ts`` for those of ``op_ids`` in the log (it may hold more).
+
+        ``locked`` is the write lock held, or None when it is not.
+        """
+        raise NotImplementedError
+
+    def _write(self, locked: Locked[H], entries: Sequence[OpEntry]) -> None:
+        """Append ``entries`` (already stamped) at ``locked.tail``, moving it past them."""
+        raise NotImplementedError
+
+    def _read_held(self, locked: Locked[H]) -> dict[str, OpEntry]:
+        """Return the ops received earlier and held for their parents, by op id."""
+        raise NotImplementedError
+
+    def _hold(self, locked: Locked[H], before: set[str], waiting: Sequence[OpEntry]) -> None:
+        """Make the held ops exactly ``waiting`` (``before``: the ids held until now)."""
+        raise NotImplementedError
+
+    def _store_checkpoint(self, locked: Locked[H], record: OpLogCheckpoint) -> None:
+        """Keep ``record`` as the latest checkpoint, after every earlier one."""
+        raise NotImplementedError
+
+    # -- shared behaviour -------------------------------------------------------------
+
+    def session_id(self) -> str:
+        """Return the session id (a method, as in the seed)."""
+        return self._session_id
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _saw(self, stamp: int) -> None:
+        """Move the local clock past ``stamp``."""
+        with self._mutex:
+            self._clock = max(self._clock, stamp)
+
+    def append(self, entry: OpEntry) -> OpEntry:
+        """Append one op durably and return it as stored (see :meth:`append_many`)."""
+        return self.append_many([entry])[0]
+
+    def append_many(self, entries: Iterable[OpEntry]) -> list[OpEntry]:
+        """Append ops durably, all or none, and return them as stored.
+
+        An op whose stamp is not above every stamp in the log is re-stamped
+        (its ``op_id`` changes with it; a later op in the same call that names
+        it as a parent is rewritten to match). Causal parents must already be
+        in the log or earlier in the call.
+
+        Raises:
+            InvalidInputError: an op is malformed, or names a parent not in the log.
+            StoreError: the backend failed; nothing was appended.
+        """
+        checked = [check_op(entry) for entry in entries]
+        if not checked:
+            return []
+        parents = {p for entry in checked for p in entry["parent_op_ids"]}
+        with self._write_lock() as locked:
+            known = self._stamps(locked, parents)
+            stored = stamp_appends(checked, known, locked.tail.max_lamport, self._session_id)
+            self._write(locked, stored)
+        self._saw(stored[-1]["lamport_ts"])
+        return stored
+
+    def receive(self, entries: Iterable[OpEntry | dict[str, Any]]) -> ReceiveResult:
+        """Merge ops from another replica of this session.
+
+        Each op is checked (its id must match its content); ops already here
+        are counted as duplicates; an op whose causal parents are not all here
+        is held back (by the file log in this handle, by the PostgreSQL log in
+        the database for every handle), retried on the next call and reported
+        in ``held``. The rest are appended in merge order (stamp, actor, id),
+        keeping their stamps, and the local clock moves past the highest (the
+        Lamport receive rule), so the next local op is later than all of them.
+
+        Raises:
+            InvalidInputError: an op is malformed, or its stamp is not above its
+                parents' (nothing is written).
+            StoreError: the backend failed; nothing was written.
+        """
+        offered = list(entries)
+        for entry in offered:
+            if not isinstance(entry, dict) or not isinstance(entry.get("op_id"), str):
+                raise InvalidInputError("an op must be a JSON object with an op_id")
+        present = self._stamps(None, [raw["op_id"] for raw in offered])
+        fresh = {raw["op_id"]: raw for raw in offered if raw["op_id"] not in present}
+        checked = {op_id: check_op(raw) for op_id, raw in fresh.items()}
+        for raw in offered:  # ops already here are not written: only their ids are checked
+            if raw["op_id"] not in fresh:
+                check_op_id(raw)
+        with self._write_lock() as locked:
+            before = self._read_held(locked)
+            present = self._stamps(locked, [*checked, *before])
+            # A held op may have come in through another handle since.
+            held = {k: v for k, v in before.items() if k not in present}
+            new = {k: v for k, v in checked.items() if k not in present and k not in held}
+            duplicates = len(offered) - len(new)
+            incoming = {**held, **new}
+            parents = {p for entry in incoming.values() for p in entry["parent_op_ids"]}
+            added, waiting = accept_received(incoming.values(), self._stamps(locked, parents))
+            if added:
+                self._write(locked, added)
+            self._hold(locked, set(before), waiting)
+        self._saw(locked.tail.max_lamport)
+        return ReceiveResult(tuple(added), duplicates, tuple(waiting))
+
+    def read_all(self) -> list[OpEntry]:
+        """Return every op in the log, in log (arrival) order."""
+        return self._read(Cut(0, 0), self.end())
+
+    def read_range(self, start: Cut, end: Cut) -> list[OpEntry]:
+        """Return the ops between two cuts (log order)."""
+        return self._read(start, end)
+
+    def pending(self) -> tuple[list[OpEntry], Cut, Cut]:
+        """Return the ops after the last checkpoint (log order), and the cuts around them.
+
+        Raises:
+            CorruptLogError: the checkpoint's cut is past the log's end.
+        """
+        with self._snapshot():
+            latest = self.read_checkpoint()
+            start = Cut(latest["op_count"], latest["log_bytes"]) if latest else Cut(0, 0)
+            end = self.end()
+            if self._position(end) < self._position(start):
+                raise CorruptLogError(
+                    f"op log {self._session_id}: the checkpoint covers {start.ops} ops"
+                    f" but the log holds {end.ops}"
+                )
+            return self._read(start, end), start, end
+
+    def replay_since_checkpoint(self) -> list[OpEntry]:
+        """Return the ops not yet in a checkpoint, in merge order (the order they apply in).
+
+        "Not yet in a checkpoint" means after the checkpoint's cut, so an op
+        that arrived late with a low stamp is still here (the seed's stamp
+        filter dropped it). Reads only the ops after the cut.
+        """
+        return sorted(self.pending()[0], key=merge_key)
+
+    def to_structured_delta(self, domain: str) -> dict[str, Any]:
+        """Collapse the ops since the checkpoint for one domain, as the seed does.
+
+        Returns ``{"domain", "ops", "summary"}``: that domain's ``domain_op``
+        values in merge order and a count of each op kind.
+        """
+        return structured_delta(self.replay_since_checkpoint(), domain)
+
+    def checkpoint(
+        self, snapshot_id: str, *, through: Cut | None = None, commit: str | None = None
+    ) -> OpLogCheckpoint:
+        """Record that the ops up to ``through`` (default: all) are in ``snapshot_id``.
+
+        The record holds the cut, the highest stamp in it, the log's RFC 6962
+        root at the cut and the frontier to extend it; only the ops since the
+        previous checkpoint are read. In PostgreSQL it joins the store's open
+        transaction (so a crystallised commit and its checkpoint land together).
+
+        Raises:
+            InvalidInputError: ``through`` is before the previous checkpoint, past
+                the end, or not a cut of this log.
+        """
+        if not isinstance(snapshot_id, str) or not snapshot_id:
+            raise InvalidInputError("snapshot id must be non-empty text")
+        with self._write_lock() as locked:
+            tail = locked.tail
+            end = through if through is not None else Cut(tail.ops, tail.bytes)
+            previous = self.read_checkpoint()
+            start = Cut(previous["op_count"], previous["log_bytes"]) if previous else Cut(0, 0)
+            if not start.ops <= end.ops <= tail.ops or not start.bytes <= end.bytes <= tail.bytes:
+                raise InvalidInputError(
+                    f"checkpoint cut at op {end.ops} is outside ops {start.ops}..{tail.ops}"
+                )
+            hashes, top = self._checkpoint_leaves(start, end)
+            frontier = [bytes.fromhex(h) for h in previous["frontier"]] if previous else []
+            frontier = extend_frontier(frontier, start.ops, hashes)
+            record: OpLogCheckpoint = {
+                "session_id": self._session_id,
+                "snapshot_id": snapshot_id,
+                "lamport_ts": max(previous["lamport_ts"] if previous else 0, top),
+                "op_count": end.ops,
+                "created_at": now_iso(),
+                "log_bytes": end.bytes,
+                "log_root": frontier_root(frontier).hex(),
+                "frontier": [h.hex() for h in frontier],
+                "commit": commit,
+            }
+            self._store_checkpoint(locked, record)
+        return record
+
+    def leaf_hashes(self, size: int | None = None) -> list[bytes]:
+        """Return the RFC 6962 leaf hashes of the first ``size`` ops (default: all).
+
+        Raises:
+            InvalidInputError: the log holds fewer than ``size`` ops.
+        """
+        end = self.end()
+        if size is not None and not 0 <= size <= end.ops:
+            raise InvalidInputError(f"the log holds {end.ops} ops, not {size}")
+        return self._leaf_hashes(end, size)
+
+    def root(self, size: int | None = None) -> str:
+        """Return the log's RFC 6962 root (hex) over its first ``size`` ops."""
+        return frontier_root(extend_frontier([], 0, self.leaf_hashes(size))).hex()
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
+        """Return the RFC 6962 proof (hex) that the log of ``new_size`` extends ``old_size``."""
+        hashes = self.leaf_hashes(new_size)
+        return [h.hex() for h in consistency_proof_from_hashes(hashes, old_size)]
+
+    def _verdict(
+        self,
+        found: LineCheck,
+        checkpoints: Sequence[OpLogCheckpoint],
+        trusted: tuple[int, str] | None,
+        records: int,
+        after: Iterable[str] = (),
+    ) -> LogVerification:
+        """The end of ``verify``: check the checkpoints against the lines, and report.
+
+        ``found`` holds the lines' findings and the backend's own problems so
+        far; ``records`` counts the checkpoint records, ``checkpoints`` those
+        that decoded; ``after`` are the backend's problems to list last.
+        """
+        problems = found.problems
+        root_at = RootCache(found.hashes)
+        problems += check_checkpoints(found, checkpoints, trusted, root_at)
+        problems += after
+        size = len(found.hashes)
+        return LogVerification(
+            self._session_id,
+            size,
+            records,
+            root_at(size).hex() if size else EMPTY_ROOT.hex(),
+            tuple(problems),
+        )
+
+
+def check_op(entry: OpEntry | dict[str, Any]) -> OpEntry:
+    """Return ``entry`` if a log may store it: a well-formed op, its id matching its content.
+
+    Ops of the ``context`` domain must also be well-formed context ops.
+
+    Raises:
+        InvalidInputError: naming what is wrong.
+    """
+    checked = check_entry(entry, verify_id=True)
+    if checked["domain"] == CONTEXT_DOMAIN:
+        check_context_op(checked["domain_op"], default_timestamp=iso_to_micros(entry["created_at"]))
+    return checked
+
+
+def check_op_id(entry: OpEntry | dict[str, Any]) -> None:
+    """Refuse an op whose id is not the hash of its content (cheaper than :func:`check_op`).
+
+    Raises:
+        InvalidInputError: naming what is wrong.
+    """
+    try:
+        expected = compute_op_id(
+            entry["actor_id"],
+            entry["domain"],
+            entry["domain_op"],
+            entry["lamport_ts"],
+            entry["parent_op_ids"],
+            entry["intent_id"],
+            entry["reservation_id"],
+        )
+    except (KeyError, TypeError, msgspec.EncodeError):
+        expected = None
+    if expected != entry["op_id"]:
+        check_op(entry)  # names what is wrong
+        raise InvalidInputError(f"op {entry['op_id'][:16]} does not match its content")
+
+
 def structured_delta(entries: Sequence[OpEntry], domain: str) -> dict[str, Any]:
     """The seed's ``to_structured_delta``: ``domain``'s ops (already in merge order), counted."""
     ops = [e["domain_op"] for e in entries if e["domain"] == domain]
@@ -210,112 +586,6 @@ def structured_delta(entries: Sequence[OpEntry], domain: str) -> dict[str, Any]:
         counts[kind] = counts.get(kind, 0) + 1
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no ops"
     return {"domain": domain, "ops": ops, "summary": summary}
-
-
-@dataclass(slots=True)
-class LineCheck:
-    """What :func:`check_lines` found.
-
-    ``hashes`` are the leaf hashes; ``offsets[n]`` the byte length of the first
-    ``n`` lines (their cut); ``stamps`` the ``(op_id, lamport_ts)`` of each line
-    (``("", 0)`` where it did not decode), for a backend's own cross-checks.
-    """
-
-    hashes: list[bytes] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=lambda: [0])
-    problems: list[str] = field(default_factory=list)
-    stamps: list[tuple[str, int]] = field(default_factory=list)
-
-
-def check_lines(lines: Iterable[tuple[int, bytes]]) -> LineCheck:
-    """Check a log's lines (``(number, line without newline)``, in log order).
-
-    Every op must decode, match its id, appear once and come after its parents.
-    """
-    found = LineCheck()
-    seen: dict[str, int] = {}
-    for number, line in lines:
-        found.hashes.append(leaf_hash(line))
-        found.offsets.append(found.offsets[-1] + len(line) + 1)
-        try:
-            entry = check_entry(decode_json(line), verify_id=True)
-        except (msgspec.DecodeError, InvalidInputError) as exc:
-            found.problems.append(f"line {number}: {exc}")
-            found.stamps.append(("", 0))
-            continue
-        op_id = entry["op_id"]
-        found.stamps.append((op_id, entry["lamport_ts"]))
-        if op_id in seen:
-            found.problems.append(
-                f"line {number}: op {op_id[:16]} is already on line {seen[op_id]}"
-            )
-        for parent in entry["parent_op_ids"]:
-            if parent not in seen:
-                found.problems.append(
-                    f"line {number}: parent {parent[:16]} does not come before the op"
-                )
-        seen.setdefault(op_id, number)
-    return found
-
-
-class RootCache:
-    """RFC 6962 roots of a log's prefixes, each computed once."""
-
-    def __init__(self, hashes: Sequence[bytes]) -> None:
-        self.hashes = hashes
-        self._roots: dict[int, bytes] = {}
-
-    def __call__(self, size: int) -> bytes:
-        if size not in self._roots:
-            self._roots[size] = frontier_root(extend_frontier([], 0, self.hashes[:size]))
-        return self._roots[size]
-
-
-def check_checkpoints(
-    found: LineCheck,
-    records: Sequence[OpLogCheckpoint],
-    trusted: tuple[int, str] | None,
-    root_at: RootCache,
-) -> Iterator[str]:
-    """Yield what is wrong with ``records`` (oldest first) and ``trusted`` against the lines.
-
-    Each checkpoint's cut and root must match the log's prefix, and each must be
-    provably consistent with the one before: an RFC 6962 consistency proof is
-    built here and checked as a stranger would check it.
-    """
-    hashes = found.hashes
-    previous: OpLogCheckpoint | None = None
-    for number, record in enumerate(records, 1):
-        size = record["op_count"]
-        if size > len(hashes):
-            yield f"checkpoint {number} covers {size} ops; the log holds {len(hashes)}"
-            continue
-        if record["log_bytes"] != found.offsets[size]:
-            yield f"checkpoint {number} says the cut is at byte {record['log_bytes']}"
-        if record["log_root"] != root_at(size).hex():
-            yield f"checkpoint {number}: the log's root at {size} ops differs"
-        if previous is not None:
-            old = previous["op_count"]
-            proof = consistency_proof_from_hashes(hashes[:size], min(old, size))
-            if old > size or not verify_consistency(
-                old,
-                size,
-                bytes.fromhex(previous["log_root"]),
-                bytes.fromhex(record["log_root"]),
-                proof,
-            ):
-                yield f"checkpoint {number} is not consistent with checkpoint {number - 1}"
-        previous = record
-    if trusted is not None:
-        old_size, old_root = trusted
-        ok = 0 <= old_size <= len(hashes)
-        if ok:
-            proof = consistency_proof_from_hashes(hashes, old_size)
-            ok = verify_consistency(
-                old_size, len(hashes), hex32(old_root), root_at(len(hashes)), proof
-            )
-        if not ok:
-            yield f"the log does not extend the trusted root at {old_size} ops"
 
 
 def decode_checkpoint(data: bytes, session_id: str) -> OpLogCheckpoint:
@@ -411,29 +681,20 @@ def accept_received(
     return list(accepted.values()), waiting
 
 
-def hex32(text: str) -> bytes:
-    """Return a 64-hex-digit root as bytes.
-
-    Raises:
-        InvalidInputError: ``text`` is not 64 hex digits.
-    """
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise InvalidInputError(f"a root must be 64 hex digits, got {text!r}") from None
-    if len(value) != 32:
-        raise InvalidInputError(f"a root must be 64 hex digits, got {text!r}")
-    return value
-
-
 __all__ = [
-    "LineCheck",
+    "BaseOpLog",
+    "Cut",
+    "Locked",
+    "LogVerification",
     "OpLogBackend",
-    "RootCache",
+    "ReceiveResult",
+    "Repair",
+    "Tail",
     "TransactionalOpLog",
-    "check_checkpoints",
-    "check_lines",
+    "accept_received",
+    "check_op",
+    "check_op_id",
     "decode_checkpoint",
-    "hex32",
+    "stamp_appends",
     "structured_delta",
 ]

@@ -28,6 +28,9 @@ The seed's defects are fixed here (DESIGN.md sections 2 and 8):
   records the root and the frontier that extends it, and a consistency proof
   between any two checkpoints shows the log only grew.
 
+What the log promises on top of its files (re-stamping, merging, checkpoints,
+transparency) is written once, for this and the PostgreSQL log, in
+:class:`~.base.BaseOpLog`; this module implements its storage primitives.
 ``next_lamport_ts`` and ``replay_since_checkpoint`` read the state cache and
 the lines after the cut, never the whole file (the cache is checked against
 the file's size, and rebuilt from the file if it is stale or damaged).
@@ -44,47 +47,27 @@ import struct
 import threading
 import weakref
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from ..discovery import REPO_DIR
 from ..errors import CorruptLogError, InvalidInputError, StoreError
-from ..model.merkle import (
-    EMPTY_ROOT,
-    consistency_proof_from_hashes,
-    extend_frontier,
-    frontier_root,
-    leaf_hash,
-)
+from ..model.merkle import leaf_hash
 from .base import (
+    BaseOpLog,
     Cut,
+    Locked,
     LogVerification,
     ReceiveResult,
     Repair,
-    RootCache,
-    accept_received,
-    check_checkpoints,
-    check_lines,
+    Tail,
     decode_checkpoint,
-    stamp_appends,
 )
-from .context_ops import CONTEXT_DOMAIN, check_context_op
-from .entry import (
-    OpEntry,
-    OpLogCheckpoint,
-    check_entry,
-    check_session_id,
-    compute_op_id,
-    encode_json,
-    encode_line,
-    iso_to_micros,
-    merge_key,
-    now_iso,
-)
+from .checks import check_lines
+from .entry import OpEntry, OpLogCheckpoint, check_session_id, encode_json, encode_line
 
 logger = logging.getLogger(__name__)
 
@@ -99,15 +82,6 @@ COMMIT_LOCK_FILE = "commit.lock"
 _STATE = struct.Struct("<8sQQQI")
 _STATE_MAGIC = b"CFSOPLG1"
 _CHUNK = 1 << 20
-
-
-@dataclass(slots=True)
-class _Tail:
-    """The log's complete part: its size in bytes, op count and highest stamp."""
-
-    bytes: int = 0
-    ops: int = 0
-    max_lamport: int = 0
 
 
 class _Stamp(msgspec.Struct):
@@ -144,7 +118,7 @@ def sessions_in(repo_folder: Path) -> list[str]:
     return sorted(names)
 
 
-class OpLog:
+class OpLog(BaseOpLog[int]):
     """The append-only log of one live collaboration session.
 
     Args:
@@ -154,7 +128,7 @@ class OpLog:
 
     The session folder is created on the first append. An instance is safe to
     share between threads; separate instances and processes coordinate through
-    the lock file.
+    the lock file. Its write lock holds the log file's descriptor (``O_APPEND``).
     """
 
     def __init__(self, repo_root: str | os.PathLike[str], session_id: str) -> None:
@@ -181,7 +155,7 @@ class OpLog:
         self._index_bytes = 0
         self._held: dict[str, OpEntry] = {}
         # (size, mtime, tail) of the file as last read: one tuple, swapped whole.
-        self._seen: tuple[int, int, _Tail] = (-1, -1, _Tail())
+        self._seen: tuple[int, int, Tail] = (-1, -1, Tail())
         self._repairs: list[Repair] = []
         self._files = _Descriptors()
         weakref.finalize(self, self._files.close)
@@ -195,20 +169,10 @@ class OpLog:
         self._ensure_open()
         return list(self._repairs)
 
-    def session_id(self) -> str:
-        """Return the session id (a method, as in the seed)."""
-        return self._session_id
-
     def close(self) -> None:
         """Close the files this instance keeps open; safe to call twice."""
         with self._mutex:
             self._files.close()
-
-    def __enter__(self) -> OpLog:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"OpLog({str(self.folder)!r})"
@@ -220,12 +184,13 @@ class OpLog:
         return self._ops_path.exists()
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        """Hold the session's exclusive lock; yield the log file's descriptor (O_APPEND).
+    def _locked(self) -> Iterator[Locked[int]]:
+        """Hold the session's exclusive lock; yield the log file's descriptor and its end.
 
-        The descriptors stay open between calls (reopened if the file was
-        replaced) and are closed by :meth:`close` or when the instance is
-        collected.
+        The descriptor (``O_APPEND``) and the lock file's stay open between
+        calls (reopened if the file was replaced) and are closed by
+        :meth:`close` or when the instance is collected. A torn tail is cut
+        off before the body runs (:meth:`_sync`).
         """
         with self._mutex:
             self._make_folder()
@@ -238,7 +203,7 @@ class OpLog:
                 files.ops = _reopen(self._ops_path, files.ops, flags)
                 if created:
                     _fsync_dir(self.folder)
-                yield files.ops
+                yield Locked(files.ops, self._sync(files.ops))
             finally:
                 fcntl.flock(files.lock, fcntl.LOCK_UN)
 
@@ -270,14 +235,13 @@ class OpLog:
             if self._opened:
                 return
             if self._ops_path.exists() or self._history_path.exists():
-                with self._locked() as fd:
-                    self._sync(fd)
+                with self._locked():
                     self._repair_history()
             self._opened = True
 
     # -- the tail state -------------------------------------------------------------
 
-    def _sync(self, fd: int) -> _Tail:
+    def _sync(self, fd: int) -> Tail:
         """Return the log's complete part, repairing a torn tail (call under the lock)."""
         status = os.fstat(fd)
         size = status.st_size
@@ -300,7 +264,7 @@ class OpLog:
             self._write_state(tail)
         return tail
 
-    def _read_state(self, size: int, changed: int = -1) -> tuple[_Tail, bool]:
+    def _read_state(self, size: int, changed: int = -1) -> tuple[Tail, bool]:
         """Return the complete part of a log of ``size`` bytes, and whether the cache was stale.
 
         ``changed`` (the file's mtime in ns) lets this instance reuse what it
@@ -308,14 +272,14 @@ class OpLog:
         """
         seen_size, seen_changed, seen = self._seen
         if changed >= 0 and (seen_size, seen_changed) == (size, changed):
-            return _Tail(seen.bytes, seen.ops, seen.max_lamport), False
-        tail = _Tail()
+            return _copy(seen), False
+        tail = Tail()
         with contextlib.suppress(OSError):
             raw = self._state_path.read_bytes()
             if len(raw) == _STATE.size:
                 magic, nbytes, ops, top, crc = _STATE.unpack(raw)
                 if magic == _STATE_MAGIC and crc == zlib.crc32(raw[:-4]) and nbytes <= size:
-                    tail = _Tail(nbytes, ops, top)
+                    tail = Tail(ops=ops, bytes=nbytes, max_lamport=top)
         stale = tail.bytes < size
         if stale:
             for _, line in self._lines(tail.bytes, size, tail.ops):
@@ -324,10 +288,10 @@ class OpLog:
                 tail.bytes += len(line) + 1
                 tail.max_lamport = max(tail.max_lamport, stamp.lamport_ts)
         if changed >= 0 and tail.bytes == size:
-            self._seen = (size, changed, _Tail(tail.bytes, tail.ops, tail.max_lamport))
+            self._seen = (size, changed, _copy(tail))
         return tail, stale
 
-    def _write_state(self, tail: _Tail) -> None:
+    def _write_state(self, tail: Tail) -> None:
         body = _STATE.pack(_STATE_MAGIC, tail.bytes, tail.ops, tail.max_lamport, 0)[:-4]
         data = body + struct.pack("<I", zlib.crc32(body))
         # A cache: no fsync, since a stale or torn copy is detected and rebuilt.
@@ -353,13 +317,13 @@ class OpLog:
         """Yield ``(line number, line)`` for the complete lines in bytes [start, end)."""
         yield from _read_lines(self._ops_path, start, end, first)
 
-    def _current(self) -> _Tail:
+    def _current(self) -> Tail:
         """The complete part of the log right now, without taking the lock."""
         self._ensure_open()
         try:
             status = self._ops_path.stat()
         except FileNotFoundError:
-            return _Tail()
+            return Tail()
         return self._read_state(status.st_size, status.st_mtime_ns)[0]
 
     # -- clocks ---------------------------------------------------------------------
@@ -374,39 +338,16 @@ class OpLog:
             self._clock = max(self._clock, self._current().max_lamport) + 1
             return self._clock
 
-    # -- appending --------------------------------------------------------------------
+    # -- writing (primitives of BaseOpLog) ----------------------------------------------
 
-    def append(self, entry: OpEntry) -> OpEntry:
-        """Append one op durably and return it as stored (see :meth:`append_many`)."""
-        return self.append_many([entry])[0]
-
-    def append_many(self, entries: Iterable[OpEntry]) -> list[OpEntry]:
-        """Append ops durably, all or none, and return them as stored.
-
-        An op whose stamp is not above every stamp in the log is re-stamped
-        (its ``op_id`` changes with it; a later op in the same call that names
-        it as a parent is rewritten to match). Causal parents must already be
-        in the log or earlier in the call.
-
-        Raises:
-            InvalidInputError: an op is malformed, or names a parent not in the log.
-        """
-        checked = [_check_new(entry) for entry in entries]
-        if not checked:
-            return []
+    def _write_lock(self) -> AbstractContextManager[Locked[int]]:
+        """Open the log (see :meth:`_ensure_open`), then hold its lock (see :meth:`_locked`)."""
         self._ensure_open()
-        with self._locked() as fd:
-            tail = self._sync(fd)
-            if any(entry["parent_op_ids"] for entry in checked):
-                self._update_index(tail)
-            stored = stamp_appends(checked, self._index, tail.max_lamport, self._session_id)
-            stamp = stored[-1]["lamport_ts"]
-            self._write_lines(fd, tail, stored)
-            self._clock = max(self._clock, stamp)
-        return stored
+        return self._locked()
 
-    def _write_lines(self, fd: int, tail: _Tail, entries: Sequence[OpEntry]) -> None:
+    def _write(self, locked: Locked[int], entries: Sequence[OpEntry]) -> None:
         """Write whole lines and fdatasync; on failure cut back so nothing is half-written."""
+        fd, tail = locked.handle, locked.tail
         data = b"".join(encode_line(entry) for entry in entries)
         try:
             view = memoryview(data)
@@ -431,13 +372,18 @@ class OpLog:
         self._write_state(tail)
         status = os.fstat(fd)
         if status.st_size == tail.bytes:
-            self._seen = (
-                tail.bytes,
-                status.st_mtime_ns,
-                _Tail(tail.bytes, tail.ops, tail.max_lamport),
-            )
+            self._seen = (tail.bytes, status.st_mtime_ns, _copy(tail))
 
-    def _update_index(self, tail: _Tail) -> None:
+    def _stamps(self, locked: Locked[int] | None, op_ids: Collection[str]) -> Mapping[str, int]:
+        """The op id -> stamp index of the whole log, brought up to date when needed."""
+        if locked is None:
+            with self._mutex:
+                self._update_index(self._current())
+        elif op_ids:
+            self._update_index(locked.tail)
+        return self._index
+
+    def _update_index(self, tail: Tail) -> None:
         """Bring the op id -> stamp index up to ``tail`` (reads only what is new)."""
         if self._index_bytes > tail.bytes:  # the file was cut back: start again
             self._index, self._index_bytes = {}, 0
@@ -448,70 +394,35 @@ class OpLog:
                 self._index[stamp.op_id] = stamp.lamport_ts
                 self._index_bytes += len(line) + 1
 
-    # -- merging another replica's ops ----------------------------------------------
+    def _read_held(self, locked: Locked[int]) -> dict[str, OpEntry]:
+        """Ops received before their parents are held by this instance, in memory."""
+        return self._held
 
-    def receive(self, entries: Iterable[OpEntry | dict[str, Any]]) -> ReceiveResult:
-        """Merge ops from another replica of this session.
-
-        Each op is checked (its id must match its content); ops already here
-        are counted as duplicates; an op whose causal parents are not all here
-        is held back in this instance and retried on the next call, and
-        reported in ``held``. The rest are appended in merge order (stamp,
-        actor, id), keeping their stamps, and the local clock moves past the
-        highest (the Lamport receive rule), so the next local op is later than
-        all of them.
-
-        Raises:
-            InvalidInputError: an op is malformed, or its stamp is not above its
-                parents' (nothing is written).
-        """
-        offered = list(entries)
-        for entry in offered:
-            if not isinstance(entry, dict) or not isinstance(entry.get("op_id"), str):
-                raise InvalidInputError("an op must be a JSON object with an op_id")
-        self._ensure_open()
-        with self._mutex:
-            self._update_index(self._current())
-            fresh = {raw["op_id"]: raw for raw in offered if raw["op_id"] not in self._index}
-        checked = {op_id: _check_new(raw) for op_id, raw in fresh.items()}
-        for raw in offered:  # ops already here are not written: only their ids are checked
-            if raw["op_id"] not in fresh:
-                _check_id(raw)
-        with self._locked() as fd:
-            tail = self._sync(fd)
-            self._update_index(tail)
-            # Held ops another handle or process has written meanwhile are done.
-            incoming = {k: v for k, v in self._held.items() if k not in self._index}
-            new = {k: v for k, v in checked.items() if k not in self._index and k not in incoming}
-            duplicates = len(offered) - len(new)
-            incoming.update(new)
-            added, waiting = accept_received(incoming.values(), self._index)
-            held = {entry["op_id"]: entry for entry in waiting}
-            if added:
-                self._write_lines(fd, tail, added)
-            self._held = held
-            self._clock = max(self._clock, tail.max_lamport)
-        return ReceiveResult(tuple(added), duplicates, tuple(held.values()))
+    def _hold(self, locked: Locked[int], before: set[str], waiting: Sequence[OpEntry]) -> None:
+        self._held = {entry["op_id"]: entry for entry in waiting}
 
     # -- reading ----------------------------------------------------------------------
 
-    def read_all(self) -> list[OpEntry]:
-        """Return every op in the log, in file (arrival) order."""
-        return self._read(Cut(0, 0))
-
-    def _read(self, start: Cut, end: Cut | None = None) -> list[OpEntry]:
+    def _read(self, start: Cut, end: Cut) -> list[OpEntry]:
         """Decode lines this log wrote (checked when appended) with a typed decoder.
 
         The shape of every field is checked in C; ``verify`` re-checks op ids.
         """
-        stop = end.bytes if end is not None else self._current().bytes
         result = []
-        for number, line in self._lines(start.bytes, stop, start.ops):
+        for number, line in self._lines(start.bytes, end.bytes, start.ops):
             try:
                 result.append(_entry_decoder.decode(line))
             except msgspec.DecodeError as exc:
                 raise self._corrupt(number, f"not a well-formed op ({exc})") from None
         return result
+
+    def _position(self, cut: Cut) -> int:
+        """The file is read by byte offset."""
+        return cut.bytes
+
+    def _snapshot(self) -> AbstractContextManager[None]:
+        """Reads between cuts see only complete lines, which never change: nothing to do."""
+        return contextlib.nullcontext()
 
     def end(self) -> Cut:
         """The cut at the log's current end."""
@@ -533,45 +444,6 @@ class OpLog:
         if cut.ops != start.ops + count:
             raise InvalidInputError(f"the log has fewer than {count} ops after op {start.ops}")
         return cut
-
-    def pending(self) -> tuple[list[OpEntry], Cut, Cut]:
-        """Return the ops after the last checkpoint (file order), and the cuts around them."""
-        checkpoint = self.read_checkpoint()
-        start = Cut(checkpoint["op_count"], checkpoint["log_bytes"]) if checkpoint else Cut(0, 0)
-        end = self.end()
-        if end.bytes < start.bytes:
-            raise CorruptLogError(
-                f"op log {self._session_id}: the checkpoint covers {start.ops} ops"
-                f" but the log holds {end.ops}"
-            )
-        return self._read(start, end), start, end
-
-    def replay_since_checkpoint(self) -> list[OpEntry]:
-        """Return the ops not yet in a checkpoint, in merge order (the order they apply in).
-
-        "Not yet in a checkpoint" means after the checkpoint's cut, so an op
-        that arrived late with a low stamp is still here (the seed's stamp
-        filter dropped it). Reads only the lines after the cut.
-        """
-        return sorted(self.pending()[0], key=merge_key)
-
-    def read_range(self, start: Cut, end: Cut) -> list[OpEntry]:
-        """Return the ops between two cuts (file order)."""
-        return self._read(start, end)
-
-    def to_structured_delta(self, domain: str) -> dict[str, Any]:
-        """Collapse the ops since the checkpoint for one domain, as the seed does.
-
-        Returns ``{"domain", "ops", "summary"}``: that domain's ``domain_op``
-        values in merge order and a count of each op kind.
-        """
-        ops = [e["domain_op"] for e in self.replay_since_checkpoint() if e["domain"] == domain]
-        counts: dict[str, int] = {}
-        for op in ops:
-            kind = str(op.get("op", "unknown"))
-            counts[kind] = counts.get(kind, 0) + 1
-        summary = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "no ops"
-        return {"domain": domain, "ops": ops, "summary": summary}
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -599,58 +471,19 @@ class OpLog:
             for number, line in _read_lines(self._history_path, 0, size, 0)
         ]
 
-    def checkpoint(
-        self, snapshot_id: str, *, through: Cut | None = None, commit: str | None = None
-    ) -> OpLogCheckpoint:
-        """Record that the ops up to ``through`` (default: all) are in ``snapshot_id``.
+    def _checkpoint_leaves(self, start: Cut, end: Cut) -> tuple[list[bytes], int]:
+        hashes = []
+        top = 0
+        count = start.ops
+        for number, line in self._lines(start.bytes, end.bytes, start.ops):
+            hashes.append(leaf_hash(line))
+            top = max(top, self._stamp_of(line, number).lamport_ts)
+            count += 1
+        if count != end.ops:
+            raise InvalidInputError(f"checkpoint cut says {end.ops} ops but its bytes hold {count}")
+        return hashes, top
 
-        The record holds the cut, the highest stamp in it, the log's RFC 6962
-        root at the cut and the frontier to extend it. Only the lines since the
-        previous checkpoint are read.
-
-        Raises:
-            InvalidInputError: ``through`` is before the previous checkpoint or past the end.
-        """
-        if not isinstance(snapshot_id, str) or not snapshot_id:
-            raise InvalidInputError("snapshot id must be non-empty text")
-        self._ensure_open()
-        with self._locked() as fd:
-            tail = self._sync(fd)
-            end = through if through is not None else Cut(tail.ops, tail.bytes)
-            previous = self.read_checkpoint()
-            start = Cut(previous["op_count"], previous["log_bytes"]) if previous else Cut(0, 0)
-            if not start.ops <= end.ops <= tail.ops or not start.bytes <= end.bytes <= tail.bytes:
-                raise InvalidInputError(
-                    f"checkpoint cut at op {end.ops} is outside ops {start.ops}..{tail.ops}"
-                )
-            frontier = [bytes.fromhex(h) for h in previous["frontier"]] if previous else []
-            hashes = []
-            top = previous["lamport_ts"] if previous else 0
-            count = start.ops
-            for number, line in self._lines(start.bytes, end.bytes, start.ops):
-                hashes.append(leaf_hash(line))
-                top = max(top, self._stamp_of(line, number).lamport_ts)
-                count += 1
-            if count != end.ops:
-                raise InvalidInputError(
-                    f"checkpoint cut says {end.ops} ops but its bytes hold {count}"
-                )
-            frontier = extend_frontier(frontier, start.ops, hashes)
-            record: OpLogCheckpoint = {
-                "session_id": self._session_id,
-                "snapshot_id": snapshot_id,
-                "lamport_ts": top,
-                "op_count": end.ops,
-                "created_at": now_iso(),
-                "log_bytes": end.bytes,
-                "log_root": frontier_root(frontier).hex(),
-                "frontier": [h.hex() for h in frontier],
-                "commit": commit,
-            }
-            self._write_checkpoint(record)
-        return record
-
-    def _write_checkpoint(self, record: OpLogCheckpoint) -> None:
+    def _store_checkpoint(self, locked: Locked[int], record: OpLogCheckpoint) -> None:
         """Append to the history, then replace checkpoint.json (both durably)."""
         line = encode_json(record) + b"\n"
         created = not self._history_path.exists()
@@ -695,27 +528,13 @@ class OpLog:
 
     # -- transparency -----------------------------------------------------------------
 
-    def leaf_hashes(self, size: int | None = None) -> list[bytes]:
-        """Return the RFC 6962 leaf hashes of the first ``size`` lines (default: all)."""
-        end = self._current()
-        if size is not None and not 0 <= size <= end.ops:
-            raise InvalidInputError(f"the log holds {end.ops} ops, not {size}")
+    def _leaf_hashes(self, end: Cut, size: int | None) -> list[bytes]:
         hashes: list[bytes] = []
         for _, line in self._lines(0, end.bytes, 0):
             if size is not None and len(hashes) == size:
                 break
             hashes.append(leaf_hash(line))
         return hashes
-
-    def root(self, size: int | None = None) -> str:
-        """Return the log's RFC 6962 root (hex) over its first ``size`` lines."""
-        hashes = self.leaf_hashes(size)
-        return frontier_root(extend_frontier([], 0, hashes)).hex()
-
-    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
-        """Return the RFC 6962 proof (hex) that the log of ``new_size`` extends ``old_size``."""
-        hashes = self.leaf_hashes(new_size)
-        return [h.hex() for h in consistency_proof_from_hashes(hashes, old_size)]
 
     def verify(self, *, trusted: tuple[int, str] | None = None) -> LogVerification:
         """Check the whole log: every line, op id, parent and checkpoint.
@@ -727,52 +546,17 @@ class OpLog:
         log now.
         """
         self._ensure_open()
-        end = self._current() if self._ops_path.exists() else _Tail()
+        end = self._current() if self._ops_path.exists() else Tail()
         found = check_lines(self._lines(0, end.bytes, 0))
-        problems = found.problems
         records = self.checkpoints()
-        root_at = RootCache(found.hashes)
-        problems += check_checkpoints(found, records, trusted, root_at)
         latest = self.read_checkpoint()
+        late = []
         if records and latest != records[-1]:
-            problems.append("checkpoint.json is not the last checkpoint in checkpoints.jsonl")
-        size = len(found.hashes)
-        return LogVerification(
-            self._session_id,
-            size,
-            len(records),
-            root_at(size).hex() if size else EMPTY_ROOT.hex(),
-            tuple(problems),
-        )
+            late.append("checkpoint.json is not the last checkpoint in checkpoints.jsonl")
+        return self._verdict(found, records, trusted, len(records), late)
 
 
 # -- helpers ------------------------------------------------------------------------
-
-
-def _check_new(entry: OpEntry | dict[str, Any]) -> OpEntry:
-    checked = check_entry(entry, verify_id=True)
-    if checked["domain"] == CONTEXT_DOMAIN:
-        check_context_op(checked["domain_op"], default_timestamp=iso_to_micros(entry["created_at"]))
-    return checked
-
-
-def _check_id(entry: OpEntry | dict[str, Any]) -> None:
-    """Refuse an op whose id is not the hash of its content (cheaper than a full check)."""
-    try:
-        expected = compute_op_id(
-            entry["actor_id"],
-            entry["domain"],
-            entry["domain_op"],
-            entry["lamport_ts"],
-            entry["parent_op_ids"],
-            entry["intent_id"],
-            entry["reservation_id"],
-        )
-    except (KeyError, TypeError, msgspec.EncodeError):
-        expected = None
-    if expected != entry["op_id"]:
-        _check_new(entry)  # names what is wrong
-        raise InvalidInputError(f"op {entry['op_id'][:16]} does not match its content")
 
 
 class _Descriptors:
@@ -790,6 +574,11 @@ class _Descriptors:
         self.lock = self.ops = -1
 
 
+def _copy(tail: Tail) -> Tail:
+    """A copy of ``tail`` (``dataclasses.replace`` costs microseconds on every append)."""
+    return Tail(tail.ops, tail.bytes, tail.max_lamport)
+
+
 def _reopen(path: Path, fd: int, flags: int) -> int:
     """Return ``fd`` if it is still ``path``'s file, else a new descriptor for ``path``."""
     if fd >= 0:
@@ -801,16 +590,6 @@ def _reopen(path: Path, fd: int, flags: int) -> int:
             pass
         os.close(fd)
     return os.open(path, flags, 0o644)
-
-
-def _hex32(text: str) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        raise InvalidInputError(f"a root must be 64 hex digits, got {text!r}") from None
-    if len(value) != 32:
-        raise InvalidInputError(f"a root must be 64 hex digits, got {text!r}")
-    return value
 
 
 def _read_lines(path: Path, start: int, end: int, first: int) -> Iterator[tuple[int, bytes]]:

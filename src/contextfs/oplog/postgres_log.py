@@ -1,8 +1,9 @@
 """A session's op log in PostgreSQL: one live session shared by agents on many machines.
 
 The same semantics as the file log (:mod:`contextfs.oplog.log`, held by the
-contract in :mod:`contextfs.testing.oplog_contract`), kept in four tables of
-the store's schema (component ``oplog`` of :meth:`PostgresStore.migrate`):
+contract in :mod:`contextfs.testing.oplog_contract`, written once in
+:class:`~.base.BaseOpLog`), kept in four tables of the store's schema
+(component ``oplog`` of :meth:`PostgresStore.migrate`):
 
 ``oplog_sessions``
     one row per session: its op count, byte length and highest stamp. It is the
@@ -28,7 +29,7 @@ Invariants this module owns:
   killed mid-call leaves no trace of it.
 * The rows hold exactly the bytes the file log writes, so the same ops in the
   same order have the same op ids, leaf hashes, RFC 6962 roots and checkpoint
-  cuts (``log_bytes`` included) on both backends. A :class:`~.log.Cut` is a
+  cuts (``log_bytes`` included) on both backends. A :class:`~.base.Cut` is a
   ``seq`` position; its ``bytes`` are that row's ``end_bytes``.
 * ``(session, op_id)`` is unique: no op is stored twice whatever races.
 * Op and checkpoint rows are only ever inserted, never updated or deleted, so
@@ -50,43 +51,28 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Self
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Final
 
 import msgspec
 import psycopg
 
 from ..errors import CorruptLogError, InvalidInputError, StoreError
-from ..model.merkle import (
-    EMPTY_ROOT,
-    consistency_proof_from_hashes,
-    extend_frontier,
-    frontier_root,
-    leaf_hash,
-)
+from ..model.merkle import leaf_hash
 from ..store.base import Store
 from ..store.postgres import PostgresStore, Step
 from .base import (
-    LineCheck,
-    RootCache,
-    accept_received,
-    check_checkpoints,
-    check_lines,
+    BaseOpLog,
+    Cut,
+    Locked,
+    LogVerification,
+    Repair,
+    Tail,
     decode_checkpoint,
-    stamp_appends,
-    structured_delta,
 )
-from .entry import (
-    OpEntry,
-    OpLogCheckpoint,
-    check_session_id,
-    encode_json,
-    encode_line,
-    merge_key,
-    now_iso,
-)
-from .log import Cut, LogVerification, ReceiveResult, Repair, _check_id, _check_new
+from .checks import LineCheck, check_lines
+from .entry import OpEntry, OpLogCheckpoint, check_session_id, encode_json, encode_line
 
 #: The op log's schema steps (component ``oplog``). Append only.
 MIGRATIONS: Final[tuple[Step, ...]] = (
@@ -146,14 +132,7 @@ _commit_locks: weakref.WeakKeyDictionary[PostgresStore, dict[str, threading.RLoc
 )
 _registry_lock = threading.Lock()
 
-
-@dataclass(slots=True)
-class _Tail:
-    """The session row: op count, byte length, highest stamp."""
-
-    ops: int = 0
-    bytes: int = 0
-    max_lamport: int = 0
+Connection = psycopg.Connection[Any]
 
 
 def ensure_schema(store: PostgresStore) -> None:
@@ -181,7 +160,7 @@ def sessions_in_store(store: PostgresStore) -> list[str]:
     return names
 
 
-class PostgresOpLog:
+class PostgresOpLog(BaseOpLog[Connection]):
     """The op log of one session, kept in a :class:`PostgresStore`'s database.
 
     Args:
@@ -190,7 +169,8 @@ class PostgresOpLog:
         session_id: the session (see :func:`~.entry.check_session_id`).
 
     An instance is safe to share between threads; instances on other
-    connections, processes and machines coordinate through the database.
+    connections, processes and machines coordinate through the database. Its
+    write lock is a write transaction holding the lock on the session's row.
 
     Raises:
         InvalidInputError: the session id is unsafe.
@@ -213,22 +193,12 @@ class PostgresOpLog:
         """Always empty: a transaction that did not commit leaves nothing to repair."""
         return []
 
-    def session_id(self) -> str:
-        """Return the session id (a method, as in the seed)."""
-        return self._session_id
-
     def joins_transactions_of(self, store: Store) -> bool:
         """True when ``store`` is this log's store, so its writes join its transactions."""
         return store is self._store
 
     def close(self) -> None:
         """Nothing to release (the store is the caller's); safe to call twice."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def exists(self) -> bool:
         """True once the session has a row (its first append, receive or checkpoint)."""
@@ -240,16 +210,16 @@ class PostgresOpLog:
 
     # -- the session row: state and lock ----------------------------------------------
 
-    def _head(self) -> _Tail:
+    def _head(self) -> Tail:
         """The session row as last committed, without locking it."""
         with self._store.connection() as conn:
             row = conn.execute(
                 "SELECT ops, log_bytes, max_lamport FROM oplog_sessions WHERE session = %s",
                 (self._session_id,),
             ).fetchone()
-        return _Tail() if row is None else _Tail(int(row[0]), int(row[1]), int(row[2]))
+        return Tail() if row is None else Tail(int(row[0]), int(row[1]), int(row[2]))
 
-    def _lock(self, conn: psycopg.Connection[Any]) -> _Tail:
+    def _lock(self, conn: Connection) -> Tail:
         """Lock the session row until the transaction ends (creating it); return it.
 
         Under READ COMMITTED a ``FOR UPDATE`` that waited returns the row as
@@ -264,7 +234,13 @@ class PostgresOpLog:
             row = conn.execute(_LOCK_ROW, (self._session_id,)).fetchone()
         if row is None:  # pragma: no cover - the row was just made, and rows are never deleted
             raise CorruptLogError(f"op log {self._session_id}: its session row vanished")
-        return _Tail(int(row[0]), int(row[1]), int(row[2]))
+        return Tail(int(row[0]), int(row[1]), int(row[2]))
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[Locked[Connection]]:
+        """A write transaction holding the session row's lock (see :meth:`_lock`)."""
+        with self._store.connection(write=True) as conn:
+            yield Locked(conn, self._lock(conn))
 
     # -- clocks -----------------------------------------------------------------------
 
@@ -279,41 +255,15 @@ class PostgresOpLog:
             self._clock = max(self._clock, top) + 1
             return self._clock
 
-    def _saw(self, stamp: int) -> None:
-        with self._mutex:
-            self._clock = max(self._clock, stamp)
+    # -- writing (primitives of BaseOpLog) ----------------------------------------------
 
-    # -- appending --------------------------------------------------------------------
+    def _stamps(self, locked: Locked[Connection] | None, op_ids: Collection[str]) -> dict[str, int]:
+        if locked is not None:
+            return self._lookup(locked.handle, op_ids)
+        with self._store.connection() as conn:
+            return self._lookup(conn, op_ids)
 
-    def append(self, entry: OpEntry) -> OpEntry:
-        """Append one op durably and return it as stored (see :meth:`append_many`)."""
-        return self.append_many([entry])[0]
-
-    def append_many(self, entries: Iterable[OpEntry]) -> list[OpEntry]:
-        """Append ops in one transaction, all or none, and return them as stored.
-
-        An op whose stamp is not above every stamp in the log is re-stamped
-        (its ``op_id`` changes with it; a later op in the same call that names
-        it as a parent is rewritten to match). Causal parents must already be
-        in the log or earlier in the call.
-
-        Raises:
-            InvalidInputError: an op is malformed, or names a parent not in the log.
-            StoreError: PostgreSQL failed; nothing was appended.
-        """
-        checked = [_check_new(entry) for entry in entries]
-        if not checked:
-            return []
-        with self._store.connection(write=True) as conn:
-            tail = self._lock(conn)
-            known = self._stamps(conn, {p for e in checked for p in e["parent_op_ids"]})
-            stored = stamp_appends(checked, known, tail.max_lamport, self._session_id)
-            stamp = stored[-1]["lamport_ts"]
-            self._insert(conn, tail, stored)
-        self._saw(stamp)
-        return stored
-
-    def _stamps(self, conn: psycopg.Connection[Any], op_ids: Iterable[str]) -> dict[str, int]:
+    def _lookup(self, conn: Connection, op_ids: Iterable[str]) -> dict[str, int]:
         """Return ``{op_id: lamport_ts}`` for those of ``op_ids`` in the log."""
         wanted = [bytes.fromhex(i) for i in set(op_ids) if _OP_ID.fullmatch(i)]
         found: dict[str, int] = {}
@@ -325,10 +275,9 @@ class PostgresOpLog:
             found.update((bytes(oid).hex(), int(ts)) for oid, ts in rows)
         return found
 
-    def _insert(
-        self, conn: psycopg.Connection[Any], tail: _Tail, entries: Sequence[OpEntry]
-    ) -> None:
-        """Insert ``entries`` after ``tail`` and move the session row (call under its lock)."""
+    def _write(self, locked: Locked[Connection], entries: Sequence[OpEntry]) -> None:
+        """Insert ``entries`` after ``locked.tail`` and move the session row."""
+        conn, tail = locked.handle, locked.tail
         rows: list[tuple[int, bytes, int, int, bytes]] = []
         for entry in entries:
             line = encode_line(entry)[:-1]
@@ -346,52 +295,9 @@ class PostgresOpLog:
             (tail.ops, tail.bytes, tail.max_lamport, self._session_id),
         )
 
-    # -- merging another replica's ops ----------------------------------------------
-
-    def receive(self, entries: Iterable[OpEntry | dict[str, Any]]) -> ReceiveResult:
-        """Merge ops from another replica of this session.
-
-        Each op is checked (its id must match its content); ops already here
-        are counted as duplicates; an op whose causal parents are not all here
-        is held back in the database (for every handle on the session) and
-        retried on the next call, and reported in ``held``. The rest are
-        appended in merge order (stamp, actor, id), keeping their stamps, and
-        the local clock moves past the highest (the Lamport receive rule).
-
-        Raises:
-            InvalidInputError: an op is malformed, or its stamp is not above its
-                parents' (nothing is written).
-            StoreError: PostgreSQL failed; nothing was written.
-        """
-        offered = list(entries)
-        for entry in offered:
-            if not isinstance(entry, dict) or not isinstance(entry.get("op_id"), str):
-                raise InvalidInputError("an op must be a JSON object with an op_id")
-        with self._store.connection() as conn:
-            present = self._stamps(conn, (raw["op_id"] for raw in offered))
-        fresh = {raw["op_id"]: raw for raw in offered if raw["op_id"] not in present}
-        checked = {op_id: _check_new(raw) for op_id, raw in fresh.items()}
-        for raw in offered:  # ops already here are not written: only their ids are checked
-            if raw["op_id"] not in fresh:
-                _check_id(raw)
-        with self._store.connection(write=True) as conn:
-            tail = self._lock(conn)
-            waiting_before = self._held(conn)
-            present = self._stamps(conn, [*checked, *waiting_before])
-            # A held op may have come in through another handle since.
-            held = {k: v for k, v in waiting_before.items() if k not in present}
-            new = {k: v for k, v in checked.items() if k not in present and k not in held}
-            duplicates = len(offered) - len(new)
-            incoming = {**held, **new}
-            known = self._stamps(conn, {p for e in incoming.values() for p in e["parent_op_ids"]})
-            added, waiting = accept_received(incoming.values(), known)
-            if added:
-                self._insert(conn, tail, added)
-            self._hold(conn, set(waiting_before), waiting)
-        self._saw(tail.max_lamport)
-        return ReceiveResult(tuple(added), duplicates, tuple(waiting))
-
-    def _held(self, conn: psycopg.Connection[Any]) -> dict[str, OpEntry]:
+    def _read_held(self, locked: Locked[Connection]) -> dict[str, OpEntry]:
+        """Held ops are rows of ``oplog_held``, shared by every handle on the session."""
+        conn = locked.handle
         rows = conn.execute(
             "SELECT line FROM oplog_held WHERE session = %s ORDER BY op_id", (self._session_id,)
         ).fetchall()
@@ -402,9 +308,9 @@ class PostgresOpLog:
         return held
 
     def _hold(
-        self, conn: psycopg.Connection[Any], before: set[str], waiting: Sequence[OpEntry]
+        self, locked: Locked[Connection], before: set[str], waiting: Sequence[OpEntry]
     ) -> None:
-        """Make the held ops exactly ``waiting`` (``before`` were held until now)."""
+        conn = locked.handle
         now = {e["op_id"]: e for e in waiting}
         gone = [bytes.fromhex(op_id) for op_id in before - now.keys()]
         if gone:
@@ -477,9 +383,12 @@ class PostgresOpLog:
     def _corrupt(self, number: int, why: str) -> CorruptLogError:
         return CorruptLogError(f"op log {self._session_id}: line {number}: {why}")
 
-    def read_all(self) -> list[OpEntry]:
-        """Return every op in the log, in log (arrival) order."""
-        return self._read(Cut(0, 0), self.end())
+    def _position(self, cut: Cut) -> int:
+        """Rows are read by ``seq``."""
+        return cut.ops
+
+    def _snapshot(self) -> AbstractContextManager[None]:
+        return self._store.read_snapshot()
 
     def end(self) -> Cut:
         """The cut at the log's current end."""
@@ -506,39 +415,6 @@ class PostgresOpLog:
         if row is None:
             raise InvalidInputError(f"the log has fewer than {count} ops after op {start.ops}")
         return Cut(start.ops + count, int(row[0]))
-
-    def pending(self) -> tuple[list[OpEntry], Cut, Cut]:
-        """Return the ops after the last checkpoint (log order), and the cuts around them."""
-        with self._store.read_snapshot():
-            latest = self.read_checkpoint()
-            start = Cut(latest["op_count"], latest["log_bytes"]) if latest else Cut(0, 0)
-            end = self.end()
-            if end.ops < start.ops:
-                raise CorruptLogError(
-                    f"op log {self._session_id}: the checkpoint covers {start.ops} ops"
-                    f" but the log holds {end.ops}"
-                )
-            return self._read(start, end), start, end
-
-    def replay_since_checkpoint(self) -> list[OpEntry]:
-        """Return the ops not yet in a checkpoint, in merge order (the order they apply in).
-
-        "Not yet in a checkpoint" means after the checkpoint's cut, so an op
-        that arrived late with a low stamp is still here.
-        """
-        return sorted(self.pending()[0], key=merge_key)
-
-    def read_range(self, start: Cut, end: Cut) -> list[OpEntry]:
-        """Return the ops between two cuts (log order)."""
-        return self._read(start, end)
-
-    def to_structured_delta(self, domain: str) -> dict[str, Any]:
-        """Collapse the ops since the checkpoint for one domain, as the seed does.
-
-        Returns ``{"domain", "ops", "summary"}``: that domain's ``domain_op``
-        values in merge order and a count of each op kind.
-        """
-        return structured_delta(self.replay_since_checkpoint(), domain)
 
     # -- checkpoints ------------------------------------------------------------------
 
@@ -573,63 +449,29 @@ class PostgresOpLog:
                 f"op log {self._session_id}: checkpoint {number}: {exc}"
             ) from None
 
-    def checkpoint(
-        self, snapshot_id: str, *, through: Cut | None = None, commit: str | None = None
-    ) -> OpLogCheckpoint:
-        """Record that the ops up to ``through`` (default: all) are in ``snapshot_id``.
-
-        The record holds the cut, the highest stamp in it, the log's RFC 6962
-        root at the cut and the frontier to extend it; only the ops since the
-        previous checkpoint are read. It joins the store's open transaction
-        (so a crystallised commit and its checkpoint land together).
-
-        Raises:
-            InvalidInputError: ``through`` is before the previous checkpoint, past
-                the end, or not a cut of this log.
-        """
-        if not isinstance(snapshot_id, str) or not snapshot_id:
-            raise InvalidInputError("snapshot id must be non-empty text")
-        with self._store.connection(write=True) as conn:
-            tail = self._lock(conn)
-            end = through if through is not None else Cut(tail.ops, tail.bytes)
-            previous = self.read_checkpoint()
-            start = Cut(previous["op_count"], previous["log_bytes"]) if previous else Cut(0, 0)
-            if not start.ops <= end.ops <= tail.ops or not start.bytes <= end.bytes <= tail.bytes:
-                raise InvalidInputError(
-                    f"checkpoint cut at op {end.ops} is outside ops {start.ops}..{tail.ops}"
-                )
-            actual = self.cut_after(Cut(0, 0), end.ops).bytes if end.ops else 0
-            if actual != end.bytes:
-                raise InvalidInputError(
-                    f"checkpoint cut at op {end.ops} says byte {end.bytes}; the op ends at {actual}"
-                )
-            frontier = [bytes.fromhex(h) for h in previous["frontier"]] if previous else []
-            hashes = []
-            top = previous["lamport_ts"] if previous else 0
-            for _, entry_line in self._lines(start.ops, end.ops):
-                hashes.append(leaf_hash(entry_line))
-                top = max(top, self._decode(entry_line, "checkpoint")["lamport_ts"])
-            if len(hashes) != end.ops - start.ops:
-                raise self._corrupt(start.ops + len(hashes) + 1, "the op is missing")
-            frontier = extend_frontier(frontier, start.ops, hashes)
-            record: OpLogCheckpoint = {
-                "session_id": self._session_id,
-                "snapshot_id": snapshot_id,
-                "lamport_ts": top,
-                "op_count": end.ops,
-                "created_at": now_iso(),
-                "log_bytes": end.bytes,
-                "log_root": frontier_root(frontier).hex(),
-                "frontier": [h.hex() for h in frontier],
-                "commit": commit,
-            }
-            conn.execute(
-                "INSERT INTO oplog_checkpoints (session, number, op_count, record)"
-                " SELECT %s, coalesce(max(number), 0) + 1, %s, %s FROM oplog_checkpoints"
-                " WHERE session = %s",
-                (self._session_id, end.ops, encode_json(record), self._session_id),
+    def _checkpoint_leaves(self, start: Cut, end: Cut) -> tuple[list[bytes], int]:
+        actual = self.cut_after(Cut(0, 0), end.ops).bytes if end.ops else 0
+        if actual != end.bytes:
+            raise InvalidInputError(
+                f"checkpoint cut at op {end.ops} says byte {end.bytes}; the op ends at {actual}"
             )
-        return record
+        hashes = []
+        top = 0
+        for _, entry_line in self._lines(start.ops, end.ops):
+            hashes.append(leaf_hash(entry_line))
+            top = max(top, self._decode(entry_line, "checkpoint")["lamport_ts"])
+        if len(hashes) != end.ops - start.ops:
+            raise self._corrupt(start.ops + len(hashes) + 1, "the op is missing")
+        return hashes, top
+
+    def _store_checkpoint(self, locked: Locked[Connection], record: OpLogCheckpoint) -> None:
+        """Insert the record as the next of the session's, in the caller's transaction."""
+        locked.handle.execute(
+            "INSERT INTO oplog_checkpoints (session, number, op_count, record)"
+            " SELECT %s, coalesce(max(number), 0) + 1, %s, %s FROM oplog_checkpoints"
+            " WHERE session = %s",
+            (self._session_id, record["op_count"], encode_json(record), self._session_id),
+        )
 
     # -- crystallising ----------------------------------------------------------------
 
@@ -680,22 +522,9 @@ class PostgresOpLog:
 
     # -- transparency -----------------------------------------------------------------
 
-    def leaf_hashes(self, size: int | None = None) -> list[bytes]:
-        """Return the RFC 6962 leaf hashes of the first ``size`` ops (default: all)."""
-        end = self.end()
-        if size is not None and not 0 <= size <= end.ops:
-            raise InvalidInputError(f"the log holds {end.ops} ops, not {size}")
+    def _leaf_hashes(self, end: Cut, size: int | None) -> list[bytes]:
         last = end.ops if size is None else size
         return [leaf_hash(line) for _, line in self._lines(0, last)]
-
-    def root(self, size: int | None = None) -> str:
-        """Return the log's RFC 6962 root (hex) over its first ``size`` ops."""
-        return frontier_root(extend_frontier([], 0, self.leaf_hashes(size))).hex()
-
-    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[str]:
-        """Return the RFC 6962 proof (hex) that the log of ``new_size`` extends ``old_size``."""
-        hashes = self.leaf_hashes(new_size)
-        return [h.hex() for h in consistency_proof_from_hashes(hashes, old_size)]
 
     def verify(self, *, trusted: tuple[int, str] | None = None) -> LogVerification:
         """Check the whole log: every row, op id, parent and checkpoint, in one snapshot.
@@ -705,7 +534,7 @@ class PostgresOpLog:
         between checkpoints and to ``trusted``), each row's columns must agree
         with its line and the session row with the log.
         """
-        with self._store.read_snapshot():
+        with self._snapshot():
             head = self._head()
             rows = list(self._rows())
             records = self._checkpoint_rows()
@@ -729,16 +558,7 @@ class PostgresOpLog:
             if number != position or count != record["op_count"]:
                 problems.append(f"checkpoint {number}: its row does not match its record")
             checkpoints.append(record)
-        root_at = RootCache(found.hashes)
-        problems += check_checkpoints(found, checkpoints, trusted, root_at)
-        size = len(found.hashes)
-        return LogVerification(
-            self._session_id,
-            size,
-            len(records),
-            root_at(size).hex() if size else EMPTY_ROOT.hex(),
-            tuple(problems),
-        )
+        return self._verdict(found, checkpoints, trusted, len(records))
 
     def _rows(self) -> Iterator[tuple[int, str, int, int, bytes]]:
         """Every row as ``(seq, op_id, lamport_ts, end_bytes, line)``, by ``seq``."""

@@ -3,11 +3,9 @@
 The reference twin of :mod:`contextfs.search.sqlite_fts` for
 :class:`~contextfs.store.memory.MemoryStore`. It tokenizes with
 :func:`~contextfs.search.query.tokenize` (FTS5's ``unicode61 remove_diacritics 2``
-rule) and scores with the same formula, in the same floating-point order, as
-SQLite's ``fts5_aux.c``: per phrase ``idf = ln((N - n + 0.5) / (n + 0.5))``
-(floored at 1e-6) and ``idf * f * (k1 + 1) / (f + k1 * (1 - b + b * D / avgdl))``
-summed over the query's phrases, where ``f`` counts the phrase's occurrences in
-the document and ``D`` its length in tokens. Same corpus, same query: same order.
+rule), counts each phrase's occurrences itself and scores them with
+:mod:`contextfs.search.bm25`, FTS5's ``bm25()`` in its floating-point order.
+Same corpus, same query: same order and same scores.
 
 Every write runs inside the store's transaction and registers an undo step with
 it (:meth:`MemoryStore.on_rollback`), so the index rolls back with the objects.
@@ -15,23 +13,15 @@ it (:meth:`MemoryStore.on_rollback`), so the index rolls back with the objects.
 
 from __future__ import annotations
 
-import heapq
-import math
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
 
+from contextfs.search import bm25
 from contextfs.search.base import check_limit, checked_texts, stored_texts
 from contextfs.search.query import Mode, Phrase, check_mode, parse_query, term_key, tokenize
 from contextfs.store.memory import MemoryStore
-
-#: BM25 constants, as FTS5's ``bm25()`` uses them.
-K1: Final = 1.2
-B: Final = 0.75
-#: FTS5's floor for the IDF of a term found in more than half the documents.
-MIN_IDF: Final = 1e-6
 
 Postings = dict[bytes, list[int]]
 
@@ -117,12 +107,6 @@ class _Corpus:
             if count:
                 hits[oid] = count
         return hits
-
-
-def _idf(rows: int, hits: int) -> float:
-    """FTS5's IDF: ``ln((N - n + 0.5) / (n + 0.5))``, floored at 1e-6 so it stays positive."""
-    idf = math.log((rows - hits + 0.5) / (hits + 0.5))
-    return idf if idf > 0.0 else MIN_IDF
 
 
 class MemorySearchIndex:
@@ -261,16 +245,11 @@ def _rank(
             matched.update(by_doc)
         else:
             matched.intersection_update(by_doc)
-    rows = len(corpus.docs)
-    avgdl = corpus.total_tokens / rows
-    idfs = [_idf(rows, len(by_doc)) for by_doc in hits]
-    ranked = []
-    for oid in matched:
-        size = float(len(corpus.docs[oid]))
-        score = 0.0
-        # Same expression and order as fts5Bm25Function, so the doubles agree.
-        for idf, by_doc in zip(idfs, hits, strict=True):
-            freq = float(by_doc.get(oid, 0))
-            score += idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
-        ranked.append((-score, oid))
-    return [(oid, -negated) for negated, oid in heapq.nsmallest(limit, ranked)]
+    ids = list(matched)
+    lengths = [len(corpus.docs[oid]) for oid in ids]
+    # Column by column: each phrase's counts in one tight loop, paired up in C.
+    counts = zip(*[[by_doc.get(oid, 0) for oid in ids] for by_doc in hits], strict=True)
+    docs = zip(ids, lengths, counts, strict=True)
+    return bm25.rank(
+        docs, [len(by_doc) for by_doc in hits], len(corpus.docs), corpus.total_tokens, limit
+    )

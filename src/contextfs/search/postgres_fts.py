@@ -29,9 +29,9 @@ Invariants this module owns:
 
 Ranking. The GIN index finds the candidates (``tokens @@ query``); for each,
 :data:`SEARCH_SQL` returns the positions of the lexemes the query names; Python
-counts every phrase's occurrences and scores with the memory twin's formula and
-floating-point order (:mod:`contextfs.search.memory`, the same as FTS5's
-``bm25()``, k1 = 1.2, b = 0.75). N and the average length come from
+counts every phrase's occurrences and scores with :mod:`contextfs.search.bm25`
+(FTS5's ``bm25()`` in its floating-point order, as the memory twin does). N and
+the average length come from
 ``search_totals``; a phrase's document frequency from the candidates ("any"
 finds every document holding any phrase) or from a GIN count per phrase
 (:data:`HITS_SQL`, "all"). So the scores equal SQLite's and the memory twin's,
@@ -71,16 +71,14 @@ prefixes the second is pruned.
 
 from __future__ import annotations
 
-import heapq
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
 
+from contextfs.search import bm25
 from contextfs.search.base import check_limit, checked_batches, checked_texts, stored_texts
-from contextfs.search.memory import K1, MIN_IDF, B
 from contextfs.search.query import Mode, Phrase, check_mode, parse_query, term_key, tokenize
 from contextfs.store.postgres import PostgresStore, Step
 
@@ -563,12 +561,6 @@ def _holding(docs: Iterable[Hit], phrases: int) -> list[int]:
     return hits
 
 
-def _idf(rows: int, hits: int) -> float:
-    """FTS5's IDF: ``ln((N - n + 0.5) / (n + 0.5))``, floored at 1e-6 so it stays positive."""
-    idf = math.log((rows - hits + 0.5) / (hits + 0.5))
-    return idf if idf > 0.0 else MIN_IDF
-
-
 def _rank(
     matched: Mapping[bytes, Hit],
     hits: Sequence[int],
@@ -576,17 +568,8 @@ def _rank(
     tokens: int,
     limit: int,
 ) -> list[tuple[bytes, float]]:
-    """Score with FTS5's bm25 in the memory twin's order, so the doubles agree; keep the best."""
+    """Score with FTS5's bm25 (:mod:`~contextfs.search.bm25`) and keep the best ``limit``."""
     if not matched:
         return []
-    avgdl = tokens / rows
-    idfs = [_idf(rows, n) for n in hits]
-    ranked = []
-    for oid, (length, freqs) in matched.items():
-        size = float(length)
-        score = 0.0
-        for idf, count in zip(idfs, freqs, strict=True):
-            freq = float(count)
-            score += idf * ((freq * (K1 + 1.0)) / (freq + K1 * (1 - B + B * size / avgdl)))
-        ranked.append((-score, oid))
-    return [(oid, -negated) for negated, oid in heapq.nsmallest(limit, ranked)]
+    docs = ((oid, length, freqs) for oid, (length, freqs) in matched.items())
+    return bm25.rank(docs, hits, rows, tokens, limit)
