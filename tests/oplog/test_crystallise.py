@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,17 +35,20 @@ from contextfs.oplog import (
     remove_atom_op,
     set_fields_op,
 )
+from contextfs.oplog.base import OpLogBackend
 from contextfs.oplog.context_ops import collapse
+
+from ..conftest import RepoBackend
 
 T0 = 1_760_000_000_000_000
 
 
-def add(log: OpLog, actor: str, text: str, **fields: object) -> OpEntry:
+def add(log: OpLogBackend, actor: str, text: str, **fields: object) -> OpEntry:
     operation = add_atom_op(text, "Fact", timestamp=T0, **fields)  # type: ignore[arg-type]
     return log.append(make_op_entry(actor, "context", operation, log.next_lamport_ts()))
 
 
-def edit(log: OpLog, actor: str, operation: dict[str, object]) -> OpEntry:
+def edit(log: OpLogBackend, actor: str, operation: dict[str, object]) -> OpEntry:
     return log.append(make_op_entry(actor, "context", operation, log.next_lamport_ts()))
 
 
@@ -53,8 +57,17 @@ def atom_id(text: str) -> str:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    return Repository.init(tmp_path)
+def repo(db_backend: RepoBackend) -> Iterator[Repository]:
+    """A repository on SQLite (sessions in files) or PostgreSQL (sessions in the database)."""
+    with db_backend.repository() as repository:
+        yield repository
+
+
+@pytest.fixture
+def file_repo(tmp_path: Path) -> Iterator[Repository]:
+    """A repository whose sessions are files, for tests that edit the files."""
+    with Repository.init(tmp_path) as repository:
+        yield repository
 
 
 def test_context_ops_become_one_commit_with_every_actor(repo: Repository) -> None:
@@ -188,8 +201,10 @@ def test_replaying_from_each_checkpoint_reproduces_each_snapshot(repo: Repositor
         previous_tree, start = tree, end
 
 
-def test_a_crash_between_commit_and_checkpoint_is_recovered(repo: Repository) -> None:
+def test_a_crash_between_commit_and_checkpoint_is_recovered(file_repo: Repository) -> None:
+    repo = file_repo
     log = repo.oplog("s")
+    assert isinstance(log, OpLog)
     add(log, "a", "one")
     first = repo.commit_oplog("s")
     add(log, "a", "two")
@@ -209,8 +224,10 @@ def test_a_crash_between_commit_and_checkpoint_is_recovered(repo: Repository) ->
     assert log.verify().ok
 
 
-def test_recovery_refuses_a_log_that_does_not_match_the_commit(repo: Repository) -> None:
+def test_recovery_refuses_a_log_that_does_not_match_the_commit(file_repo: Repository) -> None:
+    repo = file_repo
     log = repo.oplog("s")
+    assert isinstance(log, OpLog)
     add(log, "a", "one")
     repo.commit_oplog("s")
     for name in ("checkpoint.json", "checkpoints.jsonl", "ops.jsonl", "ops.state"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,14 +15,17 @@ from contextfs.errors import (
 )
 from contextfs.model.objects import MemoryAtom
 from contextfs.model.types import TypeSignature
-from contextfs.oplog import OpLog, add_atom_op, make_op_entry, remove_atom_op, set_fields_op
+from contextfs.oplog import add_atom_op, make_op_entry, remove_atom_op, set_fields_op
+from contextfs.oplog.base import OpLogBackend
+
+from ..conftest import RepoBackend
 
 
 def key(text: str) -> str:
     return MemoryAtom(text, TypeSignature("Fact")).digest.hex()
 
 
-def say(log: OpLog, actor: str, operation: dict[str, object]) -> None:
+def say(log: OpLogBackend, actor: str, operation: dict[str, object]) -> None:
     log.append(make_op_entry(actor, "context", operation, log.next_lamport_ts()))
 
 
@@ -31,12 +34,13 @@ def fact(text: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Repository:
-    repo = Repository.init(tmp_path)
-    repo.add("The user lives in Lisbon", "Fact")
-    repo.add("The user prefers tea", "Fact")
-    repo.commit("what we knew", author="human")
-    return repo
+def repo(db_backend: RepoBackend) -> Iterator[Repository]:
+    """On SQLite (sessions in files) and PostgreSQL (sessions in the database)."""
+    with db_backend.repository() as repo:
+        repo.add("The user lives in Lisbon", "Fact")
+        repo.add("The user prefers tea", "Fact")
+        repo.commit("what we knew", author="human")
+        yield repo
 
 
 def relevance(repo: Repository, text: str) -> float:
