@@ -1,17 +1,18 @@
 """The backend registry: what comes with each kind of store, decided in one place.
 
-A backend is a store class plus the search index and the op log that live
-beside it. Everything that must pick one asks here: :func:`open_store` (a
-location to a store), :func:`search_index_for` (a store to its full-text
-index) and :func:`backend_for` (a store to its op-log sessions). A store class
-names its entry in its ``backend`` class attribute.
+A backend is a store class plus the search index, the vector index and the
+op log that live beside it. Everything that must pick one asks here:
+:func:`open_store` (a location to a store), :func:`search_index_for` and
+:func:`vector_index_for` (a store to its indexes) and :func:`backend_for` (a
+store to its op-log sessions). A store class names its entry in its
+``backend`` class attribute.
 
 Entries are registered as loaders and loaded on first use, so an optional
 backend costs nothing until a store of its kind is opened: PostgreSQL's
 loader is what imports psycopg. Adding a backend is its classes, one
 :func:`register` call, and passing the three shipped contract suites
-(:mod:`contextfs.testing.store_contract`, :mod:`~contextfs.testing.search_contract`
-and :mod:`~contextfs.testing.oplog_contract`).
+(:mod:`contextfs.testing.store_contract`, :mod:`~contextfs.testing.search_contract`,
+:mod:`~contextfs.testing.vector_contract` and :mod:`~contextfs.testing.oplog_contract`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 from .errors import ContextFSError, InvalidInputError, StoreError
 from .oplog.base import OpLogBackend
 from .search.base import SearchIndex
+from .search.vectors import VectorIndex
 from .store.base import Store
 
 
@@ -48,6 +50,7 @@ class Backend:
         name: the store classes' ``backend`` attribute.
         search_index: the full-text index beside a store (one per store object
             where the index keeps state in memory).
+        vector_index: the atoms' vectors beside a store, per embedder.
         oplog: a session's op log, given the store, the repository folder (None
             for a store without one) and a checked session id.
         oplog_sessions: the sessions that have a log, sorted.
@@ -57,6 +60,7 @@ class Backend:
 
     name: str
     search_index: Callable[[Store], SearchIndex]
+    vector_index: Callable[[Store], VectorIndex]
     oplog: Callable[[Store, Path | None, str], OpLogBackend]
     oplog_sessions: Callable[[Store, Path | None], list[str]]
     open_url: OpenUrl | None = None
@@ -114,6 +118,16 @@ def search_index_for(store: Store) -> SearchIndex:
     return backend_for(store, "full-text search backend").search_index(store)
 
 
+def vector_index_for(store: Store) -> VectorIndex:
+    """Return the vector index that lives beside ``store``.
+
+    Raises:
+        UnsupportedStoreError: no backend is registered for this kind of store.
+        StoreError: the index cannot be opened.
+    """
+    return backend_for(store, "vector index backend").vector_index(store)
+
+
 def url_scheme(location: object) -> str | None:
     """Return the registered scheme of ``location`` if it is a store URL, else None."""
     if not isinstance(location, str) or "://" not in location:
@@ -165,15 +179,18 @@ def _folder_sessions(store: Store, folder: Path | None) -> list[str]:
 
 def _memory() -> Backend:
     from .search.memory import MemorySearchIndex
+    from .search.memory_vectors import MemoryVectorIndex
     from .store.memory import MemoryStore
 
-    def index(store: Store) -> SearchIndex:
+    def store_of(store: Store) -> MemoryStore:
         assert isinstance(store, MemoryStore)
-        return MemorySearchIndex.for_store(store)  # its postings live as long as the store
+        return store
 
     return Backend(
         name="memory",
-        search_index=index,
+        # Their postings and vectors live as long as the store object.
+        search_index=lambda store: MemorySearchIndex.for_store(store_of(store)),
+        vector_index=lambda store: MemoryVectorIndex.for_store(store_of(store)),
         oplog=_folder_oplog,
         oplog_sessions=_folder_sessions,
     )
@@ -181,15 +198,17 @@ def _memory() -> Backend:
 
 def _sqlite() -> Backend:
     from .search.sqlite_fts import SqliteSearchIndex
+    from .search.sqlite_vectors import SqliteVectorIndex
     from .store.sqlite import SqliteStore
 
-    def index(store: Store) -> SearchIndex:
+    def store_of(store: Store) -> SqliteStore:
         assert isinstance(store, SqliteStore)
-        return SqliteSearchIndex(store)
+        return store
 
     return Backend(
         name="sqlite",
-        search_index=index,
+        search_index=lambda store: SqliteSearchIndex(store_of(store)),
+        vector_index=lambda store: SqliteVectorIndex(store_of(store)),
         oplog=_folder_oplog,
         oplog_sessions=_folder_sessions,
     )
@@ -200,6 +219,7 @@ def _postgresql() -> Backend:
     try:
         from .oplog.postgres_log import PostgresOpLog, sessions_in_store
         from .search.postgres_fts import PostgresSearchIndex
+        from .search.postgres_vectors import PostgresVectorIndex
         from .store.postgres import PostgresStore
     except ImportError:
         raise StoreError(POSTGRES_EXTRA) from None
@@ -214,6 +234,7 @@ def _postgresql() -> Backend:
     return Backend(
         name="postgresql",
         search_index=lambda store: PostgresSearchIndex(store_of(store)),
+        vector_index=lambda store: PostgresVectorIndex(store_of(store)),
         oplog=lambda store, _, session: PostgresOpLog(store_of(store), session),
         oplog_sessions=lambda store, _: sessions_in_store(store_of(store)),
         open_url=open_url,
@@ -237,4 +258,5 @@ __all__ = [
     "register",
     "search_index_for",
     "url_scheme",
+    "vector_index_for",
 ]

@@ -22,7 +22,6 @@ documentation.
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Self, TypeVar
 
-from .backends import open_store, search_index_for, url_scheme
+from .backends import open_store, url_scheme
 from .config import RepoConfig, read_config, write_config
 from .discovery import DATABASE, REPO_DIR, find_repository, is_repository
 from .errors import (
@@ -74,6 +73,7 @@ from .search.base import SearchIndex
 from .search.query import Mode
 from .services.assembler import DEFAULT_PATIENCE, DEFAULT_SESSION_BUDGET, ContextAssembler, Purged
 from .services.crystallise import Crystalliser
+from .services.indexes import Indexes
 from .services.integrity import Integrity
 from .services.objects import ObjectReader
 from .services.oplogs import ActorRevert, OpLogSessions
@@ -113,7 +113,7 @@ class Repository:
         self.path = path
         self.storage = Storage(store)
         self.trees: SnapshotTrees = self.storage.trees
-        index = self._index
+        self.indexes = index = Indexes(store)
         self.objects = ObjectReader(self.storage)
         self.refs = Refs(self.storage, self.objects)
         self.workspace = Workspace(self.storage, self.objects, self.refs, index)
@@ -275,13 +275,10 @@ class Repository:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @functools.cached_property
+    @property
     def search_index(self) -> SearchIndex:
         """The full-text index beside this repository's store (made on first use)."""
-        return search_index_for(self.store)
-
-    def _index(self) -> SearchIndex:
-        return self.search_index
+        return self.indexes.search
 
     # -- objects -----------------------------------------------------------------------
 

@@ -105,7 +105,10 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 from contextfs.embed import default_embedder
 from contextfs.expand.tokens import default_tokenizer
+import logging
 vectors = default_embedder().embed(["User prefers concise answers", "brief replies"])
+# Loading the model left the application's logging as it was.
+assert logging.getLogger().handlers == [] and logging.getLogger().level == logging.WARNING
 print(default_tokenizer().count("hello world"), vectors.shape)
 """
     home = tmp_path / "home"

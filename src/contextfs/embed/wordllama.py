@@ -9,11 +9,12 @@ folder with downloads disabled, so nothing is fetched at run time, ever.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -73,6 +74,26 @@ class WordLlamaEmbedder:
         return f"WordLlamaEmbedder({self._config!r}, {self._dimensions})"
 
 
+def _import_quietly() -> Any:
+    """Import wordllama without letting it configure the application's logging.
+
+    Its modules call ``logging.basicConfig(level=INFO)`` on import, which would
+    make every library's INFO messages appear on stderr; the root logger's
+    handlers and level are put back as they were.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        import wordllama
+        import wordllama.inference
+    finally:
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    return wordllama
+
+
 def _version() -> str:
     try:
         return metadata.version("wordllama")
@@ -87,8 +108,7 @@ def _load_packaged(config: str, dimensions: int) -> WordLlamaInference:
         EmbedderError: the package is missing, or ships no such model.
     """
     try:
-        import wordllama
-        from wordllama import WordLlama
+        wordllama = _import_quietly()
     except ImportError:
         raise EmbedderError(
             "the default embedder needs the wordllama package: pip install wordllama"
@@ -97,7 +117,7 @@ def _load_packaged(config: str, dimensions: int) -> WordLlamaInference:
     try:
         # The wheel keeps weights under weights/ and the tokenizer under tokenizers/;
         # as cache_dir, the package folder is where the loader looks for both.
-        return WordLlama.load(
+        return wordllama.WordLlama.load(
             config=config, dim=dimensions, cache_dir=package, disable_download=True
         )
     except (FileNotFoundError, ValueError, KeyError) as exc:

@@ -50,6 +50,7 @@ from ..model.objects import (
     decode_entry,
     decode_molecule,
 )
+from ..search.vectors import VectorIndex
 from ..store.base import OBJECT_KINDS, ServerStore, Store
 from .purge import PURGE, PURGES, PurgeRecord, decode_purge_record, purge_ref
 
@@ -106,8 +107,12 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_store(store: Store) -> VerifyReport:
+def verify_store(store: Store, *, vectors: VectorIndex | None = None) -> VerifyReport:
     """Re-hash every object in ``store`` and check every link and ref.
+
+    With ``vectors`` (the vector index beside the store), a vector kept for
+    an atom the store does not hold, or holds purged, is a problem too: a
+    vector is derived from its atom's text and must go with it.
 
     Never raises on damaged data: every fault becomes a :class:`Problem`. Reads
     one consistent state of the store while other writers carry on.
@@ -123,6 +128,8 @@ def verify_store(store: Store) -> VerifyReport:
             checker.check_object(oid, kind, data)
         checker.check_links()
         checker.check_refs(store.list_refs())
+        if vectors is not None:
+            checker.check_vectors(vectors.ids())
     return checker.report()
 
 
@@ -350,6 +357,16 @@ class _Checker:
                 f"atom {atom_id.hex()} is corrupt: its content is gone"
                 " and no purge record names it",
             )
+
+    def check_vectors(self, atom_ids: Iterable[bytes]) -> None:
+        """Report vectors of atoms that are absent or purged (their text must be gone too)."""
+        for oid in sorted(atom_ids):
+            if oid not in self._ids[ATOM]:
+                self._add(ATOM, oid, f"a vector is kept for atom {oid.hex()}, which is not stored")
+            elif oid in self._purged:
+                self._add(
+                    ATOM, oid, f"a vector is kept for atom {oid.hex()}, whose content was purged"
+                )
 
     # -- pass 3: refs ---------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from ..model.canonical import check_text
 from ..model.ids import ObjectId, from_hex, object_digest, to_hex
 from ..model.objects import ATOM, decode_atom
 from ..search.base import SearchIndex
+from ..search.vectors import VectorIndex
 from ..store.base import ServerStore, Store
 
 PURGE: Final = "purge"
@@ -181,6 +182,7 @@ def purge_atom(
     reason: str,
     when: int,
     index: SearchIndex | None,
+    vectors: VectorIndex | None = None,
     compact: bool = True,
 ) -> PurgeRecord:
     """Erase an atom's content from the store for good, recording who did it, when and why.
@@ -201,6 +203,9 @@ def purge_atom(
         when: the time of the purge, in microseconds since the epoch (UTC).
         index: the full-text index beside the store
             (:func:`contextfs.backends.search_index_for`), or None if it has none.
+        vectors: the vector index beside the store
+            (:func:`contextfs.backends.vector_index_for`): every embedder's vector
+            of the atom is deleted with its text (a vector leaks what it embeds).
         compact: compact a SQLite store after the purge commits.
 
     Returns:
@@ -246,6 +251,8 @@ def purge_atom(
         store.erase_object(atom_id)
         if index is not None:
             index.forget(atom_id, content)
+        if vectors is not None:
+            vectors.forget(atom_id)
     if compact:
         compact_store(store)
     return record

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Literal
 
 from ..errors import InvalidInputError
@@ -37,7 +37,6 @@ from ..model.objects import (
 )
 from ..model.timeutil import from_micros, now_micros
 from ..records import PromptContext, SearchHit
-from ..search.base import SearchIndex
 from ..search.query import Mode, parse_query
 from ..session.richclub import hub_atoms
 from ..session.tiers import (
@@ -49,6 +48,7 @@ from ..session.tiers import (
     extractive_summary,
     is_identity,
 )
+from .indexes import Indexes
 from .objects import ObjectReader
 from .refs import Refs
 from .storage import Storage
@@ -75,14 +75,14 @@ class ContextAssembler:
         objects: ObjectReader,
         refs: Refs,
         workspace: Workspace,
-        search_index: Callable[[], SearchIndex],
+        indexes: Indexes,
     ) -> None:
         self._storage = storage
         self.trees = storage.trees
         self._objects = objects
         self._refs = refs
         self._workspace = workspace
-        self._search_index = search_index
+        self._indexes = indexes
 
     # -- ranking ---------------------------------------------------------------------
 
@@ -116,7 +116,7 @@ class ContextAssembler:
         if mode not in ("any", "all"):
             raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
         phrases = parse_query(query).phrases
-        index = self._search_index()
+        index = self._indexes.search
         found_by_phrase = [index.match_ids(phrase_text(p)) for p in phrases]
         present = self.trees.get_many(tree, set().union(*found_by_phrase))
         members = [found & present.keys() for found in found_by_phrase]

@@ -26,7 +26,7 @@ branch's snapshot and writes one commit:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -42,7 +42,7 @@ from ..oplog.base import OpLogBackend, TransactionalOpLog
 from ..oplog.context_ops import CONTEXT_DOMAIN, collapse
 from ..oplog.crystallise import OplogCommit, crystal_author, crystal_message, oplog_ref, ops_root
 from ..oplog.entry import OpEntry, iso_to_micros, merge_key
-from ..search.base import SearchIndex
+from .indexes import Indexes
 from .objects import ObjectReader
 from .refs import Refs
 from .storage import Storage
@@ -58,7 +58,7 @@ class Crystalliser:
         objects: ObjectReader,
         refs: Refs,
         workspace: Workspace,
-        search_index: Callable[[], SearchIndex],
+        indexes: Indexes,
     ) -> None:
         self._storage = storage
         self.store = storage.store
@@ -66,7 +66,7 @@ class Crystalliser:
         self._objects = objects
         self._refs = refs
         self._workspace = workspace
-        self._search_index = search_index
+        self._indexes = indexes
 
     def commit(
         self, log: OpLogBackend, *, branch: str | None = None, message: str | None = None
@@ -132,7 +132,7 @@ class Crystalliser:
         self.store.put_objects(list({oid: (oid, k, b) for oid, k, b in change.objects}.values()))
         atoms = [oid for oid, kind, _ in change.objects if kind == ATOM]
         if atoms:
-            self._search_index().defer(atoms)
+            self._indexes.search.defer(atoms)
         tree = self.trees.update(base_tree, effective)
         attribution = (
             to_hex(self.trees.build(encode_attribution(k, change.touched[k]) for k in effective))

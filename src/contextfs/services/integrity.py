@@ -9,9 +9,6 @@ controls while every id still verifies.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from ..backends import UnsupportedStoreError
 from ..errors import MissingObjectError
 from ..history.commits import check_author
 from ..integrity.fsck import VerifyReport, verify_store
@@ -21,7 +18,7 @@ from ..integrity.purge import PurgeRecord, purge_atom
 from ..model import refs as refnames
 from ..model.objects import ATOM, MemoryAtom
 from ..model.timeutil import now_micros
-from ..search.base import SearchIndex
+from .indexes import Indexes
 from .objects import ObjectReader
 from .refs import Refs
 from .storage import Storage
@@ -35,13 +32,13 @@ class Integrity:
         storage: Storage,
         objects: ObjectReader,
         refs: Refs,
-        search_index: Callable[[], SearchIndex],
+        indexes: Indexes,
     ) -> None:
         self.store = storage.store
         self.trees = storage.trees
         self._objects = objects
         self._refs = refs
-        self._search_index = search_index
+        self._indexes = indexes
 
     def prove(self, ref: str | MemoryAtom, revision: str = refnames.HEAD) -> Proof:
         """Prove that a memory is, or is not, in ``revision``.
@@ -68,12 +65,14 @@ class Integrity:
         """Re-hash every object and check every link and ref; name each problem.
 
         See :func:`contextfs.integrity.fsck.verify_store`. Purged atoms (with
-        their purge records) are listed, not reported as damage.
+        their purge records) are listed, not reported as damage; a vector kept
+        for an absent or purged atom is.
         """
-        return verify_store(self.store)
+        _, vectors = self._indexes.every()
+        return verify_store(self.store, vectors=vectors)
 
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
-        """Erase an atom's content from every version, index and free page.
+        """Erase an atom's content from every version, index, vector and free page.
 
         Every commit id and snapshot root still verifies (they cover the atom's
         id, not its text); expansion leaves the atom out, or shows it as
@@ -86,12 +85,10 @@ class Integrity:
         """
         check_author(author)
         oid = self._objects.memory_key(ref, (ATOM,))
-        try:
-            index: SearchIndex | None = self._search_index()
-        except UnsupportedStoreError:
-            index = None  # no index beside this store, so nothing to forget there
+        index, vectors = self._indexes.every()  # None: no such index, nothing to forget
+        when = now_micros()
         return purge_atom(
-            self.store, oid, author=author, reason=reason, when=now_micros(), index=index
+            self.store, oid, author=author, reason=reason, when=when, index=index, vectors=vectors
         )
 
 

@@ -53,7 +53,7 @@ from ..model.objects import (
 from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
 from ..records import ConflictInfo, Memory, MergeResult, Status
-from ..search.base import SearchIndex
+from .indexes import Indexes
 from .objects import MEMORY_KINDS, ObjectReader
 from .refs import Refs
 from .storage import Storage
@@ -89,14 +89,14 @@ class Workspace:
         storage: Storage,
         objects: ObjectReader,
         refs: Refs,
-        search_index: Callable[[], SearchIndex],
+        indexes: Indexes,
     ) -> None:
         self._storage = storage
         self.store = storage.store
         self.trees = storage.trees
         self._objects = objects
         self._refs = refs
-        self._search_index = search_index
+        self._indexes = indexes
 
     # -- reading the stage -----------------------------------------------------------
 
@@ -300,7 +300,7 @@ class Workspace:
         self.store.put_objects(objects)
         atoms = [oid for oid, kind, _ in objects if kind == ATOM]
         if atoms:
-            self._search_index().defer(atoms)
+            self._indexes.search.defer(atoms)
         self.set_stage(old_value, new_tree, base)
 
     def set_stage(self, old_value: str | None, tree: bytes, base: str | None = None) -> None:

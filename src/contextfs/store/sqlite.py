@@ -72,6 +72,22 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             " WHERE EXISTS (SELECT 1 FROM objects WHERE kind = 'atom')",
         ),
     ),
+    (
+        3,
+        "create the vector index",
+        (
+            # One float32 vector per (embedder id, atom id): derived data, like the
+            # full-text index (contextfs.search.sqlite_vectors).
+            "CREATE TABLE vectors ("
+            "embedder TEXT NOT NULL, id BLOB NOT NULL, vector BLOB NOT NULL,"
+            " PRIMARY KEY (embedder, id)) WITHOUT ROWID",
+            "CREATE INDEX vectors_by_id ON vectors (id)",
+            # Bumped by every write of an embedder's vectors, so a process that keeps
+            # them in memory for search sees other processes' writes.
+            "CREATE TABLE vector_generations ("
+            "embedder TEXT PRIMARY KEY, generation INTEGER NOT NULL) WITHOUT ROWID",
+        ),
+    ),
 )
 
 #: Schema steps that create FTS5 tables, so need an SQLite built with FTS5.
