@@ -39,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import stopwords
-import wordllama
 from numpy.typing import NDArray
 from rank_bm25 import BM25Okapi
 
@@ -57,6 +56,7 @@ from common import (
     verdict,
 )
 from contextfs import T_STRING, ContextFSError, MemoryAtom, Repository
+from contextfs.embed import default_embedder
 
 SECTION = "retrieval"
 HEADING = "## Retrieval on LoCoMo (issue 15)"
@@ -207,39 +207,25 @@ def content_words(text: str) -> list[str]:
     return [word for word in words(text) if word not in ENGLISH_STOP_WORDS]
 
 
-def load_embedder() -> wordllama.WordLlamaInference:
-    """WordLlama l2_supercat 256-d from the files inside its wheel, never from the network.
-
-    The loader looks in the package's own ``weights/`` and ``tokenizers/``
-    folders first, then in ``cache_dir``, and downloads only if both miss;
-    ``disable_download`` turns that last step into an error.
-    """
-    package = Path(wordllama.__file__).parent
-    return wordllama.WordLlama.load(
-        config="l2_supercat", dim=256, cache_dir=package, disable_download=True
-    )
-
-
 class Embedder:
-    """WordLlama with a clock: embedding time is summed for the throughput figure."""
+    """ContextFS's default embedder (WordLlama's packaged model), with a clock for throughput."""
 
     def __init__(self) -> None:
-        self.model = load_embedder()
+        self.model = default_embedder()
         self.texts = 0
         self.seconds = 0.0
 
     def memories(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Unit vectors of ``texts``, timed."""
         start = time.perf_counter()
-        vectors: NDArray[np.float32] = self.model.embed(list(texts), norm=True)
+        vectors = self.model.embed(list(texts))
         self.seconds += time.perf_counter() - start
         self.texts += len(texts)
         return vectors
 
     def queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Unit vectors of ``texts``, untimed."""
-        vectors: NDArray[np.float32] = self.model.embed(list(texts), norm=True)
-        return vectors
+        return self.model.embed(list(texts))
 
 
 def has_retrieval_modes() -> bool:
