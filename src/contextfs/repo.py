@@ -33,6 +33,7 @@ from typing import Literal, Self, TypeVar
 from .backends import open_store, url_scheme
 from .config import RepoConfig, read_config, write_config
 from .discovery import DATABASE, REPO_DIR, find_repository, is_repository
+from .embed import Embedder, default_embedder
 from .errors import (
     InvalidInputError,
     RepositoryExistsError,
@@ -71,8 +72,16 @@ from .records import (
 )
 from .search.base import SearchIndex
 from .search.query import Mode
-from .services.assembler import DEFAULT_PATIENCE, DEFAULT_SESSION_BUDGET, ContextAssembler, Purged
+from .services.assembler import (
+    DEFAULT_PATIENCE,
+    DEFAULT_RETRIEVAL,
+    DEFAULT_SESSION_BUDGET,
+    ContextAssembler,
+    Purged,
+    Retrieval,
+)
 from .services.crystallise import Crystalliser
+from .services.embeddings import Embeddings
 from .services.indexes import Indexes
 from .services.integrity import Integrity
 from .services.objects import ObjectReader
@@ -102,12 +111,17 @@ def _doc(source: Callable[..., object]) -> Callable[[_F], _F]:
 class Repository:
     """Version control for an agent's memory: stage, commit, branch, merge, expand, prove."""
 
-    def __init__(self, store: Store, *, path: Path | None = None) -> None:
+    def __init__(
+        self, store: Store, *, path: Path | None = None, embedder: Embedder | None = None
+    ) -> None:
         """Compose the services over an open ``store``; use :meth:`init`, :meth:`open` instead.
 
         Args:
             store: the store, which the repository now owns (closed by :meth:`close`).
             path: the ``.contextfs`` folder, where a file op log and config live.
+            embedder: what turns memories into vectors for finding them by
+                meaning (default: :func:`contextfs.embed.default_embedder`,
+                offline); loaded on the first query that needs it.
         """
         self.store = store
         self.path = path
@@ -116,9 +130,10 @@ class Repository:
         self.indexes = index = Indexes(store)
         self.objects = ObjectReader(self.storage)
         self.refs = Refs(self.storage, self.objects)
+        self.embeddings = Embeddings(self.storage, index, embedder or default_embedder())
         self.workspace = Workspace(self.storage, self.objects, self.refs, index)
         self.assembler = ContextAssembler(
-            self.storage, self.objects, self.refs, self.workspace, index
+            self.storage, self.objects, self.refs, self.workspace, index, self.embeddings
         )
         crystalliser = Crystalliser(self.storage, self.objects, self.refs, self.workspace, index)
         self.oplogs = OpLogSessions(
@@ -521,6 +536,7 @@ class Repository:
         where: ContextQuery | None = None,
         half_life_seconds: float | None = None,
         now: int | None = None,
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> list[SearchHit]:
         return self.assembler.search(
             query,
@@ -530,6 +546,7 @@ class Repository:
             where=where,
             half_life_seconds=half_life_seconds,
             now=now,
+            retrieval=retrieval,
         )
 
     @_doc(ContextAssembler.context)
@@ -548,6 +565,7 @@ class Repository:
         patience: int | None = DEFAULT_PATIENCE,
         tokenizer: Tokenizer | None = None,
         purged: Purged = "omit",
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> PromptContext:
         return self.assembler.context(
             revision,
@@ -562,6 +580,7 @@ class Repository:
             patience=patience,
             tokenizer=tokenizer,
             purged=purged,
+            retrieval=retrieval,
         )
 
     @_doc(ContextAssembler.expand)
@@ -575,6 +594,7 @@ class Repository:
         now: int | None = None,
         where: ContextQuery | None = None,
         tokenizer: Tokenizer | None = None,
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> ExpandedContext:
         return self.assembler.expand(
             revision,
@@ -584,6 +604,7 @@ class Repository:
             now=now,
             where=where,
             tokenizer=tokenizer,
+            retrieval=retrieval,
         )
 
     def stream(
@@ -627,6 +648,7 @@ class Repository:
         half_life_seconds: float | None = None,
         now: int | None = None,
         tokenizer: Tokenizer | None = None,
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> SessionPayload:
         return self.assembler.session_payload(
             revision,
@@ -638,6 +660,7 @@ class Repository:
             half_life_seconds=half_life_seconds,
             now=now,
             tokenizer=tokenizer,
+            retrieval=retrieval,
         )
 
     @_doc(ContextAssembler.verify_receipt)

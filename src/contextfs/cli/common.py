@@ -151,3 +151,19 @@ def refuse_with_remote(remote: str | None, **local_only: object) -> None:
     if given:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise click.UsageError(f"{flags} cannot be used with --remote")
+
+
+def retrieval_option(func: F) -> F:
+    """The ``--retrieval`` option: how a query finds memories."""
+    return click.option(
+        "--retrieval",
+        type=click.Choice(["lexical", "semantic", "hybrid"]),
+        default="lexical",
+        show_default=True,
+        help="Find memories by the query's words, by meaning, or by both.",
+    )(func)
+
+
+def semantic(retrieval: str) -> str | None:
+    """The ``--retrieval`` value to refuse with --remote (the wire carries words alone)."""
+    return None if retrieval == "lexical" else retrieval

@@ -31,6 +31,7 @@ from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
 from ..records import SearchHit
 from ..repo import Repository
+from ..services.assembler import Retrieval
 from ..store.urls import redact_url
 from ..wire.atoms import memory_atom
 from . import render
@@ -49,6 +50,8 @@ from .common import (
     open_repo,
     refuse_with_remote,
     remote_options,
+    retrieval_option,
+    semantic,
     show,
 )
 from .jsonl import encode_atom, read_atoms
@@ -358,6 +361,7 @@ def half_life_option(func: F) -> F:
     help="How the prompt is rendered.",
 )
 @half_life_option
+@retrieval_option
 @click.option(
     "--receipt",
     "receipt_path",
@@ -376,6 +380,7 @@ def expand(
     query: str | None,
     fmt: Format,
     half_life: float | None,
+    retrieval: Retrieval,
     receipt_path: Path | None,
     remote: str | None,
     token: str | None,
@@ -384,10 +389,13 @@ def expand(
     """Print a version's memory as prompt context.
 
     The best memories of REV (default HEAD) that fit --budget tokens, most
-    relevant first; with --query only matching memories, ranked by match too.
+    relevant first; with --query only matching memories, ranked by match too
+    (--retrieval semantic or hybrid: matching by meaning).
     """
     if remote is not None:
-        refuse_with_remote(remote, half_life=half_life, receipt=receipt_path)
+        refuse_with_remote(
+            remote, half_life=half_life, receipt=receipt_path, retrieval=semantic(retrieval)
+        )
         answer = open_remote(ctx, remote, token).expand(
             revision, budget=budget, query=query, format=fmt
         )
@@ -405,7 +413,12 @@ def expand(
             click.echo(answer.text)
         return
     context = open_repo(ctx).context(
-        revision, budget=budget, query=query, format=fmt, half_life_seconds=half_life
+        revision,
+        budget=budget,
+        query=query,
+        format=fmt,
+        half_life_seconds=half_life,
+        retrieval=retrieval,
     )
     if receipt_path is not None:
         receipt_path.write_text(context.receipt.to_json() + "\n", encoding="utf-8")
@@ -435,6 +448,7 @@ def expand(
 @click.option("--all", "match_all", is_flag=True, help="Require every word, not any.")
 @click.option("--limit", "-n", type=int, default=10, show_default=True, help="Most results.")
 @half_life_option
+@retrieval_option
 @remote_options
 @json_option("Print the hits as JSON.")
 @click.pass_context
@@ -449,14 +463,16 @@ def search(
     match_all: bool,
     limit: int,
     half_life: float | None,
+    retrieval: Retrieval,
     remote: str | None,
     token: str | None,
     as_json: bool,
 ) -> None:
-    """Full-text search of a version's memories, best first.
+    """Search a version's memories, best first.
 
     Words match in any order (all of them with --all); "quoted phrases" match
-    as phrases and a trailing * matches a prefix.
+    as phrases and a trailing * matches a prefix. --retrieval semantic finds
+    memories by meaning instead, and hybrid by both.
     """
     if remote is not None:
         refuse_with_remote(
@@ -466,6 +482,7 @@ def search(
             source=source,
             min_relevance=min_relevance,
             half_life=half_life,
+            retrieval=semantic(retrieval),
         )
         found = open_remote(ctx, remote, token).query(
             query, revision=revision, limit=limit, mode="all" if match_all else "any"
@@ -496,6 +513,7 @@ def search(
         mode="all" if match_all else "any",
         where=where,
         half_life_seconds=half_life,
+        retrieval=retrieval,
     )
     if as_json:
         emit_json([{**render.atom_json(h.atom), "score": h.score, "match": h.match} for h in hits])

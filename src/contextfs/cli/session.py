@@ -10,10 +10,19 @@ import click
 
 from ..errors import InvalidInputError
 from ..expand.tokens import default_tokenizer
-from ..services.assembler import DEFAULT_SESSION_BUDGET
+from ..services.assembler import DEFAULT_SESSION_BUDGET, Retrieval
 from ..session.delta import apply_delta, build_delta, canonical_json
 from ..session.tiers import render_payload
-from .common import emit_json, json_option, open_remote, open_repo, remote_options
+from .common import (
+    emit_json,
+    json_option,
+    open_remote,
+    open_repo,
+    refuse_with_remote,
+    remote_options,
+    retrieval_option,
+    semantic,
+)
 
 
 @click.command()
@@ -46,6 +55,7 @@ from .common import emit_json, json_option, open_remote, open_repo, remote_optio
     show_default=True,
     help="Deltas by item and line, or by whole component (as the seed).",
 )
+@retrieval_option
 @remote_options
 @json_option("Print the payload or delta, the hashes and token counts as JSON.")
 @click.pass_context
@@ -57,6 +67,7 @@ def session(
     since: Path | None,
     save: Path | None,
     granularity: Any,
+    retrieval: Retrieval,
     remote: str | None,
     token: str | None,
     as_json: bool,
@@ -70,6 +81,7 @@ def session(
     previous = _read_bundle(since) if since is not None else {}
     counter = default_tokenizer()
     if remote is not None:
+        refuse_with_remote(remote, retrieval=semantic(retrieval))
         client = open_remote(ctx, remote, token)
         answer = client.session(
             revision, budget=budget, query=query, hashes=previous, granularity=granularity
@@ -81,7 +93,9 @@ def session(
             else client.session(revision, budget=budget, query=query, granularity=granularity).delta
         )
     else:
-        payload = open_repo(ctx).session_payload(revision, budget=budget, query=query)
+        payload = open_repo(ctx).session_payload(
+            revision, budget=budget, query=query, retrieval=retrieval
+        )
         delta, hashes = build_delta(previous, payload, granularity=granularity)
         full_payload = (
             delta if not previous else build_delta({}, payload, granularity=granularity)[0]

@@ -15,11 +15,11 @@ of the query's total IDF that its phrases carry, in (0, 1].
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..search.query import Phrase
 
-__all__ = ["match_scores", "phrase_text", "revision_idf"]
+__all__ = ["fused_scores", "match_scores", "phrase_text", "revision_idf"]
 
 
 def phrase_text(phrase: Phrase) -> str:
@@ -49,3 +49,30 @@ def match_scores(members: Sequence[set[bytes]], total: int) -> dict[bytes, float
         for oid in found:
             scores[oid] = scores.get(oid, 0.0) + weight
     return {oid: value / whole for oid, value in scores.items()}
+
+
+def fused_scores(
+    lexical: Mapping[bytes, float], semantic: Mapping[bytes, float], lexical_weight: float
+) -> dict[bytes, float]:
+    """Mix lexical and semantic match scores into one, in [0, 1], rounded.
+
+    Each side is min-max normalised over its own candidates (an atom the side
+    did not find scores 0 there), then weighted. Rounding to
+    :data:`~contextfs.search.vectors.SCORE_DIGITS` digits keeps last-bit float
+    differences from reordering an answer, so receipts re-derive exactly.
+    """
+    sides = (_normalised(lexical), _normalised(semantic))
+    weights = (lexical_weight, 1.0 - lexical_weight)
+    return {
+        oid: round(sum(w * side.get(oid, 0.0) for w, side in zip(weights, sides, strict=True)), 6)
+        for oid in lexical.keys() | semantic.keys()
+    }
+
+
+def _normalised(scores: Mapping[bytes, float]) -> dict[bytes, float]:
+    if not scores:
+        return {}
+    low, high = min(scores.values()), max(scores.values())
+    if high <= low:
+        return dict.fromkeys(scores, 1.0)
+    return {oid: (value - low) / (high - low) for oid, value in scores.items()}

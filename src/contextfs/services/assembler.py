@@ -19,7 +19,7 @@ from ..expand.context import ExpandedContext
 from ..expand.expander import distinct
 from ..expand.lattice import LATTICE_TYPE, RelevanceLattice, lattice_molecule, lattice_of
 from ..expand.query import ContextQuery
-from ..expand.ranking import match_scores, phrase_text
+from ..expand.ranking import fused_scores, match_scores, phrase_text
 from ..expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_receipt
 from ..expand.render import Format, check_format, fit
 from ..expand.tokens import Tokenizer, default_tokenizer
@@ -48,6 +48,7 @@ from ..session.tiers import (
     extractive_summary,
     is_identity,
 )
+from .embeddings import Embeddings
 from .indexes import Indexes
 from .objects import ObjectReader
 from .refs import Refs
@@ -64,6 +65,15 @@ DEFAULT_SESSION_BUDGET = 2000
 IDENTITY_SCAN = 2_000
 
 Purged = Literal["omit", "show"]
+#: How a query finds memories: by its words, by meaning, or both (see ``_matches``).
+Retrieval = Literal["lexical", "semantic", "hybrid"]
+RETRIEVALS: tuple[Retrieval, ...] = ("lexical", "semantic", "hybrid")
+#: Retrieval unless the caller asks for another (the semantic modes are opt-in for now).
+DEFAULT_RETRIEVAL: Retrieval = "lexical"
+#: Atoms nearest in meaning that a semantic or hybrid query considers.
+SEMANTIC_CANDIDATES = 200
+#: The lexical side's weight in hybrid ranking: best on LoCoMo's dialogue turns.
+LEXICAL_WEIGHT = 0.5
 
 
 class ContextAssembler:
@@ -76,6 +86,7 @@ class ContextAssembler:
         refs: Refs,
         workspace: Workspace,
         indexes: Indexes,
+        embeddings: Embeddings,
     ) -> None:
         self._storage = storage
         self.trees = storage.trees
@@ -83,6 +94,7 @@ class ContextAssembler:
         self._refs = refs
         self._workspace = workspace
         self._indexes = indexes
+        self._embeddings = embeddings
 
     # -- ranking ---------------------------------------------------------------------
 
@@ -110,25 +122,17 @@ class ContextAssembler:
                 yield memory
 
     def _query_ranked(
-        self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None
+        self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None, retrieval: Retrieval
     ) -> Iterator[tuple[MemoryAtom, float, float]]:
         """Yield the atoms of ``tree`` matching ``query``: ``(atom, score, match)``, best first."""
-        if mode not in ("any", "all"):
-            raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
-        phrases = parse_query(query).phrases
-        index = self._indexes.search
-        found_by_phrase = [index.match_ids(phrase_text(p)) for p in phrases]
-        present = self.trees.get_many(tree, set().union(*found_by_phrase))
-        members = [found & present.keys() for found in found_by_phrase]
-        matches = match_scores(members, self.trees.count(tree))
-        keep = set.intersection(*members) if mode == "all" else set(matches)
+        matches, present = self._matches(tree, query, mode, retrieval)
         rank = scorer or by_relevance
         heap = []
-        for oid in keep:
+        for oid, match in matches.items():
             relevance, timestamp = entry_rank(present[oid])
             if relevance < 0:  # a molecule: the words of its atoms match, not it
                 continue
-            heap.append((-rank(relevance, timestamp) * matches[oid], -timestamp, oid))
+            heap.append((-rank(relevance, timestamp) * match, -timestamp, oid))
         heapq.heapify(heap)  # ranked lazily: a budget usually needs only the first few
         size = 16  # a search usually wants few; a budget more: read in growing batches
         while heap:
@@ -138,6 +142,42 @@ class ContextAssembler:
             for row, atom in zip(batch, atoms, strict=True):
                 assert isinstance(atom, MemoryAtom)
                 yield atom, -row[0], matches[row[2]]
+
+    def _matches(
+        self, tree: bytes, query: str, mode: Mode, retrieval: Retrieval
+    ) -> tuple[dict[bytes, float], dict[bytes, bytes]]:
+        """Each candidate's match in [0, 1] and its snapshot item, for ``retrieval``.
+
+        Lexical matches are the words ``query`` shares with an atom (every
+        phrase with ``mode`` "all"); semantic ones the
+        :data:`SEMANTIC_CANDIDATES` atoms nearest in meaning; hybrid mixes both
+        (:func:`~contextfs.expand.ranking.fused_scores`, lexical weight
+        :data:`LEXICAL_WEIGHT`, chosen on LoCoMo: see benchmarks/RESULTS.md).
+        """
+        if mode not in ("any", "all"):
+            raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
+        if retrieval not in RETRIEVALS:
+            raise InvalidInputError(
+                f"retrieval must be 'lexical', 'semantic' or 'hybrid', got {retrieval!r}"
+            )
+        phrases = parse_query(query).phrases  # every mode needs words to look for
+        lexical: dict[bytes, float] = {}
+        present: dict[bytes, bytes] = {}
+        if retrieval != "semantic":
+            index = self._indexes.search
+            found_by_phrase = [index.match_ids(phrase_text(p)) for p in phrases]
+            present = self.trees.get_many(tree, set().union(*found_by_phrase))
+            members = [found & present.keys() for found in found_by_phrase]
+            lexical = match_scores(members, self.trees.count(tree))
+            if mode == "all":
+                lexical = {oid: lexical[oid] for oid in set.intersection(*members)}
+        if retrieval == "lexical":
+            return lexical, present
+        semantic = self._embeddings.nearest(tree, query, SEMANTIC_CANDIDATES)
+        present.update(self.trees.get_many(tree, semantic.keys() - present.keys()))
+        if retrieval == "semantic":
+            return fused_scores({}, semantic, 0.0), present
+        return fused_scores(lexical, semantic, LEXICAL_WEIGHT), present
 
     # -- search and context ----------------------------------------------------------
 
@@ -151,6 +191,7 @@ class ContextAssembler:
         where: ContextQuery | None = None,
         half_life_seconds: float | None = None,
         now: int | None = None,
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> list[SearchHit]:
         """Find ``revision``'s memories matching ``query``, best first.
 
@@ -159,6 +200,8 @@ class ContextAssembler:
         query's phrases by their rarity in this revision (see
         :mod:`contextfs.expand.ranking`), so the answer depends on the revision
         alone. ``where`` filters further (type, relevance, age, tags, source).
+        ``retrieval`` "semantic" finds memories by meaning instead, and
+        "hybrid" by both (their vectors are made on the first such query).
 
         Raises:
             InvalidInputError: the query has no words, or an argument is invalid.
@@ -168,7 +211,8 @@ class ContextAssembler:
         moment = now if now is not None else now_micros()
         tree = self._workspace.tree_of(revision)
         hits: list[SearchHit] = []
-        ranked = self._query_ranked(tree, query, mode, _scorer(half_life_seconds, moment))
+        scorer = _scorer(half_life_seconds, moment)
+        ranked = self._query_ranked(tree, query, mode, scorer, retrieval)
         for atom, score, match in ranked:
             if where is None or where.matches(atom, from_micros(moment)):
                 hits.append(SearchHit(atom, score, match))
@@ -191,6 +235,7 @@ class ContextAssembler:
         patience: int | None = DEFAULT_PATIENCE,
         tokenizer: Tokenizer | None = None,
         purged: Purged = "omit",
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> PromptContext:
         """Assemble the best prompt ``revision`` can give within ``budget`` tokens.
 
@@ -201,7 +246,8 @@ class ContextAssembler:
         revision's relevance lattice is honoured; then the best atoms whose
         rendered ``format`` fits are packed, skipping any that do not fit and
         giving up after ``patience`` misses in a row. The rendered prompt,
-        counted by ``tokenizer``, never exceeds ``budget``.
+        counted by ``tokenizer``, never exceeds ``budget``. With a query,
+        ``retrieval`` says how it finds memories (see :meth:`search`).
 
         The result carries a :class:`~contextfs.expand.receipt.Receipt` from
         which :meth:`verify_receipt` re-derives the prompt byte for byte. The
@@ -220,7 +266,7 @@ class ContextAssembler:
         tree = self._objects.commit(oid).tree
         moment = now if now is not None else now_micros()
         scorer = _scorer(half_life_seconds, moment)
-        candidates: Iterable[MemoryAtom] = self._candidates(tree, query, mode, scorer)
+        candidates: Iterable[MemoryAtom] = self._candidates(tree, query, mode, scorer, retrieval)
         if where is not None:
             when = from_micros(moment)
             candidates = (atom for atom in candidates if where.matches(atom, when))
@@ -254,6 +300,7 @@ class ContextAssembler:
                 "patience": patience,
                 "where": where.to_params() if where is not None else None,
                 "purged": purged,
+                **self._retrieval_params(query, retrieval),
             },
         )
         return PromptContext(
@@ -261,12 +308,23 @@ class ContextAssembler:
         )
 
     def _candidates(
-        self, tree: bytes, query: str | None, mode: Mode, scorer: Scorer | None
+        self,
+        tree: bytes,
+        query: str | None,
+        mode: Mode,
+        scorer: Scorer | None,
+        retrieval: Retrieval,
     ) -> Iterator[MemoryAtom]:
         """The atoms of ``tree`` best first: all of them, or those ``query`` matches."""
         if query is None:
             return self._ranked(tree, scorer)
-        return (atom for atom, _, _ in self._query_ranked(tree, query, mode, scorer))
+        return (atom for atom, _, _ in self._query_ranked(tree, query, mode, scorer, retrieval))
+
+    def _retrieval_params(self, query: str | None, retrieval: Retrieval) -> dict[str, str]:
+        """What a receipt records of the retrieval: nothing for words alone (as before)."""
+        if query is None or retrieval == "lexical":
+            return {}
+        return {"retrieval": retrieval, "embedder": self._embeddings.embedder_id}
 
     def expand(
         self,
@@ -278,6 +336,7 @@ class ContextAssembler:
         now: int | None = None,
         where: ContextQuery | None = None,
         tokenizer: Tokenizer | None = None,
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> ExpandedContext:
         """Materialise ``revision`` as the seed's ``ExpandedContext``, ranked and budgeted.
 
@@ -294,6 +353,7 @@ class ContextAssembler:
             where=where,
             patience=DEFAULT_PATIENCE if budget is not None else None,
             tokenizer=tokenizer,
+            retrieval=retrieval,
         )
         summary: dict[str, int] = {}
         for atom in result.atoms:
@@ -323,6 +383,9 @@ class ContextAssembler:
             raise InvalidInputError(f"cannot reproduce tokenizer {receipt.tokenizer!r}")
         params = receipt.params
         where = params.get("where")
+        embedder = params.get("embedder")
+        if embedder is not None and embedder != self._embeddings.embedder_id:
+            raise InvalidInputError(f"cannot reproduce embedder {embedder!r}")
         result = self.context(
             receipt.commit,
             budget=receipt.budget,
@@ -336,6 +399,7 @@ class ContextAssembler:
             patience=params.get("patience"),
             tokenizer=tokenizer,
             purged=params.get("purged", "omit"),
+            retrieval=params.get("retrieval", "lexical"),
         )
         return result.receipt.snapshot_root, result.text
 
@@ -353,6 +417,7 @@ class ContextAssembler:
         half_life_seconds: float | None = None,
         now: int | None = None,
         tokenizer: Tokenizer | None = None,
+        retrieval: Retrieval = DEFAULT_RETRIEVAL,
     ) -> SessionPayload:
         """Return ``revision``'s session payload: ``{"l0", "l1", "l2", "rich_club"}``.
 
@@ -383,7 +448,8 @@ class ContextAssembler:
             rest = usable(self._ranked(tree, scorer)) if len(best) == IDENTITY_SCAN else ()
             ranked = itertools.chain(best, itertools.islice(rest, IDENTITY_SCAN, None))
         else:
-            ranked = usable(a for a, _, _ in self._query_ranked(tree, query, "any", scorer))
+            found = self._query_ranked(tree, query, "any", scorer, retrieval)
+            ranked = usable(a for a, _, _ in found)
         molecules = self._objects.molecules_in(tree)
         return assemble(
             identity=identity,
@@ -456,8 +522,10 @@ def _scorer(half_life_seconds: float | None, now: int) -> Scorer | None:
 
 __all__ = [
     "DEFAULT_PATIENCE",
+    "DEFAULT_RETRIEVAL",
     "DEFAULT_SESSION_BUDGET",
     "IDENTITY_SCAN",
     "ContextAssembler",
     "Purged",
+    "Retrieval",
 ]

@@ -1,0 +1,51 @@
+"""``--retrieval`` on search, expand and session: meaning on request, words by default."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from contextfs.cli.main import cli
+
+
+def run(tmp_path: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["--repo", str(tmp_path), *args])
+    return result.exit_code, result.output
+
+
+def make(tmp_path: Path) -> None:
+    assert run(tmp_path, "init")[0] == 0
+    for text in ("A kitten rested on the rug", "Deploys happen on Fridays"):
+        assert run(tmp_path, "add", text, "--type", "Fact")[0] == 0
+    assert run(tmp_path, "commit", "-m", "two memories")[0] == 0
+
+
+def test_search_by_meaning_only_when_asked(tmp_path: Path) -> None:
+    make(tmp_path)
+    assert run(tmp_path, "search", "cat mat") == (0, "No memories match.\n")
+    code, out = run(tmp_path, "search", "cat mat", "--retrieval", "semantic", "--json")
+    assert code == 0
+    assert json.loads(out)[0]["content"] == "A kitten rested on the rug"
+
+
+def test_expand_and_session_take_it_too(tmp_path: Path) -> None:
+    make(tmp_path)
+    code, out = run(tmp_path, "expand", "--query", "cat mat", "--retrieval", "hybrid")
+    assert (code, out.splitlines()[0]) == (0, "[Fact] A kitten rested on the rug")
+    code, out = run(tmp_path, "session", "--query", "cat mat", "--retrieval", "semantic", "--json")
+    assert code == 0
+    assert json.loads(out)["payload"]["l2"][0] == "[Fact] A kitten rested on the rug"
+
+
+def test_bad_values_and_remote_are_usage_errors(tmp_path: Path) -> None:
+    make(tmp_path)
+    code, out = run(tmp_path, "search", "cat", "--retrieval", "vectors")
+    assert code == 2
+    assert "'vectors' is not one of 'lexical', 'semantic', 'hybrid'" in out
+    code, out = run(
+        tmp_path, "search", "cat", "--retrieval", "hybrid", "--remote", "ctx://127.0.0.1:9"
+    )
+    assert code == 2
+    assert "--retrieval cannot be used with --remote" in out

@@ -1,0 +1,129 @@
+"""Finding memories by meaning: semantic and hybrid retrieval on every backend.
+
+Lexical retrieval stays the default; ``retrieval="semantic"`` or ``"hybrid"``
+asks for meaning. Vectors are made by the first query that needs them, only
+for what changed after that, never for purged text, and receipts name the
+embedder so a prompt found by meaning re-derives byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pytest
+
+from contextfs import Repository
+from contextfs.embed import Vectors
+from contextfs.errors import InvalidInputError
+
+from .conftest import RepoBackend
+
+MEMORIES = [
+    "A kitten rested on the rug",
+    "Quarterly revenue grew by four percent",
+    "Deploys happen on Fridays",
+    "User prefers concise answers",
+    "The user lives in Lisbon",
+]
+
+
+@pytest.fixture
+def repo(repo_backend: RepoBackend) -> Iterator[Repository]:
+    with repo_backend.repository() as repository:
+        for text in MEMORIES:
+            repository.add(text, "Fact")
+        repository.commit("what we know")
+        yield repository
+
+
+def contents(hits: Sequence[object]) -> list[str]:
+    return [hit.atom.content for hit in hits]  # type: ignore[attr-defined]
+
+
+def test_meaning_finds_what_words_cannot(repo: Repository) -> None:
+    assert repo.search("cat mat") == []  # the default is words alone, as before
+    assert contents(repo.search("cat mat", retrieval="semantic"))[0] == MEMORIES[0]
+    assert contents(repo.search("income growth", retrieval="hybrid"))[0] == MEMORIES[1]
+    assert contents(repo.search("release schedule", retrieval="hybrid", limit=1)) == [MEMORIES[2]]
+
+
+def test_hybrid_keeps_the_word_match_first(repo: Repository) -> None:
+    lexical = contents(repo.search("short answers"))
+    assert lexical == ["User prefers concise answers"]
+    assert contents(repo.search("short answers", retrieval="hybrid"))[:1] == lexical
+
+
+def test_vectors_are_made_on_demand_then_only_for_what_changed(repo: Repository) -> None:
+    vectors = repo.indexes.vectors
+    embedder = repo.embeddings.embedder_id
+    assert vectors.count(embedder) == 0  # ingest made none
+    repo.search("anything at all", retrieval="semantic")
+    assert vectors.count(embedder) == len(MEMORIES)
+    repo.add("The cat sleeps on the sofa", "Fact")
+    repo.commit("one more")
+    head = repo.objects.commit(repo.refs.resolve_id("HEAD")).tree
+    assert repo.embeddings.catch_up(head) == 1  # the diff, not the whole snapshot
+    assert repo.embeddings.catch_up(head) == 0
+    assert vectors.count(embedder) == len(MEMORIES) + 1
+
+
+def test_a_purged_atom_is_neither_embedded_nor_found(repo: Repository) -> None:
+    kitten = repo.search("kitten")[0].atom.content_hash
+    repo.purge(kitten, author="dpo", reason="asked")
+    found = contents(repo.search("cat mat", retrieval="semantic"))
+    assert MEMORIES[0] not in found
+    assert "[purged]" not in found
+    assert repo.indexes.vectors.missing(repo.embeddings.embedder_id, [bytes.fromhex(kitten)])
+    assert repo.verify().ok
+
+
+def test_receipts_name_the_embedder_and_re_derive(repo: Repository) -> None:
+    prompt = repo.context(budget=60, query="cat mat", retrieval="hybrid")
+    assert prompt.text.splitlines()[0] == f"[Fact] {MEMORIES[0]}"
+    params = prompt.receipt.params
+    assert params["retrieval"] == "hybrid"
+    assert params["embedder"] == repo.embeddings.embedder_id
+    assert repo.verify_receipt(prompt.receipt).ok
+    lexical = repo.context(budget=60, query="kitten")
+    assert "retrieval" not in lexical.receipt.params  # receipts of word queries are as before
+    assert repo.verify_receipt(lexical.receipt).ok
+
+
+class HashedWords:
+    """A small real embedder: each word hashed into one of 64 dimensions."""
+
+    id = "hashed-words-64@1"
+    dimensions = 64
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        rows = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in zip(rows, texts, strict=True):
+            for word in re.findall(r"\w+", text.lower()):
+                row[hashlib.sha256(word.encode()).digest()[0] % self.dimensions] += 1.0
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+
+
+def test_another_embedder_plugs_in_and_keeps_its_own_vectors(repo: Repository) -> None:
+    prompt = repo.context(budget=60, query="cat mat", retrieval="semantic")
+    other = Repository(repo.store, path=repo.path, embedder=HashedWords())
+    assert contents(other.search("revenue grew", retrieval="semantic", limit=1)) == [MEMORIES[1]]
+    assert other.indexes.vectors.count("hashed-words-64@1") == len(MEMORIES)
+    with pytest.raises(InvalidInputError, match=r"^cannot reproduce embedder 'wordllama:"):
+        other.verify_receipt(prompt.receipt)
+
+
+@pytest.mark.parametrize("retrieval", ["vector", "", None, "HYBRID"])
+def test_an_unknown_retrieval_is_refused(repo: Repository, retrieval: object) -> None:
+    message = f"retrieval must be 'lexical', 'semantic' or 'hybrid', got {retrieval!r}"
+    with pytest.raises(InvalidInputError, match=f"^{re.escape(message)}$"):
+        repo.search("kitten", retrieval=retrieval)  # type: ignore[arg-type]
+
+
+def test_session_payloads_take_the_retrieval_too(repo: Repository) -> None:
+    payload = repo.session_payload(budget=200, query="cat mat", retrieval="semantic")
+    assert payload["l2"][0] == f"[Fact] {MEMORIES[0]}"
+    assert repo.session_payload(budget=200, query="cat mat")["l2"] == []
