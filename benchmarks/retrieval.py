@@ -57,6 +57,7 @@ from common import (
 )
 from contextfs import T_STRING, ContextFSError, MemoryAtom, Repository
 from contextfs.embed import default_embedder
+from retrieval_scale import Scale, measure_scale
 
 SECTION = "retrieval"
 HEADING = "## Retrieval on LoCoMo (issue 15)"
@@ -81,17 +82,21 @@ Scores = NDArray[np.float64]
 
 @dataclass(frozen=True)
 class Plan:
-    """How many conversations of the folder (in name order) to measure."""
+    """How many conversations of the folder (in name order), and memories at scale."""
 
     conversations: int
+    scale_atoms: int = 100_000
 
 
 PLANS = Plans(
     script="retrieval.py",
     full=Plan(conversations=5),
-    quick=Plan(conversations=2),
-    quick_help="two conversations, a smoke run (well under a minute)",
-    options={"conversations": "how many conversation files to use, in name order"},
+    quick=Plan(conversations=2, scale_atoms=5_000),
+    quick_help="two conversations and 5,000 memories at scale, a smoke run (about a minute)",
+    options={
+        "conversations": "how many conversation files to use, in name order",
+        "scale_atoms": "memories of real text for the latency at scale (100,000)",
+    },
 )
 
 # -- LoCoMo -----------------------------------------------------------------------
@@ -620,9 +625,11 @@ def build_body(
     ranks: Mapping[str, int | None],
     embedder: Embedder,
     report: Report,
+    scale: Scale,
 ) -> tuple[str, list[str]]:
     """The section's Markdown and the tables echoed to stdout."""
     overall = overall_table(recalls)
+    at_scale = table(("Measurement", "Value", "Note"), scale.rows())
     goals = goals_table(recalls, ranks)
     best = [f"Best fusion on {c}: {best_fusion(recalls, c)}." for c in CORPORA]
     lines = [
@@ -635,6 +642,7 @@ def build_body(
         *subsection("Per category, turns (R@5 / R@10)", category_table(recalls, "turns")),
         *subsection("Per category, facts (R@5 / R@10)", category_table(recalls, "facts")),
         *subsection("Goals of issue 15", goals),
+        *subsection(f"At scale: {scale.atoms:,} memories of real text (SQLite)", at_scale),
         *subsection(
             "Notes",
             *bullets(
@@ -645,7 +653,7 @@ def build_body(
             ),
         ),
     ]
-    return "\n".join(lines), [overall, *best, goals]
+    return "\n".join(lines), [overall, *best, goals, at_scale]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -664,9 +672,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as scratch:
         recalls = measure(conversations, embedder, Path(scratch))
         ranks = brief_replies_ranks(Path(scratch), embedder)
+        scale = measure_scale(plan.scale_atoms, Path(scratch) / "scale")
     report.note_load()
     command = PLANS.command(args, str(args.locomo))
-    body, tables = build_body(command, conversations, recalls, ranks, embedder, report)
+    body, tables = build_body(command, conversations, recalls, ranks, embedder, report, scale)
     wall = time.perf_counter() - begun
     publish_section(args.output, SECTION, HEADING, body, tables=tables, wall=wall)
     return 0

@@ -34,7 +34,7 @@ def test_a_store_made_before_vectors_gets_their_tables_on_open(tmp_path: Path) -
     SqliteStore.open(path, create=True).close()
     with sqlite3.connect(path) as raw:  # the store as ContextFS wrote it before step 3
         raw.execute("DROP TABLE vectors")
-        raw.execute("DROP TABLE vector_generations")
+        raw.execute("DROP TABLE vector_embedders")
         raw.execute("DELETE FROM schema_migrations WHERE step = 3")
     raw.close()
     assert MIGRATIONS[2][:2] == (3, "create the vector index")

@@ -7,6 +7,7 @@ machine is a clear error, never a download.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -117,6 +118,7 @@ class FastEmbedEmbedder(_LocalModel):
         return list(model.embed(texts))
 
 
+@functools.cache  # reading package metadata parses a file: once is enough
 def _version(package: str) -> str:
     try:
         return metadata.version(package)

@@ -9,6 +9,7 @@ folder with downloads disabled, so nothing is fetched at run time, ever.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -94,6 +95,7 @@ def _import_quietly() -> Any:
     return wordllama
 
 
+@functools.cache  # reading package metadata parses a file: once is enough
 def _version() -> str:
     try:
         return metadata.version("wordllama")

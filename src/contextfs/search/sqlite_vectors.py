@@ -1,12 +1,13 @@
 """The SQLite vector index: vectors in the store's own file, searched exactly with numpy.
 
 Vectors live in the ``vectors`` table (schema step 3 of
-:data:`contextfs.store.sqlite.MIGRATIONS`) and join the store's
-transactions. Search multiplies one matrix of an embedder's vectors by the
-query; the matrix is read once and kept for as long as the embedder's
-generation (``vector_generations``, bumped in the same transaction as every
-write, by any process) is unchanged, so a query costs one small read plus the
-product. No SQLite extension is needed, so this works on every Python build.
+:data:`contextfs.store.sqlite.MIGRATIONS`), keyed by a number per embedder
+(``vector_embedders``), and join the store's transactions. Search multiplies
+one matrix of an embedder's vectors by the query; the matrix is read once and
+kept for as long as the embedder's generation (bumped in the same
+transaction as every write, by any process) is unchanged, so a query costs
+one small read plus the product. No SQLite extension is needed, so this
+works on every Python build.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Final
+from typing import Final, Literal, overload
 
 from ..store.sqlite import SqliteStore
 from .vectors import (
@@ -30,11 +31,6 @@ from .vectors import (
 )
 
 _CHUNK: Final = 500  # ids per IN (...) lookup, far below SQLite's variable limit
-
-_BUMP: Final = (
-    "INSERT INTO vector_generations (embedder, generation) VALUES (?, 1)"
-    " ON CONFLICT (embedder) DO UPDATE SET generation = generation + 1"
-)
 
 
 class SqliteVectorIndex:
@@ -52,18 +48,16 @@ class SqliteVectorIndex:
         if not found:
             return 0
         with self._store.transaction(), self._store.connection(write=True) as conn:
-            check_dimensions(embedder, _dimensions(conn, embedder), matrix.shape[1])
+            number = _number(conn, embedder, create=True)
+            check_dimensions(embedder, _dimensions(conn, number), matrix.shape[1])
             before = conn.total_changes
             conn.executemany(
                 "INSERT OR IGNORE INTO vectors (embedder, id, vector) VALUES (?, ?, ?)",
-                [
-                    (embedder, oid, encode_vector(row))
-                    for oid, row in zip(found, matrix, strict=True)
-                ],
+                [(number, oid, encode_vector(row)) for oid, row in zip(found, matrix, strict=True)],
             )
             added = conn.total_changes - before
             if added:
-                conn.execute(_BUMP, (embedder,))
+                _bump(conn, number)
             return added
 
     def missing(self, embedder: str, ids: Iterable[bytes]) -> list[bytes]:
@@ -72,14 +66,15 @@ class SqliteVectorIndex:
         wanted = list(ids)
         have: set[bytes] = set()
         with self._store.connection() as conn:
-            for start in range(0, len(wanted), _CHUNK):
+            number = _number(conn, embedder)
+            for start in range(0, len(wanted) if number is not None else 0, _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 have.update(
                     row[0]
                     for row in conn.execute(
                         f"SELECT id FROM vectors WHERE embedder = ? AND id IN ({marks})",
-                        (embedder, *chunk),
+                        (number, *chunk),
                     )
                 )
         return [oid for oid in wanted if oid not in have]
@@ -95,19 +90,23 @@ class SqliteVectorIndex:
     def forget(self, oid: bytes) -> int:
         """Delete every embedder's vector of ``oid`` (joins the open transaction)."""
         with self._store.transaction(), self._store.connection(write=True) as conn:
-            embedders = [
+            numbers = [
                 row[0] for row in conn.execute("SELECT embedder FROM vectors WHERE id = ?", (oid,))
             ]
             conn.execute("DELETE FROM vectors WHERE id = ?", (oid,))
-            conn.executemany(_BUMP, [(name,) for name in embedders])
-            return len(embedders)
+            for number in numbers:
+                _bump(conn, number)
+            return len(numbers)
 
     def drop(self, embedder: str) -> int:
         """Delete every vector of ``embedder``."""
         check_embedder(embedder)
         with self._store.transaction(), self._store.connection(write=True) as conn:
-            removed = conn.execute("DELETE FROM vectors WHERE embedder = ?", (embedder,)).rowcount
-            conn.execute(_BUMP, (embedder,))
+            number = _number(conn, embedder)
+            if number is None:
+                return 0
+            removed = conn.execute("DELETE FROM vectors WHERE embedder = ?", (number,)).rowcount
+            _bump(conn, number)
             return removed
 
     def count(self, embedder: str | None = None) -> int:
@@ -117,14 +116,20 @@ class SqliteVectorIndex:
                 row = conn.execute("SELECT count(*) FROM vectors").fetchone()
             else:
                 row = conn.execute(
-                    "SELECT count(*) FROM vectors WHERE embedder = ?", (check_embedder(embedder),)
+                    "SELECT count(*) FROM vectors JOIN vector_embedders AS e"
+                    " ON e.number = vectors.embedder WHERE e.embedder = ?",
+                    (check_embedder(embedder),),
                 ).fetchone()
             return int(row[0])
 
     def embedders(self) -> list[str]:
         """Return the embedders that have vectors here, sorted."""
         with self._store.connection() as conn:
-            rows = conn.execute("SELECT DISTINCT embedder FROM vectors ORDER BY embedder")
+            rows = conn.execute(
+                "SELECT embedder FROM vector_embedders"
+                " WHERE EXISTS (SELECT 1 FROM vectors WHERE vectors.embedder = number)"
+                " ORDER BY embedder"
+            )
             return [row[0] for row in rows]
 
     def ids(self) -> set[bytes]:
@@ -135,13 +140,18 @@ class SqliteVectorIndex:
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         """The embedder's ids and vectors, from the cache while its generation holds."""
         with self._store.connection() as conn:
-            generation = _generation(conn, embedder)
+            row = conn.execute(
+                "SELECT number, generation FROM vector_embedders WHERE embedder = ?", (embedder,)
+            ).fetchone()
+            if row is None:
+                return [], decode_vectors([])
+            number, generation = int(row[0]), int(row[1])
             with self._lock:
                 cached = self._cache.get(embedder)
             if cached is not None and cached[0] == generation:
                 return cached[1], cached[2]
             rows = conn.execute(
-                "SELECT id, vector FROM vectors WHERE embedder = ? ORDER BY id", (embedder,)
+                "SELECT id, vector FROM vectors WHERE embedder = ? ORDER BY id", (number,)
             ).fetchall()
         ids = [row[0] for row in rows]
         matrix = decode_vectors([row[1] for row in rows])
@@ -154,16 +164,32 @@ class SqliteVectorIndex:
         return f"SqliteVectorIndex({self._store!r})"
 
 
-def _generation(conn: sqlite3.Connection, embedder: str) -> int:
+@overload
+def _number(conn: sqlite3.Connection, embedder: str, *, create: Literal[True]) -> int: ...
+@overload
+def _number(conn: sqlite3.Connection, embedder: str, *, create: bool = False) -> int | None: ...
+def _number(conn: sqlite3.Connection, embedder: str, *, create: bool = False) -> int | None:
+    """The embedder's number in this file; with ``create``, numbered now if it has none."""
+    if create:
+        conn.execute(
+            "INSERT OR IGNORE INTO vector_embedders (embedder, generation) VALUES (?, 0)",
+            (embedder,),
+        )
     row = conn.execute(
-        "SELECT generation FROM vector_generations WHERE embedder = ?", (embedder,)
+        "SELECT number FROM vector_embedders WHERE embedder = ?", (embedder,)
     ).fetchone()
-    return int(row[0]) if row is not None else 0
+    return int(row[0]) if row is not None else None
 
 
-def _dimensions(conn: sqlite3.Connection, embedder: str) -> int | None:
+def _bump(conn: sqlite3.Connection, number: int) -> None:
+    conn.execute(
+        "UPDATE vector_embedders SET generation = generation + 1 WHERE number = ?", (number,)
+    )
+
+
+def _dimensions(conn: sqlite3.Connection, number: int) -> int | None:
     row = conn.execute(
-        "SELECT length(vector) FROM vectors WHERE embedder = ? LIMIT 1", (embedder,)
+        "SELECT length(vector) FROM vectors WHERE embedder = ? LIMIT 1", (number,)
     ).fetchone()
     return int(row[0]) // 4 if row is not None else None
 

@@ -180,10 +180,10 @@ def nearest_rows(
 ) -> list[tuple[bytes, float]]:
     """Exact top ``limit`` of ``matrix @ query`` over the rows ``among`` accepts, best first.
 
-    Candidates are taken in growing rounds (the best ``4 * limit``, then four
-    times as many) and offered to ``among`` a round at a time, so a filter
-    that keeps most ids costs one round while a strict one still finds every
-    match. Only the candidates of a round are sorted.
+    Candidates are taken in growing rounds (the best ``limit`` and a quarter
+    more, then four times as many) and offered to ``among`` a round at a time,
+    so a filter that keeps most ids costs one small round while a strict one
+    still finds every match. Only the candidates of a round are sorted.
     """
     if isinstance(limit, bool) or not isinstance(limit, int):
         raise InvalidInputError(f"limit must be an integer, got {limit!r}")
@@ -191,7 +191,7 @@ def nearest_rows(
         return []
     scores = np.round(matrix @ query, SCORE_DIGITS)
     chosen: list[tuple[bytes, float]] = []
-    offered, size = 0, max(4 * limit, 64)
+    offered, size = 0, limit + max(limit // 4, 16)
     while offered < len(ids) and len(chosen) < limit:
         best = _best(scores, ids, offered + size)
         batch = best[offered:]

@@ -173,8 +173,8 @@ class ContextAssembler:
                 lexical = {oid: lexical[oid] for oid in set.intersection(*members)}
         if retrieval == "lexical":
             return lexical, present
-        semantic = self._embeddings.nearest(tree, query, SEMANTIC_CANDIDATES)
-        present.update(self.trees.get_many(tree, semantic.keys() - present.keys()))
+        semantic, items = self._embeddings.nearest(tree, query, SEMANTIC_CANDIDATES)
+        present.update(items)
         if retrieval == "semantic":
             return fused_scores({}, semantic, 0.0), present
         return fused_scores(lexical, semantic, LEXICAL_WEIGHT), present

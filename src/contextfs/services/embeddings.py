@@ -11,12 +11,12 @@ whose cost follows what changed, not the size of memory.
 from __future__ import annotations
 
 import threading
+from collections.abc import Collection, Sequence
 from typing import Final
 
 from ..embed.base import Embedder
 from ..history.tree import item_key
 from ..model.objects import ATOM, decode_atom, is_molecule_item
-from ..search.vectors import Filter
 from .indexes import Indexes
 from .storage import Storage
 
@@ -41,16 +41,28 @@ class Embeddings:
         """The id of what makes this repository's vectors."""
         return self.embedder.id
 
-    def nearest(self, tree: bytes, text: str, limit: int) -> dict[bytes, float]:
-        """The ``limit`` atoms of snapshot ``tree`` nearest in meaning to ``text``: id -> cosine."""
+    def nearest(
+        self, tree: bytes, text: str, limit: int
+    ) -> tuple[dict[bytes, float], dict[bytes, bytes]]:
+        """The ``limit`` atoms of snapshot ``tree`` nearest in meaning to ``text``.
+
+        Returns:
+            Their cosines by id, and the snapshot items of the candidates the
+            search looked up (every one returned among them).
+        """
         self.catch_up(tree)
         query = self.embedder.embed([text])[0]
         if not query.any():
-            return {}  # nothing in the text the embedder knows: it means nothing here
+            return {}, {}  # nothing in the text the embedder knows: it means nothing here
+        items: dict[bytes, bytes] = {}
 
-        in_tree: Filter = lambda ids: self.trees.get_many(tree, ids).keys()  # noqa: E731
+        def in_tree(ids: Sequence[bytes]) -> Collection[bytes]:
+            found = self.trees.get_many(tree, ids)
+            items.update(found)
+            return found.keys()
+
         found = self._indexes.vectors.nearest(self.embedder_id, query, limit, in_tree)
-        return dict(found)
+        return dict(found), items
 
     def catch_up(self, tree: bytes) -> int:
         """Embed the atoms of ``tree`` that have no vector yet; return how many were embedded.

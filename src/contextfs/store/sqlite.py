@@ -76,16 +76,18 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
         3,
         "create the vector index",
         (
-            # One float32 vector per (embedder id, atom id): derived data, like the
-            # full-text index (contextfs.search.sqlite_vectors).
+            # One float32 vector per (embedder, atom id): derived data, like the
+            # full-text index (contextfs.search.sqlite_vectors). Embedder ids are long
+            # text, so each gets a number here; generation is bumped by every write of
+            # its vectors, so a process that keeps them in memory sees others' writes.
+            "CREATE TABLE vector_embedders ("
+            "number INTEGER PRIMARY KEY, embedder TEXT UNIQUE NOT NULL,"
+            " generation INTEGER NOT NULL)",
+            # A rowid table: vectors are ~1 KiB, too big for a WITHOUT ROWID b-tree.
             "CREATE TABLE vectors ("
-            "embedder TEXT NOT NULL, id BLOB NOT NULL, vector BLOB NOT NULL,"
-            " PRIMARY KEY (embedder, id)) WITHOUT ROWID",
+            "embedder INTEGER NOT NULL REFERENCES vector_embedders (number),"
+            " id BLOB NOT NULL, vector BLOB NOT NULL, UNIQUE (embedder, id))",
             "CREATE INDEX vectors_by_id ON vectors (id)",
-            # Bumped by every write of an embedder's vectors, so a process that keeps
-            # them in memory for search sees other processes' writes.
-            "CREATE TABLE vector_generations ("
-            "embedder TEXT PRIMARY KEY, generation INTEGER NOT NULL) WITHOUT ROWID",
         ),
     ),
 )
