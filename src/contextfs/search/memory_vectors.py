@@ -19,9 +19,8 @@ from .vectors import (
     Vectors,
     check_dimensions,
     check_embedder,
-    check_query,
     checked_rows,
-    nearest_rows,
+    search_matrix,
 )
 
 
@@ -68,8 +67,7 @@ class MemoryVectorIndex:
     ) -> list[tuple[bytes, float]]:
         """Exact best ``limit`` by dot product, ties by id."""
         ids, matrix = self._matrix(check_embedder(embedder))
-        row = check_query(query, matrix.shape[1] if ids else None)
-        return nearest_rows(ids, matrix, row, limit, among)
+        return search_matrix(ids, matrix, query, limit, among)
 
     def forget(self, oid: bytes) -> int:
         """Delete every embedder's vector of ``oid``."""

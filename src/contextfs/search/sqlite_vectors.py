@@ -23,11 +23,10 @@ from .vectors import (
     Vectors,
     check_dimensions,
     check_embedder,
-    check_query,
     checked_rows,
     decode_vectors,
     encode_vector,
-    nearest_rows,
+    search_matrix,
 )
 
 _CHUNK: Final = 500  # ids per IN (...) lookup, far below SQLite's variable limit
@@ -84,8 +83,7 @@ class SqliteVectorIndex:
     ) -> list[tuple[bytes, float]]:
         """Exact best ``limit`` by dot product, ties by id."""
         ids, matrix = self._matrix(check_embedder(embedder))
-        row = check_query(query, matrix.shape[1] if ids else None)
-        return nearest_rows(ids, matrix, row, limit, among)
+        return search_matrix(ids, matrix, query, limit, among)
 
     def forget(self, oid: bytes) -> int:
         """Delete every embedder's vector of ``oid`` (joins the open transaction)."""

@@ -175,6 +175,14 @@ def check_query(query: object, dimensions: int | None) -> Vectors:
     return row
 
 
+def search_matrix(
+    ids: Sequence[bytes], matrix: Vectors, query: object, limit: int, among: Filter | None
+) -> list[tuple[bytes, float]]:
+    """Check ``query`` against the stored vectors' length, then :func:`nearest_rows`."""
+    row = check_query(query, matrix.shape[1] if len(ids) else None)
+    return nearest_rows(ids, matrix, row, limit, among)
+
+
 def nearest_rows(
     ids: Sequence[bytes], matrix: Vectors, query: Vectors, limit: int, among: Filter | None
 ) -> list[tuple[bytes, float]]:
@@ -228,4 +236,5 @@ __all__ = [
     "decode_vectors",
     "encode_vector",
     "nearest_rows",
+    "search_matrix",
 ]
