@@ -175,9 +175,10 @@ class ContextAssembler:
             return lexical, present
         semantic, items = self._embeddings.nearest(tree, query, SEMANTIC_CANDIDATES)
         present.update(items)
-        if retrieval == "semantic":
-            return fused_scores({}, semantic, 0.0), present
-        return fused_scores(lexical, semantic, LEXICAL_WEIGHT), present
+        weight = 0.0 if retrieval == "semantic" else LEXICAL_WEIGHT
+        fused = fused_scores(lexical, semantic, weight)
+        # The least similar candidate, matching no word, scores 0: it was not found.
+        return {oid: score for oid, score in fused.items() if score > 0}, present
 
     # -- search and context ----------------------------------------------------------
 
