@@ -70,6 +70,21 @@ def test_vectors_are_made_on_demand_then_only_for_what_changed(repo: Repository)
     assert vectors.count(embedder) == len(MEMORIES) + 1
 
 
+def test_vectors_made_in_a_transaction_that_rolls_back_are_made_again(
+    repo: Repository,
+) -> None:
+    def search_then_abandon() -> None:
+        with repo.transaction():
+            assert contents(repo.search("cat mat", retrieval="semantic"))[0] == MEMORIES[0]
+            raise RuntimeError("abandon")
+
+    with pytest.raises(RuntimeError, match="abandon"):
+        search_then_abandon()
+    assert repo.indexes.vectors.count() == 0  # the vectors rolled back with the transaction
+    assert contents(repo.search("cat mat", retrieval="semantic"))[0] == MEMORIES[0]
+    assert repo.indexes.vectors.count() == len(MEMORIES)
+
+
 def test_a_purged_atom_is_neither_embedded_nor_found(repo: Repository) -> None:
     kitten = repo.search("kitten")[0].atom.content_hash
     repo.purge(kitten, author="dpo", reason="asked")

@@ -88,8 +88,9 @@ class Embeddings:
         missing = self._indexes.vectors.missing(embedder, keys)
         for start in range(0, len(missing), CATCH_UP_BATCH):
             made += self._embed(missing[start : start + CATCH_UP_BATCH])
-        with self._lock:
-            self._complete[embedder] = tree
+        if not (made and self.store.in_transaction()):  # vectors that may roll back: not done
+            with self._lock:
+                self._complete[embedder] = tree
         return made
 
     def _embed(self, ids: list[bytes]) -> int:

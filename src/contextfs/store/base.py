@@ -115,6 +115,10 @@ class Store(ObjectStore, RefStore, Protocol):
         """Group writes so they land together, durably, or not at all."""
         ...
 
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this store object (what it wrote may roll back)."""
+        ...
+
     def erase_object(self, oid: bytes) -> bool:
         """Replace the data of object ``oid`` with empty bytes, keeping its id and kind.
 

@@ -256,6 +256,11 @@ class MemoryStore:
                 if not self._depth:
                     self._journal.clear()
 
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open on this store object."""
+        with self._lock:
+            return self._depth > 0
+
     def on_rollback(self, undo: Callable[[], object]) -> None:
         """Run ``undo`` if the open transaction rolls back.
 

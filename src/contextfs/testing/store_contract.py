@@ -319,6 +319,18 @@ class StoreContract(_StoreFixtures):
             assert self.store.read_ref("refs/heads/main") == oid.hex()
             assert self.store.list_refs() == {"refs/heads/main": oid.hex()}
 
+    def test_in_transaction_says_whether_one_is_open(self) -> None:
+        assert not self.store.in_transaction()
+        with self.store.transaction():
+            assert self.store.in_transaction()
+            with self.store.transaction():
+                assert self.store.in_transaction()
+            assert self.store.in_transaction()
+        assert not self.store.in_transaction()
+        with abandoned(self.store):
+            assert self.store.in_transaction()
+        assert not self.store.in_transaction()
+
     def test_nested_transaction_joins_the_outer_one(self) -> None:
         with abandoned(self.store):
             with self.store.transaction():
