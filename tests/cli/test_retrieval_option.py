@@ -39,13 +39,8 @@ def test_expand_and_session_take_it_too(tmp_path: Path) -> None:
     assert json.loads(out)["payload"]["l2"][0] == "[Fact] A kitten rested on the rug"
 
 
-def test_bad_values_and_remote_are_usage_errors(tmp_path: Path) -> None:
+def test_a_bad_value_is_a_usage_error(tmp_path: Path) -> None:
     make(tmp_path)
     code, out = run(tmp_path, "search", "cat", "--retrieval", "vectors")
     assert code == 2
     assert "'vectors' is not one of 'lexical', 'semantic', 'hybrid'" in out
-    code, out = run(
-        tmp_path, "search", "cat", "--retrieval", "hybrid", "--remote", "ctx://127.0.0.1:9"
-    )
-    assert code == 2
-    assert "--retrieval cannot be used with --remote" in out

@@ -141,6 +141,22 @@ async def _recall_and_context(agent: Agent, repo: Repository) -> None:
     markdown = await agent.call("context", {"budget": 4000, "format": "markdown"})
     assert markdown["text"] == repo.context(budget=4000, format="markdown").text
 
+    # By meaning: the same answers as the repository's own, with its embedder.
+    meant = await agent.call("recall", {"query": "programming language", "retrieval": "hybrid"})
+    direct_meant = repo.search("programming language", retrieval="hybrid")
+    assert [h["id"] for h in meant["hits"]] == [h.atom.content_hash for h in direct_meant]
+    assert meant["hits"]
+    by_meaning = await agent.call(
+        "context", {"budget": 40, "query": "programming language", "retrieval": "semantic"}
+    )
+    assert (
+        by_meaning["text"]
+        == repo.context(budget=40, query="programming language", retrieval="semantic").text
+    )
+    assert by_meaning["receipt"]["params"]["retrieval"] == "semantic"
+    refused = await agent.fail("recall", {"query": "x", "retrieval": "vectors"})
+    assert "retrieval: Input should be 'lexical', 'semantic' or 'hybrid' (got 'vectors')" in refused
+
 
 async def _session_turns(agent: Agent, repo: Repository) -> None:
     first = await agent.call("session", {"budget": 600})

@@ -35,6 +35,20 @@ def test_remote_reading_commands_match_local_ones(tmp_path: Path) -> None:
         remote_hits = json.loads(run("search", "python", "-n", "3", "--json", "--remote", url))
         local_hits = json.loads(run(*local, "search", "python", "-n", "3", "--json"))
         assert [h["id"] for h in remote_hits] == [h["id"] for h in local_hits]
+        for mode in ("semantic", "hybrid"):  # by meaning, with the server's embedder
+            meant = ("search", "a deployment script", "-n", "5", "--retrieval", mode, "--json")
+            remote_meant = json.loads(run(*meant, "--remote", url))
+            assert [h["id"] for h in remote_meant] == [
+                h["id"] for h in json.loads(run(*local, *meant))
+            ]
+            assert remote_meant
+        by_meaning = ("expand", "--budget", "60", "--query", "deployment", "--retrieval", "hybrid")
+        assert run(*local, *by_meaning) == run(*by_meaning, "--remote", url)
+        meant_session = ("session", "--query", "deployment", "--retrieval", "semantic", "--json")
+        assert (
+            json.loads(run(*meant_session, "--remote", url))["payload"]
+            == json.loads(run(*local, *meant_session))["payload"]
+        )
         remote_log = json.loads(run("log", "--json", "--remote", url))
         assert [c["id"] for c in remote_log] == [
             c["id"] for c in json.loads(run(*local, "log", "--json"))

@@ -162,8 +162,3 @@ def retrieval_option(func: F) -> F:
         show_default=True,
         help="Find memories by the query's words, by meaning, or by both.",
     )(func)
-
-
-def semantic(retrieval: str) -> str | None:
-    """The ``--retrieval`` value to refuse with --remote (the wire carries words alone)."""
-    return None if retrieval == "lexical" else retrieval

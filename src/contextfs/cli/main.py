@@ -51,7 +51,6 @@ from .common import (
     refuse_with_remote,
     remote_options,
     retrieval_option,
-    semantic,
     show,
 )
 from .jsonl import encode_atom, read_atoms
@@ -393,11 +392,9 @@ def expand(
     (--retrieval semantic or hybrid: matching by meaning).
     """
     if remote is not None:
-        refuse_with_remote(
-            remote, half_life=half_life, receipt=receipt_path, retrieval=semantic(retrieval)
-        )
+        refuse_with_remote(remote, half_life=half_life, receipt=receipt_path)
         answer = open_remote(ctx, remote, token).expand(
-            revision, budget=budget, query=query, format=fmt
+            revision, budget=budget, query=query, format=fmt, retrieval=retrieval
         )
         if as_json:
             emit_json(
@@ -482,10 +479,13 @@ def search(
             source=source,
             min_relevance=min_relevance,
             half_life=half_life,
-            retrieval=semantic(retrieval),
         )
         found = open_remote(ctx, remote, token).query(
-            query, revision=revision, limit=limit, mode="all" if match_all else "any"
+            query,
+            revision=revision,
+            limit=limit,
+            mode="all" if match_all else "any",
+            retrieval=retrieval,
         )
         remote_hits = [SearchHit(memory_atom(h.atom), h.score, h.match) for h in found]
         if as_json:

@@ -13,15 +13,14 @@ from ..expand.tokens import default_tokenizer
 from ..services.assembler import DEFAULT_SESSION_BUDGET, Retrieval
 from ..session.delta import apply_delta, build_delta, canonical_json
 from ..session.tiers import render_payload
+from ..wire.messages import SessionResponse
 from .common import (
     emit_json,
     json_option,
     open_remote,
     open_repo,
-    refuse_with_remote,
     remote_options,
     retrieval_option,
-    semantic,
 )
 
 
@@ -81,17 +80,22 @@ def session(
     previous = _read_bundle(since) if since is not None else {}
     counter = default_tokenizer()
     if remote is not None:
-        refuse_with_remote(remote, retrieval=semantic(retrieval))
         client = open_remote(ctx, remote, token)
-        answer = client.session(
-            revision, budget=budget, query=query, hashes=previous, granularity=granularity
-        )
+
+        def ask(hashes: dict[str, str]) -> SessionResponse:
+            return client.session(
+                revision,
+                budget=budget,
+                query=query,
+                hashes=hashes,
+                granularity=granularity,
+                retrieval=retrieval,
+            )
+
+        answer = ask(previous)
         delta, hashes = answer.delta, answer.hashes
-        full_payload = (
-            delta
-            if not previous  # against no hashes, the delta is the whole payload
-            else client.session(revision, budget=budget, query=query, granularity=granularity).delta
-        )
+        # Against no hashes the delta is the whole payload; otherwise ask for it whole.
+        full_payload = delta if not previous else ask({}).delta
     else:
         payload = open_repo(ctx).session_payload(
             revision, budget=budget, query=query, retrieval=retrieval

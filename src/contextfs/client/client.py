@@ -59,6 +59,7 @@ from ..wire.messages import (
     Refs,
     RefsResponse,
     RefUpdateSpec,
+    Retrieval,
     Session,
     SessionResponse,
     Stream,
@@ -293,12 +294,17 @@ class AsyncClient:
         budget: int | None = None,
         query: str | None = None,
         format: str = "lines",
+        retrieval: Retrieval = "lexical",
     ) -> ExpandResponse:
         """The prompt ``revision`` gives for ``budget`` (and ``query``)."""
-        return await self._call(
-            Expand(revision=revision, budget=budget, query=query, format=format),  # type: ignore[arg-type]
-            ExpandResponse,
+        request = Expand(
+            revision=revision,
+            budget=budget,
+            query=query,
+            format=format,  # type: ignore[arg-type]  # the server checks it against the schema
+            retrieval=retrieval,
         )
+        return await self._call(request, ExpandResponse)
 
     async def stream(
         self,
@@ -320,10 +326,16 @@ class AsyncClient:
                 yield message
 
     async def query(
-        self, query: str, *, revision: str = "HEAD", limit: int = 10, mode: str = "any"
+        self,
+        query: str,
+        *,
+        revision: str = "HEAD",
+        limit: int = 10,
+        mode: str = "any",
+        retrieval: Retrieval = "lexical",
     ) -> list[Hit]:
         """Full-text search of ``revision``, best first."""
-        request = Query(query=query, revision=revision, limit=limit, mode=mode)  # type: ignore[arg-type]
+        request = Query(query=query, revision=revision, limit=limit, mode=mode, retrieval=retrieval)  # type: ignore[arg-type]
         return (await self._call(request, QueryResponse)).hits
 
     async def push(
@@ -354,6 +366,7 @@ class AsyncClient:
         query: str | None = None,
         hashes: dict[str, str] | None = None,
         granularity: str = "item",
+        retrieval: Retrieval = "lexical",
     ) -> SessionResponse:
         """The session payload as a delta against ``hashes`` (apply it with apply_delta)."""
         request = Session(
@@ -362,6 +375,7 @@ class AsyncClient:
             query=query,
             hashes=hashes or {},
             granularity=granularity,  # type: ignore[arg-type]
+            retrieval=retrieval,
         )
         return await self._call(request, SessionResponse)
 
@@ -522,9 +536,14 @@ class Client:
         budget: int | None = None,
         query: str | None = None,
         format: str = "lines",
+        retrieval: Retrieval = "lexical",
     ) -> ExpandResponse:
         """See :meth:`AsyncClient.expand`."""
-        return self._run(self._async.expand(revision, budget=budget, query=query, format=format))
+        return self._run(
+            self._async.expand(
+                revision, budget=budget, query=query, format=format, retrieval=retrieval
+            )
+        )
 
     def stream(
         self,
@@ -545,10 +564,18 @@ class Client:
         )
 
     def query(
-        self, query: str, *, revision: str = "HEAD", limit: int = 10, mode: str = "any"
+        self,
+        query: str,
+        *,
+        revision: str = "HEAD",
+        limit: int = 10,
+        mode: str = "any",
+        retrieval: Retrieval = "lexical",
     ) -> list[Hit]:
         """See :meth:`AsyncClient.query`."""
-        return self._run(self._async.query(query, revision=revision, limit=limit, mode=mode))
+        return self._run(
+            self._async.query(query, revision=revision, limit=limit, mode=mode, retrieval=retrieval)
+        )
 
     def push(
         self,
@@ -616,10 +643,16 @@ class Client:
         query: str | None = None,
         hashes: dict[str, str] | None = None,
         granularity: str = "item",
+        retrieval: Retrieval = "lexical",
     ) -> SessionResponse:
         """See :meth:`AsyncClient.session`."""
         request = self._async.session(
-            revision, budget=budget, query=query, hashes=hashes, granularity=granularity
+            revision,
+            budget=budget,
+            query=query,
+            hashes=hashes,
+            granularity=granularity,
+            retrieval=retrieval,
         )
         return self._run(request)
 

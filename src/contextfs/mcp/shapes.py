@@ -64,6 +64,13 @@ HalfLife = Annotated[
         description="Weigh memories down by age: half as relevant every this many seconds.",
     ),
 ]
+RetrievalMode = Annotated[
+    Literal["lexical", "semantic", "hybrid"],
+    Field(
+        description="How the query finds memories: by its words (default), by meaning"
+        " (the repository's offline embedder) or by both."
+    ),
+]
 MemoryRef = Annotated[
     str,
     Field(

@@ -41,6 +41,7 @@ from .shapes import (
     Query,
     RecallResult,
     RememberResult,
+    RetrievalMode,
     Revision,
     SessionResult,
     hit_out,
@@ -232,8 +233,9 @@ class MemoryTools:
         ] = "any",
         revision: Revision = refnames.HEAD,
         half_life_seconds: HalfLife = None,
+        retrieval: RetrievalMode = "lexical",
     ) -> RecallResult:
-        """Search memories by their words, best first (relevance x recency x match)."""
+        """Search memories by their words or meaning, best first (relevance x recency x match)."""
         if self._unborn(revision):
             return RecallResult(query=query, revision=revision, hits=[])
         filtered = type is not None or tags or source is not None or min_relevance > 0
@@ -254,6 +256,7 @@ class MemoryTools:
             mode=match,
             where=where,
             half_life_seconds=half_life_seconds,
+            retrieval=retrieval,
         )
         return RecallResult(
             query=query,
@@ -272,6 +275,7 @@ class MemoryTools:
             Format, Field(description="lines ([Type] text), markdown, json or xml.")
         ] = "lines",
         half_life_seconds: HalfLife = None,
+        retrieval: RetrievalMode = "lexical",
     ) -> ContextResult:
         """The best prompt a version of memory gives within a token budget, with its receipt.
 
@@ -286,6 +290,7 @@ class MemoryTools:
             query=query,
             format=format,
             half_life_seconds=half_life_seconds,
+            retrieval=retrieval,
         )
         return ContextResult(
             text=prompt.text,
@@ -313,6 +318,7 @@ class MemoryTools:
             Granularity,
             Field(description="Deltas by item (default) or by whole component."),
         ] = "item",
+        retrieval: RetrievalMode = "lexical",
     ) -> SessionResult:
         """An agent turn's tiered payload (l0, rich_club, l1, l2), or only what changed.
 
@@ -323,7 +329,9 @@ class MemoryTools:
         payload = (
             EMPTY_PAYLOAD
             if self._unborn(revision)
-            else self.repo.session_payload(revision, budget=budget, query=query)
+            else self.repo.session_payload(
+                revision, budget=budget, query=query, retrieval=retrieval
+            )
         )
         delta, new_hashes = build_delta(hashes or {}, payload, granularity=granularity)
         counter = default_tokenizer()

@@ -84,7 +84,11 @@ def expand(repo: Repository, request: Expand) -> ExpandResponse:
             type_summary=dict(expanded.type_summary),
         )
     prompt = repo.context(
-        request.revision, budget=request.budget, query=request.query, format=request.format
+        request.revision,
+        budget=request.budget,
+        query=request.query,
+        format=request.format,
+        retrieval=request.retrieval,
     )
     return ExpandResponse(
         atoms=[wire_atom(a) for a in prompt.atoms],
@@ -144,7 +148,11 @@ def stream(repo: Repository, request: Stream) -> Iterator[Message]:
 def query(repo: Repository, request: Query) -> QueryResponse:
     """QUERY: full-text search of a revision, best first."""
     hits = repo.search(
-        request.query, revision=request.revision, limit=request.limit, mode=request.mode
+        request.query,
+        revision=request.revision,
+        limit=request.limit,
+        mode=request.mode,
+        retrieval=request.retrieval,
     )
     return QueryResponse(
         hits=[Hit(atom=wire_atom(h.atom), score=h.score, match=h.match) for h in hits]
@@ -167,7 +175,9 @@ def push(repo: Repository, request: Push) -> Ack:
 
 def session(repo: Repository, request: Session) -> SessionResponse:
     """SESSION: the session payload as a delta against the client's hashes."""
-    payload = repo.session_payload(request.revision, budget=request.budget, query=request.query)
+    payload = repo.session_payload(
+        request.revision, budget=request.budget, query=request.query, retrieval=request.retrieval
+    )
     delta, hashes = build_delta(request.hashes, payload, granularity=request.granularity)
     counter = default_tokenizer()
     tokens = {

@@ -153,6 +153,8 @@ class Error(Message, kw_only=True, omit_defaults=True):
 # -- requests and their answers --------------------------------------------------------
 
 Format = Literal["lines", "markdown", "json", "xml"]
+#: How a query finds memories (Repository.search's ``retrieval``); absent: lexical.
+Retrieval = Literal["lexical", "semantic", "hybrid"]
 
 
 class Expand(Message, kw_only=True, omit_defaults=True):
@@ -164,6 +166,7 @@ class Expand(Message, kw_only=True, omit_defaults=True):
     query: str | None = None
     format: Format = "lines"
     context: dict[str, Any] | None = None
+    retrieval: Retrieval = "lexical"
 
 
 class ExpandResponse(Message, kw_only=True, omit_defaults=True):
@@ -216,6 +219,7 @@ class Query(Message, kw_only=True, omit_defaults=True):
     revision: str = "HEAD"
     limit: int = 10
     mode: Literal["any", "all"] = "any"
+    retrieval: Retrieval = "lexical"
 
 
 class QueryResponse(Message, kw_only=True, omit_defaults=True):
@@ -276,6 +280,7 @@ class Session(Message, kw_only=True, omit_defaults=True):
     query: str | None = None
     hashes: dict[str, str] = msgspec.field(default_factory=dict)
     granularity: Literal["item", "component"] = "item"
+    retrieval: Retrieval = "lexical"
 
 
 class SessionResponse(Message, kw_only=True, omit_defaults=True):
