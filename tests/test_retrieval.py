@@ -70,6 +70,25 @@ def test_vectors_are_made_on_demand_then_only_for_what_changed(repo: Repository)
     assert vectors.count(embedder) == len(MEMORIES) + 1
 
 
+def test_a_new_process_starts_from_the_snapshot_another_embedded(repo: Repository) -> None:
+    repo.search("anything at all", retrieval="semantic")
+    head = repo.objects.commit(repo.refs.resolve_id("HEAD")).tree
+    embedder = repo.embeddings.embedder_id
+    assert repo.indexes.vectors.embedded_through(embedder) == head
+    repo.add("The cat sleeps on the sofa", "Fact")
+    repo.commit("one more")
+    newer = repo.objects.commit(repo.refs.resolve_id("HEAD")).tree
+    # Take one vector of the marked snapshot away, behind the index's back: a full
+    # scan would make it again, a diff from the recorded snapshot does not.
+    kitten = bytes.fromhex(repo.search("kitten")[0].atom.content_hash)
+    assert repo.indexes.vectors.forget(kitten) == 1
+    # A second repository object on the store, as another process opens it: it
+    # starts from the recorded snapshot and embeds only the diff.
+    other = Repository(repo.store, path=repo.path)
+    assert other.embeddings.catch_up(newer) == 1
+    assert other.indexes.vectors.embedded_through(embedder) == newer
+
+
 def test_vectors_made_in_a_transaction_that_rolls_back_are_made_again(
     repo: Repository,
 ) -> None:

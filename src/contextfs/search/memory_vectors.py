@@ -32,6 +32,7 @@ class MemoryVectorIndex:
         self._lock = threading.RLock()
         self._rows: dict[str, dict[bytes, Vectors]] = {}
         self._matrices: dict[str, tuple[list[bytes], Vectors]] = {}
+        self._marks: dict[str, bytes] = {}
 
     @classmethod
     def for_store(cls, store: MemoryStore) -> MemoryVectorIndex:
@@ -86,6 +87,9 @@ class MemoryVectorIndex:
         with self._store.transaction(), self._lock:
             rows = self._rows.pop(check_embedder(embedder), {})
             self._matrices.pop(embedder, None)
+            mark = self._marks.pop(embedder, None)
+            if mark is not None:
+                self._store.on_rollback(partial(self._marks.__setitem__, embedder, mark))
             if rows:
                 self._store.on_rollback(partial(self._undo_remove, embedder, rows))
             return len(rows)
@@ -106,6 +110,24 @@ class MemoryVectorIndex:
         """Return every atom id that has a vector of some embedder."""
         with self._lock:
             return {oid for rows in self._rows.values() for oid in rows}
+
+    def embedded_through(self, embedder: str) -> bytes | None:
+        """The snapshot last marked as fully embedded by ``embedder``."""
+        with self._lock:
+            return self._marks.get(check_embedder(embedder))
+
+    def mark_embedded(self, embedder: str, tree: bytes) -> None:
+        """Record that every atom of ``tree`` has a vector of ``embedder``."""
+        check_embedder(embedder)
+        with self._store.transaction(), self._lock:
+            old = self._marks.get(embedder)
+            self._marks[embedder] = bytes(tree)
+            undo = (
+                partial(self._marks.pop, embedder, None)
+                if old is None
+                else partial(self._marks.__setitem__, embedder, old)
+            )
+            self._store.on_rollback(undo)
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         with self._lock:

@@ -37,8 +37,9 @@ MIGRATIONS: Final[tuple[Step, ...]] = (
             " embedder text NOT NULL, id bytea NOT NULL CHECK (octet_length(id) = 32),"
             " vector bytea NOT NULL, PRIMARY KEY (embedder, id))",
             "CREATE INDEX vectors_by_id ON vectors (id)",
+            # tree: a snapshot all of whose atoms have a vector (catching up diffs it).
             "CREATE TABLE vector_generations ("
-            " embedder text PRIMARY KEY, generation bigint NOT NULL)",
+            " embedder text PRIMARY KEY, generation bigint NOT NULL, tree bytea)",
         ),
     ),
 )
@@ -127,6 +128,9 @@ class PostgresVectorIndex:
         with self._store.connection(write=True) as conn:
             removed = conn.execute("DELETE FROM vectors WHERE embedder = %s", (embedder,)).rowcount
             conn.execute(_BUMP, (embedder,))
+            conn.execute(
+                "UPDATE vector_generations SET tree = NULL WHERE embedder = %s", (embedder,)
+            )
             return removed
 
     def count(self, embedder: str | None = None) -> int:
@@ -150,6 +154,25 @@ class PostgresVectorIndex:
         """Return every atom id that has a vector of some embedder."""
         with self._store.connection() as conn:
             return {bytes(row[0]) for row in conn.execute("SELECT DISTINCT id FROM vectors")}
+
+    def embedded_through(self, embedder: str) -> bytes | None:
+        """The snapshot last marked as fully embedded by ``embedder``."""
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT tree FROM vector_generations WHERE embedder = %s",
+                (check_embedder(embedder),),
+            ).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else None
+
+    def mark_embedded(self, embedder: str, tree: bytes) -> None:
+        """Record that every atom of ``tree`` has a vector of ``embedder``."""
+        check_embedder(embedder)
+        with self._store.connection(write=True) as conn:
+            conn.execute(
+                "INSERT INTO vector_generations (embedder, generation, tree) VALUES (%s, 0, %s)"
+                " ON CONFLICT (embedder) DO UPDATE SET tree = EXCLUDED.tree",
+                (embedder, tree),
+            )
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         """The embedder's ids and vectors, from the cache while its generation holds."""

@@ -104,6 +104,7 @@ class SqliteVectorIndex:
             if number is None:
                 return 0
             removed = conn.execute("DELETE FROM vectors WHERE embedder = ?", (number,)).rowcount
+            conn.execute("UPDATE vector_embedders SET tree = NULL WHERE number = ?", (number,))
             _bump(conn, number)
             return removed
 
@@ -134,6 +135,21 @@ class SqliteVectorIndex:
         """Return every atom id that has a vector of some embedder."""
         with self._store.connection() as conn:
             return {row[0] for row in conn.execute("SELECT DISTINCT id FROM vectors")}
+
+    def embedded_through(self, embedder: str) -> bytes | None:
+        """The snapshot last marked as fully embedded by ``embedder``."""
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT tree FROM vector_embedders WHERE embedder = ?", (check_embedder(embedder),)
+            ).fetchone()
+        return bytes(row[0]) if row is not None and row[0] is not None else None
+
+    def mark_embedded(self, embedder: str, tree: bytes) -> None:
+        """Record that every atom of ``tree`` has a vector of ``embedder``."""
+        check_embedder(embedder)
+        with self._store.transaction(), self._store.connection(write=True) as conn:
+            number = _number(conn, embedder, create=True)
+            conn.execute("UPDATE vector_embedders SET tree = ? WHERE number = ?", (tree, number))
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         """The embedder's ids and vectors, from the cache while its generation holds."""

@@ -82,6 +82,19 @@ class VectorIndex(Protocol):
         """Return every atom id that has a vector of some embedder (for ``verify``)."""
         ...
 
+    def embedded_through(self, embedder: str) -> bytes | None:
+        """Return the snapshot tree last marked as fully embedded by ``embedder``, if any.
+
+        Every atom of that snapshot has a vector of the embedder (or was
+        purged), so bringing another snapshot up to date only needs their
+        diff. :meth:`drop` clears the mark.
+        """
+        ...
+
+    def mark_embedded(self, embedder: str, tree: bytes) -> None:
+        """Record that every atom of snapshot ``tree`` has a vector of ``embedder``."""
+        ...
+
 
 def check_embedder(embedder: object) -> str:
     """Return ``embedder`` if it is a usable embedder id.

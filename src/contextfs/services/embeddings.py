@@ -4,8 +4,9 @@ Vectors are derived data, made on the next query that needs them and never
 on the ingest path: before a semantic query on a snapshot, the atoms it holds
 that have no vector of the repository's embedder are embedded and stored.
 Snapshots are immutable, so the last snapshot known to be fully embedded is
-remembered and the next one is brought up to date through a tree diff,
-whose cost follows what changed, not the size of memory.
+remembered, in the vector index so every process shares it, and the next one
+is brought up to date through a tree diff, whose cost follows what changed,
+not the size of memory.
 """
 
 from __future__ import annotations
@@ -75,6 +76,8 @@ class Embeddings:
             known = self._complete.get(embedder)
         if known == tree:
             return 0
+        if known is None:  # another process may have embedded a snapshot already
+            known = self._indexes.vectors.embedded_through(embedder)
         if known is None:
             items = self.trees.items(tree)
             keys = [item_key(item) for item in items if not is_molecule_item(item)]
@@ -89,6 +92,8 @@ class Embeddings:
         for start in range(0, len(missing), CATCH_UP_BATCH):
             made += self._embed(missing[start : start + CATCH_UP_BATCH])
         if not (made and self.store.in_transaction()):  # vectors that may roll back: not done
+            if self._indexes.vectors.embedded_through(embedder) != tree:
+                self._indexes.vectors.mark_embedded(embedder, tree)
             with self._lock:
                 self._complete[embedder] = tree
         return made

@@ -79,10 +79,11 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             # One float32 vector per (embedder, atom id): derived data, like the
             # full-text index (contextfs.search.sqlite_vectors). Embedder ids are long
             # text, so each gets a number here; generation is bumped by every write of
-            # its vectors, so a process that keeps them in memory sees others' writes.
+            # its vectors, so a process that keeps them in memory sees others' writes;
+            # tree is a snapshot all of whose atoms have a vector (catching up diffs it).
             "CREATE TABLE vector_embedders ("
             "number INTEGER PRIMARY KEY, embedder TEXT UNIQUE NOT NULL,"
-            " generation INTEGER NOT NULL)",
+            " generation INTEGER NOT NULL, tree BLOB)",
             # A rowid table: vectors are ~1 KiB, too big for a WITHOUT ROWID b-tree.
             "CREATE TABLE vectors ("
             "embedder INTEGER NOT NULL REFERENCES vector_embedders (number),"

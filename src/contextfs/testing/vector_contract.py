@@ -146,6 +146,21 @@ class VectorContract:
         assert self.index.nearest(EMBEDDER, unit_rows(1)[0], 5) == []
         assert self.index.add(EMBEDDER, ids[:1], unit_rows(1, dimensions=16)) == 1  # anew
 
+    def test_the_embedded_mark_is_kept_cleared_by_drop_and_rolled_back(self) -> None:
+        tree, later = b"t" * 32, b"u" * 32
+        assert self.index.embedded_through(EMBEDDER) is None
+        self.index.mark_embedded(EMBEDDER, tree)
+        assert self.index.embedded_through(EMBEDDER) == tree
+        assert self.index.embedded_through(OTHER) is None
+        with abandoned(self.store):
+            self.index.mark_embedded(EMBEDDER, later)
+            assert self.index.embedded_through(EMBEDDER) == later
+        assert self.index.embedded_through(EMBEDDER) == tree
+        assert vector_index_for(self.store).embedded_through(EMBEDDER) == tree  # any handle
+        self.fill(2)
+        self.index.drop(EMBEDDER)
+        assert self.index.embedded_through(EMBEDDER) is None
+
     def test_writes_roll_back_with_the_store(self) -> None:
         ids, rows = self.fill(10)
         before = self.index.nearest(EMBEDDER, rows[0], 10)
