@@ -9,7 +9,6 @@ any machine, is unchanged.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -18,6 +17,7 @@ import psycopg
 from ..store.postgres import PostgresStore, Step
 from .vectors import (
     Filter,
+    MatrixCache,
     Vectors,
     check_dimensions,
     check_embedder,
@@ -62,8 +62,7 @@ class PostgresVectorIndex:
             StoreError: PostgreSQL failed.
         """
         self._store = store
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[int, list[bytes], Vectors]] = {}
+        self._cache = MatrixCache()
         store.migrate("vectors", MIGRATIONS)
 
     def add(self, embedder: str, ids: Sequence[bytes], vectors: Vectors) -> int:
@@ -181,18 +180,16 @@ class PostgresVectorIndex:
                 "SELECT generation FROM vector_generations WHERE embedder = %s", (embedder,)
             ).fetchone()
             generation = int(row[0]) if row is not None else 0
-            with self._lock:
-                cached = self._cache.get(embedder)
-            if cached is not None and cached[0] == generation:
-                return cached[1], cached[2]
+            cached = self._cache.get(embedder, generation)
+            if cached is not None:
+                return cached
             rows = conn.execute(
                 "SELECT id, vector FROM vectors WHERE embedder = %s ORDER BY id", (embedder,)
             ).fetchall()
         ids = [bytes(row[0]) for row in rows]
         matrix = decode_vectors([bytes(row[1]) for row in rows])
         if not self._store.in_transaction():  # what an open transaction wrote may roll back
-            with self._lock:
-                self._cache[embedder] = (generation, ids, matrix)
+            self._cache.put(embedder, generation, ids, matrix)
         return ids, matrix
 
     def __repr__(self) -> str:

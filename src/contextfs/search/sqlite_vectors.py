@@ -13,13 +13,13 @@ works on every Python build.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal, overload
 
 from ..store.sqlite import SqliteStore
 from .vectors import (
     Filter,
+    MatrixCache,
     Vectors,
     check_dimensions,
     check_embedder,
@@ -37,8 +37,7 @@ class SqliteVectorIndex:
 
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[int, list[bytes], Vectors]] = {}
+        self._cache = MatrixCache()
 
     def add(self, embedder: str, ids: Sequence[bytes], vectors: Vectors) -> int:
         """Store one vector per id; the first vector of an id stays."""
@@ -160,18 +159,16 @@ class SqliteVectorIndex:
             if row is None:
                 return [], decode_vectors([])
             number, generation = int(row[0]), int(row[1])
-            with self._lock:
-                cached = self._cache.get(embedder)
-            if cached is not None and cached[0] == generation:
-                return cached[1], cached[2]
+            cached = self._cache.get(embedder, generation)
+            if cached is not None:
+                return cached
             rows = conn.execute(
                 "SELECT id, vector FROM vectors WHERE embedder = ? ORDER BY id", (number,)
             ).fetchall()
         ids = [row[0] for row in rows]
         matrix = decode_vectors([row[1] for row in rows])
         if not self._store.in_transaction():  # what an open transaction wrote may roll back
-            with self._lock:
-                self._cache[embedder] = (generation, ids, matrix)
+            self._cache.put(embedder, generation, ids, matrix)
         return ids, matrix
 
     def __repr__(self) -> str:

@@ -21,6 +21,7 @@ Invariants every backend keeps (held by :mod:`contextfs.testing.vector_contract`
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Final, Protocol, runtime_checkable
 
@@ -94,6 +95,29 @@ class VectorIndex(Protocol):
     def mark_embedded(self, embedder: str, tree: bytes) -> None:
         """Record that every atom of snapshot ``tree`` has a vector of ``embedder``."""
         ...
+
+
+class MatrixCache:
+    """Each embedder's ids and vector matrix, kept while its generation in the store holds.
+
+    Backends that keep vectors in a database read an embedder's matrix once and
+    reuse it until a write (by any process) bumps the embedder's generation.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[int, list[bytes], Vectors]] = {}
+
+    def get(self, embedder: str, generation: int) -> tuple[list[bytes], Vectors] | None:
+        """The cached ids and matrix, if read at this very generation."""
+        with self._lock:
+            entry = self._entries.get(embedder)
+        return (entry[1], entry[2]) if entry is not None and entry[0] == generation else None
+
+    def put(self, embedder: str, generation: int, ids: list[bytes], matrix: Vectors) -> None:
+        """Keep what was read at ``generation`` (only ever from committed state)."""
+        with self._lock:
+            self._entries[embedder] = (generation, ids, matrix)
 
 
 def check_embedder(embedder: object) -> str:
@@ -240,6 +264,7 @@ def _best(scores: npt.NDArray[np.float32], ids: Sequence[bytes], count: int) -> 
 __all__ = [
     "SCORE_DIGITS",
     "Filter",
+    "MatrixCache",
     "VectorIndex",
     "Vectors",
     "check_dimensions",

@@ -29,7 +29,6 @@ class Embeddings:
     """The repository's embedder, its vectors, and semantic candidates for a snapshot."""
 
     def __init__(self, storage: Storage, indexes: Indexes, embedder: Embedder) -> None:
-        self._storage = storage
         self.store = storage.store
         self.trees = storage.trees
         self._indexes = indexes
@@ -78,6 +77,10 @@ class Embeddings:
             return 0
         if known is None:  # another process may have embedded a snapshot already
             known = self._indexes.vectors.embedded_through(embedder)
+            if known == tree:
+                with self._lock:
+                    self._complete[embedder] = tree
+                return 0
         if known is None:
             items = self.trees.items(tree)
             keys = [item_key(item) for item in items if not is_molecule_item(item)]
@@ -92,8 +95,7 @@ class Embeddings:
         for start in range(0, len(missing), CATCH_UP_BATCH):
             made += self._embed(missing[start : start + CATCH_UP_BATCH])
         if not (made and self.store.in_transaction()):  # vectors that may roll back: not done
-            if self._indexes.vectors.embedded_through(embedder) != tree:
-                self._indexes.vectors.mark_embedded(embedder, tree)
+            self._indexes.vectors.mark_embedded(embedder, tree)
             with self._lock:
                 self._complete[embedder] = tree
         return made
