@@ -43,42 +43,48 @@ def texts(atoms: object) -> list[str]:
 
 
 def test_search_ranks_matches_by_relevance_times_match(repo: Repository) -> None:
-    hits = repo.search("postgresql", now=NOW)
+    hits = repo.search("postgresql", now=NOW, retrieval="lexical")
     assert texts(h.atom for h in hits) == [
         "The project database is PostgreSQL 16",
         "The user asked about PostgreSQL indexes last week",
     ]
     assert all(h.match == 1.0 for h in hits)
-    both = repo.search("user postgresql", now=NOW)
+    both = repo.search("user postgresql", now=NOW, retrieval="lexical")
     assert texts(h.atom for h in both)[0] == "The user asked about PostgreSQL indexes last week"
-    assert repo.search("user postgresql", mode="all", now=NOW)[0].match == 1.0
+    assert repo.search("user postgresql", mode="all", now=NOW, retrieval="lexical")[0].match == 1.0
 
 
 def test_search_sees_only_its_revision_and_scores_do_not_drift(repo: Repository) -> None:
-    before = [(h.atom.content, h.score) for h in repo.search("user", now=NOW)]
+    before = [(h.atom.content, h.score) for h in repo.search("user", now=NOW, retrieval="lexical")]
     repo.switch("other", create=True)
     for n in range(40):
         repo.add(f"another user note number {n}")
     repo.commit("many more user notes elsewhere")
     repo.switch("main")
-    assert [(h.atom.content, h.score) for h in repo.search("user", now=NOW)] == before
-    assert len(repo.search("note", revision="other", limit=100)) == 40
-    assert repo.search("note") == []
+    assert [
+        (h.atom.content, h.score) for h in repo.search("user", now=NOW, retrieval="lexical")
+    ] == before
+    assert len(repo.search("note", revision="other", limit=100, retrieval="lexical")) == 40
+    assert repo.search("note", retrieval="lexical") == []
 
 
 def test_search_filters_and_recency(repo: Repository) -> None:
     where = ContextQuery(type_filter=TypeSignature("Preference"))
-    assert texts(h.atom for h in repo.search("user", where=where, now=NOW)) == [
+    assert texts(
+        h.atom for h in repo.search("user", where=where, now=NOW, retrieval="lexical")
+    ) == [
         "The user prefers concise answers with code first",
         "The user dislikes long preambles",
     ]
-    tagged = repo.search("user", where=ContextQuery(tags=("episode",)), now=NOW)
+    tagged = repo.search(
+        "user", where=ContextQuery(tags=("episode",)), now=NOW, retrieval="lexical"
+    )
     assert texts(h.atom for h in tagged) == ["The user asked about PostgreSQL indexes last week"]
-    recent = repo.search("user", half_life_seconds=86_400, now=NOW)
+    recent = repo.search("user", half_life_seconds=86_400, now=NOW, retrieval="lexical")
     assert texts(h.atom for h in recent)[0] == "The user prefers concise answers with code first"
     assert recent[1].atom.content == "The user dislikes long preambles"  # 1 day old beats 3
     with pytest.raises(InvalidInputError):
-        repo.search("!!!")
+        repo.search("!!!", retrieval="lexical")
 
 
 def test_context_never_exceeds_the_budget_in_any_format(repo: Repository) -> None:
@@ -94,14 +100,14 @@ def test_context_never_exceeds_the_budget_in_any_format(repo: Repository) -> Non
 
 
 def test_context_with_a_query_keeps_only_matches(repo: Repository) -> None:
-    result = repo.context(query="user", budget=200, now=NOW)
+    result = repo.context(query="user", budget=200, now=NOW, retrieval="lexical")
     assert all("user" in atom.content.lower() for atom in result.atoms)
     assert len(result.atoms) == 3
 
 
 def test_lattice_orders_the_prompt(repo: Repository) -> None:
-    low = repo.search("preambles")[0].atom.content_hash
-    top = repo.search("concise")[0].atom.content_hash
+    low = repo.search("preambles", retrieval="lexical")[0].atom.content_hash
+    top = repo.search("concise", retrieval="lexical")[0].atom.content_hash
     repo.add_relevance_edge(low[:12], top[:12])
     repo.commit("the dislike of preambles matters more")
     atoms = texts(repo.context(now=NOW).atoms)
@@ -125,7 +131,12 @@ def test_patience_bounds_the_scan_but_not_the_budget(repo: Repository) -> None:
 def test_receipts_re_derive_the_prompt_byte_for_byte(repo: Repository) -> None:
     where = ContextQuery(min_relevance=0.5, type_filter=TypeSignature("τ"))
     result = repo.context(
-        budget=60, query="user postgresql", format="xml", half_life_seconds=86_400 * 7, where=where
+        budget=60,
+        query="user postgresql",
+        format="xml",
+        half_life_seconds=86_400 * 7,
+        where=where,
+        retrieval="lexical",
     )
     receipt = Receipt.from_json(result.receipt.to_json())
     assert repo.verify_receipt(receipt).ok

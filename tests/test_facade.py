@@ -83,6 +83,8 @@ COMPOSED = {
     "memory",
     "create",
     "transaction",
+    "set_embedder",
+    "index",
     "close",
     "log",
     "show",

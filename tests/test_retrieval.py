@@ -1,7 +1,8 @@
 """Finding memories by meaning: semantic and hybrid retrieval on every backend.
 
-Lexical retrieval stays the default; ``retrieval="semantic"`` or ``"hybrid"``
-asks for meaning. Vectors are made by the first query that needs them, only
+Hybrid retrieval (words and meaning) is the default of a repository with an
+embedder; ``retrieval="lexical"`` asks for words alone, ``"semantic"`` for
+meaning alone. Vectors are made by the first query that needs them, only
 for what changed after that, never for purged text, and receipts name the
 embedder so a prompt found by meaning re-derives byte for byte.
 """
@@ -44,14 +45,15 @@ def contents(hits: Sequence[object]) -> list[str]:
 
 
 def test_meaning_finds_what_words_cannot(repo: Repository) -> None:
-    assert repo.search("cat mat") == []  # the default is words alone, as before
+    assert repo.search("cat mat", retrieval="lexical") == []  # no word in common
+    assert contents(repo.search("cat mat"))[0] == MEMORIES[0]  # the default: hybrid
     assert contents(repo.search("cat mat", retrieval="semantic"))[0] == MEMORIES[0]
     assert contents(repo.search("income growth", retrieval="hybrid"))[0] == MEMORIES[1]
     assert contents(repo.search("release schedule", retrieval="hybrid", limit=1)) == [MEMORIES[2]]
 
 
 def test_hybrid_keeps_the_word_match_first(repo: Repository) -> None:
-    lexical = contents(repo.search("short answers"))
+    lexical = contents(repo.search("short answers", retrieval="lexical"))
     assert lexical == ["User prefers concise answers"]
     assert contents(repo.search("short answers", retrieval="hybrid"))[:1] == lexical
 
@@ -80,7 +82,7 @@ def test_a_new_process_starts_from_the_snapshot_another_embedded(repo: Repositor
     newer = repo.objects.commit(repo.refs.resolve_id("HEAD")).tree
     # Take one vector of the marked snapshot away, behind the index's back: a full
     # scan would make it again, a diff from the recorded snapshot does not.
-    kitten = bytes.fromhex(repo.search("kitten")[0].atom.content_hash)
+    kitten = bytes.fromhex(repo.search("kitten", retrieval="lexical")[0].atom.content_hash)
     assert repo.indexes.vectors.forget(kitten) == 1
     # A second repository object on the store, as another process opens it: it
     # starts from the recorded snapshot and embeds only the diff.
@@ -105,7 +107,7 @@ def test_vectors_made_in_a_transaction_that_rolls_back_are_made_again(
 
 
 def test_a_purged_atom_is_neither_embedded_nor_found(repo: Repository) -> None:
-    kitten = repo.search("kitten")[0].atom.content_hash
+    kitten = repo.search("kitten", retrieval="lexical")[0].atom.content_hash
     repo.purge(kitten, author="dpo", reason="asked")
     found = contents(repo.search("cat mat", retrieval="semantic"))
     assert MEMORIES[0] not in found
@@ -121,7 +123,10 @@ def test_receipts_name_the_embedder_and_re_derive(repo: Repository) -> None:
     assert params["retrieval"] == "hybrid"
     assert params["embedder"] == repo.embeddings.embedder_id
     assert repo.verify_receipt(prompt.receipt).ok
-    lexical = repo.context(budget=60, query="kitten")
+    default = repo.context(budget=60, query="cat mat")
+    assert default.receipt.params["retrieval"] == "hybrid"
+    assert default.text == prompt.text
+    lexical = repo.context(budget=60, query="kitten", retrieval="lexical")
     assert "retrieval" not in lexical.receipt.params  # receipts of word queries are as before
     assert repo.verify_receipt(lexical.receipt).ok
 
@@ -150,7 +155,7 @@ def test_another_embedder_plugs_in_and_keeps_its_own_vectors(repo: Repository) -
         other.verify_receipt(prompt.receipt)
 
 
-@pytest.mark.parametrize("retrieval", ["vector", "", None, "HYBRID"])
+@pytest.mark.parametrize("retrieval", ["vector", "", 0, "HYBRID"])
 def test_an_unknown_retrieval_is_refused(repo: Repository, retrieval: object) -> None:
     message = f"retrieval must be 'lexical', 'semantic' or 'hybrid', got {retrieval!r}"
     with pytest.raises(InvalidInputError, match=f"^{re.escape(message)}$"):
@@ -160,4 +165,5 @@ def test_an_unknown_retrieval_is_refused(repo: Repository, retrieval: object) ->
 def test_session_payloads_take_the_retrieval_too(repo: Repository) -> None:
     payload = repo.session_payload(budget=200, query="cat mat", retrieval="semantic")
     assert payload["l2"][0] == f"[Fact] {MEMORIES[0]}"
-    assert repo.session_payload(budget=200, query="cat mat")["l2"] == []
+    assert repo.session_payload(budget=200, query="cat mat", retrieval="lexical")["l2"] == []
+    assert repo.session_payload(budget=200, query="cat mat")["l2"][0] == f"[Fact] {MEMORIES[0]}"

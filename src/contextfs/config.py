@@ -1,8 +1,9 @@
-"""A repository's settings file, ``.contextfs/config.json``: where its store is, its remotes.
+"""A repository's settings file, ``.contextfs/config.json``: its store, embedder and remotes.
 
 Like git's ``config``, it holds what is local to one checkout and never
 travels: the URL of the store when it is not the folder's own SQLite file,
-and the remotes ``contextfs remote add`` names. It is rewritten whole
+the embedder that finds memories by meaning when it is not the default, and
+the remotes ``contextfs remote add`` names. It is rewritten whole
 (temporary file, ``fsync``, rename), so a crash leaves the old or the new
 file, never half of one. The file is private to its owner (mode 0600),
 because a URL may carry a password; prefer ``~/.pgpass`` for those.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from .embed.names import check_embedder_name
 from .errors import CorruptObjectError, InvalidInputError
 from .model.refs import check_short_name
 
@@ -29,6 +31,7 @@ class RepoConfig:
 
     store: str | None = None
     workspace: str | None = None
+    embedder: str | None = None
     remotes: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> bytes:
@@ -38,6 +41,8 @@ class RepoConfig:
             shape["store"] = self.store
         if self.workspace is not None:
             shape["workspace"] = self.workspace
+        if self.embedder is not None:
+            shape["embedder"] = self.embedder
         return (json.dumps(shape, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -58,19 +63,26 @@ def read_config(folder: Path) -> RepoConfig:
         raise CorruptObjectError(f"{str(path)!r} is not valid JSON: {exc}") from None
     store = shape.get("store") if isinstance(shape, dict) else None
     workspace = shape.get("workspace") if isinstance(shape, dict) else None
+    embedder = shape.get("embedder") if isinstance(shape, dict) else None
     remotes = shape.get("remotes", {}) if isinstance(shape, dict) else None
     if (
         not isinstance(shape, dict)
         or not (store is None or isinstance(store, str))
         or not (workspace is None or isinstance(workspace, str))
+        or not (embedder is None or isinstance(embedder, str))
         or not isinstance(remotes, dict)
         or not all(isinstance(k, str) and isinstance(v, str) for k, v in remotes.items())
     ):
         raise CorruptObjectError(
-            f"{str(path)!r} must be an object with optional strings 'store' and"
-            " 'workspace' and a 'remotes' object of name -> URL strings"
+            f"{str(path)!r} must be an object with optional strings 'store', 'workspace'"
+            " and 'embedder' and a 'remotes' object of name -> URL strings"
         )
-    return RepoConfig(store=store, workspace=workspace, remotes=dict(remotes))
+    if embedder is not None:
+        try:
+            check_embedder_name(embedder)
+        except InvalidInputError as exc:
+            raise CorruptObjectError(f"{str(path)!r} names a bad embedder: {exc}") from None
+    return RepoConfig(store=store, workspace=workspace, embedder=embedder, remotes=dict(remotes))
 
 
 def write_config(folder: Path, config: RepoConfig) -> None:

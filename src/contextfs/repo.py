@@ -22,6 +22,7 @@ documentation.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import secrets
 from collections.abc import Callable, Iterable, Iterator
@@ -34,6 +35,7 @@ from .backends import open_store, url_scheme
 from .config import RepoConfig, read_config, write_config
 from .discovery import DATABASE, REPO_DIR, find_repository, is_repository
 from .embed import Embedder, default_embedder
+from .embed.names import check_embedder_name, embedder_named
 from .errors import (
     InvalidInputError,
     RepositoryExistsError,
@@ -74,14 +76,13 @@ from .search.base import SearchIndex
 from .search.query import Mode
 from .services.assembler import (
     DEFAULT_PATIENCE,
-    DEFAULT_RETRIEVAL,
     DEFAULT_SESSION_BUDGET,
     ContextAssembler,
     Purged,
     Retrieval,
 )
 from .services.crystallise import Crystalliser
-from .services.embeddings import Embeddings
+from .services.embeddings import Embeddings, Progress
 from .services.indexes import Indexes
 from .services.integrity import Integrity
 from .services.objects import ObjectReader
@@ -112,7 +113,7 @@ class Repository:
     """Version control for an agent's memory: stage, commit, branch, merge, expand, prove."""
 
     def __init__(
-        self, store: Store, *, path: Path | None = None, embedder: Embedder | None = None
+        self, store: Store, *, path: Path | None = None, embedder: Embedder | str | None = None
     ) -> None:
         """Compose the services over an open ``store``; use :meth:`init`, :meth:`open` instead.
 
@@ -120,9 +121,21 @@ class Repository:
             store: the store, which the repository now owns (closed by :meth:`close`).
             path: the ``.contextfs`` folder, where a file op log and config live.
             embedder: what turns memories into vectors for finding them by
-                meaning (default: :func:`contextfs.embed.default_embedder`,
-                offline); loaded on the first query that needs it.
+                meaning, or its name (:func:`contextfs.embed.embedder_named`;
+                ``"none"``: words only); default
+                :func:`contextfs.embed.default_embedder`, offline. Loaded on
+                the first query that needs it.
+
+        Raises:
+            InvalidInputError: ``embedder`` is a name that names no embedder.
         """
+        try:
+            chosen = embedder_named(embedder) if isinstance(embedder, str) else embedder
+        except BaseException:
+            store.close()  # the repository owns the store, even when it cannot be made
+            raise
+        if embedder is None:
+            chosen = default_embedder()
         self.store = store
         self.path = path
         self.storage = Storage(store)
@@ -130,7 +143,7 @@ class Repository:
         self.indexes = index = Indexes(store)
         self.objects = ObjectReader(self.storage)
         self.refs = Refs(self.storage, self.objects)
-        self.embeddings = Embeddings(self.storage, index, embedder or default_embedder())
+        self.embeddings = Embeddings(self.storage, index, chosen)
         self.workspace = Workspace(self.storage, self.objects, self.refs, index)
         self.assembler = ContextAssembler(
             self.storage, self.objects, self.refs, self.workspace, index, self.embeddings
@@ -150,24 +163,31 @@ class Repository:
         *,
         branch: str = refnames.DEFAULT_BRANCH,
         store: str | None = None,
+        embedder: str | None = None,
     ) -> Self:
         """Create a repository in ``path/.contextfs`` and return it open.
 
         With ``store`` (a ``postgresql://`` URL) the memories live in that
         database and the folder only records where: a store that already holds
         a repository is joined, not re-initialised, so every machine of a team
-        runs the same ``init --store``.
+        runs the same ``init --store``. ``embedder`` names what finds memories
+        by meaning (:func:`contextfs.embed.embedder_named`; default the offline
+        WordLlama model, ``"none"`` for words only); the folder's config
+        records it.
 
         Raises:
             RepositoryExistsError: the folder is a repository already.
+            InvalidInputError: ``branch`` or ``embedder`` is not a valid name.
             StoreError: the store cannot be created or reached.
         """
         refnames.branch_ref(branch)  # refuse a bad name before touching the disk
+        if embedder is not None:
+            embedder = check_embedder_name(embedder)
         folder = Path(path) / REPO_DIR
         if is_repository(folder):
             raise RepositoryExistsError(f"a ContextFS repository already exists in {str(folder)!r}")
         if store is not None:
-            return cls._init_shared(folder, store, branch)
+            return cls._init_shared(folder, store, branch, embedder)
         database = folder / DATABASE
         # Build the store under a temporary name and rename it into place, so a
         # crash never leaves a half-initialised repository that blocks `init`.
@@ -175,6 +195,8 @@ class Repository:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             cls.create(SqliteStore.open(scratch, create=True), branch=branch).close()
+            if embedder is not None:  # before the store appears: no repository without it
+                write_config(folder, RepoConfig(embedder=embedder))
             os.replace(scratch, database)
         except OSError as exc:
             raise StoreError(
@@ -184,10 +206,10 @@ class Repository:
             for leftover in (scratch, Path(f"{scratch}-wal"), Path(f"{scratch}-shm")):
                 with contextlib.suppress(OSError):
                     leftover.unlink(missing_ok=True)
-        return cls(SqliteStore.open(database), path=folder)
+        return cls(SqliteStore.open(database), path=folder, embedder=embedder)
 
     @classmethod
-    def _init_shared(cls, folder: Path, url: str, branch: str) -> Self:
+    def _init_shared(cls, folder: Path, url: str, branch: str, embedder: str | None) -> Self:
         """Initialise (or join) the repository in the store at ``url``; record it in the folder.
 
         The folder gets a workspace of its own in the store, so its HEAD and
@@ -203,10 +225,10 @@ class Repository:
                 with contextlib.suppress(RepositoryExistsError):  # another machine won the race
                     shared._initialise(branch)
         workspace = secrets.token_hex(8)
-        repo = cls(open_store(url, workspace=workspace), path=folder)
+        repo = cls(open_store(url, workspace=workspace), path=folder, embedder=embedder)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            write_config(folder, RepoConfig(store=url, workspace=workspace))
+            write_config(folder, RepoConfig(store=url, workspace=workspace, embedder=embedder))
         except OSError as exc:
             repo.close()
             raise StoreError(
@@ -215,30 +237,39 @@ class Repository:
         return repo
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Self:
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, embedder: Embedder | str | None = None
+    ) -> Self:
         """Open the repository at ``path``: a folder at or below it, or a store URL.
 
         ``path`` may be a ``postgresql://`` URL. Without ``path``,
         ``CONTEXTFS_STORE_URL`` names the store if set; otherwise the folder is
         found from the current directory (``CONTEXTFS_DIR`` overrides), and its
         ``config.json`` may point at a PostgreSQL store and the folder's
-        workspace in it (its own HEAD and stage).
+        workspace in it (its own HEAD and stage). ``embedder`` overrides the
+        one the folder's config names (see :meth:`__init__`).
         """
         if url_scheme(path) is not None:
             assert isinstance(path, str)
-            return cls(open_store(path))
+            return cls(open_store(path), embedder=embedder)
         url = os.environ.get(STORE_URL_ENV) if path is None else None
         if url:
             folder: Path | None = None
             with contextlib.suppress(RepositoryNotFoundError):
                 folder = find_repository()
-            workspace = read_config(folder).workspace if folder is not None else None
-            return cls(open_store(url, workspace=workspace), path=folder)
+            config = read_config(folder) if folder is not None else RepoConfig()
+            return cls(
+                open_store(url, workspace=config.workspace),
+                path=folder,
+                embedder=embedder if embedder is not None else config.embedder,
+            )
         folder = find_repository(path)
         config = read_config(folder)
+        chosen = embedder if embedder is not None else config.embedder
         if config.store is not None:
-            return cls(open_store(config.store, workspace=config.workspace), path=folder)
-        return cls(SqliteStore.open(folder / DATABASE), path=folder)
+            store = open_store(config.store, workspace=config.workspace)
+            return cls(store, path=folder, embedder=chosen)
+        return cls(SqliteStore.open(folder / DATABASE), path=folder, embedder=chosen)
 
     @classmethod
     def memory(cls, *, branch: str = refnames.DEFAULT_BRANCH) -> Self:
@@ -294,6 +325,48 @@ class Repository:
     def search_index(self) -> SearchIndex:
         """The full-text index beside this repository's store (made on first use)."""
         return self.indexes.search
+
+    # -- finding by meaning ------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """What finds this repository's memories by meaning (``None``: by words only)."""
+        return self.embeddings.embedder
+
+    def set_embedder(self, name: str) -> int:
+        """Make the embedder ``name`` names this repository's, from now on.
+
+        The folder's config records it, so every later open uses it. The
+        vectors of other embedders are dropped, since nothing reads them any
+        more; the new one's are made lazily, by the next query by meaning or
+        by :meth:`index`. Returns how many vectors were dropped.
+
+        Raises:
+            InvalidInputError: ``name`` names no embedder, or the repository
+                has no folder to record it in (pass ``embedder=`` to
+                :meth:`open` instead).
+        """
+        name = check_embedder_name(name)
+        chosen = embedder_named(name)
+        if self.path is None:
+            raise InvalidInputError(
+                "only a repository folder records its embedder; pass embedder= when"
+                " opening a store by URL"
+            )
+        write_config(self.path, dataclasses.replace(read_config(self.path), embedder=name))
+        return self.embeddings.replace(chosen)
+
+    def index(self, revision: str = refnames.HEAD, *, progress: Progress | None = None) -> int:
+        """Make the vectors ``revision``'s memories lack now, not on the next query.
+
+        Returns how many memories were embedded; ``progress`` hears
+        ``(done, total)`` after every batch.
+
+        Raises:
+            InvalidInputError: the repository has no embedder.
+        """
+        self.embeddings.required()
+        return self.embeddings.catch_up(self.refs.tree(revision), progress)
 
     # -- objects -----------------------------------------------------------------------
 
@@ -536,7 +609,7 @@ class Repository:
         where: ContextQuery | None = None,
         half_life_seconds: float | None = None,
         now: int | None = None,
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> list[SearchHit]:
         return self.assembler.search(
             query,
@@ -565,7 +638,7 @@ class Repository:
         patience: int | None = DEFAULT_PATIENCE,
         tokenizer: Tokenizer | None = None,
         purged: Purged = "omit",
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> PromptContext:
         return self.assembler.context(
             revision,
@@ -594,7 +667,7 @@ class Repository:
         now: int | None = None,
         where: ContextQuery | None = None,
         tokenizer: Tokenizer | None = None,
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> ExpandedContext:
         return self.assembler.expand(
             revision,
@@ -648,7 +721,7 @@ class Repository:
         half_life_seconds: float | None = None,
         now: int | None = None,
         tokenizer: Tokenizer | None = None,
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> SessionPayload:
         return self.assembler.session_payload(
             revision,

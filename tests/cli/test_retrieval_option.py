@@ -1,4 +1,4 @@
-"""``--retrieval`` on search, expand and session: meaning on request, words by default."""
+"""``--retrieval`` on search, expand and session: words and meaning by default, or either."""
 
 from __future__ import annotations
 
@@ -22,12 +22,26 @@ def make(tmp_path: Path) -> None:
     assert run(tmp_path, "commit", "-m", "two memories")[0] == 0
 
 
-def test_search_by_meaning_only_when_asked(tmp_path: Path) -> None:
+def test_search_by_meaning_unless_told_words_only(tmp_path: Path) -> None:
     make(tmp_path)
+    assert run(tmp_path, "search", "cat mat", "--retrieval", "lexical") == (
+        0,
+        "No memories match.\n",
+    )
+    for retrieval in ("semantic", "hybrid", None):
+        chosen = ("--retrieval", retrieval) if retrieval else ()
+        code, out = run(tmp_path, "search", "cat mat", *chosen, "--json")
+        assert code == 0
+        assert json.loads(out)[0]["content"] == "A kitten rested on the rug"
+
+
+def test_a_repository_without_an_embedder_searches_words(tmp_path: Path) -> None:
+    assert run(tmp_path, "init", "--embedder", "none")[0] == 0
+    assert run(tmp_path, "add", "A kitten rested on the rug", "--type", "Fact")[0] == 0
+    assert run(tmp_path, "commit", "-m", "one")[0] == 0
     assert run(tmp_path, "search", "cat mat") == (0, "No memories match.\n")
-    code, out = run(tmp_path, "search", "cat mat", "--retrieval", "semantic", "--json")
-    assert code == 0
-    assert json.loads(out)[0]["content"] == "A kitten rested on the rug"
+    code, out = run(tmp_path, "search", "kitten", "--json")
+    assert (code, json.loads(out)[0]["content"]) == (0, "A kitten rested on the rug")
 
 
 def test_expand_and_session_take_it_too(tmp_path: Path) -> None:

@@ -21,7 +21,8 @@ def seed(run: Cli) -> None:
 
 def test_search_finds_ranks_and_filters(repo_run: Cli) -> None:
     seed(repo_run)
-    hits: Any = repo_run.json("search", "atlas")
+    words = ("--retrieval", "lexical")
+    hits: Any = repo_run.json("search", "atlas", *words)
     assert [h["content"] for h in hits] == [
         "The user works on Project Atlas.",
         "Atlas deploys every Friday.",
@@ -31,12 +32,16 @@ def test_search_finds_ranks_and_filters(repo_run: Cli) -> None:
     assert [h["content"] for h in tagged] == ["Atlas deploys every Friday."]
     typed: Any = repo_run.json("search", "user", "--type", "Preference")
     assert [h["content"] for h in typed] == ["The user prefers tea over coffee."]
-    assert repo_run.json("search", "user atlas", "--all", "-n", "1") == [
+    assert repo_run.json("search", "user atlas", "--all", "-n", "1", *words) == [
         {**hits[0], "score": hits[0]["score"], "match": 1.0}
     ]
+    both: Any = repo_run.json("search", "user atlas", "--all")  # by meaning too, all words
+    assert [h["content"] for h in both] == ["The user works on Project Atlas."]
+    by_default: Any = repo_run.json("search", "atlas")  # words and meaning: word matches lead
+    assert [h["content"] for h in by_default][:2] == [h["content"] for h in hits]
     table = repo_run("search", "friday").stdout
     assert "Atlas deploys every Friday." in table
-    assert repo_run("search", "kubernetes").stdout == "No memories match.\n"
+    assert repo_run("search", "kubernetes", *words).stdout == "No memories match.\n"
     repo_run.fails(5, "search", "!!!")
 
 

@@ -96,6 +96,8 @@ def test_tour_runs_and_shows_a_merge(tmp_path: Path) -> None:
     assert re.search(r"^\s*\|\\$", out, re.M)
     assert re.search(r"^\s*\|/$", out, re.M)
     assert "[Decision]" in out
+    by_meaning = out.split('search "what database do we use"')[1]
+    assert "[Decision] Decision: store events in PostgreSQL 16, not MongoDB." in by_meaning
     assert str(where / ".contextfs") in out
     # The store it leaves behind is a real one, with a two-parent merge at HEAD.
     (head,) = json.loads(contextfs(where, "log", "-n", "1", "--json").stdout)

@@ -79,7 +79,8 @@ def traces(files: list[tuple[str, bytes]]) -> list[str]:
         # The digits may occur inside an id spelled in hex (refs hold those), never elsewhere.
         for hit in re.finditer(rb"7319", folded):
             run = re.search(
-                rb"[0-9a-f]*7319[0-9a-f]*", folded[max(0, hit.start() - 64) : hit.end() + 64]
+                rb"[0-9a-f]*7319[0-9a-f]*",
+                folded[max(0, hit.start() - 64) : hit.end() + 64],
             )
             if run is None or len(run.group()) < 64:
                 found.append(f"{name}: 7319")
@@ -157,9 +158,10 @@ def test_purge_leaves_no_trace_of_the_text_in_the_store_files(db_repo: Repositor
     repo = db_repo
     store = repo.store
     secret, others, commits = build(repo)
-    assert [hit.atom.digest for hit in repo.search("zebra")] == [secret]
+    assert [hit.atom.digest for hit in repo.search("zebra", retrieval="lexical")] == [secret]
     searches = {
-        query: [h.atom.digest for h in repo.search(query)] for query in ("concise", "paris")
+        query: [h.atom.digest for h in repo.search(query, retrieval="lexical")]
+        for query in ("concise", "paris")
     }
     assert traces(files_of(store))  # the text is there before the purge
     head, before = repo.head(), verify_store(store)
@@ -190,8 +192,10 @@ def test_purge_leaves_no_trace_of_the_text_in_the_store_files(db_repo: Repositor
         assert stored_commit is not None
         assert object_digest("commit", stored_commit.data).hex() == commit_id
         assert decode_commit(stored_commit.data).tree == roots[commit_id]
-    assert repo.search("zebra") == []
-    assert {q: [h.atom.digest for h in repo.search(q)] for q in searches} == searches
+    assert repo.search("zebra", retrieval="lexical") == []
+    assert {
+        q: [h.atom.digest for h in repo.search(q, retrieval="lexical")] for q in searches
+    } == searches
     for oid, text in zip(others, OTHERS, strict=True):
         stored = store.get_object(oid)
         assert stored is not None
@@ -235,8 +239,10 @@ def test_an_atom_not_yet_indexed_is_purged_from_the_pending_queue(repo: Reposito
         reason="asked",
         when=WHEN,
     )
-    assert repo.search("zebra") == []
-    assert [h.atom.digest for h in repo.search("tea", revision="side")] == [others[2]]
+    assert repo.search("zebra", retrieval="lexical") == []
+    assert [h.atom.digest for h in repo.search("tea", revision="side", retrieval="lexical")] == [
+        others[2]
+    ]
     assert verify_store(repo.store).ok
 
 
@@ -401,7 +407,7 @@ def test_purge_in_memory_forgets_the_text_and_rolls_back_with_the_store() -> Non
     with Repository.memory() as repo:
         secret, _, _ = build(repo)
         store = repo.store
-        assert [h.atom.digest for h in repo.search("zebra")] == [secret]
+        assert [h.atom.digest for h in repo.search("zebra", retrieval="lexical")] == [secret]
 
         def purge_then_fail() -> None:
             with store.transaction():
@@ -409,17 +415,17 @@ def test_purge_in_memory_forgets_the_text_and_rolls_back_with_the_store() -> Non
                     store, secret, index=search_index_for(store), author="dpo", reason="", when=WHEN
                 )
                 assert store.get_object(secret) == StoredObject("atom", b"")
-                assert repo.search("zebra") == []
+                assert repo.search("zebra", retrieval="lexical") == []
                 raise RuntimeError("roll back")
 
         with pytest.raises(RuntimeError, match="roll back"):
             purge_then_fail()
-        assert [h.atom.digest for h in repo.search("zebra")] == [secret]
+        assert [h.atom.digest for h in repo.search("zebra", retrieval="lexical")] == [secret]
         assert purged_atoms(store) == {}
         record = purge_atom(
             store, secret, index=search_index_for(store), author="dpo", reason="", when=WHEN
         )
-        assert repo.search("zebra") == []
+        assert repo.search("zebra", retrieval="lexical") == []
         assert search_index_for(store).count() == 3
         report = verify_store(store)
         assert report.ok

@@ -58,7 +58,7 @@ def test_purge_keeps_history_verifiable_and_expansion_chooses(repo_backend: Repo
     shown = repo.context(purged="show")
     assert "[Purged] [purged]" in shown.text
     assert [a.content for a in repo.snapshot() if isinstance(a, MemoryAtom)].count("[purged]") == 1
-    assert repo.search("zebra") == []
+    assert repo.search("zebra", retrieval="lexical") == []
     assert repo.get(kept[:10], "HEAD").content == "The user prefers tea"  # type: ignore[union-attr]
     for name in ("store.db", "store.db-wal", "store.db-shm"):  # SQLite's files, if any
         path = repo_backend.tmp_path / ".contextfs" / name

@@ -301,7 +301,7 @@ def test_a_purged_atom_travels_purged_with_its_record(origin: Repository, tmp_pa
         report = copy.verify()
         assert report.ok, report.problems
         assert list(report.purged) == [secret]
-        assert copy.search("swordfish") == []
+        assert all("swordfish" not in hit.atom.content for hit in copy.search("swordfish"))
         assert copy.store.read_ref(f"refs/purges/{secret}") == origin.store.read_ref(
             f"refs/purges/{secret}"
         )

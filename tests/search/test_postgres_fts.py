@@ -585,8 +585,9 @@ def test_a_repository_on_postgres_searches_like_one_in_memory(postgres_url: str)
             assert [h.atom for h in got] == [h.atom for h in expected], context
             assert [h.score for h in got] == pytest.approx([h.score for h in expected]), context
             assert [h.match for h in got] == pytest.approx([h.match for h in expected]), context
-        assert len(postgres.search("json", limit=20)) > 5
-        assert postgres.search("würde", limit=20, revision="HEAD~1") == []  # added later
-        assert len(postgres.search("würde", limit=20)) == 1
+        words = "lexical"
+        assert len(postgres.search("json", limit=20, retrieval=words)) > 5
+        assert postgres.search("würde", limit=20, revision="HEAD~1", retrieval=words) == []
+        assert len(postgres.search("würde", limit=20, retrieval=words)) == 1
     finally:
         postgres.store.close()

@@ -92,7 +92,7 @@ def test_the_same_inputs_give_byte_identical_payloads(repo: Repository) -> None:
 
 
 def test_a_query_ranks_the_detail_tiers_only(repo: Repository) -> None:
-    payload = repo.session_payload(budget=1500, query="exception")
+    payload = repo.session_payload(budget=1500, query="exception", retrieval="lexical")
     assert payload["l2"]
     assert all("exception" in item.lower() for item in payload["l2"])
     assert payload["l0"] == repo.session_payload(budget=1500)["l0"]

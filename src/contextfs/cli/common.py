@@ -158,7 +158,7 @@ def retrieval_option(func: F) -> F:
     return click.option(
         "--retrieval",
         type=click.Choice(["lexical", "semantic", "hybrid"]),
-        default="lexical",
-        show_default=True,
-        help="Find memories by the query's words, by meaning, or by both.",
+        default=None,
+        help="Find memories by the query's words, by meaning, or by both"
+        " (default: hybrid when the repository has an embedder, else lexical).",
     )(func)

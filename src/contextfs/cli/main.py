@@ -53,6 +53,7 @@ from .common import (
     retrieval_option,
     show,
 )
+from .embedding import config, index
 from .jsonl import encode_atom, read_atoms
 from .mcp import mcp
 from .oplog import oplog
@@ -94,8 +95,18 @@ def cli(ctx: click.Context, repo_path: Path | None) -> None:
     help="Keep the memories in this PostgreSQL database (postgresql://user@host:port/db)"
     " instead of the folder's own SQLite file; joins the repository already there.",
 )
+@click.option(
+    "--embedder",
+    metavar="NAME",
+    default=None,
+    help="What finds memories by meaning: wordllama (default, offline), none (words"
+    " only), openai:MODEL,dimensions=N[,url=URL], sentence-transformers:MODEL,dimensions=N"
+    " or fastembed:MODEL,dimensions=N.",
+)
 @click.pass_context
-def init(ctx: click.Context, path: Path | None, branch: str, store: str | None) -> None:
+def init(
+    ctx: click.Context, path: Path | None, branch: str, store: str | None, embedder: str | None
+) -> None:
     """Create a repository.
 
     It goes in PATH/.contextfs (PATH default: --repo, else the current directory).
@@ -103,11 +114,11 @@ def init(ctx: click.Context, path: Path | None, branch: str, store: str | None) 
     settings = ctx.find_object(Settings)
     target = path or (settings.repo_path if settings else None) or Path()
     if store is None:
-        repo = ctx.with_resource(Repository.init(target, branch=branch))
+        repo = ctx.with_resource(Repository.init(target, branch=branch, embedder=embedder))
         where = (repo.path or target).resolve()
         click.echo(f"Initialised empty ContextFS repository in {where} (branch {branch})")
         return
-    repo = ctx.with_resource(Repository.init(target, branch=branch, store=store))
+    repo = ctx.with_resource(Repository.init(target, branch=branch, store=store, embedder=embedder))
     where = (repo.path or target).resolve()
     click.echo(
         f"Initialised ContextFS repository in {where}, stored in {redact_url(store)}"
@@ -379,7 +390,7 @@ def expand(
     query: str | None,
     fmt: Format,
     half_life: float | None,
-    retrieval: Retrieval,
+    retrieval: Retrieval | None,
     receipt_path: Path | None,
     remote: str | None,
     token: str | None,
@@ -460,7 +471,7 @@ def search(
     match_all: bool,
     limit: int,
     half_life: float | None,
-    retrieval: Retrieval,
+    retrieval: Retrieval | None,
     remote: str | None,
     token: str | None,
     as_json: bool,
@@ -995,6 +1006,8 @@ def _one_line(text: str, width: int = 60) -> str:
 
 
 cli.add_command(oplog)
+cli.add_command(index)
+cli.add_command(config)
 cli.add_command(session)
 cli.add_command(serve)
 cli.add_command(mcp)

@@ -456,3 +456,32 @@ def import_progress(err: Console, total_lines: int) -> Iterator[tuple[Tick, Stag
         bar.live.stop()
         raise
     bar.stop()
+
+
+@contextmanager
+def count_progress(err: Console, description: str) -> Iterator[StageTick]:
+    """One progress bar on ``err`` while a count grows to its total, on a terminal only.
+
+    Yields ``tick(done, total)``. On an error the bar vanishes, so the error
+    stays the only line.
+    """
+    if not err.is_terminal:
+        yield lambda done, total: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    bar = Progress(*columns, console=err, transient=True)
+    task = bar.add_task(description, total=None)
+
+    def tick(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    bar.start()
+    try:
+        yield tick
+    finally:
+        bar.stop()

@@ -66,7 +66,7 @@ def session(
     since: Path | None,
     save: Path | None,
     granularity: Any,
-    retrieval: Retrieval,
+    retrieval: Retrieval | None,
     remote: str | None,
     token: str | None,
     as_json: bool,

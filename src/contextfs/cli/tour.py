@@ -39,6 +39,8 @@ RESEARCH_MEMORIES = [
 MAIN_MEMORY = ("The user wants a progress summary every Friday.", "Preference", 0.8, "chat")
 SHARED = 4  # the decision both branches hold; research raises its relevance
 RAISED_RELEVANCE = 0.95
+#: A question that shares no word with the memory that answers it (the decision).
+BY_MEANING = "what database do we use"
 
 
 def run_tour(path: Path | None, out: Console) -> Path:
@@ -106,6 +108,9 @@ def _show(repo: Repository, out: Console) -> None:
     for prompt_line in text.splitlines():
         out.print(Text("   " + prompt_line))
     out.print(f"   ({default_tokenizer().count(text)} tokens, most relevant first)")
+    _step(out, 9, f'Find by meaning, offline (`contextfs search "{BY_MEANING}"`): no word shared.')
+    (best,) = repo.search(BY_MEANING, limit=1)
+    out.print(Text(f"   [{best.atom.type_sig}] {best.atom.content}"))
 
 
 def _next_steps(out: Console, folder: Path) -> None:
@@ -118,6 +123,7 @@ def _next_steps(out: Console, folder: Path) -> None:
         "contextfs log --graph",
         "contextfs show HEAD",
         "contextfs expand --budget 100 --json",
+        'contextfs search "where does the user live"',
         'contextfs add "The user likes dark mode." --type Preference --relevance 0.7',
         'contextfs commit -m "Remember the theme"',
         "contextfs export -o memories.jsonl",

@@ -294,7 +294,7 @@ class AsyncClient:
         budget: int | None = None,
         query: str | None = None,
         format: str = "lines",
-        retrieval: Retrieval = "lexical",
+        retrieval: Retrieval | None = None,
     ) -> ExpandResponse:
         """The prompt ``revision`` gives for ``budget`` (and ``query``)."""
         request = Expand(
@@ -332,7 +332,7 @@ class AsyncClient:
         revision: str = "HEAD",
         limit: int = 10,
         mode: str = "any",
-        retrieval: Retrieval = "lexical",
+        retrieval: Retrieval | None = None,
     ) -> list[Hit]:
         """Full-text search of ``revision``, best first."""
         request = Query(query=query, revision=revision, limit=limit, mode=mode, retrieval=retrieval)  # type: ignore[arg-type]
@@ -366,7 +366,7 @@ class AsyncClient:
         query: str | None = None,
         hashes: dict[str, str] | None = None,
         granularity: str = "item",
-        retrieval: Retrieval = "lexical",
+        retrieval: Retrieval | None = None,
     ) -> SessionResponse:
         """The session payload as a delta against ``hashes`` (apply it with apply_delta)."""
         request = Session(
@@ -536,7 +536,7 @@ class Client:
         budget: int | None = None,
         query: str | None = None,
         format: str = "lines",
-        retrieval: Retrieval = "lexical",
+        retrieval: Retrieval | None = None,
     ) -> ExpandResponse:
         """See :meth:`AsyncClient.expand`."""
         return self._run(
@@ -570,7 +570,7 @@ class Client:
         revision: str = "HEAD",
         limit: int = 10,
         mode: str = "any",
-        retrieval: Retrieval = "lexical",
+        retrieval: Retrieval | None = None,
     ) -> list[Hit]:
         """See :meth:`AsyncClient.query`."""
         return self._run(
@@ -643,7 +643,7 @@ class Client:
         query: str | None = None,
         hashes: dict[str, str] | None = None,
         granularity: str = "item",
-        retrieval: Retrieval = "lexical",
+        retrieval: Retrieval | None = None,
     ) -> SessionResponse:
         """See :meth:`AsyncClient.session`."""
         request = self._async.session(

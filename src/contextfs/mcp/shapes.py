@@ -65,10 +65,10 @@ HalfLife = Annotated[
     ),
 ]
 RetrievalMode = Annotated[
-    Literal["lexical", "semantic", "hybrid"],
+    Literal["lexical", "semantic", "hybrid"] | None,
     Field(
-        description="How the query finds memories: by its words (default), by meaning"
-        " (the repository's offline embedder) or by both."
+        description="How the query finds memories: by its words, by meaning (the"
+        " repository's embedder) or by both (the default when it has an embedder)."
     ),
 ]
 MemoryRef = Annotated[

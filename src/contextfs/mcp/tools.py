@@ -233,7 +233,7 @@ class MemoryTools:
         ] = "any",
         revision: Revision = refnames.HEAD,
         half_life_seconds: HalfLife = None,
-        retrieval: RetrievalMode = "lexical",
+        retrieval: RetrievalMode = None,
     ) -> RecallResult:
         """Search memories by their words or meaning, best first (relevance x recency x match)."""
         if self._unborn(revision):
@@ -275,7 +275,7 @@ class MemoryTools:
             Format, Field(description="lines ([Type] text), markdown, json or xml.")
         ] = "lines",
         half_life_seconds: HalfLife = None,
-        retrieval: RetrievalMode = "lexical",
+        retrieval: RetrievalMode = None,
     ) -> ContextResult:
         """The best prompt a version of memory gives within a token budget, with its receipt.
 
@@ -318,7 +318,7 @@ class MemoryTools:
             Granularity,
             Field(description="Deltas by item (default) or by whole component."),
         ] = "item",
-        retrieval: RetrievalMode = "lexical",
+        retrieval: RetrievalMode = None,
     ) -> SessionResult:
         """An agent turn's tiered payload (l0, rich_club, l1, l2), or only what changed.
 

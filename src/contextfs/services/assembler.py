@@ -68,8 +68,6 @@ Purged = Literal["omit", "show"]
 #: How a query finds memories: by its words, by meaning, or both (see ``_matches``).
 Retrieval = Literal["lexical", "semantic", "hybrid"]
 RETRIEVALS: tuple[Retrieval, ...] = ("lexical", "semantic", "hybrid")
-#: Retrieval unless the caller asks for another (the semantic modes are opt-in for now).
-DEFAULT_RETRIEVAL: Retrieval = "lexical"
 #: Atoms nearest in meaning that a semantic or hybrid query considers.
 SEMANTIC_CANDIDATES = 200
 #: The lexical side's weight in hybrid ranking: best on LoCoMo's dialogue turns.
@@ -149,17 +147,14 @@ class ContextAssembler:
         """Each candidate's match in [0, 1] and its snapshot item, for ``retrieval``.
 
         Lexical matches are the words ``query`` shares with an atom (every
-        phrase with ``mode`` "all"); semantic ones the
-        :data:`SEMANTIC_CANDIDATES` atoms nearest in meaning; hybrid mixes both
+        phrase with ``mode`` "all", in hybrid retrieval too); semantic ones the
+        :data:`SEMANTIC_CANDIDATES` atoms nearest in meaning, whatever their
+        words; hybrid mixes both
         (:func:`~contextfs.expand.ranking.fused_scores`, lexical weight
         :data:`LEXICAL_WEIGHT`, chosen on LoCoMo: see benchmarks/RESULTS.md).
         """
         if mode not in ("any", "all"):
             raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
-        if retrieval not in RETRIEVALS:
-            raise InvalidInputError(
-                f"retrieval must be 'lexical', 'semantic' or 'hybrid', got {retrieval!r}"
-            )
         phrases = parse_query(query).phrases  # every mode needs words to look for
         lexical: dict[bytes, float] = {}
         present: dict[bytes, bytes] = {}
@@ -177,10 +172,31 @@ class ContextAssembler:
         present.update(items)
         weight = 0.0 if retrieval == "semantic" else LEXICAL_WEIGHT
         fused = fused_scores(lexical, semantic, weight)
+        if retrieval == "hybrid" and mode == "all":  # every phrase must match: words decide who
+            fused = {oid: score for oid, score in fused.items() if oid in lexical}
         # The least similar candidate, matching no word, scores 0: it was not found.
         return {oid: score for oid, score in fused.items() if score > 0}, present
 
     # -- search and context ----------------------------------------------------------
+
+    @property
+    def default_retrieval(self) -> Retrieval:
+        """ "hybrid" when the repository has an embedder, else "lexical"."""
+        return "hybrid" if self._embeddings.embedder is not None else "lexical"
+
+    def retrieval(self, asked: Retrieval | None) -> Retrieval:
+        """The retrieval a query uses: ``asked``, or :attr:`default_retrieval`.
+
+        Raises:
+            InvalidInputError: ``asked`` is no retrieval.
+        """
+        if asked is None:
+            return self.default_retrieval
+        if asked not in RETRIEVALS:
+            raise InvalidInputError(
+                f"retrieval must be 'lexical', 'semantic' or 'hybrid', got {asked!r}"
+            )
+        return asked
 
     def search(
         self,
@@ -192,7 +208,7 @@ class ContextAssembler:
         where: ContextQuery | None = None,
         half_life_seconds: float | None = None,
         now: int | None = None,
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> list[SearchHit]:
         """Find ``revision``'s memories matching ``query``, best first.
 
@@ -201,14 +217,17 @@ class ContextAssembler:
         query's phrases by their rarity in this revision (see
         :mod:`contextfs.expand.ranking`), so the answer depends on the revision
         alone. ``where`` filters further (type, relevance, age, tags, source).
-        ``retrieval`` "semantic" finds memories by meaning instead, and
-        "hybrid" by both (their vectors are made on the first such query).
+        ``retrieval`` "lexical" finds memories by their words alone,
+        "semantic" by meaning, and "hybrid" (the default when the repository
+        has an embedder) by both; vectors are made on the first query that
+        needs them.
 
         Raises:
             InvalidInputError: the query has no words, or an argument is invalid.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
+        retrieval = self.retrieval(retrieval)
         moment = now if now is not None else now_micros()
         tree = self._workspace.tree_of(revision)
         hits: list[SearchHit] = []
@@ -236,7 +255,7 @@ class ContextAssembler:
         patience: int | None = DEFAULT_PATIENCE,
         tokenizer: Tokenizer | None = None,
         purged: Purged = "omit",
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> PromptContext:
         """Assemble the best prompt ``revision`` can give within ``budget`` tokens.
 
@@ -263,6 +282,7 @@ class ContextAssembler:
             isinstance(budget, bool) or not isinstance(budget, int) or budget < 0
         ):
             raise InvalidInputError(f"budget must be a non-negative integer, got {budget!r}")
+        retrieval = self.retrieval(retrieval)
         oid = self._refs.resolve_id(revision)
         tree = self._objects.commit(oid).tree
         moment = now if now is not None else now_micros()
@@ -325,7 +345,9 @@ class ContextAssembler:
         """What a receipt records of the retrieval: nothing for words alone (as before)."""
         if query is None or retrieval == "lexical":
             return {}
-        return {"retrieval": retrieval, "embedder": self._embeddings.embedder_id}
+        embedder = self._embeddings.embedder_id
+        assert embedder is not None  # a query by meaning needed one
+        return {"retrieval": retrieval, "embedder": embedder}
 
     def expand(
         self,
@@ -337,7 +359,7 @@ class ContextAssembler:
         now: int | None = None,
         where: ContextQuery | None = None,
         tokenizer: Tokenizer | None = None,
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> ExpandedContext:
         """Materialise ``revision`` as the seed's ``ExpandedContext``, ranked and budgeted.
 
@@ -418,7 +440,7 @@ class ContextAssembler:
         half_life_seconds: float | None = None,
         now: int | None = None,
         tokenizer: Tokenizer | None = None,
-        retrieval: Retrieval = DEFAULT_RETRIEVAL,
+        retrieval: Retrieval | None = None,
     ) -> SessionPayload:
         """Return ``revision``'s session payload: ``{"l0", "l1", "l2", "rich_club"}``.
 
@@ -435,6 +457,7 @@ class ContextAssembler:
         Raises:
             InvalidInputError: an argument is invalid.
         """
+        retrieval = self.retrieval(retrieval)
         tree = self._refs.tree(revision)
         scorer = _scorer(half_life_seconds, now if now is not None else now_micros())
         types = frozenset(identity_types)
@@ -523,7 +546,6 @@ def _scorer(half_life_seconds: float | None, now: int) -> Scorer | None:
 
 __all__ = [
     "DEFAULT_PATIENCE",
-    "DEFAULT_RETRIEVAL",
     "DEFAULT_SESSION_BUDGET",
     "IDENTITY_SCAN",
     "ContextAssembler",

@@ -12,10 +12,11 @@ not the size of memory.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
 from ..embed.base import Embedder
+from ..errors import InvalidInputError
 from ..history.tree import item_key
 from ..model.objects import ATOM, decode_atom, is_molecule_item
 from .indexes import Indexes
@@ -24,11 +25,18 @@ from .storage import Storage
 #: Texts embedded and stored per batch while catching up.
 CATCH_UP_BATCH: Final = 256
 
+#: Told ``(embedded so far, to embed in all)`` after every batch of a catch-up.
+Progress = Callable[[int, int], None]
+
 
 class Embeddings:
-    """The repository's embedder, its vectors, and semantic candidates for a snapshot."""
+    """The repository's embedder, its vectors, and semantic candidates for a snapshot.
 
-    def __init__(self, storage: Storage, indexes: Indexes, embedder: Embedder) -> None:
+    A repository without an embedder (``None``, named ``"none"``) finds
+    memories by their words only.
+    """
+
+    def __init__(self, storage: Storage, indexes: Indexes, embedder: Embedder | None) -> None:
         self.store = storage.store
         self.trees = storage.trees
         self._indexes = indexes
@@ -37,9 +45,40 @@ class Embeddings:
         self._complete: dict[str, bytes] = {}  # embedder id -> a snapshot fully embedded
 
     @property
-    def embedder_id(self) -> str:
-        """The id of what makes this repository's vectors."""
-        return self.embedder.id
+    def embedder_id(self) -> str | None:
+        """The id of what makes this repository's vectors (``None``: it has no embedder)."""
+        return self.embedder.id if self.embedder is not None else None
+
+    def replace(self, embedder: Embedder | None) -> int:
+        """Make ``embedder`` the repository's; drop every other embedder's vectors.
+
+        The new one's vectors are made lazily, by the next query that needs
+        them or by :meth:`catch_up`. Returns how many vectors were dropped.
+        """
+        keep = embedder.id if embedder is not None else None
+        vectors = self._indexes.vectors
+        dropped = 0
+        with self.store.transaction():
+            for other in vectors.embedders():
+                if other != keep:
+                    dropped += vectors.drop(other)
+        with self._lock:
+            self.embedder = embedder
+            self._complete.clear()
+        return dropped
+
+    def required(self) -> Embedder:
+        """The embedder, for work that needs one.
+
+        Raises:
+            InvalidInputError: the repository has none.
+        """
+        if self.embedder is None:
+            raise InvalidInputError(
+                "this repository has no embedder, so it finds memories by their words only;"
+                " choose one with `contextfs config embedder wordllama`"
+            )
+        return self.embedder
 
     def nearest(
         self, tree: bytes, text: str, limit: int
@@ -50,8 +89,9 @@ class Embeddings:
             Their cosines by id, and the snapshot items of the candidates the
             search looked up (every one returned among them).
         """
+        embedder = self.required()
         self.catch_up(tree)
-        query = self.embedder.embed([text])[0]
+        query = embedder.embed([text])[0]
         if not query.any():
             return {}, {}  # nothing in the text the embedder knows: it means nothing here
         items: dict[bytes, bytes] = {}
@@ -61,16 +101,19 @@ class Embeddings:
             items.update(found)
             return found.keys()
 
-        found = self._indexes.vectors.nearest(self.embedder_id, query, limit, in_tree)
+        found = self._indexes.vectors.nearest(embedder.id, query, limit, in_tree)
         return dict(found), items
 
-    def catch_up(self, tree: bytes) -> int:
+    def catch_up(self, tree: bytes, progress: Progress | None = None) -> int:
         """Embed the atoms of ``tree`` that have no vector yet; return how many were embedded.
 
         Purged atoms (no text left) get none: there is nothing to embed and
-        nothing may be derived from what was erased.
+        nothing may be derived from what was erased. ``progress`` hears how
+        far it has got after every batch (``contextfs index`` draws a bar).
         """
-        embedder = self.embedder_id
+        if self.embedder is None:
+            return 0
+        embedder = self.embedder.id
         with self._lock:
             known = self._complete.get(embedder)
         if known == tree:
@@ -93,22 +136,24 @@ class Embeddings:
         made = 0
         missing = self._indexes.vectors.missing(embedder, keys)
         for start in range(0, len(missing), CATCH_UP_BATCH):
-            made += self._embed(missing[start : start + CATCH_UP_BATCH])
+            made += self._embed(self.embedder, missing[start : start + CATCH_UP_BATCH])
+            if progress is not None:
+                progress(min(start + CATCH_UP_BATCH, len(missing)), len(missing))
         if not (made and self.store.in_transaction()):  # vectors that may roll back: not done
             self._indexes.vectors.mark_embedded(embedder, tree)
             with self._lock:
                 self._complete[embedder] = tree
         return made
 
-    def _embed(self, ids: list[bytes]) -> int:
+    def _embed(self, embedder: Embedder, ids: list[bytes]) -> int:
         texts: dict[bytes, str] = {}
         for oid, stored in self.store.get_objects(ids).items():
             if stored.kind == ATOM and stored.data:  # empty: purged, nothing to embed
                 texts[oid] = decode_atom(stored.data)[1]
         if not texts:
             return 0
-        rows = self.embedder.embed(list(texts.values()))
-        return self._indexes.vectors.add(self.embedder_id, list(texts), rows)
+        rows = embedder.embed(list(texts.values()))
+        return self._indexes.vectors.add(embedder.id, list(texts), rows)
 
 
-__all__ = ["CATCH_UP_BATCH", "Embeddings"]
+__all__ = ["CATCH_UP_BATCH", "Embeddings", "Progress"]

@@ -153,7 +153,7 @@ class Error(Message, kw_only=True, omit_defaults=True):
 # -- requests and their answers --------------------------------------------------------
 
 Format = Literal["lines", "markdown", "json", "xml"]
-#: How a query finds memories (Repository.search's ``retrieval``); absent: lexical.
+#: How a query finds memories (Repository.search's ``retrieval``); absent: the server's default.
 Retrieval = Literal["lexical", "semantic", "hybrid"]
 
 
@@ -166,7 +166,7 @@ class Expand(Message, kw_only=True, omit_defaults=True):
     query: str | None = None
     format: Format = "lines"
     context: dict[str, Any] | None = None
-    retrieval: Retrieval = "lexical"
+    retrieval: Retrieval | None = None
 
 
 class ExpandResponse(Message, kw_only=True, omit_defaults=True):
@@ -219,7 +219,7 @@ class Query(Message, kw_only=True, omit_defaults=True):
     revision: str = "HEAD"
     limit: int = 10
     mode: Literal["any", "all"] = "any"
-    retrieval: Retrieval = "lexical"
+    retrieval: Retrieval | None = None
 
 
 class QueryResponse(Message, kw_only=True, omit_defaults=True):
@@ -280,7 +280,7 @@ class Session(Message, kw_only=True, omit_defaults=True):
     query: str | None = None
     hashes: dict[str, str] = msgspec.field(default_factory=dict)
     granularity: Literal["item", "component"] = "item"
-    retrieval: Retrieval = "lexical"
+    retrieval: Retrieval | None = None
 
 
 class SessionResponse(Message, kw_only=True, omit_defaults=True):
