@@ -18,6 +18,7 @@ from contextfs.search.query import (
     Phrase,
     SearchQuery,
     check_mode,
+    content_phrases,
     fts5_expression,
     parse_query,
     term_key,
@@ -286,3 +287,22 @@ def test_term_key_cuts_like_fts5() -> None:
         term_key("日" * 20_000).encode("utf-8", "surrogateescape")
         == ("日".encode() * 20_000)[:FTS5_MAX_TOKEN_BYTES]
     )
+
+
+def test_loose_stop_words_are_not_matched_unless_nothing_else_is_left() -> None:
+    def kept(text: str) -> list[tuple[tuple[str, ...], bool]]:
+        return [(p.tokens, p.prefix) for p in content_phrases(parse_query(text))]
+
+    assert kept("What did the user's sister say?") == [
+        (("user",), False),
+        (("sister",), False),
+        (("say",), False),
+    ]
+    assert kept('"the end" of the* it') == [(("the", "end"), False), (("the",), True)]
+    assert kept("who is it") == [(("who",), False), (("is",), False), (("it",), False)]
+    assert kept("Can we won't let Don") == [
+        (("can",), False),
+        (("won",), False),
+        (("let",), False),
+        (("don",), False),
+    ]

@@ -38,6 +38,8 @@ from typing import Final, Literal
 
 from contextfs.errors import InvalidInputError
 
+from .stopwords import ENGLISH
+
 #: How terms combine: "any" term may match (OR), or "all" must (AND).
 Mode = Literal["any", "all"]
 
@@ -245,3 +247,17 @@ def check_mode(mode: object) -> Mode:
     if mode == "all":
         return "all"
     raise InvalidInputError(f"search mode must be 'any' or 'all', got {mode!r}")
+
+
+def content_phrases(query: SearchQuery) -> tuple[Phrase, ...]:
+    """``query``'s phrases without loose stop words, or all of them if nothing else is left.
+
+    A stop word (:data:`contextfs.search.stopwords.ENGLISH`) typed alone is
+    dropped; in quotes, or as a prefix, it is kept as typed.
+    """
+    kept = tuple(
+        phrase
+        for phrase in query.phrases
+        if len(phrase.tokens) > 1 or phrase.prefix or phrase.tokens[0] not in ENGLISH
+    )
+    return kept or query.phrases

@@ -37,7 +37,7 @@ from ..model.objects import (
 )
 from ..model.timeutil import from_micros, now_micros
 from ..records import PromptContext, SearchHit
-from ..search.query import Mode, parse_query
+from ..search.query import Mode, content_phrases, parse_query
 from ..session.richclub import hub_atoms
 from ..session.tiers import (
     IDENTITY_TYPES,
@@ -155,7 +155,7 @@ class ContextAssembler:
         """
         if mode not in ("any", "all"):
             raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
-        phrases = parse_query(query).phrases  # every mode needs words to look for
+        phrases = content_phrases(parse_query(query))  # every mode needs words to look for
         lexical: dict[bytes, float] = {}
         present: dict[bytes, bytes] = {}
         if retrieval != "semantic":
@@ -212,7 +212,8 @@ class ContextAssembler:
     ) -> list[SearchHit]:
         """Find ``revision``'s memories matching ``query``, best first.
 
-        Words are matched by full-text search (SQLite FTS5 on disk); each hit
+        Words are matched by full-text search (SQLite FTS5 on disk), without
+        the query's loose English stop words (:mod:`contextfs.search.stopwords`); each hit
         scores ``relevance x recency x match``, where ``match`` weighs the
         query's phrases by their rarity in this revision (see
         :mod:`contextfs.expand.ranking`), so the answer depends on the revision
