@@ -193,4 +193,4 @@ def test_init_leaves_nothing_behind_when_it_cannot_create(tmp_path: Path) -> Non
     with pytest.raises(StoreError, match="cannot create a repository"):
         Repository.init(blocker)
     Repository.init(tmp_path).close()
-    assert sorted(os.listdir(tmp_path / ".contextfs")) == ["store.db"]
+    assert sorted(os.listdir(tmp_path / ".contextfs")) == ["config.json", "store.db"]

@@ -123,6 +123,7 @@ def test_receipts_name_the_embedder_and_re_derive(repo: Repository) -> None:
     assert params["retrieval"] == "hybrid"
     assert params["embedder"] == repo.embeddings.embedder_id
     assert repo.verify_receipt(prompt.receipt).ok
+    assert params["lexical_weight"] == 0.3  # MiniLM's, measured on LoCoMo
     default = repo.context(budget=60, query="cat mat")
     assert default.receipt.params["retrieval"] == "hybrid"
     assert default.text == prompt.text
@@ -151,7 +152,7 @@ def test_another_embedder_plugs_in_and_keeps_its_own_vectors(repo: Repository) -
     other = Repository(repo.store, path=repo.path, embedder=HashedWords())
     assert contents(other.search("revenue grew", retrieval="semantic", limit=1)) == [MEMORIES[1]]
     assert other.indexes.vectors.count("hashed-words-64@1") == len(MEMORIES)
-    with pytest.raises(InvalidInputError, match=r"^cannot reproduce embedder 'wordllama:"):
+    with pytest.raises(InvalidInputError, match=r"^cannot reproduce embedder 'minilm:"):
         other.verify_receipt(prompt.receipt)
 
 
@@ -167,3 +168,19 @@ def test_session_payloads_take_the_retrieval_too(repo: Repository) -> None:
     assert payload["l2"][0] == f"[Fact] {MEMORIES[0]}"
     assert repo.session_payload(budget=200, query="cat mat", retrieval="lexical")["l2"] == []
     assert repo.session_payload(budget=200, query="cat mat")["l2"][0] == f"[Fact] {MEMORIES[0]}"
+
+
+class WordsFirst(HashedWords):
+    """The same vectors, weighed differently against the words."""
+
+    lexical_weight = 0.9
+
+
+def test_a_receipt_made_with_another_lexical_weight_is_not_reproduced(repo: Repository) -> None:
+    plain = Repository(repo.store, path=repo.path, embedder=HashedWords())
+    prompt = plain.context(budget=60, query="revenue grew")
+    assert prompt.receipt.params["lexical_weight"] == 0.5  # the default for an embedder
+    assert plain.verify_receipt(prompt.receipt).ok
+    weighed = Repository(repo.store, path=repo.path, embedder=WordsFirst())
+    with pytest.raises(InvalidInputError, match=r"^cannot reproduce hybrid retrieval's lexical"):
+        weighed.verify_receipt(prompt.receipt)

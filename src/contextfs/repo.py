@@ -35,7 +35,7 @@ from .backends import open_store, url_scheme
 from .config import RepoConfig, read_config, write_config
 from .discovery import DATABASE, REPO_DIR, find_repository, is_repository
 from .embed import Embedder, default_embedder
-from .embed.names import check_embedder_name, embedder_named
+from .embed.names import check_embedder_name, default_embedder_name, embedder_named
 from .errors import (
     InvalidInputError,
     RepositoryExistsError,
@@ -171,9 +171,9 @@ class Repository:
         database and the folder only records where: a store that already holds
         a repository is joined, not re-initialised, so every machine of a team
         runs the same ``init --store``. ``embedder`` names what finds memories
-        by meaning (:func:`contextfs.embed.embedder_named`; default the offline
-        WordLlama model, ``"none"`` for words only); the folder's config
-        records it.
+        by meaning (:func:`contextfs.embed.embedder_named`; ``"none"`` for
+        words only; default :func:`~contextfs.embed.names.default_embedder_name`,
+        offline); the folder's config records it.
 
         Raises:
             RepositoryExistsError: the folder is a repository already.
@@ -181,8 +181,9 @@ class Repository:
             StoreError: the store cannot be created or reached.
         """
         refnames.branch_ref(branch)  # refuse a bad name before touching the disk
-        if embedder is not None:
-            embedder = check_embedder_name(embedder)
+        embedder = (
+            check_embedder_name(embedder) if embedder is not None else default_embedder_name()
+        )
         folder = Path(path) / REPO_DIR
         if is_repository(folder):
             raise RepositoryExistsError(f"a ContextFS repository already exists in {str(folder)!r}")
@@ -195,8 +196,7 @@ class Repository:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             cls.create(SqliteStore.open(scratch, create=True), branch=branch).close()
-            if embedder is not None:  # before the store appears: no repository without it
-                write_config(folder, RepoConfig(embedder=embedder))
+            write_config(folder, RepoConfig(embedder=embedder))  # before the store appears
             os.replace(scratch, database)
         except OSError as exc:
             raise StoreError(
@@ -209,7 +209,7 @@ class Repository:
         return cls(SqliteStore.open(database), path=folder, embedder=embedder)
 
     @classmethod
-    def _init_shared(cls, folder: Path, url: str, branch: str, embedder: str | None) -> Self:
+    def _init_shared(cls, folder: Path, url: str, branch: str, embedder: str) -> Self:
         """Initialise (or join) the repository in the store at ``url``; record it in the folder.
 
         The folder gets a workspace of its own in the store, so its HEAD and

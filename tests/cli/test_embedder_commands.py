@@ -14,12 +14,12 @@ def fill(run: Cli) -> None:
 
 def test_config_shows_every_setting_with_defaults(repo_run: Cli) -> None:
     assert repo_run("config").stdout.splitlines() == [
-        "embedder = wordllama",
+        "embedder = minilm",
         "store = sqlite (the folder's own file)",
         "workspace = (none)",
         "remotes = (none)",
     ]
-    assert repo_run("config", "embedder").stdout == "wordllama\n"
+    assert repo_run("config", "embedder").stdout == "minilm\n"
     repo_run("remote", "add", "origin", "ctx://127.0.0.1:9")
     assert repo_run.json("config")["remotes"] == {"origin": "ctx://127.0.0.1:9"}
 
@@ -37,10 +37,10 @@ def test_config_changes_the_embedder_and_drops_the_old_vectors(repo_run: Cli) ->
 def test_index_embeds_at_once(repo_run: Cli) -> None:
     fill(repo_run)
     out = repo_run("index").stdout
-    assert out.startswith("Embedded 2 memories with wordllama:l2_supercat-256@")
+    assert out == "Embedded 2 memories with minilm:all-MiniLM-L6-v2-int8-384@1.0.0\n"
     shape = repo_run.json("index")
     assert shape["embedded"] == 0
-    assert shape["embedder"].startswith("wordllama:")
+    assert shape["embedder"].startswith("minilm:")
 
 
 def test_init_records_the_embedder(run: Cli) -> None:

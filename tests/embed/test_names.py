@@ -6,16 +6,24 @@ import pytest
 
 from contextfs.embed import (
     FastEmbedEmbedder,
+    MiniLMEmbedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
     WordLlamaEmbedder,
 )
-from contextfs.embed.names import DEFAULT_EMBEDDER, check_embedder_name, embedder_named
+from contextfs.embed.names import check_embedder_name, default_embedder_name, embedder_named
 from contextfs.errors import InvalidInputError
 
 
-def test_the_default_name_is_the_packaged_wordllama() -> None:
-    embedder = embedder_named(DEFAULT_EMBEDDER)
+def test_the_default_is_minilm_where_its_extra_is_installed() -> None:
+    assert default_embedder_name() == "minilm"  # the test extras install it
+    embedder = embedder_named("minilm")
+    assert isinstance(embedder, MiniLMEmbedder)
+    assert embedder.id == "minilm:all-MiniLM-L6-v2-int8-384@1.0.0"
+
+
+def test_wordllama_is_named_with_its_packaged_model() -> None:
+    embedder = embedder_named("wordllama")
     assert isinstance(embedder, WordLlamaEmbedder)
     assert embedder.id.startswith("wordllama:l2_supercat-256@")
 
@@ -50,8 +58,9 @@ def test_local_model_names(name: str, kind: type) -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("", "embedder must be a name like 'wordllama', got ''"),
-        ("bogus", "unknown embedder 'bogus'; choose one of wordllama, openai,"),
+        ("", "embedder must be a name like 'minilm', got ''"),
+        ("minilm:large", "embedder 'minilm' is one model: name it 'minilm' alone"),
+        ("bogus", "unknown embedder 'bogus'; choose one of minilm, wordllama, openai,"),
         ("openai", "embedder 'openai' needs a model: openai:MODEL,dimensions=N"),
         ("openai:m", "embedder 'openai' needs its vectors' length: openai:MODEL,dimensions=N"),
         ("openai:m,dimensions=0", "dimensions must be a positive integer, got '0'"),

@@ -1,4 +1,4 @@
-"""The offline default embedder: WordLlama's packaged model, unit vectors, no network."""
+"""WordLlama's packaged model: unit vectors, no network, in every install."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from contextfs.embed import Embedder, WordLlamaEmbedder, default_embedder
+from contextfs.embed import Embedder, WordLlamaEmbedder
 from contextfs.embed.base import EmbedderError
 from contextfs.errors import InvalidInputError
 
@@ -27,13 +27,11 @@ def embedder() -> WordLlamaEmbedder:
     return WordLlamaEmbedder()
 
 
-def test_the_default_is_wordllama_and_an_embedder(embedder: WordLlamaEmbedder) -> None:
-    default = default_embedder()
-    assert isinstance(default, WordLlamaEmbedder)
-    assert isinstance(default, Embedder)
-    assert default.id == embedder.id
-    assert default.id.startswith("wordllama:l2_supercat-256@0.")
-    assert default.dimensions == 256
+def test_wordllama_is_an_embedder(embedder: WordLlamaEmbedder) -> None:
+    assert isinstance(embedder, Embedder)
+    assert embedder.id == WordLlamaEmbedder().id
+    assert embedder.id.startswith("wordllama:l2_supercat-256@0.")
+    assert embedder.dimensions == 256
 
 
 def test_vectors_are_float32_unit_rows_in_order(embedder: WordLlamaEmbedder) -> None:
@@ -92,8 +90,9 @@ def test_bad_construction_and_an_absent_model() -> None:
 def test_embedding_and_counting_never_touch_the_network(tmp_path: Path) -> None:
     """With an empty home, every cache empty, proxies at a closed port and sockets refused.
 
-    Counting tokens and embedding (the default embedder) both work, and nothing
-    is written under the empty home (no model cache filled from anywhere).
+    Counting tokens and embedding (the default embedder, MiniLM, and
+    WordLlama) all work, and nothing is written under the empty home (no model
+    cache filled from anywhere).
     """
     script = """
 import socket
@@ -103,13 +102,15 @@ def refuse(*args, **kwargs):
 
 socket.socket.connect = refuse
 socket.create_connection = refuse
-from contextfs.embed import default_embedder
+from contextfs.embed import WordLlamaEmbedder, default_embedder
 from contextfs.expand.tokens import default_tokenizer
 import logging
-vectors = default_embedder().embed(["User prefers concise answers", "brief replies"])
-# Loading the model left the application's logging as it was.
+texts = ["User prefers concise answers", "brief replies"]
+vectors = default_embedder().embed(texts)
+small = WordLlamaEmbedder().embed(texts)
+# Loading the models left the application's logging as it was.
 assert logging.getLogger().handlers == [] and logging.getLogger().level == logging.WARNING
-print(default_tokenizer().count("hello world"), vectors.shape)
+print(default_tokenizer().count("hello world"), vectors.shape, small.shape)
 """
     home = tmp_path / "home"
     home.mkdir()
@@ -129,5 +130,5 @@ print(default_tokenizer().count("hello world"), vectors.shape)
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
-    assert (result.returncode, result.stdout) == (0, "2 (2, 256)\n"), result.stderr
+    assert (result.returncode, result.stdout) == (0, "2 (2, 384) (2, 256)\n"), result.stderr
     assert list(home.iterdir()) == []

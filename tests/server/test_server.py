@@ -143,7 +143,7 @@ def test_a_slow_reader_stalls_only_its_own_stream(tmp_path: Path) -> None:
             started_at = time.perf_counter()
             for _ in range(20):
                 await fast.ping()
-            assert await fast.query("memory", limit=1)
+            assert await fast.query("memory", limit=1, retrieval="lexical")
             assert time.perf_counter() - started_at < 5
             count = 1 + sum([1 async for _ in stream])
             assert count == len(list(repo.stream(chunk_size=20)))

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..config import RepoConfig, read_config
-from ..embed.names import DEFAULT_EMBEDDER
+from ..embed.names import default_embedder_name
 from ..errors import InvalidInputError
 from ..store.urls import redact_url
 from . import render
@@ -90,7 +90,7 @@ def config(ctx: click.Context, key: str | None, value: str | None, as_json: bool
 def _settings(found: RepoConfig) -> dict[str, Any]:
     """Every setting as shown: defaults filled in, passwords out of URLs."""
     return {
-        "embedder": found.embedder or DEFAULT_EMBEDDER,
+        "embedder": found.embedder or default_embedder_name(),
         "store": redact_url(found.store) if found.store else "sqlite (the folder's own file)",
         "workspace": found.workspace,
         "remotes": {

@@ -5,6 +5,9 @@ whenever its vectors could (model, dimensions, version), because vectors are
 derived data kept per ``(embedder id, atom id)``: atoms are immutable, so a
 vector never goes stale as long as the id says exactly what made it.
 
+An embedder may also say how hybrid retrieval weighs words against its
+cosines (``lexical_weight``, see :func:`lexical_weight`).
+
 Every embedder returns rows through :func:`unit_rows`, so callers can rely on
 the shape ``(len(texts), dimensions)``, C-contiguous ``float32``, every row of
 length 1 or, for a text with nothing to embed, all zeros (never NaN).
@@ -91,4 +94,30 @@ def unit_rows(raw: object, count: int, dimensions: int, source: str) -> Vectors:
     return np.ascontiguousarray(scaled, dtype=np.float32)
 
 
-__all__ = ["Embedder", "EmbedderError", "Vectors", "check_texts", "unit_rows"]
+#: How much the words count against the meaning in hybrid retrieval, unless an
+#: embedder says otherwise with a ``lexical_weight`` attribute (its cosines may
+#: spread more or less than another's; each built-in one's is measured on LoCoMo).
+DEFAULT_LEXICAL_WEIGHT = 0.5
+
+
+def lexical_weight(embedder: object) -> float:
+    """The weight of the lexical side in hybrid retrieval with ``embedder``, in [0, 1].
+
+    Raises:
+        EmbedderError: the embedder's ``lexical_weight`` is not a number in [0, 1].
+    """
+    weight = getattr(embedder, "lexical_weight", DEFAULT_LEXICAL_WEIGHT)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+        raise EmbedderError(f"an embedder's lexical_weight must be in [0, 1], got {weight!r}")
+    return float(weight)
+
+
+__all__ = [
+    "DEFAULT_LEXICAL_WEIGHT",
+    "Embedder",
+    "EmbedderError",
+    "Vectors",
+    "check_texts",
+    "lexical_weight",
+    "unit_rows",
+]

@@ -3,7 +3,8 @@
 A name is ``KIND[:MODEL][,OPTION=VALUE...]``; commas, not ``?`` and ``&``, so
 it needs no quoting in a shell::
 
-    wordllama                                   the offline default
+    minilm                                      the offline default (contextfs[minilm])
+    wordllama                                   offline, in every install, 60x faster
     none                                        no embedder: words only
     openai:nomic-embed-text,dimensions=768,url=http://127.0.0.1:11434/v1
     sentence-transformers:all-MiniLM-L6-v2,dimensions=384
@@ -22,11 +23,11 @@ from typing import Final
 from ..errors import InvalidInputError
 from .base import Embedder
 from .local_models import FastEmbedEmbedder, SentenceTransformerEmbedder
+from .minilm import MiniLMEmbedder
+from .minilm import available as minilm_available
 from .openai import DEFAULT_KEY_ENV, OpenAIEmbedder
 from .wordllama import DEFAULT_CONFIG, DEFAULT_DIMENSIONS, WordLlamaEmbedder
 
-#: The embedder of a repository that names none.
-DEFAULT_EMBEDDER: Final = "wordllama"
 #: The name that turns finding by meaning off.
 NO_EMBEDDER: Final = "none"
 
@@ -37,6 +38,13 @@ def _wordllama(model: str | None, options: _Options) -> Embedder:
     dimensions = _dimensions(options, DEFAULT_DIMENSIONS, "wordllama")
     _no_more(options, "wordllama")
     return WordLlamaEmbedder(model or DEFAULT_CONFIG, dimensions)
+
+
+def _minilm(model: str | None, options: _Options) -> Embedder:
+    if model is not None:
+        raise InvalidInputError("embedder 'minilm' is one model: name it 'minilm' alone")
+    _no_more(options, "minilm")
+    return MiniLMEmbedder()
 
 
 def _openai(model: str | None, options: _Options) -> Embedder:
@@ -63,6 +71,7 @@ def _fastembed(model: str | None, options: _Options) -> Embedder:
 
 
 _KINDS: Final[dict[str, Callable[[str | None, _Options], Embedder]]] = {
+    "minilm": _minilm,
     "wordllama": _wordllama,
     "openai": _openai,
     "sentence-transformers": _sentence_transformers,
@@ -72,6 +81,16 @@ _KINDS: Final[dict[str, Callable[[str | None, _Options], Embedder]]] = {
 EMBEDDER_KINDS: Final = (*_KINDS, NO_EMBEDDER)
 
 
+def default_embedder_name() -> str:
+    """The embedder a new repository gets: MiniLM where its extra is installed, else WordLlama.
+
+    Both run offline. MiniLM finds more by meaning (benchmarks/RESULTS.md);
+    WordLlama comes with every install. A repository records the name it got
+    (``config.json``), so installing the extra later changes nothing there.
+    """
+    return "minilm" if minilm_available() else "wordllama"
+
+
 def embedder_named(name: str) -> Embedder | None:
     """Return the embedder ``name`` describes, unloaded; ``None`` for ``"none"``.
 
@@ -79,7 +98,7 @@ def embedder_named(name: str) -> Embedder | None:
         InvalidInputError: ``name`` is not a valid embedder name.
     """
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"embedder must be a name like {DEFAULT_EMBEDDER!r}, got {name!r}")
+        raise InvalidInputError(f"embedder must be a name like 'minilm', got {name!r}")
     head, *rest = name.strip().split(",")
     kind, _, model = head.partition(":")
     kind = kind.strip().lower()
@@ -137,9 +156,9 @@ def _no_more(options: _Options, kind: str) -> None:
 
 
 __all__ = [
-    "DEFAULT_EMBEDDER",
     "EMBEDDER_KINDS",
     "NO_EMBEDDER",
     "check_embedder_name",
+    "default_embedder_name",
     "embedder_named",
 ]

@@ -35,6 +35,9 @@ BATCH = 256
 class WordLlamaEmbedder:
     """WordLlama's packaged model, loaded once on first use, offline only."""
 
+    #: Hybrid retrieval's weight of words against this model's cosines (best on LoCoMo).
+    lexical_weight = 0.5
+
     def __init__(self, config: str = DEFAULT_CONFIG, dimensions: int = DEFAULT_DIMENSIONS) -> None:
         if not isinstance(config, str) or not config:
             raise InvalidInputError(f"WordLlama config must be a name, got {config!r}")

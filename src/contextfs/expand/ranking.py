@@ -56,12 +56,15 @@ def fused_scores(
 ) -> dict[bytes, float]:
     """Mix lexical and semantic match scores into one, in [0, 1], rounded.
 
-    Each side is min-max normalised over its own candidates (an atom the side
-    did not find scores 0 there), then weighted. Rounding to
+    Each side is scaled by its best score (an atom the side did not find
+    scores 0 there; a negative cosine counts as 0), then weighted. Scaling by
+    the best, not min-max, keeps an atom's score from depending on how poor
+    the weakest candidate was; on LoCoMo it also finds more (see
+    benchmarks/RESULTS.md). Rounding to
     :data:`~contextfs.search.vectors.SCORE_DIGITS` digits keeps last-bit float
     differences from reordering an answer, so receipts re-derive exactly.
     """
-    sides = (_normalised(lexical), _normalised(semantic))
+    sides = (_scaled(lexical), _scaled(semantic))
     weights = (lexical_weight, 1.0 - lexical_weight)
     return {
         oid: round(sum(w * side.get(oid, 0.0) for w, side in zip(weights, sides, strict=True)), 6)
@@ -69,10 +72,8 @@ def fused_scores(
     }
 
 
-def _normalised(scores: Mapping[bytes, float]) -> dict[bytes, float]:
-    if not scores:
-        return {}
-    low, high = min(scores.values()), max(scores.values())
-    if high <= low:
-        return dict.fromkeys(scores, 1.0)
-    return {oid: (value - low) / (high - low) for oid, value in scores.items()}
+def _scaled(scores: Mapping[bytes, float]) -> dict[bytes, float]:
+    best = max(scores.values(), default=0.0)
+    if best <= 0:
+        return dict.fromkeys(scores, 0.0)
+    return {oid: max(value, 0.0) / best for oid, value in scores.items()}

@@ -70,8 +70,6 @@ Retrieval = Literal["lexical", "semantic", "hybrid"]
 RETRIEVALS: tuple[Retrieval, ...] = ("lexical", "semantic", "hybrid")
 #: Atoms nearest in meaning that a semantic or hybrid query considers.
 SEMANTIC_CANDIDATES = 200
-#: The lexical side's weight in hybrid ranking: best on LoCoMo's dialogue turns.
-LEXICAL_WEIGHT = 0.5
 
 
 class ContextAssembler:
@@ -150,8 +148,8 @@ class ContextAssembler:
         phrase with ``mode`` "all", in hybrid retrieval too); semantic ones the
         :data:`SEMANTIC_CANDIDATES` atoms nearest in meaning, whatever their
         words; hybrid mixes both
-        (:func:`~contextfs.expand.ranking.fused_scores`, lexical weight
-        :data:`LEXICAL_WEIGHT`, chosen on LoCoMo: see benchmarks/RESULTS.md).
+        (:func:`~contextfs.expand.ranking.fused_scores`, with the embedder's
+        lexical weight, chosen on LoCoMo: see benchmarks/RESULTS.md).
         """
         if mode not in ("any", "all"):
             raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
@@ -170,7 +168,7 @@ class ContextAssembler:
             return lexical, present
         semantic, items = self._embeddings.nearest(tree, query, SEMANTIC_CANDIDATES)
         present.update(items)
-        weight = 0.0 if retrieval == "semantic" else LEXICAL_WEIGHT
+        weight = 0.0 if retrieval == "semantic" else self._embeddings.lexical_weight
         fused = fused_scores(lexical, semantic, weight)
         if retrieval == "hybrid" and mode == "all":  # every phrase must match: words decide who
             fused = {oid: score for oid, score in fused.items() if oid in lexical}
@@ -342,13 +340,16 @@ class ContextAssembler:
             return self._ranked(tree, scorer)
         return (atom for atom, _, _ in self._query_ranked(tree, query, mode, scorer, retrieval))
 
-    def _retrieval_params(self, query: str | None, retrieval: Retrieval) -> dict[str, str]:
+    def _retrieval_params(self, query: str | None, retrieval: Retrieval) -> dict[str, object]:
         """What a receipt records of the retrieval: nothing for words alone (as before)."""
         if query is None or retrieval == "lexical":
             return {}
         embedder = self._embeddings.embedder_id
         assert embedder is not None  # a query by meaning needed one
-        return {"retrieval": retrieval, "embedder": embedder}
+        if retrieval == "semantic":
+            return {"retrieval": retrieval, "embedder": embedder}
+        weight = self._embeddings.lexical_weight
+        return {"retrieval": retrieval, "embedder": embedder, "lexical_weight": weight}
 
     def expand(
         self,
@@ -410,6 +411,11 @@ class ContextAssembler:
         embedder = params.get("embedder")
         if embedder is not None and embedder != self._embeddings.embedder_id:
             raise InvalidInputError(f"cannot reproduce embedder {embedder!r}")
+        weight = params.get("lexical_weight")
+        if weight is not None and weight != self._embeddings.lexical_weight:
+            raise InvalidInputError(
+                f"cannot reproduce hybrid retrieval's lexical weight {weight!r}"
+            )
         result = self.context(
             receipt.commit,
             budget=receipt.budget,

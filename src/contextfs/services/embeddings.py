@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
-from ..embed.base import Embedder
+from ..embed.base import Embedder, lexical_weight
 from ..errors import InvalidInputError
 from ..history.tree import item_key
 from ..model.objects import ATOM, decode_atom, is_molecule_item
@@ -48,6 +48,11 @@ class Embeddings:
     def embedder_id(self) -> str | None:
         """The id of what makes this repository's vectors (``None``: it has no embedder)."""
         return self.embedder.id if self.embedder is not None else None
+
+    @property
+    def lexical_weight(self) -> float:
+        """How much words count against meaning in hybrid retrieval with this embedder."""
+        return lexical_weight(self.required())
 
     def replace(self, embedder: Embedder | None) -> int:
         """Make ``embedder`` the repository's; drop every other embedder's vectors.
