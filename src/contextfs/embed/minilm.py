@@ -131,6 +131,9 @@ def _build() -> _Model:
     tokenizer.enable_truncation(max_length=MAX_TOKENS)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # errors only: its warnings are not the user's business
+    # Threads that spin between runs fight numpy's for the cores: a query by
+    # meaning took 10.8 ms with spinning, 7.8 ms without (5,000 memories, 2 cores).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(
         str(weights), options, providers=["CPUExecutionProvider"]
     )
