@@ -184,3 +184,15 @@ def test_a_receipt_made_with_another_lexical_weight_is_not_reproduced(repo: Repo
     weighed = Repository(repo.store, path=repo.path, embedder=WordsFirst())
     with pytest.raises(InvalidInputError, match=r"^cannot reproduce hybrid retrieval's lexical"):
         weighed.verify_receipt(prompt.receipt)
+
+
+def test_verify_reports_the_vectors_and_how_they_are_searched(repo: Repository) -> None:
+    assert repo.verify().vectors == {}
+    repo.search("cat mat")
+    report = repo.verify()
+    assert report.ok
+    assert report.vectors == {repo.embeddings.embedder_id: len(MEMORIES)}
+    assert report.vector_search is not None
+    assert report.vector_search.startswith("exact (numpy, every vector scored)")
+    if repo.store.backend == "postgresql":  # the stock server CI runs has no pgvector
+        assert report.vector_search.endswith("; the server has no pgvector")

@@ -70,3 +70,15 @@ def test_init_refuses_a_bad_embedder(run: Cli) -> None:
         "error: embedder 'openai' needs a model"
     )
     assert not (run.folder / ".contextfs").exists()
+
+
+def test_verify_reports_the_vectors(repo_run: Cli) -> None:
+    fill(repo_run)
+    repo_run("index")
+    lines = repo_run("verify").stdout.splitlines()
+    assert lines[-2:] == [
+        "vectors: 2 of minilm:all-MiniLM-L6-v2-int8-384@1.0.0",
+        "vector search: exact (numpy, every vector scored)",
+    ]
+    report = repo_run.json("verify")
+    assert report["vectors"] == {"minilm:all-MiniLM-L6-v2-int8-384@1.0.0": 2}

@@ -594,6 +594,8 @@ def verify(ctx: click.Context, as_json: bool) -> None:
                 "ok": report.ok,
                 "counts": dict(report.counts),
                 "purged": list(report.purged),
+                "vectors": dict(report.vectors),
+                "vector_search": report.vector_search,
                 "problems": [
                     {"kind": p.kind, "id": p.oid, "ref": p.ref, "message": p.message}
                     for p in report.problems
@@ -607,6 +609,10 @@ def verify(ctx: click.Context, as_json: bool) -> None:
         purged = f"; {len(report.purged)} purged" if report.purged else ""
         verdict = "OK" if report.ok else f"{len(report.problems)} problem(s)"
         click.echo(f"{verdict}: checked {counted or 'nothing'}{purged}")
+        for embedder, count in sorted(report.vectors.items()):
+            click.echo(f"vectors: {count} of {embedder}")
+        if report.vector_search is not None:
+            click.echo(f"vector search: {report.vector_search}")
     if not report.ok:
         raise StoreError(f"the store has {len(report.problems)} problem(s); see above")
 

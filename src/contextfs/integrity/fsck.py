@@ -22,7 +22,7 @@ small summary per tree node and the links of each commit, never the objects.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from ..errors import ContextFSError, InvalidInputError
@@ -100,6 +100,10 @@ class VerifyReport:
     counts: Mapping[str, int]
     #: Atoms whose content was purged, with a valid record (full ids, sorted).
     purged: tuple[ObjectId, ...] = field(default=())
+    #: Vectors kept per embedder id, when the vector index was checked.
+    vectors: Mapping[str, int] = field(default_factory=dict)
+    #: How the vector index searches (``VectorIndex.search_method``), when checked.
+    vector_search: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -130,7 +134,11 @@ def verify_store(store: Store, *, vectors: VectorIndex | None = None) -> VerifyR
         checker.check_refs(store.list_refs())
         if vectors is not None:
             checker.check_vectors(vectors.ids())
-    return checker.report()
+    report = checker.report()
+    if vectors is None:
+        return report
+    counts = {embedder: vectors.count(embedder) for embedder in vectors.embedders()}
+    return replace(report, vectors=counts, vector_search=vectors.search_method())
 
 
 def _a(kind: str) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..store.memory import MemoryStore
 from .vectors import (
+    EXACT_SEARCH,
     Filter,
     Vectors,
     check_dimensions,
@@ -128,6 +129,10 @@ class MemoryVectorIndex:
                 else partial(self._marks.__setitem__, embedder, old)
             )
             self._store.on_rollback(undo)
+
+    def search_method(self) -> str:
+        """Exact: every vector of the embedder scored with numpy."""
+        return EXACT_SEARCH
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         with self._lock:

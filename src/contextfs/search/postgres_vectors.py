@@ -16,6 +16,7 @@ import psycopg
 
 from ..store.postgres import PostgresStore, Step
 from .vectors import (
+    EXACT_SEARCH,
     Filter,
     MatrixCache,
     Vectors,
@@ -172,6 +173,21 @@ class PostgresVectorIndex:
                 " ON CONFLICT (embedder) DO UPDATE SET tree = EXCLUDED.tree",
                 (embedder, tree),
             )
+
+    def search_method(self) -> str:
+        """Exact, with numpy; says whether the server could offer pgvector.
+
+        pgvector (the ``vector`` extension) is not used yet: a stock server,
+        such as Debian 12's packages, does not ship it, and answers must not
+        depend on which server a team runs. Detected so ``verify`` can say so.
+        """
+        with self._store.connection() as conn:
+            row = conn.execute(
+                "SELECT default_version FROM pg_available_extensions WHERE name = 'vector'"
+            ).fetchone()
+        if row is None:
+            return f"{EXACT_SEARCH}; the server has no pgvector"
+        return f"{EXACT_SEARCH}; pgvector {row[0]} is available on the server, not used"
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         """The embedder's ids and vectors, from the cache while its generation holds."""

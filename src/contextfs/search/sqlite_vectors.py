@@ -18,6 +18,7 @@ from typing import Final, Literal, overload
 
 from ..store.sqlite import SqliteStore
 from .vectors import (
+    EXACT_SEARCH,
     Filter,
     MatrixCache,
     Vectors,
@@ -149,6 +150,10 @@ class SqliteVectorIndex:
         with self._store.transaction(), self._store.connection(write=True) as conn:
             number = _number(conn, embedder, create=True)
             conn.execute("UPDATE vector_embedders SET tree = ? WHERE number = ?", (tree, number))
+
+    def search_method(self) -> str:
+        """Exact: every vector of the embedder scored with numpy."""
+        return EXACT_SEARCH
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         """The embedder's ids and vectors, from the cache while its generation holds."""

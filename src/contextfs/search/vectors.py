@@ -38,6 +38,8 @@ Filter = Callable[[Sequence[bytes]], Collection[bytes]]
 SCORE_DIGITS: Final = 6
 #: Longest embedder id stored.
 MAX_EMBEDDER_ID: Final = 500
+#: How every built-in index searches: every vector scored, so no candidate is missed.
+EXACT_SEARCH: Final = "exact (numpy, every vector scored)"
 
 
 @runtime_checkable
@@ -94,6 +96,10 @@ class VectorIndex(Protocol):
 
     def mark_embedded(self, embedder: str, tree: bytes) -> None:
         """Record that every atom of snapshot ``tree`` has a vector of ``embedder``."""
+        ...
+
+    def search_method(self) -> str:
+        """How :meth:`nearest` searches, in words, for ``verify`` to report."""
         ...
 
 
@@ -262,6 +268,7 @@ def _best(scores: npt.NDArray[np.float32], ids: Sequence[bytes], count: int) -> 
 
 
 __all__ = [
+    "EXACT_SEARCH",
     "SCORE_DIGITS",
     "Filter",
     "MatrixCache",

@@ -20,7 +20,7 @@ import pytest
 
 from contextfs.backends import vector_index_for
 from contextfs.errors import InvalidInputError
-from contextfs.search.vectors import SCORE_DIGITS, VectorIndex, Vectors
+from contextfs.search.vectors import EXACT_SEARCH, SCORE_DIGITS, VectorIndex, Vectors
 from contextfs.store.base import Store
 from contextfs.testing.store_contract import abandoned
 
@@ -89,6 +89,7 @@ class VectorContract:
         assert self.index.count() == 0
         assert self.index.embedders() == []
         assert self.index.nearest(EMBEDDER, unit_rows(1)[0], 5) == []
+        assert self.index.search_method().startswith(EXACT_SEARCH)  # what verify reports
 
     def test_nearest_is_exact_and_ties_go_by_id(self) -> None:
         ids, rows = self.fill(300)
@@ -144,6 +145,7 @@ class VectorContract:
         assert self.index.drop(EMBEDDER) == 10
         assert self.index.embedders() == [OTHER]
         assert self.index.nearest(EMBEDDER, unit_rows(1)[0], 5) == []
+        assert self.index.search_method().startswith(EXACT_SEARCH)  # what verify reports
         assert self.index.add(EMBEDDER, ids[:1], unit_rows(1, dimensions=16)) == 1  # anew
 
     def test_the_embedded_mark_is_kept_cleared_by_drop_and_rolled_back(self) -> None:
