@@ -64,11 +64,11 @@ def fused_scores(
     :data:`~contextfs.search.vectors.SCORE_DIGITS` digits keeps last-bit float
     differences from reordering an answer, so receipts re-derive exactly.
     """
-    sides = (_scaled(lexical), _scaled(semantic))
-    weights = (lexical_weight, 1.0 - lexical_weight)
+    words, meaning = _scaled(lexical), _scaled(semantic)
+    other = 1.0 - lexical_weight
     return {
-        oid: round(sum(w * side.get(oid, 0.0) for w, side in zip(weights, sides, strict=True)), 6)
-        for oid in lexical.keys() | semantic.keys()
+        oid: round(lexical_weight * words.get(oid, 0.0) + other * meaning.get(oid, 0.0), 6)
+        for oid in words.keys() | meaning.keys()
     }
 
 
