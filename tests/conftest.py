@@ -8,6 +8,7 @@ explores randomly, with more examples.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -89,6 +90,43 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
 
 
 _SCHEMA_NUMBERS = itertools.count()
+
+
+# A second server, for the pgvector path: Debian 12's PostgreSQL packages have no
+# pgvector, so these tests run a PostgreSQL 16 build that bundles it, from the
+# ``pgserver`` wheel (test extra, Linux x86-64 on CPython 3.11-3.12), started the
+# same throwaway way. They skip without it unless CONTEXTFS_REQUIRE_PGVECTOR=1.
+
+REQUIRE_PGVECTOR_ENV = "CONTEXTFS_REQUIRE_PGVECTOR"
+
+
+def _pgvector_bindir() -> Path | None:
+    """The server binaries inside the installed ``pgserver`` package, if any."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    bindir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return bindir if (bindir / "postgres").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def pgvector_server_url() -> Iterator[str]:
+    """A throwaway server whose ``pg_available_extensions`` lists ``vector``."""
+    from contextfs.testing.pgcluster import ClusterError, start_cluster
+
+    bindir = _pgvector_bindir()
+    try:
+        if bindir is None:
+            raise ClusterError("the pgserver package (PostgreSQL with pgvector) is not installed")
+        cluster = start_cluster(bindir=bindir)
+    except ClusterError as exc:
+        if os.environ.get(REQUIRE_PGVECTOR_ENV) == "1":
+            pytest.fail(f"PostgreSQL with pgvector is required here: {exc}")
+        pytest.skip(f"no PostgreSQL server with pgvector for these tests: {exc}")
+    try:
+        yield cluster.url()
+    finally:
+        cluster.stop()
 
 
 def _with_schema(url: str, schema: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +197,20 @@ def test_verify_reports_the_vectors_and_how_they_are_searched(repo: Repository) 
     assert report.vector_search.startswith("exact (numpy, every vector scored)")
     if repo.store.backend == "postgresql":  # the stock server CI runs has no pgvector
         assert report.vector_search.endswith("; the server has no pgvector")
+
+
+def test_verify_says_when_the_server_offers_pgvector(
+    pgvector_server_url: str, tmp_path: Path
+) -> None:
+    with Repository.init(tmp_path, store=pgvector_server_url) as repo:
+        repo.add("A kitten rested on the rug", "Fact")
+        repo.commit("one")
+        assert repo.search("cat mat")[0].atom.content == "A kitten rested on the rug"
+        report = repo.verify()
+    assert report.ok
+    assert report.vector_search is not None
+    assert re.fullmatch(
+        r"exact \(numpy, every vector scored\); pgvector \d+\.\d+\.\d+ is available on the"
+        r" server, not used",
+        report.vector_search,
+    )
