@@ -418,6 +418,17 @@ Tick = Callable[[int], None]
 StageTick = Callable[[int, int], None]
 
 
+def _progress(err: Console, *, transient: bool) -> Progress:
+    """Bars with a label, the bar, done of total, and the time taken."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    return Progress(*columns, console=err, transient=transient)
+
+
 @contextmanager
 def import_progress(err: Console, total_lines: int) -> Iterator[tuple[Tick, StageTick]]:
     """Progress bars on ``err`` for checking and staging an import, when worth showing.
@@ -429,13 +440,7 @@ def import_progress(err: Console, total_lines: int) -> Iterator[tuple[Tick, Stag
     if not (err.is_terminal or total_lines > PROGRESS_LINES):
         yield (lambda n: None), (lambda n, total: None)
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    bar = Progress(*columns, console=err, transient=err.is_terminal)
+    bar = _progress(err, transient=err.is_terminal)
     checking = bar.add_task("checking", total=total_lines)
     staging = bar.add_task("staging", total=None, start=False)
 
@@ -468,13 +473,7 @@ def count_progress(err: Console, description: str) -> Iterator[StageTick]:
     if not err.is_terminal:
         yield lambda done, total: None
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    bar = Progress(*columns, console=err, transient=True)
+    bar = _progress(err, transient=True)
     task = bar.add_task(description, total=None)
 
     def tick(done: int, total: int) -> None:

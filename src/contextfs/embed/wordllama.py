@@ -9,18 +9,16 @@ folder with downloads disabled, so nothing is fetched at run time, ever.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InvalidInputError
-from .base import EmbedderError, Vectors, check_texts, unit_rows
+from .base import EmbedderError, Vectors, check_texts, package_version, unit_rows
 
 if TYPE_CHECKING:
     from wordllama.inference import WordLlamaInference
@@ -51,7 +49,7 @@ class WordLlamaEmbedder:
     @property
     def id(self) -> str:
         """``wordllama:<config>-<dimensions>@<package version>``."""
-        return f"wordllama:{self._config}-{self._dimensions}@{_version()}"
+        return f"wordllama:{self._config}-{self._dimensions}@{package_version('wordllama')}"
 
     @property
     def dimensions(self) -> int:
@@ -96,14 +94,6 @@ def _import_quietly() -> Any:
                 root.removeHandler(handler)
         root.setLevel(level)
     return wordllama
-
-
-@functools.cache  # reading package metadata parses a file: once is enough
-def _version() -> str:
-    try:
-        return metadata.version("wordllama")
-    except metadata.PackageNotFoundError:
-        return "missing"
 
 
 def _load_packaged(config: str, dimensions: int) -> WordLlamaInference:
