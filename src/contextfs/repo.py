@@ -129,13 +129,17 @@ class Repository:
         Raises:
             InvalidInputError: ``embedder`` is a name that names no embedder.
         """
+        chosen: Embedder | None
         try:
-            chosen = embedder_named(embedder) if isinstance(embedder, str) else embedder
+            if embedder is None:
+                chosen = default_embedder()
+            elif isinstance(embedder, str):
+                chosen = embedder_named(embedder)
+            else:
+                chosen = embedder
         except BaseException:
             store.close()  # the repository owns the store, even when it cannot be made
             raise
-        if embedder is None:
-            chosen = default_embedder()
         self.store = store
         self.path = path
         self.storage = Storage(store)

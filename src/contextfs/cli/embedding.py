@@ -29,12 +29,10 @@ def index(ctx: click.Context, revision: str, as_json: bool) -> None:
     first query by meaning is as fast as the rest.
     """
     repo = open_repo(ctx)
-    embedder = repo.embedder
-    if embedder is None:
-        repo.index(revision)  # raises the one-line error that says how to choose one
-        return
     with render.count_progress(err_console(), "embedding") as tick:
-        made = repo.index(revision, progress=tick)
+        made = repo.index(revision, progress=tick)  # without an embedder: a one-line error
+    embedder = repo.embedder
+    assert embedder is not None  # index() refused a repository without one
     if as_json:
         emit_json({"embedder": embedder.id, "embedded": made})
         return
@@ -59,10 +57,10 @@ def config(ctx: click.Context, key: str | None, value: str | None, as_json: bool
     the next query by meaning, or at once with ``contextfs index``.
     """
     repo = open_repo(ctx)
-    if key is not None and key not in ("embedder", "store", "workspace", "remotes"):
-        raise InvalidInputError(
-            f"no setting {key!r}; settings are embedder, store, workspace and remotes"
-        )
+    settings = _settings(read_config(repo.path) if repo.path is not None else RepoConfig())
+    if key is not None and key not in settings:
+        *first, last = settings
+        raise InvalidInputError(f"no setting {key!r}; settings are {', '.join(first)} and {last}")
     if value is not None:
         assert key is not None
         if key not in SETTABLE:
@@ -75,10 +73,11 @@ def config(ctx: click.Context, key: str | None, value: str | None, as_json: bool
             + (f"; dropped {dropped} vectors of the old one" if dropped else "")
         )
         return
-    settings = _settings(read_config(repo.path) if repo.path is not None else RepoConfig())
     if key is not None:
-        shown = settings[key]
-        emit_json(shown) if as_json else click.echo(_format(shown))
+        if as_json:
+            emit_json(settings[key])
+        else:
+            click.echo(_format(settings[key]))
         return
     if as_json:
         emit_json(settings)

