@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
 import pytest
@@ -22,6 +22,9 @@ from hypothesis import HealthCheck, settings
 
 from contextfs.repo import Repository
 from contextfs.store import MemoryStore, SqliteStore, Store
+
+if TYPE_CHECKING:
+    from contextfs.testing.pgcluster import Cluster
 
 settings.register_profile(
     "default",
@@ -110,7 +113,7 @@ def _pgvector_bindir() -> Path | None:
 
 
 @pytest.fixture(scope="session")
-def pgvector_server_url() -> Iterator[str]:
+def pgvector_cluster() -> Iterator[Cluster]:
     """A throwaway server whose ``pg_available_extensions`` lists ``vector``."""
     from contextfs.testing.pgcluster import ClusterError, start_cluster
 
@@ -124,9 +127,51 @@ def pgvector_server_url() -> Iterator[str]:
             pytest.fail(f"PostgreSQL with pgvector is required here: {exc}")
         pytest.skip(f"no PostgreSQL server with pgvector for these tests: {exc}")
     try:
-        yield cluster.url()
+        yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def pgvector_server_url(pgvector_cluster: Cluster) -> str:
+    """The pgvector server's default database, where the extension is not installed."""
+    return pgvector_cluster.url()
+
+
+@dataclass
+class PgvectorDatabase:
+    """A fresh database on the pgvector server, the extension not yet installed."""
+
+    url: str
+    admin_url: str
+
+    def install(self) -> None:
+        """``CREATE EXTENSION vector`` in a schema of its own, off the search_path.
+
+        The store must then name the extension's type and operators by their
+        schema, as it must wherever an administrator installed it elsewhere.
+        """
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA pgv")
+            conn.execute("CREATE EXTENSION vector WITH SCHEMA pgv")
+
+
+@pytest.fixture
+def pgvector_database(pgvector_cluster: Cluster) -> Iterator[PgvectorDatabase]:
+    """A new database on the pgvector server; dropped afterwards."""
+    import psycopg
+
+    name = f"pgv_{os.getpid()}_{next(_SCHEMA_NUMBERS)}"  # a name made here, not input
+    admin_url = pgvector_cluster.url()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield PgvectorDatabase(pgvector_cluster.url(database=name), admin_url)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 def _with_schema(url: str, schema: str) -> str:

@@ -20,8 +20,9 @@ import pytest
 from contextfs import Repository
 from contextfs.embed import Vectors
 from contextfs.errors import InvalidInputError
+from contextfs.store.postgres import PostgresStore
 
-from .conftest import RepoBackend
+from .conftest import PgvectorDatabase, RepoBackend
 
 MEMORIES = [
     "A kitten rested on the rug",
@@ -199,18 +200,39 @@ def test_verify_reports_the_vectors_and_how_they_are_searched(repo: Repository) 
         assert report.vector_search.endswith("; the server has no pgvector")
 
 
-def test_verify_says_when_the_server_offers_pgvector(
-    pgvector_server_url: str, tmp_path: Path
+def test_verify_says_whether_pgvector_is_offered_then_used_and_purges_reach_it(
+    pgvector_database: PgvectorDatabase, tmp_path: Path
 ) -> None:
-    with Repository.init(tmp_path, store=pgvector_server_url) as repo:
+    with Repository.init(tmp_path, store=pgvector_database.url) as repo:
         repo.add("A kitten rested on the rug", "Fact")
-        repo.commit("one")
+        repo.add("The invoice is due on Friday", "Fact")
+        repo.commit("two")
         assert repo.search("cat mat")[0].atom.content == "A kitten rested on the rug"
         report = repo.verify()
     assert report.ok
     assert report.vector_search is not None
     assert re.fullmatch(
         r"exact \(numpy, every vector scored\); pgvector \d+\.\d+\.\d+ is available on the"
-        r" server, not used",
+        r" server: a superuser's CREATE EXTENSION vector makes large embedders search its index",
         report.vector_search,
     )
+
+    pgvector_database.install()
+    with Repository.open(tmp_path) as repo:
+        assert repo.search("cat mat")[0].atom.content == "A kitten rested on the rug"
+        report = repo.verify()
+        assert report.ok
+        assert report.vector_search is not None
+        assert re.fullmatch(
+            r"exact \(numpy, every vector scored\) below 100,000 vectors of an embedder; from"
+            r" there pgvector \d+\.\d+\.\d+ HNSW candidates, rescored exactly",
+            report.vector_search,
+        )
+        kitten = repo.search("kitten", retrieval="lexical")[0].atom.content_hash
+        repo.purge(kitten, author="dpo", reason="asked")
+        assert isinstance(repo.store, PostgresStore)
+        with repo.store.connection() as conn:
+            mirrored = {bytes(row[0]) for row in conn.execute("SELECT id FROM vector_ann")}
+        assert len(mirrored) == 1
+        assert bytes.fromhex(kitten) not in mirrored
+        assert repo.verify().ok

@@ -236,9 +236,7 @@ def nearest_rows(
     so a filter that keeps most ids costs one small round while a strict one
     still finds every match. Only the candidates of a round are sorted.
     """
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidInputError(f"limit must be an integer, got {limit!r}")
-    if limit <= 0 or not len(ids):
+    if check_limit(limit) == 0 or not len(ids):
         return []
     scores = np.round(matrix @ query, SCORE_DIGITS)
     chosen: list[tuple[bytes, float]] = []
@@ -254,6 +252,17 @@ def nearest_rows(
                     break
         offered, size = len(best), size * 4
     return chosen
+
+
+def check_limit(limit: object) -> int:
+    """Return ``limit``, or 0 for a limit below one (nothing asked for).
+
+    Raises:
+        InvalidInputError: it is not an integer.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidInputError(f"limit must be an integer, got {limit!r}")
+    return max(limit, 0)
 
 
 def _best(scores: npt.NDArray[np.float32], ids: Sequence[bytes], count: int) -> list[int]:
@@ -276,6 +285,7 @@ __all__ = [
     "Vectors",
     "check_dimensions",
     "check_embedder",
+    "check_limit",
     "check_query",
     "checked_rows",
     "decode_vectors",
