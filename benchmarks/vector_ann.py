@@ -254,7 +254,8 @@ class Size:
                 f"{self.atoms / self.store_plain:,.0f} vectors/s",
             ),
             (
-                f"{n}: same, with pgvector (its copy kept; the index only from {APPROXIMATE_FROM:,})",
+                f"{n}: same, with pgvector (its copy kept;"
+                f" the index only from {APPROXIMATE_FROM:,})",
                 fmt_seconds(self.store_mirrored),
                 f"{self.store_mirrored / self.store_plain:.2f}x without",
             ),

@@ -63,6 +63,7 @@ DELEGATES = {
     "context": ("assembler", "context"),
     "expand": ("assembler", "expand"),
     "session_payload": ("assembler", "session_payload"),
+    "turn_context": ("assembler", "turn_context"),
     "verify_receipt": ("assembler", "verify_receipt"),
     "molecules": ("assembler", "molecules"),
     "relevance_lattice": ("assembler", "relevance_lattice"),

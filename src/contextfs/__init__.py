@@ -69,7 +69,11 @@ from .records import MergeResult as MergeResult
 from .records import PromptContext as PromptContext
 from .records import SearchHit as SearchHit
 from .records import Status as Status
+from .records import TurnContext as TurnContext
 from .repo import Repository as Repository
+from .session.turns import CostWeights as CostWeights
+from .session.turns import TurnBlock as TurnBlock
+from .session.turns import TurnCost as TurnCost
 from .store import MemoryStore as MemoryStore
 from .store import SqliteStore as SqliteStore
 from .store import Store as Store
@@ -99,6 +103,7 @@ __all__ = [
     "ContextStore",
     "CorruptLogError",
     "CorruptObjectError",
+    "CostWeights",
     "ExpandedContext",
     "ExpanderFunctor",
     "ExpansionChunk",
@@ -135,6 +140,9 @@ __all__ = [
     "StreamingExpander",
     "TiktokenTokenizer",
     "Tokenizer",
+    "TurnBlock",
+    "TurnContext",
+    "TurnCost",
     "TypeSignature",
     "TypeSignatureError",
     "UncommittedChangesError",

@@ -6,13 +6,15 @@ without reaching back into the store.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .expand.receipt import Receipt
 from .history.commits import Commit
 from .model.ids import ObjectId, short, to_hex
 from .model.objects import MemoryAtom, MemoryMolecule
+from .session.turns import Rebuild, TurnBlock, TurnCost
 
 ChangeStatus = Literal["added", "removed", "changed"]
 Memory = MemoryAtom | MemoryMolecule
@@ -100,3 +102,67 @@ class PromptContext:
     atoms: tuple[MemoryAtom, ...]
     molecules: tuple[MemoryMolecule, ...]
     receipt: Receipt
+
+
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """One turn's memory context, built for provider prompt caches.
+
+    Attributes:
+        blocks: The stable block (cacheable: identity, hubs and a working set
+            that stays byte-identical from turn to turn), then the volatile
+            block (this turn's best matches not in the stable one).
+        text: The blocks joined in order, exactly as a prompt would hold them.
+        tokens: ``text`` counted by the tokenizer; never above the budget.
+        state: Pass it back as ``previous`` next turn (plain JSON values).
+        rebuild: Why the stable block was built anew this turn (``"first"``,
+            ``"settings"``, ``"removed"``, ``"full"``, ``"epoch"``,
+            ``"stale"``), or None when it was kept and appended to.
+        cost: The tokens expected to be read from the cache, written to it
+            and uncached, and what they bill.
+        receipt: Re-derives ``text`` byte for byte (:meth:`Repository.verify_receipt`).
+    """
+
+    blocks: tuple[TurnBlock, ...]
+    text: str
+    tokens: int
+    state: dict[str, Any]
+    rebuild: Rebuild | None
+    cost: TurnCost
+    receipt: Receipt
+
+    def blocks_json(self) -> list[dict[str, Any]]:
+        """The blocks as JSON objects: name, text, tokens, cacheable, memory_ids."""
+        return [
+            {
+                "name": block.name,
+                "text": block.text,
+                "tokens": block.tokens,
+                "cacheable": block.cacheable,
+                "memory_ids": list(block.memory_ids),
+            }
+            for block in self.blocks
+        ]
+
+    def cost_json(self) -> dict[str, float]:
+        """The cost as a JSON object."""
+        cost = self.cost
+        return {
+            "cache_read": cost.cache_read,
+            "cache_write": cost.cache_write,
+            "uncached": cost.uncached,
+            "billed": cost.billed,
+            "uncached_price": cost.uncached_price,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything as JSON values: blocks, text, tokens, rebuild, cost, state, receipt."""
+        return {
+            "blocks": self.blocks_json(),
+            "text": self.text,
+            "tokens": self.tokens,
+            "rebuild": self.rebuild,
+            "cost": self.cost_json(),
+            "state": self.state,
+            "receipt": json.loads(self.receipt.to_json()),
+        }

@@ -25,11 +25,11 @@ import contextlib
 import dataclasses
 import os
 import secrets
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from .backends import open_store, url_scheme
 from .config import RepoConfig, read_config, write_config
@@ -71,6 +71,7 @@ from .records import (
     PromptContext,
     SearchHit,
     Status,
+    TurnContext,
 )
 from .search.base import SearchIndex
 from .search.query import Mode
@@ -91,6 +92,7 @@ from .services.refs import Refs
 from .services.storage import Storage
 from .services.workspace import DEFAULT_AUTHOR, UNSET, ProgressCallback, Side, Workspace
 from .session.tiers import IDENTITY_TYPES, SessionPayload, Summariser, TierBudgets
+from .session.turns import EPOCH_TURNS, STALE_TURNS, CostWeights
 from .store.base import Store
 from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
@@ -738,6 +740,38 @@ class Repository:
             now=now,
             tokenizer=tokenizer,
             retrieval=retrieval,
+        )
+
+    @_doc(ContextAssembler.turn_context)
+    def turn_context(
+        self,
+        query: str | None = None,
+        *,
+        budget: int,
+        previous: Mapping[str, Any] | None = None,
+        revision: str = refnames.HEAD,
+        cost_weights: CostWeights | Mapping[str, float] | None = None,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        retrieval: Retrieval | None = None,
+        identity_types: Iterable[str] = IDENTITY_TYPES,
+        epoch_turns: int = EPOCH_TURNS,
+        stale_turns: int = STALE_TURNS,
+        tokenizer: Tokenizer | None = None,
+    ) -> TurnContext:
+        return self.assembler.turn_context(
+            query,
+            budget=budget,
+            previous=previous,
+            revision=revision,
+            cost_weights=cost_weights,
+            half_life_seconds=half_life_seconds,
+            now=now,
+            retrieval=retrieval,
+            identity_types=identity_types,
+            epoch_turns=epoch_turns,
+            stale_turns=stale_turns,
+            tokenizer=tokenizer,
         )
 
     @_doc(ContextAssembler.verify_receipt)

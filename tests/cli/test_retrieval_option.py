@@ -58,3 +58,38 @@ def test_a_bad_value_is_a_usage_error(tmp_path: Path) -> None:
     code, out = run(tmp_path, "search", "cat", "--retrieval", "vectors")
     assert code == 2
     assert "'vectors' is not one of 'lexical', 'semantic', 'hybrid'" in out
+
+
+def test_context_turn_saves_a_state_and_keeps_the_stable_block(tmp_path: Path) -> None:
+    make(tmp_path)
+    state = tmp_path / "turn.json"
+    first = CliRunner().invoke(
+        cli,
+        [
+            *("--repo", str(tmp_path), "context", "--turn", "--budget", "80", "-q", "cat mat"),
+            *("--save", str(state)),
+        ],
+    )
+    assert first.exit_code == 0
+    assert first.stdout.startswith("## Memory\n")
+    assert "stable block rebuilt (first)" in first.stderr
+    assert json.loads(state.read_text())["turn"] == 0
+    second = CliRunner().invoke(
+        cli,
+        [
+            *("--repo", str(tmp_path), "context", "--since", str(state), "--budget", "80"),
+            *("-q", "deploys", "--save", str(state), "--json"),
+        ],
+    )
+    assert second.exit_code == 0
+    answer = json.loads(second.stdout)
+    assert answer["blocks"][0]["text"].startswith(first.stdout.split("## Relevant")[0])
+    assert answer["rebuild"] is None
+    assert answer["cost"]["cache_read"] == answer["blocks"][0]["tokens"]
+    assert json.loads(state.read_text()) == answer["state"]
+    code, out = run(tmp_path, "context", "--turn")
+    assert (code, out.splitlines()[-1]) == (2, "Error: --turn needs --budget")
+    state.write_text("not json")
+    code, out = run(tmp_path, "context", "--since", str(state), "--budget", "80")
+    assert code != 0
+    assert out.startswith("error: turn.json: not a turn state (not JSON")

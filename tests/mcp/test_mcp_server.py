@@ -141,6 +141,20 @@ async def _recall_and_context(agent: Agent, repo: Repository) -> None:
     markdown = await agent.call("context", {"budget": 4000, "format": "markdown"})
     assert markdown["text"] == repo.context(budget=4000, format="markdown").text
 
+    # One agent turn after another: the stable block kept, the volatile one for the query.
+    turned = await agent.call("context", {"budget": 40, "query": "answers python", "turn": True})
+    assert turned["text"] == repo.turn_context("answers python", budget=40).text
+    assert [(b["name"], b["cacheable"]) for b in turned["blocks"]] == [
+        ("stable", True),
+        ("volatile", False),
+    ]
+    again = await agent.call(
+        "context", {"budget": 40, "query": "tuesdays", "previous": turned["state"]}
+    )
+    assert again["rebuild"] is None
+    assert again["blocks"][0]["text"].startswith(turned["blocks"][0]["text"])
+    assert repo.verify_receipt(Receipt.from_json(json.dumps(again["receipt"]))).ok
+
     # By meaning: the same answers as the repository's own, with its embedder.
     meant = await agent.call("recall", {"query": "programming language", "retrieval": "hybrid"})
     direct_meant = repo.search("programming language", retrieval="hybrid")

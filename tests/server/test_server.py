@@ -400,3 +400,34 @@ def test_cancelling_mid_stream_stops_the_server_and_keeps_the_connection(
             await server.aclose()
 
     asyncio.run(main())
+
+
+def test_session_carries_turn_contexts_as_the_repository_builds_them(repo: Repository) -> None:
+    async def main() -> None:
+        server = await started(repo)
+        client = await connect(server)
+        try:
+            first = await client.session(budget=300, query="deployments python", turn=True)
+            assert (first.delta, first.hashes) == ({}, {})
+            assert first.rebuild == "first"
+            assert first.state is not None
+            local = repo.turn_context("deployments python", budget=300)
+            assert [b["text"] for b in first.blocks] == [b.text for b in local.blocks]
+            assert [b["cacheable"] for b in first.blocks] == [True, False]
+            assert first.tokens == {"prompt": local.tokens}
+            assert first.cost["cache_write"] == local.cost.cache_write
+            second = await client.session(budget=300, query="memory 7", previous=first.state)
+            assert second.rebuild is None
+            assert second.blocks[0]["text"].startswith(first.blocks[0]["text"])
+            assert second.cost["cache_read"] == first.blocks[0]["tokens"]
+            with pytest.raises(RemoteError) as refused:
+                await client.session(budget=300, previous={"version": 9})
+            assert refused.value.code == 5
+            assert refused.value.message == (
+                "previous must be the state a turn_context returned (version 1)"
+            )
+        finally:
+            await client.aclose()
+            await server.aclose()
+
+    asyncio.run(main())

@@ -60,6 +60,7 @@ from .oplog import oplog
 from .remote import clone, fetch, pull, push, remote
 from .serve import serve
 from .session import session
+from .turns import print_turn, turn_options
 
 
 @click.group(cls=ContextFSGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -380,6 +381,7 @@ def half_life_option(func: F) -> F:
     metavar="FILE",
     help="Write a receipt that proves which memory version produced the prompt.",
 )
+@turn_options
 @remote_options
 @json_option("Print the atoms, token count, prompt and receipt as JSON.")
 @click.pass_context
@@ -392,16 +394,41 @@ def expand(
     half_life: float | None,
     retrieval: Retrieval | None,
     receipt_path: Path | None,
+    turn: bool,
+    since: Path | None,
+    save: Path | None,
     remote: str | None,
     token: str | None,
     as_json: bool,
 ) -> None:
-    """Print a version's memory as prompt context.
+    """Print a version's memory as prompt context (also called `contextfs context`).
 
     The best memories of REV (default HEAD) that fit --budget tokens, most
     relevant first; with --query only matching memories, ranked by match too
-    (--retrieval semantic or hybrid: matching by meaning).
+    (--retrieval semantic or hybrid: matching by meaning). With --turn, one
+    agent turn's context built for provider prompt caches: a stable block that
+    stays byte-identical from turn to turn (--since the state --save wrote last
+    turn), then a volatile block for this turn's query.
     """
+    if turn or since is not None or save is not None:
+        refuse_with_remote(remote, turn=True)
+        if fmt != "lines":
+            raise click.UsageError("--turn renders lines; leave out --format")
+        if budget is None:
+            raise click.UsageError("--turn needs --budget")
+        print_turn(
+            open_repo(ctx),
+            revision,
+            budget=budget,
+            query=query,
+            half_life=half_life,
+            retrieval=retrieval,
+            since=since,
+            save=save,
+            receipt_path=receipt_path,
+            as_json=as_json,
+        )
+        return
     if remote is not None:
         refuse_with_remote(remote, half_life=half_life, receipt=receipt_path)
         answer = open_remote(ctx, remote, token).expand(
@@ -1015,6 +1042,7 @@ cli.add_command(oplog)
 cli.add_command(index)
 cli.add_command(config)
 cli.add_command(session)
+cli.add_command(expand, name="context")
 cli.add_command(serve)
 cli.add_command(mcp)
 cli.add_command(remote)

@@ -367,8 +367,15 @@ class AsyncClient:
         hashes: dict[str, str] | None = None,
         granularity: str = "item",
         retrieval: Retrieval | None = None,
+        turn: bool = False,
+        previous: dict[str, Any] | None = None,
     ) -> SessionResponse:
-        """The session payload as a delta against ``hashes`` (apply it with apply_delta)."""
+        """The session payload as a delta against ``hashes`` (apply it with apply_delta).
+
+        With ``turn`` (or a ``previous`` state), a turn context instead: the
+        answer's ``blocks``, ``state`` (pass it as ``previous`` next turn),
+        ``rebuild`` and ``cost`` (see :meth:`Repository.turn_context`).
+        """
         request = Session(
             revision=revision,
             budget=budget,
@@ -376,6 +383,8 @@ class AsyncClient:
             hashes=hashes or {},
             granularity=granularity,  # type: ignore[arg-type]
             retrieval=retrieval,
+            turn=turn,
+            previous=previous,
         )
         return await self._call(request, SessionResponse)
 
@@ -644,6 +653,8 @@ class Client:
         hashes: dict[str, str] | None = None,
         granularity: str = "item",
         retrieval: Retrieval | None = None,
+        turn: bool = False,
+        previous: dict[str, Any] | None = None,
     ) -> SessionResponse:
         """See :meth:`AsyncClient.session`."""
         request = self._async.session(
@@ -653,6 +664,8 @@ class Client:
             hashes=hashes,
             granularity=granularity,
             retrieval=retrieval,
+            turn=turn,
+            previous=previous,
         )
         return self._run(request)
 

@@ -171,6 +171,9 @@ class RecallResult(Shape):
 class ContextResult(Shape):
     """A prompt cut to a budget, and the receipt that re-derives it byte for byte.
 
+    With ``turn``, one agent turn's context built for prompt caches (see the
+    fields below the receipt).
+
     The receipt lists the memories' ids in prompt order (``memory_ids``).
     ``commit`` and ``receipt`` are None for a branch with no commits yet.
     """
@@ -180,6 +183,13 @@ class ContextResult(Shape):
     budget: int
     commit: str | None
     receipt: dict[str, Any] | None
+    #: With ``turn``: the stable block (cacheable; put it in the system prompt), then
+    #: the volatile one (just before the user's message), the state to pass back as
+    #: ``previous`` next turn, why the stable block was rebuilt, and the cost.
+    blocks: list[dict[str, Any]] | None = None
+    state: dict[str, Any] | None = None
+    rebuild: str | None = None
+    cost: dict[str, float] | None = None
 
 
 class SessionResult(Shape):

@@ -276,14 +276,48 @@ class MemoryTools:
         ] = "lines",
         half_life_seconds: HalfLife = None,
         retrieval: RetrievalMode = None,
+        turn: Annotated[
+            bool,
+            Field(
+                description="One agent turn's context for prompt caches: a stable block that"
+                " stays byte-identical from turn to turn, then a volatile one."
+            ),
+        ] = False,
+        previous: Annotated[
+            dict[str, Any] | None,
+            Field(description="The state the previous turn returned (implies turn)."),
+        ] = None,
     ) -> ContextResult:
         """The best prompt a version of memory gives within a token budget, with its receipt.
 
         The receipt names the commit, the parameters and the prompt's hash:
         ``contextfs verify-receipt`` re-derives the prompt from it byte for byte.
+        With ``turn``, the blocks of one agent turn instead (see ``blocks``).
         """
         if self._unborn(revision):
             return ContextResult(text="", tokens=0, budget=budget, commit=None, receipt=None)
+        if turn or previous is not None:
+            if format != "lines":
+                raise InvalidInputError("a turn context renders lines; leave format out")
+            built = self.repo.turn_context(
+                query,
+                budget=budget,
+                previous=previous,
+                revision=revision,
+                half_life_seconds=half_life_seconds,
+                retrieval=retrieval,
+            )
+            return ContextResult(
+                text=built.text,
+                tokens=built.tokens,
+                budget=budget,
+                commit=built.receipt.commit,
+                receipt=json.loads(built.receipt.to_json()),
+                blocks=built.blocks_json(),
+                state=built.state,
+                rebuild=built.rebuild,
+                cost=built.cost_json(),
+            )
         prompt = self.repo.context(
             revision,
             budget=budget,

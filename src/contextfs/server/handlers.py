@@ -174,7 +174,24 @@ def push(repo: Repository, request: Push) -> Ack:
 
 
 def session(repo: Repository, request: Session) -> SessionResponse:
-    """SESSION: the session payload as a delta against the client's hashes."""
+    """SESSION: the session payload as a delta against the client's hashes, or a turn context."""
+    if request.turn or request.previous is not None:
+        turn = repo.turn_context(
+            request.query,
+            budget=request.budget,
+            previous=request.previous,
+            revision=request.revision,
+            retrieval=request.retrieval,
+        )
+        return SessionResponse(
+            delta={},
+            hashes={},
+            tokens={"prompt": turn.tokens},
+            blocks=turn.blocks_json(),
+            state=turn.state,
+            rebuild=turn.rebuild,
+            cost=turn.cost_json(),
+        )
     payload = repo.session_payload(
         request.revision, budget=request.budget, query=request.query, retrieval=request.retrieval
     )

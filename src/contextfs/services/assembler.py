@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
-from typing import Literal
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
 
-from ..errors import InvalidInputError
+from ..errors import ContextFSError, InvalidInputError
 from ..expand.context import ExpandedContext
 from ..expand.expander import distinct
 from ..expand.lattice import LATTICE_TYPE, RelevanceLattice, lattice_molecule, lattice_of
 from ..expand.query import ContextQuery
 from ..expand.ranking import fused_scores, match_scores, phrase_text
 from ..expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_receipt
-from ..expand.render import Format, check_format, fit
+from ..expand.render import Format, Selection, check_format, fit
 from ..expand.tokens import Tokenizer, default_tokenizer
 from ..history.tree import Scorer, by_relevance, recency_scorer
 from ..model import refs as refnames
@@ -36,7 +36,7 @@ from ..model.objects import (
     is_molecule_item,
 )
 from ..model.timeutil import from_micros, now_micros
-from ..records import PromptContext, SearchHit
+from ..records import PromptContext, SearchHit, TurnContext
 from ..search.query import Mode, content_phrases, parse_query
 from ..session.richclub import hub_atoms
 from ..session.tiers import (
@@ -47,6 +47,17 @@ from ..session.tiers import (
     assemble,
     extractive_summary,
     is_identity,
+)
+from ..session.turns import (
+    EPOCH_TURNS,
+    STALE_TURNS,
+    CostWeights,
+    Rebuild,
+    TurnInputs,
+    TurnState,
+    plan_turn,
+    render_blocks,
+    turn_cost,
 )
 from .embeddings import Embeddings
 from .indexes import Indexes
@@ -416,6 +427,25 @@ class ContextAssembler:
             raise InvalidInputError(
                 f"cannot reproduce hybrid retrieval's lexical weight {weight!r}"
             )
+        turn = params.get("turn")
+        if turn is not None:
+            if receipt.budget is None:
+                raise InvalidInputError("a turn context's receipt must name its budget")
+            derived = self.turn_context(
+                receipt.query,
+                budget=receipt.budget,
+                previous=turn["previous"],
+                revision=receipt.commit,
+                cost_weights=turn["cost_weights"],
+                half_life_seconds=receipt.half_life_seconds,
+                now=receipt.now,
+                retrieval=params.get("retrieval", "lexical"),
+                identity_types=turn["identity_types"],
+                epoch_turns=turn["epoch_turns"],
+                stale_turns=turn["stale_turns"],
+                tokenizer=tokenizer,
+            )
+            return derived.receipt.snapshot_root, derived.text
         result = self.context(
             receipt.commit,
             budget=receipt.budget,
@@ -491,6 +521,186 @@ class ContextAssembler:
             counter=tokenizer or default_tokenizer(),
             summariser=summariser or extractive_summary,
         )
+
+    # -- turn context ----------------------------------------------------------------
+
+    def turn_context(
+        self,
+        query: str | None = None,
+        *,
+        budget: int,
+        previous: Mapping[str, Any] | None = None,
+        revision: str = refnames.HEAD,
+        cost_weights: CostWeights | Mapping[str, float] | None = None,
+        half_life_seconds: float | None = None,
+        now: int | None = None,
+        retrieval: Retrieval | None = None,
+        identity_types: Iterable[str] = IDENTITY_TYPES,
+        epoch_turns: int = EPOCH_TURNS,
+        stale_turns: int = STALE_TURNS,
+        tokenizer: Tokenizer | None = None,
+    ) -> TurnContext:
+        """This turn's memory context: a cacheable stable block, then a volatile one.
+
+        See :mod:`contextfs.session.turns`. Pass the result's ``state`` back
+        as ``previous`` next turn: the stable block then stays byte-identical,
+        memories new since and memories relevant two turns running appended at
+        its end, until an epoch rebuild (reported in ``rebuild``). The volatile
+        block holds this turn's best matches for ``query`` that the stable one
+        does not. The whole never exceeds ``budget`` tokens; ``cost_weights``
+        (default Anthropic's: read 0.1, write 1.25, uncached 1.0) sets how much
+        of it the volatile block may take, and prices ``cost``. Same inputs,
+        same bytes: the receipt re-derives the text.
+
+        Raises:
+            InvalidInputError: an argument is invalid, or ``previous`` is not a
+                state a turn context returned.
+        """
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise InvalidInputError(f"budget must be a non-negative integer, got {budget!r}")
+        for name, value in (("epoch_turns", epoch_turns), ("stale_turns", stale_turns)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{name} must be a positive integer, got {value!r}")
+        weights = CostWeights.of(cost_weights)
+        state = TurnState.from_json(previous) if previous is not None else None
+        retrieval = self.retrieval(retrieval)
+        oid = self._refs.resolve_id(revision)
+        tree = self._objects.commit(oid).tree
+        moment = now if now is not None else now_micros()
+        scorer = _scorer(half_life_seconds, moment)
+        counter = tokenizer or default_tokenizer()
+        types = frozenset(identity_types)
+        settings: dict[str, Any] = {
+            "cost_weights": weights.to_json(),
+            "retrieval": retrieval,
+            "half_life_seconds": half_life_seconds,
+            "identity_types": sorted(types),
+            "epoch_turns": epoch_turns,
+            "stale_turns": stale_turns,
+            "tokenizer": counter.name,
+        }
+        forced: Rebuild | None = None
+        kept: list[MemoryAtom] | None = None
+        fresh: list[MemoryAtom] = []
+        if state is not None:
+            before = self._turn_tree(state.commit)
+            if state.budget != budget or state.settings != settings or before is None:
+                forced = "settings"
+            else:
+                kept = self._kept(tree, state.stable)
+                fresh = self._fresh(before, tree, scorer)
+
+        def usable(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
+            return distinct(a for a in atoms if not self._objects.is_placeholder(a))
+
+        def core() -> Iterator[MemoryAtom]:  # read only when the stable block is rebuilt
+            best = itertools.islice(usable(self._ranked(tree, scorer)), IDENTITY_SCAN)
+            yield from (a for a in best if is_identity(a, types))
+            molecules = self._objects.molecules_in(tree)
+            yield from hub_atoms(m for m in molecules if m.molecule_type != LATTICE_TYPE)
+
+        matches: Iterable[MemoryAtom] = ()
+        if query is not None:
+            found = self._query_ranked(tree, query, "any", scorer, retrieval)
+            matches = usable(atom for atom, _, _ in found)
+        plan = plan_turn(
+            TurnInputs(
+                budget=budget,
+                weights=weights,
+                counter=counter,
+                previous=state,
+                kept=kept,
+                forced=forced,
+                fresh=fresh,
+                core=core(),
+                matches=matches,
+                general=usable(self._ranked(tree, scorer)),
+                epoch_turns=epoch_turns,
+                stale_turns=stale_turns,
+            )
+        )
+        stable, volatile = render_blocks(plan, counter)
+        text = stable.text + volatile.text
+        tokens = counter.count(text)
+        next_state = TurnState(
+            commit=to_hex(oid),
+            budget=budget,
+            settings=settings,
+            turn=plan.turn,
+            epoch=plan.epoch,
+            rebuilds=plan.rebuilds,
+            stable=stable.memory_ids,
+            used=plan.used,
+            volatile=volatile.memory_ids,
+        )
+        receipt = build_receipt(
+            Selection(
+                format="lines",
+                atoms=(*plan.stable, *plan.volatile),
+                molecules=(),
+                text=text,
+                tokens=tokens,
+            ),
+            commit=to_hex(oid),
+            snapshot_root=to_hex(tree),
+            revision=revision,
+            budget=budget,
+            query=query,
+            half_life_seconds=half_life_seconds,
+            now=moment,
+            tokenizer=counter.name,
+            params={
+                "turn": {
+                    "previous": state.to_json() if state is not None else None,
+                    "cost_weights": weights.to_json(),
+                    "identity_types": sorted(types),
+                    "epoch_turns": epoch_turns,
+                    "stale_turns": stale_turns,
+                },
+                **self._retrieval_params(query, retrieval),
+            },
+        )
+        return TurnContext(
+            blocks=(stable, volatile),
+            text=text,
+            tokens=tokens,
+            state=next_state.to_json(),
+            rebuild=plan.rebuild,
+            cost=turn_cost(plan, stable, volatile, weights, counter),
+            receipt=receipt,
+        )
+
+    def _turn_tree(self, commit: str) -> bytes | None:
+        """The snapshot of last turn's commit, or None if this store lacks it."""
+        try:
+            return self._objects.commit(bytes.fromhex(commit)).tree
+        except (ValueError, ContextFSError):
+            return None
+
+    def _kept(self, tree: bytes, ids: Sequence[str]) -> list[MemoryAtom] | None:
+        """Last turn's stable memories as ``tree`` has them; None if one is gone or purged."""
+        keys = [bytes.fromhex(i) for i in ids]
+        present = self.trees.get_many(tree, keys)
+        if len(present) != len(keys):
+            return None
+        atoms = self._objects.items(present[key] for key in keys)
+        if any(not isinstance(a, MemoryAtom) or self._objects.is_placeholder(a) for a in atoms):
+            return None
+        return [a for a in atoms if isinstance(a, MemoryAtom)]
+
+    def _fresh(self, before: bytes, tree: bytes, scorer: Scorer | None) -> list[MemoryAtom]:
+        """The atoms ``tree`` has and ``before`` had not, best first."""
+        rank = scorer or by_relevance
+        added = []
+        for key, old, new in self.trees.diff(before, tree):
+            if old is None and new is not None and not is_molecule_item(new):
+                relevance, timestamp = entry_rank(new)
+                added.append((-rank(relevance, timestamp), -timestamp, key, new))
+        added.sort()
+        atoms = self._objects.items(row[3] for row in added)
+        return [
+            a for a in atoms if isinstance(a, MemoryAtom) and not self._objects.is_placeholder(a)
+        ]
 
     # -- the relevance lattice -------------------------------------------------------
 

@@ -281,15 +281,23 @@ class Session(Message, kw_only=True, omit_defaults=True):
     hashes: dict[str, str] = msgspec.field(default_factory=dict)
     granularity: Literal["item", "component"] = "item"
     retrieval: Retrieval | None = None
+    #: Ask for a turn context (stable and volatile blocks) instead of the tiered payload.
+    turn: bool = False
+    #: The ``state`` of the previous turn's answer (turn contexts only).
+    previous: dict[str, Any] | None = None
 
 
 class SessionResponse(Message, kw_only=True, omit_defaults=True):
-    """The delta, the new hash bundle and token counts."""
+    """The delta, the new hash bundle and token counts; or a turn context's blocks."""
 
     TYPE = MessageType.SESSION_RESPONSE
     delta: dict[str, Any]
     hashes: dict[str, str]
     tokens: dict[str, int] = msgspec.field(default_factory=dict)
+    blocks: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    state: dict[str, Any] | None = None
+    rebuild: str | None = None
+    cost: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 class OplogAppend(Message, kw_only=True, omit_defaults=True):
