@@ -7,6 +7,8 @@ large embedders are searched through the index and rescored exactly.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -213,3 +215,64 @@ def test_installing_pgvector_leaves_a_superusers_step_to_the_administrator(
         assert conn.execute(
             "SELECT count(*) FROM pg_extension WHERE extname = 'vector'"
         ).fetchone() == (0,)
+
+
+def test_rows_deleted_but_not_vacuumed_never_shorten_an_answer(store: PostgresStore) -> None:
+    index = approximate(store)
+    ids, rows = fill(index, 1200)
+    for oid in ids[::2]:
+        index.forget(oid)
+    live = [i for i in range(len(ids)) if i % 2]
+    live_ids, live_rows = [ids[i] for i in live], rows[live]
+    query = unit_rows(1, dimensions=32, seed=11)[0]
+    assert len(index.nearest(EMBEDDER, query, 80)) == 80
+    for every in (15, 20, 30):
+        kept = set(live_ids[::every])
+
+        def among(batch: Sequence[bytes], kept: set[bytes] = kept) -> set[bytes]:
+            return kept & set(batch)
+
+        chosen = [i for i, oid in enumerate(live_ids) if oid in kept]
+        expected = brute_force([live_ids[i] for i in chosen], live_rows[chosen], query, 10)
+        assert index.nearest(EMBEDDER, query, 10, among) == expected
+
+
+def test_a_first_write_racing_an_unaware_process_leaves_the_copy_out_of_step(
+    pgvector_database: PgvectorDatabase,
+) -> None:
+    with PostgresStore.open(pgvector_database.url, create=True) as before:
+        unaware = PostgresVectorIndex(before)
+        pgvector_database.install()
+        with PostgresStore.open(pgvector_database.url) as after:
+            aware = approximate(after)
+            theirs = [vector_id(n) for n in range(20)]
+            ours = [vector_id(100 + n) for n in range(20)]
+            with before.transaction():
+                unaware.add(EMBEDDER, theirs, unit_rows(20, dimensions=32, seed=1))
+                with after.connection() as conn:
+                    pid = conn.info.backend_pid
+                writer = threading.Thread(
+                    target=aware.add, args=(EMBEDDER, ours, unit_rows(20, dimensions=32, seed=2))
+                )
+                writer.start()
+                wait_until_blocked(pgvector_database.url, pid)  # it saw no vectors, then waits
+            writer.join()
+            with after.connection() as conn:
+                in_step = conn.execute("SELECT count(*) FROM vector_ann_state").fetchone()
+            assert in_step == (0,)  # not marked in step while lacking the other's 20
+            found = aware.nearest(EMBEDDER, unit_rows(20, dimensions=32, seed=1)[3], 1)
+            assert found == [(theirs[3], 1.0)]
+            assert mirrored(after) == set(theirs) | set(ours)
+
+
+def wait_until_blocked(url: str, pid: int) -> None:
+    """Return once backend ``pid`` waits for a lock (polls; fails after a minute)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(6000):
+            row = conn.execute(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            if row is not None and row[0] == "Lock":
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backend {pid} never waited for a lock")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,13 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contextfs import CostWeights, Repository, TurnContext
+from contextfs import CostWeights, MemoryAtom, MemoryMolecule, Repository, TurnContext
 from contextfs.errors import InvalidInputError
 from contextfs.expand.tokens import default_tokenizer
+from contextfs.model.types import TypeSignature
 from contextfs.session.providers import anthropic_request, openai_messages
 from contextfs.session.turns import STABLE_HEADER, VOLATILE_HEADER, TurnState
 
 COUNTER = default_tokenizer()
+FACT = TypeSignature("Fact")
 NOW = 1_760_000_000_000_000
 
 FACTS = [
@@ -291,3 +294,68 @@ def test_provider_helpers_put_the_stable_block_first_and_the_volatile_one_last(
         openai_messages(context, "")
     with pytest.raises(InvalidInputError, match="conversation messages need a role"):
         anthropic_request(context, "hi", conversation=[{"role": "system", "content": "x"}])
+    for content in ([], None):
+        with pytest.raises(InvalidInputError, match="need text or a non-empty list as content"):
+            anthropic_request(context, "hi", conversation=[{"role": "user", "content": content}])
+
+
+def test_a_turn_without_a_query_re_derives_too(repo: Repository) -> None:
+    first = turn(repo, QUERIES[0])
+    second = turn(repo, None, first)
+    assert second.rebuild is None
+    assert second.receipt.params["turn"]["retrieval"] == "hybrid"
+    assert repo.verify_receipt(second.receipt).ok
+
+
+def test_hubs_that_were_removed_or_purged_are_never_shown(repo: Repository) -> None:
+    hubs = [MemoryAtom(f"Hub concept {i} links the release process", FACT) for i in range(4)]
+    leaves = [MemoryAtom(f"Detail {i} of the release process", FACT) for i in range(8)]
+    relations = {"related": [(i, j) for i, j in itertools.combinations(range(4), 2)]}
+    relations["explains"] = [(i % 4, 4 + i) for i in range(8)]
+    repo.add_molecule(MemoryMolecule(tuple(hubs + leaves), relations))
+    repo.commit("a working memory")
+    first = turn(repo, QUERIES[0], budget=600)
+    assert all(f"[Fact] {h.content}\n" in first.blocks[0].text for h in hubs)
+    repo.purge(hubs[0].content_hash, author="dpo", reason="asked")
+    repo.remove(hubs[1].content_hash)
+    repo.commit("forget two hubs")
+    second = turn(repo, QUERIES[1], first, budget=600)
+    assert second.rebuild == "removed"
+    third = turn(repo, QUERIES[2], second, budget=600)
+    assert third.rebuild is None  # gone hubs no longer force a rebuild every turn
+    for context in (second, third):
+        assert "[purged]" not in context.text
+        assert hubs[1].content not in context.text
+        assert f"[Fact] {hubs[2].content}\n" in context.blocks[0].text
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"stable": ["zz"]}, "previous is not a turn state: an id is not 64 hex digits"),
+        ({"commit": "HEAD"}, "previous is not a turn state: an id is not 64 hex digits"),
+        ("twice", "previous is not a turn state: a memory is listed twice"),
+    ],
+)
+def test_ids_in_a_state_are_checked(
+    repo: Repository, change: dict[str, object] | str, message: str
+) -> None:
+    state = turn(repo, QUERIES[0]).state
+    if change == "twice":
+        state = {**state, "stable": state["stable"][:1] * 2, "used": state["used"][:2]}
+    else:
+        assert isinstance(change, dict)
+        state = {**state, **change}
+        if "stable" in change:
+            state["used"] = [0]
+    with pytest.raises(InvalidInputError) as raised:
+        repo.turn_context("x", budget=300, previous=state)
+    assert str(raised.value) == message
+
+
+def test_a_hand_edited_state_over_its_budget_is_rebuilt(repo: Repository) -> None:
+    first = turn(repo, QUERIES[0], budget=400)
+    edited = {**first.state, "budget": 120}
+    again = repo.turn_context(QUERIES[1], budget=120, previous=edited, now=NOW)
+    assert again.rebuild == "full"
+    assert again.tokens <= 120

@@ -191,15 +191,19 @@ class Accelerator:
     ) -> None:
         """Mirror rows just added to ``vectors``; ``generation`` is the embedder's new one.
 
-        ``fresh``: the embedder had no vectors before, so its mirror starts here.
+        ``fresh``: the embedder had no vectors before this write began, so its
+        mirror may start here, unless a process that does not keep it wrote
+        some meanwhile (then it stays out of step, and :meth:`sync` catches up).
         """
-        if fresh:
+        mirrored = self._insert(conn, embedder, ids, matrix)
+        if fresh and self._count(conn, embedder) == mirrored:
+            # Only now is it sure no other process wrote vectors the copy lacks: the bump
+            # holds the generation row, so every earlier writer has committed.
             conn.execute(
                 "INSERT INTO vector_ann_state (embedder, generation, size, dimensions)"
                 " VALUES (%s, %s, 0, %s) ON CONFLICT (embedder) DO NOTHING",
                 (embedder, generation - 1, matrix.shape[1]),
             )
-        mirrored = self._insert(conn, embedder, ids, matrix)
         size = self._advance(conn, embedder, generation, mirrored)
         if size is not None and size - mirrored < self.approximate_from <= size:
             self._build_index(conn, embedder, matrix.shape[1])
@@ -319,6 +323,11 @@ class Accelerator:
                 ],
             )
             return max(cursor.rowcount, 0)
+
+    def _count(self, conn: Connection, embedder: str) -> int:
+        row = conn.execute("SELECT count(*) FROM vectors WHERE embedder = %s", (embedder,))
+        found = row.fetchone()
+        return int(found[0]) if found is not None else 0
 
     def _advance(self, conn: Connection, embedder: str, generation: int, change: int) -> int | None:
         """Move a mirror in step with the write before this one to ``generation``; its size."""

@@ -255,9 +255,10 @@ class PostgresVectorIndex:
     ) -> list[tuple[bytes, float]] | None:
         """The answer from pgvector's candidates; None where exact search must answer.
 
-        Asks for a few times ``limit`` candidates and, while ``among`` refuses
-        too many, four times as many, up to pgvector's ceiling; past it, exact
-        search answers. A mirror left behind by a process that had not seen the
+        Asks for a few times ``limit`` candidates and, while fewer than
+        ``limit`` survive ``among`` (or the index scan skipped rows deleted but
+        not yet vacuumed), four times as many, up to pgvector's ceiling; short
+        even there, exact search answers. A mirror left behind by a process that had not seen the
         extension is brought up to date first, unless a caller's transaction is
         open (then exact search answers this once).
         """
@@ -273,16 +274,19 @@ class PostgresVectorIndex:
         row = check_query(query, state.dimensions)
         if check_limit(limit) == 0:
             return []
-        count = max(pgvector.MIN_CANDIDATES, 2 * limit)
-        while count <= pgvector.MAX_CANDIDATES:
+        count = min(max(pgvector.MIN_CANDIDATES, 2 * limit), pgvector.MAX_CANDIDATES)
+        while True:
             with self._store.read_snapshot(), self._store.connection() as conn:
                 found = accelerator.candidates(conn, embedder, row, state.dimensions, count)
             ids, matrix = [oid for oid, _ in found], decode_vectors([blob for _, blob in found])
             chosen = nearest_rows(ids, matrix, row, limit, among)
-            if len(chosen) == limit or len(found) < count:
+            if len(chosen) == limit:
                 return chosen
-            count *= 4
-        return None
+            if count == pgvector.MAX_CANDIDATES:
+                # Short even at pgvector's ceiling: a strict filter, or dead rows an index
+                # scan skips. Exact search answers, so a short answer is never wrong.
+                return None
+            count = min(count * 4, pgvector.MAX_CANDIDATES)
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
         """The embedder's ids and vectors, from the cache while its generation holds."""

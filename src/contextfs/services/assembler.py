@@ -439,7 +439,7 @@ class ContextAssembler:
                 cost_weights=turn["cost_weights"],
                 half_life_seconds=receipt.half_life_seconds,
                 now=receipt.now,
-                retrieval=params.get("retrieval", "lexical"),
+                retrieval=turn["retrieval"],
                 identity_types=turn["identity_types"],
                 epoch_turns=turn["epoch_turns"],
                 stale_turns=turn["stale_turns"],
@@ -597,7 +597,10 @@ class ContextAssembler:
             best = itertools.islice(usable(self._ranked(tree, scorer)), IDENTITY_SCAN)
             yield from (a for a in best if is_identity(a, types))
             molecules = self._objects.molecules_in(tree)
-            yield from hub_atoms(m for m in molecules if m.molecule_type != LATTICE_TYPE)
+            hubs = hub_atoms(m for m in molecules if m.molecule_type != LATTICE_TYPE)
+            held = self.trees.get_many(tree, [bytes.fromhex(a.content_hash) for a in hubs])
+            # A molecule may name an atom since removed or purged: never show either.
+            yield from usable(a for a in hubs if bytes.fromhex(a.content_hash) in held)
 
         matches: Iterable[MemoryAtom] = ()
         if query is not None:
@@ -652,6 +655,7 @@ class ContextAssembler:
             params={
                 "turn": {
                     "previous": state.to_json() if state is not None else None,
+                    "retrieval": retrieval,  # shapes the state's settings, query or not
                     "cost_weights": weights.to_json(),
                     "identity_types": sorted(types),
                     "epoch_turns": epoch_turns,

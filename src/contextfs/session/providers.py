@@ -52,6 +52,11 @@ def _check(conversation: Sequence[Message], user: str) -> None:
             raise InvalidInputError(
                 f"conversation messages need a role of 'user' or 'assistant', got {message!r}"
             )
+        content = message.get("content")
+        if not (isinstance(content, str) or (isinstance(content, list) and content)):
+            raise InvalidInputError(
+                f"conversation messages need text or a non-empty list as content, got {message!r}"
+            )
 
 
 def _joined(*parts: str) -> str:

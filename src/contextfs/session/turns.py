@@ -11,8 +11,9 @@ memory context is two blocks:
   the cached prefix before them. Nothing leaves it except at an *epoch
   rebuild*: when an appended memory no longer fits, every ``epoch_turns``
   turns, when more than half of it has gone unused by ``stale_turns`` turns of
-  queries, or when one of its memories was deleted or purged (a prompt never
-  shows what the store no longer holds). Rebuilds are counted in the state.
+  queries, when one of its memories was deleted or purged (a prompt never
+  shows what the store no longer holds), or when the budget or any other
+  setting changed. Rebuilds are counted in the state.
 * **volatile**, not cacheable: this turn's best matches for its query that the
   stable block does not hold, never a memory twice.
 
@@ -34,6 +35,7 @@ from typing import Any, Final, Literal
 
 from ..errors import InvalidInputError
 from ..expand.tokens import Tokenizer
+from ..model.ids import ID_HEX_LENGTH, is_hex_prefix
 from ..model.objects import MemoryAtom
 from .tiers import one_line
 
@@ -214,6 +216,11 @@ class TurnState:
             raise InvalidInputError(f"previous is not a turn state: {exc}") from None
         if len(state.used) != len(state.stable) or state.epoch > state.turn:
             raise InvalidInputError("previous is not a turn state: its fields disagree")
+        ids = [state.commit, *state.stable, *state.volatile]
+        if not all(len(i) == ID_HEX_LENGTH and is_hex_prefix(i) for i in ids):
+            raise InvalidInputError("previous is not a turn state: an id is not 64 hex digits")
+        if len(set(state.stable) | set(state.volatile)) != len(ids) - 1:
+            raise InvalidInputError("previous is not a turn state: a memory is listed twice")
         return state
 
 
@@ -360,8 +367,10 @@ def _extend(
     assert inputs.kept is not None
     for atom in inputs.kept:
         stable.offer(atom)
-    stable.cap = max(cap, stable.tokens)
     used = list(previous.used)
+    if stable.tokens > cap:  # only a state edited by hand holds more than its budget allows
+        return "full", stable, used
+    stable.cap = cap
     if turn - previous.epoch >= inputs.epoch_turns:
         return "epoch", stable, used
     position = {oid: i for i, oid in enumerate(previous.stable)}
@@ -371,12 +380,13 @@ def _extend(
         if atom.content_hash in position:
             used[position[atom.content_hash]] = turn
     recurring = set(previous.volatile)
+    fresh = {atom.content_hash for atom in inputs.fresh}
     appends = [*inputs.fresh, *(a for a in top if a.content_hash in recurring)]
     for atom in appends:
         if atom.content_hash in stable.ids:
             continue
         if not stable.offer(atom):
-            if atom in inputs.fresh:
+            if atom.content_hash in fresh:
                 return "full", stable, used
             continue
         used.append(turn)
