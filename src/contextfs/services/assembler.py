@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -24,6 +26,7 @@ from ..expand.receipt import Receipt, ReceiptVerification, build_receipt, verify
 from ..expand.render import Format, Selection, check_format, fit
 from ..expand.tokens import Tokenizer, default_tokenizer
 from ..history.tree import Scorer, by_relevance, recency_scorer
+from ..integrity.purge import PURGES
 from ..model import refs as refnames
 from ..model.ids import ObjectId, to_hex
 from ..model.objects import (
@@ -74,6 +77,8 @@ RANKED_BATCH = 64
 DEFAULT_SESSION_BUDGET = 2000
 #: How many of the best atoms are searched for l0 (pinned and identity) memories.
 IDENTITY_SCAN = 2_000
+#: Snapshots whose identity atoms are remembered (see ``ContextAssembler._identity``).
+IDENTITY_MEMO = 32
 
 Purged = Literal["omit", "show"]
 #: How a query finds memories: by its words, by meaning, or both (see ``_matches``).
@@ -102,6 +107,9 @@ class ContextAssembler:
         self._workspace = workspace
         self._indexes = indexes
         self._embeddings = embeddings
+        self._memo_lock = threading.Lock()
+        self._identity_memo: OrderedDict[tuple[bytes, frozenset[str], int], list[MemoryAtom]]
+        self._identity_memo = OrderedDict()
 
     # -- ranking ---------------------------------------------------------------------
 
@@ -502,12 +510,10 @@ class ContextAssembler:
         def usable(atoms: Iterable[MemoryAtom]) -> Iterator[MemoryAtom]:
             return distinct(a for a in atoms if not self._objects.is_placeholder(a))
 
-        best = list(itertools.islice(usable(self._ranked(tree, scorer)), IDENTITY_SCAN))
-        identity = [a for a in best if is_identity(a, types)]
+        identity = self._identity(tree, scorer, types)
         ranked: Iterable[MemoryAtom]
-        if query is None:  # the atoms read for l0 are the head of the ranking: reuse them
-            rest = usable(self._ranked(tree, scorer)) if len(best) == IDENTITY_SCAN else ()
-            ranked = itertools.chain(best, itertools.islice(rest, IDENTITY_SCAN, None))
+        if query is None:
+            ranked = usable(self._ranked(tree, scorer))
         else:
             found = self._query_ranked(tree, query, "any", scorer, retrieval)
             ranked = usable(a for a, _, _ in found)
@@ -521,6 +527,35 @@ class ContextAssembler:
             counter=tokenizer or default_tokenizer(),
             summariser=summariser or extractive_summary,
         )
+
+    def _identity(
+        self, tree: bytes, scorer: Scorer | None, types: frozenset[str]
+    ) -> list[MemoryAtom]:
+        """The pinned and identity atoms among the :data:`IDENTITY_SCAN` best of ``tree``.
+
+        Reading 2,000 atoms costs more than everything else a turn does, and
+        a snapshot never changes, so without a recency decay the answer is
+        remembered per snapshot, identity types and number of purges (a purge
+        changes what may be shown, not the snapshot; purges are never undone).
+        """
+        key = None
+        if scorer is None:
+            key = (tree, types, len(self._storage.store.list_refs(PURGES)))
+            with self._memo_lock:
+                if (hit := self._identity_memo.get(key)) is not None:
+                    self._identity_memo.move_to_end(key)
+                    return list(hit)
+        usable = distinct(
+            a for a in self._ranked(tree, scorer) if not self._objects.is_placeholder(a)
+        )
+        best = itertools.islice(usable, IDENTITY_SCAN)
+        found = [a for a in best if is_identity(a, types)]
+        if key is not None:
+            with self._memo_lock:
+                self._identity_memo[key] = list(found)
+                while len(self._identity_memo) > IDENTITY_MEMO:
+                    self._identity_memo.popitem(last=False)
+        return found
 
     # -- turn context ----------------------------------------------------------------
 
@@ -594,8 +629,7 @@ class ContextAssembler:
             return distinct(a for a in atoms if not self._objects.is_placeholder(a))
 
         def core() -> Iterator[MemoryAtom]:  # read only when the stable block is rebuilt
-            best = itertools.islice(usable(self._ranked(tree, scorer)), IDENTITY_SCAN)
-            yield from (a for a in best if is_identity(a, types))
+            yield from self._identity(tree, scorer, types)
             molecules = self._objects.molecules_in(tree)
             hubs = hub_atoms(m for m in molecules if m.molecule_type != LATTICE_TYPE)
             held = self.trees.get_many(tree, [bytes.fromhex(a.content_hash) for a in hubs])
