@@ -168,7 +168,7 @@ def build_store(size: int, corpus: Corpus, work: Path) -> Store:
     rng = random.Random(SEED)
     progress(f"building a store of {size:,} atoms")
     start = time.perf_counter()
-    with Repository.init(store.folder) as repo:
+    with Repository.init(store.folder, embedder="none") as repo:  # words: issue 3's path
         repo.add_atoms(list(string_atoms(corpus, rng, 0, size, year_seconds=YEAR_SECONDS)))
         store.revision = repo.commit("ingest")
         store.ingest = time.perf_counter() - start

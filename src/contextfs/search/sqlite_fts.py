@@ -164,8 +164,8 @@ class SqliteSearchIndex:
         """Return the ids of every atom holding all of ``query``'s terms, unranked."""
         expression = fts5_expression(parse_query(query), "all")
         self._catch_up()
-        with self._store.connection() as conn:
-            return {bytes(row[0]) for row in conn.execute(MATCH_SQL, (expression,))}
+        with self._store.connection() as conn:  # BLOBs come back as bytes already
+            return {row[0] for row in conn.execute(MATCH_SQL, (expression,)).fetchall()}
 
     def search(self, query: str, *, limit: int, mode: Mode = "any") -> list[tuple[bytes, float]]:
         """Return up to ``limit`` ``(atom id, score)`` pairs, best first, ties by id.

@@ -21,7 +21,7 @@ from ..expand.context import ExpandedContext
 from ..expand.expander import distinct
 from ..expand.lattice import LATTICE_TYPE, RelevanceLattice, lattice_molecule, lattice_of
 from ..expand.query import ContextQuery
-from ..expand.ranking import fused_scores, match_scores, phrase_text
+from ..expand.ranking import fused_scores, match_scores, phrase_text, revision_idf
 from ..expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_receipt
 from ..expand.render import Format, Selection, check_format, fit
 from ..expand.tokens import Tokenizer, default_tokenizer
@@ -64,6 +64,15 @@ from ..session.turns import (
 )
 from .embeddings import Embeddings
 from .indexes import Indexes
+from .lexical import (
+    PHRASE_COUNTS,
+    Group,
+    Ranked,
+    groups,
+    present_counts,
+    should_walk,
+    walk,
+)
 from .objects import ObjectReader
 from .refs import Refs
 from .storage import Storage
@@ -140,7 +149,13 @@ class ContextAssembler:
         self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None, retrieval: Retrieval
     ) -> Iterator[tuple[MemoryAtom, float, float]]:
         """Yield the atoms of ``tree`` matching ``query``: ``(atom, score, match)``, best first."""
-        matches, present = self._matches(tree, query, mode, retrieval)
+        found = None
+        if retrieval == "lexical":
+            walked, found = self._walked(tree, query, mode, scorer)
+            if walked is not None:
+                yield from walked
+                return
+        matches, present = self._matches(tree, query, mode, retrieval, found)
         rank = scorer or by_relevance
         heap = []
         for oid, match in matches.items():
@@ -158,8 +173,67 @@ class ContextAssembler:
                 assert isinstance(atom, MemoryAtom)
                 yield atom, -row[0], matches[row[2]]
 
+    def _walked(
+        self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None
+    ) -> tuple[Iterator[tuple[MemoryAtom, float, float]] | None, list[set[bytes]]]:
+        """Word matches by a threshold walk (:mod:`.lexical`) when they are many.
+
+        Returns the walk (None when the matches are few enough to rank
+        directly) and each phrase's matching ids, for the direct way to reuse.
+        """
+        if mode not in ("any", "all"):
+            raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
+        phrases = content_phrases(parse_query(query))
+        index = self._indexes.search
+        found = [index.match_ids(phrase_text(p)) for p in phrases]
+        everything = set().union(*found)
+        total = self.trees.count(tree)
+        if not should_walk(len(everything), total):
+            return None, found
+        purges = len(self._storage.store.list_refs(PURGES))
+        counts = [
+            PHRASE_COUNTS.count(self.trees, tree, phrase_text(p), holders, purges)
+            for p, holders in zip(phrases, found, strict=True)
+        ]
+        weights = [revision_idf(total, count) for count in counts]
+        split = groups(found, weights, require_all=mode == "all")
+        if split is None:
+            return None, found
+        walked = [group for group in split if should_walk(len(group[1]), total)]
+        if not walked:
+            return None, found
+        small = [group for group in split if not should_walk(len(group[1]), total)]
+        present = self.trees.get_many(tree, set().union(*(ids for _, ids, _ in small)))
+        direct = [
+            (key, present[key], match) for _, ids, match in small for key in ids & present.keys()
+        ]
+        known = {mask: len(ids & present.keys()) for mask, ids, _ in small}
+        counted = present_counts([mask for mask, _, _ in split], known, counts)
+        ranked = walk(
+            self.trees.ranked(tree, scorer),
+            direct,
+            [Group(match, ids, counted[mask]) for mask, ids, match in walked],
+            scorer,
+        )
+        return self._loaded(ranked), found
+
+    def _loaded(self, ranked: Iterator[Ranked]) -> Iterator[tuple[MemoryAtom, float, float]]:
+        """Read the atoms of ranked matches in growing batches (a budget usually needs few)."""
+        size = 16
+        while batch := list(itertools.islice(ranked, size)):
+            size = min(size * 2, RANKED_BATCH)
+            atoms = self._objects.items(row[3] for row in batch)
+            for row, atom in zip(batch, atoms, strict=True):
+                assert isinstance(atom, MemoryAtom)
+                yield atom, row[0], row[4]
+
     def _matches(
-        self, tree: bytes, query: str, mode: Mode, retrieval: Retrieval
+        self,
+        tree: bytes,
+        query: str,
+        mode: Mode,
+        retrieval: Retrieval,
+        found: list[set[bytes]] | None = None,
     ) -> tuple[dict[bytes, float], dict[bytes, bytes]]:
         """Each candidate's match in [0, 1] and its snapshot item, for ``retrieval``.
 
@@ -177,7 +251,7 @@ class ContextAssembler:
         present: dict[bytes, bytes] = {}
         if retrieval != "semantic":
             index = self._indexes.search
-            found_by_phrase = [index.match_ids(phrase_text(p)) for p in phrases]
+            found_by_phrase = found or [index.match_ids(phrase_text(p)) for p in phrases]
             present = self.trees.get_many(tree, set().union(*found_by_phrase))
             members = [found & present.keys() for found in found_by_phrase]
             lexical = match_scores(members, self.trees.count(tree))
