@@ -65,8 +65,8 @@ from ..session.turns import (
 from .embeddings import Embeddings
 from .indexes import Indexes
 from .lexical import (
-    PHRASE_COUNTS,
     Group,
+    PhraseCounts,
     Ranked,
     groups,
     present_counts,
@@ -119,6 +119,7 @@ class ContextAssembler:
         self._memo_lock = threading.Lock()
         self._identity_memo: OrderedDict[tuple[bytes, frozenset[str], int], list[MemoryAtom]]
         self._identity_memo = OrderedDict()
+        self._phrase_counts = PhraseCounts()
 
     # -- ranking ---------------------------------------------------------------------
 
@@ -192,7 +193,7 @@ class ContextAssembler:
             return None, found
         purges = len(self._storage.store.list_refs(PURGES))
         counts = [
-            PHRASE_COUNTS.count(self.trees, tree, phrase_text(p), holders, purges)
+            self._phrase_counts.count(self.trees, tree, phrase_text(p), holders, purges)
             for p, holders in zip(phrases, found, strict=True)
         ]
         weights = [revision_idf(total, count) for count in counts]

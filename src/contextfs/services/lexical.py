@@ -51,8 +51,8 @@ def should_walk(matches: int, atoms: int) -> bool:
 class PhraseCounts:
     """How many atoms of a snapshot hold a phrase, remembered and derived through diffs.
 
-    Shared by every repository of a process: a snapshot id names its content,
-    whatever store holds it. Thread-safe.
+    One per repository: the count depends on which atoms its store has
+    purged, and a diff reads snapshots from its store. Thread-safe.
     """
 
     def __init__(self, kept: int = COUNTS_KEPT) -> None:
@@ -95,10 +95,6 @@ class PhraseCounts:
                 if latest is not None and (latest, gone, epoch) not in self._counts:
                     del self._latest[(gone, epoch)]
         return counted
-
-
-#: The process's phrase counts.
-PHRASE_COUNTS = PhraseCounts()
 
 
 def match_of(key: bytes, members: Sequence[set[bytes]], weights: Sequence[float]) -> float:
@@ -231,7 +227,6 @@ def walk(
 
 
 __all__ = [
-    "PHRASE_COUNTS",
     "WALK_FACTOR",
     "PhraseCounts",
     "Ranked",
