@@ -14,11 +14,17 @@ scores:
   the straightforward way, then remembered by snapshot id and phrase
   (snapshots never change); a later snapshot's count is derived from an
   earlier one through their diff, which is as small as what changed.
-* **A threshold walk** (:func:`walk`): the snapshot yields its atoms best
-  first by rank (its tree keeps bounds per subtree), and a match may be
-  yielded as soon as its score beats every atom not yet walked
-  (``rank x 1``, since a match is at most 1). When many atoms match, the
-  first few answers come after a few hundred atoms, not all of them.
+* **A threshold walk** (:func:`walk`): a query's matching atoms fall into
+  groups by which of its phrases they hold (:func:`groups`), each with one
+  match value. Small groups are looked up directly; the large ones are
+  recognised while the snapshot yields its atoms best first by rank (its
+  tree keeps bounds per subtree), and a match is yielded as soon as its
+  score beats every atom not yet walked: ``rank x`` the best match of a
+  walked group with members still to find. When many atoms match, the first
+  few answers come after a few hundred atoms, not all of them.
+
+The first query of a snapshot takes the straightforward way (it must look
+its matches up to count them); the walk serves the ones after it.
 """
 
 from __future__ import annotations
