@@ -60,6 +60,7 @@ from contextfs import T_STRING, MemoryAtom, Repository
 from contextfs.expand.tokens import default_tokenizer
 from contextfs.session.tiers import stable_prefix_tokens
 from retrieval import CATEGORIES, LOCOMO, clean_evidence, sessions, turn_text
+from session import parse_budgets
 
 SECTION = "turns"
 HEADING = "## Per-turn context for prompt caches on LoCoMo (issue 16)"
@@ -81,10 +82,6 @@ class Plan:
     budgets: tuple[int, ...] = (2000, 4000, 8000)
 
 
-def _budgets(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split(",") if part.strip())
-
-
 PLANS = Plans(
     script="turns.py",
     full=Plan(),
@@ -94,7 +91,7 @@ PLANS = Plans(
         "conversations": "how many conversation files to use, in name order",
         "budgets": "token budgets, comma-separated (2000,4000,8000)",
     },
-    parsers={"budgets": _budgets},
+    parsers={"budgets": parse_budgets},
 )
 
 

@@ -47,6 +47,7 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
+from assembly import parse_sizes
 from common import (
     Plans,
     Report,
@@ -85,10 +86,6 @@ class Plan:
     embedder: str = "minilm"
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    return tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
-
-
 PLANS = Plans(
     script="vector_ann.py",
     full=Plan(),
@@ -98,7 +95,7 @@ PLANS = Plans(
         "sizes": "memory counts to measure, comma-separated (20000,50000)",
         "embedder": "the embedder, by name (minilm)",
     },
-    parsers={"sizes": _sizes},
+    parsers={"sizes": parse_sizes},
 )
 
 

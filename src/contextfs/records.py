@@ -6,6 +6,7 @@ without reaching back into the store.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -146,14 +147,7 @@ class TurnContext:
 
     def cost_json(self) -> dict[str, float]:
         """The cost as a JSON object."""
-        cost = self.cost
-        return {
-            "cache_read": cost.cache_read,
-            "cache_write": cost.cache_write,
-            "uncached": cost.uncached,
-            "billed": cost.billed,
-            "uncached_price": cost.uncached_price,
-        }
+        return dataclasses.asdict(self.cost)
 
     def to_json(self) -> dict[str, Any]:
         """Everything as JSON values: blocks, text, tokens, rebuild, cost, state, receipt."""

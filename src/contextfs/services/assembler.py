@@ -150,13 +150,13 @@ class ContextAssembler:
         self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None, retrieval: Retrieval
     ) -> Iterator[tuple[MemoryAtom, float, float]]:
         """Yield the atoms of ``tree`` matching ``query``: ``(atom, score, match)``, best first."""
-        found = None
+        found, purges = None, None
         if retrieval == "lexical":
-            walked, found = self._walked(tree, query, mode, scorer)
+            walked, found, purges = self._walked(tree, query, mode, scorer)
             if walked is not None:
                 yield from walked
                 return
-        matches, present = self._matches(tree, query, mode, retrieval, found)
+        matches, present = self._matches(tree, query, mode, retrieval, found, purges)
         rank = scorer or by_relevance
         heap = []
         for oid, match in matches.items():
@@ -176,11 +176,13 @@ class ContextAssembler:
 
     def _walked(
         self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None
-    ) -> tuple[Iterator[tuple[MemoryAtom, float, float]] | None, list[set[bytes]]]:
+    ) -> tuple[Iterator[tuple[MemoryAtom, float, float]] | None, list[set[bytes]], int | None]:
         """Word matches by a threshold walk (:mod:`.lexical`) when they are many.
 
-        Returns the walk (None when the matches are few enough to rank
-        directly) and each phrase's matching ids, for the direct way to reuse.
+        Returns the walk (None when it cannot serve) and, for the direct way to
+        reuse, each phrase's matching ids and, when a later walk could use the
+        phrase counts the direct way makes, the store's purge count to keep
+        them under (else None).
         """
         if mode not in ("any", "all"):
             raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
@@ -190,7 +192,7 @@ class ContextAssembler:
         everything = set().union(*found)
         total = self.trees.count(tree)
         if not should_walk(len(everything), total):
-            return None, found
+            return None, found, None
         purges = len(self._storage.store.list_refs(PURGES))
         maybe = [
             self._phrase_counts.count(self.trees, tree, phrase_text(p), holders, purges)
@@ -198,14 +200,14 @@ class ContextAssembler:
         ]
         counts = [count for count in maybe if count is not None]
         if len(counts) != len(maybe):  # the first query of a snapshot counts them directly
-            return None, found
+            return None, found, purges
         weights = [revision_idf(total, count) for count in counts]
         split = groups(found, weights, require_all=mode == "all")
         if split is None:
-            return None, found
+            return None, found, None
         walked = [group for group in split if should_walk(len(group[1]), total)]
         if not walked:
-            return None, found
+            return None, found, None
         small = [group for group in split if not should_walk(len(group[1]), total)]
         present = self.trees.get_many(tree, set().union(*(ids for _, ids, _ in small)))
         direct = [
@@ -219,7 +221,7 @@ class ContextAssembler:
             [Group(match, ids, counted[mask]) for mask, ids, match in walked],
             scorer,
         )
-        return self._loaded(ranked), found
+        return self._loaded(ranked), found, None
 
     def _loaded(self, ranked: Iterator[Ranked]) -> Iterator[tuple[MemoryAtom, float, float]]:
         """Read the atoms of ranked matches in growing batches (a budget usually needs few)."""
@@ -238,6 +240,7 @@ class ContextAssembler:
         mode: Mode,
         retrieval: Retrieval,
         found: list[set[bytes]] | None = None,
+        purges: int | None = None,
     ) -> tuple[dict[bytes, float], dict[bytes, bytes]]:
         """Each candidate's match in [0, 1] and its snapshot item, for ``retrieval``.
 
@@ -258,9 +261,9 @@ class ContextAssembler:
             found_by_phrase = found or [index.match_ids(phrase_text(p)) for p in phrases]
             present = self.trees.get_many(tree, set().union(*found_by_phrase))
             members = [found & present.keys() for found in found_by_phrase]
-            purges = len(self._storage.store.list_refs(PURGES))
-            for phrase, member in zip(phrases, members, strict=True):
-                self._phrase_counts.remember(tree, phrase_text(phrase), purges, len(member))
+            if purges is not None:  # kept for the walks of later queries (see _walked)
+                for phrase, member in zip(phrases, members, strict=True):
+                    self._phrase_counts.remember(tree, phrase_text(phrase), purges, len(member))
             lexical = match_scores(members, self.trees.count(tree))
             if mode == "all":
                 lexical = {oid: lexical[oid] for oid in set.intersection(*members)}
