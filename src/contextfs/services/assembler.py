@@ -21,10 +21,11 @@ from ..expand.context import ExpandedContext
 from ..expand.expander import distinct
 from ..expand.lattice import LATTICE_TYPE, RelevanceLattice, lattice_molecule, lattice_of
 from ..expand.query import ContextQuery
-from ..expand.ranking import fused_scores, match_scores, phrase_text, revision_idf
+from ..expand.ranking import fused_scores, match_scores, phrase_text
 from ..expand.receipt import Receipt, ReceiptVerification, build_receipt, verify_receipt
 from ..expand.render import Format, Selection, check_format, fit
 from ..expand.tokens import Tokenizer, default_tokenizer
+from ..history.columns import SnapshotColumns
 from ..history.tree import Scorer, by_relevance, recency_scorer
 from ..integrity.purge import PURGES
 from ..model import refs as refnames
@@ -64,15 +65,7 @@ from ..session.turns import (
 )
 from .embeddings import Embeddings
 from .indexes import Indexes
-from .lexical import (
-    Group,
-    PhraseCounts,
-    Ranked,
-    groups,
-    present_counts,
-    should_walk,
-    walk,
-)
+from .lexical import ColumnsCache, is_heavy, ranked
 from .objects import ObjectReader
 from .refs import Refs
 from .storage import Storage
@@ -119,7 +112,7 @@ class ContextAssembler:
         self._memo_lock = threading.Lock()
         self._identity_memo: OrderedDict[tuple[bytes, frozenset[str], int], list[MemoryAtom]]
         self._identity_memo = OrderedDict()
-        self._phrase_counts = PhraseCounts()
+        self._columns = ColumnsCache()
 
     # -- ranking ---------------------------------------------------------------------
 
@@ -150,13 +143,13 @@ class ContextAssembler:
         self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None, retrieval: Retrieval
     ) -> Iterator[tuple[MemoryAtom, float, float]]:
         """Yield the atoms of ``tree`` matching ``query``: ``(atom, score, match)``, best first."""
-        found, purges = None, None
+        found = None
         if retrieval == "lexical":
-            walked, found, purges = self._walked(tree, query, mode, scorer)
-            if walked is not None:
-                yield from walked
+            by_columns, found = self._by_columns(tree, query, mode, scorer)
+            if by_columns is not None:
+                yield from by_columns
                 return
-        matches, present = self._matches(tree, query, mode, retrieval, found, purges)
+        matches, present = self._matches(tree, query, mode, retrieval, found)
         rank = scorer or by_relevance
         heap = []
         for oid, match in matches.items():
@@ -174,64 +167,41 @@ class ContextAssembler:
                 assert isinstance(atom, MemoryAtom)
                 yield atom, -row[0], matches[row[2]]
 
-    def _walked(
+    def _by_columns(
         self, tree: bytes, query: str, mode: Mode, scorer: Scorer | None
-    ) -> tuple[Iterator[tuple[MemoryAtom, float, float]] | None, list[set[bytes]], int | None]:
-        """Word matches by a threshold walk (:mod:`.lexical`) when they are many.
+    ) -> tuple[Iterator[tuple[MemoryAtom, float, float]] | None, list[set[bytes]]]:
+        """Word matches ranked over the snapshot's columns (:mod:`.lexical`), when it has them.
 
-        Returns the walk (None when it cannot serve) and, for the direct way to
-        reuse, each phrase's matching ids and, when a later walk could use the
-        phrase counts the direct way makes, the store's purge count to keep
-        them under (else None).
+        Returns the ranking (None when the columns do not serve) and each
+        phrase's matching ids, for the straightforward way to reuse.
         """
         if mode not in ("any", "all"):
             raise InvalidInputError(f"mode must be 'any' or 'all', got {mode!r}")
-        phrases = content_phrases(parse_query(query))
         index = self._indexes.search
-        found = [index.match_ids(phrase_text(p)) for p in phrases]
-        everything = set().union(*found)
+        found = [index.match_ids(phrase_text(p)) for p in content_phrases(parse_query(query))]
         total = self.trees.count(tree)
-        if not should_walk(len(everything), total):
-            return None, found, None
-        purges = len(self._storage.store.list_refs(PURGES))
-        maybe = [
-            self._phrase_counts.count(self.trees, tree, phrase_text(p), holders, purges)
-            for p, holders in zip(phrases, found, strict=True)
-        ]
-        counts = [count for count in maybe if count is not None]
-        if len(counts) != len(maybe):  # the first query of a snapshot counts them directly
-            return None, found, purges
-        weights = [revision_idf(total, count) for count in counts]
-        split = groups(found, weights, require_all=mode == "all")
-        if split is None:
-            return None, found, None
-        walked = [group for group in split if should_walk(len(group[1]), total)]
-        if not walked:
-            return None, found, None
-        small = [group for group in split if not should_walk(len(group[1]), total)]
-        present = self.trees.get_many(tree, set().union(*(ids for _, ids, _ in small)))
-        direct = [
-            (key, present[key], match) for _, ids, match in small for key in ids & present.keys()
-        ]
-        known = {mask: len(ids & present.keys()) for mask, ids, _ in small}
-        counted = present_counts([mask for mask, _, _ in split], known, counts)
-        ranked = walk(
-            self.trees.ranked(tree, scorer),
-            direct,
-            [Group(match, ids, counted[mask]) for mask, ids, match in walked],
-            scorer,
-        )
-        return self._loaded(ranked), found, None
+        if not found:
+            return None, found
+        columns = self._columns.for_query(self.trees, tree, is_heavy(sum(map(len, found)), total))
+        if columns is None:
+            return None, found
+        held = [columns.positions(ids) for ids in found]
+        order = ranked(columns, held, total, mode == "all", scorer)
+        return self._column_atoms(tree, columns, order), found
 
-    def _loaded(self, ranked: Iterator[Ranked]) -> Iterator[tuple[MemoryAtom, float, float]]:
-        """Read the atoms of ranked matches in growing batches (a budget usually needs few)."""
+    def _column_atoms(
+        self, tree: bytes, columns: SnapshotColumns, order: Iterator[tuple[int, float, float]]
+    ) -> Iterator[tuple[MemoryAtom, float, float]]:
+        """Read the ranked matches' atoms in growing batches (a budget usually needs few)."""
         size = 16
-        while batch := list(itertools.islice(ranked, size)):
+        while batch := list(itertools.islice(order, size)):
             size = min(size * 2, RANKED_BATCH)
-            atoms = self._objects.items(row[3] for row in batch)
-            for row, atom in zip(batch, atoms, strict=True):
+            keys = [columns.key(position) for position, _, _ in batch]
+            items = self.trees.get_many(tree, keys)
+            atoms = self._objects.items(items[key] for key in keys)
+            for (_, score, match), atom in zip(batch, atoms, strict=True):
                 assert isinstance(atom, MemoryAtom)
-                yield atom, row[0], row[4]
+                yield atom, score, match
 
     def _matches(
         self,
@@ -240,7 +210,6 @@ class ContextAssembler:
         mode: Mode,
         retrieval: Retrieval,
         found: list[set[bytes]] | None = None,
-        purges: int | None = None,
     ) -> tuple[dict[bytes, float], dict[bytes, bytes]]:
         """Each candidate's match in [0, 1] and its snapshot item, for ``retrieval``.
 
@@ -261,9 +230,6 @@ class ContextAssembler:
             found_by_phrase = found or [index.match_ids(phrase_text(p)) for p in phrases]
             present = self.trees.get_many(tree, set().union(*found_by_phrase))
             members = [found & present.keys() for found in found_by_phrase]
-            if purges is not None:  # kept for the walks of later queries (see _walked)
-                for phrase, member in zip(phrases, members, strict=True):
-                    self._phrase_counts.remember(tree, phrase_text(phrase), purges, len(member))
             lexical = match_scores(members, self.trees.count(tree))
             if mode == "all":
                 lexical = {oid: lexical[oid] for oid in set.intersection(*members)}

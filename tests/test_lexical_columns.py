@@ -1,0 +1,197 @@
+"""Word matches ranked over a snapshot's columns equal ranking every match at once.
+
+The reference below is the straightforward ranking the columns replace for
+heavy queries, kept here to hold them to the same ids, order and scores: look
+every match up in the snapshot tree, weigh phrases by their counts there,
+sort by ``(-score, -timestamp, id)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contextfs import MemoryAtom, Repository, TypeSignature
+from contextfs.expand.ranking import match_scores, phrase_text
+from contextfs.history import columns as snapshot_columns
+from contextfs.history.tree import by_relevance, recency_scorer
+from contextfs.model.objects import entry_rank
+from contextfs.search.query import content_phrases, parse_query
+from contextfs.services import lexical
+
+WORDS = ["river", "stone", "lamp", "garden", "harbour", "violin", "ember", "meadow"]
+FACT = TypeSignature("Fact")
+START = datetime(2025, 1, 1, tzinfo=UTC)
+NOW = int((START + timedelta(days=400)).timestamp()) * 1_000_000
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Repository, list[str]]]:
+    """A store with several snapshots: atoms added, removed, re-weighed, one purged."""
+    rng = random.Random(7)
+    repo = Repository.init(tmp_path_factory.mktemp("columns") / "r", embedder="none")
+    commits = []
+    added: list[str] = []
+    for round_ in range(4):
+        atoms = []
+        for n in range(120):
+            words = rng.sample(WORDS, rng.randint(1, 4))
+            when = START + timedelta(days=rng.choice([0, 30, 60, 90]))
+            relevance = rng.choice([0.25, 0.5, 0.5, 1.0])  # ties on purpose
+            atoms.append(
+                MemoryAtom(f"{' '.join(words)} note {round_}-{n}", FACT, when, "", relevance)
+            )
+        added += [str(oid) for oid in repo.add_atoms(atoms)]
+        if round_ >= 1:
+            gone = rng.sample(added[:-120], 15)
+            repo.remove(*gone)
+            added = [ref for ref in added if ref not in gone]
+            for ref in rng.sample(added[-120:], 10):
+                repo.update_entry(ref, relevance=rng.choice([0.1, 0.75]))
+        commits.append(str(repo.commit(f"round {round_}")))
+    repo.purge(added[-1], author="test", reason="a purge keeps the snapshot")
+    yield repo, commits
+    repo.close()
+
+
+def reference(
+    repo: Repository, tree: bytes, query: str, mode: str, half_life: float | None
+) -> list[tuple[str, float, float]]:
+    """Every match ranked at once: ``(id, score, match)`` best first."""
+    phrases = content_phrases(parse_query(query))
+    index = repo.search_index
+    found = [index.match_ids(phrase_text(p)) for p in phrases]
+    present = repo.trees.get_many(tree, set().union(*found))
+    members = [f & present.keys() for f in found]
+    matches = match_scores(members, repo.trees.count(tree))
+    if mode == "all":
+        matches = {oid: matches[oid] for oid in set.intersection(*members)}
+    rank = recency_scorer(half_life, NOW) if half_life else by_relevance
+    heap = []
+    for oid, match in matches.items():
+        relevance, timestamp = entry_rank(present[oid])
+        heap.append((-rank(relevance, timestamp) * match, -timestamp, oid, match))
+    return [(oid.hex(), -score, match) for score, _, oid, match in sorted(heap)]
+
+
+def ranked(
+    repo: Repository, tree: bytes, query: str, mode: str, half_life: float | None
+) -> list[tuple[str, float, float]]:
+    scorer = recency_scorer(half_life, NOW) if half_life else None
+    ranked = repo.assembler._query_ranked(tree, query, mode, scorer, "lexical")  # type: ignore[arg-type]
+    return [(atom.content_hash, score, match) for atom, score, match in ranked]
+
+
+@settings(max_examples=150)
+@given(
+    words=st.lists(st.sampled_from(WORDS), min_size=1, max_size=4, unique=True),
+    mode=st.sampled_from(["any", "all"]),
+    which=st.integers(min_value=0, max_value=3),
+    half_life=st.sampled_from([None, 86_400.0 * 30]),
+    factor=st.sampled_from([0, 1000]),
+    first=st.sampled_from([128, 1024]),
+)
+def test_columns_rank_exactly_as_ranking_every_match(
+    history: tuple[Repository, list[str]],
+    words: list[str],
+    mode: str,
+    which: int,
+    half_life: float | None,
+    factor: int,
+    first: int,
+) -> None:
+    repo, commits = history
+    tree = repo.load_commit(bytes.fromhex(commits[which])).tree
+    query = " ".join(words)
+    original = lexical.HEAVY_FACTOR, lexical.FIRST_SORTED
+    try:
+        # 0: every query heavy (columns built, then derived between snapshots); 1000: none.
+        lexical.HEAVY_FACTOR, lexical.FIRST_SORTED = factor, first
+        answers = [ranked(repo, tree, query, mode, half_life) for _ in range(3)]
+    finally:
+        lexical.HEAVY_FACTOR, lexical.FIRST_SORTED = original
+    expected = reference(repo, tree, query, mode, half_life)
+    assert answers == [expected] * 3
+
+
+def test_derived_columns_equal_built_ones(history: tuple[Repository, list[str]]) -> None:
+    repo, commits = history
+    trees = [repo.load_commit(bytes.fromhex(c)).tree for c in commits]
+    for old, new in itertools.pairwise(trees):
+        base = snapshot_columns.build(repo.trees, old)
+        built = snapshot_columns.build(repo.trees, new)
+        assert base is not None
+        assert built is not None
+        derived = base.derive(repo.trees, old, new, most=10_000)
+        assert derived is not None
+        assert derived.lanes.tobytes() == built.lanes.tobytes()
+        assert derived.relevance.tolist() == built.relevance.tolist()
+        assert derived.timestamps.tolist() == built.timestamps.tolist()
+        assert [built.key(i) for i in range(len(built))] == sorted(
+            key for key in (item[3:35] for item in repo.trees.items(new))
+        )
+        assert base.derive(repo.trees, old, new, most=1) is None  # more changed than allowed
+
+
+def test_positions_find_exactly_the_held_keys(history: tuple[Repository, list[str]]) -> None:
+    repo, commits = history
+    tree = repo.load_commit(bytes.fromhex(commits[-1])).tree
+    columns = snapshot_columns.build(repo.trees, tree)
+    assert columns is not None
+    held = [columns.key(i) for i in range(0, len(columns), 7)]
+    near = [key[:8] + bytes(24) for key in held]  # same first lane, another key
+    absent = [bytes([255]) * 32, bytes(32)]
+    positions = columns.positions(set(held + near + absent))
+    assert [columns.key(i) for i in positions.tolist()] == sorted(held)
+    assert columns.positions(set()).tolist() == []
+
+
+def test_a_common_word_reads_the_tree_once_then_follows_commits(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "r", embedder="none")
+    repo.add_atoms(
+        MemoryAtom(f"river note {n}", FACT, START, "", (n % 97) / 97) for n in range(3000)
+    )
+    repo.commit("three thousand")
+    built: list[bytes] = []
+    build = snapshot_columns.build
+
+    def counting(trees: object, root: bytes) -> object:
+        built.append(root)
+        return build(trees, root)  # type: ignore[arg-type]
+
+    derived: list[bytes] = []
+    derive = snapshot_columns.SnapshotColumns.derive
+
+    def counting_derive(
+        self: snapshot_columns.SnapshotColumns, trees: object, old: bytes, new: bytes, most: int
+    ) -> object:
+        derived.append(new)
+        return derive(self, trees, old, new, most)  # type: ignore[arg-type]
+
+    original = snapshot_columns.build
+    snapshot_columns.build = counting  # type: ignore[assignment]
+    snapshot_columns.SnapshotColumns.derive = counting_derive  # type: ignore[method-assign]
+    try:
+        first = repo.search("river", limit=10, retrieval="lexical")  # looked up in the tree
+        assert built == []
+        assert repo.search("river", limit=10, retrieval="lexical") == first  # builds them
+        assert len(built) == 1
+        assert repo.search("river note", limit=10, retrieval="lexical")[0] == first[0]
+        repo.add_atoms([MemoryAtom("river note new", FACT, START, "", 1.0)])
+        repo.commit("one more")
+        top = repo.search("river", limit=10, retrieval="lexical")
+        assert top[0].atom.content == "river note new"  # derived through the diff: not built again
+        assert len(built) == 1
+        head = repo.head()
+        assert head is not None
+        assert derived == [repo.load_commit(bytes.fromhex(head)).tree]
+    finally:
+        snapshot_columns.build = original  # type: ignore[assignment]
+        snapshot_columns.SnapshotColumns.derive = derive  # type: ignore[method-assign]
