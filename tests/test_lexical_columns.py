@@ -25,6 +25,7 @@ from contextfs.history.tree import by_relevance, recency_scorer
 from contextfs.model.objects import entry_rank
 from contextfs.search.query import content_phrases, parse_query
 from contextfs.services import lexical
+from contextfs.store.base import DerivedStore
 
 WORDS = ["river", "stone", "lamp", "garden", "harbour", "violin", "ember", "meadow"]
 FACT = TypeSignature("Fact")
@@ -153,21 +154,17 @@ def test_positions_find_exactly_the_held_keys(history: tuple[Repository, list[st
     assert columns.positions(set()).tolist() == []
 
 
-def test_a_common_word_reads_the_tree_once_then_follows_commits(tmp_path: Path) -> None:
-    repo = Repository.init(tmp_path / "r", embedder="none")
-    repo.add_atoms(
-        MemoryAtom(f"river note {n}", FACT, START, "", (n % 97) / 97) for n in range(3000)
-    )
-    repo.commit("three thousand")
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> tuple[list[bytes], list[bytes]]:
+    """The snapshots whose columns are built, and those derived, from here on."""
     built: list[bytes] = []
+    derived: list[bytes] = []
     build = snapshot_columns.build
+    derive = snapshot_columns.SnapshotColumns.derive
 
-    def counting(trees: object, root: bytes) -> object:
+    def counting_build(trees: object, root: bytes) -> object:
         built.append(root)
         return build(trees, root)  # type: ignore[arg-type]
-
-    derived: list[bytes] = []
-    derive = snapshot_columns.SnapshotColumns.derive
 
     def counting_derive(
         self: snapshot_columns.SnapshotColumns, trees: object, old: bytes, new: bytes, most: int
@@ -175,23 +172,100 @@ def test_a_common_word_reads_the_tree_once_then_follows_commits(tmp_path: Path) 
         derived.append(new)
         return derive(self, trees, old, new, most)  # type: ignore[arg-type]
 
-    original = snapshot_columns.build
-    snapshot_columns.build = counting  # type: ignore[assignment]
-    snapshot_columns.SnapshotColumns.derive = counting_derive  # type: ignore[method-assign]
-    try:
-        first = repo.search("river", limit=10, retrieval="lexical")  # looked up in the tree
-        assert built == []
-        assert repo.search("river", limit=10, retrieval="lexical") == first  # builds them
+    monkeypatch.setattr(snapshot_columns, "build", counting_build)
+    monkeypatch.setattr(snapshot_columns.SnapshotColumns, "derive", counting_derive)
+    return built, derived
+
+
+def river_notes(repo: Repository, count: int) -> None:
+    repo.add_atoms(
+        MemoryAtom(f"river note {n}", FACT, START, "", (n % 97) / 97) for n in range(count)
+    )
+    repo.commit(f"{count} notes")
+
+
+def head_tree(repo: Repository) -> bytes:
+    head = repo.head()
+    assert head is not None
+    return repo.load_commit(bytes.fromhex(head)).tree
+
+
+def test_in_memory_the_second_heavy_query_builds_then_commits_derive(
+    counted: tuple[list[bytes], list[bytes]],
+) -> None:
+    built, derived = counted
+    repo = Repository.memory()
+    river_notes(repo, 3000)
+    first = repo.search("river", limit=10, retrieval="lexical")  # looked up in the tree
+    assert built == []
+    assert repo.search("river", limit=10, retrieval="lexical") == first  # builds them
+    assert built == [head_tree(repo)]
+    assert repo.search("river note", limit=10, retrieval="lexical")[0] == first[0]
+    repo.add_atoms([MemoryAtom("river note new", FACT, START, "", 1.0)])
+    repo.commit("one more")
+    top = repo.search("river", limit=10, retrieval="lexical")
+    assert top[0].atom.content == "river note new"
+    assert len(built) == 1  # derived through the diff, not built again
+    assert derived == [head_tree(repo)]
+
+
+def test_on_disk_columns_are_kept_for_fresh_processes(
+    tmp_path: Path, counted: tuple[list[bytes], list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built, derived = counted
+    monkeypatch.setattr(lexical, "PERSIST_FROM", 0)
+    with Repository.init(tmp_path / "r", embedder="none") as repo:
+        river_notes(repo, 3000)
+        first = repo.search("river", limit=10, retrieval="lexical")  # the first heavy: builds
+        assert built == [head_tree(repo)]
+    with Repository.open(tmp_path / "r") as repo:  # a fresh process reads them
+        assert repo.search("river", limit=10, retrieval="lexical") == first
+        assert repo.search("note", limit=10, retrieval="lexical")  # light: served too
         assert len(built) == 1
-        assert repo.search("river note", limit=10, retrieval="lexical")[0] == first[0]
         repo.add_atoms([MemoryAtom("river note new", FACT, START, "", 1.0)])
         repo.commit("one more")
+    with Repository.open(tmp_path / "r") as repo:  # derives the new snapshot's
         top = repo.search("river", limit=10, retrieval="lexical")
-        assert top[0].atom.content == "river note new"  # derived through the diff: not built again
+        assert top[0].atom.content == "river note new"
         assert len(built) == 1
-        head = repo.head()
-        assert head is not None
-        assert derived == [repo.load_commit(bytes.fromhex(head)).tree]
-    finally:
-        snapshot_columns.build = original  # type: ignore[assignment]
-        snapshot_columns.SnapshotColumns.derive = derive  # type: ignore[method-assign]
+        assert derived == [head_tree(repo)]
+
+
+def test_damaged_kept_columns_are_ignored_and_rebuilt(
+    tmp_path: Path, counted: tuple[list[bytes], list[bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built, _ = counted
+    monkeypatch.setattr(lexical, "PERSIST_FROM", 0)
+    with Repository.init(tmp_path / "r", embedder="none") as repo:
+        river_notes(repo, 3000)
+        first = repo.search("river", limit=10, retrieval="lexical")
+        store = repo.store
+        assert isinstance(store, DerivedStore)
+        data = bytearray(store.read_derived(lexical.DERIVED_NAME) or b"")
+        assert data
+        data[-3] ^= 0x40  # one bit of one timestamp
+        store.write_derived(lexical.DERIVED_NAME, bytes(data))
+    assert snapshot_columns.decode(bytes(data)) is None
+    with Repository.open(tmp_path / "r") as repo:
+        assert repo.search("river", limit=10, retrieval="lexical") == first
+        assert len(built) == 2  # not trusted: built again
+        fresh = repo.store.read_derived(lexical.DERIVED_NAME)  # type: ignore[attr-defined]
+        assert fresh is not None
+        assert snapshot_columns.decode(fresh) is not None
+
+
+def test_columns_round_trip_through_bytes(history: tuple[Repository, list[str]]) -> None:
+    repo, commits = history
+    tree = repo.load_commit(bytes.fromhex(commits[-1])).tree
+    columns = snapshot_columns.build(repo.trees, tree)
+    assert columns is not None
+    data = snapshot_columns.encode(tree, columns)
+    decoded = snapshot_columns.decode(data)
+    assert decoded is not None
+    assert decoded[0] == tree
+    assert decoded[1].lanes.tobytes() == columns.lanes.tobytes()
+    assert decoded[1].prefixes.tolist() == columns.prefixes.tolist()
+    assert decoded[1].relevance.tolist() == columns.relevance.tolist()
+    assert decoded[1].timestamps.tolist() == columns.timestamps.tolist()
+    assert snapshot_columns.decode(data[:-8]) is None  # cut short
+    assert snapshot_columns.decode(b"not columns" + data[11:]) is None

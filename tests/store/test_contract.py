@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from contextfs.store import MemoryStore, SqliteStore, Store
 from contextfs.store.postgres import PostgresStore
-from contextfs.testing.store_contract import PersistentStoreContract, StoreContract
+from contextfs.testing.store_contract import (
+    DerivedStoreContract,
+    PersistentStoreContract,
+    StoreContract,
+)
 
 
-class TestMemoryStore(StoreContract):
+class TestMemoryStore(StoreContract, DerivedStoreContract):
     def make_store(self) -> Store:
         return MemoryStore()
 
 
-class TestSqliteStore(StoreContract, PersistentStoreContract):
+class TestSqliteStore(StoreContract, DerivedStoreContract, PersistentStoreContract):
     def make_store(self) -> Store:
         return SqliteStore.open(self.tmp_path / "store.db", create=True)
 
@@ -21,7 +25,7 @@ class TestSqliteStore(StoreContract, PersistentStoreContract):
         return SqliteStore.open(store.path)
 
 
-class TestPostgresStore(StoreContract, PersistentStoreContract):
+class TestPostgresStore(StoreContract, DerivedStoreContract, PersistentStoreContract):
     def make_store(self) -> Store:
         self.url = self.request.getfixturevalue("postgres_url")
         return PostgresStore.open(self.url, create=True)
@@ -30,7 +34,7 @@ class TestPostgresStore(StoreContract, PersistentStoreContract):
         return PostgresStore.open(self.url)
 
 
-class TestPostgresWorkspaceStore(StoreContract, PersistentStoreContract):
+class TestPostgresWorkspaceStore(StoreContract, DerivedStoreContract, PersistentStoreContract):
     """The contract holds unchanged for a workspace, whose HEAD and stage are private."""
 
     def make_store(self) -> Store:

@@ -12,10 +12,18 @@ Keys are kept whole, as four big-endian 64-bit lanes, and searched by their
 first lane: SHA-256 ids make that lane unique in practice, and a snapshot
 where two keys share it has no columns (:func:`build` and :meth:`derive`
 return None), so every answer stays exact.
+
+:func:`encode` and :func:`decode` give columns a byte form a store can keep
+as derived data, so a fresh process derives its snapshot's columns from a
+kept one instead of reading every node: a header naming the snapshot, the
+entry count and the SHA-256 of the arrays that follow, which :func:`decode`
+checks before trusting them.
 """
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -28,8 +36,11 @@ from .tree import SnapshotTrees, item_key
 
 #: Bytes of a snapshot key.
 KEY_BYTES: Final = 32
-#: Bytes of the columns per entry: the key, relevance and timestamp.
+#: Bytes of the columns per entry: the key, its first lane again, relevance and timestamp.
 ENTRY_BYTES: Final = KEY_BYTES + 8 + 8 + 8
+#: The byte form's header: magic, snapshot id, entry count, SHA-256 of the arrays.
+_HEADER = struct.Struct("<8s32sQ32s")
+_MAGIC: Final = b"cfscol1\0"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -72,7 +83,7 @@ class SnapshotColumns:
         inside = at < len(self)
         at, wanted = at[inside], wanted[inside]
         held = (self.lanes[at] == wanted).all(axis=1)
-        return at[held]  # sorted, as the needles were
+        return np.asarray(at[held], dtype=np.intp)  # sorted, as the needles were
 
     def derive(
         self, trees: SnapshotTrees, old: bytes, new: bytes, most: int
@@ -156,4 +167,40 @@ def _checked(
     return SnapshotColumns(lanes, prefixes, relevance, timestamps)
 
 
-__all__ = ["ENTRY_BYTES", "SnapshotColumns", "build"]
+def encode(tree: bytes, columns: SnapshotColumns) -> bytes:
+    """The byte form of snapshot ``tree``'s columns (see the module)."""
+    body = b"".join(
+        (
+            columns.lanes.tobytes(),
+            columns.relevance.astype("<f8").tobytes(),
+            columns.timestamps.astype("<i8").tobytes(),
+        )
+    )
+    digest = hashlib.sha256(body).digest()
+    return _HEADER.pack(_MAGIC, tree, len(columns), digest) + body
+
+
+def decode(data: bytes) -> tuple[bytes, SnapshotColumns] | None:
+    """``(snapshot id, columns)`` from :func:`encode`'s bytes; None if they are not intact."""
+    if len(data) < _HEADER.size:
+        return None
+    magic, tree, count, digest = _HEADER.unpack_from(data)
+    body = memoryview(data)[_HEADER.size :]
+    if magic != _MAGIC or len(body) != count * (KEY_BYTES + 16):
+        return None
+    if hashlib.sha256(body).digest() != digest:
+        return None
+    keys_end = count * KEY_BYTES
+    lanes = np.frombuffer(body[:keys_end], dtype=">u8").reshape(-1, 4)
+    relevance = np.frombuffer(body[keys_end : keys_end + count * 8], dtype="<f8")
+    timestamps = np.frombuffer(body[keys_end + count * 8 :], dtype="<i8")
+    columns = _checked(
+        lanes,
+        lanes[:, 0].astype(np.uint64),
+        relevance.astype(np.float64),
+        timestamps.astype(np.int64),
+    )
+    return None if columns is None else (bytes(tree), columns)
+
+
+__all__ = ["ENTRY_BYTES", "SnapshotColumns", "build", "decode", "encode"]

@@ -112,7 +112,7 @@ class ContextAssembler:
         self._memo_lock = threading.Lock()
         self._identity_memo: OrderedDict[tuple[bytes, frozenset[str], int], list[MemoryAtom]]
         self._identity_memo = OrderedDict()
-        self._columns = ColumnsCache()
+        self._columns = ColumnsCache(storage.store)
 
     # -- ranking ---------------------------------------------------------------------
 

@@ -14,15 +14,18 @@ ids and their order are the same. Only the best matches are sorted exactly at
 first (a budget usually needs few); the rest only if the caller reads past
 them.
 
-Columns are built for a snapshot the second time it is asked a query with
-many matches (a single query of a fresh process costs what it always did),
-then serve every query on it, and are derived from the last snapshot's
-through a small diff, so an agent that commits every turn keeps them at the
-cost of its change.
+Columns serve every query on their snapshot, and the next snapshot's are
+derived from them through the diff, so an agent that commits every turn keeps
+them at the cost of its change. They are built for a query with many matches:
+on a store on disk or a server the first such query builds them and keeps
+them there as derived data (so a fresh process, such as one command of the
+CLI, reads them and derives its own instead of reading every tree node); in
+memory, the second such query on a snapshot does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -31,10 +34,12 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import MissingObjectError, StoreError
 from ..expand.ranking import revision_idf
 from ..history import columns as snapshot_columns
 from ..history.columns import SnapshotColumns
 from ..history.tree import Scorer, SnapshotTrees
+from ..store.base import DerivedStore, ServerStore
 
 #: A query is *heavy* when ``matches ** 2 > HEAVY_FACTOR x atoms``: looking its
 #: matches up in the tree then touches a large share of the leaves, and the
@@ -45,6 +50,10 @@ HEAVY_FACTOR: Final = 200
 COLUMNS_KEPT: Final = 2
 #: Snapshots remembered as asked a heavy query, and as tried for a derivation.
 REMEMBERED: Final = 64
+#: The name the store keeps built columns under (one snapshot's: the last built).
+DERIVED_NAME: Final = "snapshot-columns"
+#: Snapshots at least this big have their built columns kept in the store.
+PERSIST_FROM: Final = 20_000
 #: Matches sorted exactly before the first is yielded, when there are more.
 FIRST_SORTED: Final = 1024
 
@@ -57,25 +66,32 @@ def is_heavy(matches: int, atoms: int) -> bool:
 class ColumnsCache:
     """The columns of the snapshots last queried, one cache per repository.
 
-    Thread-safe; a build or derivation runs outside the lock (two threads may
-    both build one snapshot's columns; either result is the same).
+    On a store that keeps derived data on disk or a server
+    (:class:`~contextfs.store.base.DerivedStore`), columns built here are kept
+    there too, and a fresh process derives its snapshot's from them. Thread-safe;
+    a build or derivation runs outside the lock (two threads may both build
+    one snapshot's columns; either result is the same).
     """
 
-    def __init__(self, kept: int = COLUMNS_KEPT) -> None:
+    def __init__(self, store: object = None, kept: int = COLUMNS_KEPT) -> None:
         self._kept = kept
+        self._store = store if isinstance(store, DerivedStore | None) else None
+        self._persists = isinstance(store, DerivedStore) and isinstance(store, ServerStore)
         self._lock = threading.Lock()
         self._columns: OrderedDict[bytes, SnapshotColumns | None] = OrderedDict()
         self._heavy: OrderedDict[bytes, None] = OrderedDict()  # asked a heavy query
         self._tried: OrderedDict[bytes, None] = OrderedDict()  # a derivation was tried
+        self._loaded = False  # the store's columns were read
 
     def for_query(self, trees: SnapshotTrees, tree: bytes, heavy: bool) -> SnapshotColumns | None:
         """Columns for a query on snapshot ``tree``, when kept, derivable or due.
 
         Kept ones serve every query. Otherwise they are derived from the
-        snapshot kept last when the two differ in at most a sixteenth of its
-        entries (tried once per snapshot), or built the second time ``tree``
-        is asked a ``heavy`` query. None means the caller looks the matches up
-        in the tree.
+        snapshot kept last, or from the store's (read once), when the two
+        differ in at most a sixteenth of its entries (tried once per
+        snapshot); or built for a ``heavy`` query: the first one where the
+        store keeps what is built, else the second on ``tree``. None means the
+        caller looks the matches up in the tree.
         """
         with self._lock:
             if tree in self._columns:
@@ -90,18 +106,60 @@ class ColumnsCache:
             for remembered in (self._tried, self._heavy):
                 while len(remembered) > REMEMBERED:
                     remembered.popitem(last=False)
-        made: SnapshotColumns | None = None
+            load = self._persists and not self._loaded
+            self._loaded = True
+        made = None
         if base is not None and base[1] is not None and not tried:
-            made = base[1].derive(trees, base[0], tree, max(1024, len(base[1]) // 16))
-        if made is None and not (heavy and seen):
+            made = _derived(trees, base[0], base[1], tree)
+        if made is None and load:
+            stored = self._load()
+            if stored is not None:
+                self._keep(*stored)
+                made = stored[1] if stored[0] == tree else _derived(trees, *stored, tree)
+        if made is None and not (heavy and (seen or self._persists)):
             return None
         if made is None:
             made = snapshot_columns.build(trees, tree)
+            if made is not None:
+                self._save(tree, made)
+        self._keep(tree, made)
+        return made
+
+    def _keep(self, tree: bytes, columns: SnapshotColumns | None) -> None:
         with self._lock:
-            self._columns[tree] = made
+            self._columns[tree] = columns
+            self._columns.move_to_end(tree)
             while len(self._columns) > self._kept:
                 self._columns.popitem(last=False)
-        return made
+
+    def _load(self) -> tuple[bytes, SnapshotColumns] | None:
+        """The columns the store keeps, if any and intact."""
+        assert self._store is not None
+        try:
+            data = self._store.read_derived(DERIVED_NAME)
+        except StoreError:
+            return None  # derived data only saves work
+        return None if data is None else snapshot_columns.decode(data)
+
+    def _save(self, tree: bytes, columns: SnapshotColumns) -> None:
+        """Keep built columns in the store for fresh processes, when big enough to matter."""
+        store = self._store
+        if not self._persists or store is None or len(columns) < PERSIST_FROM:
+            return
+        if isinstance(store, ServerStore) and store.in_transaction():
+            return  # a caller's transaction must not carry (or roll back) derived data
+        with contextlib.suppress(StoreError):  # busy or read-only: the next build tries again
+            store.write_derived(DERIVED_NAME, snapshot_columns.encode(tree, columns))
+
+
+def _derived(
+    trees: SnapshotTrees, base: bytes, columns: SnapshotColumns, tree: bytes
+) -> SnapshotColumns | None:
+    """``tree``'s columns from ``base``'s through their diff, when it is small enough."""
+    try:
+        return columns.derive(trees, base, tree, max(1024, len(columns) // 16))
+    except MissingObjectError:
+        return None  # the base snapshot was collected: build anew
 
 
 def ranked(

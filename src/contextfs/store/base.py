@@ -138,6 +138,25 @@ class Store(ObjectStore, RefStore, Protocol):
 
 
 @runtime_checkable
+class DerivedStore(Protocol):
+    """What a store adds to keep derived data: named blobs any process can rebuild.
+
+    Derived data (a snapshot's columns, :mod:`contextfs.history.columns`) only
+    saves work: it is not history, clones and fetches leave it behind,
+    ``verify`` does not check it, and its readers check what they read. A
+    write replaces the blob whole and joins the open transaction.
+    """
+
+    def read_derived(self, name: str) -> bytes | None:
+        """Return the blob kept under ``name``, or None."""
+        ...
+
+    def write_derived(self, name: str, data: bytes | None) -> None:
+        """Keep ``data`` under ``name`` (None forgets it)."""
+        ...
+
+
+@runtime_checkable
 class ServerStore(Protocol):
     """What a store on disk or on a server adds: consistent reads and compaction.
 

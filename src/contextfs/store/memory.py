@@ -80,6 +80,7 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._objects: dict[bytes, StoredObject] = {}
         self._refs: dict[str, str] = {}
+        self._derived: dict[str, bytes] = {}
         self._depth = 0
         # Undo steps of the open transaction, replayed in reverse on rollback.
         self._journal: list[Callable[[], object]] = []
@@ -184,6 +185,30 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             return len(self._objects)
+
+    def read_derived(self, name: str) -> bytes | None:
+        """Return the derived blob kept under ``name``, or None."""
+        with self._lock:
+            self._check_open()
+            return self._derived.get(name)
+
+    def write_derived(self, name: str, data: bytes | None) -> None:
+        """Keep ``data`` under ``name`` (None forgets it); rolls back with the transaction."""
+        with self._lock:
+            self._check_open()
+            old = self._derived.get(name)
+            if data is None:
+                self._derived.pop(name, None)
+            else:
+                self._derived[name] = bytes(data)
+            if self._depth:
+                self._journal.append(partial(self._restore_derived, name, old))
+
+    def _restore_derived(self, name: str, data: bytes | None) -> None:
+        if data is None:
+            self._derived.pop(name, None)
+        else:
+            self._derived[name] = data
 
     def erase_object(self, oid: bytes) -> bool:
         """Replace object ``oid``'s data with empty bytes (kind kept); False if absent.

@@ -76,6 +76,12 @@ MIGRATIONS: Final[tuple[Step, ...]] = (
             "INSERT INTO meta (key, value) VALUES ('format', '1')",  # must equal FORMAT
         ),
     ),
+    (
+        2,
+        "create derived data",
+        # Named blobs any process can rebuild (contextfs.store.base.DerivedStore).
+        ("CREATE TABLE derived (name text PRIMARY KEY, data bytea NOT NULL)",),
+    ),
 )
 
 _CREATE_MIGRATIONS_TABLE: Final = (
@@ -454,6 +460,24 @@ class PostgresStore(NestedTransactions):
         with self.transaction(), self._guard() as conn:
             cursor = conn.execute("UPDATE objects SET data = %s WHERE id = %s", (b"", oid))
             return cursor.rowcount == 1
+
+    def read_derived(self, name: str) -> bytes | None:
+        """Return the derived blob kept under ``name``, or None."""
+        with self._guard() as conn:
+            row = conn.execute("SELECT data FROM derived WHERE name = %s", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def write_derived(self, name: str, data: bytes | None) -> None:
+        """Keep ``data`` under ``name`` (None forgets it), joining the open transaction."""
+        with self.transaction(), self._guard() as conn:
+            if data is None:
+                conn.execute("DELETE FROM derived WHERE name = %s", (name,))
+            else:
+                conn.execute(
+                    "INSERT INTO derived (name, data) VALUES (%s, %s)"
+                    " ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+                    (name, data),
+                )
 
     def in_transaction(self) -> bool:
         """Whether a transaction is open on this store object."""

@@ -91,6 +91,12 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "CREATE INDEX vectors_by_id ON vectors (id)",
         ),
     ),
+    (
+        4,
+        "create derived data",
+        # Named blobs any process can rebuild (contextfs.store.base.DerivedStore).
+        ("CREATE TABLE derived (name TEXT PRIMARY KEY, data BLOB NOT NULL)",),
+    ),
 )
 
 #: Schema steps that create FTS5 tables, so need an SQLite built with FTS5.
@@ -568,6 +574,21 @@ class SqliteStore(NestedTransactions):
         return refs
 
     # -- transactions ----------------------------------------------------------
+
+    def read_derived(self, name: str) -> bytes | None:
+        """Return the derived blob kept under ``name``, or None."""
+        with self._guard() as conn:
+            row = conn.execute("SELECT data FROM derived WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def write_derived(self, name: str, data: bytes | None) -> None:
+        """Keep ``data`` under ``name`` (None forgets it), joining the open transaction."""
+        with self._write() as conn:
+            if data is None:
+                conn.execute("DELETE FROM derived WHERE name = ?", (name,))
+            else:
+                sql = "INSERT INTO derived (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
+                conn.execute(sql + " SET data = excluded.data", (name, data))
 
     def _begin(self) -> None:
         with self._guard() as conn:

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from contextfs.errors import InvalidInputError, StoreError
-from contextfs.store.base import OBJECT_KINDS, Store, StoredObject
+from contextfs.store.base import OBJECT_KINDS, DerivedStore, Store, StoredObject
 
 COUNTER = "refs/test/counter"
 
@@ -403,6 +403,42 @@ class StoreContract(_StoreFixtures):
             pass
 
 
+class DerivedStoreContract(_StoreFixtures):
+    """What a backend that keeps derived data promises (:class:`DerivedStore`)."""
+
+    def derived(self, store: Store | None = None) -> DerivedStore:
+        """The store as a :class:`DerivedStore`."""
+        chosen = store if store is not None else self.store
+        assert isinstance(chosen, DerivedStore)
+        return chosen
+
+    def test_a_blob_is_kept_replaced_and_forgotten(self) -> None:
+        store = self.derived()
+        assert store.read_derived("columns") is None
+        blob = bytes(range(256)) * 4096  # a megabyte, every byte value
+        store.write_derived("columns", blob)
+        assert store.read_derived("columns") == blob
+        store.write_derived("columns", b"\x00smaller")
+        assert store.read_derived("columns") == b"\x00smaller"
+        assert store.read_derived("other") is None
+        store.write_derived("columns", None)
+        assert store.read_derived("columns") is None
+        store.write_derived("columns", None)  # forgetting twice is fine
+
+    def test_a_blob_joins_the_transaction(self) -> None:
+        store = self.derived()
+        store.write_derived("columns", b"first")
+        with abandoned(self.store):
+            store.write_derived("columns", b"second")
+            store.write_derived("other", b"new")
+            assert store.read_derived("columns") == b"second"
+        assert store.read_derived("columns") == b"first"
+        assert store.read_derived("other") is None
+        with self.store.transaction():
+            store.write_derived("columns", None)
+        assert store.read_derived("columns") is None
+
+
 class PersistentStoreContract(_StoreFixtures):
     """What a backend whose data outlives the store object promises on top."""
 
@@ -450,6 +486,17 @@ class PersistentStoreContract(_StoreFixtures):
         assert other.read_ref("refs/heads/main") == oid.hex()
         assert other.set_ref_if_equals("refs/heads/main", oid.hex(), None)
         assert self.store.read_ref("refs/heads/main") is None
+
+    def test_derived_blobs_survive_reopening_and_other_handles_see_them(self) -> None:
+        if not isinstance(self.store, DerivedStore):
+            return  # the backend keeps no derived data: nothing to survive
+        other = self.track(self.reopen_store(self.store))
+        assert isinstance(other, DerivedStore)
+        self.store.write_derived("columns", b"kept")
+        assert other.read_derived("columns") == b"kept"
+        store = self.reopen()
+        assert isinstance(store, DerivedStore)
+        assert store.read_derived("columns") == b"kept"
 
     def test_compare_and_swap_is_exclusive_across_handles(self) -> None:
         other = self.track(self.reopen_store(self.store))
