@@ -269,3 +269,41 @@ def test_columns_round_trip_through_bytes(history: tuple[Repository, list[str]])
     assert decoded[1].timestamps.tolist() == columns.timestamps.tolist()
     assert snapshot_columns.decode(data[:-8]) is None  # cut short
     assert snapshot_columns.decode(b"not columns" + data[11:]) is None
+
+
+def test_receipts_made_looking_matches_up_verify_over_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(11)
+    with Repository.init(tmp_path / "r", embedder="none") as repo:
+        repo.add_atoms(
+            MemoryAtom(
+                f"{' '.join(rng.sample(WORDS, rng.randint(1, 3)))} entry {n}",
+                FACT,
+                START + timedelta(days=rng.randint(0, 90)),
+                "",
+                rng.choice([0.25, 0.5, 1.0]),
+            )
+            for n in range(2000)
+        )
+        repo.commit("two thousand")
+        monkeypatch.setattr(lexical, "HEAVY_FACTOR", 10**9)  # no columns: as before them
+        asks = [
+            {"query": "river", "mode": "any", "half_life_seconds": None},
+            {"query": "stone lamp", "mode": "any", "half_life_seconds": 86_400.0 * 20},
+            {"query": "garden ember", "mode": "all", "half_life_seconds": None},
+        ]
+        made = [
+            repo.context(budget=600, retrieval="lexical", now=NOW, **ask)  # type: ignore[arg-type]
+            for ask in asks
+        ]
+    monkeypatch.setattr(lexical, "HEAVY_FACTOR", 0)  # every query heavy: columns serve
+    with Repository.open(tmp_path / "r") as repo:
+        for context in made:
+            assert repo.verify_receipt(context.receipt).ok
+        again = [
+            repo.context(budget=600, retrieval="lexical", now=NOW, **ask)  # type: ignore[arg-type]
+            for ask in asks
+        ]
+        assert repo.assembler._columns._columns  # the columns were used
+    assert [c.text for c in again] == [c.text for c in made]
