@@ -307,3 +307,19 @@ def test_receipts_made_looking_matches_up_verify_over_columns(
         ]
         assert repo.assembler._columns._columns  # the columns were used
     assert [c.text for c in again] == [c.text for c in made]
+
+
+def test_small_snapshots_on_disk_build_on_the_second_heavy_query_and_keep_nothing(
+    tmp_path: Path, counted: tuple[list[bytes], list[bytes]]
+) -> None:
+    built, _ = counted
+    assert lexical.PERSIST_FROM > 3000
+    with Repository.init(tmp_path / "r", embedder="none") as repo:
+        river_notes(repo, 3000)
+        repo.search("river", limit=10, retrieval="lexical")
+        assert built == []  # building costs more than looking up, unless it is kept
+        repo.search("river", limit=10, retrieval="lexical")
+        assert built == [head_tree(repo)]
+        store = repo.store
+        assert isinstance(store, DerivedStore)
+        assert store.read_derived(lexical.DERIVED_NAME) is None

@@ -90,8 +90,9 @@ class ColumnsCache:
         snapshot kept last, or from the store's (read once), when the two
         differ in at most a sixteenth of its entries (tried once per
         snapshot); or built for a ``heavy`` query: the first one where the
-        store keeps what is built, else the second on ``tree``. None means the
-        caller looks the matches up in the tree.
+        store keeps what is built (on disk or a server, from
+        :data:`PERSIST_FROM` entries), else the second on ``tree``. None means
+        the caller looks the matches up in the tree.
         """
         with self._lock:
             if tree in self._columns:
@@ -116,11 +117,12 @@ class ColumnsCache:
             if stored is not None:
                 self._keep(*stored)
                 made = stored[1] if stored[0] == tree else _derived(trees, *stored, tree)
-        if made is None and not (heavy and (seen or self._persists)):
-            return None
         if made is None:
+            kept = self._persists and trees.count(tree) >= PERSIST_FROM
+            if not (heavy and (seen or kept)):
+                return None
             made = snapshot_columns.build(trees, tree)
-            if made is not None:
+            if made is not None and kept:
                 self._save(tree, made)
         self._keep(tree, made)
         return made
@@ -142,11 +144,9 @@ class ColumnsCache:
         return None if data is None else snapshot_columns.decode(data)
 
     def _save(self, tree: bytes, columns: SnapshotColumns) -> None:
-        """Keep built columns in the store for fresh processes, when big enough to matter."""
+        """Keep built columns in the store for fresh processes."""
         store = self._store
-        if not self._persists or store is None or len(columns) < PERSIST_FROM:
-            return
-        if isinstance(store, ServerStore) and store.in_transaction():
+        if store is None or (isinstance(store, ServerStore) and store.in_transaction()):
             return  # a caller's transaction must not carry (or roll back) derived data
         with contextlib.suppress(StoreError):  # busy or read-only: the next build tries again
             store.write_derived(DERIVED_NAME, snapshot_columns.encode(tree, columns))
