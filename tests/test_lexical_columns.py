@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contextfs import MemoryAtom, Repository, TypeSignature
+from contextfs.errors import StoreError
 from contextfs.expand.ranking import match_scores, phrase_text
 from contextfs.history import columns as snapshot_columns
 from contextfs.history.tree import by_relevance, recency_scorer
@@ -26,6 +28,7 @@ from contextfs.model.objects import entry_rank
 from contextfs.search.query import content_phrases, parse_query
 from contextfs.services import lexical
 from contextfs.store.base import DerivedStore
+from contextfs.store.sqlite import MIGRATIONS, SqliteStore
 
 WORDS = ["river", "stone", "lamp", "garden", "harbour", "violin", "ember", "meadow"]
 FACT = TypeSignature("Fact")
@@ -323,3 +326,59 @@ def test_small_snapshots_on_disk_build_on_the_second_heavy_query_and_keep_nothin
         store = repo.store
         assert isinstance(store, DerivedStore)
         assert store.read_derived(lexical.DERIVED_NAME) is None
+
+
+def test_revisions_queried_in_turn_derive_from_the_anchor_not_rebuild(
+    counted: tuple[list[bytes], list[bytes]],
+) -> None:
+    built, _ = counted
+    repo = Repository.memory()
+    river_notes(repo, 3000)
+    for n in range(3):
+        repo.add_atoms([MemoryAtom(f"river note extra {n}", FACT, START, "", 0.5)])
+        repo.commit(f"extra {n}")
+    revisions = ["HEAD", "HEAD~1", "HEAD~2", "HEAD~3"]
+    answers = {}
+    for _ in range(3):  # more snapshots than the cache keeps, in turn
+        for revision in revisions:
+            hits = repo.search("river", revision=revision, limit=5, retrieval="lexical")
+            assert answers.setdefault(revision, hits) == hits
+    assert len(built) == 1  # the second heavy query built; every other was derived
+
+
+def test_keeping_columns_never_waits_for_another_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(lexical, "PERSIST_FROM", 0)
+    with Repository.init(tmp_path / "r", embedder="none") as repo:
+        river_notes(repo, 3000)
+        repo.search("absent", limit=1, retrieval="lexical")  # the index caught up, light
+        store = repo.store
+        assert isinstance(store, SqliteStore)
+        writer = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            with pytest.raises(StoreError, match="locked"):
+                store.write_derived("probe", b"x")
+            hits = repo.search("river", limit=10, retrieval="lexical")  # builds, cannot keep
+            assert len(hits) == 10
+            writer.execute("ROLLBACK")
+        finally:
+            writer.close()
+        assert store.read_derived(lexical.DERIVED_NAME) is None
+        with store.connection() as conn:
+            assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000  # restored
+
+
+def test_derived_data_adds_no_schema_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lexical, "PERSIST_FROM", 0)
+    with Repository.init(tmp_path / "r", embedder="none") as repo:
+        store = repo.store
+        assert isinstance(store, SqliteStore)
+        assert store.read_derived(lexical.DERIVED_NAME) is None  # no table yet: nothing kept
+        river_notes(repo, 3000)
+        repo.search("river", limit=10, retrieval="lexical")
+        assert store.read_derived(lexical.DERIVED_NAME) is not None
+        with store.connection() as conn:
+            steps = conn.execute("SELECT max(step) FROM schema_migrations").fetchone()[0]
+    assert steps == MIGRATIONS[-1][0]  # an older ContextFS still opens the store

@@ -14,13 +14,13 @@ ids and their order are the same. Only the best matches are sorted exactly at
 first (a budget usually needs few); the rest only if the caller reads past
 them.
 
-Columns serve every query on their snapshot, and the next snapshot's are
+Columns serve every query on their snapshot, and a later snapshot's are
 derived from them through the diff, so an agent that commits every turn keeps
-them at the cost of its change. They are built for a query with many matches:
-on a store on disk or a server the first such query builds them and keeps
-them there as derived data (so a fresh process, such as one command of the
-CLI, reads them and derives its own instead of reading every tree node); in
-memory, the second such query on a snapshot does.
+them at the cost of its change. They are built for a query with many
+matches: the first such query where the store keeps them (on disk or a
+server, for snapshots of :data:`PERSIST_FROM` entries or more, as derived
+data a fresh process such as one command of the CLI reads instead of every
+tree node), else the second such query on a snapshot.
 """
 
 from __future__ import annotations
@@ -29,12 +29,12 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..errors import MissingObjectError, StoreError
+from ..errors import ContextFSError, StoreError
 from ..expand.ranking import revision_idf
 from ..history import columns as snapshot_columns
 from ..history.columns import SnapshotColumns
@@ -48,7 +48,7 @@ HEAVY_FACTOR: Final = 200
 #: Snapshots whose columns are kept (about 56 bytes an entry): the one asked
 #: last and the one before, the base of a derivation.
 COLUMNS_KEPT: Final = 2
-#: Snapshots remembered as asked a heavy query, and as tried for a derivation.
+#: Snapshots remembered as asked a heavy query, and pairs tried for a derivation.
 REMEMBERED: Final = 64
 #: The name the store keeps built columns under (one snapshot's: the last built).
 DERIVED_NAME: Final = "snapshot-columns"
@@ -56,6 +56,9 @@ DERIVED_NAME: Final = "snapshot-columns"
 PERSIST_FROM: Final = 20_000
 #: Matches sorted exactly before the first is yielded, when there are more.
 FIRST_SORTED: Final = 1024
+
+
+_Key = TypeVar("_Key")
 
 
 def is_heavy(matches: int, atoms: int) -> bool:
@@ -66,100 +69,115 @@ def is_heavy(matches: int, atoms: int) -> bool:
 class ColumnsCache:
     """The columns of the snapshots last queried, one cache per repository.
 
-    On a store that keeps derived data on disk or a server
-    (:class:`~contextfs.store.base.DerivedStore`), columns built here are kept
-    there too, and a fresh process derives its snapshot's from them. Thread-safe;
-    a build or derivation runs outside the lock (two threads may both build
-    one snapshot's columns; either result is the same).
+    Besides the :data:`COLUMNS_KEPT` snapshots queried last it pins an
+    *anchor*: the columns last built here or read from the store, which later
+    snapshots are derived from however many others were queried between. On a
+    store on disk or a server (:class:`~contextfs.store.base.DerivedStore`),
+    columns built here are kept there too, and a fresh process reads them as
+    its anchor. Thread-safe; a build or derivation runs outside the lock (two
+    threads may both build one snapshot's columns; either result is the same).
     """
 
     def __init__(self, store: object = None, kept: int = COLUMNS_KEPT) -> None:
         self._kept = kept
-        self._store = store if isinstance(store, DerivedStore | None) else None
+        self._store = store if isinstance(store, DerivedStore) else None
         self._persists = isinstance(store, DerivedStore) and isinstance(store, ServerStore)
         self._lock = threading.Lock()
         self._columns: OrderedDict[bytes, SnapshotColumns | None] = OrderedDict()
+        self._anchor: tuple[bytes, SnapshotColumns] | None = None
         self._heavy: OrderedDict[bytes, None] = OrderedDict()  # asked a heavy query
-        self._tried: OrderedDict[bytes, None] = OrderedDict()  # a derivation was tried
+        self._tried: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()  # failed derivations
         self._loaded = False  # the store's columns were read
 
     def for_query(self, trees: SnapshotTrees, tree: bytes, heavy: bool) -> SnapshotColumns | None:
         """Columns for a query on snapshot ``tree``, when kept, derivable or due.
 
-        Kept ones serve every query. Otherwise they are derived from the
-        snapshot kept last, or from the store's (read once), when the two
-        differ in at most a sixteenth of its entries (tried once per
-        snapshot); or built for a ``heavy`` query: the first one where the
-        store keeps what is built (on disk or a server, from
-        :data:`PERSIST_FROM` entries), else the second on ``tree``. None means
-        the caller looks the matches up in the tree.
+        Kept ones serve every query. For a ``heavy`` query they are otherwise
+        derived from a kept snapshot's or the anchor's when the two differ in
+        at most a sixteenth of its entries (each pair tried once), or built:
+        on the first heavy query where the store keeps what is built (on disk
+        or a server, from :data:`PERSIST_FROM` entries), else on the second
+        on ``tree``. None means the caller looks the matches up in the tree.
         """
         with self._lock:
             if tree in self._columns:
                 self._columns.move_to_end(tree)
                 return self._columns[tree]
-            base = next(reversed(self._columns.items()), None)
-            tried = tree in self._tried
-            self._tried[tree] = None
+            if not heavy:
+                return None  # a light query is cheap the straightforward way
             seen = tree in self._heavy
-            if heavy:
-                self._heavy[tree] = None
-            for remembered in (self._tried, self._heavy):
-                while len(remembered) > REMEMBERED:
-                    remembered.popitem(last=False)
+            _remember(self._heavy, tree)
             load = self._persists and not self._loaded
             self._loaded = True
-        made = None
-        if base is not None and base[1] is not None and not tried:
-            made = _derived(trees, base[0], base[1], tree)
-        if made is None and load:
-            stored = self._load()
-            if stored is not None:
-                self._keep(*stored)
-                made = stored[1] if stored[0] == tree else _derived(trees, *stored, tree)
+        if load and (stored := self._load()) is not None:
+            with self._lock:
+                self._anchor = stored
+        made = self._derive(trees, tree)
         if made is None:
             kept = self._persists and trees.count(tree) >= PERSIST_FROM
-            if not (heavy and (seen or kept)):
+            if not (seen or kept):
                 return None
             made = snapshot_columns.build(trees, tree)
-            if made is not None and kept:
-                self._save(tree, made)
-        self._keep(tree, made)
-        return made
-
-    def _keep(self, tree: bytes, columns: SnapshotColumns | None) -> None:
+            if made is not None:
+                with self._lock:
+                    self._anchor = (tree, made)
+                if kept:
+                    self._save(tree, made)
         with self._lock:
-            self._columns[tree] = columns
+            self._columns[tree] = made
             self._columns.move_to_end(tree)
             while len(self._columns) > self._kept:
                 self._columns.popitem(last=False)
+        return made
+
+    def _derive(self, trees: SnapshotTrees, tree: bytes) -> SnapshotColumns | None:
+        """``tree``'s columns from a kept snapshot's or the anchor's, newest first.
+
+        A pair that failed (too far apart, or its base collected) is not tried again.
+        """
+        with self._lock:
+            bases = [*reversed(self._columns.items()), *([self._anchor] if self._anchor else [])]
+            if any(base == tree and columns is not None for base, columns in bases):
+                return next(c for b, c in bases if b == tree and c is not None)  # the anchor
+            untried = [
+                (base, columns)
+                for base, columns in dict(bases).items()
+                if columns is not None and (base, tree) not in self._tried
+            ]
+        for base, columns in untried:
+            try:
+                made = columns.derive(trees, base, tree, max(1024, len(columns) // 16))
+            except StoreError:
+                made = None  # the base snapshot was collected or is damaged
+            if made is not None:
+                return made
+            with self._lock:
+                _remember(self._tried, (base, tree))
+        return None
 
     def _load(self) -> tuple[bytes, SnapshotColumns] | None:
         """The columns the store keeps, if any and intact."""
         assert self._store is not None
         try:
             data = self._store.read_derived(DERIVED_NAME)
-        except StoreError:
+        except ContextFSError:
             return None  # derived data only saves work
         return None if data is None else snapshot_columns.decode(data)
 
     def _save(self, tree: bytes, columns: SnapshotColumns) -> None:
-        """Keep built columns in the store for fresh processes."""
+        """Keep built columns in the store for fresh processes; never wait or fail for it."""
         store = self._store
         if store is None or (isinstance(store, ServerStore) and store.in_transaction()):
             return  # a caller's transaction must not carry (or roll back) derived data
-        with contextlib.suppress(StoreError):  # busy or read-only: the next build tries again
+        with contextlib.suppress(ContextFSError):  # busy, read-only, a concurrent writer
             store.write_derived(DERIVED_NAME, snapshot_columns.encode(tree, columns))
 
 
-def _derived(
-    trees: SnapshotTrees, base: bytes, columns: SnapshotColumns, tree: bytes
-) -> SnapshotColumns | None:
-    """``tree``'s columns from ``base``'s through their diff, when it is small enough."""
-    try:
-        return columns.derive(trees, base, tree, max(1024, len(columns) // 16))
-    except MissingObjectError:
-        return None  # the base snapshot was collected: build anew
+def _remember(remembered: OrderedDict[_Key, None], key: _Key) -> None:
+    remembered[key] = None
+    remembered.move_to_end(key)
+    while len(remembered) > REMEMBERED:
+        remembered.popitem(last=False)
 
 
 def ranked(
@@ -181,13 +199,20 @@ def ranked(
         return
     weights = [revision_idf(total, len(found)) for found in held]
     whole = sum(weights)
-    summed = np.zeros(len(columns), dtype=np.float64)  # by position: a scatter, no search
-    phrases = np.zeros(len(columns), dtype=np.int8)  # a query has at most 64 phrases
-    for weight, found in zip(weights, held, strict=True):
-        summed[found] += weight
-        phrases[found] += 1
-    candidates = np.flatnonzero(phrases)
-    summed, phrases = summed[candidates], phrases[candidates]
+    if sum(map(len, held)) * 16 < len(columns):  # few: work on the matches alone
+        candidates = np.unique(np.concatenate(held))
+        slots = [np.searchsorted(candidates, found) for found in held]
+        size = len(candidates)
+    else:  # many: by position, a scatter over the snapshot without searching
+        candidates, slots, size = None, list(held), len(columns)
+    summed = np.zeros(size, dtype=np.float64)
+    phrases = np.zeros(size, dtype=np.int8)  # a query has at most 64 phrases
+    for weight, at in zip(weights, slots, strict=True):
+        summed[at] += weight
+        phrases[at] += 1
+    if candidates is None:
+        candidates = np.flatnonzero(phrases)
+        summed, phrases = summed[candidates], phrases[candidates]
     keep = columns.relevance[candidates] >= 0  # a molecule: its atoms' words match, not it
     if require_all:
         keep &= phrases == len(held)

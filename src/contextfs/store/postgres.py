@@ -56,6 +56,9 @@ from contextfs.store.urls import is_postgres_url, redact_url
 #: The value of ``meta.format``; bumped only for changes old code must not read.
 FORMAT: Final = "1"
 
+#: How long a write of derived data waits for another writer of the same row.
+DERIVED_LOCK_TIMEOUT: Final = "100ms"
+
 #: A migration step: ``(step, name, statements)``.
 Step = tuple[int, str, tuple[str, ...]]
 
@@ -75,12 +78,6 @@ MIGRATIONS: Final[tuple[Step, ...]] = (
             "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
             "INSERT INTO meta (key, value) VALUES ('format', '1')",  # must equal FORMAT
         ),
-    ),
-    (
-        2,
-        "create derived data",
-        # Named blobs any process can rebuild (contextfs.store.base.DerivedStore).
-        ("CREATE TABLE derived (name text PRIMARY KEY, data bytea NOT NULL)",),
     ),
 )
 
@@ -464,20 +461,38 @@ class PostgresStore(NestedTransactions):
     def read_derived(self, name: str) -> bytes | None:
         """Return the derived blob kept under ``name``, or None."""
         with self._guard() as conn:
-            row = conn.execute("SELECT data FROM derived WHERE name = %s", (name,)).fetchone()
+            found = conn.execute("SELECT to_regclass('contextfs_derived')").fetchone()
+            if found is None or found[0] is None:  # none written yet (a read-only role never does)
+                return None
+            row = conn.execute(
+                "SELECT data FROM contextfs_derived WHERE name = %s", (name,)
+            ).fetchone()
         return None if row is None else bytes(row[0])
 
     def write_derived(self, name: str, data: bytes | None) -> None:
-        """Keep ``data`` under ``name`` (None forgets it), joining the open transaction."""
+        """Keep ``data`` under ``name`` (None forgets it), joining the open transaction.
+
+        Waits at most :data:`DERIVED_LOCK_TIMEOUT` for another writer of the
+        same row, then raises :class:`StoreError` (derived data only saves work).
+        The table is made by the first write, not by a schema step.
+        """
         with self.transaction(), self._guard() as conn:
+            setting = conn.execute("SELECT current_setting('lock_timeout')").fetchone()
+            before = "0" if setting is None else str(setting[0])
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (DERIVED_LOCK_TIMEOUT,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS contextfs_derived"
+                " (name text PRIMARY KEY, data bytea NOT NULL)"
+            )
             if data is None:
-                conn.execute("DELETE FROM derived WHERE name = %s", (name,))
+                conn.execute("DELETE FROM contextfs_derived WHERE name = %s", (name,))
             else:
                 conn.execute(
-                    "INSERT INTO derived (name, data) VALUES (%s, %s)"
+                    "INSERT INTO contextfs_derived (name, data) VALUES (%s, %s)"
                     " ON CONFLICT (name) DO UPDATE SET data = excluded.data",
                     (name, data),
                 )
+            conn.execute("SELECT set_config('lock_timeout', %s, true)", (before,))
 
     def in_transaction(self) -> bool:
         """Whether a transaction is open on this store object."""

@@ -91,12 +91,15 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "CREATE INDEX vectors_by_id ON vectors (id)",
         ),
     ),
-    (
-        4,
-        "create derived data",
-        # Named blobs any process can rebuild (contextfs.store.base.DerivedStore).
-        ("CREATE TABLE derived (name TEXT PRIMARY KEY, data BLOB NOT NULL)",),
-    ),
+)
+
+#: Derived data (:class:`~contextfs.store.base.DerivedStore`) lives in a table made by
+#: its first write, not by a schema step: older versions still open the store.
+_DERIVED_TABLE: Final = (
+    "CREATE TABLE IF NOT EXISTS contextfs_derived (name TEXT PRIMARY KEY, data BLOB NOT NULL)"
+)
+_DERIVED_EXISTS: Final = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'contextfs_derived'"
 )
 
 #: Schema steps that create FTS5 tables, so need an SQLite built with FTS5.
@@ -191,6 +194,7 @@ class SqliteStore(NestedTransactions):
         self._path = path
         self._lock = threading.RLock()
         self._depth = 0
+        self._busy_ms = 30_000  # set again by _configure
 
     @classmethod
     def open(
@@ -328,7 +332,8 @@ class SqliteStore(NestedTransactions):
     def _configure(self, create: bool, busy_timeout: float) -> None:
         with self._guard() as conn:
             # PRAGMAs take no parameters; the value is an int computed here.
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            self._busy_ms = int(busy_timeout * 1000)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
             conn.execute("PRAGMA journal_mode = WAL").fetchone()
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
@@ -578,17 +583,38 @@ class SqliteStore(NestedTransactions):
     def read_derived(self, name: str) -> bytes | None:
         """Return the derived blob kept under ``name``, or None."""
         with self._guard() as conn:
-            row = conn.execute("SELECT data FROM derived WHERE name = ?", (name,)).fetchone()
+            if conn.execute(_DERIVED_EXISTS).fetchone() is None:
+                return None
+            row = conn.execute(
+                "SELECT data FROM contextfs_derived WHERE name = ?", (name,)
+            ).fetchone()
         return None if row is None else bytes(row[0])
 
     def write_derived(self, name: str, data: bytes | None) -> None:
-        """Keep ``data`` under ``name`` (None forgets it), joining the open transaction."""
-        with self._write() as conn:
-            if data is None:
-                conn.execute("DELETE FROM derived WHERE name = ?", (name,))
-            else:
-                sql = "INSERT INTO derived (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
-                conn.execute(sql + " SET data = excluded.data", (name, data))
+        """Keep ``data`` under ``name`` (None forgets it), joining the open transaction.
+
+        Outside a transaction it never waits for another writer: if one holds
+        the database, it raises :class:`StoreError` at once (derived data only
+        saves work; a reader must not stall on it).
+        """
+        with self._guard() as conn:
+            waits = not self._depth
+            if waits:
+                conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                with self._write() as conn:
+                    conn.execute(_DERIVED_TABLE)
+                    if data is None:
+                        conn.execute("DELETE FROM contextfs_derived WHERE name = ?", (name,))
+                    else:
+                        conn.execute(
+                            "INSERT INTO contextfs_derived (name, data) VALUES (?, ?)"
+                            " ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+                            (name, data),
+                        )
+            finally:
+                if waits:
+                    conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
 
     def _begin(self) -> None:
         with self._guard() as conn:
