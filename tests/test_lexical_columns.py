@@ -222,6 +222,9 @@ def test_on_disk_columns_are_kept_for_fresh_processes(
         first = repo.search("river", limit=10, retrieval="lexical")  # the first heavy: builds
         assert built == [head_tree(repo)]
     with Repository.open(tmp_path / "r") as repo:  # a fresh process reads them
+        rare = repo.search('"note 7"', limit=10, retrieval="lexical")  # 1 match in 3,000
+        assert [hit.atom.content for hit in rare] == ["river note 7"]
+        assert not repo.assembler._columns._loaded  # too few matches to read them for
         assert repo.search("river", limit=10, retrieval="lexical") == first
         assert repo.search("note", limit=10, retrieval="lexical")  # light: served too
         assert len(built) == 1

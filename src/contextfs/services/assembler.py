@@ -65,7 +65,7 @@ from ..session.turns import (
 )
 from .embeddings import Embeddings
 from .indexes import Indexes
-from .lexical import ColumnsCache, is_heavy, ranked
+from .lexical import ColumnsCache, ranked
 from .objects import ObjectReader
 from .refs import Refs
 from .storage import Storage
@@ -182,7 +182,7 @@ class ContextAssembler:
         total = self.trees.count(tree)
         if not found:
             return None, found
-        columns = self._columns.for_query(self.trees, tree, is_heavy(sum(map(len, found)), total))
+        columns = self._columns.for_query(self.trees, tree, sum(map(len, found)), total)
         if columns is None:
             return None, found
         held = [columns.positions(ids) for ids in found]

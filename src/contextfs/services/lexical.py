@@ -42,9 +42,13 @@ from ..history.tree import Scorer, SnapshotTrees
 from ..store.base import DerivedStore, ServerStore
 
 #: A query is *heavy* when ``matches ** 2 > HEAVY_FACTOR x atoms``: looking its
-#: matches up in the tree then touches a large share of the leaves, and the
-#: columns pay for themselves (measured at 100,000 and 1,000,000 atoms).
+#: matches up in the tree then touches a large share of the leaves, and
+#: building the columns pays for itself (measured at 100,000 and 1,000,000 atoms).
 HEAVY_FACTOR: Final = 200
+#: Columns kept in the store are read, or a kept snapshot's derived, for a
+#: query with more than ``atoms / READ_FACTOR`` matches: reading costs about
+#: 50 ns an entry, looking a match up in the tree about 100 µs (cold).
+READ_FACTOR: Final = 2000
 #: Snapshots whose columns are kept (about 56 bytes an entry): the one asked
 #: last and the one before, the base of a derivation.
 COLUMNS_KEPT: Final = 2
@@ -62,7 +66,7 @@ _Key = TypeVar("_Key")
 
 
 def is_heavy(matches: int, atoms: int) -> bool:
-    """Whether a query with this many matches in this many atoms is better served by columns."""
+    """Whether a query with this many matches in this many atoms pays for building columns."""
     return matches * matches > HEAVY_FACTOR * atoms
 
 
@@ -89,24 +93,30 @@ class ColumnsCache:
         self._tried: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()  # failed derivations
         self._loaded = False  # the store's columns were read
 
-    def for_query(self, trees: SnapshotTrees, tree: bytes, heavy: bool) -> SnapshotColumns | None:
-        """Columns for a query on snapshot ``tree``, when kept, derivable or due.
+    def for_query(
+        self, trees: SnapshotTrees, tree: bytes, matches: int, atoms: int
+    ) -> SnapshotColumns | None:
+        """Columns for a query with ``matches`` on snapshot ``tree`` of ``atoms``, if worth it.
 
-        Kept ones serve every query. For a ``heavy`` query they are otherwise
+        Kept ones serve every query. For one with more than ``atoms /``
+        :data:`READ_FACTOR` matches they are otherwise read from the store or
         derived from a kept snapshot's or the anchor's when the two differ in
-        at most a sixteenth of its entries (each pair tried once), or built:
-        on the first heavy query where the store keeps what is built (on disk
-        or a server, from :data:`PERSIST_FROM` entries), else on the second
-        on ``tree``. None means the caller looks the matches up in the tree.
+        at most a sixteenth of its entries (each pair tried once); for a
+        heavy one (:func:`is_heavy`) built: on the first where the store keeps
+        what is built (on disk or a server, from :data:`PERSIST_FROM`
+        entries), else on the second on ``tree``. None means the caller looks
+        the matches up in the tree.
         """
+        heavy = is_heavy(matches, atoms)
         with self._lock:
             if tree in self._columns:
                 self._columns.move_to_end(tree)
                 return self._columns[tree]
-            if not heavy:
-                return None  # a light query is cheap the straightforward way
+            if matches * READ_FACTOR <= atoms:
+                return None  # so few are cheap the straightforward way
             seen = tree in self._heavy
-            _remember(self._heavy, tree)
+            if heavy:
+                _remember(self._heavy, tree)
             load = self._persists and not self._loaded
             self._loaded = True
         if load and (stored := self._load()) is not None:
@@ -114,8 +124,8 @@ class ColumnsCache:
                 self._anchor = stored
         made = self._derive(trees, tree)
         if made is None:
-            kept = self._persists and trees.count(tree) >= PERSIST_FROM
-            if not (seen or kept):
+            kept = self._persists and atoms >= PERSIST_FROM
+            if not heavy or not (seen or kept):
                 return None
             made = snapshot_columns.build(trees, tree)
             if made is not None:
@@ -241,4 +251,4 @@ def ranked(
     yield from best_first(np.flatnonzero(score < cut))
 
 
-__all__ = ["HEAVY_FACTOR", "ColumnsCache", "is_heavy", "ranked"]
+__all__ = ["HEAVY_FACTOR", "READ_FACTOR", "ColumnsCache", "is_heavy", "ranked"]
