@@ -98,7 +98,7 @@ GOAL_TURN_LARGE = 0.050  # seconds per turn at 1,000,000 atoms (issue 17)
 GOAL_POSTGRES = 1.5  # PostgreSQL / SQLite, each figure of item 8 (issue 17)
 TURN_BUDGET = 2000
 TURN_MEMORIES = 2_000
-FLAT = 1.5  # "flat": largest / smallest store within this factor
+FLAT = 1.2  # "flat": largest / smallest store within this factor (issue 17)
 
 
 # -- plan ------------------------------------------------------------------------------
