@@ -17,9 +17,9 @@ directory removed at the end:
   resident memory;
 * the first streamed chunk, fresh repository;
 * ``repo.context(budget=4000, query)`` per query of assembly.py: once on a
-  fresh repository (cold), then on one repository kept open (warm: a query's
-  first run there counts its matches through the tree, the second builds the
-  snapshot's columns, the rest use them);
+  fresh repository (cold: the first query with many matches builds the
+  snapshot's columns and keeps them in the store, the later ones read them),
+  then five times on one repository kept open (warm);
 * ``repo.search(q, limit=10)`` against the plain FTS5 query, warm;
 * ``repo.turn_context`` per turn, the queries in turn, warm.
 
@@ -244,9 +244,10 @@ def render(command: str, plan: Plan, run: Run, wall: float, measured: str) -> st
         "generator, and one `commit`; the catch-up is the first `repo.search` of a fresh "
         "repository (full-text indexing is deferred to it).",
         "Cold: one `repo.context` on a fresh `Repository` (empty caches; the OS page cache "
-        "warm). Warm: the same repository for every query in turn; its first run counts the "
-        "matches through the snapshot tree, the second (a heavy query) builds the snapshot's "
-        "columns, later ones use them; the figure is the median of runs 3 on. All warm runs: "
+        "warm); the first cold query with many matches builds the snapshot's columns and keeps "
+        "them in the store (derived data), the cold queries after it read them. Warm: one "
+        "repository, each query five times in turn; the figure is the median of runs 3 on. "
+        "All warm runs: "
         + "; ".join(f"'{text}' {values}" for text, values in warm_runs.items())
         + ".",
         "Search: `repo.search(q, limit=10)` and the plain FTS5 query of the assembly section "
