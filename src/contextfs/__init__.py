@@ -75,6 +75,7 @@ from .session.turns import CostWeights as CostWeights
 from .session.turns import TurnBlock as TurnBlock
 from .session.turns import TurnCost as TurnCost
 from .store import MemoryStore as MemoryStore
+from .store import ReflogEntry as ReflogEntry
 from .store import SqliteStore as SqliteStore
 from .store import Store as Store
 
@@ -126,6 +127,7 @@ __all__ = [
     "PromptContext",
     "PurgeRecord",
     "Receipt",
+    "ReflogEntry",
     "RelevanceLattice",
     "Repository",
     "RepositoryExistsError",

@@ -93,7 +93,7 @@ from .services.storage import Storage
 from .services.workspace import DEFAULT_AUTHOR, UNSET, ProgressCallback, Side, Workspace
 from .session.tiers import IDENTITY_TYPES, SessionPayload, Summariser, TierBudgets
 from .session.turns import EPOCH_TURNS, STALE_TURNS, CostWeights
-from .store.base import Store
+from .store.base import ReflogEntry, Store
 from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 from .store.urls import STORE_URL_ENV
@@ -442,6 +442,10 @@ class Repository:
     @_doc(Refs.branches)
     def branches(self) -> dict[str, ObjectId]:
         return self.refs.branches()
+
+    @_doc(Refs.reflog)
+    def reflog(self, ref: str = refnames.HEAD, *, limit: int | None = None) -> list[ReflogEntry]:
+        return self.refs.reflog(ref, limit)
 
     @_doc(Refs.tags)
     def tags(self) -> dict[str, ObjectId]:

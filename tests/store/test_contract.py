@@ -7,16 +7,19 @@ from contextfs.store.postgres import PostgresStore
 from contextfs.testing.store_contract import (
     DerivedStoreContract,
     PersistentStoreContract,
+    ReflogStoreContract,
     StoreContract,
 )
 
 
-class TestMemoryStore(StoreContract, DerivedStoreContract):
+class TestMemoryStore(StoreContract, DerivedStoreContract, ReflogStoreContract):
     def make_store(self) -> Store:
         return MemoryStore()
 
 
-class TestSqliteStore(StoreContract, DerivedStoreContract, PersistentStoreContract):
+class TestSqliteStore(
+    StoreContract, DerivedStoreContract, ReflogStoreContract, PersistentStoreContract
+):
     def make_store(self) -> Store:
         return SqliteStore.open(self.tmp_path / "store.db", create=True)
 
@@ -25,7 +28,9 @@ class TestSqliteStore(StoreContract, DerivedStoreContract, PersistentStoreContra
         return SqliteStore.open(store.path)
 
 
-class TestPostgresStore(StoreContract, DerivedStoreContract, PersistentStoreContract):
+class TestPostgresStore(
+    StoreContract, DerivedStoreContract, ReflogStoreContract, PersistentStoreContract
+):
     def make_store(self) -> Store:
         self.url = self.request.getfixturevalue("postgres_url")
         return PostgresStore.open(self.url, create=True)
@@ -34,7 +39,9 @@ class TestPostgresStore(StoreContract, DerivedStoreContract, PersistentStoreCont
         return PostgresStore.open(self.url)
 
 
-class TestPostgresWorkspaceStore(StoreContract, DerivedStoreContract, PersistentStoreContract):
+class TestPostgresWorkspaceStore(
+    StoreContract, DerivedStoreContract, ReflogStoreContract, PersistentStoreContract
+):
     """The contract holds unchanged for a workspace, whose HEAD and stage are private."""
 
     def make_store(self) -> Store:

@@ -22,6 +22,7 @@ from ..errors import MergeConflictError, StoreError, VerificationError
 from ..expand.query import ContextQuery
 from ..expand.receipt import Receipt
 from ..expand.render import Format
+from ..history.reflog import acting_as
 from ..integrity.proofs import proof_from_json
 from ..integrity.proofs import verify as verify_proof
 from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
@@ -81,6 +82,7 @@ def cli(ctx: click.Context, repo_path: Path | None) -> None:
     Start with `contextfs tour`.
     """
     ctx.obj = Settings(repo_path)
+    ctx.with_resource(acting_as(default_author()))  # who the reflog names
 
 
 # -- setting up and staging ---------------------------------------------------
@@ -300,6 +302,25 @@ def log(
             if n:
                 out.print()
             out.print(render.commit_long(info, labels.get(info.id, ())))
+
+
+@cli.command()
+@click.argument("ref", default="HEAD")
+@click.option("-n", "--max-count", "limit", type=click.IntRange(min=0), help="Show at most N.")
+@json_option()
+@click.pass_context
+def reflog(ctx: click.Context, ref: str, limit: int | None, as_json: bool) -> None:
+    """List every move of REF (HEAD or a branch), newest first, with who and why.
+
+    Like git's reflog: the commits a branch pointed at before a reset or a
+    merge can be found here and brought back with `contextfs reset ID`.
+    """
+    entries = open_repo(ctx).reflog(ref, limit=limit)
+    if as_json:
+        emit_json([render.reflog_json(ref, n, entry) for n, entry in enumerate(entries)])
+        return
+    for number, entry in enumerate(entries):
+        click.echo(render.reflog_line(ref, number, entry))
 
 
 @cli.command(name="show")

@@ -23,6 +23,7 @@ from ..model.ids import short
 from ..model.objects import MemoryAtom, MemoryMolecule
 from ..model.timeutil import format_local, from_micros, to_micros
 from ..records import Change, CommitInfo, ConflictInfo, Memory, MergeResult, SearchHit, Status
+from ..store.base import ReflogEntry
 from ..wire.messages import LogEntry
 from .graph import graph_rows
 
@@ -57,6 +58,25 @@ def iso_utc(moment: int | datetime) -> str:
 
 
 # -- JSON shapes -------------------------------------------------------------
+
+
+def reflog_json(ref: str, number: int, entry: ReflogEntry) -> JSONObject:
+    """One reflog entry, with the selector git would show for it (``HEAD@{0}``)."""
+    return {
+        "selector": f"{ref}@{{{number}}}",
+        "ref": entry.ref,
+        "old": entry.old,
+        "new": entry.new,
+        "who": entry.who,
+        "at": iso_utc(entry.at),
+        "why": entry.why,
+    }
+
+
+def reflog_line(ref: str, number: int, entry: ReflogEntry) -> str:
+    """One reflog entry as git prints it, with who and when after."""
+    commit = entry.new[:12] if entry.new else "(deleted)   "
+    return f"{commit} {ref}@{{{number}}}: {entry.why}  ({entry.who}, {format_local(entry.at)})"
 
 
 def atom_json(atom: MemoryAtom) -> JSONObject:

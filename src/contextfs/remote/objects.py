@@ -45,6 +45,7 @@ from ..errors import (
 from ..history.attribution import oplog_metadata
 from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.graph import is_ancestor, walk
+from ..history.reflog import log_move
 from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node, item_key
 from ..integrity.fsck import entries_of, identify
 from ..integrity.purge import PurgeRecord, purge_ref
@@ -428,6 +429,7 @@ def _apply(store: Store, load: _Commits, update: RefUpdate, force: bool) -> None
         raise NonFastForwardError(f"deleting {update.name} needs force")
     if not store.set_ref_if_equals(update.name, update.old, update.new):
         raise _moved(update, store.read_ref(update.name))
+    log_move(store, update.name, update.old, update.new)
 
 
 def _moved(update: RefUpdate, now: str | None) -> ConcurrentUpdateError:

@@ -39,12 +39,14 @@ from ..errors import (
     UnknownRevisionError,
 )
 from ..history.graph import is_ancestor
+from ..history.reflog import log_move, reflog_reason
 from ..integrity.purge import PURGES
 from ..model import refs as refnames
 from ..model.ids import from_hex, short
 from ..records import MergeResult
 from ..repo import Repository
 from ..store.base import Store
+from ..store.urls import redact_url
 from .objects import ObjectRow, RefUpdate, known_commits, offer, receive
 from .peers import WIRE_SCHEME, Peer, open_peer, purge_records_for, stored_rows
 
@@ -129,9 +131,10 @@ def remove_remote(repo: Repository, name: str) -> None:
     config = read_config(folder)
     if name not in config.remotes:
         raise UnknownRevisionError(f"no remote named {name!r}")
-    with repo.transaction():
+    with repo.transaction(), reflog_reason(f"remote: removed {name}"):
         for ref, value in repo.store.list_refs(f"{refnames.REMOTES}{name}/").items():
-            repo.store.set_ref_if_equals(ref, value, None)
+            if repo.store.set_ref_if_equals(ref, value, None):
+                log_move(repo.store, ref, value, None)
     del config.remotes[name]
     write_config(folder, config)
 
@@ -205,9 +208,14 @@ def fetch_from(
     wants = [w for w in dict.fromkeys(wants) if w not in store.has_objects([w])]
     missing = _missing(peer.offer(wants, _local_tips(store)), store.has_objects, result)
     missing += _records_to_copy(theirs, missing, store.has_objects)
-    received = receive(
-        store, _counted(peer.get_objects(missing), result), updates, force=True, progress=progress
-    )
+    with reflog_reason(f"fetch: {name}"):
+        received = receive(
+            store,
+            _counted(peer.get_objects(missing), result),
+            updates,
+            force=True,
+            progress=progress,
+        )
     result.updated = received.updated
     return result
 
@@ -380,16 +388,19 @@ def push_to(
         missing = _missing(offered, peer.has_objects, result)
         ours_purges = repo.store.list_refs(PURGES)
         missing += _records_to_copy(ours_purges, missing, peer.has_objects)
-        received = peer.receive(
-            _counted(stored_rows(repo.store, missing), result),
-            [RefUpdate(ref, theirs, ours)],
-            force=force,
-        )
+        with reflog_reason("push"):  # as the receiving store logs it (a server says so too)
+            received = peer.receive(
+                _counted(stored_rows(repo.store, missing), result),
+                [RefUpdate(ref, theirs, ours)],
+                force=force,
+            )
         result.updated = received.updated
     tracking = refnames.remote_ref(name, branch)
     old = repo.store.read_ref(tracking)
     if old != ours:
-        repo.store.set_ref_if_equals(tracking, old, ours)  # lost race: the next fetch fixes it
+        with repo.transaction(), reflog_reason(f"update by push to {name}"):
+            if repo.store.set_ref_if_equals(tracking, old, ours):  # lost: the next fetch fixes it
+                log_move(repo.store, tracking, old, ours)
     return result
 
 
@@ -441,7 +452,7 @@ def clone(
         if default is not None:
             tip = repo.store.read_ref(refnames.remote_ref(ORIGIN, default))
             assert tip is not None
-            with repo.transaction():
+            with repo.transaction(), reflog_reason(f"clone: from {redact_url(url)}"):
                 repo.update_ref(refnames.branch_ref(default), tip, None)
                 repo.switch(default)
     except BaseException:

@@ -19,6 +19,7 @@ from ..errors import (
 )
 from ..expand.expander import ExpanderFunctor
 from ..expand.tokens import default_tokenizer
+from ..history.reflog import reflog_reason
 from ..model import refs as refnames
 from ..model.context import CompressedContext
 from ..model.ids import from_hex, to_hex
@@ -387,7 +388,8 @@ def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
     """UPDATE_REFS: store the uploads and move branches and tags, all or nothing."""
     updates = [RefUpdate(_pushable(u.name), u.old, u.new) for u in request.updates]
     try:
-        received = receive(repo.store, uploads.take(), updates, force=request.force)
+        with reflog_reason("push"):
+            received = receive(repo.store, uploads.take(), updates, force=request.force)
     except CorruptObjectError as exc:  # the client's uploads are at fault, not the store
         raise InvalidInputError(str(exc)) from None
     return Ack(

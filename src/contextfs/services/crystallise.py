@@ -34,6 +34,7 @@ from ..errors import NothingToDoError, StoreError, UncommittedChangesError, Unkn
 from ..history.attribution import OPLOG_META, encode_attribution, oplog_metadata
 from ..history.commits import check_message
 from ..history.merge import merge_trees
+from ..history.reflog import reflog_reason
 from ..history.tree import EMPTY_TREE_ID
 from ..model import refs as refnames
 from ..model.ids import ObjectId, from_hex, short, to_hex
@@ -158,7 +159,8 @@ class Crystalliser:
             {OPLOG_META: record},
             timestamp=max(iso_to_micros(e["created_at"]) for e in entries),
         )
-        self._move_branch(ref, old, commit_id, base_tree, tree)
+        with reflog_reason(f"crystallise: session {session}", crystal_author(actors)):
+            self._move_branch(ref, old, commit_id, base_tree, tree)
         session_ref = oplog_ref(session)
         self._refs.move(session_ref, self.store.read_ref(session_ref), commit_id)
         report = partial(

@@ -21,6 +21,7 @@ from ..backends import backend_for
 from ..errors import InvalidInputError, MergeConflictError, NothingToDoError
 from ..history.attribution import Touch, plan_revert
 from ..history.commits import check_author
+from ..history.reflog import reflog_reason
 from ..model.ids import ObjectId, from_hex, to_hex
 from ..oplog.base import OpLogBackend
 from ..oplog.crystallise import OplogCommit
@@ -212,7 +213,8 @@ class OpLogSessions:
             new_id = self._workspace.write_commit(
                 tree, [from_hex(old)], author, message + ".", meta
             )
-            self._refs.move(ref, old, new_id)
+            with reflog_reason(f"revert-actor: {plan.label}", author):
+                self._refs.move(ref, old, new_id)
         return ActorRevert(new_id, reverted, conflicts)
 
 

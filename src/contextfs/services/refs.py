@@ -16,10 +16,12 @@ from ..errors import (
 )
 from ..history.commits import COMMIT
 from ..history.graph import is_ancestor
+from ..history.reflog import is_logged, log_move, reflog_reason
 from ..history.revisions import parse_revision
 from ..history.tree import EMPTY_TREE_ID
 from ..model import refs as refnames
 from ..model.ids import ObjectId, from_hex, short, to_hex
+from ..store.base import ReflogEntry, ReflogStore
 from .objects import ObjectReader
 from .storage import Storage
 
@@ -157,7 +159,9 @@ class Refs:
                 raise InvalidInputError(f"branch {name!r} already exists")
             if force and old is not None and self.current_branch == name:
                 raise InvalidInputError(f"cannot force-move the checked-out branch {name!r}")
-            self.move(ref, old, target)
+            why = f"branch: {'Reset' if old is not None else 'Created'} from {start}"
+            with reflog_reason(why):
+                self.move(ref, old, target)
         return target
 
     def delete_branch(self, name: str, *, force: bool = False) -> ObjectId:
@@ -176,7 +180,8 @@ class Refs:
                 raise UncommittedChangesError(
                     f"branch {name!r} is not merged into HEAD; use force to delete it"
                 )
-            self.move(ref, value, None)
+            with reflog_reason("branch: deleted"):
+                self.move(ref, value, None)
         return ObjectId(value)
 
     def create_tag(self, name: str, revision: str = refnames.HEAD) -> ObjectId:
@@ -220,11 +225,32 @@ class Refs:
         Raises:
             ConcurrentUpdateError: the ref did not hold ``old``; nothing changed.
         """
-        if not self.store.set_ref_if_equals(name, old, new):
-            expected = short(old) if old else "nothing"
-            raise ConcurrentUpdateError(
-                f"{name} was updated by someone else (expected {expected}); re-read and try again"
-            )
+        with self.store.transaction():  # the reflog entry lands with the move
+            if not self.store.set_ref_if_equals(name, old, new):
+                expected = short(old) if old else "nothing"
+                raise ConcurrentUpdateError(
+                    f"{name} was updated by someone else (expected {expected});"
+                    " re-read and try again"
+                )
+            log_move(self.store, name, old, new)
+
+    def reflog(self, ref: str = refnames.HEAD, limit: int | None = None) -> list[ReflogEntry]:
+        """Every move of ``ref`` (HEAD or a branch, short names allowed), newest first.
+
+        Raises:
+            InvalidInputError: ``ref`` is not HEAD, a branch or a remote-tracking
+                branch, or ``limit`` is negative.
+        """
+        if limit is not None and (isinstance(limit, bool) or limit < 0):
+            raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
+        name = ref if ref == refnames.HEAD or ref.startswith("refs/") else None
+        if name is None:
+            name = refnames.branch_ref(ref)  # checks the short name
+        if not is_logged(name):
+            raise InvalidInputError(f"no reflog for {ref!r}: only HEAD and branches are logged")
+        if not isinstance(self.store, ReflogStore):
+            return []
+        return self.store.read_reflog(name, limit)
 
 
 __all__ = ["Refs"]

@@ -34,6 +34,7 @@ from ..errors import (
 from ..history.commits import COMMIT, Commit, check_author, check_message
 from ..history.graph import is_ancestor, merge_bases
 from ..history.merge import decode_conflict, encode_conflict, merge_trees
+from ..history.reflog import reflog_reason
 from ..history.tree import EMPTY_TREE_ID, item_key
 from ..model import canonical
 from ..model import refs as refnames
@@ -389,7 +390,9 @@ class Workspace:
             if merging is None and not allow_empty and tree == head_tree:
                 raise NothingToDoError("nothing to commit (stage a memory first, or allow empty)")
             new_id = self.write_commit(tree, parents, author, message, meta)
-            self._refs.move(ref, old_value, new_id)
+            kind = "" if len(parents) == 1 else " (merge)" if parents else " (initial)"
+            with reflog_reason(f"commit{kind}: {message}", author):
+                self._refs.move(ref, old_value, new_id)
             if stage_value is not None:
                 self._move_stage(stage_value, None)
             self._clear_merge_state()
@@ -484,7 +487,9 @@ class Workspace:
                     )
                 new_stage = outcome.tree
             old_head = self.store.read_ref(refnames.HEAD)
-            self._refs.move(refnames.HEAD, old_head, head_value)
+            before = self._refs.current_branch or (short(old_head) if old_head else "nothing")
+            with reflog_reason(f"checkout: moving from {before} to {name}"):
+                self._refs.move(refnames.HEAD, old_head, head_value)
             wanted = None if new_stage == target_tree else to_hex(new_stage)
             if wanted != stage_value:
                 self._move_stage(stage_value, wanted, target_value or to_hex(EMPTY_TREE_ID))
@@ -513,7 +518,8 @@ class Workspace:
                 raise UncommittedChangesError(
                     "cannot do a soft reset in the middle of a merge; commit or abort it first"
                 )
-            self._refs.move(ref, old, target)
+            with reflog_reason(f"reset: moving to {revision}"):
+                self._refs.move(ref, old, target)
             if mode == "soft":
                 self.set_stage(stage_value, stage_tree, target)
             else:
@@ -556,7 +562,8 @@ class Workspace:
                 raise NothingToDoError(f"the changes of {short(oid)} are already undone")
             message = f'Revert "{commit.summary}"\n\nThis reverts commit {to_hex(oid)}.'
             new_id = self.write_commit(outcome.tree, [from_hex(old)], author, message, {})
-            self._refs.move(ref, old, new_id)
+            with reflog_reason(f"revert: {message}", author):
+                self._refs.move(ref, old, new_id)
         return new_id
 
     def revert_target(self) -> tuple[str, str]:
@@ -609,7 +616,8 @@ class Workspace:
             if ours is not None and is_ancestor(commit, theirs, ours):
                 return MergeResult("up-to-date", to_hex(ours))
             if ours is None or (fast_forward and is_ancestor(commit, ours, theirs)):
-                self._refs.move(ref, old, to_hex(theirs))
+                with reflog_reason(f"merge {revision}: Fast-forward", author):
+                    self._refs.move(ref, old, to_hex(theirs))
                 return MergeResult("fast-forward", to_hex(theirs))
             outcome = merge_trees(
                 self.trees, self._base_tree(ours, theirs), commit(ours).tree, commit(theirs).tree
@@ -630,7 +638,8 @@ class Workspace:
                 self._refs.move(refnames.MERGE_STATE, None, to_hex(conflict_tree))
                 return MergeResult("conflicts", None, self.conflicts())
             new_id = self.write_commit(tree, [ours, theirs], author, text, {})
-            self._refs.move(ref, old, new_id)
+            with reflog_reason(f"merge {revision}: Merge made by the three-way strategy", author):
+                self._refs.move(ref, old, new_id)
         return MergeResult("merged", new_id)
 
     def _base_tree(self, ours: bytes, theirs: bytes) -> bytes:

@@ -6,6 +6,7 @@ a new backend must pass.
 
 from .base import OBJECT_KINDS as OBJECT_KINDS
 from .base import ObjectStore as ObjectStore
+from .base import ReflogEntry as ReflogEntry
 from .base import RefStore as RefStore
 from .base import Store as Store
 from .base import StoredObject as StoredObject
@@ -17,6 +18,7 @@ __all__ = [
     "MemoryStore",
     "ObjectStore",
     "RefStore",
+    "ReflogEntry",
     "SqliteStore",
     "Store",
     "StoredObject",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
 #: The kinds of object a store holds; the tag is part of every object's id.
@@ -134,6 +135,44 @@ class Store(ObjectStore, RefStore, Protocol):
 
     def close(self) -> None:
         """Release the backend's resources; safe to call twice."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReflogEntry:
+    """One move of a ref, as the reflog keeps it (git's reflog line).
+
+    Attributes:
+        ref: The ref that moved (``HEAD``, ``refs/heads/...``, ``refs/remotes/...``).
+        old: The commit id it held, or None (created).
+        new: The commit id it holds now, or None (deleted).
+        who: Who moved it.
+        at: When, in microseconds since the epoch.
+        why: What moved it (``commit: ...``, ``reset: moving to ...``).
+    """
+
+    ref: str
+    old: str | None
+    new: str | None
+    who: str
+    at: int
+    why: str
+
+
+@runtime_checkable
+class ReflogStore(Protocol):
+    """What a store adds to remember every move of HEAD and the branches.
+
+    Entries are appended in the same transaction as the move they record, so
+    a reflog never disagrees with the refs; they are read newest first.
+    """
+
+    def append_reflog(self, entries: Sequence[ReflogEntry]) -> None:
+        """Append ``entries`` in order, joining the open transaction."""
+        ...
+
+    def read_reflog(self, ref: str, limit: int | None = None) -> list[ReflogEntry]:
+        """Return ``ref``'s entries, newest first, at most ``limit``."""
         ...
 
 

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import ClassVar, TypeVar
 
 from contextfs.errors import InvalidInputError, StoreError
-from contextfs.store.base import OBJECT_KINDS, StoredObject
+from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
 
 _HEX_DIGITS = frozenset(string.hexdigits.lower())
 
@@ -81,6 +81,7 @@ class MemoryStore:
         self._objects: dict[bytes, StoredObject] = {}
         self._refs: dict[str, str] = {}
         self._derived: dict[str, bytes] = {}
+        self._reflog: list[ReflogEntry] = []
         self._depth = 0
         # Undo steps of the open transaction, replayed in reverse on rollback.
         self._journal: list[Callable[[], object]] = []
@@ -185,6 +186,22 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             return len(self._objects)
+
+    def append_reflog(self, entries: Sequence[ReflogEntry]) -> None:
+        """Append ``entries`` in order; rolls back with the transaction."""
+        with self._lock:
+            self._check_open()
+            size = len(self._reflog)
+            self._reflog.extend(entries)
+            if self._depth:
+                self._journal.append(partial(self._reflog.__delitem__, slice(size, None)))
+
+    def read_reflog(self, ref: str, limit: int | None = None) -> list[ReflogEntry]:
+        """Return ``ref``'s entries, newest first, at most ``limit``."""
+        with self._lock:
+            self._check_open()
+            found = [entry for entry in reversed(self._reflog) if entry.ref == ref]
+        return found if limit is None else found[:limit]
 
     def read_derived(self, name: str) -> bytes | None:
         """Return the derived blob kept under ``name``, or None."""

@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
-from contextfs.store.base import OBJECT_KINDS, StoredObject
+from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 from contextfs.store.sqlite import id_range
@@ -77,6 +77,17 @@ MIGRATIONS: Final[tuple[Step, ...]] = (
             'CREATE TABLE refs (name text COLLATE "C" PRIMARY KEY, value text NOT NULL)',
             "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
             "INSERT INTO meta (key, value) VALUES ('format', '1')",  # must equal FORMAT
+        ),
+    ),
+    (
+        2,
+        "create the reflog",
+        (
+            # Every move of HEAD and the branches, appended with the move (git's reflog);
+            # a workspace's HEAD is logged under its stored (prefixed) name.
+            'CREATE TABLE reflog (seq bigserial PRIMARY KEY, ref text COLLATE "C" NOT NULL,'
+            " old text, new text, who text NOT NULL, at bigint NOT NULL, why text NOT NULL)",
+            "CREATE INDEX reflog_by_ref ON reflog (ref, seq)",
         ),
     ),
 )
@@ -457,6 +468,26 @@ class PostgresStore(NestedTransactions):
         with self.transaction(), self._guard() as conn:
             cursor = conn.execute("UPDATE objects SET data = %s WHERE id = %s", (b"", oid))
             return cursor.rowcount == 1
+
+    def append_reflog(self, entries: Sequence[ReflogEntry]) -> None:
+        """Append ``entries`` in order, joining the open transaction."""
+        if not entries:
+            return
+        with self.transaction(), self._guard() as conn, conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO reflog (ref, old, new, who, at, why) VALUES (%s, %s, %s, %s, %s, %s)",
+                [(self._ref_name(e.ref), e.old, e.new, e.who, e.at, e.why) for e in entries],
+            )
+
+    def read_reflog(self, ref: str, limit: int | None = None) -> list[ReflogEntry]:
+        """Return ``ref``'s entries, newest first, at most ``limit``."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT old, new, who, at, why FROM reflog WHERE ref = %s"
+                " ORDER BY seq DESC LIMIT %s",
+                (self._ref_name(ref), limit),
+            ).fetchall()
+        return [ReflogEntry(ref, *row) for row in rows]
 
     def read_derived(self, name: str) -> bytes | None:
         """Return the derived blob kept under ``name``, or None."""

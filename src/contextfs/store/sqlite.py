@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, ClassVar, Final
 
 from contextfs.errors import InvalidInputError, StoreError
-from contextfs.store.base import OBJECT_KINDS, StoredObject
+from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 
@@ -89,6 +89,16 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "embedder INTEGER NOT NULL REFERENCES vector_embedders (number),"
             " id BLOB NOT NULL, vector BLOB NOT NULL, UNIQUE (embedder, id))",
             "CREATE INDEX vectors_by_id ON vectors (id)",
+        ),
+    ),
+    (
+        4,
+        "create the reflog",
+        (
+            # Every move of HEAD and the branches, appended with the move (git's reflog).
+            "CREATE TABLE reflog (seq INTEGER PRIMARY KEY, ref TEXT NOT NULL, old TEXT,"
+            " new TEXT, who TEXT NOT NULL, at INTEGER NOT NULL, why TEXT NOT NULL)",
+            "CREATE INDEX reflog_by_ref ON reflog (ref, seq)",
         ),
     ),
 )
@@ -579,6 +589,26 @@ class SqliteStore(NestedTransactions):
         return refs
 
     # -- transactions ----------------------------------------------------------
+
+    def append_reflog(self, entries: Sequence[ReflogEntry]) -> None:
+        """Append ``entries`` in order, joining the open transaction."""
+        rows = [(e.ref, e.old, e.new, e.who, e.at, e.why) for e in entries]
+        if rows:
+            with self._write() as conn:
+                conn.executemany(
+                    "INSERT INTO reflog (ref, old, new, who, at, why) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+
+    def read_reflog(self, ref: str, limit: int | None = None) -> list[ReflogEntry]:
+        """Return ``ref``'s entries, newest first, at most ``limit``."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT ref, old, new, who, at, why FROM reflog WHERE ref = ?"
+                " ORDER BY seq DESC LIMIT ?",
+                (ref, -1 if limit is None else limit),
+            ).fetchall()
+        return [ReflogEntry(*row) for row in rows]
 
     def read_derived(self, name: str) -> bytes | None:
         """Return the derived blob kept under ``name``, or None."""

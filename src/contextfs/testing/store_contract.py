@@ -26,7 +26,14 @@ from pathlib import Path
 import pytest
 
 from contextfs.errors import InvalidInputError, StoreError
-from contextfs.store.base import OBJECT_KINDS, DerivedStore, Store, StoredObject
+from contextfs.store.base import (
+    OBJECT_KINDS,
+    DerivedStore,
+    ReflogEntry,
+    ReflogStore,
+    Store,
+    StoredObject,
+)
 
 COUNTER = "refs/test/counter"
 
@@ -439,6 +446,52 @@ class DerivedStoreContract(_StoreFixtures):
         assert store.read_derived("columns") is None
 
 
+def reflog_entry(ref: str, n: int, why: str = "commit") -> ReflogEntry:
+    """A reflog entry moving ``ref`` from commit ``n - 1`` to commit ``n``."""
+    old = counter_value(n - 1) if n else None
+    return ReflogEntry(ref, old, counter_value(n), "tester", 1_700_000_000_000_000 + n, why)
+
+
+class ReflogStoreContract(_StoreFixtures):
+    """What a backend that keeps a reflog promises (:class:`ReflogStore`)."""
+
+    def reflog(self, store: Store | None = None) -> ReflogStore:
+        """The store as a :class:`ReflogStore`."""
+        chosen = store if store is not None else self.store
+        assert isinstance(chosen, ReflogStore)
+        return chosen
+
+    def test_entries_come_back_per_ref_newest_first(self) -> None:
+        store = self.reflog()
+        assert store.read_reflog("HEAD") == []
+        main = [reflog_entry("refs/heads/main", n) for n in range(3)]
+        head = [reflog_entry("HEAD", n, "checkout: moving from a to b") for n in range(2)]
+        store.append_reflog([main[0], head[0]])
+        store.append_reflog([])
+        store.append_reflog([main[1], main[2], head[1]])
+        assert store.read_reflog("refs/heads/main") == main[::-1]
+        assert store.read_reflog("HEAD") == head[::-1]
+        assert store.read_reflog("refs/heads/main", 2) == main[:0:-1]
+        assert store.read_reflog("refs/heads/main", 0) == []
+        assert store.read_reflog("refs/heads/other") == []
+
+    def test_a_deletion_and_unusual_text_round_trip(self) -> None:
+        store = self.reflog()
+        entry = ReflogEntry(
+            "refs/heads/x", counter_value(1), None, "ágent \u2603", 0, "branch: deleted 'x' ✓"
+        )
+        store.append_reflog([entry])
+        assert store.read_reflog("refs/heads/x") == [entry]
+
+    def test_entries_join_the_transaction(self) -> None:
+        store = self.reflog()
+        store.append_reflog([reflog_entry("HEAD", 0)])
+        with abandoned(self.store):
+            store.append_reflog([reflog_entry("HEAD", 1)])
+            assert len(store.read_reflog("HEAD")) == 2
+        assert store.read_reflog("HEAD") == [reflog_entry("HEAD", 0)]
+
+
 class PersistentStoreContract(_StoreFixtures):
     """What a backend whose data outlives the store object promises on top."""
 
@@ -497,6 +550,15 @@ class PersistentStoreContract(_StoreFixtures):
         store = self.reopen()
         assert isinstance(store, DerivedStore)
         assert store.read_derived("columns") == b"kept"
+
+    def test_the_reflog_survives_reopening(self) -> None:
+        if not isinstance(self.store, ReflogStore):
+            return  # the backend keeps no reflog: nothing to survive
+        entries = [reflog_entry("refs/heads/main", n) for n in range(3)]
+        self.store.append_reflog(entries)
+        store = self.reopen()
+        assert isinstance(store, ReflogStore)
+        assert store.read_reflog("refs/heads/main") == entries[::-1]
 
     def test_compare_and_swap_is_exclusive_across_handles(self) -> None:
         other = self.track(self.reopen_store(self.store))
