@@ -204,3 +204,25 @@ def test_tables_made_inside_a_rolled_back_transaction_stay(postgres_url: str) ->
         store.migrate("probe", [(1, "make a table", ("CREATE TABLE probe (x integer)",))])
     finally:
         store.close()
+
+
+def test_each_workspace_has_its_own_head_reflog_and_shares_the_branches(
+    postgres_url: str,
+) -> None:
+    with PostgresStore.open(postgres_url, create=True) as bare:
+        assert bare.set_ref_if_equals("HEAD", None, "ref: refs/heads/main")
+    one = Repository(PostgresStore.open(postgres_url, workspace="one"))
+    two = Repository(PostgresStore.open(postgres_url, workspace="two"))
+    try:
+        one.add("a fact from workspace one")
+        first = one.commit("one's commit", author="agent-one")
+        two.create_branch("dev")
+        two.switch("dev")
+        assert [(e.new, e.who, e.why) for e in one.reflog()] == [
+            (first, "agent-one", "commit (initial): one's commit")
+        ]
+        assert [e.why for e in two.reflog()] == ["checkout: moving from main to dev"]
+        assert [e.new for e in two.reflog("main")] == [first]  # branches are shared
+    finally:
+        one.close()
+        two.close()
