@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from contextfs import InvalidInputError, MemoryAtom, Repository, TypeSignature
+from contextfs import InvalidInputError, MemoryAtom, Repository, TypeSignature, UnknownRevisionError
 from contextfs.history.reflog import acting_as
 from contextfs.oplog import add_atom_op, make_op_entry
 from contextfs.remote import sync
@@ -131,3 +131,27 @@ def test_a_crystallised_session_is_logged_by_its_actors(tmp_path: Path) -> None:
     result = repo.commit_oplog("s")
     assert moves(repo, "main") == [(None, result.commit, "alice, bob", "crystallise: session s")]
     assert moves(repo)[0] == moves(repo, "main")[0]
+
+
+def test_name_at_n_names_where_a_ref_was_n_moves_ago(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "r", embedder="none")
+    first = remember(repo, "one", "one")
+    second = remember(repo, "two", "two")
+    repo.reset("HEAD~1", mode="hard")
+    assert repo.resolve("HEAD@{0}") == first
+    assert repo.resolve("HEAD@{1}") == second
+    assert repo.resolve("@{1}") == second
+    assert repo.resolve("main@{1}~1") == first
+    assert repo.resolve("refs/heads/main@{2}") == first
+    repo.reset("HEAD@{1}", mode="hard")  # git's undo of the reset
+    assert repo.head() == second
+    repo.create_branch("gone")
+    repo.delete_branch("gone")
+    for bad, said in (
+        ("HEAD@{9}", "holds 4 move"),
+        ("gone@{0}", "was deleted"),
+        ("refs/tags/x@{0}", "only HEAD and branches"),
+        ("HEAD@{99999999}", "too far back"),
+    ):
+        with pytest.raises(UnknownRevisionError, match=said):
+            repo.resolve(bad)

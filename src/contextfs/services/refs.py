@@ -7,6 +7,8 @@ two writers never lose an update: the loser gets a
 
 from __future__ import annotations
 
+import re
+
 from ..errors import (
     ConcurrentUpdateError,
     CorruptObjectError,
@@ -24,6 +26,9 @@ from ..model.ids import ObjectId, from_hex, short, to_hex
 from ..store.base import ReflogEntry, ReflogStore
 from .objects import ObjectReader
 from .storage import Storage
+
+#: ``NAME@{n}``: where ref NAME (HEAD when empty) was n moves ago, from the reflog.
+_REFLOG_SELECTOR = re.compile(r"(.*)@\{([0-9]+)\}")
 
 
 class Refs:
@@ -81,7 +86,8 @@ class Refs:
         """Return the full id of the commit ``revision`` names.
 
         Accepts ``HEAD``, branch and tag names, ``refs/...`` names, any unique
-        id prefix of at least four hex digits, and ``~n`` / ``^n`` suffixes.
+        id prefix of at least four hex digits, ``NAME@{n}`` (where HEAD or a
+        branch was n moves ago, from the reflog), and ``~n`` / ``^n`` suffixes.
 
         Raises:
             UnknownRevisionError: nothing matches.
@@ -115,6 +121,9 @@ class Refs:
         return self._objects.commit(self.resolve_id(revision)).tree
 
     def _resolve_base(self, name: str, revision: str) -> bytes:
+        selector = _REFLOG_SELECTOR.fullmatch(name)
+        if selector is not None:
+            return self._from_reflog(selector.group(1) or refnames.HEAD, selector.group(2))
         if name == refnames.HEAD:
             oid = self.head_id()
             if oid is None:
@@ -130,6 +139,24 @@ class Refs:
             if value is not None:
                 return from_hex(value)
         return self._objects.unique(name.lower(), (COMMIT,), f"revision {revision!r}")
+
+    def _from_reflog(self, ref: str, number: str) -> bytes:
+        """The commit ``ref@{number}`` names: where ``ref`` was ``number`` moves ago."""
+        if len(number) > 7:
+            raise UnknownRevisionError(f"{ref}@{{{number}}} goes too far back")
+        back = int(number)
+        try:
+            entries = self.reflog(ref, back + 1)
+        except InvalidInputError as exc:
+            raise UnknownRevisionError(str(exc)) from None
+        if len(entries) <= back:
+            raise UnknownRevisionError(
+                f"{ref}@{{{back}}}: the reflog of {ref} holds {len(entries)} move(s)"
+            )
+        value = entries[back].new
+        if value is None:
+            raise UnknownRevisionError(f"{ref}@{{{back}}}: {ref} was deleted by that move")
+        return from_hex(value)
 
     # -- branches and tags -----------------------------------------------------------
 
