@@ -37,6 +37,7 @@ DELEGATES = {
     "head": ("refs", "head"),
     "resolve": ("refs", "resolve"),
     "branches": ("refs", "branches"),
+    "reflog": ("refs", "reflog"),
     "tags": ("refs", "tags"),
     "create_branch": ("refs", "create_branch"),
     "delete_branch": ("refs", "delete_branch"),

@@ -445,7 +445,7 @@ class Repository:
 
     @_doc(Refs.reflog)
     def reflog(self, ref: str = refnames.HEAD, *, limit: int | None = None) -> list[ReflogEntry]:
-        return self.refs.reflog(ref, limit)
+        return self.refs.reflog(ref, limit=limit)
 
     @_doc(Refs.tags)
     def tags(self) -> dict[str, ObjectId]:

@@ -146,7 +146,7 @@ class Refs:
             raise UnknownRevisionError(f"{ref}@{{{number}}} goes too far back")
         back = int(number)
         try:
-            entries = self.reflog(ref, back + 1)
+            entries = self.reflog(ref, limit=back + 1)
         except InvalidInputError as exc:
             raise UnknownRevisionError(str(exc)) from None
         if len(entries) <= back:
@@ -261,7 +261,7 @@ class Refs:
                 )
             log_move(self.store, name, old, new)
 
-    def reflog(self, ref: str = refnames.HEAD, limit: int | None = None) -> list[ReflogEntry]:
+    def reflog(self, ref: str = refnames.HEAD, *, limit: int | None = None) -> list[ReflogEntry]:
         """Every move of ``ref`` (HEAD or a branch, short names allowed), newest first.
 
         Raises:
