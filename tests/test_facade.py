@@ -38,6 +38,7 @@ DELEGATES = {
     "resolve": ("refs", "resolve"),
     "branches": ("refs", "branches"),
     "reflog": ("refs", "reflog"),
+    "gc": ("integrity", "gc"),
     "tags": ("refs", "tags"),
     "create_branch": ("refs", "create_branch"),
     "delete_branch": ("refs", "delete_branch"),

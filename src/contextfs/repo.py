@@ -52,6 +52,7 @@ from .expand.tokens import Tokenizer
 from .history.commits import Commit
 from .history.tree import EMPTY_TREE_DATA, EMPTY_TREE_ID, TREE, Scorer, SnapshotTrees
 from .integrity.fsck import VerifyReport
+from .integrity.gc import DEFAULT_GRACE_SECONDS, GcReport
 from .integrity.proofs import Proof
 from .integrity.purge import PurgeRecord
 from .model import refs as refnames
@@ -849,6 +850,16 @@ class Repository:
     @_doc(Integrity.verify)
     def verify(self) -> VerifyReport:
         return self.integrity.verify()
+
+    @_doc(Integrity.gc)
+    def gc(
+        self,
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        dry_run: bool = False,
+        now: int | None = None,
+    ) -> GcReport:
+        return self.integrity.gc(grace_seconds=grace_seconds, dry_run=dry_run, now=now)
 
     @_doc(Integrity.purge)
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:

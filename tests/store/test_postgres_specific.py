@@ -226,3 +226,26 @@ def test_each_workspace_has_its_own_head_reflog_and_shares_the_branches(
     finally:
         one.close()
         two.close()
+
+
+def test_gc_collects_the_store_and_refuses_a_workspace(postgres_url: str) -> None:
+    with PostgresStore.open(postgres_url, create=True) as bare:
+        assert bare.set_ref_if_equals("HEAD", None, "ref: refs/heads/main")
+    with Repository(PostgresStore.open(postgres_url, workspace="w")) as repo:
+        repo.add("kept in the workspace's commit")
+        kept = repo.commit("kept")
+        repo.add("only on the reset-away commit")
+        repo.commit("lost")
+        repo.reset("HEAD~1", mode="hard")
+        repo.add("staged in the workspace, not committed")
+        with pytest.raises(InvalidInputError, match="not from a workspace"):
+            repo.gc()
+    with Repository(PostgresStore.open(postgres_url)) as repo:
+        report = repo.gc(grace_seconds=0)
+        assert report.removed["commit"] == 1
+        assert repo.verify().ok
+    with Repository(PostgresStore.open(postgres_url, workspace="w")) as repo:
+        assert repo.head() == kept
+        staged = [c.new for c in repo.status().changes]
+        assert staged  # the workspace's stage was a root: kept
+        assert repo.verify().ok

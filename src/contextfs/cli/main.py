@@ -23,6 +23,7 @@ from ..expand.query import ContextQuery
 from ..expand.receipt import Receipt
 from ..expand.render import Format
 from ..history.reflog import acting_as
+from ..integrity.gc import DEFAULT_GRACE_SECONDS
 from ..integrity.proofs import proof_from_json
 from ..integrity.proofs import verify as verify_proof
 from ..model.ids import ID_HEX_LENGTH, is_hex_prefix, short
@@ -663,6 +664,46 @@ def verify(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"vector search: {report.vector_search}")
     if not report.ok:
         raise StoreError(f"the store has {len(report.problems)} problem(s); see above")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; change nothing.")
+@click.option(
+    "--grace-days",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_SECONDS / 86_400,
+    show_default=True,
+    help="Reflog entries younger than this keep their commits; older ones expire.",
+)
+@json_option("Print the report as JSON.")
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, grace_days: float, as_json: bool) -> None:
+    """Remove the objects no ref, recent reflog entry or context reaches; compact the store.
+
+    Abandoned stages, commits left behind by a reset once their reflog
+    entries are older than the grace period, and the trees and memories only
+    they held. One transaction: writers wait, and a crash leaves the store as
+    it was.
+    """
+    report = open_repo(ctx).gc(grace_seconds=grace_days * 86_400, dry_run=dry_run)
+    if as_json:
+        emit_json(
+            {
+                "dry_run": report.dry_run,
+                "kept": report.kept,
+                "removed": report.removed,
+                "removed_bytes": report.removed_bytes,
+                "expired_reflog_entries": report.expired,
+            }
+        )
+        return
+    kinds = ", ".join(f"{n} {kind}" for kind, n in report.removed.items()) or "nothing"
+    verb = "would remove" if dry_run else "removed"
+    expired = f"; expired {report.expired} reflog entries" if report.expired else ""
+    click.echo(
+        f"{verb} {kinds} ({render.byte_size(report.removed_bytes)});"
+        f" kept {report.kept} objects{expired}"
+    )
 
 
 @cli.command()

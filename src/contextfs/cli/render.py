@@ -60,6 +60,18 @@ def iso_utc(moment: int | datetime) -> str:
 # -- JSON shapes -------------------------------------------------------------
 
 
+def byte_size(count: int) -> str:
+    """A byte count as people read it: ``812 B``, ``4.2 KiB``, ``1.5 MiB``."""
+    if count < 1024:
+        return f"{count} B"
+    size = count / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
 def reflog_json(ref: str, number: int, entry: ReflogEntry) -> JSONObject:
     """One reflog entry, with the selector git would show for it (``HEAD@{0}``)."""
     return {

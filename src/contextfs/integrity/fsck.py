@@ -26,9 +26,8 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from ..errors import ContextFSError, InvalidInputError
-from ..history.attribution import ATTRIBUTION_ITEM, decode_attribution
 from ..history.commits import COMMIT, Commit, decode_commit
-from ..history.merge import decode_conflict
+from ..history.links import entries_of
 from ..history.tree import (
     EMPTY_SUMMARY,
     EMPTY_TREE_ID,
@@ -45,9 +44,7 @@ from ..model.objects import (
     ATOM,
     MOLECULE,
     AtomEntry,
-    SnapshotEntry,
     decode_atom,
-    decode_entry,
     decode_molecule,
 )
 from ..search.vectors import VectorIndex
@@ -56,7 +53,6 @@ from .purge import PURGE, PURGES, PurgeRecord, decode_purge_record, purge_ref
 
 #: The kind :class:`Problem` gives a ref that points at nothing or at the wrong kind.
 REF: Final = "ref"
-_CONFLICT_ITEM: Final = 2  # a MERGE_STATE tree item (see contextfs.history.merge)
 
 #: What each ref ContextFS uses must point at; ``refs/purges/*`` holds purge records.
 _REF_KINDS: Final = {
@@ -309,7 +305,7 @@ class _Checker:
                 )
         for item in node.items:
             try:
-                entries = _entries_of(item)
+                entries = entries_of(item)
             except Exception as exc:  # a damaged entry is a problem, never a crash
                 self._add(TREE, oid, f"tree {oid.hex()} holds a malformed entry: {_why(exc)}")
                 continue
@@ -495,26 +491,3 @@ def identify(kind: str, data: bytes) -> tuple[bytes, object]:
         return _identify(kind, data)
     except (ValueError, TypeError, ContextFSError) as exc:
         raise InvalidInputError(f"{_a(kind)} object does not decode: {exc}") from None
-
-
-def entries_of(item: bytes) -> list[SnapshotEntry]:
-    """Return the entries a leaf item holds (see :func:`_entries_of`)."""
-    return _entries_of(item)
-
-
-def _entries_of(item: bytes) -> list[SnapshotEntry]:
-    """Return the entries a leaf item holds: itself, a merge conflict's sides, or none.
-
-    An attribution-tree item (``[key, 3, actors]``) names no object; it is
-    decoded so a malformed one is reported.
-    """
-    if item[:1] == b"\x93" and item[35:36] == bytes([ATTRIBUTION_ITEM]):
-        decode_attribution(item)
-        return []
-    if item[:1] == b"\x95" and item[35:36] == bytes(
-        [_CONFLICT_ITEM]
-    ):  # [key, 2, base, ours, theirs]
-        conflict = decode_conflict(item)
-        sides = (conflict.base, conflict.ours, conflict.theirs)
-        return [decode_entry(side) for side in sides if side is not None]
-    return [decode_entry(item)]

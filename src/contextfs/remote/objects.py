@@ -42,15 +42,15 @@ from ..errors import (
     MissingObjectError,
     NonFastForwardError,
 )
-from ..history.attribution import oplog_metadata
 from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.graph import is_ancestor, walk
+from ..history.links import attribution_root, item_targets
 from ..history.reflog import log_move
-from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node, item_key
-from ..integrity.fsck import entries_of, identify
+from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node
+from ..integrity.fsck import identify
 from ..integrity.purge import PurgeRecord, purge_ref
 from ..model.ids import from_hex, short
-from ..model.objects import ATOM, MOLECULE, AtomEntry, StoredMolecule, decode_molecule
+from ..model.objects import ATOM, MOLECULE, StoredMolecule, decode_molecule
 from ..store.base import Store
 
 #: Ids per offered batch, and objects per stored batch.
@@ -128,7 +128,7 @@ def offer(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Itera
     pairs = [
         (commit.tree, load(commit.parents[0]).tree if commit.parents else None) for _, commit in new
     ]
-    pairs += [(root, None) for _, commit in new if (root := _attribution_root(commit))]
+    pairs += [(root, None) for _, commit in new if (root := attribution_root(commit))]
     for ids in _tree_closure(store, pairs, offered):
         batch.extend(ids)
         while len(batch) >= BATCH:
@@ -136,45 +136,6 @@ def offer(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Itera
             batch = batch[BATCH:]
     if batch:
         yield batch
-
-
-def _attribution_root(commit: Commit) -> bytes | None:
-    """The attribution tree a crystallised commit names, if any."""
-    meta = oplog_metadata(commit)
-    value = meta.get("attribution") if meta else None
-    if not isinstance(value, str):
-        return None
-    try:
-        return from_hex(value)
-    except InvalidInputError:
-        return None
-
-
-#: The first bytes of a plain leaf item: a MessagePack array of 8 (an atom entry) or of
-#: 2 (a molecule entry), then the 32-byte key; byte 35 is the entry's tag.
-_ATOM_HEAD: Final = b"\x98"
-_MOLECULE_HEAD: Final = b"\x92"
-_ATOM_TAG: Final = b"\x00"
-_MOLECULE_TAG: Final = b"\x01"
-
-
-def item_targets(item: bytes) -> list[tuple[bytes, str]]:
-    """Return the ``(id, kind)`` of the objects a leaf item names.
-
-    A plain entry's key is the id it names, read at its fixed offset without
-    decoding the entry (transfers read every entry of every changed leaf);
-    merge conflicts and attribution items take the full decoder. The entry's
-    other fields are checked by ``contextfs verify``, not here.
-    """
-    head, tag = item[:1], item[35:36]
-    if head == _ATOM_HEAD and tag == _ATOM_TAG:
-        return [(item_key(item), ATOM)]
-    if head == _MOLECULE_HEAD and tag == _MOLECULE_TAG:
-        return [(item_key(item), MOLECULE)]
-    return [
-        (entry.atom_id, ATOM) if isinstance(entry, AtomEntry) else (entry.molecule_id, MOLECULE)
-        for entry in entries_of(item)
-    ]
 
 
 def _read_nodes(store: Store, ids: list[bytes]) -> dict[bytes, Node]:
@@ -334,7 +295,7 @@ class _Links:
             self._need(value.tree, TREE, oid)
             for parent in value.parents:
                 self._need(parent, COMMIT, oid)
-            root = _attribution_root(value)
+            root = attribution_root(value)
             if root is not None:
                 self._need(root, TREE, oid)
         elif isinstance(value, Node):

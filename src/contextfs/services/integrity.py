@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..errors import MissingObjectError
 from ..history.commits import check_author
 from ..integrity.fsck import VerifyReport, verify_store
+from ..integrity.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from ..integrity.proofs import Proof
 from ..integrity.proofs import prove as prove_key
 from ..integrity.purge import PurgeRecord, purge_atom
@@ -70,6 +71,30 @@ class Integrity:
         """
         _, vectors = self._indexes.every()
         return verify_store(self.store, vectors=vectors)
+
+    def gc(
+        self,
+        *,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        dry_run: bool = False,
+        now: int | None = None,
+    ) -> GcReport:
+        """Remove every object no ref, recent reflog entry or context reaches; then compact.
+
+        See :func:`contextfs.integrity.gc.collect_garbage`: one transaction
+        holding the write lock (a writer waits; a crash leaves the store as it
+        was), index rows of removed atoms go too, reflog entries older than
+        ``grace_seconds`` expire. ``dry_run`` reports what would go.
+        """
+        search, vectors = self._indexes.every()
+        return collect_garbage(
+            self.store,
+            grace_seconds=grace_seconds,
+            now=now,
+            dry_run=dry_run,
+            search=search,
+            vectors=vectors,
+        )
 
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
         """Erase an atom's content from every version, index, vector and free page.

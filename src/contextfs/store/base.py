@@ -175,6 +175,31 @@ class ReflogStore(Protocol):
         """Return ``ref``'s entries, newest first, at most ``limit``."""
         ...
 
+    def reflog_since(self, at: int) -> list[ReflogEntry]:
+        """Return every ref's entries made at ``at`` (µs) or later, oldest first."""
+        ...
+
+    def expire_reflog(self, before: int) -> int:
+        """Delete the entries made before ``before`` (µs); return how many (in the transaction)."""
+        ...
+
+
+@runtime_checkable
+class CollectableStore(Protocol):
+    """What a store adds so garbage collection can list and delete objects.
+
+    :mod:`contextfs.integrity.gc` decides what is unreachable; the store only
+    lists sizes without reading the bytes and deletes rows it is given.
+    """
+
+    def object_sizes(self) -> Iterator[tuple[bytes, str, int]]:
+        """Yield every stored ``(id, kind, size in bytes)``, by id, without reading the data."""
+        ...
+
+    def delete_objects(self, oids: Sequence[bytes]) -> int:
+        """Delete the objects ``oids`` (absent ones skipped) in the transaction; return how many."""
+        ...
+
 
 @runtime_checkable
 class DerivedStore(Protocol):

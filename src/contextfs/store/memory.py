@@ -203,6 +203,42 @@ class MemoryStore:
             found = [entry for entry in reversed(self._reflog) if entry.ref == ref]
         return found if limit is None else found[:limit]
 
+    def reflog_since(self, at: int) -> list[ReflogEntry]:
+        """Return every ref's entries made at ``at`` (µs) or later, oldest first."""
+        with self._lock:
+            self._check_open()
+            return [entry for entry in self._reflog if entry.at >= at]
+
+    def expire_reflog(self, before: int) -> int:
+        """Delete the entries made before ``before`` (µs); return how many."""
+        with self._lock:
+            self._check_open()
+            old = list(self._reflog)
+            self._reflog[:] = [entry for entry in old if entry.at >= before]
+            if self._depth:
+                self._journal.append(partial(self._reflog.__setitem__, slice(None), old))
+            return len(old) - len(self._reflog)
+
+    def object_sizes(self) -> Iterator[tuple[bytes, str, int]]:
+        """Yield every stored ``(id, kind, size)``, by id."""
+        with self._lock:
+            self._check_open()
+            rows = sorted((oid, obj.kind, len(obj.data)) for oid, obj in self._objects.items())
+        yield from rows
+
+    def delete_objects(self, oids: Sequence[bytes]) -> int:
+        """Delete the objects ``oids``; return how many were stored (undone by a rollback)."""
+        with self._lock:
+            self._check_open()
+            deleted = 0
+            for oid in dict.fromkeys(oids):
+                old = self._objects.pop(oid, None)
+                if old is not None:
+                    deleted += 1
+                    if self._depth:
+                        self._journal.append(partial(self._objects.__setitem__, oid, old))
+            return deleted
+
     def read_derived(self, name: str) -> bytes | None:
         """Return the derived blob kept under ``name``, or None."""
         with self._lock:

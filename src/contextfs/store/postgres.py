@@ -453,6 +453,42 @@ class PostgresStore(NestedTransactions):
                 return
             last = page[-1][0]
 
+    def object_sizes(self) -> Iterator[tuple[bytes, str, int]]:
+        """Yield every stored ``(id, kind, size)``, by id, a page at a time, without the data."""
+        sql = "SELECT id, kind, octet_length(data) FROM objects WHERE id > %s ORDER BY id LIMIT %s"
+        last = b""
+        while True:
+            with self._guard() as conn:
+                page = [
+                    (bytes(oid), str(k), int(size))
+                    for oid, k, size in conn.execute(sql, (last, _PAGE)).fetchall()
+                ]
+            yield from page
+            if len(page) < _PAGE:
+                return
+            last = page[-1][0]
+
+    def delete_objects(self, oids: Sequence[bytes]) -> int:
+        """Delete the objects ``oids``; return how many were stored, joining the transaction."""
+        deleted = 0
+        with self.transaction(), self._guard() as conn:
+            for start in range(0, len(oids), _PAGE):
+                chunk = list(oids[start : start + _PAGE])
+                cursor = conn.execute("DELETE FROM objects WHERE id = ANY(%s)", (chunk,))
+                deleted += cursor.rowcount
+        return deleted
+
+    def lock_for_collection(self) -> None:
+        """Lock the objects and refs tables against writers until the transaction ends.
+
+        Garbage collection (:mod:`contextfs.integrity.gc`) calls it first in its
+        transaction: writers in progress finish before it, later ones wait after it.
+        """
+        with self._guard() as conn:
+            if not self._depth:
+                raise StoreError(f"store {self._where!r}: lock inside a transaction")
+            conn.execute("LOCK TABLE objects, refs IN SHARE ROW EXCLUSIVE MODE")
+
     def count_objects(self) -> int:
         """Return how many objects are stored."""
         with self._guard() as conn:
@@ -488,6 +524,23 @@ class PostgresStore(NestedTransactions):
                 (self._ref_name(ref), limit),
             ).fetchall()
         return [ReflogEntry(ref, *row) for row in rows]
+
+    def reflog_since(self, at: int) -> list[ReflogEntry]:
+        """Return every ref's entries made at ``at`` (µs) or later, oldest first.
+
+        Names are as stored: a workspace's HEAD is ``workspaces/<name>/HEAD``.
+        """
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT ref, old, new, who, at, why FROM reflog WHERE at >= %s ORDER BY seq",
+                (at,),
+            ).fetchall()
+        return [ReflogEntry(*row) for row in rows]
+
+    def expire_reflog(self, before: int) -> int:
+        """Delete the entries made before ``before`` (µs); return how many."""
+        with self.transaction(), self._guard() as conn:
+            return int(conn.execute("DELETE FROM reflog WHERE at < %s", (before,)).rowcount)
 
     def read_derived(self, name: str) -> bytes | None:
         """Return the derived blob kept under ``name``, or None."""

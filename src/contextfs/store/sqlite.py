@@ -488,6 +488,43 @@ class SqliteStore(NestedTransactions):
             (count,) = conn.execute("SELECT count(*) FROM objects").fetchone()
         return int(count)
 
+    def object_sizes(self) -> Iterator[tuple[bytes, str, int]]:
+        """Yield every stored ``(id, kind, size)``, by id, a page at a time, without the data."""
+        sql = "SELECT id, kind, length(data) FROM objects WHERE id > ? ORDER BY id LIMIT ?"
+        last = b""
+        while True:
+            with self._guard() as conn:
+                page: list[tuple[bytes, str, int]] = conn.execute(sql, (last, _PAGE)).fetchall()
+            yield from page
+            if len(page) < _PAGE:
+                return
+            last = page[-1][0]
+
+    def delete_objects(self, oids: Sequence[bytes]) -> int:
+        """Delete the objects ``oids``; return how many were stored, joining the transaction."""
+        deleted = 0
+        with self._write() as conn:
+            for start in range(0, len(oids), _PAGE):
+                chunk = list(oids[start : start + _PAGE])
+                marks = ",".join("?" * len(chunk))
+                deleted += conn.execute(
+                    f"DELETE FROM objects WHERE id IN ({marks})", chunk
+                ).rowcount
+        return deleted
+
+    def reflog_since(self, at: int) -> list[ReflogEntry]:
+        """Return every ref's entries made at ``at`` (µs) or later, oldest first."""
+        with self._guard() as conn:
+            rows = conn.execute(
+                "SELECT ref, old, new, who, at, why FROM reflog WHERE at >= ? ORDER BY seq", (at,)
+            ).fetchall()
+        return [ReflogEntry(*row) for row in rows]
+
+    def expire_reflog(self, before: int) -> int:
+        """Delete the entries made before ``before`` (µs); return how many."""
+        with self._write() as conn:
+            return int(conn.execute("DELETE FROM reflog WHERE at < ?", (before,)).rowcount)
+
     def erase_object(self, oid: bytes) -> bool:
         """Replace object ``oid``'s data with an empty blob (kind kept); False if absent.
 

@@ -1,0 +1,214 @@
+"""``contextfs gc``: remove the objects nothing can reach, then compact the store.
+
+Kept (the roots, as git keeps them):
+
+* every ref's target: HEAD, branches, tags, remote-tracking branches, the
+  stage and its base, a stopped merge, op-log session refs, purge records,
+  and every PostgreSQL workspace's private refs;
+* the commits the reflog names in entries younger than the grace period, so
+  ``HEAD@{n}`` keeps resolving and a reset can be undone;
+* every context object (their users keep them by id, not from refs);
+* everything those reach: a commit's tree, parents and attribution tree; a
+  tree node's children and the atoms and molecules its entries name; a
+  molecule's atoms; a purge record's atom.
+
+Everything else goes, with its full-text and vector index rows, in one
+transaction that holds the store's write lock (SQLite's ``BEGIN IMMEDIATE``;
+on PostgreSQL the objects and refs tables locked against writers), so a
+concurrent writer waits, and a crash at any point leaves the store as it was
+before or after, never between. Reflog entries older than the grace period
+expire with it. Then the store is compacted so the bytes leave the files.
+
+A writer that read a commit before the collection and names it after can only
+do so through a compare-and-swap of a ref, which fails if the ref moved; the
+grace period covers the rest (a branch reset, then recreated from its reflog).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError
+from ..history.commits import COMMIT, decode_commit
+from ..history.links import attribution_root, item_targets
+from ..history.tree import EMPTY_TREE_ID, TREE, decode_node
+from ..model.context import CONTEXT
+from ..model.ids import from_hex
+from ..model.objects import ATOM, MOLECULE, decode_atom, decode_molecule
+from ..model.timeutil import now_micros
+from ..search.base import SearchIndex
+from ..search.vectors import VectorIndex
+from ..store.base import CollectableStore, ReflogStore, ServerStore, Store
+from .purge import PURGE, decode_purge_record
+
+#: Reflog entries younger than this keep their commits, as git's gc.reflogExpire.
+DEFAULT_GRACE_SECONDS: Final = 30 * 86_400
+#: Objects read from the store at a time while walking.
+BATCH: Final = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GcReport:
+    """What a collection kept and removed (or, in a dry run, would remove).
+
+    Attributes:
+        kept: Objects reachable from the roots.
+        removed: Objects removed, by kind.
+        removed_bytes: Their stored bytes.
+        expired: Reflog entries older than the grace period, removed.
+        dry_run: Nothing was changed.
+    """
+
+    kept: int
+    removed: dict[str, int]
+    removed_bytes: int
+    expired: int
+    dry_run: bool
+
+    @property
+    def removed_total(self) -> int:
+        """Objects removed, of every kind."""
+        return sum(self.removed.values())
+
+
+def collect_garbage(
+    store: Store,
+    *,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    now: int | None = None,
+    dry_run: bool = False,
+    search: SearchIndex | None = None,
+    vectors: VectorIndex | None = None,
+) -> GcReport:
+    """Remove every object no root reaches (see the module), then compact.
+
+    ``search`` and ``vectors``, the indexes beside the store, lose the rows of
+    the atoms removed, in the same transaction.
+
+    Raises:
+        InvalidInputError: the grace period is negative, the store cannot be
+            collected, or it is a PostgreSQL workspace (collect the store itself,
+            whose refs include every workspace's).
+        MissingObjectError: a root or an object below it is missing: the store
+            needs ``contextfs verify`` first; nothing is removed.
+    """
+    if not grace_seconds >= 0:
+        raise InvalidInputError(f"the grace period must be >= 0 seconds, got {grace_seconds!r}")
+    if not isinstance(store, CollectableStore):
+        raise InvalidInputError(f"{type(store).__name__} cannot be garbage-collected")
+    if getattr(store, "workspace", None) is not None:
+        raise InvalidInputError(
+            "collect garbage from the store itself, not from a workspace: "
+            "a workspace does not see the others' stages"
+        )
+    cutoff = (now if now is not None else now_micros()) - int(grace_seconds * 1_000_000)
+    with store.transaction():
+        lock = getattr(store, "lock_for_collection", None)
+        if lock is not None:
+            lock()
+        reachable = reach(store, _roots(store, cutoff))
+        garbage = [
+            (oid, kind, size)
+            for oid, kind, size in store.object_sizes()
+            if oid not in reachable and kind != CONTEXT and oid != EMPTY_TREE_ID
+        ]
+        removed: dict[str, int] = {}
+        for _, kind, _ in garbage:
+            removed[kind] = removed.get(kind, 0) + 1
+        expired = 0
+        if not dry_run:
+            atoms = [oid for oid, kind, _ in garbage if kind == ATOM]
+            _forget_indexed(atoms, store, search, vectors)
+            store.delete_objects([oid for oid, _, _ in garbage])
+            if isinstance(store, ReflogStore):
+                expired = store.expire_reflog(cutoff)
+    if not dry_run and garbage and isinstance(store, ServerStore):
+        store.compact()
+    return GcReport(
+        kept=len(reachable),
+        removed=dict(sorted(removed.items())),
+        removed_bytes=sum(size for _, _, size in garbage),
+        expired=expired,
+        dry_run=dry_run,
+    )
+
+
+def _roots(store: Store, cutoff: int) -> set[bytes]:
+    """Every ref's target and the commits of reflog entries made at ``cutoff`` or later."""
+    values = list(store.list_refs().values())
+    if isinstance(store, ReflogStore):
+        for entry in store.reflog_since(cutoff):
+            values += [v for v in (entry.old, entry.new) if v is not None]
+    roots = set()
+    for value in values:
+        if value.startswith("ref: "):
+            continue  # a symbolic ref: its target is a ref listed too
+        roots.add(from_hex(value))
+    return roots
+
+
+def reach(store: Store, roots: Iterable[bytes]) -> set[bytes]:
+    """The ids of every object ``roots`` reach, themselves included, walking a batch at a time.
+
+    Raises:
+        MissingObjectError: an object is named but not stored.
+    """
+    seen: set[bytes] = {EMPTY_TREE_ID}
+    todo = [oid for oid in dict.fromkeys(roots) if oid not in seen]
+    seen.update(todo)
+    while todo:
+        batch, todo = todo[:BATCH], todo[BATCH:]
+        found = store.get_objects(batch)
+        for oid in batch:
+            stored = found.get(oid)
+            if stored is None:
+                raise MissingObjectError(
+                    f"object {oid.hex()} is named but missing; run contextfs verify"
+                    " (nothing was removed)"
+                )
+            for target in _links(stored.kind, stored.data):
+                if target not in seen:
+                    seen.add(target)
+                    todo.append(target)
+    return seen
+
+
+def _links(kind: str, data: bytes) -> list[bytes]:
+    """The ids an object names (what it keeps alive)."""
+    if kind == COMMIT:
+        commit = decode_commit(data)
+        root = attribution_root(commit)
+        return [commit.tree, *commit.parents, *([root] if root is not None else [])]
+    if kind == TREE:
+        node = decode_node(data)
+        return [child.id for child in node.children] + [
+            target for item in node.items for target, _ in item_targets(item)
+        ]
+    if kind == MOLECULE:
+        return list(decode_molecule(data).atom_ids)
+    if kind == PURGE:
+        return [decode_purge_record(data).atom_id]
+    return []  # atoms and contexts name nothing they need kept
+
+
+def _forget_indexed(
+    atoms: list[bytes], store: Store, search: SearchIndex | None, vectors: VectorIndex | None
+) -> None:
+    """Take removed atoms out of the full-text and vector indexes beside the store."""
+    for start in range(0, len(atoms), BATCH):
+        found = store.get_objects(atoms[start : start + BATCH])
+        for oid, stored in found.items():
+            if vectors is not None:
+                vectors.forget(oid)
+            if search is None or not stored.data:
+                continue  # a purged atom's words left the index then
+            try:
+                _, content = decode_atom(stored.data)
+            except CorruptObjectError:
+                continue  # never indexed
+            search.forget(oid, content)
+
+
+__all__ = ["DEFAULT_GRACE_SECONDS", "GcReport", "collect_garbage", "reach"]
