@@ -159,7 +159,7 @@ class Repository:
         self.oplogs = OpLogSessions(
             self.storage, self.objects, self.refs, self.workspace, crystalliser, path
         )
-        self.integrity = Integrity(self.storage, self.objects, self.refs, index)
+        self.integrity = Integrity(self.storage, self.objects, self.refs, index, self.oplogs)
 
     # -- opening and closing ---------------------------------------------------------
 

@@ -21,6 +21,7 @@ from contextfs.history.tree import EMPTY_TREE_ID, TREE, decode_node
 from contextfs.integrity.purge import decode_purge_record
 from contextfs.model.objects import MOLECULE, decode_molecule
 from contextfs.model.refs import symbolic_target
+from contextfs.oplog import add_atom_op, make_op_entry
 from contextfs.store.base import Store
 
 FACT = TypeSignature("Fact")
@@ -252,3 +253,19 @@ def test_a_writer_waits_for_gc_and_loses_nothing(tmp_path: Path) -> None:
         assert repo.verify().ok
         contents = {a.content for a in repo.expand("HEAD").atoms}
         assert {f"written during gc {n}" for n in range(15)} <= contents
+
+
+def test_commits_op_log_checkpoints_name_are_kept(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "r", embedder="none")
+    remember(repo, "before the session", message="base")
+    log = repo.oplog("s")
+    operation = add_atom_op("written by the session", "Fact", timestamp=1_760_000_000_000_000)
+    log.append(make_op_entry("alice", "context", operation, log.next_lamport_ts()))
+    crystal = repo.commit_oplog("s").commit
+    session_ref = next(ref for ref in repo.store.list_refs() if ref.endswith("/s"))
+    assert repo.store.set_ref_if_equals(session_ref, crystal, None)
+    repo.reset("HEAD~1", mode="hard")  # only the checkpoint names the crystallised commit now
+    later = int(time.time() * 1_000_000) + 31 * DAY * 1_000_000
+    repo.gc(now=later)
+    assert bytes.fromhex(crystal) in stored_ids(repo.store)
+    assert repo.verify().ok

@@ -7,7 +7,9 @@ Kept (the roots, as git keeps them):
   and every PostgreSQL workspace's private refs;
 * the commits the reflog names in entries younger than the grace period, so
   ``HEAD@{n}`` keeps resolving and a reset can be undone;
-* every context object (their users keep them by id, not from refs);
+* every context object (their users keep them by id, not from refs), and
+  the commits op-log checkpoints name (given by the caller, who reads the
+  sessions);
 * everything those reach: a commit's tree, parents and attribution tree; a
   tree node's children and the atoms and molecules its entries name; a
   molecule's atoms; a purge record's atom.
@@ -81,11 +83,13 @@ def collect_garbage(
     dry_run: bool = False,
     search: SearchIndex | None = None,
     vectors: VectorIndex | None = None,
+    extra_roots: Iterable[bytes] = (),
 ) -> GcReport:
     """Remove every object no root reaches (see the module), then compact.
 
     ``search`` and ``vectors``, the indexes beside the store, lose the rows of
-    the atoms removed, in the same transaction.
+    the atoms removed, in the same transaction. ``extra_roots`` are kept too
+    (the commits op-log checkpoints name; those not stored are ignored).
 
     Raises:
         InvalidInputError: the grace period is negative, the store cannot be
@@ -108,7 +112,9 @@ def collect_garbage(
         lock = getattr(store, "lock_for_collection", None)
         if lock is not None:
             lock()
-        reachable = reach(store, _roots(store, cutoff))
+        extra = list(dict.fromkeys(extra_roots))
+        roots = _roots(store, cutoff) | store.has_objects(extra)
+        reachable = reach(store, roots)
         garbage = [
             (oid, kind, size)
             for oid, kind, size in store.object_sizes()

@@ -9,7 +9,7 @@ controls while every id still verifies.
 
 from __future__ import annotations
 
-from ..errors import MissingObjectError
+from ..errors import InvalidInputError, MissingObjectError
 from ..history.commits import check_author
 from ..integrity.fsck import VerifyReport, verify_store
 from ..integrity.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
@@ -17,10 +17,12 @@ from ..integrity.proofs import Proof
 from ..integrity.proofs import prove as prove_key
 from ..integrity.purge import PurgeRecord, purge_atom
 from ..model import refs as refnames
+from ..model.ids import ID_HEX_LENGTH, from_hex, is_hex_prefix
 from ..model.objects import ATOM, MemoryAtom
 from ..model.timeutil import now_micros
 from .indexes import Indexes
 from .objects import ObjectReader
+from .oplogs import OpLogSessions
 from .refs import Refs
 from .storage import Storage
 
@@ -34,8 +36,10 @@ class Integrity:
         objects: ObjectReader,
         refs: Refs,
         indexes: Indexes,
+        oplogs: OpLogSessions | None = None,
     ) -> None:
         self.store = storage.store
+        self._oplogs = oplogs
         self.trees = storage.trees
         self._objects = objects
         self._refs = refs
@@ -94,7 +98,25 @@ class Integrity:
             dry_run=dry_run,
             search=search,
             vectors=vectors,
+            extra_roots=self._checkpointed(),
         )
+
+    def _checkpointed(self) -> list[bytes]:
+        """The commits and snapshots every op-log session's checkpoints name."""
+        if self._oplogs is None:
+            return []
+        try:
+            sessions = self._oplogs.sessions()
+        except InvalidInputError:
+            return []  # a repository in memory keeps no sessions of its own
+        named: list[bytes] = []
+        for session in sessions:
+            for checkpoint in self._oplogs.oplog(session).checkpoints():
+                for value in (checkpoint.get("commit"), checkpoint.get("snapshot_id")):
+                    full = isinstance(value, str) and len(value) == ID_HEX_LENGTH
+                    if full and isinstance(value, str) and is_hex_prefix(value):
+                        named.append(from_hex(value))
+        return named
 
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
         """Erase an atom's content from every version, index, vector and free page.
