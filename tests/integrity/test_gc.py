@@ -269,3 +269,18 @@ def test_commits_op_log_checkpoints_name_are_kept(tmp_path: Path) -> None:
     repo.gc(now=later)
     assert bytes.fromhex(crystal) in stored_ids(repo.store)
     assert repo.verify().ok
+
+
+def test_gc_inside_a_transaction_joins_it(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "r", embedder="none")
+    remember(repo, "kept", message="kept")
+    lost = remember(repo, "lost", message="lost")
+    repo.reset("HEAD~1", mode="hard")
+    with pytest.raises(RuntimeError), repo.transaction():  # noqa: PT012
+        assert repo.gc(grace_seconds=0).removed["commit"] == 1
+        raise RuntimeError("roll it back")
+    assert bytes.fromhex(lost) in stored_ids(repo.store)  # rolled back with the caller's
+    with repo.transaction():
+        repo.gc(grace_seconds=0)
+    assert bytes.fromhex(lost) not in stored_ids(repo.store)
+    assert repo.verify().ok

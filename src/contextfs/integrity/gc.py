@@ -130,8 +130,8 @@ def collect_garbage(
             store.delete_objects([oid for oid, _, _ in garbage])
             if isinstance(store, ReflogStore):
                 expired = store.expire_reflog(cutoff)
-    if not dry_run and garbage and isinstance(store, ServerStore):
-        store.compact()
+    if not dry_run and garbage and isinstance(store, ServerStore) and not store.in_transaction():
+        store.compact()  # inside a caller's transaction, the next gc or purge compacts
     return GcReport(
         kept=len(reachable),
         removed=dict(sorted(removed.items())),
