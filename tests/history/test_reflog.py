@@ -155,3 +155,15 @@ def test_name_at_n_names_where_a_ref_was_n_moves_ago(tmp_path: Path) -> None:
     ):
         with pytest.raises(UnknownRevisionError, match=said):
             repo.resolve(bad)
+
+
+def test_a_remote_tracking_branch_by_its_short_name_at_n(tmp_path: Path) -> None:
+    upstream = Repository.init(tmp_path / "up", embedder="none")
+    first = remember(upstream, "one", "one")
+    upstream.close()
+    clone = sync.clone(str(tmp_path / "up"), tmp_path / "down")
+    with Repository.open(tmp_path / "up") as upstream:
+        second = remember(upstream, "two", "two")
+    sync.fetch(clone, "origin")
+    assert clone.resolve("origin/main@{0}") == second
+    assert clone.resolve("origin/main@{1}") == first

@@ -14,7 +14,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contextfs import CompressedContext, InvalidInputError, MemoryAtom, Repository, TypeSignature
+from contextfs import (
+    CompressedContext,
+    InvalidInputError,
+    MemoryAtom,
+    MissingObjectError,
+    Repository,
+    TypeSignature,
+)
 from contextfs.history.commits import COMMIT, decode_commit
 from contextfs.history.links import attribution_root, item_targets
 from contextfs.history.tree import EMPTY_TREE_ID, TREE, decode_node
@@ -22,6 +29,7 @@ from contextfs.integrity.purge import decode_purge_record
 from contextfs.model.objects import MOLECULE, decode_molecule
 from contextfs.model.refs import symbolic_target
 from contextfs.oplog import add_atom_op, make_op_entry
+from contextfs.remote.objects import RefUpdate, receive
 from contextfs.store.base import Store
 
 FACT = TypeSignature("Fact")
@@ -284,3 +292,37 @@ def test_gc_inside_a_transaction_joins_it(tmp_path: Path) -> None:
         repo.gc(grace_seconds=0)
     assert bytes.fromhex(lost) not in stored_ids(repo.store)
     assert repo.verify().ok
+
+
+def test_search_by_meaning_survives_the_snapshot_it_embedded_being_collected(
+    tmp_path: Path,
+) -> None:
+    repo = Repository.init(tmp_path / "r", embedder="wordllama")
+    remember(repo, "quarterly revenue grew", message="one")
+    remember(repo, "the cat sleeps on the sofa", message="two")
+    assert repo.search("revenue")  # vectors made up to this snapshot
+    repo.reset("HEAD~1", mode="hard")
+    repo.gc(grace_seconds=0)  # the snapshot the vectors were made through is gone
+    repo.close()
+    with Repository.open(tmp_path / "r") as fresh:  # no tree nodes cached
+        hits = fresh.search("money earned", retrieval="hybrid")
+        assert [hit.atom.content for hit in hits] == ["quarterly revenue grew"]
+        assert fresh.verify().ok
+
+
+def test_a_ref_cannot_name_what_gc_collected_meanwhile(tmp_path: Path) -> None:
+    repo = Repository.init(tmp_path / "r", embedder="none")
+    remember(repo, "kept", message="kept")
+    lost = remember(repo, "lost", message="lost")
+    repo.reset("HEAD~1", mode="hard")
+    repo.gc(grace_seconds=0)  # as if it ran between a writer's read and its write
+    with pytest.raises(MissingObjectError, match="no longer stored"):
+        repo.refs.move("refs/heads/revived", None, lost)
+    assert "revived" not in repo.branches()
+    with pytest.raises(InvalidInputError, match="no such commit here"):
+        receive(repo.store, [], [RefUpdate("refs/heads/pushed", None, lost)], force=True)
+    assert "pushed" not in repo.branches()
+    assert repo.verify().ok
+    for bad in (float("inf"), float("nan")):
+        with pytest.raises(InvalidInputError, match="finite"):
+            repo.gc(grace_seconds=bad)

@@ -491,6 +491,10 @@ class SnapshotTrees:
         new_root, _ = self._update(root, 0, ordered)
         return new_root if new_root is not None else self._write(EMPTY_NODE)
 
+    def is_buffered(self, node_id: bytes) -> bool:
+        """Whether node ``node_id`` is written but not flushed to the store yet."""
+        return node_id in self._pending
+
     def flush(self) -> int:
         """Put every buffered node into the store; return how many were written."""
         pending = self._pending

@@ -16,18 +16,20 @@ Kept (the roots, as git keeps them):
 
 Everything else goes, with its full-text and vector index rows, in one
 transaction that holds the store's write lock (SQLite's ``BEGIN IMMEDIATE``;
-on PostgreSQL the objects and refs tables locked against writers), so a
+on PostgreSQL an advisory lock every write transaction shares), so a
 concurrent writer waits, and a crash at any point leaves the store as it was
 before or after, never between. Reflog entries older than the grace period
 expire with it. Then the store is compacted so the bytes leave the files.
 
-A writer that read a commit before the collection and names it after can only
-do so through a compare-and-swap of a ref, which fails if the ref moved; the
-grace period covers the rest (a branch reset, then recreated from its reflog).
+A writer that read a commit before the collection and names it in a ref after
+it is refused: every ref move checks, in its transaction, that the object it
+names is still stored (the move waits for the collection's lock first).
 """
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -98,8 +100,10 @@ def collect_garbage(
         MissingObjectError: a root or an object below it is missing: the store
             needs ``contextfs verify`` first; nothing is removed.
     """
-    if not grace_seconds >= 0:
-        raise InvalidInputError(f"the grace period must be >= 0 seconds, got {grace_seconds!r}")
+    if not (grace_seconds >= 0 and math.isfinite(grace_seconds)):
+        raise InvalidInputError(
+            f"the grace period must be a finite number of seconds >= 0, got {grace_seconds!r}"
+        )
     if not isinstance(store, CollectableStore):
         raise InvalidInputError(f"{type(store).__name__} cannot be garbage-collected")
     if getattr(store, "workspace", None) is not None:
@@ -107,7 +111,8 @@ def collect_garbage(
             "collect garbage from the store itself, not from a workspace: "
             "a workspace does not see the others' stages"
         )
-    cutoff = (now if now is not None else now_micros()) - int(grace_seconds * 1_000_000)
+    moment = now if now is not None else now_micros()
+    cutoff = max(moment - int(grace_seconds * 1_000_000), -(2**63))  # stays a 64-bit integer
     with store.transaction():
         lock = getattr(store, "lock_for_collection", None)
         if lock is not None:
@@ -162,10 +167,10 @@ def reach(store: Store, roots: Iterable[bytes]) -> set[bytes]:
         MissingObjectError: an object is named but not stored.
     """
     seen: set[bytes] = {EMPTY_TREE_ID}
-    todo = [oid for oid in dict.fromkeys(roots) if oid not in seen]
+    todo = deque(oid for oid in dict.fromkeys(roots) if oid not in seen)
     seen.update(todo)
     while todo:
-        batch, todo = todo[:BATCH], todo[BATCH:]
+        batch = [todo.popleft() for _ in range(min(BATCH, len(todo)))]
         found = store.get_objects(batch)
         for oid in batch:
             stored = found.get(oid)

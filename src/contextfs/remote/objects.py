@@ -390,6 +390,11 @@ def _apply(store: Store, load: _Commits, update: RefUpdate, force: bool) -> None
         raise NonFastForwardError(f"deleting {update.name} needs force")
     if not store.set_ref_if_equals(update.name, update.old, update.new):
         raise _moved(update, store.read_ref(update.name))
+    if update.new is not None and not store.has_objects([from_hex(update.new)]):
+        raise MissingObjectError(  # garbage-collected since it was checked
+            f"{update.name} cannot point at {short(update.new)}: it is no longer stored;"
+            " nothing was stored"
+        )
     log_move(store, update.name, update.old, update.new)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Final
 
 from ..embed.base import Embedder, lexical_weight
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, MissingObjectError
 from ..history.tree import item_key
 from ..model.objects import ATOM, decode_atom, is_molecule_item
 from .indexes import Indexes
@@ -129,15 +129,19 @@ class Embeddings:
                 with self._lock:
                     self._complete[embedder] = tree
                 return 0
-        if known is None:
+        keys = None
+        if known is not None:
+            try:
+                keys = [
+                    key
+                    for key, _, new in self.trees.diff(known, tree)
+                    if new is not None and not is_molecule_item(new)
+                ]
+            except MissingObjectError:
+                keys = None  # gc collected that snapshot: check every atom instead
+        if keys is None:
             items = self.trees.items(tree)
             keys = [item_key(item) for item in items if not is_molecule_item(item)]
-        else:
-            keys = [
-                key
-                for key, _, new in self.trees.diff(known, tree)
-                if new is not None and not is_molecule_item(new)
-            ]
         made = 0
         missing = self._indexes.vectors.missing(embedder, keys)
         for start in range(0, len(missing), CATCH_UP_BATCH):

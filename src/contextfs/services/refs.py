@@ -13,6 +13,7 @@ from ..errors import (
     ConcurrentUpdateError,
     CorruptObjectError,
     InvalidInputError,
+    MissingObjectError,
     UncommittedChangesError,
     UnknownRevisionError,
 )
@@ -215,8 +216,11 @@ class Refs:
         """Tag the commit ``revision`` as ``name`` (tags never move)."""
         ref = refnames.tag_ref(name)
         target = self.resolve(revision)
-        if not self.store.set_ref_if_equals(ref, None, target):
-            raise InvalidInputError(f"tag {name!r} already exists")
+        with self.store.transaction():
+            if not self.store.set_ref_if_equals(ref, None, target):
+                raise InvalidInputError(f"tag {name!r} already exists")
+            if not self._stored(target):  # gc collected it meanwhile
+                raise MissingObjectError(f"{short(target)} is no longer stored; no tag made")
         return target
 
     def delete_tag(self, name: str) -> ObjectId:
@@ -259,7 +263,17 @@ class Refs:
                     f"{name} was updated by someone else (expected {expected});"
                     " re-read and try again"
                 )
+            if new is not None and not refnames.symbolic_target(new) and not self._stored(new):
+                raise MissingObjectError(  # gc collected it since the caller read it
+                    f"{name} cannot point at {short(new)}: it is no longer stored"
+                    " (garbage-collected); nothing changed"
+                )
             log_move(self.store, name, old, new)
+
+    def _stored(self, value: str) -> bool:
+        """Whether the object a ref value names is stored, or written in this transaction."""
+        oid = from_hex(value)
+        return self._storage.trees.is_buffered(oid) or bool(self.store.has_objects([oid]))
 
     def reflog(self, ref: str = refnames.HEAD, *, limit: int | None = None) -> list[ReflogEntry]:
         """Every move of ``ref`` (HEAD or a branch, short names allowed), newest first.
@@ -271,8 +285,11 @@ class Refs:
         if limit is not None and (isinstance(limit, bool) or limit < 0):
             raise InvalidInputError(f"limit must be a non-negative integer, got {limit!r}")
         name = ref if ref == refnames.HEAD or ref.startswith("refs/") else None
-        if name is None:
+        if name is None:  # a short name: a branch, else a remote-tracking branch
             name = refnames.branch_ref(ref)  # checks the short name
+            remote = refnames.REMOTES + ref
+            if self.store.read_ref(name) is None and self.store.read_ref(remote) is not None:
+                name = remote
         if not is_logged(name):
             raise InvalidInputError(f"no reflog for {ref!r}: only HEAD and branches are logged")
         if not isinstance(self.store, ReflogStore):

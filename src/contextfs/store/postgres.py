@@ -56,6 +56,9 @@ from contextfs.store.urls import is_postgres_url, redact_url
 #: The value of ``meta.format``; bumped only for changes old code must not read.
 FORMAT: Final = "1"
 
+#: The advisory lock write transactions share and garbage collection takes alone, one per
+#: schema (stores in one database do not wait for each other's collections).
+_GC_LOCK_KEY: Final = "hashtext('contextfs-gc:' || current_schema())"
 #: How long a write of derived data waits for another writer of the same row.
 DERIVED_LOCK_TIMEOUT: Final = "100ms"
 
@@ -479,15 +482,18 @@ class PostgresStore(NestedTransactions):
         return deleted
 
     def lock_for_collection(self) -> None:
-        """Lock the objects and refs tables against writers until the transaction ends.
+        """Wait for every write transaction to end and keep new ones waiting until this one ends.
 
         Garbage collection (:mod:`contextfs.integrity.gc`) calls it first in its
-        transaction: writers in progress finish before it, later ones wait after it.
+        transaction. Each transaction of this store's schema holds a shared
+        advisory lock from its start; this takes it exclusively, so no writer is
+        ever half way through while objects are collected, and there is one
+        lock to wait for (two table locks taken in different orders deadlock).
         """
         with self._guard() as conn:
             if not self._depth:
                 raise StoreError(f"store {self._where!r}: lock inside a transaction")
-            conn.execute("LOCK TABLE objects, refs IN SHARE ROW EXCLUSIVE MODE")
+            conn.execute(f"SELECT pg_advisory_xact_lock({_GC_LOCK_KEY})")
 
     def count_objects(self) -> int:
         """Return how many objects are stored."""
@@ -671,6 +677,8 @@ class PostgresStore(NestedTransactions):
     def _begin(self) -> None:
         with self._guard() as conn:
             conn.execute("BEGIN")
+            # Every write transaction shares this lock; garbage collection takes it alone.
+            conn.execute(f"SELECT pg_advisory_xact_lock_shared({_GC_LOCK_KEY})")
 
     def _commit(self) -> None:
         with self._guard() as conn:
