@@ -273,7 +273,9 @@ class Refs:
     def _stored(self, value: str) -> bool:
         """Whether the object a ref value names is stored, or written in this transaction."""
         oid = from_hex(value)
-        return self._storage.trees.is_buffered(oid) or bool(self.store.has_objects([oid]))
+        if oid == EMPTY_TREE_ID or self._storage.trees.is_buffered(oid):
+            return True  # the empty snapshot is read without being stored
+        return bool(self.store.has_objects([oid]))
 
     def reflog(self, ref: str = refnames.HEAD, *, limit: int | None = None) -> list[ReflogEntry]:
         """Every move of ``ref`` (HEAD or a branch, short names allowed), newest first.
