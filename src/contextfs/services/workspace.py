@@ -34,7 +34,7 @@ from ..errors import (
 from ..history.commits import COMMIT, Commit, check_author, check_message
 from ..history.graph import is_ancestor, merge_bases
 from ..history.merge import decode_conflict, encode_conflict, merge_trees
-from ..history.reflog import reflog_reason
+from ..history.reflog import DEFAULT_WHO, reflog_reason
 from ..history.tree import EMPTY_TREE_ID, item_key
 from ..model import canonical
 from ..model import refs as refnames
@@ -60,7 +60,7 @@ from .refs import Refs
 from .storage import Storage
 
 #: Who a commit is by when nobody says.
-DEFAULT_AUTHOR = "anonymous"
+DEFAULT_AUTHOR = DEFAULT_WHO  # commits and reflog entries name the same nobody
 
 Side = Literal["ours", "theirs"]
 ProgressCallback = Callable[[int], None]

@@ -434,42 +434,35 @@ class PostgresStore(NestedTransactions):
             return [bytes(row[0]) for row in conn.execute(sql, params)]
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
-        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id.
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id, paged."""
+        select = "SELECT id, kind, data FROM objects WHERE id > %s"
+        params: tuple[object, ...] = ()
+        if kind is not None:
+            select, params = select + " AND kind = %s", (kind,)
+        for oid, found, data in self._pages(select, params):
+            yield bytes(oid), str(found), bytes(data)
+
+    def _pages(self, select: str, params: tuple[object, ...]) -> Iterator[Any]:
+        """Rows of ``select`` (its first column the id, its first parameter after it), by id.
 
         Reads page by page after the last id seen, so no cursor stays open
         between yields and other threads can use the store meanwhile.
         """
-        sql = "SELECT id, kind, data FROM objects WHERE id > %s"
-        if kind is not None:
-            sql += " AND kind = %s"
-        sql += " ORDER BY id LIMIT %s"
+        sql = select + " ORDER BY id LIMIT %s"
         last = b""
         while True:
-            params = (last, _PAGE) if kind is None else (last, kind, _PAGE)
             with self._guard() as conn:
-                page = [
-                    (bytes(oid), str(k), bytes(data))
-                    for oid, k, data in conn.execute(sql, params).fetchall()
-                ]
+                page = conn.execute(sql, (last, *params, _PAGE)).fetchall()
             yield from page
             if len(page) < _PAGE:
                 return
-            last = page[-1][0]
+            last = bytes(page[-1][0])
 
     def object_sizes(self) -> Iterator[tuple[bytes, str, int]]:
         """Yield every stored ``(id, kind, size)``, by id, a page at a time, without the data."""
-        sql = "SELECT id, kind, octet_length(data) FROM objects WHERE id > %s ORDER BY id LIMIT %s"
-        last = b""
-        while True:
-            with self._guard() as conn:
-                page = [
-                    (bytes(oid), str(k), int(size))
-                    for oid, k, size in conn.execute(sql, (last, _PAGE)).fetchall()
-                ]
-            yield from page
-            if len(page) < _PAGE:
-                return
-            last = page[-1][0]
+        select = "SELECT id, kind, octet_length(data) FROM objects WHERE id > %s"
+        for oid, kind, size in self._pages(select, ()):
+            yield bytes(oid), str(kind), int(size)
 
     def delete_objects(self, oids: Sequence[bytes]) -> int:
         """Delete the objects ``oids``; return how many were stored, joining the transaction."""

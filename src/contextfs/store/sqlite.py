@@ -463,20 +463,22 @@ class SqliteStore(NestedTransactions):
             return [row[0] for row in cursor]
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
-        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id.
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id, paged."""
+        if kind is None:
+            return self._pages("SELECT id, kind, data FROM objects WHERE id > ?", ())
+        return self._pages("SELECT id, kind, data FROM objects WHERE id > ? AND kind = ?", (kind,))
+
+    def _pages(self, select: str, params: tuple[object, ...]) -> Iterator[Any]:
+        """Rows of ``select`` (its first column the id, its first parameter after it), by id.
 
         Reads page by page after the last id seen, so no statement stays open between
         yields and other threads can use the store while the caller iterates.
         """
-        sql = "SELECT id, kind, data FROM objects WHERE id > ?"
-        if kind is not None:
-            sql += " AND kind = ?"
-        sql += " ORDER BY id LIMIT ?"
+        sql = select + " ORDER BY id LIMIT ?"
         last = b""
         while True:
-            params = (last, _PAGE) if kind is None else (last, kind, _PAGE)
             with self._guard() as conn:
-                page: list[tuple[bytes, str, bytes]] = conn.execute(sql, params).fetchall()
+                page = conn.execute(sql, (last, *params, _PAGE)).fetchall()
             yield from page
             if len(page) < _PAGE:
                 return
@@ -490,15 +492,7 @@ class SqliteStore(NestedTransactions):
 
     def object_sizes(self) -> Iterator[tuple[bytes, str, int]]:
         """Yield every stored ``(id, kind, size)``, by id, a page at a time, without the data."""
-        sql = "SELECT id, kind, length(data) FROM objects WHERE id > ? ORDER BY id LIMIT ?"
-        last = b""
-        while True:
-            with self._guard() as conn:
-                page: list[tuple[bytes, str, int]] = conn.execute(sql, (last, _PAGE)).fetchall()
-            yield from page
-            if len(page) < _PAGE:
-                return
-            last = page[-1][0]
+        return self._pages("SELECT id, kind, length(data) FROM objects WHERE id > ?", ())
 
     def delete_objects(self, oids: Sequence[bytes]) -> int:
         """Delete the objects ``oids``; return how many were stored, joining the transaction."""
