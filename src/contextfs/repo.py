@@ -857,9 +857,12 @@ class Repository:
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         dry_run: bool = False,
+        repack: bool = True,
         now: int | None = None,
     ) -> GcReport:
-        return self.integrity.gc(grace_seconds=grace_seconds, dry_run=dry_run, now=now)
+        return self.integrity.gc(
+            grace_seconds=grace_seconds, dry_run=dry_run, repack=repack, now=now
+        )
 
     @_doc(Integrity.purge)
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:

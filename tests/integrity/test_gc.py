@@ -176,10 +176,13 @@ def test_gc_removes_exactly_what_the_reference_walk_cannot_reach(
     now = int(time.time() * 1_000_000) + 2 * grace * 1_000_000  # entries older than grace
     cutoff = now - grace * 1_000_000
     expected = reachable(repo.store, cutoff)
+    before = {oid: (kind, data) for oid, kind, data in repo.store.iter_objects()}
     report = repo.gc(grace_seconds=grace, now=now)
-    left = stored_ids(repo.store)
+    after = {oid: (kind, data) for oid, kind, data in repo.store.iter_objects()}
+    left = set(after)
     assert left == expected - {EMPTY_TREE_ID} | ({EMPTY_TREE_ID} & left)
     assert report.kept == len(expected)
+    assert after == {oid: before[oid] for oid in left}  # repacked, every object reads the same
     assert repo.verify().ok
     for name in repo.branches():
         repo.expand(name)  # every branch still reads

@@ -55,16 +55,28 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
 
 
 @pytest.fixture
-def old_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def old_store(tmp_path: Path) -> Path:
     """A database made by a ContextFS without the search step, holding atoms."""
     path = tmp_path / "old.db"
-    with monkeypatch.context() as patch:
-        patch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS[:1])
-        with SqliteStore.open(path, create=True) as old:
-            old.put_objects(atoms("alpha memory", "beta memory", "Café gamma"))
-            old.put_objects([(atom_digest(T_INT, "42"), "atom", atom_body(T_INT, "42"))])
-            old.put_objects([(text_id("corrupt"), "atom", b"not msgpack")])
-            old.put_objects(make_objects(3, kind="commit"))
+    step, name, statements = MIGRATIONS[0]
+    with sqlite3.connect(path) as raw:  # the schema that version made
+        raw.execute(
+            "CREATE TABLE schema_migrations (step INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied_at TEXT NOT NULL)"
+        )
+        for sql in statements:
+            raw.execute(sql)
+        raw.execute("INSERT INTO schema_migrations VALUES (?, ?, 'then')", (step, name))
+    raw.close()
+    rows = [
+        *atoms("alpha memory", "beta memory", "Café gamma"),
+        (atom_digest(T_INT, "42"), "atom", atom_body(T_INT, "42")),
+        (text_id("corrupt"), "atom", b"not msgpack"),
+        *make_objects(3, kind="commit"),
+    ]
+    with sqlite3.connect(path) as raw:  # as that version wrote them: raw bytes
+        raw.executemany("INSERT INTO objects (id, kind, data) VALUES (?, ?, ?)", rows)
+    raw.close()
     return path
 
 

@@ -35,7 +35,10 @@ def test_a_store_made_before_vectors_gets_their_tables_on_open(tmp_path: Path) -
     with sqlite3.connect(path) as raw:  # the store as ContextFS wrote it before step 3
         raw.execute("DROP TABLE vectors")
         raw.execute("DROP TABLE vector_embedders")
-        raw.execute("DROP TABLE reflog")  # a later step
+        raw.execute("DROP TABLE reflog")  # later steps
+        raw.execute("DROP TABLE dictionaries")
+        raw.execute("ALTER TABLE objects DROP COLUMN codec")
+        raw.execute("ALTER TABLE objects DROP COLUMN base")
         raw.execute("DELETE FROM schema_migrations WHERE step >= 3")
     raw.close()
     assert MIGRATIONS[2][:2] == (3, "create the vector index")

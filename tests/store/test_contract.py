@@ -6,6 +6,7 @@ from contextfs.store import MemoryStore, SqliteStore, Store
 from contextfs.store.postgres import PostgresStore
 from contextfs.testing.store_contract import (
     DerivedStoreContract,
+    PackedStoreContract,
     PersistentStoreContract,
     ReflogStoreContract,
     StoreContract,
@@ -18,7 +19,11 @@ class TestMemoryStore(StoreContract, DerivedStoreContract, ReflogStoreContract):
 
 
 class TestSqliteStore(
-    StoreContract, DerivedStoreContract, ReflogStoreContract, PersistentStoreContract
+    StoreContract,
+    DerivedStoreContract,
+    ReflogStoreContract,
+    PackedStoreContract,
+    PersistentStoreContract,
 ):
     def make_store(self) -> Store:
         return SqliteStore.open(self.tmp_path / "store.db", create=True)
@@ -29,7 +34,11 @@ class TestSqliteStore(
 
 
 class TestPostgresStore(
-    StoreContract, DerivedStoreContract, ReflogStoreContract, PersistentStoreContract
+    StoreContract,
+    DerivedStoreContract,
+    ReflogStoreContract,
+    PackedStoreContract,
+    PersistentStoreContract,
 ):
     def make_store(self) -> Store:
         self.url = self.request.getfixturevalue("postgres_url")

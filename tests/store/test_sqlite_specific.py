@@ -51,8 +51,9 @@ def die_inside_a_transaction(path: str, ready: Connection) -> None:
     store.put_objects(make_objects(3, tag="committed"))
     assert store.set_ref_if_equals("refs/heads/main", None, counter_value(1))
     with store.transaction():
-        # Big enough to overflow the page cache, so uncommitted pages reach the WAL.
-        store.put_objects((make_id(f"lost{i}"), "atom", bytes(200)) for i in range(20_000))
+        # Big enough to overflow the page cache, so uncommitted pages reach the WAL
+        # (and random, so compression cannot shrink it).
+        store.put_objects((make_id(f"lost{i}"), "atom", os.urandom(200)) for i in range(20_000))
         assert store.set_ref_if_equals("refs/heads/main", counter_value(1), counter_value(2))
         assert store.set_ref_if_equals("refs/heads/new", None, counter_value(3))
         ready.send("in transaction")

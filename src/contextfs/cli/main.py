@@ -675,17 +675,26 @@ def verify(ctx: click.Context, as_json: bool) -> None:
     show_default=True,
     help="Reflog entries younger than this keep their commits; older ones expire.",
 )
+@click.option(
+    "--no-repack", is_flag=True, help="Only remove; leave how objects are stored as it is."
+)
 @json_option("Print the report as JSON.")
 @click.pass_context
-def gc(ctx: click.Context, dry_run: bool, grace_days: float, as_json: bool) -> None:
-    """Remove the objects no ref, recent reflog entry or context reaches; compact the store.
+def gc(
+    ctx: click.Context, dry_run: bool, grace_days: float, no_repack: bool, as_json: bool
+) -> None:
+    """Remove the objects nothing reaches, repack the rest, and compact the store.
 
     Abandoned stages, commits left behind by a reset once their reflog
     entries are older than the grace period, and the trees and memories only
-    they held. One transaction: writers wait, and a crash leaves the store as
-    it was.
+    they held go. Then, as git's gc packs, older versions of tree nodes are
+    stored as deltas against newer ones and compression dictionaries are
+    trained from the store's own memories. One transaction: writers wait, and
+    a crash leaves the store as it was.
     """
-    report = open_repo(ctx).gc(grace_seconds=grace_days * 86_400, dry_run=dry_run)
+    report = open_repo(ctx).gc(
+        grace_seconds=grace_days * 86_400, dry_run=dry_run, repack=not no_repack
+    )
     if as_json:
         emit_json(
             {
@@ -694,6 +703,10 @@ def gc(ctx: click.Context, dry_run: bool, grace_days: float, as_json: bool) -> N
                 "removed": report.removed,
                 "removed_bytes": report.removed_bytes,
                 "expired_reflog_entries": report.expired,
+                "repacked": report.repacked,
+                "dictionaries": list(report.dictionaries),
+                "bytes_before": report.bytes_before,
+                "bytes_after": report.bytes_after,
             }
         )
         return
@@ -704,6 +717,18 @@ def gc(ctx: click.Context, dry_run: bool, grace_days: float, as_json: bool) -> N
         f"{verb} {kinds} ({render.byte_size(report.removed_bytes)});"
         f" kept {report.kept} objects{expired}"
     )
+    if report.repacked or report.dictionaries:
+        trained = (
+            f"; new compression dictionary for {', '.join(report.dictionaries)}"
+            if report.dictionaries
+            else ""
+        )
+        click.echo(f"repacked {report.repacked} objects{trained}")
+    if not dry_run:
+        click.echo(
+            f"objects: {render.byte_size(report.bytes_before)}"
+            f" -> {render.byte_size(report.bytes_after)}"
+        )
 
 
 @cli.command()

@@ -19,7 +19,11 @@ transaction that holds the store's write lock (SQLite's ``BEGIN IMMEDIATE``;
 on PostgreSQL an advisory lock every write transaction shares), so a
 concurrent writer waits, and a crash at any point leaves the store as it was
 before or after, never between. Reflog entries older than the grace period
-expire with it. Then the store is compacted so the bytes leave the files.
+expire with it. In the same transaction the store is repacked, as git's gc
+packs: compression dictionaries are trained from the store's own atoms and
+tree nodes where they pay, and every older version of a tree node becomes a
+delta against the version that replaced it (:mod:`.repack`). Then the store
+is compacted so the bytes leave the files.
 
 A writer that read a commit before the collection and names it in a ref after
 it is refused: every ref move checks, in its transaction, that the object it
@@ -44,13 +48,16 @@ from ..model.objects import ATOM, MOLECULE, decode_atom, decode_molecule
 from ..model.timeutil import now_micros
 from ..search.base import SearchIndex
 from ..search.vectors import VectorIndex
-from ..store.base import CollectableStore, ReflogStore, ServerStore, Store
+from ..store.base import CollectableStore, PackedStore, ReflogStore, ServerStore, Store
 from .purge import PURGE, decode_purge_record
+from .repack import plan_deltas
 
 #: Reflog entries younger than this keep their commits, as git's gc.reflogExpire.
 DEFAULT_GRACE_SECONDS: Final = 30 * 86_400
 #: Objects read from the store at a time while walking.
 BATCH: Final = 1000
+#: The kinds a repack trains compression dictionaries for (the bulk of every store).
+PACKED_KINDS: Final = (ATOM, TREE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +70,10 @@ class GcReport:
         removed_bytes: Their stored bytes.
         expired: Reflog entries older than the grace period, removed.
         dry_run: Nothing was changed.
+        repacked: Objects whose encoding the repack changed (to or from a delta).
+        dictionaries: The kinds that got a new compression dictionary.
+        bytes_before: The stored bytes of every object before the collection.
+        bytes_after: After it (equal to ``bytes_before`` in a dry run).
     """
 
     kept: int
@@ -70,6 +81,10 @@ class GcReport:
     removed_bytes: int
     expired: int
     dry_run: bool
+    repacked: int = 0
+    dictionaries: tuple[str, ...] = ()
+    bytes_before: int = 0
+    bytes_after: int = 0
 
     @property
     def removed_total(self) -> int:
@@ -83,15 +98,18 @@ def collect_garbage(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     now: int | None = None,
     dry_run: bool = False,
+    repack: bool = True,
     search: SearchIndex | None = None,
     vectors: VectorIndex | None = None,
     extra_roots: Iterable[bytes] = (),
 ) -> GcReport:
-    """Remove every object no root reaches (see the module), then compact.
+    """Remove every object no root reaches (see the module), repack, then compact.
 
     ``search`` and ``vectors``, the indexes beside the store, lose the rows of
     the atoms removed, in the same transaction. ``extra_roots`` are kept too
     (the commits op-log checkpoints name; those not stored are ignored).
+    Without ``repack`` objects keep their encodings (a store that cannot be
+    repacked, such as the in-memory one, is never repacked).
 
     Raises:
         InvalidInputError: the grace period is negative, the store cannot be
@@ -120,22 +138,30 @@ def collect_garbage(
         extra = list(dict.fromkeys(extra_roots))
         roots = _roots(store, cutoff) | store.has_objects(extra)
         reachable = reach(store, roots)
+        sizes = list(store.object_sizes())
         garbage = [
             (oid, kind, size)
-            for oid, kind, size in store.object_sizes()
+            for oid, kind, size in sizes
             if oid not in reachable and kind != CONTEXT and oid != EMPTY_TREE_ID
         ]
         removed: dict[str, int] = {}
         for _, kind, _ in garbage:
             removed[kind] = removed.get(kind, 0) + 1
-        expired = 0
+        expired, repacked = 0, 0
+        trained: tuple[str, ...] = ()
+        bytes_before = bytes_after = sum(size for _, _, size in sizes)
         if not dry_run:
             atoms = [oid for oid, kind, _ in garbage if kind == ATOM]
             _forget_indexed(atoms, store, search, vectors)
             store.delete_objects([oid for oid, _, _ in garbage])
             if isinstance(store, ReflogStore):
                 expired = store.expire_reflog(cutoff)
-    if not dry_run and garbage and isinstance(store, ServerStore) and not store.in_transaction():
+            if repack and isinstance(store, PackedStore):
+                kept = [(oid, kind) for oid, kind, _ in sizes if oid in reachable]
+                trained, repacked = _repack(store, store, kept)
+            bytes_after = sum(size for _, _, size in store.object_sizes())
+    changed = garbage or repacked or trained
+    if not dry_run and changed and isinstance(store, ServerStore) and not store.in_transaction():
         store.compact()  # inside a caller's transaction, the next gc or purge compacts
     return GcReport(
         kept=len(reachable),
@@ -143,7 +169,21 @@ def collect_garbage(
         removed_bytes=sum(size for _, _, size in garbage),
         expired=expired,
         dry_run=dry_run,
+        repacked=repacked,
+        dictionaries=trained,
+        bytes_before=bytes_before,
+        bytes_after=bytes_after,
     )
+
+
+def _repack(
+    store: Store, packer: PackedStore, kept: list[tuple[bytes, str]]
+) -> tuple[tuple[str, ...], int]:
+    """Train dictionaries where they pay, then make old tree versions deltas of new ones."""
+    trained = tuple(kind for kind in PACKED_KINDS if packer.train_dictionary(kind))
+    commits = [oid for oid, kind in kept if kind == COMMIT]
+    trees = [oid for oid, kind in kept if kind == TREE]
+    return trained, packer.set_delta_bases(plan_deltas(store, commits, trees))
 
 
 def _roots(store: Store, cutoff: int) -> set[bytes]:

@@ -81,6 +81,7 @@ class Integrity:
         *,
         grace_seconds: float = DEFAULT_GRACE_SECONDS,
         dry_run: bool = False,
+        repack: bool = True,
         now: int | None = None,
     ) -> GcReport:
         """Remove every object no ref, recent reflog entry or context reaches; then compact.
@@ -88,7 +89,8 @@ class Integrity:
         See :func:`contextfs.integrity.gc.collect_garbage`: one transaction
         holding the write lock (a writer waits; a crash leaves the store as it
         was), index rows of removed atoms go too, reflog entries older than
-        ``grace_seconds`` expire. ``dry_run`` reports what would go.
+        ``grace_seconds`` expire, and the store is repacked (tree deltas,
+        dictionaries) unless ``repack`` is false. ``dry_run`` reports what would go.
         """
         search, vectors = self._indexes.every()
         return collect_garbage(
@@ -96,6 +98,7 @@ class Integrity:
             grace_seconds=grace_seconds,
             now=now,
             dry_run=dry_run,
+            repack=repack,
             search=search,
             vectors=vectors,
             extra_roots=self._checkpointed(),

@@ -202,6 +202,27 @@ class CollectableStore(Protocol):
 
 
 @runtime_checkable
+class PackedStore(Protocol):
+    """What a store adds so ``contextfs gc`` can repack it (:mod:`contextfs.store.codec`).
+
+    :mod:`contextfs.integrity.repack` decides which tree nodes become deltas;
+    the store encodes them and trains its compression dictionaries.
+    """
+
+    def set_delta_bases(self, plan: Sequence[tuple[bytes, bytes | None]]) -> int:
+        """Keep each ``(object, base)`` as a delta against base (None: whole); return changes.
+
+        The plan lists bases before the deltas built on them; a delta no
+        smaller than the whole object is not kept.
+        """
+        ...
+
+    def train_dictionary(self, kind: str) -> bool:
+        """Train a compression dictionary on the store's ``kind`` objects; keep it if it pays."""
+        ...
+
+
+@runtime_checkable
 class DerivedStore(Protocol):
     """What a store adds to keep derived data: named blobs any process can rebuild.
 

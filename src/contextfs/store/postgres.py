@@ -30,6 +30,8 @@ Invariants this module owns:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -48,6 +50,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
+from contextfs.store.codec import DELTA, MAX_SAMPLES, Codec, StoredRow, changes, split_sample
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 from contextfs.store.sqlite import id_range
@@ -93,6 +96,22 @@ MIGRATIONS: Final[tuple[Step, ...]] = (
             "CREATE INDEX reflog_by_ref ON reflog (ref, seq)",
         ),
     ),
+    (
+        3,
+        "compress objects",
+        (
+            # How each object is kept (contextfs.store.codec): 0 raw, as every object
+            # stored before this step; 1 a zstd frame; 2 a zstd delta against base.
+            "ALTER TABLE objects ADD COLUMN codec smallint NOT NULL DEFAULT 0",
+            "ALTER TABLE objects ADD COLUMN base bytea",
+            # Compressed already: PostgreSQL's own compression would only cost time.
+            "ALTER TABLE objects ALTER COLUMN data SET STORAGE EXTERNAL",
+            # zstd dictionaries trained from the store's own objects, by the id their
+            # frames name; appended only, so every frame ever written stays readable.
+            "CREATE TABLE dictionaries (id bigint PRIMARY KEY, kind text NOT NULL,"
+            " data bytea NOT NULL)",
+        ),
+    ),
 )
 
 _CREATE_MIGRATIONS_TABLE: Final = (
@@ -136,6 +155,7 @@ class PostgresStore(NestedTransactions):
         self.workspace = workspace
         self._lock = threading.RLock()
         self._depth = 0
+        self._codec = Codec(loader=self._load_dictionary)  # dictionaries read by _configure
 
     @classmethod
     def open(
@@ -278,6 +298,21 @@ class PostgresStore(NestedTransactions):
         if row is None or row[0] != FORMAT:
             found = None if row is None else row[0]
             raise StoreError(f"store {self._where!r} has format {found!r}, expected {FORMAT!r}")
+        self._codec = self._read_codec()
+
+    def _read_codec(self) -> Codec:
+        """A codec with every dictionary the store holds."""
+        with self._guard() as conn:
+            rows = conn.execute("SELECT id, kind, data FROM dictionaries").fetchall()
+        return Codec([(int(i), str(k), bytes(d)) for i, k, d in rows], loader=self._load_dictionary)
+
+    def _load_dictionary(self, dict_id: int) -> tuple[str, bytes] | None:
+        """Read one dictionary (trained by another connection since this one opened)."""
+        with self._guard() as conn:
+            row = conn.execute(
+                "SELECT kind, data FROM dictionaries WHERE id = %s", (dict_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
 
     def _start_workspace(self) -> None:
         """Give a new workspace the store's own ``HEAD`` (its default branch)."""
@@ -345,23 +380,27 @@ class PostgresStore(NestedTransactions):
 
     def get_object(self, oid: bytes) -> StoredObject | None:
         """Return the object stored under ``oid``, or None if absent."""
-        with self._guard() as conn:
-            row = conn.execute("SELECT kind, data FROM objects WHERE id = %s", (oid,)).fetchone()
-        return None if row is None else StoredObject(row[0], bytes(row[1]))
+        return self.get_objects([oid]).get(oid)
 
     def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """Return the present objects among ``oids`` (absent ids are left out)."""
         unique = list(dict.fromkeys(oids))
-        found: dict[bytes, StoredObject] = {}
-        with self._guard() as conn:
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
-                cursor = conn.execute(
-                    "SELECT id, kind, data FROM objects WHERE id = ANY(%s)", (chunk,)
-                )
-                for oid, kind, data in cursor:
-                    found[bytes(oid)] = StoredObject(kind, bytes(data))
+        found = self._codec.resolve(self._rows(unique), self._rows)
         return {oid: found[oid] for oid in unique if oid in found}
+
+    def _rows(self, oids: list[bytes]) -> dict[bytes, StoredRow]:
+        """The stored rows of ``oids``, as kept (compressed, or deltas)."""
+        found: dict[bytes, StoredRow] = {}
+        with self._guard() as conn:
+            for start in range(0, len(oids), _CHUNK):
+                chunk = oids[start : start + _CHUNK]
+                cursor = conn.execute(
+                    "SELECT id, kind, data, codec, base FROM objects WHERE id = ANY(%s)",
+                    (chunk,),
+                )
+                for oid, kind, data, codec, base in cursor:
+                    found[bytes(oid)] = _row(kind, data, codec, base)
+        return found
 
     def has_objects(self, oids: Sequence[bytes]) -> set[bytes]:
         """Return the subset of ``oids`` that is stored."""
@@ -392,14 +431,21 @@ class PostgresStore(NestedTransactions):
         for row in rows:
             first.setdefault(row[0], row)  # the first of repeated ids wins, as everywhere
         rows = sorted(first.values(), key=itemgetter(0))
+        encode = self._codec.encode
         with self.transaction(), self._guard() as conn:
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
+                encoded = [encode(kind, data) for _, kind, data in chunk]
                 conn.execute(
-                    "INSERT INTO objects (id, kind, data)"
-                    " SELECT * FROM unnest(%s::bytea[], %s::text[], %s::bytea[])"
+                    "INSERT INTO objects (id, kind, codec, data)"
+                    " SELECT * FROM unnest(%s::bytea[], %s::text[], %s::smallint[], %s::bytea[])"
                     " ON CONFLICT (id) DO NOTHING",
-                    ([r[0] for r in chunk], [r[1] for r in chunk], [r[2] for r in chunk]),
+                    (
+                        [r[0] for r in chunk],
+                        [r[1] for r in chunk],
+                        [codec for codec, _ in encoded],
+                        [data for _, data in encoded],
+                    ),
                 )
 
     def find_ids(
@@ -435,12 +481,22 @@ class PostgresStore(NestedTransactions):
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
         """Yield every stored ``(id, kind, data)``, optionally of one kind, by id, paged."""
-        select = "SELECT id, kind, data FROM objects WHERE id > %s"
+        select = "SELECT id, kind, data, codec, base FROM objects WHERE id > %s"
         params: tuple[object, ...] = ()
         if kind is not None:
             select, params = select + " AND kind = %s", (kind,)
-        for oid, found, data in self._pages(select, params):
-            yield bytes(oid), str(found), bytes(data)
+        page: dict[bytes, StoredRow] = {}
+        for oid, found, data, codec, base in self._pages(select, params):
+            page[bytes(oid)] = _row(found, data, codec, base)
+            if len(page) >= _PAGE:
+                yield from self._decoded(page)
+        yield from self._decoded(page)
+
+    def _decoded(self, page: dict[bytes, StoredRow]) -> Iterator[tuple[bytes, str, bytes]]:
+        found = self._codec.resolve(page, self._rows)
+        page.clear()
+        for oid, stored in found.items():
+            yield oid, stored.kind, stored.data
 
     def _pages(self, select: str, params: tuple[object, ...]) -> Iterator[Any]:
         """Rows of ``select`` (its first column the id, its first parameter after it), by id.
@@ -468,6 +524,7 @@ class PostgresStore(NestedTransactions):
         """Delete the objects ``oids``; return how many were stored, joining the transaction."""
         deleted = 0
         with self.transaction(), self._guard() as conn:
+            self._detach_deltas(oids)
             for start in range(0, len(oids), _PAGE):
                 chunk = list(oids[start : start + _PAGE])
                 cursor = conn.execute("DELETE FROM objects WHERE id = ANY(%s)", (chunk,))
@@ -501,8 +558,91 @@ class PostgresStore(NestedTransactions):
         :meth:`compact` rewrites the table so no copy survives.
         """
         with self.transaction(), self._guard() as conn:
-            cursor = conn.execute("UPDATE objects SET data = %s WHERE id = %s", (b"", oid))
+            self._detach_deltas([oid])
+            cursor = conn.execute(
+                "UPDATE objects SET data = %s, codec = 0, base = NULL WHERE id = %s", (b"", oid)
+            )
             return cursor.rowcount == 1
+
+    # -- packing (contextfs gc) ---------------------------------------------------------
+
+    def _detach_deltas(self, oids: Sequence[bytes]) -> None:
+        """Keep whole every delta built on one of ``oids`` (about to go) and not among them."""
+        going = set(oids)
+        with self._guard() as conn:  # one pass over the deltas: no index to keep up on writes
+            rows = conn.execute("SELECT id, base FROM objects WHERE codec = %s", (DELTA,))
+            dependents = [
+                bytes(oid) for oid, base in rows if bytes(base) in going and bytes(oid) not in going
+            ]
+        if dependents:
+            self.set_delta_bases([(oid, None) for oid in dependents])
+
+    def set_delta_bases(self, plan: Sequence[tuple[bytes, bytes | None]]) -> int:
+        """Keep each object of ``plan`` as a delta against its base, or whole (None), in order.
+
+        As :meth:`contextfs.store.sqlite.SqliteStore.set_delta_bases`.
+        """
+        changed = 0
+        with self.transaction():
+            for start in range(0, len(plan), _CHUNK):
+                chunk = plan[start : start + _CHUNK]
+                current = self._rows([oid for oid, _ in chunk])
+                todo = changes(chunk, current)
+                named = [oid for oid, _ in todo] + [base for _, base in todo if base is not None]
+                updates = self._codec.rewrites(todo, current, self.get_objects(named))
+                with self._guard() as conn, conn.cursor() as cursor:
+                    cursor.executemany(
+                        "UPDATE objects SET codec = %s, data = %s, base = %s WHERE id = %s",
+                        updates,
+                    )
+                changed += len(updates)
+        return changed
+
+    def train_dictionary(self, kind: str) -> bool:
+        """Train a zstd dictionary on a sample of the store's ``kind`` objects; keep it if it pays.
+
+        As :meth:`contextfs.store.sqlite.SqliteStore.train_dictionary`.
+        """
+        with self.transaction():
+            sql = "SELECT id FROM objects WHERE kind = %s AND id {} %s ORDER BY id LIMIT %s"
+            start = os.urandom(32)  # ids are uniform hashes: what follows is a random sample
+            with self._guard() as conn:
+                rows = conn.execute(sql.format(">="), (kind, start, MAX_SAMPLES)).fetchall()
+                if len(rows) < MAX_SAMPLES:
+                    more = (kind, start, MAX_SAMPLES - len(rows))
+                    rows += conn.execute(sql.format("<"), more).fetchall()
+            ids = [bytes(row[0]) for row in rows]
+            sample = [stored.data for stored in self.get_objects(ids).values() if stored.data]
+            trained = self._codec.train(kind, *split_sample(sample))
+            if trained is None:
+                return False
+            dict_id, dictionary = trained
+            with self._guard() as conn:
+                conn.execute(
+                    "INSERT INTO dictionaries (id, kind, data) VALUES (%s, %s, %s)",
+                    (dict_id, kind, dictionary),
+                )
+            self._codec.add_dictionary(dict_id, kind, dictionary)
+            page = (
+                "SELECT id FROM objects WHERE kind = %s AND codec <> %s AND id > %s"
+                " ORDER BY id LIMIT %s"
+            )
+            last = b""
+            while True:
+                with self._guard() as conn:
+                    ids = [bytes(r[0]) for r in conn.execute(page, (kind, DELTA, last, _PAGE))]
+                if not ids:
+                    return True
+                last = ids[-1]
+                updates = [
+                    (*self._codec.encode(kind, stored.data), oid)
+                    for oid, stored in self.get_objects(ids).items()
+                    if stored.data
+                ]
+                with self._guard() as conn, conn.cursor() as cursor:
+                    cursor.executemany(
+                        "UPDATE objects SET codec = %s, data = %s WHERE id = %s", updates
+                    )
 
     def append_reflog(self, entries: Sequence[ReflogEntry]) -> None:
         """Append ``entries`` in order, joining the open transaction."""
@@ -684,6 +824,8 @@ class PostgresStore(NestedTransactions):
     def _abort(self) -> None:
         if self._conn is not None:
             _rollback(self._conn)
+            with contextlib.suppress(psycopg.Error):  # forget dictionaries rolled back
+                self._codec = self._read_codec()
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""
@@ -692,6 +834,11 @@ class PostgresStore(NestedTransactions):
             self._depth = 0
             if conn is not None:
                 conn.close()
+
+
+def _row(kind: str, data: bytes, codec: int, base: bytes | None) -> StoredRow:
+    """A row as psycopg returns it (bytea may come as memoryview), as the codec takes it."""
+    return StoredRow(str(kind), bytes(data), int(codec), None if base is None else bytes(base))
 
 
 def _apply_steps(conn: psycopg.Connection[Any], component: str, steps: Sequence[Step]) -> None:

@@ -20,6 +20,7 @@ Transactions nest and roll back exactly as in :mod:`contextfs.store.memory`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -33,6 +34,14 @@ from typing import Any, ClassVar, Final
 
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
+from contextfs.store.codec import (
+    DELTA,
+    MAX_SAMPLES,
+    Codec,
+    StoredRow,
+    changes,
+    split_sample,
+)
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 
@@ -99,6 +108,20 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             "CREATE TABLE reflog (seq INTEGER PRIMARY KEY, ref TEXT NOT NULL, old TEXT,"
             " new TEXT, who TEXT NOT NULL, at INTEGER NOT NULL, why TEXT NOT NULL)",
             "CREATE INDEX reflog_by_ref ON reflog (ref, seq)",
+        ),
+    ),
+    (
+        5,
+        "compress objects",
+        (
+            # How each object is kept (contextfs.store.codec): 0 raw, as every object
+            # stored before this step; 1 a zstd frame; 2 a zstd delta against base.
+            "ALTER TABLE objects ADD COLUMN codec INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE objects ADD COLUMN base BLOB",
+            # zstd dictionaries trained from the store's own objects, by the id their
+            # frames name; appended only, so every frame ever written stays readable.
+            "CREATE TABLE dictionaries (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+            " data BLOB NOT NULL)",
         ),
     ),
 )
@@ -205,6 +228,7 @@ class SqliteStore(NestedTransactions):
         self._lock = threading.RLock()
         self._depth = 0
         self._busy_ms = 30_000  # set again by _configure
+        self._codec = Codec(loader=self._load_dictionary)  # dictionaries read by _configure
 
     @classmethod
     def open(
@@ -369,6 +393,20 @@ class SqliteStore(NestedTransactions):
                 raise StoreError(
                     f"store {str(self._path)!r} has format {found!r}, expected {FORMAT!r}"
                 )
+            self._codec = self._read_codec(conn)
+
+    def _read_codec(self, conn: sqlite3.Connection) -> Codec:
+        """A codec with every dictionary the store holds."""
+        rows = conn.execute("SELECT id, kind, data FROM dictionaries").fetchall()
+        return Codec(rows, loader=self._load_dictionary)
+
+    def _load_dictionary(self, dict_id: int) -> tuple[str, bytes] | None:
+        """Read one dictionary (trained by another connection since this one opened)."""
+        with self._guard() as conn:
+            row = conn.execute(
+                "SELECT kind, data FROM dictionaries WHERE id = ?", (dict_id,)
+            ).fetchone()
+        return None if row is None else (row[0], row[1])
 
     def _pending_steps(
         self, conn: sqlite3.Connection, create: bool
@@ -392,16 +430,18 @@ class SqliteStore(NestedTransactions):
 
     def get_object(self, oid: bytes) -> StoredObject | None:
         """Return the object stored under ``oid``, or None if absent."""
-        with self._guard() as conn:
-            row = conn.execute("SELECT kind, data FROM objects WHERE id = ?", (oid,)).fetchone()
-        return None if row is None else StoredObject(row[0], row[1])
+        return self.get_objects([oid]).get(oid)
 
     def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """Return the present objects among ``oids`` (absent ids are left out)."""
         unique = list(dict.fromkeys(oids))
-        rows = self._select_in("SELECT id, kind, data FROM objects WHERE id IN", unique)
-        found = {oid: StoredObject(kind, data) for oid, kind, data in rows}
+        found = self._codec.resolve(self._rows(unique), self._rows)
         return {oid: found[oid] for oid in unique if oid in found}
+
+    def _rows(self, oids: list[bytes]) -> dict[bytes, StoredRow]:
+        """The stored rows of ``oids``, as kept (compressed, or deltas)."""
+        rows = self._select_in("SELECT id, kind, data, codec, base FROM objects WHERE id IN", oids)
+        return {row[0]: StoredRow(row[1], row[2], row[3], row[4]) for row in rows}
 
     def has_objects(self, oids: Sequence[bytes]) -> set[bytes]:
         """Return the subset of ``oids`` that is stored."""
@@ -429,9 +469,11 @@ class SqliteStore(NestedTransactions):
             return
         # Inserting in key order touches each B-tree page once instead of at random.
         rows.sort(key=itemgetter(0))
+        encode = self._codec.encode
         with self._write() as conn:
             conn.executemany(
-                "INSERT OR IGNORE INTO objects (id, kind, data) VALUES (?, ?, ?)", rows
+                "INSERT OR IGNORE INTO objects (id, kind, codec, data) VALUES (?, ?, ?, ?)",
+                [(oid, kind, *encode(kind, data)) for oid, kind, data in rows],
             )
 
     def find_ids(
@@ -464,9 +506,27 @@ class SqliteStore(NestedTransactions):
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
         """Yield every stored ``(id, kind, data)``, optionally of one kind, by id, paged."""
+        select = "SELECT id, kind, data, codec, base FROM objects WHERE id > ?"
         if kind is None:
-            return self._pages("SELECT id, kind, data FROM objects WHERE id > ?", ())
-        return self._pages("SELECT id, kind, data FROM objects WHERE id > ? AND kind = ?", (kind,))
+            pages = self._pages(select, ())
+        else:
+            pages = self._pages(select + " AND kind = ?", (kind,))
+        return self._decoded(pages)
+
+    def _decoded(self, rows: Iterable[Any]) -> Iterator[tuple[bytes, str, bytes]]:
+        """Decode ``(id, kind, data, codec, base)`` rows a page at a time."""
+        page: dict[bytes, StoredRow] = {}
+        for oid, kind, data, codec, base in rows:
+            page[oid] = StoredRow(kind, data, codec, base)
+            if len(page) >= _PAGE:
+                yield from self._flush(page)
+        yield from self._flush(page)
+
+    def _flush(self, page: dict[bytes, StoredRow]) -> Iterator[tuple[bytes, str, bytes]]:
+        found = self._codec.resolve(page, self._rows)
+        page.clear()
+        for oid, stored in found.items():
+            yield oid, stored.kind, stored.data
 
     def _pages(self, select: str, params: tuple[object, ...]) -> Iterator[Any]:
         """Rows of ``select`` (its first column the id, its first parameter after it), by id.
@@ -497,7 +557,8 @@ class SqliteStore(NestedTransactions):
     def delete_objects(self, oids: Sequence[bytes]) -> int:
         """Delete the objects ``oids``; return how many were stored, joining the transaction."""
         deleted = 0
-        with self._write() as conn:
+        with self.transaction(), self._write() as conn:
+            self._detach_deltas(oids)
             for start in range(0, len(oids), _PAGE):
                 chunk = list(oids[start : start + _PAGE])
                 marks = ",".join("?" * len(chunk))
@@ -530,10 +591,90 @@ class SqliteStore(NestedTransactions):
         Raises:
             StoreError: SQLite failed; nothing changed.
         """
-        with self._write() as conn:
+        with self.transaction(), self._write() as conn:
             conn.execute("PRAGMA secure_delete = ON")
-            cursor = conn.execute("UPDATE objects SET data = ? WHERE id = ?", (b"", oid))
+            self._detach_deltas([oid])
+            cursor = conn.execute(
+                "UPDATE objects SET data = ?, codec = 0, base = NULL WHERE id = ?", (b"", oid)
+            )
             return cursor.rowcount == 1
+
+    # -- packing (contextfs gc) ---------------------------------------------------------
+
+    def _detach_deltas(self, oids: Sequence[bytes]) -> None:
+        """Keep whole every delta built on one of ``oids`` (about to go) and not among them."""
+        going = set(oids)
+        with self._guard() as conn:  # one pass over the deltas: no index to keep up on writes
+            rows = conn.execute("SELECT id, base FROM objects WHERE codec = ?", (DELTA,))
+            dependents = [oid for oid, base in rows if base in going and oid not in going]
+        if dependents:
+            self.set_delta_bases([(oid, None) for oid in dependents])
+
+    def set_delta_bases(self, plan: Sequence[tuple[bytes, bytes | None]]) -> int:
+        """Keep each object of ``plan`` as a delta against its base, or whole (None), in order.
+
+        A delta that is not smaller than the object compressed whole is not kept.
+        The caller orders ``plan`` so that no chain loops or grows beyond
+        :data:`~contextfs.store.codec.MAX_CHAIN` (a base is planned before the
+        deltas built on it). Returns how many objects changed encoding.
+        """
+        changed = 0
+        codec = self._codec
+        with self._write() as conn:
+            for start in range(0, len(plan), _CHUNK):
+                chunk = plan[start : start + _CHUNK]
+                current = self._rows([oid for oid, _ in chunk])
+                todo = changes(chunk, current)
+                named = [oid for oid, _ in todo] + [base for _, base in todo if base is not None]
+                updates = codec.rewrites(todo, current, self.get_objects(named))
+                conn.executemany(
+                    "UPDATE objects SET codec = ?, data = ?, base = ? WHERE id = ?", updates
+                )
+                changed += len(updates)
+        return changed
+
+    def train_dictionary(self, kind: str) -> bool:
+        """Train a zstd dictionary on a sample of the store's ``kind`` objects; keep it if it pays.
+
+        Adopting it recompresses every whole object of the kind with it, inside
+        the open transaction (or one of its own).
+        """
+        with self._write() as conn:
+            # Ids are uniform hashes: the rows after a random id are a random sample.
+            sql = "SELECT id FROM objects WHERE kind = ? AND id {} ? ORDER BY id LIMIT ?"
+            start = os.urandom(32)
+            ids = [row[0] for row in conn.execute(sql.format(">="), (kind, start, MAX_SAMPLES))]
+            if len(ids) < MAX_SAMPLES:
+                more = conn.execute(sql.format("<"), (kind, start, MAX_SAMPLES - len(ids)))
+                ids += [row[0] for row in more]
+            sample = [stored.data for stored in self.get_objects(ids).values() if stored.data]
+            trained = self._codec.train(kind, *split_sample(sample))
+            if trained is None:
+                return False
+            dict_id, dictionary = trained
+            conn.execute(
+                "INSERT INTO dictionaries (id, kind, data) VALUES (?, ?, ?)",
+                (dict_id, kind, dictionary),
+            )
+            self._codec.add_dictionary(dict_id, kind, dictionary)
+            page = (
+                "SELECT id FROM objects WHERE kind = ? AND codec != ? AND id > ?"
+                " ORDER BY id LIMIT ?"
+            )
+            last = b""
+            while True:
+                ids = [row[0] for row in conn.execute(page, (kind, DELTA, last, _PAGE))]
+                if not ids:
+                    return True
+                last = ids[-1]
+                conn.executemany(
+                    "UPDATE objects SET codec = ?, data = ? WHERE id = ?",
+                    [
+                        (*self._codec.encode(kind, stored.data), oid)
+                        for oid, stored in self.get_objects(ids).items()
+                        if stored.data
+                    ],
+                )
 
     def in_transaction(self) -> bool:
         """Whether a transaction is open on this store object (VACUUM must wait for its end)."""
@@ -692,6 +833,8 @@ class SqliteStore(NestedTransactions):
     def _abort(self) -> None:
         if self._conn is not None:
             _rollback(self._conn)
+            with contextlib.suppress(sqlite3.Error):  # forget dictionaries rolled back
+                self._codec = self._read_codec(self._conn)
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""

@@ -28,7 +28,9 @@ import pytest
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.store.base import (
     OBJECT_KINDS,
+    CollectableStore,
     DerivedStore,
+    PackedStore,
     ReflogEntry,
     ReflogStore,
     Store,
@@ -490,6 +492,95 @@ class ReflogStoreContract(_StoreFixtures):
             store.append_reflog([reflog_entry("HEAD", 1)])
             assert len(store.read_reflog("HEAD")) == 2
         assert store.read_reflog("HEAD") == [reflog_entry("HEAD", 0)]
+
+
+_SENTENCE = (
+    "the agent remembers that the user prefers short answers about python decorators"
+    " and keeps a note of every decision made during the review of the storage layer"
+)
+
+
+def prose(count: int, tag: str = "") -> list[tuple[bytes, str, bytes]]:
+    """``count`` atoms of short, varied English prose: what a dictionary can learn from."""
+    words = _SENTENCE.split()
+    rows = []
+    for i in range(count):
+        text = " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12 + i % 9))
+        data = f"{tag}memory {i}: {text}.".encode()
+        rows.append((make_id(f"prose:{tag}{i}"), "atom", data))
+    return rows
+
+
+def versions(count: int) -> list[tuple[bytes, str, bytes]]:
+    """``count`` tree-like objects, each the previous one with a line more (as versions are)."""
+    rows, body = [], b""
+    for i in range(count):
+        body += hashlib.sha256(b"entry %d" % i).digest() + b" relevance %d\n" % i
+        rows.append((make_id(f"version:{i}"), "tree", body))
+    return rows
+
+
+class PackedStoreContract(_StoreFixtures):
+    """What a backend that keeps objects compressed and as deltas promises (:class:`PackedStore`).
+
+    Whatever the encoding, every read returns the bytes that were written.
+    """
+
+    def packed(self, store: Store | None = None) -> PackedStore:
+        """The store as a :class:`PackedStore`."""
+        chosen = store if store is not None else self.store
+        assert isinstance(chosen, PackedStore)
+        return chosen
+
+    def test_deltas_read_back_whole_and_chains_follow_their_bases(self) -> None:
+        rows = versions(30)
+        self.store.put_objects(rows)
+        newest_first = [oid for oid, _, _ in reversed(rows)]
+        plan: list[tuple[bytes, bytes | None]] = [(newest_first[0], None)]
+        plan += zip(newest_first[1:], newest_first, strict=False)
+        assert self.packed().set_delta_bases(plan) == 29
+        assert self.packed().set_delta_bases(plan) == 0  # already so
+        assert self.store.get_objects([oid for oid, _, _ in rows]) == {
+            oid: StoredObject(kind, data) for oid, kind, data in rows
+        }
+        assert sorted(self.store.iter_objects("tree")) == sorted(rows)
+        oid, kind, data = rows[0]  # the oldest: 29 deltas from the whole one
+        assert self.store.get_object(oid) == StoredObject(kind, data)
+
+    def test_deleting_a_base_keeps_its_deltas_whole(self) -> None:
+        rows = versions(4)
+        self.store.put_objects(rows)
+        ids = [oid for oid, _, _ in rows]
+        self.packed().set_delta_bases([(ids[3], None), (ids[2], ids[3]), (ids[1], ids[2])])
+        assert isinstance(self.store, CollectableStore)
+        assert self.store.delete_objects([ids[2], ids[3]]) == 2
+        assert self.store.get_objects(ids) == {
+            ids[n]: StoredObject("tree", rows[n][2]) for n in (0, 1)
+        }
+
+    def test_a_dictionary_is_kept_when_it_pays_and_reads_survive_reopening(self) -> None:
+        rows = prose(1200)
+        self.store.put_objects(rows)
+        assert self.packed().train_dictionary("atom")
+        self.store.put_objects(prose(50, tag="after "))  # compressed with the new dictionary
+        assert not self.packed().train_dictionary("commit")  # nothing to learn from
+        expected = {oid: StoredObject(kind, data) for oid, kind, data in rows + prose(50, "after ")}
+        assert self.store.get_objects(list(expected)) == expected
+        if isinstance(self, PersistentStoreContract):
+            other = self.track(self.reopen_store(self.store))
+            assert other.get_objects(list(expected)) == expected
+
+    def test_a_dictionary_trained_in_an_abandoned_transaction_is_forgotten(self) -> None:
+        self.store.put_objects(prose(1200))
+        with abandoned(self.store):
+            assert self.packed().train_dictionary("atom")
+        later = prose(20, tag="later ")
+        self.store.put_objects(later)  # must not use the dictionary that was rolled back
+        if isinstance(self, PersistentStoreContract):
+            other = self.track(self.reopen_store(self.store))
+            assert other.get_objects([oid for oid, _, _ in later]) == {
+                oid: StoredObject(kind, data) for oid, kind, data in later
+            }
 
 
 class PersistentStoreContract(_StoreFixtures):

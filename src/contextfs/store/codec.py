@@ -1,0 +1,364 @@
+"""How a store keeps objects at rest: whole, zstd-compressed, or as a delta against another.
+
+An object's id always hashes its canonical bytes; what a store writes to disk
+is one of three encodings, named by a small integer beside the bytes:
+
+* :data:`RAW` (0): the canonical bytes as they are (every store before
+  compression, small objects that do not shrink, and an erased atom's empty
+  content);
+* :data:`ZSTD` (1): one zstd frame of the canonical bytes. When the frame's
+  header names a dictionary, it is the store's dictionary of that id, trained
+  from the store's own objects of one kind (:meth:`Codec.train`): short texts
+  share most of their vocabulary and their framing, which a per-object
+  compressor cannot see on its own;
+* :data:`DELTA` (2): one zstd frame made with another object's canonical
+  bytes (its *base*) as a raw-content dictionary (``zstd --patch-from``).
+  Successive versions of a snapshot's tree node differ in an entry or two,
+  so the older version costs tens of bytes. Only ``contextfs gc`` writes
+  deltas (:mod:`contextfs.integrity.repack`), and only for tree nodes; chains
+  are at most :data:`MAX_CHAIN` long, and the newest version stays whole.
+
+Nothing here touches a database: the stores hand rows in and take objects out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Final, NamedTuple, cast
+
+import zstandard
+
+from ..errors import CorruptObjectError
+from .base import StoredObject
+
+RAW: Final = 0
+ZSTD: Final = 1
+DELTA: Final = 2
+CODECS: Final = frozenset({RAW, ZSTD, DELTA})
+
+#: zstd's level: its default, a good balance of speed and size for kilobyte objects.
+LEVEL: Final = 3
+#: Most deltas between an object and a whole one (git's pack.depth is 50).
+MAX_CHAIN: Final = 50
+#: Kinds compressed on write even without a dictionary (text shrinks; ids do not).
+ALWAYS_COMPRESSED: Final = frozenset({"atom"})
+#: Trained dictionary ids start here: zstd reserves the ids below for public registration.
+FIRST_DICTIONARY_ID: Final = 32768
+#: A trained dictionary is adopted only if it shrinks a held-out sample at least this much.
+PAYS: Final = 0.9
+#: Most objects sampled to train a dictionary (a quarter judge it), and fewest it needs.
+MAX_SAMPLES: Final = 10_000
+MIN_SAMPLES: Final = 200
+#: Largest dictionary trained: more of a store's recurring text fits, at no cost per read.
+MAX_DICTIONARY: Final = 256 * 1024
+#: Canonical bytes of delta bases kept decoded, so chains sharing a base decode it once.
+BASE_CACHE_BYTES: Final = 32 * 1024 * 1024
+#: Largest object a frame may expand to: larger claims are corruption, not content.
+MAX_OBJECT: Final = 1 << 30
+
+
+class StoredRow(NamedTuple):
+    """One object as a store's table holds it."""
+
+    kind: str
+    data: bytes
+    codec: int
+    base: bytes | None
+
+
+Fetch = Callable[[list[bytes]], Mapping[bytes, StoredRow]]
+#: Reads a dictionary by id from the store (one trained elsewhere since the codec was made).
+Loader = Callable[[int], "tuple[str, bytes] | None"]
+
+
+class Codec:
+    """Encodes and decodes one store's objects with that store's dictionaries.
+
+    Safe to share between threads: the zstd contexts, which are not, are kept
+    per thread.
+    """
+
+    def __init__(
+        self, dictionaries: Iterable[tuple[int, str, bytes]] = (), *, loader: Loader | None = None
+    ) -> None:
+        self._dictionaries: dict[int, zstandard.ZstdCompressionDict] = {}
+        self._by_kind: dict[str, int] = {}  # kind -> the newest dictionary trained for it
+        self._loader = loader
+        self._local = threading.local()
+        self._bases: OrderedDict[bytes, bytes] = OrderedDict()  # id -> canonical bytes
+        self._bases_size = 0
+        self._bases_lock = threading.Lock()
+        for dict_id, kind, data in dictionaries:
+            self.add_dictionary(dict_id, kind, data)
+
+    def add_dictionary(self, dict_id: int, kind: str, data: bytes) -> None:
+        """Make a stored dictionary known; the newest of a kind compresses new objects."""
+        self._dictionaries[dict_id] = zstandard.ZstdCompressionDict(data)
+        if dict_id >= self._by_kind.get(kind, 0):
+            self._by_kind[kind] = dict_id
+
+    def knows(self, dict_id: int) -> bool:
+        """Whether the dictionary ``dict_id`` was added."""
+        return dict_id in self._dictionaries
+
+    def dictionary_for(self, kind: str) -> int | None:
+        """The id of the dictionary new objects of ``kind`` are compressed with, if any."""
+        return self._by_kind.get(kind)
+
+    def next_dictionary_id(self) -> int:
+        """An id no dictionary of this store has."""
+        return max(self._dictionaries, default=FIRST_DICTIONARY_ID - 1) + 1
+
+    # -- whole objects ----------------------------------------------------------
+
+    def encode(self, kind: str, data: bytes) -> tuple[int, bytes]:
+        """Return ``(codec, stored bytes)`` for an object written whole.
+
+        Compressed with its kind's dictionary if there is one, or when its kind
+        is text; kept raw when compressing does not make it smaller.
+        """
+        dict_id = self._by_kind.get(kind)
+        if dict_id is None and kind not in ALWAYS_COMPRESSED:
+            return RAW, data
+        packed = self._compressor(dict_id or 0).compress(data)
+        return (ZSTD, packed) if len(packed) < len(data) else (RAW, data)
+
+    def _compressor(self, dict_id: int) -> zstandard.ZstdCompressor:
+        cache = cast(dict[int, zstandard.ZstdCompressor], self._cache("compressors"))
+        compressor = cache.get(dict_id)
+        if compressor is None:
+            dictionary = self._dictionaries[dict_id] if dict_id else None
+            compressor = cache[dict_id] = zstandard.ZstdCompressor(
+                level=LEVEL, dict_data=dictionary, write_checksum=False
+            )
+        return compressor
+
+    def _decompressor(self, dict_id: int) -> zstandard.ZstdDecompressor:
+        cache = cast(dict[int, zstandard.ZstdDecompressor], self._cache("decompressors"))
+        decompressor = cache.get(dict_id)
+        if decompressor is None:
+            if dict_id and dict_id not in self._dictionaries and self._loader is not None:
+                loaded = self._loader(dict_id)
+                if loaded is not None:
+                    self.add_dictionary(dict_id, *loaded)
+            dictionary = self._dictionaries.get(dict_id) if dict_id else None
+            if dict_id and dictionary is None:
+                raise CorruptObjectError(f"an object names zstd dictionary {dict_id}, not stored")
+            decompressor = cache[dict_id] = zstandard.ZstdDecompressor(
+                dict_data=dictionary, max_window_size=1 << 27
+            )
+        return decompressor
+
+    def _cache(self, name: str) -> dict[int, object]:
+        """This thread's zstd contexts of one sort, by dictionary id."""
+        cache = cast(dict[int, object] | None, getattr(self._local, name, None))
+        if cache is None:
+            cache = {}
+            setattr(self._local, name, cache)
+        return cache
+
+    # -- deltas -------------------------------------------------------------------
+
+    def encode_delta(self, data: bytes, base: bytes) -> bytes:
+        """Return ``data`` as a zstd frame made with ``base`` as its raw-content dictionary."""
+        dictionary = zstandard.ZstdCompressionDict(base, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        return zstandard.ZstdCompressor(
+            level=LEVEL, dict_data=dictionary, write_checksum=False, write_dict_id=False
+        ).compress(data)
+
+    def rewrites(
+        self,
+        plan: Iterable[tuple[bytes, bytes | None]],
+        current: Mapping[bytes, StoredRow],
+        canonical: Mapping[bytes, StoredObject],
+    ) -> list[tuple[int, bytes, bytes | None, bytes]]:
+        """The ``(codec, data, base, id)`` updates that make ``plan`` true of ``current``.
+
+        ``plan`` lists ``(object, base)`` pairs (base None: whole), as
+        :func:`changes` filtered them; ``canonical`` holds every object and base
+        they name. A delta no smaller than the object compressed whole is not
+        kept: the object is kept whole instead.
+        """
+        updates = []
+        for oid, base in plan:
+            kind, data = canonical[oid]
+            encoding, stored = self.encode(kind, data)
+            kept_base = None
+            if base is not None and base in canonical:
+                delta = self.encode_delta(data, canonical[base].data)
+                if len(delta) < len(stored):
+                    encoding, stored, kept_base = DELTA, delta, base
+            if current[oid].codec == DELTA or kept_base is not None:
+                updates.append((encoding, stored, kept_base, oid))
+        return updates
+
+    # -- reading ----------------------------------------------------------------------
+
+    def decode(self, row: StoredRow, base: bytes | None = None) -> bytes:
+        """Return the canonical bytes of ``row`` (``base``: its base's, for a delta).
+
+        Raises:
+            CorruptObjectError: the stored bytes do not decode.
+        """
+        if row.codec == RAW:
+            return row.data
+        try:
+            if row.codec == ZSTD:
+                dict_id = zstandard.get_frame_parameters(row.data).dict_id
+                return self._decompressor(dict_id).decompress(row.data, max_output_size=MAX_OBJECT)
+            if row.codec == DELTA and base is not None:
+                dictionary = zstandard.ZstdCompressionDict(
+                    base, dict_type=zstandard.DICT_TYPE_RAWCONTENT
+                )
+                return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(
+                    row.data, max_output_size=MAX_OBJECT
+                )
+        except zstandard.ZstdError as exc:
+            raise CorruptObjectError(f"a stored {row.kind} does not decompress: {exc}") from None
+        raise CorruptObjectError(f"a stored {row.kind} has unknown encoding {row.codec}")
+
+    def resolve(self, rows: Mapping[bytes, StoredRow], fetch: Fetch) -> dict[bytes, StoredObject]:
+        """Decode ``rows``, reading the bases of deltas (and theirs) with ``fetch``.
+
+        Raises:
+            CorruptObjectError: a base is missing, a chain is longer than
+                :data:`MAX_CHAIN` (or loops), or bytes do not decode.
+        """
+        known: dict[bytes, StoredRow] = dict(rows)
+        decoded: dict[bytes, bytes] = {}
+        wanted = [row.base for row in rows.values() if row.codec == DELTA and row.base]
+        for _ in range(MAX_CHAIN + 1):
+            missing = []
+            for oid in dict.fromkeys(wanted):
+                if oid in known or oid in decoded:
+                    continue
+                cached = self._cached(oid)
+                if cached is None:
+                    missing.append(oid)
+                else:
+                    decoded[oid] = cached
+            if not missing:
+                break
+            found = fetch(missing)
+            known.update(found)
+            wanted = [
+                base
+                for oid in missing
+                if oid in found and found[oid].codec == DELTA and (base := found[oid].base)
+            ]
+        for oid in rows:
+            self._decode_chain(oid, known, decoded)
+        for row in known.values():
+            if row.codec == DELTA and row.base is not None:
+                self._remember(row.base, decoded[row.base])
+        return {oid: StoredObject(row.kind, decoded[oid]) for oid, row in rows.items()}
+
+    def _decode_chain(
+        self, oid: bytes, known: Mapping[bytes, StoredRow], decoded: dict[bytes, bytes]
+    ) -> bytes:
+        chain: list[bytes] = []
+        at: bytes | None = oid
+        while at is not None and at not in decoded:
+            row = known.get(at)
+            if row is None:
+                raise CorruptObjectError(
+                    f"object {chain[-1].hex()} is stored as a delta against {at.hex()},"
+                    " which is missing; run contextfs verify"
+                )
+            chain.append(at)
+            if len(chain) > MAX_CHAIN + 1:
+                raise CorruptObjectError(
+                    f"object {oid.hex()} is stored behind more than {MAX_CHAIN} deltas"
+                )
+            at = row.base if row.codec == DELTA else None
+            if row.codec == DELTA and at is None:
+                raise CorruptObjectError(f"object {chain[-1].hex()} is a delta without a base")
+        for step in reversed(chain):
+            row = known[step]
+            decoded[step] = self.decode(row, decoded[row.base] if row.base else None)
+        return decoded[oid]
+
+    def _cached(self, oid: bytes) -> bytes | None:
+        with self._bases_lock:
+            data = self._bases.get(oid)
+            if data is not None:
+                self._bases.move_to_end(oid)
+            return data
+
+    def _remember(self, oid: bytes, data: bytes) -> None:
+        with self._bases_lock:
+            if oid in self._bases:
+                return
+            self._bases[oid] = data
+            self._bases_size += len(data)
+            while self._bases_size > BASE_CACHE_BYTES:
+                _, dropped = self._bases.popitem(last=False)
+                self._bases_size -= len(dropped)
+
+    # -- dictionaries -----------------------------------------------------------------
+
+    def train(
+        self, kind: str, samples: list[bytes], held_out: list[bytes]
+    ) -> tuple[int, bytes] | None:
+        """Train a dictionary for ``kind``; return ``(id, bytes)`` if it pays on ``held_out``.
+
+        It pays when compressing ``held_out`` with it takes at most :data:`PAYS`
+        of the bytes the kind's current encoding takes.
+        """
+        if len(samples) < MIN_SAMPLES or not held_out:
+            return None
+        size = min(MAX_DICTIONARY, sum(map(len, samples)) // 8)
+        try:
+            trained = zstandard.train_dictionary(
+                size, [*samples], dict_id=self.next_dictionary_id(), level=LEVEL
+            )
+        except zstandard.ZstdError:
+            return None  # too few or too uniform samples to learn from
+        with_it = zstandard.ZstdCompressor(level=LEVEL, dict_data=trained, write_checksum=False)
+        proposed = sum(len(with_it.compress(data)) for data in held_out)
+        current = sum(len(self.encode(kind, data)[1]) for data in held_out)
+        if proposed > PAYS * current:
+            return None
+        return trained.dict_id(), trained.as_bytes()
+
+
+def changes(
+    plan: Iterable[tuple[bytes, bytes | None]], current: Mapping[bytes, StoredRow]
+) -> list[tuple[bytes, bytes | None]]:
+    """The pairs of ``plan`` that ``current`` (the stored rows) does not already satisfy.
+
+    Left out: objects not stored, erased ones, objects planned as their own
+    base, wholes already whole, and deltas already on the planned base.
+    """
+    return [
+        (oid, base)
+        for oid, base in plan
+        if oid != base
+        and (row := current.get(oid)) is not None
+        and row.data
+        and (row.codec == DELTA or base is not None)
+        and (row.codec != DELTA or row.base != base)
+    ]
+
+
+def split_sample(sample: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """Split a sample into what a dictionary learns from and what judges it (3 to 1)."""
+    cut = len(sample) * 3 // 4
+    return sample[:cut], sample[cut:]
+
+
+__all__ = [
+    "CODECS",
+    "DELTA",
+    "MAX_CHAIN",
+    "RAW",
+    "ZSTD",
+    "Codec",
+    "Fetch",
+    "Loader",
+    "StoredRow",
+    "changes",
+    "split_sample",
+]
