@@ -170,7 +170,7 @@ def run_child(src: Path, folder: Path, plan: Plan) -> dict[str, Any]:
 def baseline_source(revision: str, into: Path) -> Path:
     """The ``src`` tree of ``revision``, unpacked from git."""
     archive = subprocess.run(
-        ["git", "archive", revision, "src"], cwd=HERE, check=True, capture_output=True
+        ["git", "archive", revision, "src"], cwd=HERE.parent, check=True, capture_output=True
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into / "src"
