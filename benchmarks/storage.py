@@ -6,20 +6,20 @@ Run from the project root:
     .venv/bin/python benchmarks/storage.py --quick    # 200 commits, ~2 min
     .venv/bin/python benchmarks/storage.py --baseline REV
 
-Two versions of ContextFS run the same steps, one after the other, each in a
-child interpreter: this checkout's ``src`` and the baseline, the source tree of
-commit ``--baseline`` (default: the last commit that stored every object raw),
-unpacked from git into a temporary directory. Each child
+Two versions of ContextFS run the same steps, each in child interpreters:
+this checkout's ``src`` and the baseline, the source tree of commit
+``--baseline`` (default: the last commit that stored every object raw),
+unpacked from git into a temporary directory. Each
 
 1. builds the history of ``benchmarks/remotes.py``: ``--commits`` commits of
    100 new memories each (real paragraphs of ``pydoc_data.topics``), timed;
-2. measures the store on disk, then reads it: ``expand`` of HEAD and of the
-   first commit (budget 4,000 tokens), ``context`` for the seven queries of
-   ``assembly.py``, ``log`` of every commit, ``diff`` of the first commit
-   against HEAD, and ``verify``; each read on a freshly opened
-   ``Repository`` (empty caches), median of ``--rounds``;
+2. is read, ``--rounds`` times, the two versions taking turns: ``expand`` of
+   HEAD and of the first commit (budget 4,000 tokens), ``log`` of every
+   commit, ``diff`` of the first commit against HEAD, ``verify``, and
+   ``context`` for the seven queries of ``assembly.py``;
 3. runs ``gc`` (the baseline's only collects; this version also trains its
-   dictionaries and makes old tree versions deltas) and measures 2 again.
+   atom dictionary and makes old tree versions deltas), measuring its
+   objects table before and after, and is read again as in 2.
 
 git holds the same memories (one file each, 100 per commit, ``git
 fast-import`` then ``git gc``, as ``remotes.py`` builds it); its packed objects
@@ -30,14 +30,14 @@ are the size to beat. The report goes to the "storage" section of
 from __future__ import annotations
 
 import json
-import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,47 +95,46 @@ PLANS = Plans(
 # -- the child: one version's build and reads ---------------------------------------------
 
 
-def median_of(rounds: int, action: Callable[[], object]) -> float:
-    """The median seconds of ``action`` over ``rounds`` runs."""
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed_reads(folder: Path) -> dict[str, float]:
+    """One round of every read, each on a freshly opened repository: seconds by read."""
 
+    def fresh(action: Callable[[Repository], object]) -> float:
+        with Repository.open(folder) as repo:
+            begin = time.perf_counter()
+            action(repo)
+            return time.perf_counter() - begin
 
-def reads(folder: Path, rounds: int, first: str) -> dict[str, float]:
-    """Each read's median seconds, each on a freshly opened repository."""
-
-    def fresh(action: Callable[[Repository], object]) -> Callable[[], object]:
-        def run() -> object:
-            with Repository.open(folder) as repo:
-                return action(repo)
-
-        return run
-
+    first = (folder / "first").read_text()
     results = {
-        "expand HEAD": median_of(rounds, fresh(lambda r: r.expand("HEAD", budget=BUDGET))),
-        "expand the first commit": median_of(
-            rounds, fresh(lambda r: r.expand(first, budget=BUDGET))
-        ),
-        "log of every commit": median_of(rounds, fresh(lambda r: list(r.log(["HEAD"])))),
-        "diff first..HEAD": median_of(rounds, fresh(lambda r: list(r.diff(first, "HEAD")))),
-        "verify": median_of(1, fresh(lambda r: r.verify())),
+        "expand HEAD": fresh(lambda r: r.expand("HEAD", budget=BUDGET)),
+        "expand the first commit": fresh(lambda r: r.expand(first, budget=BUDGET)),
+        "log of every commit": fresh(lambda r: list(r.log(["HEAD"]))),
+        "diff first..HEAD": fresh(lambda r: list(r.diff(first, "HEAD"))),
+        "verify": fresh(lambda r: r.verify()),
     }
     with Repository.open(folder) as repo:
         repo.context("HEAD", budget=BUDGET, query=QUERIES[0])  # indexes, loads the tokenizer
-        per_query = [
-            median_of(rounds, lambda q=q: repo.context("HEAD", budget=BUDGET, query=q))
-            for q in QUERIES
-        ]
+        per_query = []
+        for query in QUERIES:
+            begin = time.perf_counter()
+            repo.context("HEAD", budget=BUDGET, query=query)
+            per_query.append(time.perf_counter() - begin)
     results["context (median of the 7 queries)"] = statistics.median(per_query)
     return results
 
 
-def child(folder: Path, commits: int, rounds: int) -> dict[str, Any]:
-    """Build the history in ``folder``, read it, gc it, read it again."""
+def object_table_bytes(folder: Path) -> int:
+    """The pages SQLite gives the objects table (the history; indexes beside it are not)."""
+    with sqlite3.connect(folder / ".contextfs" / "store.db") as conn:
+        (size,) = conn.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name IN ('objects', 'dictionaries')"
+        ).fetchone()
+    conn.close()
+    return int(size)
+
+
+def build(folder: Path, commits: int) -> dict[str, Any]:
+    """Build the history in ``folder``; its seconds and size."""
     corpus = Corpus()
     Repository.init(folder, embedder="none").close()
     start = time.perf_counter()
@@ -143,28 +142,65 @@ def child(folder: Path, commits: int, rounds: int) -> dict[str, Any]:
         for block in blocks(0, commits):
             repo.add_atoms([make_atom(corpus, item) for item in block])
             repo.commit(f"memories {block.start:,} to {block.stop - 1:,}")
-        first = str(list(repo.log())[-1].id)
+        (folder / "first").write_text(str(list(repo.log())[-1].id))
     built = time.perf_counter() - start
-    out: dict[str, Any] = {"build": built, "disk": tree_bytes(folder / ".contextfs")}
-    out["reads"] = reads(folder, rounds, first)
+    return {"seconds": built, "disk": tree_bytes(folder / ".contextfs")}
+
+
+def collect(folder: Path) -> dict[str, Any]:
+    """``gc`` the store; its seconds and the sizes before and after."""
+    before = object_table_bytes(folder)
     with Repository.open(folder) as repo:
         start = time.perf_counter()
         repo.gc()
-        out["gc"] = time.perf_counter() - start
-    out["disk after gc"] = tree_bytes(folder / ".contextfs")
-    out["reads after gc"] = reads(folder, rounds, first)
-    return out
+        seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "objects before": before,
+        "objects": object_table_bytes(folder),
+        "disk": tree_bytes(folder / ".contextfs"),
+    }
+
+
+def child(step: str, folder: Path, commits: int) -> dict[str, Any]:
+    """One step in a child interpreter: build, read or gc."""
+    if step == "build":
+        return build(folder, commits)
+    if step == "gc":
+        return collect(folder)
+    return timed_reads(folder)
 
 
 # -- the parent: both versions and git ------------------------------------------------------
 
 
-def run_child(src: Path, folder: Path, plan: Plan) -> dict[str, Any]:
-    """One version's figures, from a child interpreter importing ContextFS from ``src``."""
-    env = {"PYTHONPATH": f"{src}:{HERE}", "PATH": "/usr/bin:/bin"}
-    argv = [sys.executable, __file__, "--child", str(folder), str(plan.commits), str(plan.rounds)]
-    done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout)  # type: ignore[no-any-return]
+@dataclass
+class Version:
+    """One version of ContextFS under test: its source and its store."""
+
+    name: str
+    src: Path
+    folder: Path
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, step: str, plan: Plan) -> dict[str, Any]:
+        """Run ``step`` in a child interpreter importing ContextFS from :attr:`src`."""
+        env = {"PYTHONPATH": f"{self.src}:{HERE}", "PATH": "/usr/bin:/bin"}
+        argv = [sys.executable, __file__, "--child", step, str(self.folder), str(plan.commits)]
+        done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def interleaved_reads(versions: list[Version], plan: Plan) -> dict[str, dict[str, float]]:
+    """Every read's median seconds per version, the versions taking turns round by round."""
+    rounds: dict[str, list[dict[str, float]]] = {v.name: [] for v in versions}
+    for _ in range(plan.rounds):
+        for version in versions:
+            rounds[version.name].append(version.run("read", plan))
+    return {
+        name: {read: statistics.median(r[read] for r in runs) for read in runs[0]}
+        for name, runs in rounds.items()
+    }
 
 
 def baseline_source(revision: str, into: Path) -> Path:
@@ -187,52 +223,57 @@ def git_twin(commits: int, work: Path) -> tuple[int, float]:
     return sum(git_packs(git_dir).values()), time.perf_counter() - start
 
 
-def rows_for(
-    current: dict[str, Any], base: dict[str, Any], git_bytes: int, plan: Plan
-) -> list[Row]:
+def rows_for(figures: dict[str, Any], git_bytes: int, plan: Plan) -> list[Row]:
     """The table: this version against the baseline, and the history against git."""
+    now, raw = figures["packed"], figures["raw"]
     rows = [
         Row(
             f"build: {plan.commits:,} commits of 100 memories (add_atoms + commit)",
-            fmt_seconds(current["build"]),
-            f"raw: {fmt_seconds(base['build'])}",
-            current["build"] / base["build"],
+            fmt_seconds(now["build"]["seconds"]),
+            f"raw: {fmt_seconds(raw['build']['seconds'])}",
+            now["build"]["seconds"] / raw["build"]["seconds"],
             "≈ 1",
         ),
         Row(
-            "store on disk after the build",
-            fmt_bytes(current["disk"]),
-            f"raw: {fmt_bytes(base['disk'])}",
-            current["disk"] / base["disk"],
+            "objects table after the build",
+            fmt_bytes(now["gc"]["objects before"]),
+            f"raw: {fmt_bytes(raw['gc']['objects before'])}",
+            now["gc"]["objects before"] / raw["gc"]["objects before"],
         ),
         Row(
-            "gc (this version: collect, train dictionaries, repack)",
-            fmt_seconds(current["gc"]),
-            f"raw (collect only): {fmt_seconds(base['gc'])}",
-            current["gc"] / base["gc"],
+            "gc (this version: collect, train the atom dictionary, repack)",
+            fmt_seconds(now["gc"]["seconds"]),
+            f"raw (collect only): {fmt_seconds(raw['gc']['seconds'])}",
+            now["gc"]["seconds"] / raw["gc"]["seconds"],
         ),
         Row(
-            "store on disk after gc",
-            fmt_bytes(current["disk after gc"]),
-            f"raw: {fmt_bytes(base['disk after gc'])}",
-            current["disk after gc"] / base["disk after gc"],
+            "objects table after gc",
+            fmt_bytes(now["gc"]["objects"]),
+            f"raw: {fmt_bytes(raw['gc']['objects'])}",
+            now["gc"]["objects"] / raw["gc"]["objects"],
         ),
         Row(
-            "history on disk after gc, against git's packed objects",
-            fmt_bytes(current["disk after gc"]),
+            "the history on disk after gc (objects table) against git's packed objects",
+            fmt_bytes(now["gc"]["objects"]),
             f"git gc: {fmt_bytes(git_bytes)}",
-            current["disk after gc"] / git_bytes,
+            now["gc"]["objects"] / git_bytes,
             "≤ 1.5",
+        ),
+        Row(
+            "the whole .contextfs folder after gc (with the full-text index)",
+            fmt_bytes(now["gc"]["disk"]),
+            f"raw: {fmt_bytes(raw['gc']['disk'])}",
+            now["gc"]["disk"] / raw["gc"]["disk"],
         ),
     ]
     for stage, label in (("reads", "before gc"), ("reads after gc", "after gc")):
-        for name, seconds in current[stage].items():
+        for name, seconds in now[stage].items():
             rows.append(
                 Row(
                     f"{name}, {label}",
                     fmt_seconds(seconds),
-                    f"raw: {fmt_seconds(base[stage][name])}",
-                    seconds / base[stage][name],
+                    f"raw: {fmt_seconds(raw[stage][name])}",
+                    seconds / raw[stage][name],
                     "≤ 1.2",
                 )
             )
@@ -243,8 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run both versions and git, then write the RESULTS.md section."""
     args_in = sys.argv[1:] if argv is None else argv
     if args_in[:1] == ["--child"]:
-        folder, commits, rounds = Path(args_in[1]), int(args_in[2]), int(args_in[3])
-        print(json.dumps(child(folder, commits, rounds)))
+        step, folder, commits = args_in[1], Path(args_in[2]), int(args_in[3])
+        print(json.dumps(child(step, folder, commits)))
         return 0
     parser = PLANS.parser(__doc__)
     args, plan = PLANS.choose(parser, argv)
@@ -255,15 +296,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="contextfs-storage-") as temp:
         work = Path(temp)
         (work / "baseline").mkdir()
-        old_src = baseline_source(plan.baseline, work / "baseline")
+        versions = [
+            Version("raw", baseline_source(plan.baseline, work / "baseline"), work / "raw"),
+            Version("packed", HERE.parent / "src", work / "packed"),
+        ]
         progress(f"git: {plan.commits:,} commits")
         git_bytes, git_seconds = git_twin(plan.commits, work)
-        progress(f"baseline {plan.baseline}: build, read, gc, read")
-        base = run_child(old_src, work / "raw", plan)
-        shutil.rmtree(work / "raw")
-        progress("this version: build, read, gc, read")
-        current = run_child(HERE.parent / "src", work / "packed", plan)
-    report.rows = rows_for(current, base, git_bytes, plan)
+        for version in versions:
+            progress(f"{version.name}: building {plan.commits:,} commits")
+            version.figures["build"] = version.run("build", plan)
+        progress(f"reads, {plan.rounds} rounds, the versions taking turns")
+        for name, medians in interleaved_reads(versions, plan).items():
+            next(v for v in versions if v.name == name).figures["reads"] = medians
+        for version in versions:
+            progress(f"{version.name}: gc")
+            version.figures["gc"] = version.run("gc", plan)
+        progress(f"reads after gc, {plan.rounds} rounds")
+        for name, medians in interleaved_reads(versions, plan).items():
+            next(v for v in versions if v.name == name).figures["reads after gc"] = medians
+    figures = {version.name: version.figures for version in versions}
+    report.rows = rows_for(figures, git_bytes, plan)
     for row in report.rows:
         progress(f"  {row.measurement}: {row.contextfs} | {row.baseline}")
     report.note_load()
@@ -278,11 +330,15 @@ def main(argv: list[str] | None = None) -> int:
         " this version's store after gc / git's packed objects.",
         f"git: `git fast-import` of the same memories then `git gc` ({fmt_seconds(git_seconds)});"
         " its figure is the bytes of its packs.",
-        "Store on disk: every file in `.contextfs` (the object table, the full-text index"
-        " and the reflog).",
-        "Reads: each on a freshly opened `Repository` (its tree cache and the decoded-base"
-        " cache empty; the OS page cache warm); `context` on one open repository, after a"
-        " first query that indexes and loads the tokenizer.",
+        "The objects table: the pages SQLite gives it (`dbstat`), with the compression"
+        " dictionaries; the folder adds the full-text index built by the first query, and"
+        " the reflog.",
+        "Reads: each round runs in a new child interpreter per version, the two versions"
+        " taking turns, so drift of the machine falls on both; each read on a freshly"
+        " opened `Repository` (its tree cache and the decoded-base cache empty; the OS page"
+        " cache warm); medians over the rounds. `context` runs on one open repository"
+        " after a first query that indexes and loads the tokenizer: the median of the"
+        " seven queries' times.",
     ]
     lines += subsection("Notes", *bullets(notes))
     publish_section(

@@ -149,3 +149,34 @@ def test_a_store_of_the_previous_schema_migrates_and_its_raw_objects_read(tmp_pa
         rows = dict(conn.execute("SELECT id, codec FROM objects").fetchall())
     assert steps == [1, 2, 3, 4, 5]
     assert rows == {b"a" * 32: RAW, b"b" * 32: ZSTD}  # old rows stay as they were until gc
+
+
+def dictionaries(path: Path) -> tuple[int, list[str]]:
+    with sqlite3.connect(path) as conn:
+        (count,) = conn.execute("SELECT count(*) FROM dictionaries").fetchone()
+        keys = [row[0] for row in conn.execute("SELECT key FROM meta ORDER BY key")]
+    conn.close()
+    return count, keys
+
+
+def test_a_bulk_write_of_text_learns_a_dictionary_and_of_noise_remembers_it_did_not_pay(
+    tmp_path: Path,
+) -> None:
+    text = tmp_path / "text.db"
+    with SqliteStore.open(text, create=True) as store:
+        store.put_objects(prose(1500))
+    assert dictionaries(text) == (1, ["format"])
+    noise = tmp_path / "noise.db"
+    rows = [
+        (hashlib.sha256(b"n%d" % n).digest(), "atom", hashlib.sha512(b"%d" % n).digest())
+        for n in range(1500)
+    ]
+    with SqliteStore.open(noise, create=True) as store:
+        store.put_objects(rows)
+    assert dictionaries(noise) == (0, ["atom_dictionary_unpaid", "format"])
+    with SqliteStore.open(noise) as store:  # another process does not try again
+        store.put_objects(prose(1500))
+        assert store.get_objects([oid for oid, _, _ in rows[:3]]) == {
+            oid: StoredObject(kind, data) for oid, kind, data in rows[:3]
+        }
+    assert dictionaries(noise)[0] == 0

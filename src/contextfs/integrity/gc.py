@@ -56,8 +56,8 @@ from .repack import plan_deltas
 DEFAULT_GRACE_SECONDS: Final = 30 * 86_400
 #: Objects read from the store at a time while walking.
 BATCH: Final = 1000
-#: The kinds a repack trains compression dictionaries for (the bulk of every store).
-PACKED_KINDS: Final = (ATOM, TREE)
+#: The kinds a repack trains compression dictionaries for: text (tree nodes get deltas).
+PACKED_KINDS: Final = (ATOM,)
 
 
 @dataclass(frozen=True, slots=True)

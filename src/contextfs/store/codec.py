@@ -42,8 +42,9 @@ CODECS: Final = frozenset({RAW, ZSTD, DELTA})
 LEVEL: Final = 3
 #: Most deltas between an object and a whole one (git's pack.depth is 50).
 MAX_CHAIN: Final = 50
+ATOM: Final = "atom"
 #: Kinds compressed on write even without a dictionary (text shrinks; ids do not).
-ALWAYS_COMPRESSED: Final = frozenset({"atom"})
+ALWAYS_COMPRESSED: Final = frozenset({ATOM})
 #: Trained dictionary ids start here: zstd reserves the ids below for public registration.
 FIRST_DICTIONARY_ID: Final = 32768
 #: A trained dictionary is adopted only if it shrinks a held-out sample at least this much.
@@ -55,6 +56,13 @@ MIN_SAMPLES: Final = 200
 MAX_DICTIONARY: Final = 256 * 1024
 #: Canonical bytes of delta bases kept decoded, so chains sharing a base decode it once.
 BASE_CACHE_BYTES: Final = 32 * 1024 * 1024
+#: Atoms in one write that train the store's first atom dictionary (a bulk ingest),
+#: and most of them it learns from.
+AUTO_TRAIN: Final = 1000
+AUTO_SAMPLES: Final = 2000
+#: The kinds that get dictionaries: text. A tree node is mostly ids, which no
+#: dictionary predicts; its old versions become deltas instead.
+TRAINED_KINDS: Final = frozenset({"atom"})
 #: Largest object a frame may expand to: larger claims are corruption, not content.
 MAX_OBJECT: Final = 1 << 30
 
@@ -69,6 +77,8 @@ class StoredRow(NamedTuple):
 
 
 Fetch = Callable[[list[bytes]], Mapping[bytes, StoredRow]]
+#: A row as a store's table returns it: ``(id, kind, data, codec, base)``.
+Row = tuple[bytes, str, bytes, int, "bytes | None"]
 #: Reads a dictionary by id from the store (one trained elsewhere since the codec was made).
 Loader = Callable[[int], "tuple[str, bytes] | None"]
 
@@ -204,10 +214,9 @@ class Codec:
         """
         if row.codec == RAW:
             return row.data
+        if row.codec == ZSTD:
+            return self._unframe(row.kind, row.data)
         try:
-            if row.codec == ZSTD:
-                dict_id = zstandard.get_frame_parameters(row.data).dict_id
-                return self._decompressor(dict_id).decompress(row.data, max_output_size=MAX_OBJECT)
             if row.codec == DELTA and base is not None:
                 dictionary = zstandard.ZstdCompressionDict(
                     base, dict_type=zstandard.DICT_TYPE_RAWCONTENT
@@ -218,6 +227,34 @@ class Codec:
         except zstandard.ZstdError as exc:
             raise CorruptObjectError(f"a stored {row.kind} does not decompress: {exc}") from None
         raise CorruptObjectError(f"a stored {row.kind} has unknown encoding {row.codec}")
+
+    def objects(self, rows: Iterable[Row], fetch: Fetch) -> dict[bytes, StoredObject]:
+        """Decode stored ``(id, kind, data, codec, base)`` rows; deltas' bases through ``fetch``.
+
+        The common rows, raw or one frame, take no more than a decompression.
+
+        Raises:
+            CorruptObjectError: as :meth:`resolve`.
+        """
+        out: dict[bytes, StoredObject] = {}
+        deltas: dict[bytes, StoredRow] = {}
+        for oid, kind, data, codec, base in rows:
+            if codec == RAW:
+                out[oid] = StoredObject(kind, data)
+            elif codec == ZSTD:
+                out[oid] = StoredObject(kind, self._unframe(kind, data))
+            else:
+                deltas[oid] = StoredRow(kind, data, codec, base)
+        if deltas:
+            out.update(self.resolve(deltas, fetch))
+        return out
+
+    def _unframe(self, kind: str, data: bytes) -> bytes:
+        try:
+            dict_id = zstandard.get_frame_parameters(data).dict_id
+            return self._decompressor(dict_id).decompress(data, max_output_size=MAX_OBJECT)
+        except zstandard.ZstdError as exc:
+            raise CorruptObjectError(f"a stored {kind} does not decompress: {exc}") from None
 
     def resolve(self, rows: Mapping[bytes, StoredRow], fetch: Fetch) -> dict[bytes, StoredObject]:
         """Decode ``rows``, reading the bases of deltas (and theirs) with ``fetch``.
@@ -343,6 +380,19 @@ def changes(
     ]
 
 
+def auto_sample(codec: Codec, rows: Iterable[tuple[bytes, str, bytes]]) -> list[bytes]:
+    """The atoms of a write to train the first atom dictionary on, or nothing.
+
+    A write of at least :data:`AUTO_TRAIN` atoms into a store without an atom
+    dictionary is a bulk ingest: learning from it now makes every later atom
+    smaller and faster to write and read, long before the first gc.
+    """
+    if codec.dictionary_for(ATOM) is not None:
+        return []
+    atoms = [data for _, kind, data in rows if kind == ATOM and data]
+    return atoms[:AUTO_SAMPLES] if len(atoms) >= AUTO_TRAIN else []
+
+
 def split_sample(sample: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     """Split a sample into what a dictionary learns from and what judges it (3 to 1)."""
     cut = len(sample) * 3 // 4
@@ -358,7 +408,9 @@ __all__ = [
     "Codec",
     "Fetch",
     "Loader",
+    "Row",
     "StoredRow",
+    "auto_sample",
     "changes",
     "split_sample",
 ]

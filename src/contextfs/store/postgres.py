@@ -50,7 +50,16 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
-from contextfs.store.codec import DELTA, MAX_SAMPLES, Codec, StoredRow, changes, split_sample
+from contextfs.store.codec import (
+    DELTA,
+    MAX_SAMPLES,
+    Codec,
+    Row,
+    StoredRow,
+    auto_sample,
+    changes,
+    split_sample,
+)
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 from contextfs.store.sqlite import id_range
@@ -130,6 +139,9 @@ WORKSPACES: Final = "workspaces/"
 
 _WORKSPACE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
+#: The ``meta`` key that says a bulk write's atoms made no dictionary worth keeping.
+_UNPAID: Final = "atom_dictionary_unpaid"
+
 _CHUNK: Final = 1000  # ids per ``= ANY(%s)`` lookup or insert batch
 _PAGE: Final = 1000  # rows per iter_objects page
 _MAX_LIMIT: Final = 2**62
@@ -156,6 +168,7 @@ class PostgresStore(NestedTransactions):
         self._lock = threading.RLock()
         self._depth = 0
         self._codec = Codec(loader=self._load_dictionary)  # dictionaries read by _configure
+        self._auto_tried = False  # one bulk write per store object may train a dictionary
 
     @classmethod
     def open(
@@ -385,7 +398,8 @@ class PostgresStore(NestedTransactions):
     def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """Return the present objects among ``oids`` (absent ids are left out)."""
         unique = list(dict.fromkeys(oids))
-        found = self._codec.resolve(self._rows(unique), self._rows)
+        rows = [(oid, *row) for oid, row in self._rows(unique).items()]
+        found = self._codec.objects(rows, self._rows)
         return {oid: found[oid] for oid in unique if oid in found}
 
     def _rows(self, oids: list[bytes]) -> dict[bytes, StoredRow]:
@@ -431,8 +445,12 @@ class PostgresStore(NestedTransactions):
         for row in rows:
             first.setdefault(row[0], row)  # the first of repeated ids wins, as everywhere
         rows = sorted(first.values(), key=itemgetter(0))
-        encode = self._codec.encode
+        sample = auto_sample(self._codec, rows) if not self._auto_tried else []
         with self.transaction(), self._guard() as conn:
+            if sample:
+                self._auto_tried = True
+                self._auto_train(sample)
+            encode = self._codec.encode
             for start in range(0, len(rows), _CHUNK):
                 chunk = rows[start : start + _CHUNK]
                 encoded = [encode(kind, data) for _, kind, data in chunk]
@@ -485,18 +503,18 @@ class PostgresStore(NestedTransactions):
         params: tuple[object, ...] = ()
         if kind is not None:
             select, params = select + " AND kind = %s", (kind,)
-        page: dict[bytes, StoredRow] = {}
+        page: list[Row] = []
         for oid, found, data, codec, base in self._pages(select, params):
-            page[bytes(oid)] = _row(found, data, codec, base)
+            page.append((bytes(oid), *_row(found, data, codec, base)))
             if len(page) >= _PAGE:
                 yield from self._decoded(page)
         yield from self._decoded(page)
 
-    def _decoded(self, page: dict[bytes, StoredRow]) -> Iterator[tuple[bytes, str, bytes]]:
-        found = self._codec.resolve(page, self._rows)
+    def _decoded(self, page: list[Row]) -> Iterator[tuple[bytes, str, bytes]]:
+        found = self._codec.objects(page, self._rows)
+        for oid, *_ in page:
+            yield oid, found[oid].kind, found[oid].data
         page.clear()
-        for oid, stored in found.items():
-            yield oid, stored.kind, stored.data
 
     def _pages(self, select: str, params: tuple[object, ...]) -> Iterator[Any]:
         """Rows of ``select`` (its first column the id, its first parameter after it), by id.
@@ -598,6 +616,43 @@ class PostgresStore(NestedTransactions):
                 changed += len(updates)
         return changed
 
+    def _auto_train(self, sample: list[bytes]) -> None:
+        """Learn the first atom dictionary from a bulk write, unless it did not pay before."""
+        with self._guard() as conn:
+            if conn.execute("SELECT 1 FROM meta WHERE key = %s", (_UNPAID,)).fetchone():
+                return
+        if not self._adopt_dictionary("atom", sample, first=True):
+            with self._guard() as conn:
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (%s, 'yes') ON CONFLICT DO NOTHING",
+                    (_UNPAID,),
+                )
+
+    def _adopt_dictionary(self, kind: str, sample: list[bytes], *, first: bool = False) -> bool:
+        """Train a dictionary for ``kind`` on ``sample``; store it and use it if it pays.
+
+        As in :class:`~contextfs.store.sqlite.SqliteStore`; a dictionary another
+        transaction stored meanwhile under the same id wins, and is used.
+        """
+        self._codec = self._read_codec()
+        if first and self._codec.dictionary_for(kind) is not None:
+            return True
+        trained = self._codec.train(kind, *split_sample(sample))
+        if trained is None:
+            return False
+        dict_id, dictionary = trained
+        with self._guard() as conn:
+            stored = conn.execute(
+                "INSERT INTO dictionaries (id, kind, data) VALUES (%s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
+                (dict_id, kind, dictionary),
+            ).rowcount
+        if not stored:
+            self._codec = self._read_codec()
+            return first and self._codec.dictionary_for(kind) is not None
+        self._codec.add_dictionary(dict_id, kind, dictionary)
+        return True
+
     def train_dictionary(self, kind: str) -> bool:
         """Train a zstd dictionary on a sample of the store's ``kind`` objects; keep it if it pays.
 
@@ -613,16 +668,8 @@ class PostgresStore(NestedTransactions):
                     rows += conn.execute(sql.format("<"), more).fetchall()
             ids = [bytes(row[0]) for row in rows]
             sample = [stored.data for stored in self.get_objects(ids).values() if stored.data]
-            trained = self._codec.train(kind, *split_sample(sample))
-            if trained is None:
+            if not self._adopt_dictionary(kind, sample):
                 return False
-            dict_id, dictionary = trained
-            with self._guard() as conn:
-                conn.execute(
-                    "INSERT INTO dictionaries (id, kind, data) VALUES (%s, %s, %s)",
-                    (dict_id, kind, dictionary),
-                )
-            self._codec.add_dictionary(dict_id, kind, dictionary)
             page = (
                 "SELECT id FROM objects WHERE kind = %s AND codec <> %s AND id > %s"
                 " ORDER BY id LIMIT %s"

@@ -37,8 +37,10 @@ from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
 from contextfs.store.codec import (
     DELTA,
     MAX_SAMPLES,
+    RAW,
     Codec,
     StoredRow,
+    auto_sample,
     changes,
     split_sample,
 )
@@ -154,6 +156,10 @@ FIND_KIND_IDS_TO_END_SQL: Final = (
     "SELECT id FROM objects WHERE id >= ? AND kind IN ({}) ORDER BY id LIMIT ?"
 )
 
+#: The ``meta`` key that says a bulk write's atoms made no dictionary worth keeping.
+_UNPAID: Final = "atom_dictionary_unpaid"
+#: Objects as stored (contextfs.store.codec decodes them).
+_SELECT_ROWS: Final = "SELECT id, kind, data, codec, base FROM objects"
 _CHUNK: Final = 500  # ids per IN (...) lookup, far below SQLite's variable limit
 _PAGE: Final = 1000  # rows per iter_objects page
 _MAX_LIMIT: Final = 2**62  # keeps LIMIT inside SQLite's 64-bit integer
@@ -229,6 +235,7 @@ class SqliteStore(NestedTransactions):
         self._depth = 0
         self._busy_ms = 30_000  # set again by _configure
         self._codec = Codec(loader=self._load_dictionary)  # dictionaries read by _configure
+        self._auto_tried = False  # one bulk write per store object may train a dictionary
 
     @classmethod
     def open(
@@ -430,17 +437,24 @@ class SqliteStore(NestedTransactions):
 
     def get_object(self, oid: bytes) -> StoredObject | None:
         """Return the object stored under ``oid``, or None if absent."""
-        return self.get_objects([oid]).get(oid)
+        with self._guard() as conn:
+            row = conn.execute(f"{_SELECT_ROWS} WHERE id = ?", (oid,)).fetchone()
+        if row is None:
+            return None
+        if row[3] == RAW:
+            return StoredObject(row[1], row[2])
+        return self._codec.objects([row], self._rows)[oid]
 
     def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """Return the present objects among ``oids`` (absent ids are left out)."""
         unique = list(dict.fromkeys(oids))
-        found = self._codec.resolve(self._rows(unique), self._rows)
+        rows = self._select_in(f"{_SELECT_ROWS} WHERE id IN", unique)
+        found = self._codec.objects(rows, self._rows)
         return {oid: found[oid] for oid in unique if oid in found}
 
     def _rows(self, oids: list[bytes]) -> dict[bytes, StoredRow]:
         """The stored rows of ``oids``, as kept (compressed, or deltas)."""
-        rows = self._select_in("SELECT id, kind, data, codec, base FROM objects WHERE id IN", oids)
+        rows = self._select_in(f"{_SELECT_ROWS} WHERE id IN", oids)
         return {row[0]: StoredRow(row[1], row[2], row[3], row[4]) for row in rows}
 
     def has_objects(self, oids: Sequence[bytes]) -> set[bytes]:
@@ -469,12 +483,46 @@ class SqliteStore(NestedTransactions):
             return
         # Inserting in key order touches each B-tree page once instead of at random.
         rows.sort(key=itemgetter(0))
-        encode = self._codec.encode
+        sample = auto_sample(self._codec, rows) if not self._auto_tried else []
         with self._write() as conn:
+            if sample:
+                self._auto_tried = True
+                self._auto_train(conn, sample)
+            encode = self._codec.encode
             conn.executemany(
                 "INSERT OR IGNORE INTO objects (id, kind, codec, data) VALUES (?, ?, ?, ?)",
                 [(oid, kind, *encode(kind, data)) for oid, kind, data in rows],
             )
+
+    def _auto_train(self, conn: sqlite3.Connection, sample: list[bytes]) -> None:
+        """Learn the first atom dictionary from a bulk write, unless it did not pay before."""
+        if conn.execute("SELECT 1 FROM meta WHERE key = ?", (_UNPAID,)).fetchone():
+            return
+        if not self._adopt_dictionary(conn, "atom", sample, first=True):
+            conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, 'yes')", (_UNPAID,))
+
+    def _adopt_dictionary(
+        self, conn: sqlite3.Connection, kind: str, sample: list[bytes], *, first: bool = False
+    ) -> bool:
+        """Train a dictionary for ``kind`` on ``sample``; store it and use it if it pays.
+
+        Runs in the write transaction. The dictionaries are read again first,
+        so one trained meanwhile by another connection is used, never clashed
+        with; with ``first``, such a dictionary is kept instead of training.
+        """
+        self._codec = self._read_codec(conn)
+        if first and self._codec.dictionary_for(kind) is not None:
+            return True
+        trained = self._codec.train(kind, *split_sample(sample))
+        if trained is None:
+            return False
+        dict_id, dictionary = trained
+        conn.execute(
+            "INSERT INTO dictionaries (id, kind, data) VALUES (?, ?, ?)",
+            (dict_id, kind, dictionary),
+        )
+        self._codec.add_dictionary(dict_id, kind, dictionary)
+        return True
 
     def find_ids(
         self, hex_prefix: str, limit: int, kinds: Collection[str] | None = None
@@ -514,19 +562,19 @@ class SqliteStore(NestedTransactions):
         return self._decoded(pages)
 
     def _decoded(self, rows: Iterable[Any]) -> Iterator[tuple[bytes, str, bytes]]:
-        """Decode ``(id, kind, data, codec, base)`` rows a page at a time."""
-        page: dict[bytes, StoredRow] = {}
-        for oid, kind, data, codec, base in rows:
-            page[oid] = StoredRow(kind, data, codec, base)
+        """Decode ``(id, kind, data, codec, base)`` rows a page at a time, in order."""
+        page: list[Any] = []
+        for row in rows:
+            page.append(row)
             if len(page) >= _PAGE:
                 yield from self._flush(page)
         yield from self._flush(page)
 
-    def _flush(self, page: dict[bytes, StoredRow]) -> Iterator[tuple[bytes, str, bytes]]:
-        found = self._codec.resolve(page, self._rows)
+    def _flush(self, page: list[Any]) -> Iterator[tuple[bytes, str, bytes]]:
+        found = self._codec.objects(page, self._rows)
+        for oid, *_ in page:
+            yield oid, found[oid].kind, found[oid].data
         page.clear()
-        for oid, stored in found.items():
-            yield oid, stored.kind, stored.data
 
     def _pages(self, select: str, params: tuple[object, ...]) -> Iterator[Any]:
         """Rows of ``select`` (its first column the id, its first parameter after it), by id.
@@ -648,15 +696,8 @@ class SqliteStore(NestedTransactions):
                 more = conn.execute(sql.format("<"), (kind, start, MAX_SAMPLES - len(ids)))
                 ids += [row[0] for row in more]
             sample = [stored.data for stored in self.get_objects(ids).values() if stored.data]
-            trained = self._codec.train(kind, *split_sample(sample))
-            if trained is None:
+            if not self._adopt_dictionary(conn, kind, sample):
                 return False
-            dict_id, dictionary = trained
-            conn.execute(
-                "INSERT INTO dictionaries (id, kind, data) VALUES (?, ?, ?)",
-                (dict_id, kind, dictionary),
-            )
-            self._codec.add_dictionary(dict_id, kind, dictionary)
             page = (
                 "SELECT id FROM objects WHERE kind = ? AND codec != ? AND id > ?"
                 " ORDER BY id LIMIT ?"

@@ -560,7 +560,8 @@ class PackedStoreContract(_StoreFixtures):
 
     def test_a_dictionary_is_kept_when_it_pays_and_reads_survive_reopening(self) -> None:
         rows = prose(1200)
-        self.store.put_objects(rows)
+        for start in range(0, len(rows), 400):  # small writes: no dictionary is learnt yet
+            self.store.put_objects(rows[start : start + 400])
         assert self.packed().train_dictionary("atom")
         self.store.put_objects(prose(50, tag="after "))  # compressed with the new dictionary
         assert not self.packed().train_dictionary("commit")  # nothing to learn from
@@ -571,7 +572,8 @@ class PackedStoreContract(_StoreFixtures):
             assert other.get_objects(list(expected)) == expected
 
     def test_a_dictionary_trained_in_an_abandoned_transaction_is_forgotten(self) -> None:
-        self.store.put_objects(prose(1200))
+        for start in range(0, 1200, 400):
+            self.store.put_objects(prose(1200)[start : start + 400])
         with abandoned(self.store):
             assert self.packed().train_dictionary("atom")
         later = prose(20, tag="later ")
@@ -581,6 +583,14 @@ class PackedStoreContract(_StoreFixtures):
             assert other.get_objects([oid for oid, _, _ in later]) == {
                 oid: StoredObject(kind, data) for oid, kind, data in later
             }
+
+    def test_a_bulk_write_learns_the_first_dictionary_once(self) -> None:
+        rows = prose(1500)
+        self.store.put_objects(rows)  # a bulk ingest: its atoms teach the dictionary
+        assert not self.packed().train_dictionary("atom")  # it has one that pays already
+        assert self.store.get_objects([oid for oid, _, _ in rows]) == {
+            oid: StoredObject(kind, data) for oid, kind, data in rows
+        }
 
 
 class PersistentStoreContract(_StoreFixtures):
