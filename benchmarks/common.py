@@ -255,6 +255,18 @@ def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def object_table_bytes(folder: Path) -> int:
+    """The pages SQLite gives a repository's objects and its compression dictionaries.
+
+    The history itself: the full-text and vector indexes beside it are left out.
+    """
+    with contextlib.closing(sqlite3.connect(folder / ".contextfs" / "store.db")) as conn:
+        (size,) = conn.execute(
+            "SELECT sum(pgsize) FROM dbstat WHERE name IN ('objects', 'dictionaries')"
+        ).fetchone()
+    return int(size or 0)
+
+
 def measured_version() -> str:
     """The ContextFS commit measured, and whether its sources differ from it."""
     root = HERE.parent

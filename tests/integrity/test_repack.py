@@ -9,8 +9,8 @@ from pathlib import Path
 from contextfs import MemoryAtom, Repository, TypeSignature
 from contextfs.history.commits import decode_commit
 from contextfs.history.tree import decode_node
-from contextfs.integrity.repack import plan_deltas
-from contextfs.store.codec import DELTA, MAX_CHAIN, RAW
+from contextfs.integrity.repack import DEPTH, plan_deltas
+from contextfs.store.codec import DELTA, RAW
 
 FACT = TypeSignature("Fact")
 WHEN = datetime(2025, 3, 1, tzinfo=UTC)
@@ -61,7 +61,7 @@ def test_gc_turns_old_tree_versions_into_deltas_and_every_version_still_reads(
         steps, at = 0, oid
         while at in deltas:
             at, steps = deltas[at], steps + 1
-            assert steps <= MAX_CHAIN
+            assert steps <= DEPTH
     with Repository.open(folder) as repo:  # a new process decodes every version
         head = decode_commit(repo.store.get_object(bytes.fromhex(heads[-1])).data)  # type: ignore[union-attr]
         assert stored[head.tree][1] != DELTA  # the newest snapshot reads without a delta

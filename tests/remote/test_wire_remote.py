@@ -21,11 +21,11 @@ from click.testing import CliRunner
 
 from contextfs.cli.main import cli
 from contextfs.client import Client
-from contextfs.errors import CorruptObjectError, NonFastForwardError
+from contextfs.errors import CorruptObjectError, InvalidInputError, NonFastForwardError
 from contextfs.model.ids import from_hex
 from contextfs.remote import sync
-from contextfs.remote.objects import RefUpdate, offer
-from contextfs.remote.peers import stored_rows
+from contextfs.remote.objects import RefUpdate
+from contextfs.remote.pack import pack_history
 from contextfs.remote.wire import WirePeer
 from contextfs.repo import Repository
 from contextfs.store.postgres import PostgresStore
@@ -72,16 +72,10 @@ def test_clone_fetch_pull_push_over_the_wire(
             grow(late, 1, tag="late ")
             before = state(server)
             # The server checks too: an update that drops its commits is refused there.
-            ids = [
-                oid
-                for batch in offer(late.store, [from_hex(late.head() or "")], [])
-                for oid in batch
-            ]
+            pack = pack_history(late.store, [from_hex(late.head() or "")], [])
             with WirePeer(url) as peer, pytest.raises(RemoteError, match="fetch and merge first"):
-                peer.receive(
-                    stored_rows(late.store, ids),
-                    [RefUpdate("refs/heads/main", server.head(), late.head())],
-                    force=False,
+                peer.receive_pack(
+                    pack, [RefUpdate("refs/heads/main", server.head(), late.head())], force=False
                 )
             assert state(server) == before
             with pytest.raises(NonFastForwardError):
@@ -298,3 +292,15 @@ def test_a_push_killed_half_way_leaves_the_server_as_it_was(
     assert server.verify().ok
     with Client(url) as client:  # the server carries on
         assert client.refs()["refs/heads/main"] == server.head()
+
+
+def test_a_server_without_packs_is_named_as_too_old(
+    served: tuple[Repository, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from contextfs.server import serve
+
+    _, url = served
+    monkeypatch.setattr(serve, "FEATURES", ())
+    with pytest.raises(InvalidInputError, match="too old to send or take packs"):
+        sync.clone(url, tmp_path / "agent")
+    assert not (tmp_path / "agent").exists()  # a failed clone leaves nothing behind

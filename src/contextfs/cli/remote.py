@@ -55,7 +55,6 @@ def _transfer_shape(result: sync.TransferResult) -> dict[str, Any]:
     return {
         "remote": result.remote,
         "updated": [_update_shape(u) for u in result.updated],
-        "offered": result.offered,
         "objects": result.objects,
         "bytes": result.bytes,
         "kept_tags": result.kept_tags,
@@ -67,8 +66,8 @@ def _report(verb: str, result: sync.TransferResult) -> None:
         click.echo(f"Everything up to date with {result.remote}")
         return
     click.echo(
-        f"{verb} {result.objects} object(s), {result.bytes} bytes"
-        f" ({result.offered} offered); {len(result.updated)} ref(s) updated:"
+        f"{verb} {result.objects} object(s) in a pack of {result.bytes} bytes;"
+        f" {len(result.updated)} ref(s) updated:"
     )
     for update in result.updated:
         click.echo(_describe(update))

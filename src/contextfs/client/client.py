@@ -37,6 +37,7 @@ from ..wire.messages import (
     Expand,
     ExpandResponse,
     Fetch,
+    FetchPack,
     Have,
     Hello,
     Hit,
@@ -50,6 +51,7 @@ from ..wire.messages import (
     OplogAppend,
     OplogEvent,
     OplogSubscribe,
+    Pack,
     Ping,
     Pong,
     Pull,
@@ -66,6 +68,7 @@ from ..wire.messages import (
     StreamChunk,
     UpdateRefs,
     Upload,
+    UploadPack,
     Welcome,
     Window,
 )
@@ -435,6 +438,28 @@ class AsyncClient:
             if isinstance(message, Ids):
                 yield message.ids
 
+    async def features(self) -> list[str]:
+        """What the server does beyond version 1's first requests, as WELCOME said."""
+        await self._ensure()
+        return list(self.welcome.features) if self.welcome is not None else []
+
+    async def fetch_pack(
+        self, wants: Iterable[str], haves: Iterable[str] = ()
+    ) -> AsyncIterator[bytes]:
+        """The pack of every object a client holding ``haves`` may lack for ``wants``, in parts.
+
+        Nothing is checked here: :func:`contextfs.remote.pack.receive_pack`,
+        which stores it, checks everything.
+        """
+        async for message in self._iterate(FetchPack(wants=list(wants), haves=list(haves))):
+            if isinstance(message, Pack):
+                yield message.data
+
+    async def upload_pack(self, data: bytes) -> int:
+        """Hand the server the next bytes of a pack for this connection's next UPDATE_REFS."""
+        ack = await self._call(UploadPack(data=data), Ack)
+        return int((ack.result or {}).get("held", 0))
+
     async def have(self, ids: Iterable[str]) -> list[str]:
         """Which of ``ids`` the server holds."""
         return (await self._call(Have(ids=list(ids)), Ids)).ids
@@ -629,6 +654,19 @@ class Client:
         """See :meth:`AsyncClient.offer`."""
         wants, haves = list(wants), list(haves)
         return self._iterate(lambda: self._async.offer(wants, haves))
+
+    def features(self) -> list[str]:
+        """See :meth:`AsyncClient.features`."""
+        return self._run(self._async.features())
+
+    def fetch_pack(self, wants: Iterable[str], haves: Iterable[str] = ()) -> Iterator[bytes]:
+        """See :meth:`AsyncClient.fetch_pack`."""
+        wants, haves = list(wants), list(haves)
+        return self._iterate(lambda: self._async.fetch_pack(wants, haves))
+
+    def upload_pack(self, data: bytes) -> int:
+        """See :meth:`AsyncClient.upload_pack`."""
+        return self._run(self._async.upload_pack(data))
 
     def have(self, ids: Iterable[str]) -> list[str]:
         """See :meth:`AsyncClient.have`."""

@@ -12,7 +12,7 @@ snapshot against its first parent's, both tries in step (as a transfer's
 offer does): at each position where the two differ, the parent's node gets
 the child's node as its base, unless it already has one. Each node is
 planned once, after its base, and a chain that would grow longer than
-:data:`~contextfs.store.codec.MAX_CHAIN` starts again from a whole node;
+:data:`DEPTH` starts again from a whole node;
 every other reachable node is planned whole. The store then makes the plan
 true (:meth:`~contextfs.store.base.PackedStore.set_delta_bases`).
 """
@@ -20,6 +20,7 @@ true (:meth:`~contextfs.store.base.PackedStore.set_delta_bases`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Final
 
 from ..errors import MissingObjectError
 from ..history.commits import COMMIT, Commit, decode_commit
@@ -28,6 +29,11 @@ from ..history.links import attribution_root
 from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node
 from ..store.base import Store
 from ..store.codec import MAX_CHAIN
+
+#: Most deltas between a tree node and a whole one: reading the oldest snapshots
+#: costs at most this many delta decodes per node (well inside what readers allow).
+DEPTH: Final = 16
+assert DEPTH <= MAX_CHAIN
 
 Plan = list[tuple[bytes, bytes | None]]
 
@@ -81,7 +87,7 @@ def _pair(
                 continue
             if old not in depth:  # planned once: from the newest commit that replaced it
                 chain = depth.setdefault(new, 0) + 1
-                depth[old] = chain if chain <= MAX_CHAIN else 0
+                depth[old] = chain if chain <= DEPTH else 0
                 out.append((old, new))
             before = {child.nibble: child.id for child in nodes[old].children}
             below.extend((child.id, before.get(child.nibble)) for child in nodes[new].children)

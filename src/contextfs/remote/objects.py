@@ -101,13 +101,22 @@ def known_commits(store: Store, ids: Iterable[bytes]) -> list[bytes]:
     return [oid for oid in unique if oid in found and found[oid].kind == COMMIT]
 
 
-def offer(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[list[bytes]]:
+def offer(
+    store: Store,
+    wants: Sequence[bytes],
+    haves: Sequence[bytes],
+    bases: dict[bytes, bytes] | None = None,
+) -> Iterator[list[bytes]]:
     """Yield, in batches, the ids of every object the receiver may lack for ``wants``.
 
     Args:
         store: the sender's store.
         wants: commits the receiver asks for (each must be in ``store``).
         haves: commits the receiver holds; ids ``store`` does not know are ignored.
+        bases: filled, as the batches are made, with each offered tree node's
+            counterpart: the node at the same place of the first parent's
+            snapshot, which the receiver holds or is offered too (what a pack
+            sends the node as a delta against).
 
     Raises:
         MissingObjectError: a wanted commit, or an object below it, is missing.
@@ -129,7 +138,7 @@ def offer(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Itera
         (commit.tree, load(commit.parents[0]).tree if commit.parents else None) for _, commit in new
     ]
     pairs += [(root, None) for _, commit in new if (root := attribution_root(commit))]
-    for ids in _tree_closure(store, pairs, offered):
+    for ids in _tree_closure(store, pairs, offered, bases):
         batch.extend(ids)
         while len(batch) >= BATCH:
             yield batch[:BATCH]
@@ -150,7 +159,10 @@ def _read_nodes(store: Store, ids: list[bytes]) -> dict[bytes, Node]:
 
 
 def _tree_closure(
-    store: Store, pairs: list[tuple[bytes, bytes | None]], offered: set[bytes]
+    store: Store,
+    pairs: list[tuple[bytes, bytes | None]],
+    offered: set[bytes],
+    bases: dict[bytes, bytes] | None = None,
 ) -> Iterator[list[bytes]]:
     """Yield the ids of tree nodes, atoms and molecules below new roots, not in ``offered``.
 
@@ -174,6 +186,8 @@ def _tree_closure(
         out = list(todo)
         level = []
         for new, old in todo.items():
+            if bases is not None and old is not None:
+                bases[new] = old
             node, before = nodes[new], nodes[old] if old is not None else None
             previous = {c.nibble: c.id for c in before.children} if before else {}
             level.extend((child.id, previous.get(child.nibble)) for child in node.children)

@@ -1,19 +1,18 @@
 """The other end of a transfer: another store on this machine or a database, or a server.
 
 A :class:`Peer` is what fetch, pull, push and clone need of a remote, and no
-more: its refs, an offer of object ids for a want/have pair, which ids it
-holds, objects by id, and an all-or-nothing receive. :class:`StorePeer`
-answers from a store it opens directly (a repository folder, a SQLite file,
-a ``postgresql://`` database); :class:`~contextfs.remote.wire.WirePeer`
-asks a ``contextfs serve`` over the wire protocol. Both run the same
-:mod:`contextfs.remote.objects` functions on the far side.
+more: its refs, the pack of what a receiver lacks for a want/have pair, and
+an all-or-nothing receive of a pack. :class:`StorePeer` answers from a store
+it opens directly (a repository folder, a SQLite file, a ``postgresql://``
+database); :class:`~contextfs.remote.wire.WirePeer` asks a ``contextfs
+serve`` over the wire protocol. Both run the same :mod:`contextfs.remote.pack`
+functions on the far side.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Protocol, Self
 
@@ -21,12 +20,12 @@ from ..backends import open_store, url_scheme
 from ..config import read_config
 from ..discovery import DATABASE, REPO_DIR, is_repository
 from ..errors import InvalidInputError, MissingObjectError, RepositoryNotFoundError
-from ..integrity.purge import PURGES, purge_ref
+from ..integrity.purge import PURGES
 from ..model import refs as refnames
-from ..model.ids import from_hex
 from ..store.base import Store
 from ..store.urls import redact_url
-from .objects import BATCH, ObjectRow, Received, RefUpdate, offer, receive
+from .objects import BATCH, ObjectRow, Received, RefUpdate
+from .pack import pack_history, receive_pack
 
 #: The URL scheme of a ``contextfs serve`` server.
 WIRE_SCHEME = "ctx://"
@@ -42,22 +41,14 @@ class Peer(Protocol):
         """``HEAD`` (as stored: ``ref: refs/heads/<b>`` or an id), branches, tags, purges."""
         ...
 
-    def offer(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[list[bytes]]:
-        """Ids of the objects a receiver holding ``haves`` may lack for ``wants``, in batches."""
+    def fetch_pack(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
+        """The pack of every object a receiver holding ``haves`` may lack for ``wants``."""
         ...
 
-    def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
-        """The ids among ``ids`` the peer holds."""
-        ...
-
-    def get_objects(self, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
-        """``(id, kind, data)`` of each of ``ids``, all of which the peer must hold."""
-        ...
-
-    def receive(
-        self, objects: Iterable[ObjectRow], updates: Sequence[RefUpdate], *, force: bool
+    def receive_pack(
+        self, pack: Iterable[bytes], updates: Sequence[RefUpdate], *, force: bool
     ) -> Received:
-        """Store ``objects`` and apply ``updates`` all together, or nothing."""
+        """Store the objects of ``pack`` and apply ``updates`` all together, or nothing."""
         ...
 
     def close(self) -> None:
@@ -79,17 +70,6 @@ def shared_refs(store: Store) -> dict[str, str]:
     refs.update(store.list_refs(refnames.TAGS))
     refs.update(store.list_refs(PURGES))
     return refs
-
-
-def purge_records_for(refs: Mapping[str, str], atoms: Iterable[bytes]) -> list[bytes]:
-    """The purge records ``refs`` name for any of ``atoms``: what must travel with them."""
-    records = []
-    for atom_id in atoms:
-        value = refs.get(purge_ref(atom_id))
-        if value is not None:
-            with contextlib.suppress(InvalidInputError):
-                records.append(from_hex(value))
-    return records
 
 
 def stored_rows(store: Store, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
@@ -125,23 +105,15 @@ class StorePeer:
         """``HEAD``, branches and tags of the store."""
         return shared_refs(self.store)
 
-    def offer(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[list[bytes]]:
-        """Run the sender's half of the negotiation on the store."""
-        return offer(self.store, wants, haves)
+    def fetch_pack(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
+        """Run the sender's half of a transfer on the store."""
+        return pack_history(self.store, wants, haves)
 
-    def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
-        """The ids among ``ids`` the store holds."""
-        return self.store.has_objects(ids)
-
-    def get_objects(self, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
-        """Read ``ids`` from the store, a batch at a time."""
-        return stored_rows(self.store, ids)
-
-    def receive(
-        self, objects: Iterable[ObjectRow], updates: Sequence[RefUpdate], *, force: bool
+    def receive_pack(
+        self, pack: Iterable[bytes], updates: Sequence[RefUpdate], *, force: bool
     ) -> Received:
-        """Take ``objects`` and ``updates`` into the store in one transaction."""
-        return receive(self.store, objects, updates, force=force)
+        """Take the pack's objects and ``updates`` into the store in one transaction."""
+        return receive_pack(self.store, pack, updates, force=force)
 
     def close(self) -> None:
         """Close the store."""

@@ -2,9 +2,11 @@
 
 Remote names and URLs live in the repository folder's ``config.json``; where
 each remote's branches were when last fetched lives in the store, as
-``refs/remotes/<remote>/<branch>``. Every transfer is one
-:func:`~contextfs.remote.objects.receive` on the receiving side, so it lands
-whole or not at all, and moves only the objects the receiver lacks.
+``refs/remotes/<remote>/<branch>``. Every transfer is one pack
+(:mod:`contextfs.remote.pack`): the sender offers what the receiver's tips do
+not reach and streams it compressed, tree nodes as deltas against the
+versions the receiver holds; the receiver unpacks it in one
+:func:`~contextfs.remote.objects.receive`, so it lands whole or not at all.
 
 * ``fetch`` copies the remote's branches to the tracking refs (a remote branch
   that was force-pushed moves its tracking ref too, as git's ``+`` refspec
@@ -40,15 +42,15 @@ from ..errors import (
 )
 from ..history.graph import is_ancestor
 from ..history.reflog import log_move, reflog_reason
-from ..integrity.purge import PURGES
 from ..model import refs as refnames
 from ..model.ids import from_hex, short
 from ..records import MergeResult
 from ..repo import Repository
 from ..store.base import Store
 from ..store.urls import redact_url
-from .objects import ObjectRow, RefUpdate, known_commits, offer, receive
-from .peers import WIRE_SCHEME, Peer, open_peer, purge_records_for, stored_rows
+from .objects import RefUpdate, known_commits, receive
+from .pack import pack_history, receive_pack
+from .peers import WIRE_SCHEME, Peer, open_peer
 
 #: The name ``clone`` gives the remote it copies.
 ORIGIN = "origin"
@@ -62,8 +64,7 @@ class TransferResult:
 
     remote: str
     updated: list[RefUpdate] = field(default_factory=list)
-    #: Object ids the sender offered, and how many of them (and their bytes) travelled.
-    offered: int = 0
+    #: Objects the pack carried, and the pack's bytes (what travelled).
     objects: int = 0
     bytes: int = 0
     #: Tags the remote has under a name that already names another commit here.
@@ -206,16 +207,13 @@ def fetch_from(
                 result.kept_tags.append(ref[len(refnames.TAGS) :])
     wants = [from_hex(u.new) for u in updates if u.new is not None]
     wants = [w for w in dict.fromkeys(wants) if w not in store.has_objects([w])]
-    missing = _missing(peer.offer(wants, _local_tips(store)), store.has_objects, result)
-    missing += _records_to_copy(theirs, missing, store.has_objects)
+    pack = _counted(peer.fetch_pack(wants, _local_tips(store)), result) if wants else None
     with reflog_reason(f"fetch: {name}"):
-        received = receive(
-            store,
-            _counted(peer.get_objects(missing), result),
-            updates,
-            force=True,
-            progress=progress,
-        )
+        if pack is None:  # nothing new to copy: only refs move
+            received = receive(store, (), updates, force=True)
+        else:
+            received = receive_pack(store, pack, updates, force=True, progress=progress)
+    result.objects = received.objects
     result.updated = received.updated
     return result
 
@@ -256,34 +254,10 @@ def _local_tips(store: Store) -> list[bytes]:
     return tips[:MAX_HAVES]
 
 
-def _missing(
-    offered: Iterable[list[bytes]],
-    has: Callable[[list[bytes]], set[bytes]],
-    result: TransferResult,
-) -> list[bytes]:
-    """The offered ids the receiver lacks (asked batch by batch)."""
-    missing: list[bytes] = []
-    for batch in offered:
-        result.offered += len(batch)
-        present = has(batch)
-        missing.extend(oid for oid in batch if oid not in present)
-    return missing
-
-
-def _records_to_copy(
-    refs: dict[str, str], missing: list[bytes], has: Callable[[list[bytes]], set[bytes]]
-) -> list[bytes]:
-    """Purge records that must travel with ``missing`` (purged atoms go with their record)."""
-    records = list(dict.fromkeys(purge_records_for(refs, missing)))
-    present = has(records) if records else set()
-    return [record for record in records if record not in present]
-
-
-def _counted(rows: Iterable[ObjectRow], result: TransferResult) -> Iterator[ObjectRow]:
-    for row in rows:
-        result.objects += 1
-        result.bytes += len(row[2])
-        yield row
+def _counted(chunks: Iterable[bytes], result: TransferResult) -> Iterator[bytes]:
+    for chunk in chunks:
+        result.bytes += len(chunk)
+        yield chunk
 
 
 # -- pull -----------------------------------------------------------------------------
@@ -382,18 +356,14 @@ def push_to(
     if theirs != ours:
         if theirs is not None and not force:
             _check_fast_forward(repo, branch, theirs, ours)
-        haves = [from_hex(v) for r, v in theirs_refs.items() if r != refnames.HEAD][:MAX_HAVES]
-        wants = [from_hex(ours)]
-        offered = _offer_local(repo, wants, haves)
-        missing = _missing(offered, peer.has_objects, result)
-        ours_purges = repo.store.list_refs(PURGES)
-        missing += _records_to_copy(ours_purges, missing, peer.has_objects)
+        values = [v for r, v in theirs_refs.items() if r != refnames.HEAD]
+        haves = known_commits(repo.store, _ids(values))[:MAX_HAVES]
+        pack = pack_history(repo.store, [from_hex(ours)], haves)
         with reflog_reason("push"):  # as the receiving store logs it (a server says so too)
-            received = peer.receive(
-                _counted(stored_rows(repo.store, missing), result),
-                [RefUpdate(ref, theirs, ours)],
-                force=force,
+            received = peer.receive_pack(
+                _counted(pack, result), [RefUpdate(ref, theirs, ours)], force=force
             )
+        result.objects = received.objects
         result.updated = received.updated
     tracking = refnames.remote_ref(name, branch)
     old = repo.store.read_ref(tracking)
@@ -404,8 +374,13 @@ def push_to(
     return result
 
 
-def _offer_local(repo: Repository, wants: list[bytes], haves: list[bytes]) -> Iterator[list[bytes]]:
-    return offer(repo.store, wants, known_commits(repo.store, haves))
+def _ids(values: Iterable[str]) -> list[bytes]:
+    """The values that are object ids (a symbolic ref is not)."""
+    ids = []
+    for value in values:
+        with contextlib.suppress(InvalidInputError):
+            ids.append(from_hex(value))
+    return ids
 
 
 def _check_fast_forward(repo: Repository, branch: str, theirs: str, ours: str) -> None:

@@ -1,11 +1,13 @@
 """A remote served by ``contextfs serve``: the :class:`~contextfs.remote.peers.Peer` over the wire.
 
 Each peer call is one or a few requests (``docs/PROTOCOL.md`` section 4.4):
-REFS, OFFER (ids in data batches), HAVE, FETCH, and for a push UPLOAD then
-UPDATE_REFS. The server runs :mod:`contextfs.remote.objects` on its side, so
-what it stores is re-hashed and link-checked there, and it holds uploads in
-memory until UPDATE_REFS stores them with the ref moves in one transaction:
-a push cut off half way leaves the server's store untouched.
+REFS; FETCH_PACK, whose answer is the pack itself, in PACK data messages; and
+for a push UPLOAD_PACK with the pack's bytes, then UPDATE_REFS. The server
+runs :mod:`contextfs.remote.pack` on its side, so what it stores is
+re-hashed and link-checked there, and it holds an uploaded pack (in memory,
+or on disk once it is large) until UPDATE_REFS unpacks it with the ref moves
+in one transaction: a push cut off half way leaves the server's store
+untouched.
 """
 
 from __future__ import annotations
@@ -15,16 +17,13 @@ from typing import Final, Self
 
 from ..client import Client
 from ..errors import InvalidInputError
-from ..model.ids import from_hex
-from .objects import ObjectRow, Received, RefUpdate
+from .objects import Received, RefUpdate
 
-#: Ids per HAVE or FETCH request (the server allows up to 10,000).
-IDS_PER_REQUEST: Final = 2000
-#: Object bytes per UPLOAD request at most (the connection's frame limit may lower it).
+#: The WELCOME feature of a server that sends and takes packs.
+PACKS: Final = "pack"
+#: Pack bytes per UPLOAD_PACK request at most (the connection's frame limit may lower it).
 UPLOAD_BYTES: Final = 1 << 20
-#: MessagePack bytes per uploaded row beyond its data: the hex id, the kind, framing.
-ROW_OVERHEAD: Final = 96
-#: Room left in a frame for the UPLOAD map itself.
+#: Room left in a frame for the UPLOAD_PACK map itself.
 FRAME_HEADROOM: Final = 1024
 
 
@@ -45,61 +44,33 @@ class WirePeer:
         """REFS."""
         return self._client.refs()
 
-    def offer(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[list[bytes]]:
-        """OFFER, batch by batch."""
-        for batch in self._client.offer([w.hex() for w in wants], [h.hex() for h in haves]):
-            yield [from_hex(oid) for oid in batch]
+    def fetch_pack(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
+        """FETCH_PACK: the server's pack, part by part."""
+        self._require_packs()
+        return self._client.fetch_pack([w.hex() for w in wants], [h.hex() for h in haves])
 
-    def has_objects(self, ids: Sequence[bytes]) -> set[bytes]:
-        """HAVE, in requests of :data:`IDS_PER_REQUEST` ids."""
-        present: set[bytes] = set()
-        for start in range(0, len(ids), IDS_PER_REQUEST):
-            chunk = ids[start : start + IDS_PER_REQUEST]
-            present.update(from_hex(oid) for oid in self._client.have([c.hex() for c in chunk]))
-        return present
-
-    def get_objects(self, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
-        """FETCH, in requests of :data:`IDS_PER_REQUEST` ids.
-
-        The objects are not re-hashed here: :func:`~contextfs.remote.objects.receive`,
-        which stores them, re-hashes each once.
-        """
-        for start in range(0, len(ids), IDS_PER_REQUEST):
-            chunk = ids[start : start + IDS_PER_REQUEST]
-            for oid, kind, data in self._client.fetch([c.hex() for c in chunk], check=False):
-                yield from_hex(oid), kind, data
-
-    def receive(
-        self, objects: Iterable[ObjectRow], updates: Sequence[RefUpdate], *, force: bool
+    def receive_pack(
+        self, pack: Iterable[bytes], updates: Sequence[RefUpdate], *, force: bool
     ) -> Received:
-        """UPLOAD every object, then UPDATE_REFS; the server stores all or nothing.
-
-        Raises:
-            InvalidInputError: an object is too large for one frame of this connection.
-        """
+        """UPLOAD_PACK the pack in parts that fit a frame, then UPDATE_REFS: all or nothing."""
+        self._require_packs()
         budget = self._frame_budget()
-        batch: list[tuple[str, str, bytes]] = []
-        size = 0
-        for oid, kind, data in objects:
-            cost = len(data) + ROW_OVERHEAD
-            if cost > budget:
-                raise InvalidInputError(
-                    f"{kind} {oid.hex()[:16]} is {len(data)} bytes, more than one frame of"
-                    f" this connection holds ({budget}); nothing was stored"
-                )
-            if batch and (size + cost > budget or len(batch) >= IDS_PER_REQUEST):
-                self._client.upload(batch)
-                batch, size = [], 0
-            batch.append((oid.hex(), kind, data))
-            size += cost
-        if batch:
-            self._client.upload(batch)
+        for chunk in pack:
+            for start in range(0, len(chunk), budget):
+                self._client.upload_pack(chunk[start : start + budget])
         result = self._client.update_refs([(u.name, u.old, u.new) for u in updates], force=force)
         return Received(
             objects=int(result.get("objects", 0)),
             bytes=int(result.get("bytes", 0)),
             updated=list(updates),
         )
+
+    def _require_packs(self) -> None:
+        if PACKS not in self._client.features():
+            raise InvalidInputError(
+                f"{self.location} runs a ContextFS too old to send or take packs;"
+                " upgrade the server"
+            )
 
     def _frame_budget(self) -> int:
         """Payload bytes one UPLOAD may carry: the connection's frame limit, less headroom."""

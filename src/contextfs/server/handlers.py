@@ -8,9 +8,11 @@ as they are: the server turns them into ERROR frames with their codes.
 
 from __future__ import annotations
 
+import itertools
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from ..errors import (
     CorruptObjectError,
@@ -26,6 +28,7 @@ from ..model.ids import from_hex, to_hex
 from ..model.types import TypeSignature
 from ..remote.objects import RefUpdate, known_commits, receive
 from ..remote.objects import offer as offer_ids
+from ..remote.pack import pack_history, read_pack, store_bases
 from ..remote.peers import shared_refs, stored_rows
 from ..repo import Repository
 from ..session.delta import build_delta, canonical_json
@@ -37,6 +40,7 @@ from ..wire.messages import (
     Expand,
     ExpandResponse,
     Fetch,
+    FetchPack,
     Have,
     Hit,
     Ids,
@@ -47,6 +51,7 @@ from ..wire.messages import (
     Objects,
     Offer,
     OplogAppend,
+    Pack,
     Pull,
     Push,
     Query,
@@ -60,6 +65,7 @@ from ..wire.messages import (
     StreamEnd,
     UpdateRefs,
     Upload,
+    UploadPack,
     WireAtom,
 )
 
@@ -71,6 +77,12 @@ OBJECT_BYTES_PER_FRAME = 512 * 1024
 IDS_PER_FRAME = 500
 #: Largest FETCH request.
 MAX_FETCH = 10_000
+#: Room left in a frame for a PACK map around its bytes.
+FRAME_HEADROOM = 1024
+#: Bytes of an uploaded pack held in memory; more go to a temporary file.
+PACK_IN_MEMORY = 8 * 1024 * 1024
+#: Bytes of a held pack read back at a time.
+PACK_PART = 256 * 1024
 
 
 def expand(repo: Repository, request: Expand) -> ExpandResponse:
@@ -332,16 +344,21 @@ def have(repo: Repository, request: Have) -> Ids:
 
 
 class Uploads:
-    """Objects a connection uploaded for its next UPDATE_REFS: checked, held, never stored alone.
+    """What a connection uploaded for its next UPDATE_REFS: held, never stored alone.
 
-    They reach the store only inside UPDATE_REFS's transaction, so a client
-    that disconnects, or whose update is refused, leaves the store as it was.
+    Objects (UPLOAD) are held in memory; a pack (UPLOAD_PACK) in memory until
+    it passes :data:`PACK_IN_MEMORY` bytes, then in a temporary file. They
+    reach the store only inside UPDATE_REFS's transaction, so a client that
+    disconnects, or whose update is refused, leaves the store as it was.
+    ``frame`` is the connection's frame limit, which answers must fit.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, frame: int = DEFAULT_MAX_FRAME) -> None:
         self.limit = limit
+        self.frame = frame
         self.rows: list[tuple[bytes, str, bytes]] = []
         self.size = 0
+        self.pack: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._lock = threading.Lock()
 
     def add(self, rows: list[tuple[str, str, bytes]]) -> int:
@@ -357,25 +374,47 @@ class Uploads:
         checked = [(_object_id(oid), kind, data) for oid, kind, data in rows]
         size = sum(len(data) for _, _, data in checked)
         with self._lock:
-            if self.size + size > self.limit:
-                self.clear()
-                raise InvalidInputError(
-                    f"uploads pass the server's limit of {self.limit} bytes per push;"
-                    " they were dropped"
-                )
+            self._make_room(size)
             self.rows.extend(checked)
             self.size += size
             return len(self.rows)
 
-    def take(self) -> list[tuple[bytes, str, bytes]]:
-        """Hand over every held object, emptying the area."""
+    def add_pack(self, data: bytes) -> int:
+        """Append ``data`` to the held pack; return the pack bytes held now.
+
+        Raises:
+            InvalidInputError: the uploads would pass the connection's limit.
+        """
         with self._lock:
-            rows, self.rows, self.size = self.rows, [], 0
-            return rows
+            self._make_room(len(data))
+            if self.pack is None:
+                # Closed by take()'s caller or by clear(), when the connection ends.
+                self.pack = tempfile.SpooledTemporaryFile(max_size=PACK_IN_MEMORY)  # noqa: SIM115
+            self.pack.write(data)
+            self.size += len(data)
+            return self.pack.tell()
+
+    def _make_room(self, size: int) -> None:
+        if self.size + size > self.limit:
+            self.clear()
+            raise InvalidInputError(
+                f"uploads pass the server's limit of {self.limit} bytes per push; they were dropped"
+            )
+
+    def take(self) -> tuple[list[tuple[bytes, str, bytes]], IO[bytes] | None]:
+        """Hand over every held object and the held pack (rewound), emptying the area."""
+        with self._lock:
+            rows, pack = self.rows, self.pack
+            self.rows, self.pack, self.size = [], None, 0
+        if pack is not None:
+            pack.seek(0)
+        return rows, pack
 
     def clear(self) -> None:
-        """Drop every held object."""
-        self.rows, self.size = [], 0
+        """Drop everything held."""
+        if self.pack is not None:
+            self.pack.close()
+        self.rows, self.pack, self.size = [], None, 0
 
 
 def upload(repo: Repository, uploads: Uploads, request: Upload) -> Ack:
@@ -384,12 +423,42 @@ def upload(repo: Repository, uploads: Uploads, request: Upload) -> Ack:
     return Ack(result={"held": uploads.add(request.objects)})
 
 
+def upload_pack(repo: Repository, uploads: Uploads, request: UploadPack) -> Ack:
+    """UPLOAD_PACK: hold the next bytes of a pack for the connection's next UPDATE_REFS."""
+    del repo  # nothing is read before UPDATE_REFS
+    return Ack(result={"held": uploads.add_pack(request.data)})
+
+
+def fetch_pack(repo: Repository, uploads: Uploads, request: FetchPack) -> Iterator[Message]:
+    """FETCH_PACK: the pack of what a client holding ``haves`` may lack, in PACK frames."""
+    if len(request.wants) > MAX_FETCH or len(request.haves) > MAX_FETCH:
+        raise InvalidInputError(f"FETCH_PACK lists more than {MAX_FETCH} commits")
+    wants = [_object_id(w) for w in request.wants]
+    known = set(known_commits(repo.store, wants))
+    for want in wants:
+        if want not in known:
+            raise UnknownRevisionError(f"no commit {want.hex()}")
+    haves = [oid for h in request.haves if (oid := _maybe_id(h)) is not None]
+    budget = max(1, uploads.frame - FRAME_HEADROOM)
+    for chunk in pack_history(repo.store, wants, haves):
+        for start in range(0, len(chunk), budget):
+            yield Pack(data=chunk[start : start + budget])
+
+
 def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
     """UPDATE_REFS: store the uploads and move branches and tags, all or nothing."""
     updates = [RefUpdate(_pushable(u.name), u.old, u.new) for u in request.updates]
+    rows, pack = uploads.take()
     try:
         with reflog_reason("push"):
-            received = receive(repo.store, uploads.take(), updates, force=request.force)
+            if pack is None:
+                received = receive(repo.store, rows, updates, force=request.force)
+            else:
+                with pack:
+                    objects = itertools.chain(
+                        rows, read_pack(_parts(pack), store_bases(repo.store))
+                    )
+                    received = receive(repo.store, objects, updates, force=request.force)
     except CorruptObjectError as exc:  # the client's uploads are at fault, not the store
         raise InvalidInputError(str(exc)) from None
     return Ack(
@@ -399,6 +468,12 @@ def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
             "updated": [u.name for u in received.updated],
         }
     )
+
+
+def _parts(pack: IO[bytes]) -> Iterator[bytes]:
+    """A held pack, read back a part at a time."""
+    while part := pack.read(PACK_PART):
+        yield part
 
 
 def _pushable(name: str) -> str:
@@ -427,6 +502,7 @@ def _maybe_id(text: str) -> bytes | None:
 __all__ = [
     "expand",
     "fetch",
+    "fetch_pack",
     "have",
     "log",
     "offer",
@@ -439,4 +515,5 @@ __all__ = [
     "stream",
     "update_refs",
     "upload",
+    "upload_pack",
 ]

@@ -51,6 +51,7 @@ from ..wire.messages import (
     Error,
     Expand,
     Fetch,
+    FetchPack,
     Have,
     Hello,
     Log,
@@ -70,6 +71,7 @@ from ..wire.messages import (
     Stream,
     UpdateRefs,
     Upload,
+    UploadPack,
     Welcome,
     encode_payload,
 )
@@ -117,11 +119,15 @@ _HANDLERS: dict[type[Message], Handler] = {
     Offer: handlers.offer,
     Have: handlers.have,
 }
-#: Requests that use the connection's held uploads (a push in progress).
-_UPLOAD_HANDLERS: dict[type[Message], Callable[[Repository, handlers.Uploads, Any], Message]] = {
+#: Requests that use the connection's transfer state: held uploads, its frame limit.
+_UPLOAD_HANDLERS: dict[type[Message], Callable[[Repository, handlers.Uploads, Any], Any]] = {
     Upload: handlers.upload,
+    UploadPack: handlers.upload_pack,
     UpdateRefs: handlers.update_refs,
+    FetchPack: handlers.fetch_pack,
 }
+#: What this server does beyond version 1's first requests (WELCOME's ``features``).
+FEATURES = ("pack",)
 
 
 def is_loopback(host: str) -> bool:
@@ -274,6 +280,7 @@ class _Peer:
             for task in list(self.tasks.values()):
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            self.uploads.clear()  # a push that never reached UPDATE_REFS: its pack goes
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._flush()
             self.writer.close()
@@ -319,6 +326,7 @@ class _Peer:
             limits = self.server.limits
             wanted = message.max_frame or limits.max_frame
             max_frame = max(MIN_FRAME, min(limits.max_frame, wanted))
+            self.uploads.frame = max_frame
             self._send(
                 0,
                 Welcome(
@@ -327,6 +335,7 @@ class _Peer:
                     max_frame=max_frame,
                     window=max(limits.window, max_frame),
                     max_streams=limits.max_streams,
+                    features=list(FEATURES),
                 ),
             )
         elif isinstance(message, Ping):

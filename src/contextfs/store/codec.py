@@ -298,6 +298,10 @@ class Codec:
         chain: list[bytes] = []
         at: bytes | None = oid
         while at is not None and at not in decoded:
+            cached = self._cached(at)  # decoded before as the base of another
+            if cached is not None:
+                decoded[at] = cached
+                break
             row = known.get(at)
             if row is None:
                 raise CorruptObjectError(

@@ -39,6 +39,8 @@ class MessageType(IntEnum):
     HAVE = 0x11
     UPLOAD = 0x12
     UPDATE_REFS = 0x13
+    FETCH_PACK = 0x14
+    UPLOAD_PACK = 0x15
     EXPAND_RESPONSE = 0x81
     STREAM_CHUNK = 0x82
     STREAM_END = 0x83
@@ -52,6 +54,7 @@ class MessageType(IntEnum):
     REFS_RESPONSE = 0x8E
     IDS = 0x8F
     WELCOME = 0x90
+    PACK = 0x91
     ERROR = 0xFF
 
 
@@ -110,6 +113,8 @@ class Welcome(Message, kw_only=True, omit_defaults=True):
     max_frame: int
     window: int
     max_streams: int
+    #: What this server does beyond version 1's first requests ("pack": FETCH_PACK, UPLOAD_PACK).
+    features: list[str] = msgspec.field(default_factory=list)
 
 
 class Ping(Message, kw_only=True, omit_defaults=True):
@@ -394,6 +399,28 @@ class Upload(Message, kw_only=True, omit_defaults=True):
     objects: list[tuple[str, str, bytes]]
 
 
+class FetchPack(Message, kw_only=True, omit_defaults=True):
+    """Ask for the pack of everything a client holding ``haves`` may lack for ``wants``."""
+
+    TYPE = MessageType.FETCH_PACK
+    wants: list[str]
+    haves: list[str] = msgspec.field(default_factory=list)
+
+
+class Pack(Message, kw_only=True, omit_defaults=True):
+    """The next bytes of a pack (``docs/FORMAT.md``, "Packs"): FETCH_PACK's answer."""
+
+    TYPE = MessageType.PACK
+    data: bytes
+
+
+class UploadPack(Message, kw_only=True, omit_defaults=True):
+    """The next bytes of a pack for the coming UPDATE_REFS, held by the connection."""
+
+    TYPE = MessageType.UPLOAD_PACK
+    data: bytes
+
+
 class RefUpdateSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Move branch or tag ``name`` from ``old`` (nil: absent) to ``new`` (nil: delete)."""
 
@@ -446,6 +473,9 @@ MESSAGES: dict[MessageType, type[Message]] = {
         Have,
         Upload,
         UpdateRefs,
+        FetchPack,
+        Pack,
+        UploadPack,
     )
 }
 #: What a client may open a stream with.
@@ -466,11 +496,19 @@ REQUESTS = frozenset(
         MessageType.HAVE,
         MessageType.UPLOAD,
         MessageType.UPDATE_REFS,
+        MessageType.FETCH_PACK,
+        MessageType.UPLOAD_PACK,
     }
 )
 #: Server messages that spend the stream's credit (they can be many, or large).
 DATA = frozenset(
-    {MessageType.STREAM_CHUNK, MessageType.OBJECTS, MessageType.OPLOG_EVENT, MessageType.IDS}
+    {
+        MessageType.STREAM_CHUNK,
+        MessageType.OBJECTS,
+        MessageType.OPLOG_EVENT,
+        MessageType.IDS,
+        MessageType.PACK,
+    }
 )
 #: Server messages that answer on a stream.
 ANSWERS = frozenset(
@@ -486,6 +524,7 @@ ANSWERS = frozenset(
         MessageType.LOG_RESPONSE,
         MessageType.REFS_RESPONSE,
         MessageType.IDS,
+        MessageType.PACK,
         MessageType.ERROR,
     }
 )
