@@ -50,34 +50,47 @@ def test_the_documented_packs_decode_and_the_body_is_what_the_writer_makes() -> 
     vectors = pack_vectors()
     whole = vectors["records"]
     rows = list(read_pack([bytes.fromhex(whole["pack"][0])]))
-    assert [(oid.hex(), kind) for oid, kind, _ in rows] == [
-        (oid, kind) for kind in ("atom", "tree", "commit") for oid in whole[kind]
+    named = [(identify(kind, data)[0] if data else oid, kind) for oid, kind, data in rows]
+    assert [(oid.hex() if oid else None, kind) for oid, kind in named] == [
+        (whole["atom"][0], "atom"),
+        (whole["tree"][0], "tree"),
+        (whole["commit"][0], "commit"),
+        (whole["purged"][0], "atom"),
     ]
-    for oid, kind, data in rows:
-        assert identify(kind, data)[0] == oid  # each object re-hashes to its id
-    records = [record(oid, kind, data) for oid, kind, data in rows]
-    body = b"".join(records) + end_record(3, hashlib.sha256(b"".join(records)).digest())
+    assert [oid for oid, _, _ in rows][:3] == [None, None, None]  # ids are the receiver's
+    assert rows[3][2] == b""  # the purged atom: named, empty
+    records = [record(kind, data, oid=oid) for (oid, kind, data) in rows]
+    body = b"".join(records)
+    body += end_record(len(records), hashlib.sha256(body).digest())
     assert body.hex() == whole["body"][0]
     ours = b"".join(write_pack(records))
     assert ours.startswith(MAGIC)
     frame = zstandard.ZstdDecompressor().decompressobj().decompress(ours[len(MAGIC) :])
     assert frame.hex() == whole["body"][0]
     delta = vectors["delta"]
-    (first, base_kind, _), (second, kind, data) = read_pack([bytes.fromhex(delta["pack"][0])])
-    assert [first.hex(), second.hex()] == delta["tree"]
-    assert (base_kind, kind) == ("tree", "tree")
+    base = bytes.fromhex(delta["base"][0])
+    tree = bytes.fromhex(whole["body"][0])  # not held: the delta cannot decode
+    with pytest.raises(CorruptObjectError, match="not stored here"):
+        list(read_pack([bytes.fromhex(delta["pack"][0])], lambda ids: {}))
+    held = next(data for _, kind, data in rows if kind == "tree")
+    assert identify("tree", held)[0] == base
+    ((oid, kind, data),) = read_pack([bytes.fromhex(delta["pack"][0])], lambda ids: {base: held})
+    assert (oid, kind) == (None, "tree")
     assert data.hex() == delta["data"][0]
-    assert identify("tree", data)[0] == second
+    assert identify("tree", data)[0].hex() == delta["tree"][0]
+    assert tree  # (the body above is not a tree; only held objects are bases)
 
 
 OBJECTS = st.lists(
     st.tuples(
         st.sampled_from(["atom", "tree", "commit", "molecule", "context", "purge"]),
         st.binary(max_size=600),
-        st.integers(min_value=-1, max_value=8),  # an earlier record to be a delta of, or none
+        st.integers(min_value=-1, max_value=8),  # a held object to be a delta of, or none
     ),
     max_size=20,
 )
+HELD = [hashlib.sha512(b"held %d" % n).digest() * (n + 1) for n in range(9)]
+HELD_IDS = [hashlib.sha256(data).digest() for data in HELD]
 
 
 @given(objects=OBJECTS, split=st.integers(min_value=1, max_value=50))
@@ -86,17 +99,17 @@ def test_any_records_round_trip_in_any_parts(
 ) -> None:
     codec = Codec()
     records, expected = [], []
-    for n, (kind, data, base_at) in enumerate(objects):
-        oid = hashlib.sha256(b"%d" % n + data).digest()
-        if 0 <= base_at < n:
-            base_id, _, base_data = expected[base_at]
-            records.append(record(oid, kind, codec.encode_delta(data, base_data), base_id))
+    for kind, data, base_at in objects:
+        if base_at >= 0:
+            delta = codec.encode_delta(data, HELD[base_at])
+            records.append(record(kind, delta, base=HELD_IDS[base_at]))
         else:
-            records.append(record(oid, kind, data))
-        expected.append((oid, kind, data))
+            records.append(record(kind, data))
+        expected.append((None, kind, data))
     pack = b"".join(write_pack(records))
     parts = [pack[start : start + split] for start in range(0, len(pack), split)]
-    assert list(read_pack(parts)) == expected
+    held = dict(zip(HELD_IDS, HELD, strict=True))
+    assert list(read_pack(parts, lambda ids: {i: held[i] for i in ids if i in held})) == expected
 
 
 def history(folder: Path, rounds: int) -> Repository:
@@ -182,17 +195,18 @@ def test_malformed_packs_are_refused_in_one_line(tmp_path: Path) -> None:
     def pack_of(body: bytes) -> bytes:
         return MAGIC + zstandard.ZstdCompressor().compress(body)
 
-    one = record(oid, "atom", b"data")
+    one = record("atom", b"data")
     end = end_record(1, hashlib.sha256(one).digest())
-    delta = record(oid, "tree", b"delta", oid)  # against itself: not earlier, not held
-    assert list(read_pack([pack_of(one + end)])) == [(oid, "atom", b"data")]
+    assert list(read_pack([pack_of(one + end)])) == [(None, "atom", b"data")]
+    delta = record("tree", b"delta", base=oid)  # against an object not held
     cases = {
         b"not a pack": "not a ContextFS pack",
-        pack_of(bytes([0x09]) + oid + b"\x00" + end): "unknown kind",
+        pack_of(bytes([0x09, 0x00]) + end): "unknown kind",
         pack_of(one + end + b"\x00"): "after its end record",
         pack_of(one + end_record(2, hashlib.sha256(one).digest())): "does not match",
-        pack_of(bytes([0x01]) + oid + b"\xff\xff\xff\xff\x7f"): "too large",
-        pack_of(delta + end_record(1, hashlib.sha256(delta).digest())): "neither in the pack",
+        pack_of(bytes([0x01]) + b"\xff\xff\xff\xff\x7f"): "too large",
+        pack_of(delta + end_record(1, hashlib.sha256(delta).digest())): "not stored here",
+        pack_of(one): "ended early",
         MAGIC + b"\x28\xb5\x2f\xfd garbage": "does not decompress|ended early",
     }
     for pack, message in cases.items():

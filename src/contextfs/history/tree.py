@@ -48,11 +48,14 @@ _KEY_START = 3  # item = array header (1 byte) + bin8 header (2 bytes) + key
 _KEY_END = _KEY_START + 32
 # Items were checked on decode, so their keys sit at a fixed offset (a C-level getter).
 _KEY_OF = operator.itemgetter(slice(_KEY_START, _KEY_END))
+# What every item has before its key: a bin8 header of 32 bytes.
+_HEADER = b"\xc4\x20"
+_HEADER_OF = operator.itemgetter(slice(1, _KEY_START))
 
 
 def item_key(item: bytes) -> bytes:
     """Return the 32-byte key at the start of an encoded entry, without decoding it."""
-    if len(item) < _KEY_END or item[1:3] != b"\xc4\x20":
+    if len(item) < _KEY_END or item[1:3] != _HEADER:
         raise CorruptObjectError("snapshot item does not start with a 32-byte key")
     return item[_KEY_START:_KEY_END]
 
@@ -227,11 +230,14 @@ def decode_node(data: bytes) -> Node:
         interior, depth, entries = value
         if interior == 0:
             items = tuple(entries)
-            if not all(isinstance(item, bytes) for item in items):
-                raise ValueError("leaf items must be bytes")
-            keys = [item_key(item) for item in items]
-            if keys != sorted(set(keys)):
-                raise ValueError("leaf items are not sorted by unique key")
+            if items:  # checked a whole leaf at a time, in C: transfers decode every leaf
+                if set(map(type, items)) != {bytes}:
+                    raise ValueError("leaf items must be bytes")
+                if min(map(len, items)) < _KEY_END or set(map(_HEADER_OF, items)) != {_HEADER}:
+                    raise CorruptObjectError("snapshot item does not start with a 32-byte key")
+                keys = list(map(_KEY_OF, items))
+                if keys != sorted(set(keys)):
+                    raise ValueError("leaf items are not sorted by unique key")
             return Node(depth, items, ())
         children = tuple(
             Child(int(n), bytes(c), int(k), float(r), int(t), int(m))

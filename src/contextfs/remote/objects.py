@@ -57,6 +57,9 @@ from ..store.base import Store
 BATCH: Final = 1000
 
 ObjectRow = tuple[bytes, str, bytes]
+#: A received object: ``(id, kind, data)``, or ``(None, kind, data)`` when the sender
+#: left the id for the receiver to compute (as a pack does).
+ReceivedRow = tuple[bytes | None, str, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,7 @@ def _tree_closure(
 
 def receive(
     store: Store,
-    objects: Iterable[ObjectRow],
+    objects: Iterable[ReceivedRow],
     updates: Sequence[RefUpdate],
     *,
     force: bool = False,
@@ -228,7 +231,8 @@ def receive(
 
     Args:
         store: the receiving store.
-        objects: ``(id, kind, data)`` rows as the sender sent them.
+        objects: ``(id, kind, data)`` rows as the sender sent them; an id of None
+            is computed here (every other is checked against what it hashes to).
         updates: the refs to move, by compare-and-swap against ``old``.
         force: allow an update that is not a fast-forward (the compare-and-swap
             against ``old`` still holds, so a ref someone else moved meanwhile
@@ -272,21 +276,27 @@ def receive(
     return result
 
 
-def _checked(oid: bytes, kind: str, data: bytes, links: _Links) -> ObjectRow:
-    """Re-hash one received object; remember what it links to."""
-    if not isinstance(oid, bytes) or len(oid) != 32 or not isinstance(data, bytes):
+def _checked(oid: bytes | None, kind: str, data: bytes, links: _Links) -> ObjectRow:
+    """Re-hash one received object (naming it, if the sender did not); note its links."""
+    named = oid is None or (isinstance(oid, bytes) and len(oid) == 32)
+    if not named or not isinstance(data, bytes):
         raise CorruptObjectError("a received object is malformed; nothing was stored")
     if kind == ATOM and not data:  # purged on the sending side: its record must come along
+        if oid is None:
+            raise CorruptObjectError("a received atom is empty and unnamed; nothing was stored")
         links.emptied.add(oid)
         links.received[oid] = ATOM
         return oid, kind, data
     try:
         actual, value = identify(kind, data)
     except InvalidInputError as exc:
+        what = oid.hex() if oid is not None else "object"
         raise CorruptObjectError(
-            f"received {kind} {oid.hex()} does not decode ({exc}); nothing was stored"
+            f"received {kind} {what} does not decode ({exc}); nothing was stored"
         ) from None
-    if actual != oid:
+    if oid is None:
+        oid = actual
+    elif actual != oid:
         raise CorruptObjectError(
             f"received {kind} {oid.hex()} hashes to {actual.hex()}; nothing was stored"
         )

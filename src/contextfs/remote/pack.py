@@ -1,66 +1,82 @@
-"""Packs: the objects of a transfer in one compressed stream, tree nodes as deltas.
+"""Packs: the objects of a transfer in one compressed stream, as git's packs are.
 
 Every clone, fetch, pull and push moves its objects as one pack, whatever
 the remote (``docs/FORMAT.md``, "Packs"):
 
-* ``CFSPACK`` and a version byte (1), then one zstd frame (no checksum)
-  whose content is the body: one record per object, then an end record;
-* a record is a tag byte (the kind's code; with bit 0x80 a delta), the raw
-  32-byte id, for a delta the 32-byte id of its base, the payload's length
-  (LEB128) and the payload: the canonical bytes, or a zstd frame made with
-  the base's canonical bytes as a raw-content dictionary;
+* ``CFSPACK`` and a version byte (2), then one zstd frame whose content is
+  the body: one record per object, then an end record;
+* a record is a tag byte (the kind's code), the payload's length (LEB128)
+  and the payload: the object's canonical bytes. Objects carry no ids: the
+  receiver computes each by hashing what it received, as git's index-pack
+  does, so a sender cannot name an object falsely and no byte is spent on
+  32 random ones per object;
+* with tag bit 0x80 the record is a delta: a 32-byte base id comes first,
+  naming an object the receiver already holds, and the payload is a zstd
+  frame made with the base's canonical bytes as a raw-content dictionary.
+  A tree node the receiver holds an older version of (a fetch, a push to a
+  remote that has the history) travels as tens of bytes;
+* with tag bit 0x40 the id comes first (the only way to send a purged atom,
+  whose content, and so whose hash, is gone);
 * the end record is a zero byte, the number of records (LEB128) and the
   SHA-256 of every record's bytes, so a pack cut at any byte is refused.
 
-The stream is compressed as a whole, so similar objects compress against
-each other, and a tree node that differs from the version the receiver
-holds by an entry travels as tens of bytes. The reader never trusts a
-pack: it yields ``(id, kind, canonical bytes)`` rows, which
-:func:`~contextfs.remote.objects.receive` re-hashes, link-checks and stores
-in one transaction; sizes are bounded, so a hostile pack costs memory in
-proportion to its objects, never more.
+Objects go oldest commits' first, so the versions of a tree node sit close
+together in the stream, and the stream is compressed with zstd's
+long-distance matching over a 16 MiB window: similar objects within the pack
+compress against each other without a delta record. The reader never trusts
+a pack: it yields ``(None, kind, canonical bytes)`` rows, and
+:func:`~contextfs.remote.objects.receive` hashes, link-checks and stores
+them in one transaction; sizes are bounded, so a hostile pack costs memory
+in proportion to its objects, never more.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, Final, cast
+from typing import IO, Any, Final, cast
 
 import zstandard
 
 from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError
-from ..history.tree import TREE
 from ..integrity.purge import PURGES, purge_ref
 from ..model.ids import from_hex
 from ..store.base import OBJECT_KINDS, Store
 from ..store.codec import DELTA, Codec, StoredRow
 from .objects import Received, RefUpdate, offer, receive
 
-MAGIC: Final = b"CFSPACK\x01"
+MAGIC: Final = b"CFSPACK\x02"
 #: Kind codes of the tag byte; 0 ends the records.
 KIND_CODES: Final = {"atom": 1, "molecule": 2, "tree": 3, "commit": 4, "context": 5, "purge": 6}
 KINDS: Final = {code: kind for kind, code in KIND_CODES.items()}
 DELTA_FLAG: Final = 0x80
+NAMED_FLAG: Final = 0x40
 END: Final = 0x00
 #: Largest payload a record may carry (an object, or a delta).
 MAX_PAYLOAD: Final = 64 * 1024 * 1024
-#: zstd level of the stream: fast to write, and most redundancy is already in deltas.
+#: Most bytes before a record's payload: tag, id, base and a 10-byte length.
+HEADER_MAX: Final = 1 + 32 + 32 + 10
+#: zstd level of the stream, and its window (log2 bytes): long-distance matching over
+#: it finds the older version of an object sent earlier in the pack.
 LEVEL: Final = 3
+WINDOW_LOG: Final = 24
+#: The largest window a reader accepts (log2 bytes): what decoding may cost in memory.
+MAX_WINDOW_LOG: Final = 27
 #: Bytes of compressed stream the writer yields at a time, and the reader decodes.
 CHUNK: Final = 256 * 1024
+#: Record bytes the writer hands the compressor at a time.
+BATCH_BYTES: Final = 64 * 1024
 #: Objects read from the sender's store at a time.
 BATCH: Final = 1000
-#: Canonical bytes of recent objects kept to serve as bases (each side).
-RECENT_BYTES: Final = 64 * 1024 * 1024
 #: A delta is sent only when it is at most this share of the whole object.
 DELTA_SHARE: Final = 0.5
 
 assert set(KIND_CODES) == OBJECT_KINDS
 
-ObjectRow = tuple[bytes, str, bytes]
+#: What a pack yields: ``(id or None, kind, canonical bytes)``; None leaves the id to
+#: be computed by the receiver.
+PackRow = tuple[bytes | None, str, bytes]
 #: Reads the canonical bytes of some objects the reader already holds, by id.
 BaseReader = Callable[[list[bytes]], Mapping[bytes, bytes]]
 
@@ -77,10 +93,16 @@ def leb128(value: int) -> bytes:
             return bytes(out)
 
 
-def record(oid: bytes, kind: str, payload: bytes, base: bytes | None = None) -> bytes:
-    """One record's bytes: a whole object, or (with ``base``) a delta against it."""
-    tag = KIND_CODES[kind] | (DELTA_FLAG if base is not None else 0)
-    return b"".join((bytes([tag]), oid, base or b"", leb128(len(payload)), payload))
+def record(
+    kind: str, payload: bytes, *, base: bytes | None = None, oid: bytes | None = None
+) -> bytes:
+    """One record's bytes: an object, a delta against ``base``, or (with ``oid``) a named one."""
+    tag = KIND_CODES[kind]
+    if base is not None:
+        tag |= DELTA_FLAG
+    if oid is not None:
+        tag |= NAMED_FLAG
+    return b"".join((bytes([tag]), oid or b"", base or b"", leb128(len(payload)), payload))
 
 
 def end_record(count: int, digest: bytes) -> bytes:
@@ -91,60 +113,50 @@ def end_record(count: int, digest: bytes) -> bytes:
 # -- writing ------------------------------------------------------------------------------
 
 
-class _Recent:
-    """Canonical bytes of recent tree nodes, by id, up to :data:`RECENT_BYTES`."""
-
-    def __init__(self) -> None:
-        self._items: OrderedDict[bytes, bytes] = OrderedDict()
-        self._size = 0
-
-    def get(self, oid: bytes) -> bytes | None:
-        data = self._items.get(oid)
-        if data is not None:
-            self._items.move_to_end(oid)
-        return data
-
-    def add(self, oid: bytes, data: bytes) -> None:
-        if oid in self._items:
-            return
-        self._items[oid] = data
-        self._size += len(data)
-        while self._size > RECENT_BYTES:
-            _, dropped = self._items.popitem(last=False)
-            self._size -= len(dropped)
-
-
 def write_pack(records: Iterable[bytes]) -> Iterator[bytes]:
     """Compress ``records`` (from :func:`record`) into a pack, in chunks of about :data:`CHUNK`."""
-    compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=False).compressobj()
+    params = zstandard.ZstdCompressionParameters.from_level(
+        LEVEL, window_log=WINDOW_LOG, enable_ldm=True
+    )
+    compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
     digest = hashlib.sha256()
     count = 0
-    pending = [MAGIC]
+    out = [MAGIC]
     size = len(MAGIC)
+    batch: list[bytes] = []
+    batch_size = 0
     for rec in records:
-        digest.update(rec)
         count += 1
-        out = compressor.compress(rec)
-        if out:
-            pending.append(out)
-            size += len(out)
+        batch.append(rec)
+        batch_size += len(rec)
+        if batch_size >= BATCH_BYTES:  # a join and a call per batch, not per record
+            joined = b"".join(batch)
+            digest.update(joined)
+            compressed = compressor.compress(joined)
+            batch, batch_size = [], 0
+            out.append(compressed)
+            size += len(compressed)
             if size >= CHUNK:
-                yield b"".join(pending)
-                pending, size = [], 0
-    pending += [compressor.compress(end_record(count, digest.digest())), compressor.flush()]
-    yield b"".join(pending)
+                yield b"".join(out)
+                out, size = [], 0
+    joined = b"".join(batch)
+    digest.update(joined)
+    out += [
+        compressor.compress(joined + end_record(count, digest.digest())),
+        compressor.flush(),
+    ]
+    yield b"".join(out)
 
 
 def pack_objects(
     store: Store, ids: Sequence[bytes], bases: Mapping[bytes, bytes] | None = None
 ) -> Iterator[bytes]:
-    """The pack of ``ids`` from ``store``, in that order, tree nodes as deltas where they pay.
+    """The pack of ``ids`` from ``store``, in that order.
 
     ``bases`` maps a tree node to the node it replaced (what a transfer's
-    offer pairs them with). A node is sent as a delta against that base when
-    the receiver holds it: the base was sent earlier in this pack, or it is
-    not among ``ids`` at all (the receiver had it already), and when the
-    delta is at most half the node.
+    offer pairs them with). A node whose base is not in the pack is one the
+    receiver holds, and is sent as a delta against it when that is at most
+    half the node; a base in the pack is left to the stream's compression.
 
     Raises:
         MissingObjectError: an object of ``ids`` is not stored.
@@ -154,17 +166,12 @@ def pack_objects(
 
 def _records(store: Store, ids: Sequence[bytes], bases: Mapping[bytes, bytes]) -> Iterator[bytes]:
     codec = Codec()
-    unsent = set(ids)
-    recent = _Recent()
+    sent = set(ids)
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
         found = store.get_objects(chunk)
         wanted = [
-            base
-            for oid in chunk
-            if (base := bases.get(oid)) is not None
-            and base not in unsent
-            and recent.get(base) is None
+            base for oid in chunk if (base := bases.get(oid)) is not None and base not in sent
         ]
         held = store.get_objects(wanted) if wanted else {}
         for oid in chunk:
@@ -172,21 +179,16 @@ def _records(store: Store, ids: Sequence[bytes], bases: Mapping[bytes, bytes]) -
             if stored is None:
                 raise MissingObjectError(f"object {oid.hex()} is missing from the store")
             kind, data = stored
-            unsent.discard(oid)
+            if not data:  # a purged atom: its hash cannot be computed from nothing
+                yield record(kind, data, oid=oid)
+                continue
             base = bases.get(oid)
-            base_data = None
-            if base is not None and base not in unsent:
-                base_data = recent.get(base)
-                if base_data is None and base in held:
-                    base_data = held[base].data
-            if kind == TREE:
-                recent.add(oid, data)
-            if base_data is not None and data:
-                delta = codec.encode_delta(data, base_data)
+            if base is not None and base in held:
+                delta = codec.encode_delta(data, held[base].data)
                 if len(delta) <= DELTA_SHARE * len(data):
-                    yield record(oid, kind, delta, base)
+                    yield record(kind, delta, base=base)
                     continue
-            yield record(oid, kind, data)
+            yield record(kind, data)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -215,69 +217,117 @@ class _Source:
 
 
 class _Body:
-    """The decompressed body, read exactly, a bounded chunk at a time."""
+    """The decompressed body, parsed record by record from a bounded buffer."""
 
     def __init__(self, source: _Source) -> None:
-        self._reader = zstandard.ZstdDecompressor(max_window_size=1 << 27).stream_reader(
+        decompressor = zstandard.ZstdDecompressor(max_window_size=1 << MAX_WINDOW_LOG)
+        self._reader = decompressor.stream_reader(
             cast(IO[bytes], source),  # it only calls read()
             read_size=CHUNK,
             read_across_frames=False,
         )
         self._buffer = bytearray()
         self._at = 0
+        self._ended = False
 
-    def take(self, size: int) -> bytes:
-        while len(self._buffer) - self._at < size:
+    def _fill(self, size: int) -> None:
+        """Make ``size`` bytes available after the position, or as many as remain."""
+        buffer = self._buffer
+        while len(buffer) - self._at < size and not self._ended:
             try:
                 more = self._reader.read(CHUNK)
             except zstandard.ZstdError as exc:
                 raise CorruptObjectError(f"the pack does not decompress: {exc}") from None
             if not more:
-                raise CorruptObjectError("the pack ended early; nothing was stored")
-            del self._buffer[: self._at]
+                self._ended = True
+                break
+            del buffer[: self._at]
             self._at = 0
-            self._buffer += more
-        out = bytes(self._buffer[self._at : self._at + size])
-        self._at += size
-        return out
+            buffer += more
 
-    def varint(self) -> int:
-        value = shift = 0
+    def _need(self, size: int) -> None:
+        self._fill(size)
+        if len(self._buffer) - self._at < size:
+            raise CorruptObjectError("the pack ended early; nothing was stored")
+
+    def records(self, digest: Any) -> Iterator[tuple[int, bytes | None, bytes | None, bytes]]:
+        """Yield ``(tag, id, base, payload)`` per record up to the end record's tag.
+
+        Each record's bytes go into ``digest`` as they are read.
+        """
         while True:
-            byte = self.take(1)[0]
-            value |= (byte & 0x7F) << shift
-            if not byte & 0x80:
-                return value
-            shift += 7
-            if shift > 63:
-                raise CorruptObjectError("the pack holds a malformed length")
+            self._fill(HEADER_MAX)
+            buffer, at = self._buffer, self._at
+            if at >= len(buffer):
+                raise CorruptObjectError("the pack ended early; nothing was stored")
+            tag = buffer[at]
+            if tag == END:
+                self._at = at + 1
+                return
+            first = at
+            at += 1
+            oid = base = None
+            if tag & NAMED_FLAG:
+                oid = bytes(buffer[at : at + 32])
+                at += 32
+            if tag & DELTA_FLAG:
+                base = bytes(buffer[at : at + 32])
+                at += 32
+            size, at = _varint(buffer, at)
+            if size > MAX_PAYLOAD:
+                raise CorruptObjectError(f"the pack holds a record of {size} bytes, too large")
+            header = at - first
+            self._at = first
+            self._need(header + size)  # a refill keeps the record, from its first byte
+            buffer, first = self._buffer, self._at
+            at = first + header
+            payload = bytes(buffer[at : at + size])
+            with memoryview(buffer) as view:
+                digest.update(view[first : at + size])
+            self._at = at + size
+            yield tag, oid, base, payload
+
+    def end(self) -> tuple[int, bytes]:
+        """The end record after its tag: the count and the digest."""
+        self._fill(HEADER_MAX)
+        count, at = _varint(self._buffer, self._at)
+        self._at = at
+        self._need(32)
+        digest = bytes(self._buffer[self._at : self._at + 32])
+        self._at += 32
+        return count, digest
 
     def finished(self) -> bool:
-        """Whether nothing follows what was taken."""
-        if len(self._buffer) > self._at:
-            return False
-        try:
-            return not self._reader.read(1)
-        except zstandard.ZstdError:
-            return False
+        """Whether nothing follows what was read."""
+        self._fill(1)
+        return len(self._buffer) <= self._at
 
 
-class _Entry:
-    __slots__ = ("base", "data", "kind", "oid")
+def _varint(buffer: bytearray, at: int) -> tuple[int, int]:
+    """Read a LEB128 length at ``at``; return it and the position after it."""
+    value = shift = 0
+    while True:
+        if at >= len(buffer):
+            raise CorruptObjectError("the pack ended early; nothing was stored")
+        byte = buffer[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, at
+        shift += 7
+        if shift > 63:
+            raise CorruptObjectError("the pack holds a malformed length")
 
-    def __init__(self, oid: bytes, kind: str, data: bytes, base: bytes | None) -> None:
-        self.oid, self.kind, self.data, self.base = oid, kind, data, base
 
+def read_pack(chunks: Iterable[bytes], held: BaseReader | None = None) -> Iterator[PackRow]:
+    """Yield the ``(id or None, kind, canonical bytes)`` rows of a pack, in order.
 
-def read_pack(chunks: Iterable[bytes], held: BaseReader | None = None) -> Iterator[ObjectRow]:
-    """Yield the ``(id, kind, canonical bytes)`` rows of a pack, in order.
-
-    A delta's base is an object sent earlier in the pack or one ``held``
-    returns (what the receiver already stores). Nothing is re-hashed here.
+    A delta's base is an object ``held`` returns (what the receiver already
+    stores). Nothing is hashed here: the receiver names and checks each row.
 
     Raises:
-        CorruptObjectError: the pack is malformed, cut short, or names a base
-            that is neither in it nor held; or a delta does not decode.
+        CorruptObjectError: the pack is malformed or cut short, or names a base
+            the receiver does not hold, or a delta does not decode.
     """
     source = _Source(chunks)
     if source.read(len(MAGIC)) != MAGIC:
@@ -285,62 +335,44 @@ def read_pack(chunks: Iterable[bytes], held: BaseReader | None = None) -> Iterat
     body = _Body(source)
     digest = hashlib.sha256()
     codec = Codec()
-    recent = _Recent()
     count = 0
-    window: list[_Entry] = []
+    window: list[tuple[bytes | None, str, bytes, bytes | None]] = []
     window_bytes = 0
-    while True:
-        tag = body.take(1)[0]
-        if tag == END:
-            break
-        kind = KINDS.get(tag & ~DELTA_FLAG)
+    for tag, oid, base, payload in body.records(digest):
+        kind = KINDS.get(tag & ~(DELTA_FLAG | NAMED_FLAG))
         if kind is None:
             raise CorruptObjectError(f"the pack holds a record of unknown kind {tag}")
-        oid = body.take(32)
-        base = body.take(32) if tag & DELTA_FLAG else None
-        size = body.varint()
-        if size > MAX_PAYLOAD:
-            raise CorruptObjectError(f"the pack holds a {kind} of {size} bytes, too large")
-        payload = body.take(size)
-        digest.update(record(oid, kind, payload, base))
         count += 1
-        window.append(_Entry(oid, kind, payload, base))
-        window_bytes += size
+        window.append((oid, kind, payload, base))
+        window_bytes += len(payload)
         if len(window) >= BATCH or window_bytes >= CHUNK * 16:
-            yield from _resolved(window, recent, held, codec)
+            yield from _resolved(window, held, codec)
             window, window_bytes = [], 0
-    yield from _resolved(window, recent, held, codec)
-    if body.varint() != count or body.take(32) != digest.digest():
+    yield from _resolved(window, held, codec)
+    if body.end() != (count, digest.digest()):
         raise CorruptObjectError("the pack's end record does not match its records")
     if not body.finished():
         raise CorruptObjectError("the pack has bytes after its end record")
 
 
 def _resolved(
-    window: list[_Entry], recent: _Recent, held: BaseReader | None, codec: Codec
-) -> Iterator[ObjectRow]:
-    """Decode a window of records: deltas against earlier records or held objects."""
-    inside = {entry.oid for entry in window}
-    outside = [
-        entry.base
-        for entry in window
-        if entry.base is not None and entry.base not in inside and recent.get(entry.base) is None
-    ]
-    fetched = held(list(dict.fromkeys(outside))) if outside and held is not None else {}
-    for entry in window:
-        data = entry.data
-        if entry.base is not None:
-            base = recent.get(entry.base)
-            if base is None:
-                base = fetched.get(entry.base)
-            if base is None:
+    window: list[tuple[bytes | None, str, bytes, bytes | None]],
+    held: BaseReader | None,
+    codec: Codec,
+) -> Iterator[PackRow]:
+    """Decode a window of records, reading every delta's base in one call."""
+    bases = list(dict.fromkeys(base for _, _, _, base in window if base is not None))
+    fetched = held(bases) if bases and held is not None else {}
+    for oid, kind, data, base in window:
+        if base is not None:
+            base_data = fetched.get(base)
+            if base_data is None:
                 raise CorruptObjectError(
-                    f"the pack sends {entry.oid.hex()} as a delta against {entry.base.hex()},"
-                    " which is neither in the pack before it nor stored here"
+                    f"the pack sends a {kind} as a delta against {base.hex()},"
+                    " which is not stored here"
                 )
-            data = codec.decode(StoredRow(entry.kind, data, DELTA, entry.base), base)
-        recent.add(entry.oid, data)
-        yield entry.oid, entry.kind, data
+            data = codec.decode(StoredRow(kind, data, DELTA, base), base_data)
+        yield oid, kind, data
 
 
 def pack_history(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
@@ -398,7 +430,7 @@ def purge_records_for(refs: Mapping[str, str], atoms: Iterable[bytes]) -> list[b
 
 
 def store_bases(store: Store) -> BaseReader:
-    """A :data:`BaseReader` over ``store`` (in the receiving transaction it sees its writes)."""
+    """A :data:`BaseReader` over ``store``: the objects a delta's base may be."""
 
     def read(ids: list[bytes]) -> dict[bytes, bytes]:
         return {oid: stored.data for oid, stored in store.get_objects(ids).items()}
