@@ -69,16 +69,14 @@ def test_the_documented_packs_decode_and_the_body_is_what_the_writer_makes() -> 
     assert frame.hex() == whole["body"][0]
     delta = vectors["delta"]
     base = bytes.fromhex(delta["base"][0])
-    tree = bytes.fromhex(whole["body"][0])  # not held: the delta cannot decode
     with pytest.raises(CorruptObjectError, match="not stored here"):
         list(read_pack([bytes.fromhex(delta["pack"][0])], lambda ids: {}))
     held = next(data for _, kind, data in rows if kind == "tree")
     assert identify("tree", held)[0] == base
-    ((oid, kind, data),) = read_pack([bytes.fromhex(delta["pack"][0])], lambda ids: {base: held})
-    assert (oid, kind) == (None, "tree")
-    assert data.hex() == delta["data"][0]
-    assert identify("tree", data)[0].hex() == delta["tree"][0]
-    assert tree  # (the body above is not a tree; only held objects are bases)
+    decoded = list(read_pack([bytes.fromhex(delta["pack"][0])], lambda ids: {base: held}))
+    assert [(oid, kind) for oid, kind, _ in decoded] == [(None, "tree"), (None, "tree")]
+    assert [data.hex() for _, _, data in decoded] == delta["data"]
+    assert [identify("tree", data)[0].hex() for _, _, data in decoded] == delta["tree"]
 
 
 OBJECTS = st.lists(
@@ -99,10 +97,13 @@ def test_any_records_round_trip_in_any_parts(
 ) -> None:
     codec = Codec()
     records, expected = [], []
-    for kind, data, base_at in objects:
+    for n, (kind, data, base_at) in enumerate(objects):
         if base_at >= 0:
             delta = codec.encode_delta(data, HELD[base_at])
             records.append(record(kind, delta, base=HELD_IDS[base_at]))
+        elif expected and n % 2:  # against the record before it
+            delta = codec.encode_delta(data, expected[-1][2])
+            records.append(record(kind, delta, back=1))
         else:
             records.append(record(kind, data))
         expected.append((None, kind, data))
@@ -199,6 +200,7 @@ def test_malformed_packs_are_refused_in_one_line(tmp_path: Path) -> None:
     end = end_record(1, hashlib.sha256(one).digest())
     assert list(read_pack([pack_of(one + end)])) == [(None, "atom", b"data")]
     delta = record("tree", b"delta", base=oid)  # against an object not held
+    early = record("tree", b"delta", back=1)  # against a record before the first
     cases = {
         b"not a pack": "not a ContextFS pack",
         pack_of(bytes([0x09, 0x00]) + end): "unknown kind",
@@ -206,6 +208,7 @@ def test_malformed_packs_are_refused_in_one_line(tmp_path: Path) -> None:
         pack_of(one + end_record(2, hashlib.sha256(one).digest())): "does not match",
         pack_of(bytes([0x01]) + b"\xff\xff\xff\xff\x7f"): "too large",
         pack_of(delta + end_record(1, hashlib.sha256(delta).digest())): "not stored here",
+        pack_of(early + end_record(1, hashlib.sha256(early).digest())): "too far back",
         pack_of(one): "ended early",
         MAGIC + b"\x28\xb5\x2f\xfd garbage": "does not decompress|ended early",
     }

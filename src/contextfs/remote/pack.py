@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, Final, cast
 
@@ -42,7 +43,7 @@ import zstandard
 from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError
 from ..integrity.purge import PURGES, purge_ref
 from ..model.ids import from_hex
-from ..store.base import OBJECT_KINDS, Store
+from ..store.base import OBJECT_KINDS, Store, StoredObject
 from ..store.codec import DELTA, Codec, StoredRow
 from .objects import Received, RefUpdate, offer, receive
 
@@ -50,8 +51,10 @@ MAGIC: Final = b"CFSPACK\x02"
 #: Kind codes of the tag byte; 0 ends the records.
 KIND_CODES: Final = {"atom": 1, "molecule": 2, "tree": 3, "commit": 4, "context": 5, "purge": 6}
 KINDS: Final = {code: kind for kind, code in KIND_CODES.items()}
-DELTA_FLAG: Final = 0x80
-NAMED_FLAG: Final = 0x40
+DELTA_FLAG: Final = 0x80  # against an object the receiver holds, by id
+NAMED_FLAG: Final = 0x40  # the id is given
+EARLIER_FLAG: Final = 0x20  # against an earlier record of the pack, by distance
+KIND_MASK: Final = 0x07
 END: Final = 0x00
 #: Largest payload a record may carry (an object, or a delta).
 MAX_PAYLOAD: Final = 64 * 1024 * 1024
@@ -71,6 +74,9 @@ BATCH_BYTES: Final = 64 * 1024
 BATCH: Final = 1000
 #: A delta is sent only when it is at most this share of the whole object.
 DELTA_SHARE: Final = 0.5
+#: How far back a delta may reach in the pack: its base and every record after it hold
+#: at most this many canonical bytes (what both sides keep decoded).
+WINDOW_BYTES: Final = 32 * 1024 * 1024
 
 assert set(KIND_CODES) == OBJECT_KINDS
 
@@ -94,15 +100,29 @@ def leb128(value: int) -> bytes:
 
 
 def record(
-    kind: str, payload: bytes, *, base: bytes | None = None, oid: bytes | None = None
+    kind: str,
+    payload: bytes,
+    *,
+    base: bytes | None = None,
+    back: int | None = None,
+    oid: bytes | None = None,
 ) -> bytes:
-    """One record's bytes: an object, a delta against ``base``, or (with ``oid``) a named one."""
+    """One record's bytes: an object, or (with ``oid``) a named one, or a delta.
+
+    A delta's base is ``base``, an object the receiver holds, or the record
+    ``back`` records before this one (1: the one just before).
+    """
     tag = KIND_CODES[kind]
-    if base is not None:
-        tag |= DELTA_FLAG
+    parts = [b"", oid or b"", base or b""]
     if oid is not None:
         tag |= NAMED_FLAG
-    return b"".join((bytes([tag]), oid or b"", base or b"", leb128(len(payload)), payload))
+    if base is not None:
+        tag |= DELTA_FLAG
+    elif back is not None:
+        tag |= EARLIER_FLAG
+        parts.append(leb128(back))
+    parts[0] = bytes([tag])
+    return b"".join((*parts, leb128(len(payload)), payload))
 
 
 def end_record(count: int, digest: bytes) -> bytes:
@@ -164,9 +184,51 @@ def pack_objects(
     return write_pack(_records(store, ids, bases or {}))
 
 
+class _Window:
+    """The canonical bytes of the last records, as far back as a delta may reach.
+
+    Both sides keep one, so that the sender names only bases the receiver
+    still has: a record and those after it hold at most :data:`WINDOW_BYTES`.
+    """
+
+    def __init__(self) -> None:
+        self._records: deque[tuple[int, bytes | None, bytes]] = deque()
+        self._by_id: dict[bytes, int] = {}
+        self._size = 0
+        self.count = 0
+
+    def add(self, oid: bytes | None, data: bytes) -> None:
+        """Append the next record's canonical bytes (and id, when the side knows it)."""
+        self._records.append((self.count, oid, data))
+        if oid is not None:
+            self._by_id[oid] = self.count
+        self.count += 1
+        self._size += len(data)
+        while self._size > WINDOW_BYTES:
+            index, dropped, old = self._records.popleft()
+            self._size -= len(old)
+            if dropped is not None and self._by_id.get(dropped) == index:
+                del self._by_id[dropped]
+
+    def back(self, oid: bytes) -> int | None:
+        """How many records back ``oid`` is, if it is still in the window."""
+        at = self._by_id.get(oid)
+        if at is None or at < self.count - len(self._records):
+            return None
+        return self.count - at
+
+    def data(self, back: int) -> bytes | None:
+        """The canonical bytes of the record ``back`` records before the next one."""
+        if not 0 < back <= len(self._records):
+            return None
+        return self._records[len(self._records) - back][2]
+
+
 def _records(store: Store, ids: Sequence[bytes], bases: Mapping[bytes, bytes]) -> Iterator[bytes]:
     codec = Codec()
     sent = set(ids)
+    window = _Window()
+    hidden: set[bytes] = set()
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
         found = store.get_objects(chunk)
@@ -178,17 +240,45 @@ def _records(store: Store, ids: Sequence[bytes], bases: Mapping[bytes, bytes]) -
             stored = found.get(oid)
             if stored is None:
                 raise MissingObjectError(f"object {oid.hex()} is missing from the store")
-            kind, data = stored
-            if not data:  # a purged atom: its hash cannot be computed from nothing
-                yield record(kind, data, oid=oid)
-                continue
             base = bases.get(oid)
-            if base is not None and base in held:
-                delta = codec.encode_delta(data, held[base].data)
-                if len(delta) <= DELTA_SHARE * len(data):
-                    yield record(kind, delta, base=base)
-                    continue
-            yield record(kind, data)
+            yield _record(codec, window, hidden, oid, stored.kind, stored.data, base, held)
+
+
+def _record(
+    codec: Codec,
+    window: _Window,
+    hidden: set[bytes],
+    oid: bytes,
+    kind: str,
+    data: bytes,
+    base: bytes | None,
+    held: Mapping[bytes, StoredObject],
+) -> bytes:
+    """The record of one object: a delta where it is reachable, needed and pays.
+
+    A base sent whole earlier in the pack needs no delta: the stream's
+    compression finds it. One sent as a delta (``hidden``: its bytes are not
+    in the stream) or held by the receiver does.
+    """
+    window_back = window.back(base) if base is not None else None
+    window.add(oid, data)
+    hidden.discard(oid)
+    if not data:  # a purged atom: its id cannot be computed from nothing
+        return record(kind, data, oid=oid)
+    base_data, back = None, None
+    if base is not None and window_back is not None and base in hidden:
+        back = window_back
+        base_data = window.data(back + 1)  # the window has grown by this record
+    elif base is not None and window_back is None and base in held:
+        base_data = held[base].data
+    if base_data is not None:
+        delta = codec.encode_delta(data, base_data)
+        if len(delta) <= DELTA_SHARE * len(data):
+            hidden.add(oid)
+            if back is not None:
+                return record(kind, delta, back=back)
+            return record(kind, delta, base=base)
+    return record(kind, data)
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -250,8 +340,8 @@ class _Body:
         if len(self._buffer) - self._at < size:
             raise CorruptObjectError("the pack ended early; nothing was stored")
 
-    def records(self, digest: Any) -> Iterator[tuple[int, bytes | None, bytes | None, bytes]]:
-        """Yield ``(tag, id, base, payload)`` per record up to the end record's tag.
+    def records(self, digest: Any) -> Iterator[tuple[int, bytes | None, bytes | None, int, bytes]]:
+        """Yield ``(tag, id, base, back, payload)`` per record up to the end record's tag.
 
         Each record's bytes go into ``digest`` as they are read.
         """
@@ -267,12 +357,15 @@ class _Body:
             first = at
             at += 1
             oid = base = None
+            back = 0
             if tag & NAMED_FLAG:
                 oid = bytes(buffer[at : at + 32])
                 at += 32
             if tag & DELTA_FLAG:
                 base = bytes(buffer[at : at + 32])
                 at += 32
+            elif tag & EARLIER_FLAG:
+                back, at = _varint(buffer, at)
             size, at = _varint(buffer, at)
             if size > MAX_PAYLOAD:
                 raise CorruptObjectError(f"the pack holds a record of {size} bytes, too large")
@@ -285,7 +378,7 @@ class _Body:
             with memoryview(buffer) as view:
                 digest.update(view[first : at + size])
             self._at = at + size
-            yield tag, oid, base, payload
+            yield tag, oid, base, back, payload
 
     def end(self) -> tuple[int, bytes]:
         """The end record after its tag: the count and the digest."""
@@ -335,20 +428,21 @@ def read_pack(chunks: Iterable[bytes], held: BaseReader | None = None) -> Iterat
     body = _Body(source)
     digest = hashlib.sha256()
     codec = Codec()
+    recent = _Window()
     count = 0
-    window: list[tuple[bytes | None, str, bytes, bytes | None]] = []
-    window_bytes = 0
-    for tag, oid, base, payload in body.records(digest):
-        kind = KINDS.get(tag & ~(DELTA_FLAG | NAMED_FLAG))
-        if kind is None:
+    batch: list[tuple[bytes | None, str, bytes, bytes | None, int]] = []
+    batch_bytes = 0
+    for tag, oid, base, back, payload in body.records(digest):
+        kind = KINDS.get(tag & KIND_MASK)
+        if kind is None or tag & ~(KIND_MASK | DELTA_FLAG | NAMED_FLAG | EARLIER_FLAG):
             raise CorruptObjectError(f"the pack holds a record of unknown kind {tag}")
         count += 1
-        window.append((oid, kind, payload, base))
-        window_bytes += len(payload)
-        if len(window) >= BATCH or window_bytes >= CHUNK * 16:
-            yield from _resolved(window, held, codec)
-            window, window_bytes = [], 0
-    yield from _resolved(window, held, codec)
+        batch.append((oid, kind, payload, base, back))
+        batch_bytes += len(payload)
+        if len(batch) >= BATCH or batch_bytes >= CHUNK * 16:
+            yield from _resolved(batch, held, codec, recent)
+            batch, batch_bytes = [], 0
+    yield from _resolved(batch, held, codec, recent)
     if body.end() != (count, digest.digest()):
         raise CorruptObjectError("the pack's end record does not match its records")
     if not body.finished():
@@ -356,14 +450,16 @@ def read_pack(chunks: Iterable[bytes], held: BaseReader | None = None) -> Iterat
 
 
 def _resolved(
-    window: list[tuple[bytes | None, str, bytes, bytes | None]],
+    batch: list[tuple[bytes | None, str, bytes, bytes | None, int]],
     held: BaseReader | None,
     codec: Codec,
+    recent: _Window,
 ) -> Iterator[PackRow]:
-    """Decode a window of records, reading every delta's base in one call."""
-    bases = list(dict.fromkeys(base for _, _, _, base in window if base is not None))
-    fetched = held(bases) if bases and held is not None else {}
-    for oid, kind, data, base in window:
+    """Decode a batch of records in order, reading every held base in one call."""
+    wanted = list(dict.fromkeys(base for _, _, _, base, _ in batch if base is not None))
+    fetched = held(wanted) if wanted and held is not None else {}
+    for oid, kind, data, base, back in batch:
+        base_data: bytes | None = None
         if base is not None:
             base_data = fetched.get(base)
             if base_data is None:
@@ -371,7 +467,16 @@ def _resolved(
                     f"the pack sends a {kind} as a delta against {base.hex()},"
                     " which is not stored here"
                 )
-            data = codec.decode(StoredRow(kind, data, DELTA, base), base_data)
+        elif back:
+            base_data = recent.data(back)
+            if base_data is None:
+                raise CorruptObjectError(
+                    f"the pack sends a {kind} as a delta against the record {back} before it,"
+                    " which is not in the pack or too far back"
+                )
+        if base_data is not None:
+            data = codec.decode(StoredRow(kind, data, DELTA, None), base_data)
+        recent.add(oid, data)
         yield oid, kind, data
 
 
