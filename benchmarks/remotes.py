@@ -93,7 +93,6 @@ from contextfs import T_STRING, MemoryAtom, Repository
 from contextfs.history.tree import EMPTY_TREE_ID, LEAF_CAPACITY, decode_node
 from contextfs.model.ids import from_hex
 from contextfs.remote import sync
-from contextfs.remote.pack import pack_history
 from contextfs.testing.pgcluster import Cluster, free_port, start_cluster
 from run import COMMITTER, GIT_ENV, data_block, fast_import, git
 
@@ -794,6 +793,9 @@ def clone_contextfs(url: str, dest: Path, expected: str | None) -> tuple[float, 
 
 def pack_bytes(repo: Repository, head: str | None) -> int:
     """The bytes of the pack a clone of ``head`` carries: made again from ``repo``, untimed."""
+    # Imported here: storage.py imports this module under versions that had no packs.
+    from contextfs.remote.pack import pack_history
+
     if head is None:
         return 0
     return sum(len(chunk) for chunk in pack_history(repo.store, [from_hex(head)], []))

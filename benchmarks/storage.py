@@ -179,7 +179,9 @@ class Version:
         """Run ``step`` in a child interpreter importing ContextFS from :attr:`src`."""
         env = {"PYTHONPATH": f"{self.src}:{HERE}", "PATH": "/usr/bin:/bin"}
         argv = [sys.executable, __file__, "--child", step, str(self.folder), str(plan.commits)]
-        done = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{self.name}: {step} failed:\n{done.stderr[-3000:]}")
         return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
