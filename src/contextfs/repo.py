@@ -54,6 +54,7 @@ from .history.tree import EMPTY_TREE_DATA, EMPTY_TREE_ID, TREE, Scorer, Snapshot
 from .integrity.fsck import VerifyReport
 from .integrity.gc import DEFAULT_GRACE_SECONDS, GcReport
 from .integrity.proofs import Proof
+from .integrity.prune import PruneReport, this_machine
 from .integrity.purge import PurgeRecord
 from .model import refs as refnames
 from .model.canonical import Metadata
@@ -94,7 +95,7 @@ from .services.storage import Storage
 from .services.workspace import DEFAULT_AUTHOR, UNSET, ProgressCallback, Side, Workspace
 from .session.tiers import IDENTITY_TYPES, SessionPayload, Summariser, TierBudgets
 from .session.turns import EPOCH_TURNS, STALE_TURNS, CostWeights
-from .store.base import ReflogEntry, Store
+from .store.base import ReflogEntry, Store, WorkspaceStore
 from .store.memory import MemoryStore
 from .store.sqlite import SqliteStore
 from .store.urls import STORE_URL_ENV
@@ -236,6 +237,8 @@ class Repository:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             write_config(folder, RepoConfig(store=url, workspace=workspace, embedder=embedder))
+            if isinstance(repo.store, WorkspaceStore):  # so a prune can tell when it is gone
+                repo.store.register_workspace(str(folder.resolve()), this_machine())
         except OSError as exc:
             repo.close()
             raise StoreError(
@@ -863,6 +866,10 @@ class Repository:
         return self.integrity.gc(
             grace_seconds=grace_seconds, dry_run=dry_run, repack=repack, now=now
         )
+
+    @_doc(Integrity.prune_workspaces)
+    def prune_workspaces(self, *, dry_run: bool = False) -> PruneReport:
+        return self.integrity.prune_workspaces(dry_run=dry_run)
 
     @_doc(Integrity.purge)
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:

@@ -63,6 +63,7 @@ from .remote import clone, fetch, pull, push, remote
 from .serve import serve
 from .session import session
 from .turns import print_turn, turn_options
+from .workspaces import workspace
 
 
 @click.group(cls=ContextFSGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -1133,6 +1134,7 @@ cli.add_command(expand, name="context")
 cli.add_command(serve)
 cli.add_command(mcp)
 cli.add_command(remote)
+cli.add_command(workspace)
 cli.add_command(clone)
 cli.add_command(fetch)
 cli.add_command(pull)

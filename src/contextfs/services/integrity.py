@@ -15,6 +15,7 @@ from ..integrity.fsck import VerifyReport, verify_store
 from ..integrity.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from ..integrity.proofs import Proof
 from ..integrity.proofs import prove as prove_key
+from ..integrity.prune import PruneReport, prune_workspaces
 from ..integrity.purge import PurgeRecord, purge_atom
 from ..model import refs as refnames
 from ..model.ids import ID_HEX_LENGTH, from_hex, is_hex_prefix
@@ -120,6 +121,19 @@ class Integrity:
                     if full and isinstance(value, str) and is_hex_prefix(value):
                         named.append(from_hex(value))
         return named
+
+    def prune_workspaces(self, *, dry_run: bool = False) -> PruneReport:
+        """Drop the workspaces of checkouts on this machine that are gone; keep the rest.
+
+        See :func:`contextfs.integrity.prune.prune_workspaces`: a shared store
+        keeps one workspace per folder made with ``init --store``, and one
+        whose folder was deleted holds its stage forever. ``gc`` afterwards
+        collects what only those stages reached.
+
+        Raises:
+            InvalidInputError: the store keeps no workspaces.
+        """
+        return prune_workspaces(self.store, dry_run=dry_run)
 
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
         """Erase an atom's content from every version, index, vector and free page.

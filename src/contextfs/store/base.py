@@ -201,6 +201,43 @@ class CollectableStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WorkspaceInfo:
+    """A checkout's workspace in a shared store: its private refs, and where it was made.
+
+    Attributes:
+        name: The workspace's name (its folder's ``config.json`` names it).
+        folder: The checkout folder it was made for, or None if not recorded
+            (workspaces made before ContextFS recorded them).
+        machine: The machine that folder is on (its host name), or None.
+        refs: Its private refs (``HEAD``, ``STAGE``, ...), by short name.
+    """
+
+    name: str
+    folder: str | None
+    machine: str | None
+    refs: dict[str, str]
+
+
+@runtime_checkable
+class WorkspaceStore(Protocol):
+    """What a store shared by many checkouts adds: the workspaces it keeps, and dropping one."""
+
+    workspace: str | None
+
+    def register_workspace(self, folder: str, machine: str) -> None:
+        """Record where this handle's workspace is checked out (a workspace handle only)."""
+        ...
+
+    def workspaces(self) -> list[WorkspaceInfo]:
+        """Every workspace the store holds refs or a record for, by name."""
+        ...
+
+    def drop_workspace(self, name: str) -> bool:
+        """Delete a workspace's private refs and record; False if it had none."""
+        ...
+
+
 @runtime_checkable
 class PackedStore(Protocol):
     """What a store adds so ``contextfs gc`` can repack it (:mod:`contextfs.store.codec`).

@@ -49,7 +49,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     ) from exc
 
 from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
-from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
+from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject, WorkspaceInfo
 from contextfs.store.codec import (
     DELTA,
     MAX_SAMPLES,
@@ -119,6 +119,16 @@ MIGRATIONS: Final[tuple[Step, ...]] = (
             # frames name; appended only, so every frame ever written stays readable.
             "CREATE TABLE dictionaries (id bigint PRIMARY KEY, kind text NOT NULL,"
             " data bytea NOT NULL)",
+        ),
+    ),
+    (
+        4,
+        "record workspaces",
+        (
+            # Where each workspace is checked out, so workspaces whose folder is gone
+            # can be found and pruned (git's worktree prune).
+            'CREATE TABLE workspaces (name text COLLATE "C" PRIMARY KEY, folder text NOT NULL,'
+            " machine text NOT NULL, made timestamptz NOT NULL DEFAULT now())",
         ),
     ),
 )
@@ -548,6 +558,63 @@ class PostgresStore(NestedTransactions):
                 cursor = conn.execute("DELETE FROM objects WHERE id = ANY(%s)", (chunk,))
                 deleted += cursor.rowcount
         return deleted
+
+    # -- workspaces -------------------------------------------------------------
+
+    def register_workspace(self, folder: str, machine: str) -> None:
+        """Record where this handle's workspace is checked out (replacing an older record).
+
+        Raises:
+            InvalidInputError: the store was opened without a workspace.
+        """
+        if self.workspace is None:
+            raise InvalidInputError("only a workspace can record where it is checked out")
+        with self.transaction(), self._guard() as conn:
+            conn.execute(
+                "INSERT INTO workspaces (name, folder, machine) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET folder = EXCLUDED.folder,"
+                " machine = EXCLUDED.machine",
+                (self.workspace, folder, machine),
+            )
+
+    def workspaces(self) -> list[WorkspaceInfo]:
+        """Every workspace the store holds private refs or a record for, by name."""
+        found: dict[str, WorkspaceInfo] = {}
+        with self._guard() as conn:
+            for name, folder, machine in conn.execute(
+                "SELECT name, folder, machine FROM workspaces ORDER BY name"
+            ):
+                found[name] = WorkspaceInfo(name, folder, machine, {})
+            refs = conn.execute(
+                "SELECT name, value FROM refs WHERE starts_with(name, %s) ORDER BY name",
+                (WORKSPACES,),
+            ).fetchall()
+        for full, value in refs:
+            name, _, short = full[len(WORKSPACES) :].partition("/")
+            info = found.setdefault(name, WorkspaceInfo(name, None, None, {}))
+            info.refs[short] = value
+        return sorted(found.values(), key=lambda info: info.name)
+
+    def drop_workspace(self, name: str) -> bool:
+        """Delete workspace ``name``'s private refs and record, in one transaction.
+
+        Its stage and anything only it reached become garbage for the next gc.
+
+        Raises:
+            InvalidInputError: ``name`` is not a workspace name, or it is this
+                handle's own workspace.
+        """
+        if not _WORKSPACE_NAME.fullmatch(name):
+            raise InvalidInputError(f"workspace must be 1-64 of A-Z a-z 0-9 _ -, got {name!r}")
+        if name == self.workspace:
+            raise InvalidInputError(f"workspace {name!r} is the one in use here")
+        with self.transaction(), self._guard() as conn:
+            refs = conn.execute(
+                "DELETE FROM refs WHERE starts_with(name, %s)", (f"{WORKSPACES}{name}/",)
+            ).rowcount
+            record = conn.execute("DELETE FROM workspaces WHERE name = %s", (name,)).rowcount
+            conn.execute("DELETE FROM reflog WHERE starts_with(ref, %s)", (f"{WORKSPACES}{name}/",))
+        return bool(refs or record)
 
     def lock_for_collection(self) -> None:
         """Wait for every write transaction to end and keep new ones waiting until this one ends.
