@@ -13,6 +13,8 @@ unpacked from git into a temporary directory. Each
 
 1. builds the history of ``benchmarks/remotes.py``: ``--commits`` commits of
    100 new memories each (real paragraphs of ``pydoc_data.topics``), timed;
+   then times 100 small commits of one new memory on it, and the ingest of
+   all those memories in one commit into a new repository;
 2. is read, ``--rounds`` times, the two versions taking turns: ``expand`` of
    HEAD and of the first commit (budget 4,000 tokens), ``log`` of every
    commit, ``diff`` of the first commit against HEAD, ``verify``, and
@@ -68,6 +70,7 @@ SECTION = "storage"
 HEADING = "## Objects at rest: compressed and packed (issue 18)"
 BASELINE = "7d4b535"  # the last commit that stored every object raw
 BUDGET = 4000
+SMALL_COMMITS = 100  # commits of one new memory each, on the built history
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,23 @@ def build(folder: Path, commits: int) -> dict[str, Any]:
             repo.commit(f"memories {block.start:,} to {block.stop - 1:,}")
         (folder / "first").write_text(str(list(repo.log())[-1].id))
     built = time.perf_counter() - start
-    return {"seconds": built, "disk": tree_bytes(folder / ".contextfs")}
+    out: dict[str, Any] = {"seconds": built, "disk": tree_bytes(folder / ".contextfs")}
+    with Repository.open(folder) as repo:  # small commits on the built history
+        times = []
+        for n in range(SMALL_COMMITS):
+            begin = time.perf_counter()
+            repo.add_atoms([make_atom(corpus, 900_000 + n)])
+            repo.commit(f"small {n}")
+            times.append(time.perf_counter() - begin)
+    out["small commit"] = statistics.median(times)
+    atoms = [make_atom(corpus, item) for item in range(commits * 100)]
+    Repository.init(folder.parent / f"{folder.name}-ingest", embedder="none").close()
+    with Repository.open(folder.parent / f"{folder.name}-ingest") as repo:
+        begin = time.perf_counter()
+        repo.add_atoms(atoms)
+        repo.commit("everything at once")
+        out["ingest"] = time.perf_counter() - begin
+    return out
 
 
 def collect(folder: Path) -> dict[str, Any]:
@@ -226,6 +245,20 @@ def rows_for(figures: dict[str, Any], git_bytes: int, plan: Plan) -> list[Row]:
             fmt_seconds(now["build"]["seconds"]),
             f"raw: {fmt_seconds(raw['build']['seconds'])}",
             now["build"]["seconds"] / raw["build"]["seconds"],
+            "≈ 1",
+        ),
+        Row(
+            f"ingest {plan.commits * 100:,} memories in one commit (add_atoms + commit)",
+            fmt_seconds(now["build"]["ingest"]),
+            f"raw: {fmt_seconds(raw['build']['ingest'])}",
+            now["build"]["ingest"] / raw["build"]["ingest"],
+            "≈ 1",
+        ),
+        Row(
+            f"small commit on the built history (one new memory; median of {SMALL_COMMITS})",
+            fmt_seconds(now["build"]["small commit"]),
+            f"raw: {fmt_seconds(raw['build']['small commit'])}",
+            now["build"]["small commit"] / raw["build"]["small commit"],
             "≈ 1",
         ),
         Row(
