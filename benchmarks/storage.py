@@ -13,8 +13,8 @@ unpacked from git into a temporary directory. Each
 
 1. builds the history of ``benchmarks/remotes.py``: ``--commits`` commits of
    100 new memories each (real paragraphs of ``pydoc_data.topics``), timed;
-   then times 100 small commits of one new memory on it, and the ingest of
-   all those memories in one commit into a new repository;
+   then times 100 small commits of one new memory on it, and (best of 3)
+   the ingest of all those memories in one commit into a new repository;
 2. is read, ``--rounds`` times, the two versions taking turns: ``expand`` of
    HEAD and of the first commit (budget 4,000 tokens), ``log`` of every
    commit, ``diff`` of the first commit against HEAD, ``verify``, and
@@ -32,6 +32,7 @@ are the size to beat. The report goes to the "storage" section of
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -71,6 +72,7 @@ HEADING = "## Objects at rest: compressed and packed (issue 18)"
 BASELINE = "7d4b535"  # the last commit that stored every object raw
 BUDGET = 4000
 SMALL_COMMITS = 100  # commits of one new memory each, on the built history
+INGEST_RUNS = 3  # the ingest in one commit: best of these
 
 
 @dataclass(frozen=True)
@@ -149,12 +151,17 @@ def build(folder: Path, commits: int) -> dict[str, Any]:
             times.append(time.perf_counter() - begin)
     out["small commit"] = statistics.median(times)
     atoms = [make_atom(corpus, item) for item in range(commits * 100)]
-    Repository.init(folder.parent / f"{folder.name}-ingest", embedder="none").close()
-    with Repository.open(folder.parent / f"{folder.name}-ingest") as repo:
-        begin = time.perf_counter()
-        repo.add_atoms(atoms)
-        repo.commit("everything at once")
-        out["ingest"] = time.perf_counter() - begin
+    ingests = []
+    for run in range(INGEST_RUNS):
+        target = folder.parent / f"{folder.name}-ingest{run}"
+        Repository.init(target, embedder="none").close()
+        with Repository.open(target) as repo:
+            begin = time.perf_counter()
+            repo.add_atoms(atoms)
+            repo.commit("everything at once")
+            ingests.append(time.perf_counter() - begin)
+        shutil.rmtree(target)
+    out["ingest"] = min(ingests)
     return out
 
 
@@ -248,7 +255,8 @@ def rows_for(figures: dict[str, Any], git_bytes: int, plan: Plan) -> list[Row]:
             "≈ 1",
         ),
         Row(
-            f"ingest {plan.commits * 100:,} memories in one commit (add_atoms + commit)",
+            f"ingest {plan.commits * 100:,} memories in one commit (add_atoms + commit),"
+            f" best of {INGEST_RUNS}",
             fmt_seconds(now["build"]["ingest"]),
             f"raw: {fmt_seconds(raw['build']['ingest'])}",
             now["build"]["ingest"] / raw["build"]["ingest"],
