@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import struct
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contextfs import MemoryAtom, Repository, TypeSignature
-from contextfs.errors import CorruptObjectError
+from contextfs.errors import CorruptObjectError, InvalidInputError
 from contextfs.integrity.fsck import identify
 from contextfs.model.ids import from_hex
 from contextfs.remote import sync
@@ -20,6 +21,7 @@ from contextfs.remote.objects import RefUpdate
 from contextfs.remote.pack import (
     MAGIC,
     end_record,
+    leb128,
     pack_history,
     read_pack,
     receive_pack,
@@ -28,6 +30,7 @@ from contextfs.remote.pack import (
 )
 from contextfs.server import handlers
 from contextfs.store.codec import Codec
+from contextfs.wire.messages import RefUpdateSpec, UpdateRefs
 
 FORMAT = Path(__file__).parents[2] / "docs" / "FORMAT.md"
 FACT = TypeSignature("Fact")
@@ -196,8 +199,18 @@ def test_malformed_packs_are_refused_in_one_line(tmp_path: Path) -> None:
     def pack_of(body: bytes) -> bytes:
         return MAGIC + zstandard.ZstdCompressor().compress(body)
 
+    def ended(records: bytes, count: int) -> bytes:
+        return pack_of(records + end_record(count, hashlib.sha256(records).digest()))
+
     one = record("atom", b"data")
     end = end_record(1, hashlib.sha256(one).digest())
+    tree = record("tree", b"t" * 100)
+    # A frame that claims 32 TiB: refused before any memory is taken.
+    claim = b"\x28\xb5\x2f\xfd\xe0" + struct.pack("<Q", 1 << 45) + b"\x09\x00\x00x"
+    # A small delta that would make 65 MiB: refused, however well it compresses.
+    bomb = zstandard.ZstdCompressor().compress(bytes(65 * 1024 * 1024))
+    zero = bytes([0x21]) + leb128(0) + leb128(4) + b"data"  # a delta of itself
+    both = bytes([0xA1]) + oid + leb128(1) + leb128(4) + b"data"  # two kinds of delta
     assert list(read_pack([pack_of(one + end)])) == [(None, "atom", b"data")]
     delta = record("tree", b"delta", base=oid)  # against an object not held
     early = record("tree", b"delta", back=1)  # against a record before the first
@@ -210,6 +223,10 @@ def test_malformed_packs_are_refused_in_one_line(tmp_path: Path) -> None:
         pack_of(delta + end_record(1, hashlib.sha256(delta).digest())): "not stored here",
         pack_of(early + end_record(1, hashlib.sha256(early).digest())): "too far back",
         pack_of(one): "ended early",
+        ended(tree + record("tree", claim, back=1), 2): "claims",
+        ended(tree + record("tree", bomb, back=1), 2): "claims|more than",
+        ended(zero, 1): "against itself",
+        ended(both, 1): "two kinds of delta",
         MAGIC + b"\x28\xb5\x2f\xfd garbage": "does not decompress|ended early",
     }
     for pack, message in cases.items():
@@ -257,3 +274,21 @@ def test_clone_and_fetch_carry_packs_far_smaller_than_the_objects(tmp_path: Path
         with clone_bytes as again:
             assert again.verify().ok
     assert raw > 0
+
+
+def test_a_pushed_pack_that_unpacks_past_the_limit_is_refused(tmp_path: Path) -> None:
+    with history(tmp_path / "origin", 10) as origin, Repository.init(tmp_path / "server") as server:
+        head = str(origin.head())
+        pack = b"".join(pack_history(origin.store, [from_hex(head)], []))
+        unpacked = sum(len(data) for _, _, data in read_pack([pack]))
+        assert unpacked > 2 * len(pack)
+        uploads = handlers.Uploads(limit=2 * len(pack))
+        uploads.add_pack(pack)  # under the limit on the wire, twice over it unpacked
+        before = state(server)
+        request = UpdateRefs(updates=[RefUpdateSpec(name="refs/heads/main", new=head)])
+        with pytest.raises(InvalidInputError, match="unpacks to more than"):
+            handlers.update_refs(server, uploads, request)
+        assert state(server) == before
+        uploads.close()
+        with pytest.raises(InvalidInputError, match="has ended"):
+            uploads.add_pack(b"more")

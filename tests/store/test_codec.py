@@ -11,7 +11,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contextfs.errors import CorruptObjectError
+from contextfs.errors import CorruptObjectError, StoreError
 from contextfs.store import SqliteStore
 from contextfs.store.base import StoredObject
 from contextfs.store.codec import DELTA, MAX_CHAIN, RAW, ZSTD, Codec, StoredRow, changes
@@ -180,3 +180,28 @@ def test_a_bulk_write_of_text_learns_a_dictionary_and_of_noise_remembers_it_did_
             oid: StoredObject(kind, data) for oid, kind, data in rows[:3]
         }
     assert dictionaries(noise)[0] == 0
+
+
+def test_a_dictionary_from_a_write_that_failed_is_not_used_after(tmp_path: Path) -> None:
+    path = tmp_path / "store.db"
+    SqliteStore.open(path, create=True).close()
+    with sqlite3.connect(path) as conn:  # the bulk write fails where its dictionary is stored
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON dictionaries"
+            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+    conn.close()
+    later = prose(20, tag="later ")
+    with SqliteStore.open(path) as store:
+        with pytest.raises(StoreError, match="disk full"):
+            store.put_objects(prose(1500))
+        store.put_objects(later)  # must not be compressed with the dictionary never stored
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER refuse")
+    conn.close()
+    with SqliteStore.open(path) as store:
+        assert store.get_objects([oid for oid, _, _ in later]) == {
+            oid: StoredObject(kind, data) for oid, kind, data in later
+        }
+        store.put_objects(prose(1500, tag="again "))  # a bulk write may train once more
+    assert dictionaries(path)[0] == 1

@@ -55,6 +55,8 @@ from ..store.base import Store
 
 #: Ids per offered batch, and objects per stored batch.
 BATCH: Final = 1000
+#: Bytes of received objects held before they are stored (in the open transaction).
+BATCH_BYTES: Final = 64 * 1024 * 1024
 
 ObjectRow = tuple[bytes, str, bytes]
 #: A received object: ``(id, kind, data)``, or ``(None, kind, data)`` when the sender
@@ -249,13 +251,15 @@ def receive(
     links = _Links()
     with store.transaction():
         rows: list[ObjectRow] = []
+        pending = 0
         for oid, kind, data in objects:
             rows.append(_checked(oid, kind, data, links))
             result.objects += 1
             result.bytes += len(data)
-            if len(rows) >= BATCH:
+            pending += len(data)
+            if len(rows) >= BATCH or pending >= BATCH_BYTES:  # memory follows the bytes too
                 store.put_objects(rows)
-                rows = []
+                rows, pending = [], 0
                 if progress is not None:
                     progress(result.objects)
         store.put_objects(rows)

@@ -285,25 +285,32 @@ def _record(
 
 
 class _Source:
-    """A file-like view of an iterator of byte chunks (what zstd's stream reader reads)."""
+    """A file-like view of an iterator of byte chunks (what zstd's stream reader reads).
+
+    A read copies only what it returns, whatever the size of the chunks.
+    """
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
-        self._buffer = b""
-        self.total = 0
+        self._chunk = b""
+        self._at = 0
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self.total += len(chunk)
-            self._buffer += chunk
-        if size < 0:
-            out, self._buffer = self._buffer, b""
-        else:
-            out, self._buffer = self._buffer[:size], self._buffer[size:]
-        return out
+        parts: list[bytes] = []
+        wanted = size
+        while wanted != 0:
+            if self._at >= len(self._chunk):
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    break
+                self._chunk, self._at = chunk, 0
+                continue
+            end = len(self._chunk) if wanted < 0 else min(len(self._chunk), self._at + wanted)
+            parts.append(self._chunk[self._at : end])
+            if wanted > 0:
+                wanted -= end - self._at
+            self._at = end
+        return b"".join(parts)
 
 
 class _Body:
@@ -361,11 +368,15 @@ class _Body:
             if tag & NAMED_FLAG:
                 oid = bytes(buffer[at : at + 32])
                 at += 32
+            if tag & DELTA_FLAG and tag & EARLIER_FLAG:
+                raise CorruptObjectError("the pack holds a record that is two kinds of delta")
             if tag & DELTA_FLAG:
                 base = bytes(buffer[at : at + 32])
                 at += 32
             elif tag & EARLIER_FLAG:
                 back, at = _varint(buffer, at)
+                if back == 0:
+                    raise CorruptObjectError("the pack holds a delta against itself")
             size, at = _varint(buffer, at)
             if size > MAX_PAYLOAD:
                 raise CorruptObjectError(f"the pack holds a record of {size} bytes, too large")
@@ -475,7 +486,12 @@ def _resolved(
                     " which is not in the pack or too far back"
                 )
         if base_data is not None:
-            data = codec.decode(StoredRow(kind, data, DELTA, None), base_data)
+            try:
+                data = codec.decode(
+                    StoredRow(kind, data, DELTA, None), base_data, limit=MAX_PAYLOAD
+                )
+            except CorruptObjectError as exc:
+                raise CorruptObjectError(f"the pack holds a delta that is refused: {exc}") from None
         recent.add(oid, data)
         yield oid, kind, data
 

@@ -28,7 +28,7 @@ from ..model.ids import from_hex, to_hex
 from ..model.types import TypeSignature
 from ..remote.objects import RefUpdate, known_commits, receive
 from ..remote.objects import offer as offer_ids
-from ..remote.pack import pack_history, read_pack, store_bases
+from ..remote.pack import PackRow, pack_history, read_pack, store_bases
 from ..remote.peers import shared_refs, stored_rows
 from ..repo import Repository
 from ..session.delta import build_delta, canonical_json
@@ -359,6 +359,7 @@ class Uploads:
         self.rows: list[tuple[bytes, str, bytes]] = []
         self.size = 0
         self.pack: tempfile.SpooledTemporaryFile[bytes] | None = None
+        self.closed = False
         self._lock = threading.Lock()
 
     def add(self, rows: list[tuple[str, str, bytes]]) -> int:
@@ -395,8 +396,10 @@ class Uploads:
             return self.pack.tell()
 
     def _make_room(self, size: int) -> None:
+        if self.closed:
+            raise InvalidInputError("the connection has ended")
         if self.size + size > self.limit:
-            self.clear()
+            self._drop()
             raise InvalidInputError(
                 f"uploads pass the server's limit of {self.limit} bytes per push; they were dropped"
             )
@@ -412,6 +415,16 @@ class Uploads:
 
     def clear(self) -> None:
         """Drop everything held."""
+        with self._lock:
+            self._drop()
+
+    def close(self) -> None:
+        """Drop everything held and refuse more: the connection has ended."""
+        with self._lock:
+            self._drop()
+            self.closed = True
+
+    def _drop(self) -> None:
         if self.pack is not None:
             self.pack.close()
         self.rows, self.pack, self.size = [], None, 0
@@ -455,9 +468,8 @@ def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
                 received = receive(repo.store, rows, updates, force=request.force)
             else:
                 with pack:
-                    objects = itertools.chain(
-                        rows, read_pack(_parts(pack), store_bases(repo.store))
-                    )
+                    unpacked = read_pack(_parts(pack), store_bases(repo.store))
+                    objects = itertools.chain(rows, _within(unpacked, uploads.limit))
                     received = receive(repo.store, objects, updates, force=request.force)
     except CorruptObjectError as exc:  # the client's uploads are at fault, not the store
         raise InvalidInputError(str(exc)) from None
@@ -468,6 +480,26 @@ def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
             "updated": [u.name for u in received.updated],
         }
     )
+
+
+def _within(rows: Iterable[PackRow], limit: int) -> Iterator[PackRow]:
+    """The rows of an uploaded pack, refused once they decode to more than ``limit`` bytes.
+
+    A pack compresses well, so its size on the wire says little about what it
+    makes: the upload limit holds for what it unpacks to as well.
+
+    Raises:
+        InvalidInputError: the pack unpacks to more than ``limit`` bytes.
+    """
+    total = 0
+    for row in rows:
+        total += len(row[2])
+        if total > limit:
+            raise InvalidInputError(
+                f"the pack unpacks to more than the server's limit of {limit} bytes per push;"
+                " nothing was stored"
+            )
+        yield row
 
 
 def _parts(pack: IO[bytes]) -> Iterator[bytes]:

@@ -280,7 +280,7 @@ class _Peer:
             for task in list(self.tasks.values()):
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-            self.uploads.clear()  # a push that never reached UPDATE_REFS: its pack goes
+            self.uploads.close()  # a push that never reached UPDATE_REFS: its pack goes
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._flush()
             self.writer.close()

@@ -206,26 +206,27 @@ class Codec:
 
     # -- reading ----------------------------------------------------------------------
 
-    def decode(self, row: StoredRow, base: bytes | None = None) -> bytes:
+    def decode(
+        self, row: StoredRow, base: bytes | None = None, *, limit: int = MAX_OBJECT
+    ) -> bytes:
         """Return the canonical bytes of ``row`` (``base``: its base's, for a delta).
 
+        ``limit`` is the most bytes it may decode to: a frame that claims or
+        makes more is refused before the memory is taken.
+
         Raises:
-            CorruptObjectError: the stored bytes do not decode.
+            CorruptObjectError: the stored bytes do not decode, or to more than ``limit``.
         """
         if row.codec == RAW:
             return row.data
         if row.codec == ZSTD:
-            return self._unframe(row.kind, row.data)
-        try:
-            if row.codec == DELTA and base is not None:
-                dictionary = zstandard.ZstdCompressionDict(
-                    base, dict_type=zstandard.DICT_TYPE_RAWCONTENT
-                )
-                return zstandard.ZstdDecompressor(dict_data=dictionary).decompress(
-                    row.data, max_output_size=MAX_OBJECT
-                )
-        except zstandard.ZstdError as exc:
-            raise CorruptObjectError(f"a stored {row.kind} does not decompress: {exc}") from None
+            return self._unframe(row.kind, row.data, limit)
+        if row.codec == DELTA and base is not None:
+            dictionary = zstandard.ZstdCompressionDict(
+                base, dict_type=zstandard.DICT_TYPE_RAWCONTENT
+            )
+            decompressor = zstandard.ZstdDecompressor(dict_data=dictionary)
+            return _bounded(decompressor, row.kind, row.data, limit)
         raise CorruptObjectError(f"a stored {row.kind} has unknown encoding {row.codec}")
 
     def objects(self, rows: Iterable[Row], fetch: Fetch) -> dict[bytes, StoredObject]:
@@ -249,12 +250,12 @@ class Codec:
             out.update(self.resolve(deltas, fetch))
         return out
 
-    def _unframe(self, kind: str, data: bytes) -> bytes:
+    def _unframe(self, kind: str, data: bytes, limit: int = MAX_OBJECT) -> bytes:
         try:
             dict_id = zstandard.get_frame_parameters(data).dict_id
-            return self._decompressor(dict_id).decompress(data, max_output_size=MAX_OBJECT)
         except zstandard.ZstdError as exc:
             raise CorruptObjectError(f"a stored {kind} does not decompress: {exc}") from None
+        return _bounded(self._decompressor(dict_id), kind, data, limit)
 
     def resolve(self, rows: Mapping[bytes, StoredRow], fetch: Fetch) -> dict[bytes, StoredObject]:
         """Decode ``rows``, reading the bases of deltas (and theirs) with ``fetch``.
@@ -265,7 +266,14 @@ class Codec:
         """
         known: dict[bytes, StoredRow] = dict(rows)
         decoded: dict[bytes, bytes] = {}
-        wanted = [row.base for row in rows.values() if row.codec == DELTA and row.base]
+        for oid, row in rows.items():  # decoded before as the base of another: no chain to read
+            if row.codec == DELTA and (cached := self._cached(oid)) is not None:
+                decoded[oid] = cached
+        wanted = [
+            row.base
+            for oid, row in rows.items()
+            if row.codec == DELTA and row.base and oid not in decoded
+        ]
         for _ in range(MAX_CHAIN + 1):
             missing = []
             for oid in dict.fromkeys(wanted):
@@ -287,8 +295,8 @@ class Codec:
             ]
         for oid in rows:
             self._decode_chain(oid, known, decoded)
-        for row in known.values():
-            if row.codec == DELTA and row.base is not None:
+        for row in known.values():  # the bases this call decoded, for the next reader
+            if row.codec == DELTA and row.base is not None and row.base in decoded:
                 self._remember(row.base, decoded[row.base])
         return {oid: StoredObject(row.kind, decoded[oid]) for oid, row in rows.items()}
 
@@ -363,6 +371,24 @@ class Codec:
         if proposed > PAYS * current:
             return None
         return trained.dict_id(), trained.as_bytes()
+
+
+def _bounded(decompressor: zstandard.ZstdDecompressor, kind: str, data: bytes, limit: int) -> bytes:
+    """Decompress one frame to at most ``limit`` bytes, checking its claimed size first."""
+    try:
+        claimed = zstandard.get_frame_parameters(data).content_size
+        if claimed != zstandard.CONTENTSIZE_UNKNOWN and claimed > limit:
+            raise CorruptObjectError(
+                f"a {kind} claims {claimed} bytes, more than the {limit} allowed"
+            )
+        out = decompressor.decompress(data, max_output_size=limit)
+    except zstandard.ZstdError as exc:
+        raise CorruptObjectError(f"a {kind} does not decompress: {exc}") from None
+    except MemoryError:
+        raise CorruptObjectError(f"a {kind} does not decompress: out of memory") from None
+    if len(out) > limit:
+        raise CorruptObjectError(f"a {kind} decompresses to more than the {limit} allowed")
+    return out
 
 
 def changes(

@@ -30,7 +30,6 @@ Invariants this module owns:
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import threading
@@ -48,7 +47,12 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "the PostgreSQL backend needs psycopg 3; install it with: pip install 'contextfs[postgres]'"
     ) from exc
 
-from contextfs.errors import ConcurrentUpdateError, InvalidInputError, StoreError
+from contextfs.errors import (
+    ConcurrentUpdateError,
+    CorruptObjectError,
+    InvalidInputError,
+    StoreError,
+)
 from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject, WorkspaceInfo
 from contextfs.store.codec import (
     DELTA,
@@ -408,9 +412,20 @@ class PostgresStore(NestedTransactions):
     def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """Return the present objects among ``oids`` (absent ids are left out)."""
         unique = list(dict.fromkeys(oids))
-        rows = [(oid, *row) for oid, row in self._rows(unique).items()]
-        found = self._codec.objects(rows, self._rows)
+        try:
+            found = self._decoded_rows(unique)
+        except CorruptObjectError:
+            if self.in_transaction():
+                raise
+            # A collection may have re-encoded a chain between the reads of a delta
+            # and of its base: read both again in one snapshot before calling it damage.
+            with self.read_snapshot():
+                found = self._decoded_rows(unique)
         return {oid: found[oid] for oid in unique if oid in found}
+
+    def _decoded_rows(self, oids: list[bytes]) -> dict[bytes, StoredObject]:
+        rows = [(oid, *row) for oid, row in self._rows(oids).items()]
+        return self._codec.objects(rows, self._rows)
 
     def _rows(self, oids: list[bytes]) -> dict[bytes, StoredRow]:
         """The stored rows of ``oids``, as kept (compressed, or deltas)."""
@@ -933,13 +948,21 @@ class PostgresStore(NestedTransactions):
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
+                self._forget_uncommitted()
                 raise
 
     def _abort(self) -> None:
         if self._conn is not None:
             _rollback(self._conn)
-            with contextlib.suppress(psycopg.Error):  # forget dictionaries rolled back
-                self._codec = self._read_codec()
+            self._forget_uncommitted()
+
+    def _forget_uncommitted(self) -> None:
+        """After a rollback: compress with stored dictionaries only, and let a bulk write train."""
+        self._auto_tried = False
+        try:
+            self._codec = self._read_codec()
+        except StoreError:
+            self._codec = Codec(loader=self._load_dictionary)  # none, until read again
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""

@@ -20,7 +20,6 @@ Transactions nest and roll back exactly as in :mod:`contextfs.store.memory`.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sqlite3
 import threading
@@ -32,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Final
 
-from contextfs.errors import InvalidInputError, StoreError
+from contextfs.errors import CorruptObjectError, InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
 from contextfs.store.codec import (
     DELTA,
@@ -327,6 +326,7 @@ class SqliteStore(NestedTransactions):
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
+                self._forget_uncommitted(conn)
                 raise
 
     @contextmanager
@@ -443,14 +443,25 @@ class SqliteStore(NestedTransactions):
             return None
         if row[3] == RAW:
             return StoredObject(row[1], row[2])
-        return self._codec.objects([row], self._rows)[oid]
+        return self.get_objects([oid]).get(oid)
 
     def get_objects(self, oids: Sequence[bytes]) -> dict[bytes, StoredObject]:
         """Return the present objects among ``oids`` (absent ids are left out)."""
         unique = list(dict.fromkeys(oids))
-        rows = self._select_in(f"{_SELECT_ROWS} WHERE id IN", unique)
-        found = self._codec.objects(rows, self._rows)
+        try:
+            found = self._decoded_rows(unique)
+        except CorruptObjectError:
+            if self.in_transaction():
+                raise
+            # A collection may have re-encoded a chain between the reads of a delta
+            # and of its base: read both again in one snapshot before calling it damage.
+            with self.read_snapshot():
+                found = self._decoded_rows(unique)
         return {oid: found[oid] for oid in unique if oid in found}
+
+    def _decoded_rows(self, oids: list[bytes]) -> dict[bytes, StoredObject]:
+        rows = self._select_in(f"{_SELECT_ROWS} WHERE id IN", oids)
+        return self._codec.objects(rows, self._rows)
 
     def _rows(self, oids: list[bytes]) -> dict[bytes, StoredRow]:
         """The stored rows of ``oids``, as kept (compressed, or deltas)."""
@@ -869,13 +880,21 @@ class SqliteStore(NestedTransactions):
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
+                self._forget_uncommitted(conn)
                 raise
 
     def _abort(self) -> None:
         if self._conn is not None:
             _rollback(self._conn)
-            with contextlib.suppress(sqlite3.Error):  # forget dictionaries rolled back
-                self._codec = self._read_codec(self._conn)
+            self._forget_uncommitted(self._conn)
+
+    def _forget_uncommitted(self, conn: sqlite3.Connection) -> None:
+        """After a rollback: compress with stored dictionaries only, and let a bulk write train."""
+        self._auto_tried = False
+        try:
+            self._codec = self._read_codec(conn)
+        except sqlite3.Error:
+            self._codec = Codec(loader=self._load_dictionary)  # none, until read again
 
     def close(self) -> None:
         """Close the connection; later calls raise :class:`StoreError`. Safe to call twice."""

@@ -547,6 +547,20 @@ class PackedStoreContract(_StoreFixtures):
         oid, kind, data = rows[0]  # the oldest: 29 deltas from the whole one
         assert self.store.get_object(oid) == StoredObject(kind, data)
 
+    def test_a_node_read_as_a_base_reads_again_after_it_becomes_a_delta(self) -> None:
+        rows = versions(3)
+        self.store.put_objects(rows)
+        (v0, _, d0), (v1, _, d1), (v2, _, d2) = rows
+        self.packed().set_delta_bases([(v0, v1)])
+        assert self.store.get_object(v0) == StoredObject("tree", d0)  # v1 decoded as a base
+        self.packed().set_delta_bases([(v2, None), (v1, v2)])
+        assert self.store.get_object(v1) == StoredObject("tree", d1)
+        assert self.store.get_objects([v0, v1, v2]) == {
+            v0: StoredObject("tree", d0),
+            v1: StoredObject("tree", d1),
+            v2: StoredObject("tree", d2),
+        }
+
     def test_deleting_a_base_keeps_its_deltas_whole(self) -> None:
         rows = versions(4)
         self.store.put_objects(rows)
