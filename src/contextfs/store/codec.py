@@ -252,10 +252,10 @@ class Codec:
 
     def _unframe(self, kind: str, data: bytes, limit: int = MAX_OBJECT) -> bytes:
         try:
-            dict_id = zstandard.get_frame_parameters(data).dict_id
+            params = zstandard.get_frame_parameters(data)
         except zstandard.ZstdError as exc:
             raise CorruptObjectError(f"a stored {kind} does not decompress: {exc}") from None
-        return _bounded(self._decompressor(dict_id), kind, data, limit)
+        return _bounded(self._decompressor(params.dict_id), kind, data, limit, params)
 
     def resolve(self, rows: Mapping[bytes, StoredRow], fetch: Fetch) -> dict[bytes, StoredObject]:
         """Decode ``rows``, reading the bases of deltas (and theirs) with ``fetch``.
@@ -373,10 +373,18 @@ class Codec:
         return trained.dict_id(), trained.as_bytes()
 
 
-def _bounded(decompressor: zstandard.ZstdDecompressor, kind: str, data: bytes, limit: int) -> bytes:
+def _bounded(
+    decompressor: zstandard.ZstdDecompressor,
+    kind: str,
+    data: bytes,
+    limit: int,
+    params: zstandard.FrameParameters | None = None,
+) -> bytes:
     """Decompress one frame to at most ``limit`` bytes, checking its claimed size first."""
     try:
-        claimed = zstandard.get_frame_parameters(data).content_size
+        if params is None:
+            params = zstandard.get_frame_parameters(data)
+        claimed = params.content_size
         if claimed != zstandard.CONTENTSIZE_UNKNOWN and claimed > limit:
             raise CorruptObjectError(
                 f"a {kind} claims {claimed} bytes, more than the {limit} allowed"
@@ -410,17 +418,34 @@ def changes(
     ]
 
 
-def auto_sample(codec: Codec, rows: Iterable[tuple[bytes, str, bytes]]) -> list[bytes]:
-    """The atoms of a write to train the first atom dictionary on, or nothing.
+class Learner:
+    """The atoms a store object writes while the store has no atom dictionary.
 
-    A write of at least :data:`AUTO_TRAIN` atoms into a store without an atom
-    dictionary is a bulk ingest: learning from it now makes every later atom
-    smaller and faster to write and read, long before the first gc.
+    Once :data:`AUTO_TRAIN` of them have been written, in one bulk ingest or
+    over many small commits, they are the sample the store's first dictionary
+    is trained on: every later atom is then smaller and faster to write and to
+    read, long before the first gc. One attempt per store object (again after
+    a rollback, which may have undone it).
     """
-    if codec.dictionary_for(ATOM) is not None:
-        return []
-    atoms = [data for _, kind, data in rows if kind == ATOM and data]
-    return atoms[:AUTO_SAMPLES] if len(atoms) >= AUTO_TRAIN else []
+
+    def __init__(self) -> None:
+        self.sample: list[bytes] = []
+        self.tried = False
+
+    def offer(self, codec: Codec, rows: Iterable[tuple[bytes, str, bytes]]) -> list[bytes]:
+        """Note a write's atoms; return the sample to train on once there is enough."""
+        if self.tried or codec.dictionary_for(ATOM) is not None:
+            return []
+        room = AUTO_SAMPLES - len(self.sample)
+        self.sample += [data for _, kind, data in rows if kind == ATOM and data][:room]
+        if len(self.sample) < AUTO_TRAIN:
+            return []
+        sample, self.sample, self.tried = self.sample, [], True
+        return sample
+
+    def reset(self) -> None:
+        """Forget the attempt (its transaction rolled back)."""
+        self.sample, self.tried = [], False
 
 
 def split_sample(sample: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -437,10 +462,10 @@ __all__ = [
     "ZSTD",
     "Codec",
     "Fetch",
+    "Learner",
     "Loader",
     "Row",
     "StoredRow",
-    "auto_sample",
     "changes",
     "split_sample",
 ]

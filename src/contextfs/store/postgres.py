@@ -58,9 +58,9 @@ from contextfs.store.codec import (
     DELTA,
     MAX_SAMPLES,
     Codec,
+    Learner,
     Row,
     StoredRow,
-    auto_sample,
     changes,
     split_sample,
 )
@@ -182,7 +182,7 @@ class PostgresStore(NestedTransactions):
         self._lock = threading.RLock()
         self._depth = 0
         self._codec = Codec(loader=self._load_dictionary)  # dictionaries read by _configure
-        self._auto_tried = False  # one bulk write per store object may train a dictionary
+        self._learner = Learner()  # the atoms to train the store's first dictionary on
 
     @classmethod
     def open(
@@ -470,10 +470,9 @@ class PostgresStore(NestedTransactions):
         for row in rows:
             first.setdefault(row[0], row)  # the first of repeated ids wins, as everywhere
         rows = sorted(first.values(), key=itemgetter(0))
-        sample = auto_sample(self._codec, rows) if not self._auto_tried else []
+        sample = self._learner.offer(self._codec, rows)
         with self.transaction(), self._guard() as conn:
             if sample:
-                self._auto_tried = True
                 self._auto_train(sample)
             encode = self._codec.encode
             for start in range(0, len(rows), _CHUNK):
@@ -699,7 +698,7 @@ class PostgresStore(NestedTransactions):
         return changed
 
     def _auto_train(self, sample: list[bytes]) -> None:
-        """Learn the first atom dictionary from a bulk write, unless it did not pay before."""
+        """Learn the first atom dictionary from atoms written, unless it did not pay before."""
         with self._guard() as conn:
             if conn.execute("SELECT 1 FROM meta WHERE key = %s", (_UNPAID,)).fetchone():
                 return
@@ -958,7 +957,7 @@ class PostgresStore(NestedTransactions):
 
     def _forget_uncommitted(self) -> None:
         """After a rollback: compress with stored dictionaries only, and let a bulk write train."""
-        self._auto_tried = False
+        self._learner.reset()
         try:
             self._codec = self._read_codec()
         except StoreError:

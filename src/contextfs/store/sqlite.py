@@ -38,8 +38,8 @@ from contextfs.store.codec import (
     MAX_SAMPLES,
     RAW,
     Codec,
+    Learner,
     StoredRow,
-    auto_sample,
     changes,
     split_sample,
 )
@@ -234,7 +234,7 @@ class SqliteStore(NestedTransactions):
         self._depth = 0
         self._busy_ms = 30_000  # set again by _configure
         self._codec = Codec(loader=self._load_dictionary)  # dictionaries read by _configure
-        self._auto_tried = False  # one bulk write per store object may train a dictionary
+        self._learner = Learner()  # the atoms to train the store's first dictionary on
 
     @classmethod
     def open(
@@ -494,10 +494,9 @@ class SqliteStore(NestedTransactions):
             return
         # Inserting in key order touches each B-tree page once instead of at random.
         rows.sort(key=itemgetter(0))
-        sample = auto_sample(self._codec, rows) if not self._auto_tried else []
+        sample = self._learner.offer(self._codec, rows)
         with self._write() as conn:
             if sample:
-                self._auto_tried = True
                 self._auto_train(conn, sample)
             encode = self._codec.encode
             conn.executemany(
@@ -506,7 +505,7 @@ class SqliteStore(NestedTransactions):
             )
 
     def _auto_train(self, conn: sqlite3.Connection, sample: list[bytes]) -> None:
-        """Learn the first atom dictionary from a bulk write, unless it did not pay before."""
+        """Learn the first atom dictionary from atoms written, unless it did not pay before."""
         if conn.execute("SELECT 1 FROM meta WHERE key = ?", (_UNPAID,)).fetchone():
             return
         if not self._adopt_dictionary(conn, "atom", sample, first=True):
@@ -890,7 +889,7 @@ class SqliteStore(NestedTransactions):
 
     def _forget_uncommitted(self, conn: sqlite3.Connection) -> None:
         """After a rollback: compress with stored dictionaries only, and let a bulk write train."""
-        self._auto_tried = False
+        self._learner.reset()
         try:
             self._codec = self._read_codec(conn)
         except sqlite3.Error:

@@ -573,9 +573,9 @@ class PackedStoreContract(_StoreFixtures):
         }
 
     def test_a_dictionary_is_kept_when_it_pays_and_reads_survive_reopening(self) -> None:
-        rows = prose(1200)
-        for start in range(0, len(rows), 400):  # small writes: no dictionary is learnt yet
-            self.store.put_objects(rows[start : start + 400])
+        rows = prose(900)
+        for start in range(0, len(rows), 300):  # too few atoms for one to be learnt on writing
+            self.store.put_objects(rows[start : start + 300])
         assert self.packed().train_dictionary("atom")
         self.store.put_objects(prose(50, tag="after "))  # compressed with the new dictionary
         assert not self.packed().train_dictionary("commit")  # nothing to learn from
@@ -586,8 +586,8 @@ class PackedStoreContract(_StoreFixtures):
             assert other.get_objects(list(expected)) == expected
 
     def test_a_dictionary_trained_in_an_abandoned_transaction_is_forgotten(self) -> None:
-        for start in range(0, 1200, 400):
-            self.store.put_objects(prose(1200)[start : start + 400])
+        for start in range(0, 900, 300):
+            self.store.put_objects(prose(900)[start : start + 300])
         with abandoned(self.store):
             assert self.packed().train_dictionary("atom")
         later = prose(20, tag="later ")
@@ -602,6 +602,15 @@ class PackedStoreContract(_StoreFixtures):
         rows = prose(1500)
         self.store.put_objects(rows)  # a bulk ingest: its atoms teach the dictionary
         assert not self.packed().train_dictionary("atom")  # it has one that pays already
+        assert self.store.get_objects([oid for oid, _, _ in rows]) == {
+            oid: StoredObject(kind, data) for oid, kind, data in rows
+        }
+
+    def test_many_small_writes_learn_it_too(self) -> None:
+        rows = prose(1200)
+        for start in range(0, len(rows), 40):  # an agent's commits, a few memories each
+            self.store.put_objects(rows[start : start + 40])
+        assert not self.packed().train_dictionary("atom")  # learnt after the first thousand
         assert self.store.get_objects([oid for oid, _, _ in rows]) == {
             oid: StoredObject(kind, data) for oid, kind, data in rows
         }
