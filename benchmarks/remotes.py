@@ -838,17 +838,16 @@ def bench_clones(ends: Endpoints, work: Path, results: Results) -> Transfer:
             Side("`git clone git://…` from `git daemon`; socket bytes", git_seconds, git_bytes),
         ),
     )
-    objects = sum(count for count, _ in source.kinds.values()) - 1  # no empty tree
     results.readings.append(
-        f"Over `ctx://` the clone's socket carried {fmt_bytes(ours_bytes)} for "
-        f"{fmt_bytes(counted[1])} of objects: {(ours_bytes - counted[1]) / objects:.0f} bytes "
-        f"more per object moved ({objects:,} objects), the protocol's framing and object ids."
+        f"Over `ctx://` the clone's socket carried {fmt_bytes(ours_bytes)} for a pack of "
+        f"{fmt_bytes(counted[1])}: the protocol's framing, the handshake and the refs add "
+        f"{(ours_bytes - counted[1]) / counted[1]:.1%}."
     )
     results.report.notes.append(
         f"Clones: through the counting proxy (not timed in the table) the `ctx://` clone took "
         f"{fmt_seconds(counted[0])} and the `git://` clone {fmt_seconds(git_counted)}; the "
-        f"`ctx://` socket carried {fmt_bytes(ours_bytes)} for {fmt_bytes(counted[1])} of "
-        "objects."
+        f"`ctx://` socket carried {fmt_bytes(ours_bytes)} for a pack of "
+        f"{fmt_bytes(counted[1])}."
     )
     return path_row
 
@@ -1083,9 +1082,10 @@ def bench_fetches(
         + ", ".join(fmt_bytes(x) for x in ways["path"].bytes.values)
         + ", on the `ctx://` socket "
         + ", ".join(fmt_bytes(x) for x in ways["ctx-counted"].bytes.values)
-        + " (the same objects, plus framing and object ids, which travel as 64-digit hex "
-        "strings: in the OFFER, in the FETCH request and in its answer), on the `git://` "
-        "socket " + ", ".join(fmt_bytes(x) for x in ways["daemon-counted"].bytes.values) + "."
+        + " (the same pack, plus the protocol's framing, the refs and the request's commit "
+        "ids), on the `git://` socket "
+        + ", ".join(fmt_bytes(x) for x in ways["daemon-counted"].bytes.values)
+        + "."
     )
 
 
