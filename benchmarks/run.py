@@ -14,7 +14,8 @@ Python's own ``pydoc_data.topics``.
 The other scripts run on their own (each has a smoke-run option) and own one
 section of RESULTS.md, which this script keeps: ``assembly.py`` (context
 assembly), ``integrity.py``, ``oplog.py``, ``session.py``, ``wire.py`` (the wire
-protocol), ``remotes.py`` (the PostgreSQL backend against SQLite, and
+protocol), ``storage.py`` (objects at rest against the raw store and git),
+``gc.py`` (garbage collection), ``remotes.py`` (the PostgreSQL backend against SQLite, and
 clone/push/fetch against git) and ``mcp_latency.py`` (``context`` and ``recall``
 over MCP against the same calls in Python). See ``benchmarks/README.md``.
 """
