@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Final, NamedTuple, cast
 
 import zstandard
@@ -63,6 +63,8 @@ AUTO_SAMPLES: Final = 2000
 #: The kinds that get dictionaries: text. A tree node is mostly ids, which no
 #: dictionary predicts; its old versions become deltas instead.
 TRAINED_KINDS: Final = frozenset({"atom"})
+#: Ids read from a store at a time by a pass over every delta.
+BATCH_IDS: Final = 500
 #: Largest object a frame may expand to: larger claims are corruption, not content.
 MAX_OBJECT: Final = 1 << 30
 
@@ -418,6 +420,64 @@ def changes(
     ]
 
 
+def walk_deltas(
+    codec: Codec,
+    pairs: Iterable[tuple[bytes, bytes]],
+    fetch: Fetch,
+    wholes: Callable[[list[bytes]], Mapping[bytes, StoredObject]],
+) -> Iterator[tuple[bytes, str, bytes]]:
+    """Decode every delta of a store once each, bases first: a pass over all of them.
+
+    ``pairs`` are the stored ``(delta, base)`` ids; ``fetch`` reads delta rows
+    and ``wholes`` the objects chains start from. Level by level down the
+    chains, each delta is decoded with its base's bytes from the level above,
+    so a full pass costs one decode per delta, not one per delta per link.
+
+    Raises:
+        CorruptObjectError: a chain starts from nothing stored, loops, or is
+            longer than :data:`MAX_CHAIN`.
+    """
+    children: dict[bytes, list[bytes]] = {}
+    deltas: set[bytes] = set()
+    for oid, base in pairs:
+        children.setdefault(base, []).append(oid)
+        deltas.add(oid)
+    roots = [base for base in children if base not in deltas]
+    seen = 0
+    level: dict[bytes, bytes] = {}
+    for start in range(0, len(roots), BATCH_IDS):
+        chunk = roots[start : start + BATCH_IDS]
+        found = wholes(chunk)
+        for root in chunk:
+            if root not in found:
+                raise CorruptObjectError(
+                    f"object {children[root][0].hex()} is stored as a delta against"
+                    f" {root.hex()}, which is missing; run contextfs verify"
+                )
+            level[root] = found[root].data
+    for _ in range(MAX_CHAIN):
+        below = [child for base in level for child in children.get(base, ())]
+        if not below:
+            break
+        next_level: dict[bytes, bytes] = {}
+        for start in range(0, len(below), BATCH_IDS):
+            chunk = below[start : start + BATCH_IDS]
+            rows = fetch(chunk)
+            for oid in chunk:
+                row = rows[oid]
+                data = codec.decode(row, level.get(row.base) if row.base else None)
+                seen += 1
+                if oid in children:
+                    next_level[oid] = data
+                yield oid, row.kind, data
+        level = next_level
+    if seen != len(deltas):
+        raise CorruptObjectError(
+            f"{len(deltas) - seen} objects are stored as deltas in chains that loop or run"
+            f" past {MAX_CHAIN}; run contextfs verify"
+        )
+
+
 class Learner:
     """The atoms a store object writes while the store has no atom dictionary.
 
@@ -468,4 +528,5 @@ __all__ = [
     "StoredRow",
     "changes",
     "split_sample",
+    "walk_deltas",
 ]

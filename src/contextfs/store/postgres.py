@@ -63,6 +63,7 @@ from contextfs.store.codec import (
     StoredRow,
     changes,
     split_sample,
+    walk_deltas,
 )
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
@@ -153,6 +154,10 @@ WORKSPACES: Final = "workspaces/"
 
 _WORKSPACE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
+#: Objects stored whole, from an id on (a page of iter_objects).
+_WHOLE_ROWS: Final = (
+    f"SELECT id, kind, data, codec, base FROM objects WHERE id > %s AND codec <> {DELTA}"
+)
 #: The ``meta`` key that says a bulk write's atoms made no dictionary worth keeping.
 _UNPAID: Final = "atom_dictionary_unpaid"
 
@@ -522,17 +527,32 @@ class PostgresStore(NestedTransactions):
             return [bytes(row[0]) for row in conn.execute(sql, params)]
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
-        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id, paged."""
-        select = "SELECT id, kind, data, codec, base FROM objects WHERE id > %s"
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, paged.
+
+        Objects stored whole come by id; then those stored as deltas, each after
+        its base, so that each is decoded once (``codec.walk_deltas``).
+        """
+        select = (
+            f"SELECT id, kind, data, codec, base FROM objects WHERE id > %s AND codec <> {DELTA}"
+        )
+        pairs = "SELECT id, base FROM objects WHERE codec = %s"
         params: tuple[object, ...] = ()
         if kind is not None:
             select, params = select + " AND kind = %s", (kind,)
+            pairs += " AND kind = %s"
         page: list[Row] = []
         for oid, found, data, codec, base in self._pages(select, params):
             page.append((bytes(oid), *_row(found, data, codec, base)))
             if len(page) >= _PAGE:
                 yield from self._decoded(page)
         yield from self._decoded(page)
+        with self._guard() as conn:
+            deltas = [
+                (bytes(oid), bytes(base))
+                for oid, base in conn.execute(pairs, (DELTA, *params)).fetchall()
+            ]
+        if deltas:
+            yield from walk_deltas(self._codec, deltas, self._rows, self.get_objects)
 
     def _decoded(self, page: list[Row]) -> Iterator[tuple[bytes, str, bytes]]:
         found = self._codec.objects(page, self._rows)

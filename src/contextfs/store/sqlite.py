@@ -42,6 +42,7 @@ from contextfs.store.codec import (
     StoredRow,
     changes,
     split_sample,
+    walk_deltas,
 )
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
@@ -157,6 +158,10 @@ FIND_KIND_IDS_TO_END_SQL: Final = (
 
 #: The ``meta`` key that says a bulk write's atoms made no dictionary worth keeping.
 _UNPAID: Final = "atom_dictionary_unpaid"
+#: Objects stored whole, from an id on (a page of iter_objects).
+_WHOLE_ROWS: Final = (
+    f"SELECT id, kind, data, codec, base FROM objects WHERE id > ? AND codec != {DELTA}"
+)
 #: Objects as stored (contextfs.store.codec decodes them).
 _SELECT_ROWS: Final = "SELECT id, kind, data, codec, base FROM objects"
 _CHUNK: Final = 500  # ids per IN (...) lookup, far below SQLite's variable limit
@@ -563,13 +568,25 @@ class SqliteStore(NestedTransactions):
             return [row[0] for row in cursor]
 
     def iter_objects(self, kind: str | None = None) -> Iterator[tuple[bytes, str, bytes]]:
-        """Yield every stored ``(id, kind, data)``, optionally of one kind, by id, paged."""
-        select = "SELECT id, kind, data, codec, base FROM objects WHERE id > ?"
+        """Yield every stored ``(id, kind, data)``, optionally of one kind, paged.
+
+        Objects stored whole come by id; then those stored as deltas, each after
+        its base, so that each is decoded once (``codec.walk_deltas``).
+        """
+        select = (
+            f"SELECT id, kind, data, codec, base FROM objects WHERE id > ? AND codec != {DELTA}"
+        )
+        pairs = "SELECT id, base FROM objects WHERE codec = ?"
         if kind is None:
-            pages = self._pages(select, ())
+            yield from self._decoded(self._pages(select, ()))
+            with self._guard() as conn:
+                found = conn.execute(pairs, (DELTA,)).fetchall()
         else:
-            pages = self._pages(select + " AND kind = ?", (kind,))
-        return self._decoded(pages)
+            yield from self._decoded(self._pages(select + " AND kind = ?", (kind,)))
+            with self._guard() as conn:
+                found = conn.execute(pairs + " AND kind = ?", (DELTA, kind)).fetchall()
+        if found:
+            yield from walk_deltas(self._codec, found, self._rows, self.get_objects)
 
     def _decoded(self, rows: Iterable[Any]) -> Iterator[tuple[bytes, str, bytes]]:
         """Decode ``(id, kind, data, codec, base)`` rows a page at a time, in order."""
