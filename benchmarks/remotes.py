@@ -345,8 +345,12 @@ class QueryRow:
 
 
 def ingest(folder: Path, atoms: list[MemoryAtom], store: str | None) -> float:
-    """Init a repository (SQLite, or in the PostgreSQL store ``store``); time add + commit."""
-    repo = Repository.init(folder, store=store)
+    """Init a repository (SQLite, or in the PostgreSQL store ``store``); time add + commit.
+
+    Without an embedder: item 1 compares the backends' full-text paths, and the
+    first query would otherwise be the embedding of every atom.
+    """
+    repo = Repository.init(folder, store=store, embedder="none")
     try:
         start = time.perf_counter()
         repo.add_atoms(atoms)
@@ -502,8 +506,9 @@ def backends_note(plan: Plan, sqlite: Backend, postgres: Backend) -> str:
     return (
         f"Item 1: items 0 to {plan.atoms - 1:,} of the corpus as `String` atoms (relevance "
         "uniform in [0, 1) and a time uniform over 2024, from `random.Random(item)`), built "
-        "once. Each ingest run makes a fresh repository (SQLite: `Repository.init(folder)`; "
-        "PostgreSQL: `Repository.init(folder, store=URL)` on a new schema) and times "
+        "once. Each ingest run makes a fresh repository without an embedder (SQLite: "
+        "`Repository.init(folder, embedder='none')`; PostgreSQL: the same with `store=URL` "
+        "on a new schema), so the backends' full-text paths are compared, and times "
         "`add_atoms` + `commit`. All runs: SQLite "
         + ", ".join(fmt_seconds(x) for x in sqlite.ingest.values)
         + "; PostgreSQL "
@@ -599,7 +604,7 @@ def grow(history: History, corpus: Corpus, commits: list[range]) -> None:
 def build_history(name: str, commits: int, corpus: Corpus, work: Path) -> History:
     """A history of ``commits`` commits of :data:`PER_COMMIT` memories, on both sides."""
     history = History(name, work / name, work / "git" / f"{name}.git")
-    Repository.init(history.folder).close()
+    Repository.init(history.folder, embedder="none").close()
     git("init", "--quiet", "--bare", str(history.git_dir), cwd=work)
     grow(history, corpus, blocks(0, commits))
     # A served repository is packed; gc is what keeps it so, on both sides.
