@@ -15,7 +15,8 @@ side by side on that store:
 * ``repo.verify()``, the other pass over every object (the floor a full
   collection is compared with);
 * ``repo.gc(grace_seconds=0)``: the walk, the deletes (with the atoms' index
-  rows), the reflog expiry and SQLite's ``VACUUM``; objects and bytes removed,
+  rows), the reflog expiry, the repack (the atom dictionary, older tree
+  versions as deltas) and SQLite's ``VACUUM``; objects and bytes removed,
   the store file before and after.
 
 The report goes to the "gc" section of ``benchmarks/RESULTS.md``.
@@ -134,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             walk / verify,
         ),
         Row(
-            f"gc: removed {removed} ({fmt_bytes(done.removed_bytes)}); kept {done.kept:,}",
+            f"gc: removed {removed} ({fmt_bytes(done.removed_bytes)}); kept {done.kept:,};"
+            f" repacked {done.repacked:,}",
             fmt_seconds(collect),
             f"verify: {fmt_seconds(verify)}",
             collect / verify,
@@ -159,7 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         "the atom become reachable from nothing (the reflog names commits, not stages).",
         f"The dry run found the same {dry.removed_total:,} objects the collection removed "
         f"({fmt_bytes(dry.removed_bytes)}); the collection also expired "
-        f"{done.expired:,} reflog entries (grace 0) and ran SQLite's VACUUM.",
+        f"{done.expired:,} reflog entries (grace 0), repacked (a new dictionary for "
+        f"{', '.join(done.dictionaries) or 'nothing'}; {done.repacked:,} objects re-encoded,"
+        " older tree versions as deltas of the newer: the objects' stored bytes went from "
+        f"{fmt_bytes(done.bytes_before)} to {fmt_bytes(done.bytes_after)}) and ran SQLite's"
+        " VACUUM.",
         "Ratios: gc / verify (both pass over every object), and the store's size after / before.",
     ]
     lines += subsection("Notes", *bullets(notes))
