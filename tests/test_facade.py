@@ -77,6 +77,7 @@ DELEGATES = {
     "revert_session": ("oplogs", "revert_session"),
     "prove": ("integrity", "prove"),
     "verify": ("integrity", "verify"),
+    "prune_workspaces": ("integrity", "prune_workspaces"),
     "purge": ("integrity", "purge"),
 }
 #: Public methods that open or close, or compose several services.
