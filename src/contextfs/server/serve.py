@@ -102,6 +102,10 @@ class Limits:
     shutdown_grace: float = 10.0
     #: Bytes of objects one connection may upload for one UPDATE_REFS (a push).
     max_upload: int = 1 << 30
+    #: Seconds a new connection has to finish its HELLO (a slow drip does not extend it).
+    handshake_timeout: float = 10.0
+    #: Connections still in their handshake at once; a new one past it closes the oldest.
+    max_pending: int = 16
 
 
 Handler = Callable[[Repository, Any], Any]
@@ -207,7 +211,9 @@ class Server:
         return self._session_events.setdefault(session, asyncio.Event())
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._closing or len(self._peers) >= self.limits.max_connections:
+        self._make_room()
+        live = sum(1 for peer in self._peers if not peer.refused)
+        if self._closing or live >= self.limits.max_connections:
             code = ErrorCode.SHUTTING_DOWN if self._closing else ErrorCode.BUSY
             payload = encode_payload(Error(code=int(code), message="not accepting connections"))
             writer.write(encode_frame(MessageType.ERROR, 0, payload))
@@ -221,6 +227,20 @@ class Server:
             await peer.run()
         finally:
             self._peers.discard(peer)
+
+    def _make_room(self) -> None:
+        """Close the oldest connections still in their handshake when they fill a limit.
+
+        Sockets that connect and never finish HELLO need no token; without
+        this, enough of them would lock out every client that has one. A
+        client that shakes hands at once is never the oldest for long.
+        """
+        live = [peer for peer in self._peers if not peer.refused]
+        pending = sorted((p for p in live if not p.welcomed), key=lambda p: p.opened)
+        full = len(live) >= self.limits.max_connections
+        excess = max(len(pending) + 1 - self.limits.max_pending, 1 if full else 0)
+        for peer in pending[:excess]:
+            peer.refuse("too many connections waiting for a handshake")
 
 
 class _Peer:
@@ -244,15 +264,37 @@ class _Peer:
         self.uploads = handlers.Uploads(limits.max_upload)
         self.draining = False
         self.done = asyncio.Event()
+        self.welcomed = False
+        self.refused = False
+        self.opened = asyncio.get_running_loop().time()
+
+    def refuse(self, reason: str) -> None:
+        """End a connection that has not shaken hands (the server needs the room)."""
+        logger.info("closing a connection: %s", reason)
+        self.refused = True
+        if not self.conn.closed:
+            self._send(0, Error(code=ErrorCode.BUSY, message=reason))
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            data = self.conn.data_to_send()
+            if data:
+                self.writer.write(data)
+        self.writer.close()
 
     async def run(self) -> None:
         try:
             idle = self.server.limits.idle_timeout
+            deadline = self.opened + self.server.limits.handshake_timeout
+            loop = asyncio.get_running_loop()
             reading: asyncio.Task[bytes] | None = None
             while not self.conn.closed:
                 if reading is None:
                     reading = asyncio.ensure_future(self.reader.read(65536))
-                done, _ = await asyncio.wait({reading}, timeout=idle)
+                wait = idle if self.welcomed else max(0.0, min(idle, deadline - loop.time()))
+                done, _ = await asyncio.wait({reading}, timeout=wait)
+                if not self.welcomed and loop.time() >= deadline:
+                    reading.cancel()
+                    self._send(0, Error(code=ErrorCode.TIMEOUT, message="no handshake in time"))
+                    break
                 if not done:
                     if self.tasks:  # busy answering: not idle
                         continue
@@ -338,6 +380,7 @@ class _Peer:
                     features=list(FEATURES),
                 ),
             )
+            self.welcomed = True
         elif isinstance(message, Ping):
             self._send(0, Pong(nonce=message.nonce))
         elif isinstance(message, Cancel):
