@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
-from urllib.parse import urlsplit
 
 from .errors import ContextFSError, InvalidInputError, StoreError
 from .oplog.base import OpLogBackend
@@ -132,7 +131,7 @@ def url_scheme(location: object) -> str | None:
     """Return the registered scheme of ``location`` if it is a store URL, else None."""
     if not isinstance(location, str) or "://" not in location:
         return None
-    scheme = urlsplit(location).scheme.lower()
+    scheme = location.partition("://")[0].lower()  # no parser: a malformed URL has a scheme too
     return scheme if scheme in _schemes else None
 
 

@@ -47,7 +47,7 @@ from ..model.ids import from_hex, short
 from ..records import MergeResult
 from ..repo import Repository
 from ..store.base import Store
-from ..store.urls import redact_url
+from ..store.urls import check_postgres_url, is_postgres_url, redact_url
 from .objects import RefUpdate, known_commits, receive
 from .pack import pack_history, receive_pack
 from .peers import WIRE_SCHEME, Peer, open_peer
@@ -101,13 +101,15 @@ def add_remote(repo: Repository, name: str, url: str) -> None:
     """Name the remote at ``url``.
 
     Raises:
-        InvalidInputError: a bad name or an empty URL.
+        InvalidInputError: a bad name, an empty URL, or a malformed PostgreSQL URL.
         RepositoryExistsError: a remote of that name exists.
     """
     folder = _folder(repo)
     check_remote_name(name)
     if not url or url != url.strip() or "\n" in url:
-        raise InvalidInputError(f"remote URL must be one non-empty line, got {url!r}")
+        raise InvalidInputError(f"remote URL must be one non-empty line, got {redact_url(url)!r}")
+    if is_postgres_url(url):
+        check_postgres_url(url)
     config = read_config(folder)
     if name in config.remotes:
         raise RepositoryExistsError(f"remote {name!r} already exists")

@@ -68,7 +68,7 @@ from contextfs.store.codec import (
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 from contextfs.store.sqlite import id_range
-from contextfs.store.urls import is_postgres_url, redact_url
+from contextfs.store.urls import check_postgres_url, is_postgres_url, redact_url
 
 #: The value of ``meta.format``; bumped only for changes old code must not read.
 FORMAT: Final = "1"
@@ -215,6 +215,7 @@ class PostgresStore(NestedTransactions):
         """
         if not is_postgres_url(url):
             raise InvalidInputError(f"not a PostgreSQL URL: {redact_url(url)!r}")
+        check_postgres_url(url)
         if workspace is not None and not _WORKSPACE_NAME.fullmatch(workspace):
             raise InvalidInputError(f"workspace must be 1-64 of A-Z a-z 0-9 _ -, got {workspace!r}")
         try:

@@ -6,8 +6,11 @@ Which backend opens a location is decided in one place,
 
 from __future__ import annotations
 
+import re
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ..errors import InvalidInputError
 
 #: The environment variable naming the store every command uses (it wins over the folder's).
 STORE_URL_ENV: Final = "CONTEXTFS_STORE_URL"
@@ -27,7 +30,10 @@ def redact_url(url: str) -> str:
     other parameters stay (a ``search_path`` option tells two stores in one
     database apart).
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed: no parser to trust, so cut the secrets by hand
+        return _redact_roughly(url)
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
@@ -42,3 +48,33 @@ def redact_url(url: str) -> str:
 
 
 _SECRET_PARAMETERS: Final = frozenset({"password", "sslpassword"})
+_SECRET_QUERY: Final = re.compile(r"((?:^|[?&;])(?:ssl)?password=)[^&;]*", re.IGNORECASE)
+
+
+def _redact_roughly(url: str) -> str:
+    """``url`` without what may be a password, for a URL no parser accepts.
+
+    Everything between the scheme and the last ``@`` before the path is the
+    user part: only the name before its first ``:`` is kept.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _SECRET_QUERY.sub(r"\1***", url)
+    authority, slash, path = rest.partition("/")
+    user, at, host = authority.rpartition("@")
+    if at:
+        authority = f"{user.split(':', 1)[0]}@{host}"
+    return _SECRET_QUERY.sub(r"\1***", f"{scheme}://{authority}{slash}{path}")
+
+
+def check_postgres_url(url: str) -> None:
+    """Refuse a PostgreSQL URL no parser accepts, in one line and without its password.
+
+    Raises:
+        InvalidInputError: the URL is malformed (an unclosed ``[``, a bad port...).
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidInputError(f"not a valid PostgreSQL URL: {redact_url(url)} ({exc})") from None
