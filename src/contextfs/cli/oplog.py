@@ -248,7 +248,10 @@ def merge(ctx: click.Context, session: str, file: IO[bytes], as_json: bool) -> N
 
 
 def _read_entries(data: bytes, name: str) -> list[Any]:
-    text = data.decode("utf-8", errors="strict") if data else ""
+    try:
+        text = data.decode("utf-8", errors="strict") if data else ""
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{name}: not UTF-8 text, so not ops") from None
     stripped = text.lstrip()
     if stripped.startswith("["):
         value = _load_json(text, name)

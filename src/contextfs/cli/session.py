@@ -132,6 +132,8 @@ def _read_bundle(path: Path) -> dict[str, str]:
         value = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{path.name}: not valid JSON ({exc.msg})") from None
+    except UnicodeDecodeError:
+        raise InvalidInputError(f"{path.name}: not UTF-8 text, so not a hash bundle") from None
     if not isinstance(value, dict):
         raise InvalidInputError(f"{path.name}: a hash bundle is a JSON object")
     return {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}

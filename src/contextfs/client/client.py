@@ -90,7 +90,12 @@ def parse_url(url: str) -> tuple[str, int]:
     Raises:
         InvalidInputError: not a ``ctx://`` URL.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # an unclosed "[" and the like
+        raise InvalidInputError(
+            f"a server URL looks like ctx://host:port, got {url!r} ({exc})"
+        ) from None
     if parts.scheme != SCHEME or not parts.hostname:
         raise InvalidInputError(f"a server URL looks like ctx://host:port, got {url!r}")
     try:
