@@ -70,9 +70,11 @@ def hostile(draw: st.DrawFn) -> bytes:
 class Running:
     """A server on its own event loop thread."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(
+        self, repo: Repository, *, token: str | None = None, limits: Limits | None = None
+    ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = Server(repo, limits=Limits(idle_timeout=2.0))
+        self.server = Server(repo, token=token, limits=limits or Limits(idle_timeout=2.0))
         self.loop.run_until_complete(self.server.start())
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

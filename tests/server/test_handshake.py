@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,36 +11,22 @@ import pytest
 
 from contextfs import Repository
 from contextfs.client import Client
-from contextfs.server import Limits, Server
+from contextfs.server import Limits
 from contextfs.wire.frames import encode_frame
 from contextfs.wire.messages import Hello, MessageType, encode_payload
+
+from .test_fuzz import Running
 
 TOKEN = "s3cret-token"
 
 
-class Served:
-    """A server with a token and small limits, on its own event loop thread."""
-
-    def __init__(self, repo: Repository, limits: Limits) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = Server(repo, token=TOKEN, limits=limits)
-        self.loop.run_until_complete(self.server.start())
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.server.aclose(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
-
-
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(tmp_path: Path) -> Iterator[Running]:
     repo = Repository.init(tmp_path / "r", embedder="none")
     repo.add("a memory worth reaching", "Fact")
     repo.commit("one")
-    running = Served(repo, Limits(max_connections=8, max_pending=4, handshake_timeout=1.0))
+    limits = Limits(max_connections=8, max_pending=4, handshake_timeout=1.0)
+    running = Running(repo, token=TOKEN, limits=limits)
     try:
         yield running
     finally:
@@ -75,7 +59,7 @@ def closed_by_server(sock: socket.socket, within: float) -> bool:
         return True
 
 
-def test_a_client_with_the_token_is_served_while_many_sockets_stall(served: Served) -> None:
+def test_a_client_with_the_token_is_served_while_many_sockets_stall(served: Running) -> None:
     port = served.server.port
     stalled = [half_open(port) for _ in range(20)]  # more than every limit
     try:
@@ -88,7 +72,7 @@ def test_a_client_with_the_token_is_served_while_many_sockets_stall(served: Serv
             sock.close()
 
 
-def test_a_slow_drip_does_not_outlive_the_handshake_deadline(served: Served) -> None:
+def test_a_slow_drip_does_not_outlive_the_handshake_deadline(served: Running) -> None:
     sock = half_open(served.server.port)
     start = time.monotonic()
     try:

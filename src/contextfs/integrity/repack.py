@@ -26,7 +26,7 @@ from ..errors import MissingObjectError
 from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.graph import walk
 from ..history.links import attribution_root
-from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node
+from ..history.tree import EMPTY_TREE_ID, SnapshotTrees
 from ..store.base import Store
 from ..store.codec import MAX_CHAIN
 
@@ -78,9 +78,11 @@ def _pair(
     store: Store, pairs: Sequence[tuple[bytes, bytes | None]], depth: dict[bytes, int], out: Plan
 ) -> None:
     """Walk each ``(new, old)`` pair of roots in step, planning old nodes against new ones."""
+    trees = SnapshotTrees(store)
     level = [(new, old) for new, old in pairs if old is not None and new != old]
     while level:
-        nodes = _read(store, list(dict.fromkeys(oid for pair in level for oid in pair)))
+        ids = list(dict.fromkeys(oid for pair in level for oid in pair))
+        nodes = dict(zip(ids, trees.load_many(ids), strict=True))
         below: list[tuple[bytes, bytes | None]] = []
         for new, old in level:
             if old is None or new == old:
@@ -92,17 +94,6 @@ def _pair(
             before = {child.nibble: child.id for child in nodes[old].children}
             below.extend((child.id, before.get(child.nibble)) for child in nodes[new].children)
         level = [(new, old) for new, old in below if old is not None and new != old]
-
-
-def _read(store: Store, ids: list[bytes]) -> dict[bytes, Node]:
-    found = store.get_objects(ids)
-    nodes = {}
-    for oid in ids:
-        stored = found.get(oid)
-        if stored is None or stored.kind != TREE:
-            raise MissingObjectError(f"tree {oid.hex()} is missing from the store")
-        nodes[oid] = decode_node(stored.data)
-    return nodes
 
 
 __all__ = ["Plan", "plan_deltas"]

@@ -317,14 +317,7 @@ def refs(repo: Repository, request: Refs) -> RefsResponse:
 
 def offer(repo: Repository, request: Offer) -> Iterator[Message]:
     """OFFER: the ids a client holding ``haves`` may lack for ``wants``, in IDS batches."""
-    if len(request.wants) > MAX_FETCH or len(request.haves) > MAX_FETCH:
-        raise InvalidInputError(f"OFFER lists more than {MAX_FETCH} commits")
-    wants = [_object_id(w) for w in request.wants]
-    known = set(known_commits(repo.store, wants))
-    for want in wants:
-        if want not in known:
-            raise UnknownRevisionError(f"no commit {want.hex()}")
-    haves = [oid for h in request.haves if (oid := _maybe_id(h)) is not None]
+    wants, haves = _wants_and_haves(repo, request.wants, request.haves, "OFFER")
     sent = False
     for batch in offer_ids(repo.store, wants, haves):
         for start in range(0, len(batch), IDS_PER_FRAME):
@@ -332,6 +325,25 @@ def offer(repo: Repository, request: Offer) -> Iterator[Message]:
             yield Ids(ids=[oid.hex() for oid in batch[start : start + IDS_PER_FRAME]])
     if not sent:
         yield Ids(ids=[])
+
+
+def _wants_and_haves(
+    repo: Repository, wants: list[str], haves: list[str], what: str
+) -> tuple[list[bytes], list[bytes]]:
+    """A request's wants (each a commit the server holds) and its well-formed haves.
+
+    Raises:
+        InvalidInputError: more than :data:`MAX_FETCH` of either, or a malformed want.
+        UnknownRevisionError: a want the server does not hold as a commit.
+    """
+    if len(wants) > MAX_FETCH or len(haves) > MAX_FETCH:
+        raise InvalidInputError(f"{what} lists more than {MAX_FETCH} commits")
+    wanted = [_object_id(w) for w in wants]
+    known = set(known_commits(repo.store, wanted))
+    for want in wanted:
+        if want not in known:
+            raise UnknownRevisionError(f"no commit {want.hex()}")
+    return wanted, [oid for h in haves if (oid := _maybe_id(h)) is not None]
 
 
 def have(repo: Repository, request: Have) -> Ids:
@@ -444,14 +456,7 @@ def upload_pack(repo: Repository, uploads: Uploads, request: UploadPack) -> Ack:
 
 def fetch_pack(repo: Repository, uploads: Uploads, request: FetchPack) -> Iterator[Message]:
     """FETCH_PACK: the pack of what a client holding ``haves`` may lack, in PACK frames."""
-    if len(request.wants) > MAX_FETCH or len(request.haves) > MAX_FETCH:
-        raise InvalidInputError(f"FETCH_PACK lists more than {MAX_FETCH} commits")
-    wants = [_object_id(w) for w in request.wants]
-    known = set(known_commits(repo.store, wants))
-    for want in wants:
-        if want not in known:
-            raise UnknownRevisionError(f"no commit {want.hex()}")
-    haves = [oid for h in request.haves if (oid := _maybe_id(h)) is not None]
+    wants, haves = _wants_and_haves(repo, request.wants, request.haves, "FETCH_PACK")
     budget = max(1, uploads.frame - FRAME_HEADROOM)
     for chunk in pack_history(repo.store, wants, haves):
         for start in range(0, len(chunk), budget):
