@@ -19,6 +19,7 @@ from contextfs.errors import (
     ContextFSError,
     InvalidInputError,
     NothingToDoError,
+    PermissionDeniedError,
     RepositoryExistsError,
     RepositoryLocationError,
     RepositoryNotFoundError,
@@ -97,6 +98,7 @@ def test_each_exit_code_has_one_family_root() -> None:
         7: NothingToDoError,
         8: StoreError,
         9: VerificationError,
+        10: PermissionDeniedError,
     } == FAMILIES
     for code, family in FAMILIES.items():
         assert family.exit_code == code

@@ -24,6 +24,8 @@ Exit codes (also listed in ``docs/CLI.md``):
 8  the store is damaged or unreadable
 9  a verification failed: a receipt the store does not reproduce,
    an op log that does not check out
+10 not allowed: the token's scope or branches do not cover the request,
+   or the store is read-only here
 == ============================================================
 """
 
@@ -126,6 +128,12 @@ class VerificationError(ContextFSError):
     exit_code = 9
 
 
+class PermissionDeniedError(ContextFSError):
+    """The request is beyond what its token allows, or the store cannot be written here."""
+
+    exit_code = 10
+
+
 #: The family class of each exit code but 1: whatever exits with the code derives from it.
 FAMILIES: dict[int, type[ContextFSError]] = {
     RepositoryLocationError.exit_code: RepositoryLocationError,
@@ -135,4 +143,5 @@ FAMILIES: dict[int, type[ContextFSError]] = {
     NothingToDoError.exit_code: NothingToDoError,
     StoreError.exit_code: StoreError,
     VerificationError.exit_code: VerificationError,
+    PermissionDeniedError.exit_code: PermissionDeniedError,
 }

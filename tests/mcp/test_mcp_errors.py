@@ -150,7 +150,8 @@ def test_a_non_loopback_host_needs_a_token(repo_path: Path) -> None:
     result = _run("--repo", str(repo_path), "mcp", "--http", "--host", "0.0.0.0")
     assert result.returncode == 5
     assert result.stderr == (
-        "error: serving MCP on '0.0.0.0' (beyond this machine) needs a token: pass --token\n"
+        "error: serving MCP on '0.0.0.0' (beyond this machine) needs a token: pass --token"
+        " or create one with `contextfs token create`\n"
     )
 
 

@@ -37,6 +37,7 @@ def test_a_store_made_before_vectors_gets_their_tables_on_open(tmp_path: Path) -
         raw.execute("DROP TABLE vector_embedders")
         raw.execute("DROP TABLE reflog")  # later steps
         raw.execute("DROP TABLE dictionaries")
+        raw.execute("DROP TABLE tokens")
         raw.execute("ALTER TABLE objects DROP COLUMN codec")
         raw.execute("ALTER TABLE objects DROP COLUMN base")
         raw.execute("DELETE FROM schema_migrations WHERE step >= 3")

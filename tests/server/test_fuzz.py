@@ -8,6 +8,7 @@ import resource
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from hypothesis import HealthCheck, given, settings
@@ -71,10 +72,17 @@ class Running:
     """A server on its own event loop thread."""
 
     def __init__(
-        self, repo: Repository, *, token: str | None = None, limits: Limits | None = None
+        self,
+        repo: Repository,
+        *,
+        token: str | None = None,
+        limits: Limits | None = None,
+        **options: Any,
     ) -> None:
         self.loop = asyncio.new_event_loop()
-        self.server = Server(repo, token=token, limits=limits or Limits(idle_timeout=2.0))
+        self.server = Server(
+            repo, token=token, limits=limits or Limits(idle_timeout=2.0), **options
+        )
         self.loop.run_until_complete(self.server.start())
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()

@@ -29,6 +29,7 @@ from contextfs.errors import (
     CorruptObjectError,
     InvalidInputError,
     NothingToDoError,
+    PermissionDeniedError,
     RevisionError,
     StoreError,
     UnknownRevisionError,
@@ -202,8 +203,8 @@ def test_the_async_client_raises_the_same_classes(tmp_path: Path) -> None:
         try:
             with pytest.raises(RemoteError) as refused:
                 await AsyncClient.connect(url, token="wrong")
-            assert type(refused.value) is RemoteError  # a protocol-level failure
-            assert (refused.value.code, refused.value.exit_code) == (ErrorCode.UNAUTHORISED, 1)
+            assert isinstance(refused.value, PermissionDeniedError)  # as a forbidden request
+            assert (refused.value.code, refused.value.exit_code) == (ErrorCode.UNAUTHORISED, 10)
             client = await AsyncClient.connect(url, token="secret")
             try:
                 with pytest.raises(UnknownRevisionError) as unknown:

@@ -10,10 +10,11 @@ from contextfs.testing.store_contract import (
     PersistentStoreContract,
     ReflogStoreContract,
     StoreContract,
+    TokenStoreContract,
 )
 
 
-class TestMemoryStore(StoreContract, DerivedStoreContract, ReflogStoreContract):
+class TestMemoryStore(StoreContract, DerivedStoreContract, ReflogStoreContract, TokenStoreContract):
     def make_store(self) -> Store:
         return MemoryStore()
 
@@ -24,6 +25,7 @@ class TestSqliteStore(
     ReflogStoreContract,
     PackedStoreContract,
     PersistentStoreContract,
+    TokenStoreContract,
 ):
     def make_store(self) -> Store:
         return SqliteStore.open(self.tmp_path / "store.db", create=True)
@@ -39,6 +41,7 @@ class TestPostgresStore(
     ReflogStoreContract,
     PackedStoreContract,
     PersistentStoreContract,
+    TokenStoreContract,
 ):
     def make_store(self) -> Store:
         self.url = self.request.getfixturevalue("postgres_url")

@@ -14,6 +14,7 @@ from contextfs.errors import (
     CorruptObjectError,
     InvalidInputError,
     NothingToDoError,
+    PermissionDeniedError,
     RepositoryNotFoundError,
     RevisionError,
     StoreError,
@@ -41,6 +42,8 @@ FALLBACK = {
     ErrorCode.NOTHING_TO_DO: NothingToDoError,
     ErrorCode.STORE: StoreError,
     ErrorCode.VERIFICATION: VerificationError,
+    ErrorCode.FORBIDDEN: PermissionDeniedError,
+    ErrorCode.UNAUTHORISED: PermissionDeniedError,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from rich.console import Console, RenderableType
 
 from ..errors import ContextFSError
 from ..repo import DEFAULT_AUTHOR, Repository
+from ..tls import CA_ENV
 from . import render
 
 if TYPE_CHECKING:
@@ -119,8 +121,51 @@ def emit_json(value: object) -> None:
 TOKEN_ENV = "CONTEXTFS_TOKEN"
 
 
+def tls_options(func: F) -> F:
+    """``--tls-cert``, ``--tls-key`` and ``--insecure``: how a server faces the network."""
+    func = click.option(
+        "--insecure",
+        is_flag=True,
+        help="Allow serving beyond this machine without TLS (tokens travel in clear text).",
+    )(func)
+    func = click.option(
+        "--tls-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="The private key of --tls-cert (PEM; default: in the certificate file).",
+    )(func)
+    return click.option(
+        "--tls-cert",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Serve TLS with this certificate chain (PEM).",
+    )(func)
+
+
+def server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """The TLS context of ``--tls-cert``/``--tls-key``, or ``None`` without them."""
+    if cert is None:
+        if key is not None:
+            raise click.UsageError("--tls-key needs --tls-cert")
+        return None
+    from ..tls import server_context
+
+    return server_context(cert, key if key is not None else cert)
+
+
+def ca_option(func: F) -> F:
+    """``--ca FILE``: the CA a ``ctxs://`` server's certificate is verified against."""
+    return click.option(
+        "--ca",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"CA file to trust for a ctxs:// server (default: ${CA_ENV}, else the system's).",
+    )(func)
+
+
 def remote_options(func: F) -> F:
-    """``--remote ctx://host:port`` and ``--token`` (default ``$CONTEXTFS_TOKEN``)."""
+    """``--remote ctx[s]://host:port``, ``--token`` (default ``$CONTEXTFS_TOKEN``) and ``--ca``."""
+    func = ca_option(func)
     func = click.option(
         "--token",
         default=None,
@@ -130,15 +175,15 @@ def remote_options(func: F) -> F:
         "--remote",
         metavar="URL",
         default=None,
-        help="Ask a server (ctx://host:port) instead of the local repository.",
+        help="Ask a server (ctx://host:port, ctxs:// with TLS) instead of the local repository.",
     )(func)
 
 
-def open_remote(ctx: click.Context, url: str, token: str | None) -> Client:
+def open_remote(ctx: click.Context, url: str, token: str | None, ca: Path | None) -> Client:
     """A blocking client for ``url``, closed with the command."""
     from ..client import Client  # imported late: only remote commands need the client
 
-    client = Client(url, token=token or os.environ.get(TOKEN_ENV))
+    client = Client(url, token=token or os.environ.get(TOKEN_ENV), ca=ca)
     ctx.call_on_close(client.close)
     return client
 

@@ -62,6 +62,7 @@ from .oplog import oplog
 from .remote import clone, fetch, pull, push, remote
 from .serve import serve
 from .session import session
+from .tokens import token
 from .turns import print_turn, turn_options
 from .workspaces import workspace
 
@@ -269,6 +270,7 @@ def log(
     limit: int | None,
     remote: str | None,
     token: str | None,
+    ca: Path | None,
     as_json: bool,
 ) -> None:
     """List commits, newest first.
@@ -279,7 +281,7 @@ def log(
         refuse_with_remote(remote, graph=graph)
         if len(revisions) > 1:
             raise click.UsageError("with --remote, give at most one REV")
-        entries = open_remote(ctx, remote, token).log(
+        entries = open_remote(ctx, remote, token, ca).log(
             revisions[0] if revisions else "HEAD", limit=min(limit or 20, 1000)
         )
         if as_json:
@@ -422,6 +424,7 @@ def expand(
     save: Path | None,
     remote: str | None,
     token: str | None,
+    ca: Path | None,
     as_json: bool,
 ) -> None:
     """Print a version's memory as prompt context (also called `contextfs context`).
@@ -454,7 +457,7 @@ def expand(
         return
     if remote is not None:
         refuse_with_remote(remote, half_life=half_life, receipt=receipt_path)
-        answer = open_remote(ctx, remote, token).expand(
+        answer = open_remote(ctx, remote, token, ca).expand(
             revision, budget=budget, query=query, format=fmt, retrieval=retrieval
         )
         if as_json:
@@ -524,6 +527,7 @@ def search(
     retrieval: Retrieval | None,
     remote: str | None,
     token: str | None,
+    ca: Path | None,
     as_json: bool,
 ) -> None:
     """Search a version's memories, best first.
@@ -541,7 +545,7 @@ def search(
             min_relevance=min_relevance,
             half_life=half_life,
         )
-        found = open_remote(ctx, remote, token).query(
+        found = open_remote(ctx, remote, token, ca).query(
             query,
             revision=revision,
             limit=limit,
@@ -1135,6 +1139,7 @@ cli.add_command(serve)
 cli.add_command(mcp)
 cli.add_command(remote)
 cli.add_command(workspace)
+cli.add_command(token)
 cli.add_command(clone)
 cli.add_command(fetch)
 cli.add_command(pull)

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
 from ..errors import ContextFSError
-from .common import TOKEN_ENV, default_author, open_repo
+from ..tokens import Gate
+from .common import TOKEN_ENV, default_author, open_repo, tls_options
 
 #: The op-log session MCP writes go through unless told otherwise.
 DEFAULT_SESSION = "mcp"
 #: The TCP port of ``--http`` unless told otherwise.
 DEFAULT_HTTP_PORT = 7412
-_HTTP_ONLY = ("host", "port", "token")
+_HTTP_ONLY = ("host", "port", "token", "tls_cert", "tls_key", "insecure")
 
 
 @click.command(name="mcp")
@@ -53,6 +55,7 @@ _HTTP_ONLY = ("host", "port", "token")
     show_default=True,
     help="The op-log session that writes go through.",
 )
+@tls_options
 @click.pass_context
 def mcp(
     ctx: click.Context,
@@ -62,6 +65,9 @@ def mcp(
     token: str | None,
     actor: str | None,
     session: str,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    insecure: bool,
 ) -> None:
     """Serve the repository to AI clients (MCP), over stdio or streamable HTTP.
 
@@ -72,7 +78,7 @@ def mcp(
     """
     if not use_http:
         given = [
-            f"--{name}"
+            f"--{name.replace('_', '-')}"
             for name in _HTTP_ONLY
             if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
         ]
@@ -91,9 +97,14 @@ def mcp(
             " pip install 'contextfs[mcp]'"
         ) from None
     token = token or os.environ.get(TOKEN_ENV) or None
-    if use_http:
-        check_address(host, token)
+    if use_http and tls_key is not None and tls_cert is None:
+        raise click.UsageError("--tls-key needs --tls-cert")
     repo = open_repo(ctx)
+    gate = Gate(repo.store, token)
+    if use_http:
+        warning = check_address(host, gate.closed(), tls=tls_cert is not None, insecure=insecure)
+        if warning:
+            click.echo(warning, err=True)
     writer = SessionWriter(repo, actor=actor or default_author(), session=session)
     ctx.call_on_close(writer.close)
     server = build_server(repo, writer)
@@ -105,7 +116,17 @@ def mcp(
         click.echo(f"serving MCP on {url} (actor {writer.actor}, session {session})", err=True)
 
     anyio.run(
-        functools.partial(serve_http, server, host=host, port=port, token=token, announce=announce)
+        functools.partial(
+            serve_http,
+            server,
+            host=host,
+            port=port,
+            gate=gate,
+            announce=announce,
+            tls_cert=str(tls_cert) if tls_cert else None,
+            tls_key=str(tls_key) if tls_key else None,
+            insecure=insecure,
+        )
     )
 
 

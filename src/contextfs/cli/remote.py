@@ -18,6 +18,7 @@ from .common import (
     TOKEN_ENV,
     Settings,
     author_option,
+    ca_option,
     default_author,
     emit_json,
     json_option,
@@ -27,6 +28,8 @@ from .common import (
 
 
 def _token_option(func: Any) -> Any:
+    """``--token`` and ``--ca``: what a ``ctx[s]://`` remote needs."""
+    func = ca_option(func)
     return click.option(
         "--token", default=None, help=f"Token for a ctx:// remote (default: ${TOKEN_ENV})."
     )(func)
@@ -121,7 +124,12 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
 @json_option()
 @click.pass_context
 def clone(
-    ctx: click.Context, url: str, path: Path | None, token: str | None, as_json: bool
+    ctx: click.Context,
+    url: str,
+    path: Path | None,
+    token: str | None,
+    ca: Path | None,
+    as_json: bool,
 ) -> None:
     """Copy the repository at URL into PATH/.contextfs (default: --repo, else here).
 
@@ -130,7 +138,7 @@ def clone(
     """
     settings = ctx.find_object(Settings)
     target = path or (settings.repo_path if settings else None) or Path()
-    repo = ctx.with_resource(sync.clone(url, target, token=_token(token)))
+    repo = ctx.with_resource(sync.clone(url, target, token=_token(token), ca=ca))
     branches = repo.branches()
     if as_json:
         emit_json({"path": str(repo.path), "branch": repo.current_branch, "branches": branches})
@@ -147,9 +155,9 @@ def clone(
 @_token_option
 @json_option()
 @click.pass_context
-def fetch(ctx: click.Context, name: str, token: str | None, as_json: bool) -> None:
+def fetch(ctx: click.Context, name: str, token: str | None, ca: Path | None, as_json: bool) -> None:
     """Copy NAME's new commits (default: origin) and update refs/remotes/NAME/*."""
-    result = sync.fetch(open_repo(ctx), name, token=_token(token))
+    result = sync.fetch(open_repo(ctx), name, token=_token(token), ca=ca)
     if as_json:
         emit_json(_transfer_shape(result))
     else:
@@ -168,12 +176,15 @@ def pull(
     name: str,
     branch: str | None,
     token: str | None,
+    ca: Path | None,
     author: str | None,
     as_json: bool,
 ) -> None:
     """Fetch NAME, then fast-forward or merge its BRANCH into the current branch."""
     repo: Repository = open_repo(ctx)
-    result = sync.pull(repo, name, branch, author=author or default_author(), token=_token(token))
+    result = sync.pull(
+        repo, name, branch, author=author or default_author(), token=_token(token), ca=ca
+    )
     merge = result.merge
     stopped = merge is not None and merge.status == "conflicts"
     if as_json:
@@ -229,6 +240,7 @@ def push(
     branch: str | None,
     force: bool,
     token: str | None,
+    ca: Path | None,
     as_json: bool,
 ) -> None:
     """Send BRANCH (default: the current one) to NAME (default: origin).
@@ -236,7 +248,7 @@ def push(
     Refused if the remote branch has commits this one lacks, unless --force;
     even then the remote branch moves only if nobody pushed since it was read.
     """
-    result = sync.push(open_repo(ctx), name, branch, force=force, token=_token(token))
+    result = sync.push(open_repo(ctx), name, branch, force=force, token=_token(token), ca=ca)
     if as_json:
         emit_json(_transfer_shape(result))
     else:

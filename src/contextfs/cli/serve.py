@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import click
 
 from ..server.serve import Limits, Server
-from .common import open_repo
+from .common import open_repo, server_tls, tls_options
 
 TOKEN_ENV = "CONTEXTFS_TOKEN"
 
@@ -42,6 +43,7 @@ TOKEN_ENV = "CONTEXTFS_TOKEN"
     show_default=True,
     help="Seconds before an idle connection is closed.",
 )
+@tls_options
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -50,17 +52,26 @@ def serve(
     token: str | None,
     max_connections: int,
     idle_timeout: float,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    insecure: bool,
 ) -> None:
-    """Serve the repository to ContextFS clients (ctx://HOST:PORT).
+    """Serve the repository to ContextFS clients (ctx://HOST:PORT, ctxs:// with TLS).
 
-    Prints the address once listening. SIGTERM or Ctrl-C stops accepting,
-    lets requests in flight finish, and exits 0.
+    Beyond this machine (a --host that is not loopback) it needs a token, and
+    TLS (--tls-cert, --tls-key) unless --insecure. Prints the address once
+    listening. SIGTERM or Ctrl-C stops accepting, lets requests in flight
+    finish, and exits 0.
     """
-    repo = open_repo(ctx)
+    tls = server_tls(tls_cert, tls_key)
     limits = Limits(max_connections=max_connections, idle_timeout=idle_timeout)
+    token = token or os.environ.get(TOKEN_ENV) or None
+    repo = open_repo(ctx)
     server = Server(
-        repo, host=host, port=port, token=token or os.environ.get(TOKEN_ENV), limits=limits
+        repo, host=host, port=port, token=token, limits=limits, tls=tls, insecure=insecure
     )
+    if server.warning:
+        click.echo(server.warning, err=True)
     asyncio.run(_run(server))
 
 
@@ -70,7 +81,7 @@ async def _run(server: Server) -> None:
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    click.echo(f"serving ctx://{server.host}:{server.port}", err=True)
+    click.echo(f"serving {server.url}", err=True)
     serving = asyncio.create_task(server.serve_forever())
     await stop.wait()
     click.echo("stopping: finishing requests in flight", err=True)

@@ -69,6 +69,7 @@ def session(
     retrieval: Retrieval | None,
     remote: str | None,
     token: str | None,
+    ca: Path | None,
     as_json: bool,
 ) -> None:
     """Print REV's session payload (l0, rich_club, l1, l2) for an agent's turn.
@@ -80,7 +81,7 @@ def session(
     previous = _read_bundle(since) if since is not None else {}
     counter = default_tokenizer()
     if remote is not None:
-        client = open_remote(ctx, remote, token)
+        client = open_remote(ctx, remote, token, ca)
 
         def ask(hashes: dict[str, str]) -> SessionResponse:
             return client.session(

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import ContextFSError, CorruptObjectError, InvalidInputError
@@ -26,6 +28,7 @@ from ..integrity.fsck import rehash
 from ..model.ids import from_hex
 from ..model.objects import MemoryAtom
 from ..oplog.entry import OpEntry
+from ..tls import client_context
 from ..wire.atoms import wire_atom
 from ..wire.connection import Connection, Failed, Received, Role
 from ..wire.errors import remote_error
@@ -74,7 +77,9 @@ from ..wire.messages import (
 )
 
 DEFAULT_PORT = 7411
+#: The URL scheme of a plain server, and of one behind TLS.
 SCHEME = "ctx"
+TLS_SCHEME = "ctxs"
 T = TypeVar("T")
 
 
@@ -84,25 +89,36 @@ class ConnectionLostError(ContextFSError):
     exit_code = 1
 
 
-def parse_url(url: str) -> tuple[str, int]:
-    """Return ``(host, port)`` of a ``ctx://host:port`` URL (port default 7411).
+class ServerAddress(NamedTuple):
+    """Where a server is, and whether it speaks TLS (``ctxs://``)."""
+
+    host: str
+    port: int
+    tls: bool
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{TLS_SCHEME if self.tls else SCHEME}://{host}:{self.port}"
+
+
+def parse_url(url: str) -> ServerAddress:
+    """Return the address of a ``ctx://host:port`` or ``ctxs://host:port`` URL (port 7411).
 
     Raises:
-        InvalidInputError: not a ``ctx://`` URL.
+        InvalidInputError: not such a URL.
     """
+    shape = "a server URL looks like ctx://host:port (or ctxs:// with TLS)"
     try:
         parts = urlsplit(url)
     except ValueError as exc:  # an unclosed "[" and the like
-        raise InvalidInputError(
-            f"a server URL looks like ctx://host:port, got {url!r} ({exc})"
-        ) from None
-    if parts.scheme != SCHEME or not parts.hostname:
-        raise InvalidInputError(f"a server URL looks like ctx://host:port, got {url!r}")
+        raise InvalidInputError(f"{shape}, got {url!r} ({exc})") from None
+    if parts.scheme not in (SCHEME, TLS_SCHEME) or not parts.hostname:
+        raise InvalidInputError(f"{shape}, got {url!r}")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError:
         raise InvalidInputError(f"bad port in {url!r}") from None
-    return parts.hostname, port
+    return ServerAddress(parts.hostname, port, parts.scheme == TLS_SCHEME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +133,18 @@ class PullResult:
 class AsyncClient:
     """An asyncio client for one server (see the module docstring)."""
 
-    def __init__(self, host: str, port: int = DEFAULT_PORT, *, token: str | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        *,
+        token: str | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.token = token
+        self.tls = tls
         self.welcome: Welcome | None = None
         self._conn: Connection | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -131,12 +155,31 @@ class AsyncClient:
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def connect(cls, url: str, *, token: str | None = None) -> AsyncClient:
-        """Connect to ``ctx://host:port`` and shake hands."""
-        host, port = parse_url(url)
-        client = cls(host, port, token=token)
+    async def connect(
+        cls, url: str, *, token: str | None = None, ca: str | os.PathLike[str] | None = None
+    ) -> AsyncClient:
+        """Connect to ``ctx://host:port`` (``ctxs://``: verified against ``ca``); shake hands."""
+        client = cls.for_url(url, token=token, ca=ca)
         await client._ensure()
         return client
+
+    @classmethod
+    def for_url(
+        cls, url: str, *, token: str | None = None, ca: str | os.PathLike[str] | None = None
+    ) -> AsyncClient:
+        """A client for ``url`` that connects on its first request.
+
+        ``ca`` is a CA file to verify a ``ctxs://`` server against (default
+        ``$CONTEXTFS_CA``, else the system's trust store).
+        """
+        address = parse_url(url)
+        tls = client_context(ca) if address.tls else None
+        return cls(address.host, address.port, token=token, tls=tls)
+
+    @property
+    def address(self) -> ServerAddress:
+        """The server's address."""
+        return ServerAddress(self.host, self.port, self.tls is not None)
 
     async def aclose(self) -> None:
         """Close the connection; safe to call twice."""
@@ -164,12 +207,7 @@ class AsyncClient:
             if self._conn is not None and not self._conn.closed:
                 return self._conn
             await self.aclose()
-            try:
-                reader, writer = await asyncio.open_connection(self.host, self.port)
-            except OSError as exc:
-                raise ConnectionLostError(
-                    f"cannot reach ctx://{self.host}:{self.port}: {exc.strerror or exc}"
-                ) from None
+            reader, writer = await self._open_socket()
             conn = Connection(Role.CLIENT)
             self._conn, self._writer = conn, writer
             handshake: asyncio.Queue[Received | BaseException] = asyncio.Queue()
@@ -179,6 +217,12 @@ class AsyncClient:
             await self._flush()
             got = await handshake.get()
             if isinstance(got, BaseException):
+                await self.aclose()
+                if isinstance(got, ConnectionLostError) and self.tls is None:
+                    raise ConnectionLostError(
+                        f"{self.address} closed the connection before its welcome"
+                        " (a server behind TLS has a ctxs:// URL)"
+                    ) from None
                 raise got
             answer = got.message
             if isinstance(answer, Error):
@@ -187,6 +231,26 @@ class AsyncClient:
             assert isinstance(answer, Welcome)
             self.welcome = answer
             return conn
+
+    async def _open_socket(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        try:
+            return await asyncio.open_connection(
+                self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None
+            )
+        except ssl.SSLCertVerificationError as exc:
+            raise ConnectionLostError(
+                f"cannot trust {self.address}: {exc.verify_message}"
+                " (pass --ca with the CA that signed its certificate)"
+            ) from None
+        except ssl.SSLError as exc:
+            raise ConnectionLostError(
+                f"TLS with {self.address} failed ({exc.reason or exc}):"
+                " is it serving TLS? a plain server's URL is ctx://"
+            ) from None
+        except OSError as exc:
+            raise ConnectionLostError(
+                f"cannot reach {self.address}: {exc.strerror or exc}"
+            ) from None
 
     async def _flush(self) -> None:
         if self._conn is None or self._writer is None:
@@ -528,12 +592,14 @@ def _store(repo: Any, rows: list[tuple[str, str, bytes]], head: str, branch: str
 class Client:
     """A blocking client: :class:`AsyncClient` on an event loop in a background thread."""
 
-    def __init__(self, url: str, *, token: str | None = None) -> None:
-        host, port = parse_url(url)
+    def __init__(
+        self, url: str, *, token: str | None = None, ca: str | os.PathLike[str] | None = None
+    ) -> None:
+        async_client = AsyncClient.for_url(url, token=token, ca=ca)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._async = AsyncClient(host, port, token=token)
+        self._async = async_client
 
     def _run(self, coroutine: Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()  # type: ignore[arg-type]
@@ -727,5 +793,6 @@ __all__ = [
     "Client",
     "ConnectionLostError",
     "PullResult",
+    "ServerAddress",
     "parse_url",
 ]

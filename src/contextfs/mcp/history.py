@@ -38,6 +38,7 @@ from .shapes import (
     conflict_entry,
     verify_result,
 )
+from .writer import SessionWriter
 
 BranchName = Annotated[
     str, Field(min_length=1, max_length=255, description="A branch name, e.g. research.")
@@ -45,11 +46,11 @@ BranchName = Annotated[
 
 
 class HistoryTools:
-    """History and branches of one repository, acting as one actor."""
+    """History and branches of one repository, writing as the writer's actor."""
 
-    def __init__(self, repo: Repository, actor: str) -> None:
+    def __init__(self, repo: Repository, writer: SessionWriter) -> None:
         self.repo = repo
-        self.actor = actor
+        self.writer = writer
 
     def history(
         self,
@@ -137,7 +138,7 @@ class HistoryTools:
         """
         with self.repo.transaction():  # a stopped merge is never seen by other clients
             result = self.repo.merge(
-                revision, author=self.actor, message=message, strategy=strategy
+                revision, author=self.writer.actor, message=message, strategy=strategy
             )
             if result.status == "conflicts":
                 self.repo.abort_merge()
@@ -165,7 +166,7 @@ class HistoryTools:
         Memories another actor changed too are left as they are and listed.
         """
         done = self.repo.revert_actor(
-            actor, since, author=self.actor, strict=strict, dry_run=dry_run
+            actor, since, author=self.writer.actor, strict=strict, dry_run=dry_run
         )
         return RevertResult(
             actor=actor,

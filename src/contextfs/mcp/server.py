@@ -29,12 +29,13 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp_types import ToolAnnotations
-from pydantic import ConfigDict, ValidationError
+from pydantic import ConfigDict, PrivateAttr, ValidationError
 
-from ..errors import ContextFSError, RevisionError
+from ..errors import ContextFSError, PermissionDeniedError, RevisionError
 from ..model.ids import from_hex
 from ..model.objects import ATOM, MemoryAtom, decode_atom
 from ..repo import Repository
+from .access import check_tool, grant_of, granted
 from .history import HistoryTools
 from .shapes import memory_out
 from .tools import DEFAULT_CONTEXT_BUDGET, MemoryTools
@@ -62,17 +63,35 @@ ToolSpec = tuple[Callable[..., Any], ToolAnnotations]
 class ContextFSTool(Tool):
     """A tool whose failures reach the client as one clear line (see the module docstring)."""
 
+    #: The repository it works on (its caller's token is checked against it).
+    _repo: Repository | None = PrivateAttr(default=None)
+
     async def run(
         self, arguments: dict[str, Any], context: Context[Any, Any], convert_result: bool = False
     ) -> Any:
-        """Run the tool; turn argument and library errors into tool errors naming the problem."""
+        """Run the tool as its caller's token allows; errors become one-line tool errors."""
         try:
-            return await super().run(arguments, context, convert_result)
+            with granted(grant_of(_asgi_scope(context))):
+                if self._repo is not None:
+                    check_tool(self.name, arguments, self._repo)
+                return await super().run(arguments, context, convert_result)
+        except PermissionDeniedError as exc:
+            raise ToolError(f"Error executing tool {self.name}: {exc}") from exc
         except ToolError as exc:
             message = _explain(exc)
             if message is None:
                 raise
             raise ToolError(f"Error executing tool {self.name}: {message}") from exc.__cause__
+
+
+def _asgi_scope(context: Context[Any, Any]) -> dict[str, Any] | None:
+    """The ASGI scope of the HTTP request behind a tool call, or None (stdio)."""
+    try:
+        request = context.request_context.request
+    except ValueError:  # no request: called outside one
+        return None
+    scope = getattr(request, "scope", None)
+    return scope if isinstance(scope, dict) else None
 
 
 def _explain(exc: ToolError) -> str | None:
@@ -100,12 +119,12 @@ def _describe(error: Any) -> str:
 def build_server(repo: Repository, writer: SessionWriter) -> MCPServer:
     """The MCP server for ``repo``; its writes go through ``writer``'s session as its actor."""
     memory = MemoryTools(repo, writer)
-    history = HistoryTools(repo, writer.actor)
+    history = HistoryTools(repo, writer)
     server: MCPServer = MCPServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
         version=_version(),
-        tools=[_tool(fn, hints) for fn, hints in _specs(memory, history)],
+        tools=[_tool(fn, hints, repo) for fn, hints in _specs(memory, history)],
         log_level="WARNING",
     )
     _add_resources(server, repo)
@@ -134,9 +153,11 @@ def _specs(memory: MemoryTools, history: HistoryTools) -> list[ToolSpec]:
     ]
 
 
-def _tool(fn: Callable[..., Any], hints: ToolAnnotations) -> Tool:
+def _tool(fn: Callable[..., Any], hints: ToolAnnotations, repo: Repository) -> Tool:
     """Register ``fn`` as a tool whose arguments refuse unknown names and conversions."""
     tool = ContextFSTool.from_function(fn, description=inspect.getdoc(fn), annotations=hints)
+    assert isinstance(tool, ContextFSTool)
+    tool._repo = repo
     base = tool.fn_metadata.arg_model
     strict: type[ArgModelBase] = types.new_class(
         base.__name__,

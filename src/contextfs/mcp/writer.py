@@ -35,6 +35,7 @@ from ..oplog.context_ops import ADD_ATOM, ADD_MOLECULE, CONTEXT_DOMAIN
 from ..oplog.crystallise import oplog_ref
 from ..oplog.entry import MAX_NAME_LENGTH, OpEntry, check_session_id, make_op_entry
 from ..repo import Repository
+from .access import acting_as
 
 #: Attempts at crystallising when a shared store's branch moved meanwhile.
 RETRIES = 5
@@ -70,9 +71,14 @@ class SessionWriter:
         if len(actor) > MAX_NAME_LENGTH:
             raise InvalidInputError(f"actor is longer than {MAX_NAME_LENGTH} characters")
         self.repo = repo
-        self.actor = actor
+        self._actor = actor
         self.session = check_session_id(session)
         self.log = repo.oplog(session)
+
+    @property
+    def actor(self) -> str:
+        """Who writes now: the calling client's token name over HTTP, else the server's actor."""
+        return acting_as(self._actor)
 
     def close(self) -> None:
         """Close the log's files; safe to call twice."""

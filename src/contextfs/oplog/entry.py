@@ -207,6 +207,38 @@ def restamp(entry: OpEntry, lamport_ts: int, parent_op_ids: list[str] | None = N
     return moved
 
 
+def reattribute(entries: Iterable[object], actor: str) -> list[OpEntry]:
+    """Return ``entries`` as written by ``actor``, each with its new ``op_id``.
+
+    A server that knows who is writing (a named token) records that name,
+    whatever the ops claimed. An op naming an earlier op of the same batch as
+    its parent is rewritten to name that op's new id.
+
+    Raises:
+        InvalidInputError: an op is malformed, or ``actor`` cannot be one.
+    """
+    _check_name(actor, "actor_id", allow_empty=False)
+    renamed: dict[str, str] = {}
+    done: list[OpEntry] = []
+    for value in entries:
+        entry = check_entry(value)
+        moved = entry.copy()
+        moved["actor_id"] = actor
+        moved["parent_op_ids"] = [renamed.get(p, p) for p in entry["parent_op_ids"]]
+        moved["op_id"] = compute_op_id(
+            actor,
+            entry["domain"],
+            entry["domain_op"],
+            entry["lamport_ts"],
+            moved["parent_op_ids"],
+            entry["intent_id"],
+            entry["reservation_id"],
+        )
+        renamed[entry["op_id"]] = moved["op_id"]
+        done.append(moved)
+    return done
+
+
 def check_entry(value: object, *, verify_id: bool = True) -> OpEntry:
     """Return ``value`` as an :class:`OpEntry` if every field is well formed.
 

@@ -27,8 +27,8 @@ from ..store.urls import redact_url
 from .objects import BATCH, ObjectRow, Received, RefUpdate
 from .pack import pack_history, receive_pack
 
-#: The URL scheme of a ``contextfs serve`` server.
-WIRE_SCHEME = "ctx://"
+#: The URL schemes of a ``contextfs serve`` server: plain, and behind TLS.
+WIRE_SCHEMES = ("ctx://", "ctxs://")
 
 
 class Peer(Protocol):
@@ -120,8 +120,13 @@ class StorePeer:
         self.store.close()
 
 
-def open_peer(url: str, *, token: str | None = None) -> Peer:
-    """Open the remote at ``url``: ``ctx://host:port``, ``postgresql://...`` or a path.
+def open_peer(
+    url: str, *, token: str | None = None, ca: str | os.PathLike[str] | None = None
+) -> Peer:
+    """Open the remote at ``url``: ``ctx[s]://host:port``, ``postgresql://...`` or a path.
+
+    ``token`` and ``ca`` (the CA file a ``ctxs://`` server is verified
+    against) apply to servers only.
 
     A path names a repository folder (holding ``.contextfs``), a ``.contextfs``
     folder, or a SQLite store file.
@@ -133,10 +138,10 @@ def open_peer(url: str, *, token: str | None = None) -> Peer:
     """
     if not url:
         raise InvalidInputError("remote URL must not be empty")
-    if url.startswith(WIRE_SCHEME):
+    if url.startswith(WIRE_SCHEMES):
         from .wire import WirePeer  # imported late: only wire remotes need the client
 
-        return WirePeer(url, token=token)
+        return WirePeer(url, token=token, ca=ca)
     if url_scheme(url) is not None:
         return StorePeer(open_store(url), redact_url(url))
     return StorePeer(open_store(_store_path(Path(url))), url)

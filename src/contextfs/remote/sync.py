@@ -50,7 +50,7 @@ from ..store.base import Store
 from ..store.urls import check_postgres_url, is_postgres_url, redact_url
 from .objects import RefUpdate, known_commits, receive
 from .pack import pack_history, receive_pack
-from .peers import WIRE_SCHEME, Peer, open_peer
+from .peers import WIRE_SCHEMES, Peer, open_peer
 
 #: The name ``clone`` gives the remote it copies.
 ORIGIN = "origin"
@@ -119,7 +119,7 @@ def add_remote(repo: Repository, name: str, url: str) -> None:
 
 def _absolute(url: str) -> str:
     """A path remote as an absolute path, so it means the same from any directory."""
-    if url.startswith(WIRE_SCHEME) or url_scheme(url) is not None:
+    if url.startswith(WIRE_SCHEMES) or url_scheme(url) is not None:
         return url
     return str(Path(url).expanduser().absolute())
 
@@ -164,6 +164,7 @@ def fetch(
     name: str = ORIGIN,
     *,
     token: str | None = None,
+    ca: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> TransferResult:
     """Copy remote ``name``'s new commits and move its tracking refs.
@@ -174,7 +175,7 @@ def fetch(
         StoreError, ConnectionLostError: a store or the connection failed
             (nothing was stored).
     """
-    with open_peer(remote_url(repo, name), token=token) as peer:
+    with open_peer(remote_url(repo, name), token=token, ca=ca) as peer:
         return fetch_from(repo, peer, name, progress=progress)
 
 
@@ -272,6 +273,7 @@ def pull(
     *,
     author: str,
     token: str | None = None,
+    ca: str | os.PathLike[str] | None = None,
 ) -> PullResult:
     """Fetch remote ``name``, then bring its ``branch`` into the current branch.
 
@@ -288,7 +290,7 @@ def pull(
     current = repo.current_branch
     if current is None:
         raise InvalidInputError("HEAD is detached; switch to a branch to pull into")
-    fetched = fetch(repo, name, token=token)
+    fetched = fetch(repo, name, token=token, ca=ca)
     branch = branch or current
     tracking = refnames.remote_ref(name, branch)
     theirs = repo.store.read_ref(tracking)
@@ -323,6 +325,7 @@ def push(
     *,
     force: bool = False,
     token: str | None = None,
+    ca: str | os.PathLike[str] | None = None,
 ) -> TransferResult:
     """Send ``branch`` (default: the current one) to remote ``name``.
 
@@ -332,7 +335,7 @@ def push(
         ConcurrentUpdateError: someone pushed meanwhile (nothing was stored).
         UnknownRevisionError: no such remote or local branch.
     """
-    with open_peer(remote_url(repo, name), token=token) as peer:
+    with open_peer(remote_url(repo, name), token=token, ca=ca) as peer:
         return push_to(repo, peer, name, branch, force=force)
 
 
@@ -407,6 +410,7 @@ def clone(
     path: str | os.PathLike[str],
     *,
     token: str | None = None,
+    ca: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Repository:
     """Create a repository in ``path/.contextfs`` holding everything remote ``url`` has.
@@ -422,7 +426,7 @@ def clone(
     repo = Repository.init(path)
     try:
         add_remote(repo, ORIGIN, url)
-        with open_peer(url, token=token) as peer:
+        with open_peer(url, token=token, ca=ca) as peer:
             fetched = fetch_from(repo, peer, ORIGIN, progress=progress)
             head = peer.refs().get(refnames.HEAD)
         default = _default_branch(head, fetched)

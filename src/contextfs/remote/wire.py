@@ -12,6 +12,7 @@ untouched.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final, Self
 
@@ -28,11 +29,13 @@ FRAME_HEADROOM: Final = 1024
 
 
 class WirePeer:
-    """A peer reached over the wire protocol at ``ctx://host:port``."""
+    """A peer reached over the wire protocol at ``ctx://host:port`` (``ctxs://`` with TLS)."""
 
-    def __init__(self, url: str, *, token: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, token: str | None = None, ca: str | os.PathLike[str] | None = None
+    ) -> None:
         self.location = url
-        self._client = Client(url, token=token)
+        self._client = Client(url, token=token, ca=ca)
 
     def __enter__(self) -> Self:
         return self

@@ -6,7 +6,8 @@ repository work runs in worker threads (``asyncio.to_thread``). What the
 server guarantees:
 
 * it binds to 127.0.0.1 unless told otherwise, and then only with a token,
-  which every client must present in HELLO;
+  which every client must present in HELLO, and with TLS unless told
+  ``insecure`` (:func:`~contextfs.tls.check_exposure`);
 * limits on frame size, streams per connection, connections and idle time;
 * a data message is produced only when the stream has credit for it, so a
   slow reader stalls its own stream (the handler's iterator is not advanced;
@@ -23,18 +24,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hmac
-import ipaddress
 import itertools
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ContextFSError, InvalidInputError
+from ..errors import ContextFSError
 from ..oplog.base import OpLogBackend
 from ..oplog.log import Cut
 from ..repo import Repository
+from ..tls import check_exposure, is_loopback
+from ..tokens import Gate, Grant, Scope
 from ..wire.connection import (
     Connection,
     CreditGranted,
@@ -76,10 +78,14 @@ from ..wire.messages import (
     encode_payload,
 )
 from . import handlers
+from .access import authorize
 
 logger = logging.getLogger(__name__)
 
 SERVER_NAME = "contextfs"
+#: A connection's grant until its HELLO is accepted (the wire refuses requests before
+#: then anyway): reads are the least scope, and a grant for no branch moves none.
+NOBODY = Grant("nobody", Scope.READ, branches="")
 #: How often a subscription looks for ops other processes appended.
 SUBSCRIBE_POLL = 0.2
 #: Ops per OPLOG_EVENT frame.
@@ -134,21 +140,17 @@ _UPLOAD_HANDLERS: dict[type[Message], Callable[[Repository, handlers.Uploads, An
 FEATURES = ("pack",)
 
 
-def is_loopback(host: str) -> bool:
-    """True for a host name or address that stays on this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class Server:
     """Serves one repository over protocol v1 (see the module docstring).
 
+    Args:
+        tls: the server's TLS context (:func:`~contextfs.tls.server_context`);
+            clients then connect with ``ctxs://``.
+        insecure: allow a non-loopback host without TLS (:attr:`warning` says so).
+
     Raises:
-        InvalidInputError: a non-loopback host without a token.
+        InvalidInputError: a non-loopback host without a token, or without TLS
+            and not ``insecure``.
     """
 
     def __init__(
@@ -159,12 +161,17 @@ class Server:
         port: int = 0,
         token: str | None = None,
         limits: Limits | None = None,
+        tls: ssl.SSLContext | None = None,
+        insecure: bool = False,
     ) -> None:
-        if not is_loopback(host) and not token:
-            raise InvalidInputError(
-                f"serving on {host!r} (beyond this machine) needs a token: pass --token"
-            )
+        #: Who is let in: the shared ``token`` and the store's live tokens.
+        self.gate = Gate(repo.store, token)
+        #: What to tell the user before serving, if anything.
+        self.warning = check_exposure(
+            host, token=self.gate.closed(), tls=tls is not None, insecure=insecure
+        )
         self.repo = repo
+        self.tls = tls
         self.host = host
         self.port = port
         self.token = token
@@ -176,7 +183,13 @@ class Server:
 
     async def start(self) -> None:
         """Listen; :attr:`port` is the bound port afterwards."""
-        self._listener = await asyncio.start_server(self._accept, self.host, self.port)
+        self._listener = await asyncio.start_server(
+            self._accept,
+            self.host,
+            self.port,
+            ssl=self.tls,
+            ssl_handshake_timeout=self.limits.handshake_timeout if self.tls else None,
+        )
         self.port = self._listener.sockets[0].getsockname()[1]
 
     async def serve_forever(self) -> None:
@@ -200,6 +213,13 @@ class Server:
         )
         if self._listener is not None:
             await self._listener.wait_closed()
+
+    @property
+    def url(self) -> str:
+        """Where clients connect: ``ctx://`` or, with TLS, ``ctxs://`` (after :meth:`start`)."""
+        scheme = "ctxs" if self.tls is not None else "ctx"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def connections(self) -> int:
@@ -265,6 +285,8 @@ class _Peer:
         self.draining = False
         self.done = asyncio.Event()
         self.welcomed = False
+        #: What this connection may do, from its HELLO's token.
+        self.grant: Grant = NOBODY
         self.refused = False
         self.opened = asyncio.get_running_loop().time()
 
@@ -359,12 +381,11 @@ class _Peer:
     def _received(self, event: Received) -> None:
         message, stream = event.message, event.stream
         if isinstance(message, Hello):
-            token = self.server.token
-            if token is not None and not hmac.compare_digest(
-                (message.token or "").encode(), token.encode()
-            ):
+            grant = self.server.gate.admit(message.token)
+            if grant is None:
                 self._send(0, Error(code=ErrorCode.UNAUTHORISED, message="bad or missing token"))
                 return
+            self.grant = grant
             limits = self.server.limits
             wanted = message.max_frame or limits.max_frame
             max_frame = max(MIN_FRAME, min(limits.max_frame, wanted))
@@ -454,6 +475,7 @@ class _Peer:
 
     async def _answer(self, stream: int, message: Message) -> None:
         async with self._reported(stream):
+            message = await asyncio.to_thread(authorize, self.grant, self.server.repo, message)
             upload_handler = _UPLOAD_HANDLERS.get(type(message))
             if upload_handler is not None:
                 result = await asyncio.to_thread(
@@ -511,6 +533,7 @@ class _Peer:
         assert isinstance(message, OplogSubscribe)
         repo = self.server.repo
         async with self._reported(stream):
+            authorize(self.grant, repo, message)
             log: OpLogBackend = await asyncio.to_thread(repo.oplog, message.session)
             cut = await asyncio.to_thread(_first_cut, log, max(0, message.since))
             event = self.server.session_event(message.session)

@@ -23,12 +23,14 @@ import string
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from functools import partial
 from types import TracebackType
 from typing import ClassVar, TypeVar
 
 from contextfs.errors import InvalidInputError, StoreError
 from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
+from contextfs.tokens import TokenRecord
 
 _HEX_DIGITS = frozenset(string.hexdigits.lower())
 
@@ -82,6 +84,7 @@ class MemoryStore:
         self._refs: dict[str, str] = {}
         self._derived: dict[str, bytes] = {}
         self._reflog: list[ReflogEntry] = []
+        self._tokens: dict[str, TokenRecord] = {}
         self._depth = 0
         # Undo steps of the open transaction, replayed in reverse on rollback.
         self._journal: list[Callable[[], object]] = []
@@ -314,6 +317,46 @@ class MemoryStore:
             return {
                 name: value for name, value in sorted(self._refs.items()) if name.startswith(prefix)
             }
+
+    # -- tokens ------------------------------------------------------------------
+
+    def add_token(self, record: TokenRecord) -> None:
+        """Keep ``record``; rolls back with the transaction.
+
+        Raises:
+            InvalidInputError: a token of that name exists (revoked ones too).
+        """
+        with self._lock:
+            self._check_open()
+            if record.name in self._tokens:
+                raise InvalidInputError(f"a token named {record.name!r} exists already")
+            self._tokens[record.name] = record
+            if self._depth:
+                self._journal.append(partial(self._tokens.pop, record.name))
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked and expired ones too, by name."""
+        with self._lock:
+            self._check_open()
+            return [self._tokens[name] for name in sorted(self._tokens)]
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The token whose secret hashes to ``digest``, or None."""
+        with self._lock:
+            self._check_open()
+            return next((t for t in self._tokens.values() if t.digest == digest), None)
+
+    def revoke_token(self, name: str, at: int) -> bool:
+        """Mark token ``name`` revoked at ``at`` (µs); False if none is live by that name."""
+        with self._lock:
+            self._check_open()
+            record = self._tokens.get(name)
+            if record is None or record.revoked is not None:
+                return False
+            self._tokens[name] = replace(record, revoked=at)
+            if self._depth:
+                self._journal.append(partial(self._tokens.__setitem__, name, record))
+            return True
 
     # -- transactions ----------------------------------------------------------
 

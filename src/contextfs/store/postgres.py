@@ -69,6 +69,10 @@ from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
 from contextfs.store.sqlite import id_range
 from contextfs.store.urls import check_postgres_url, is_postgres_url, redact_url
+from contextfs.tokens import TokenRecord, token_record, token_row
+
+#: The columns of ``tokens``, in the order of :func:`~contextfs.tokens.token_row`.
+_TOKEN_COLUMNS: Final = "name, digest, scope, branches, created, expires, revoked, created_by"
 
 #: The value of ``meta.format``; bumped only for changes old code must not read.
 FORMAT: Final = "1"
@@ -134,6 +138,18 @@ MIGRATIONS: Final[tuple[Step, ...]] = (
             # can be found and pruned (git's worktree prune).
             'CREATE TABLE workspaces (name text COLLATE "C" PRIMARY KEY, folder text NOT NULL,'
             " machine text NOT NULL, made timestamptz NOT NULL DEFAULT now())",
+        ),
+    ),
+    (
+        5,
+        "keep access tokens",
+        (
+            # Scoped tokens of `contextfs token` (contextfs.tokens), shared by every server
+            # on this store: only the SHA-256 of each secret, its scope (1 read, 2 write,
+            # 3 admin), branch glob and times (µs).
+            'CREATE TABLE tokens (name text COLLATE "C" PRIMARY KEY, digest text UNIQUE NOT NULL,'
+            " scope smallint NOT NULL, branches text, created bigint NOT NULL,"
+            " expires bigint, revoked bigint, created_by text NOT NULL)",
         ),
     ),
 )
@@ -953,6 +969,45 @@ class PostgresStore(NestedTransactions):
         }
         shared.update((name, value) for name, value in own.items() if value is not None)
         return dict(sorted(shared.items()))
+
+    # -- tokens ------------------------------------------------------------------
+
+    def add_token(self, record: TokenRecord) -> None:
+        """Keep ``record``, joining the open transaction.
+
+        Raises:
+            InvalidInputError: a token of that name exists (revoked ones too).
+        """
+        with self.transaction(), self._guard() as conn:
+            done = conn.execute(
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (name) DO NOTHING",
+                token_row(record),
+            )
+            if done.rowcount == 0:
+                raise InvalidInputError(f"a token named {record.name!r} exists already")
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked and expired ones too, by name."""
+        with self._guard() as conn:
+            rows = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY name").fetchall()
+        return [token_record(row) for row in rows]
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The token whose secret hashes to ``digest``, or None."""
+        with self._guard() as conn:
+            row = conn.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE digest = %s", (digest,)
+            ).fetchone()
+        return None if row is None else token_record(row)
+
+    def revoke_token(self, name: str, at: int) -> bool:
+        """Mark token ``name`` revoked at ``at`` (µs); False if none is live by that name."""
+        with self.transaction(), self._guard() as conn:
+            cursor = conn.execute(
+                "UPDATE tokens SET revoked = %s WHERE name = %s AND revoked IS NULL", (at, name)
+            )
+        return cursor.rowcount > 0
 
     # -- transactions ----------------------------------------------------------
 

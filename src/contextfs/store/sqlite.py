@@ -46,6 +46,7 @@ from contextfs.store.codec import (
 )
 from contextfs.store.memory import check_hex_prefix, checked_objects
 from contextfs.store.nesting import NestedTransactions
+from contextfs.tokens import TokenRecord, token_record, token_row
 
 #: The value of ``meta.format``; bumped only for changes old code must not read.
 FORMAT: Final = "1"
@@ -126,6 +127,17 @@ MIGRATIONS: Final[tuple[tuple[int, str, tuple[str, ...]], ...]] = (
             " data BLOB NOT NULL)",
         ),
     ),
+    (
+        6,
+        "keep access tokens",
+        (
+            # Scoped tokens of `contextfs token` (contextfs.tokens): only the SHA-256 of
+            # each secret, its scope (1 read, 2 write, 3 admin), branch glob and times (µs).
+            "CREATE TABLE tokens (name TEXT PRIMARY KEY, digest TEXT UNIQUE NOT NULL,"
+            " scope INTEGER NOT NULL, branches TEXT, created INTEGER NOT NULL,"
+            " expires INTEGER, revoked INTEGER, created_by TEXT NOT NULL)",
+        ),
+    ),
 )
 
 #: Derived data (:class:`~contextfs.store.base.DerivedStore`) lives in a table made by
@@ -155,6 +167,9 @@ FIND_KIND_IDS_SQL: Final = (
 FIND_KIND_IDS_TO_END_SQL: Final = (
     "SELECT id FROM objects WHERE id >= ? AND kind IN ({}) ORDER BY id LIMIT ?"
 )
+
+#: The columns of ``tokens``, in the order of :func:`token_row`.
+_TOKEN_COLUMNS: Final = "name, digest, scope, branches, created, expires, revoked, created_by"
 
 #: The ``meta`` key that says a bulk write's atoms made no dictionary worth keeping.
 _UNPAID: Final = "atom_dictionary_unpaid"
@@ -827,6 +842,44 @@ class SqliteStore(NestedTransactions):
                 refs[name] = value
             cursor.close()
         return refs
+
+    # -- tokens ------------------------------------------------------------------
+
+    def add_token(self, record: TokenRecord) -> None:
+        """Keep ``record``, joining the open transaction.
+
+        Raises:
+            InvalidInputError: a token of that name exists (revoked ones too).
+        """
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM tokens WHERE name = ?", (record.name,)).fetchone():
+                raise InvalidInputError(f"a token named {record.name!r} exists already")
+            conn.execute(
+                f"INSERT INTO tokens ({_TOKEN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                token_row(record),
+            )
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked and expired ones too, by name."""
+        with self._guard() as conn:
+            rows = conn.execute(f"SELECT {_TOKEN_COLUMNS} FROM tokens ORDER BY name").fetchall()
+        return [token_record(row) for row in rows]
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The token whose secret hashes to ``digest``, or None."""
+        with self._guard() as conn:
+            row = conn.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE digest = ?", (digest,)
+            ).fetchone()
+        return None if row is None else token_record(row)
+
+    def revoke_token(self, name: str, at: int) -> bool:
+        """Mark token ``name`` revoked at ``at`` (µs); False if none is live by that name."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE tokens SET revoked = ? WHERE name = ? AND revoked IS NULL", (at, name)
+            )
+        return cursor.rowcount > 0
 
     # -- transactions ----------------------------------------------------------
 

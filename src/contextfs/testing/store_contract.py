@@ -36,6 +36,7 @@ from contextfs.store.base import (
     Store,
     StoredObject,
 )
+from contextfs.tokens import Scope, TokenStore, digest, mint
 
 COUNTER = "refs/test/counter"
 
@@ -616,6 +617,52 @@ class PackedStoreContract(_StoreFixtures):
         }
 
 
+class TokenStoreContract(_StoreFixtures):
+    """What a backend that keeps access tokens promises (:class:`~contextfs.tokens.TokenStore`)."""
+
+    def tokens(self, store: Store | None = None) -> TokenStore:
+        """The store as a :class:`~contextfs.tokens.TokenStore`."""
+        chosen = store if store is not None else self.store
+        assert isinstance(chosen, TokenStore)
+        return chosen
+
+    def test_tokens_are_kept_by_name_and_found_by_digest_only(self) -> None:
+        store = self.tokens()
+        assert store.list_tokens() == []
+        secret, writer = mint("ci-bot", Scope.WRITE, created_by="ops", branches="agents/*", now=10)
+        _, reader = mint("reader", Scope.READ, created_by="ops", expires=99, now=10)
+        store.add_token(writer)
+        store.add_token(reader)
+        assert store.list_tokens() == [writer, reader]
+        assert store.find_token(digest(secret)) == writer
+        assert store.find_token(secret) is None  # the secret itself is no key
+        assert store.find_token(digest("cfs_guess")) is None
+
+    def test_a_name_is_taken_for_good(self) -> None:
+        store = self.tokens()
+        _, first = mint("bot", Scope.READ, created_by="ops", now=1)
+        store.add_token(first)
+        assert store.revoke_token("bot", 5)
+        assert not store.revoke_token("bot", 6)  # revoked already
+        assert not store.revoke_token("nobody", 6)
+        _, again = mint("bot", Scope.ADMIN, created_by="ops", now=7)
+        with pytest.raises(InvalidInputError, match="exists already"):
+            store.add_token(again)
+        (kept,) = store.list_tokens()
+        assert kept.revoked == 5
+        assert kept.scope is Scope.READ
+
+    def test_tokens_join_the_transaction(self) -> None:
+        store = self.tokens()
+        _, kept = mint("kept", Scope.READ, created_by="ops", now=1)
+        store.add_token(kept)
+        with abandoned(self.store):
+            _, lost = mint("lost", Scope.ADMIN, created_by="ops", now=1)
+            store.add_token(lost)
+            assert store.revoke_token("kept", 2)
+        assert store.list_tokens() == [kept]
+
+
 class PersistentStoreContract(_StoreFixtures):
     """What a backend whose data outlives the store object promises on top."""
 
@@ -683,6 +730,18 @@ class PersistentStoreContract(_StoreFixtures):
         store = self.reopen()
         assert isinstance(store, ReflogStore)
         assert store.read_reflog("refs/heads/main") == entries[::-1]
+
+    def test_tokens_survive_reopening_and_other_handles_see_them(self) -> None:
+        if not isinstance(self.store, TokenStore):
+            return  # the backend keeps no tokens
+        other = self.track(self.reopen_store(self.store))
+        secret, record = mint("shared", Scope.WRITE, created_by="ops", now=1)
+        self.store.add_token(record)
+        assert isinstance(other, TokenStore)
+        assert other.find_token(digest(secret)) == record
+        store = self.reopen()
+        assert isinstance(store, TokenStore)
+        assert store.list_tokens() == [record]
 
     def test_compare_and_swap_is_exclusive_across_handles(self) -> None:
         other = self.track(self.reopen_store(self.store))

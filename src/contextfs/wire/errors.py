@@ -26,6 +26,7 @@ from ..errors import (
     MissingObjectError,
     NonFastForwardError,
     NothingToDoError,
+    PermissionDeniedError,
     RepositoryExistsError,
     RepositoryLocationError,
     RepositoryNotFoundError,
@@ -59,6 +60,7 @@ class ErrorCode(IntEnum):
     VERIFICATION = 16
     STORE = 17  #: the repository is damaged or unreadable
     INTERNAL = 18  #: a bug on the server: the message says no more
+    FORBIDDEN = 19  #: the token's scope or branches do not cover the request
 
 
 #: Library exit codes (contextfs.errors) to protocol codes.
@@ -70,6 +72,7 @@ _BY_EXIT_CODE = {
     7: ErrorCode.NOTHING_TO_DO,
     8: ErrorCode.STORE,
     9: ErrorCode.VERIFICATION,
+    10: ErrorCode.FORBIDDEN,
 }
 
 #: The library family an ERROR of each code belongs to when its ``error`` names no
@@ -83,6 +86,8 @@ _FAMILY_BY_CODE: dict[int, type[ContextFSError]] = {
     ErrorCode.NOTHING_TO_DO: NothingToDoError,
     ErrorCode.STORE: StoreError,
     ErrorCode.VERIFICATION: VerificationError,
+    ErrorCode.FORBIDDEN: PermissionDeniedError,
+    ErrorCode.UNAUTHORISED: PermissionDeniedError,
 }
 
 #: The library errors that travel by name: the allow-list of ERROR's ``error``.
@@ -109,6 +114,7 @@ LIBRARY_ERRORS: tuple[type[ContextFSError], ...] = (
     CorruptLogError,
     MissingObjectError,
     VerificationError,
+    PermissionDeniedError,
 )
 _LISTED = frozenset(LIBRARY_ERRORS)
 #: The exit code of a plain RemoteError of each code (what the fallback family exits with).
