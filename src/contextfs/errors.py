@@ -134,6 +134,25 @@ class PermissionDeniedError(ContextFSError):
     exit_code = 10
 
 
+class ReadOnlyStoreError(PermissionDeniedError, StoreError):
+    """A write to a store that can only be read here (a read-only folder, a full disk).
+
+    Also a :class:`StoreError`, so code that skips an optional write when the
+    store refuses it (derived data, index catch-up) skips this one too.
+    """
+
+
+def shape_problem(exc: Exception) -> str:
+    """What is wrong with a JSON value, from the error reading it raised, in user words.
+
+    A ``KeyError`` names the missing field; Python's own wording of a type
+    error (``'int' object has no attribute 'get'``) never reaches users.
+    """
+    if isinstance(exc, KeyError) and exc.args:
+        return f"it lacks {str(exc.args[0])[:80]!r}"
+    return "a field has the wrong type or value"
+
+
 #: The family class of each exit code but 1: whatever exits with the code derives from it.
 FAMILIES: dict[int, type[ContextFSError]] = {
     RepositoryLocationError.exit_code: RepositoryLocationError,

@@ -151,7 +151,7 @@ class Grant:
         if self.scope < scope:
             raise PermissionDeniedError(
                 f"{self._who()} is {self.scope.label}-only: it cannot {what}"
-                f" (that needs a {scope.label} token)"
+                f" (that needs {'an' if scope is Scope.ADMIN else 'a'} {scope.label} token)"
             )
 
     def may_move(self, ref: str) -> bool:

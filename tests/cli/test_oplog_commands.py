@@ -150,3 +150,13 @@ def test_revert_actor_reports_conflicts_with_exit_6(repo_run: Cli) -> None:
     assert "restored 0 memories" in result.stdout
     assert "shared" in result.stdout
     assert result.stderr.startswith("error: 1 memories were changed by others too")
+
+
+def test_a_failed_first_append_leaves_no_session(repo_run: Cli) -> None:
+    unknown = "a" * 64
+    message = repo_run.fails(5, "oplog", "append", "s5", "--add", "x", "--parent", unknown)
+    assert "causal parent not in session 's5'" in message
+    assert repo_run.json("oplog", "sessions") == []
+    assert not (repo_run.folder / ".contextfs" / "oplog" / "s5" / "ops.jsonl").exists()
+    repo_run("oplog", "append", "s5", "--add", "x")  # the session starts cleanly later
+    assert [s["session"] for s in repo_run.json("oplog", "sessions")] == ["s5"]

@@ -88,7 +88,7 @@ def test_context_turn_saves_a_state_and_keeps_the_stable_block(tmp_path: Path) -
     assert answer["cost"]["cache_read"] == answer["blocks"][0]["tokens"]
     assert json.loads(state.read_text()) == answer["state"]
     code, out = run(tmp_path, "context", "--turn")
-    assert (code, out.splitlines()[-1]) == (2, "Error: --turn needs --budget")
+    assert (code, out) == (2, "error: --turn needs --budget (see 'contextfs context --help')\n")
     state.write_text("not json")
     code, out = run(tmp_path, "context", "--since", str(state), "--budget", "80")
     assert code != 0

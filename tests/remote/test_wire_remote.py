@@ -247,6 +247,19 @@ _KILL_DURING_PUSH = textwrap.dedent(
 )
 
 
+_KILL_DURING_CLONE = textwrap.dedent(
+    """
+    import os, signal, sys
+    from contextfs.remote import sync
+
+    def die(count):
+        os.kill(os.getpid(), signal.SIGKILL)  # part way through the clone's fetch
+
+    sync.clone(sys.argv[1], sys.argv[2], progress=die)
+    """
+)
+
+
 def _python(script: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -257,6 +270,21 @@ def _python(script: str, *args: str, stdin: str = "") -> subprocess.CompletedPro
         check=False,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
+
+
+def test_a_clone_killed_half_way_does_not_block_the_next_one(
+    served: tuple[Repository, str], tmp_path: Path
+) -> None:
+    server, url = served
+    grow(server, 400, tag="bulk ", per_commit=5)
+    target = tmp_path / "agent"
+    done = _python(_KILL_DURING_CLONE, url, str(target))
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not (target / ".contextfs").exists()  # nothing that looks like a repository
+    with sync.clone(url, target) as agent:  # issue 19, hole 9: this was refused
+        assert history(agent) == history(server)
+        assert agent.verify().ok
+    assert [p.name for p in target.iterdir()] == [".contextfs"]  # the leftovers are gone
 
 
 def test_a_fetch_killed_half_way_leaves_the_store_as_it_was(

@@ -41,7 +41,14 @@ from contextfs.server import Server
 from contextfs.store.sqlite import SqliteStore
 from contextfs.wire.errors import ErrorCode, RemoteError, code_for
 from contextfs.wire.frames import FrameReader, encode_frame
-from contextfs.wire.messages import MessageType, Welcome, encode_payload
+from contextfs.wire.messages import (
+    Expand,
+    ExpandResponse,
+    MessageType,
+    Session,
+    Welcome,
+    encode_payload,
+)
 
 from .test_fuzz import Running
 
@@ -150,6 +157,29 @@ def test_invalid_input(served: tuple[Repository, Client]) -> None:
     same_failure(
         lambda: repo.context(budget=-1), lambda: client.expand(budget=-1), InvalidInputError
     )
+
+
+def test_malformed_nested_values_are_explained_without_python_internals(
+    served: tuple[Repository, Client],
+) -> None:
+    """Issue 19, hole 9: the error once read "'int' object has no attribute 'get'"."""
+    _, client = served
+    asyncio_client = client._async  # the raw request: no client-side checks in the way
+    for request, expected in (
+        (Expand(context={"delta_atoms": [5]}), "CompressedContext: a field has the wrong type"),
+        (
+            Expand(context={"delta_atoms": [{"type_sig": {}, "content": "x"}]}),
+            "CompressedContext: it lacks 'name'",
+        ),
+        (Session(previous={"version": 1, "commit": 5}), "not a turn state: a field has the wrong"),
+        (Session(previous={"version": 1, "commit": "x"}), "not a turn state: it lacks 'budget'"),
+    ):
+        with pytest.raises(InvalidInputError) as caught:
+            client._run(asyncio_client._call(request, ExpandResponse))
+        message = str(caught.value)
+        assert expected in message, message
+        assert "object" not in message
+        assert "attribute" not in message
 
 
 def test_a_payload_that_breaks_its_schema_is_invalid_input_by_its_code(

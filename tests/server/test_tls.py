@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from contextfs import Repository
 from contextfs.client import Client, ConnectionLostError, parse_url
 from contextfs.errors import InvalidInputError
 from contextfs.remote import sync
-from contextfs.server import Server
+from contextfs.server import Limits, Server
 from contextfs.tls import MIN_VERSION, client_context, server_context
 
 from .test_fuzz import Running
@@ -261,3 +262,26 @@ def test_contextfs_serve_refuses_bad_tls_options_in_one_line(
         assert done.returncode != 0
         assert expected in done.stderr
         assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+def test_silent_sockets_cannot_crowd_out_a_tls_client(
+    repo: Repository, certs: Certificates
+) -> None:
+    """A connection still in its TLS handshake counts against the limits (a review found
+    that TLS ones escaped them, each held for the whole handshake timeout)."""
+    limits = Limits(max_connections=4, max_pending=2, handshake_timeout=30.0)
+    running = Running(repo, tls=server_context(certs.cert, certs.key), limits=limits)
+    stalled = [socket.create_connection(("127.0.0.1", running.server.port)) for _ in range(40)]
+    try:
+        with Client(running.server.url, ca=certs.ca) as client:
+            client.ping()
+        assert running.server.connections <= limits.max_connections
+    finally:
+        for sock in stalled:
+            sock.close()
+        running.stop()
+
+
+def test_a_ca_for_a_plain_url_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="a CA file is for ctxs:// servers"):
+        Client("ctx://127.0.0.1:9", ca="ca.pem")

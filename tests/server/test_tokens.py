@@ -11,6 +11,7 @@ import pytest
 from contextfs import MemoryAtom, Repository
 from contextfs.client import Client
 from contextfs.errors import InvalidInputError, PermissionDeniedError
+from contextfs.integrity.purge import PurgeRecord, purge_ref
 from contextfs.model.types import TypeSignature
 from contextfs.oplog import add_atom_op, make_op_entry
 from contextfs.remote import sync
@@ -234,3 +235,17 @@ def test_bad_names_globs_and_expiries_are_refused() -> None:
         mint("x", Scope.READ, created_by="t", branches="a b")
     with pytest.raises(InvalidInputError, match="in the future"):
         mint("x", Scope.READ, created_by="t", expires=5, now=10)
+
+
+def test_only_an_admin_token_may_push_purge_records(served: Repository, server: Server) -> None:
+    """A review found a write token could plant a purge record and break every clone."""
+    secret = make_token(served, "agent", Scope.WRITE, branches="agents/*")
+    (memory,) = served.snapshot()
+    atom = memory.digest  # type: ignore[union-attr]
+    record = PurgeRecord(atom_id=atom, author="agent", reason="x", when=1)
+    with Client(server.url, token=secret) as client:
+        client.upload([(atom.hex(), "atom", b""), (record.id, "purge", record.encode())])
+        with pytest.raises(PermissionDeniedError, match="only an admin token may push"):
+            client.update_refs([])
+    assert served.store.read_ref(purge_ref(atom)) is None
+    assert served.get(atom.hex()).content == "Deployments happen on Fridays"  # type: ignore[union-attr]

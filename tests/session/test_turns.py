@@ -224,7 +224,7 @@ def test_cost_weights_set_the_volatile_share_and_price_the_turn(repo: Repository
     [
         ({"version": 2}, "previous must be the state a turn_context returned (version 1)"),
         ("state", "previous must be the state a turn_context returned (version 1)"),
-        ({"version": 1, "commit": "x"}, "previous is not a turn state: 'budget'"),
+        ({"version": 1, "commit": "x"}, "previous is not a turn state: it lacks 'budget'"),
     ],
 )
 def test_a_bad_previous_state_is_refused_in_one_line(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import getpass
 import os
 import ssl
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,7 +39,33 @@ class Settings:
 
 
 class ContextFSGroup(click.Group):
-    """A group that turns library errors into one line and an exit code."""
+    """A group that turns library and usage errors into one line and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line; a usage error is one ``error:`` line (exit 2), not a block."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            status = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else prog_name or self.name
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            click.echo(f"error: {message} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("error: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        sys.exit(status if isinstance(status, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -151,6 +178,12 @@ def server_tls(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
     from ..tls import server_context
 
     return server_context(cert, key if key is not None else cert)
+
+
+def input_name(file: object) -> str:
+    """How messages name a file argument click opened: its path, or ``<stdin>``."""
+    name = getattr(file, "name", "-")
+    return "<stdin>" if name in ("-", "<stdin>") or not isinstance(name, str) else name
 
 
 def ca_option(func: F) -> F:

@@ -22,6 +22,7 @@ from ..errors import MergeConflictError, StoreError, VerificationError
 from ..expand.query import ContextQuery
 from ..expand.receipt import Receipt
 from ..expand.render import Format
+from ..files import DATA_LIMIT, JSON_LIMIT, read_limited, write_atomically
 from ..history.reflog import acting_as
 from ..integrity.gc import DEFAULT_GRACE_SECONDS
 from ..integrity.proofs import proof_from_json
@@ -47,6 +48,7 @@ from .common import (
     default_author,
     emit_json,
     err_console,
+    input_name,
     json_option,
     open_remote,
     open_repo,
@@ -67,7 +69,9 @@ from .turns import print_turn, turn_options
 from .workspaces import workspace
 
 
-@click.group(cls=ContextFSGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="contextfs", cls=ContextFSGroup, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option(
     "--repo",
     "repo_path",
@@ -482,7 +486,7 @@ def expand(
         retrieval=retrieval,
     )
     if receipt_path is not None:
-        receipt_path.write_text(context.receipt.to_json() + "\n", encoding="utf-8")
+        write_atomically(receipt_path, (context.receipt.to_json() + "\n").encode())
     if as_json:
         emit_json(
             {
@@ -626,7 +630,7 @@ def verify_proof_command(ctx: click.Context, file: IO[bytes], commit: str) -> No
 
     Needs no repository: only the proof and the id. Exits 0 if it holds, 9 if not.
     """
-    proof = proof_from_json(file.read())
+    proof = proof_from_json(read_limited(file, JSON_LIMIT, input_name(file)))
     if not verify_proof(proof, commit.lower()):
         raise VerificationError(f"the proof does not hold for commit {commit!r}")
     verdict = "is in" if proof.kind == "membership" else "is NOT in"
@@ -764,7 +768,7 @@ def verify_receipt(ctx: click.Context, file: IO[bytes], as_json: bool) -> None:
 
     Exits 0 when the store reproduces the exact prompt, 9 otherwise.
     """
-    receipt = Receipt.from_json(file.read())
+    receipt = Receipt.from_json(read_limited(file, JSON_LIMIT, input_name(file)))
     result = open_repo(ctx).verify_receipt(receipt)
     if as_json:
         emit_json(
@@ -1065,9 +1069,8 @@ def import_command(
     if message is not None and not and_commit:
         raise click.UsageError("--message needs --commit")
     repo = open_repo(ctx)
-    name = getattr(file, "name", "-")
-    name = "<stdin>" if name in ("-", "<stdin>") or not isinstance(name, str) else name
-    lines = file.read().split(b"\n")
+    name = input_name(file)
+    lines = read_limited(file, DATA_LIMIT, name).split(b"\n")
     if lines and not lines[-1].strip():
         lines.pop()
     now = datetime.now(UTC)
@@ -1095,16 +1098,20 @@ def import_command(
 @click.option(
     "--output",
     "-o",
-    type=click.File("w", encoding="utf-8", atomic=True),
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default="-",
-    help="Write to FILE instead of stdout.",
+    help="Write to FILE instead of stdout (replaced only once the export is whole).",
 )
 @click.pass_context
-def export_command(ctx: click.Context, revision: str, output: IO[str]) -> None:
+def export_command(ctx: click.Context, revision: str, output: Path) -> None:
     """Write REV's atoms as JSON Lines (the format import reads)."""
     memories = open_repo(ctx).snapshot(revision)
     atoms = [m for m in memories if isinstance(m, MemoryAtom)]
-    output.write("".join(encode_atom(atom) + "\n" for atom in atoms))
+    text = "".join(encode_atom(atom) + "\n" for atom in atoms)
+    if str(output) == "-":
+        click.echo(text, nl=False)
+    else:
+        write_atomically(output, text.encode())
     skipped = len(memories) - len(atoms)
     if skipped:
         click.echo(f"note: {skipped} molecule(s) not exported (their atoms are)", err=True)

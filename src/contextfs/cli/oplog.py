@@ -11,12 +11,13 @@ import click
 from rich.table import Table
 
 from ..errors import InvalidInputError, VerificationError
+from ..files import DATA_LIMIT, read_limited
 from ..oplog.base import OpLogBackend
 from ..oplog.context_ops import CONTEXT_DOMAIN, add_atom_op, remove_atom_op
 from ..oplog.entry import OpEntry, make_op_entry
 from ..oplog.log import LogVerification
 from ..repo import Repository
-from .common import default_author, emit_json, json_option, open_repo, show
+from .common import default_author, emit_json, input_name, json_option, open_repo, show
 
 #: Longest op summary shown in a table cell.
 SUMMARY_WIDTH = 60
@@ -229,8 +230,8 @@ def merge(ctx: click.Context, session: str, file: IO[bytes], as_json: bool) -> N
     held back and reported. Nothing is written if any op is malformed.
     """
     _, log = _log(ctx, session)
-    data = file.read()
-    entries = _read_entries(data, getattr(file, "name", "input"))
+    name = input_name(file)
+    entries = _read_entries(read_limited(file, DATA_LIMIT, name), name)
     result = log.receive(entries)
     if as_json:
         emit_json(

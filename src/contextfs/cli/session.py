@@ -10,6 +10,7 @@ import click
 
 from ..errors import InvalidInputError
 from ..expand.tokens import default_tokenizer
+from ..files import JSON_LIMIT, read_file_limited, write_atomically
 from ..services.assembler import DEFAULT_SESSION_BUDGET, Retrieval
 from ..session.delta import apply_delta, build_delta, canonical_json
 from ..session.tiers import render_payload
@@ -112,7 +113,7 @@ def session(
         "delta": counter.count(canonical_json(delta)),
     }
     if save is not None:
-        save.write_text(json.dumps(hashes, indent=2) + "\n", encoding="utf-8")
+        write_atomically(save, (json.dumps(hashes, indent=2) + "\n").encode())
     if as_json:
         body = {"delta": delta} if since is not None else {"payload": full}
         emit_json({**body, "hashes": hashes, "tokens": tokens})
@@ -130,7 +131,7 @@ def session(
 def _read_bundle(path: Path) -> dict[str, str]:
     """Read a hash bundle; a malformed one counts as none (the client gets everything)."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(read_file_limited(path, JSON_LIMIT).decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{path.name}: not valid JSON ({exc.msg})") from None
     except UnicodeDecodeError:

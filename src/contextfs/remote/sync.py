@@ -23,8 +23,10 @@ versions the receiver holds; the receiver unpacks it in one
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -416,15 +418,50 @@ def clone(
     """Create a repository in ``path/.contextfs`` holding everything remote ``url`` has.
 
     The remote becomes ``origin``; its default branch (the one its HEAD names)
-    is checked out. If anything fails, the new repository is removed.
+    is checked out. The copy is made in a staging folder inside ``path`` and
+    renamed into place only once it is whole: if anything fails, or the
+    process is killed, no ``.contextfs`` appears, and the next clone into
+    ``path`` removes what a killed one left.
 
     Raises:
         RepositoryExistsError: ``path`` already holds a repository.
     """
     target = Path(path)
+    if (target / REPO_DIR).exists():
+        raise RepositoryExistsError(
+            f"a ContextFS repository already exists in {str(target / REPO_DIR)!r}"
+        )
     made = not target.exists()
-    repo = Repository.init(path)
+    target.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_clones(target)
+    staging = Path(tempfile.mkdtemp(prefix=CLONE_STAGING, dir=target))
     try:
+        with _held(staging / CLONE_LOCK):
+            _fill_clone(Repository.init(staging), url, token=token, ca=ca, progress=progress)
+            (staging / REPO_DIR).rename(target / REPO_DIR)
+    except BaseException:
+        shutil.rmtree(target if made else staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return Repository.open(target)
+
+
+#: The prefix of the folder a clone is made in before it is renamed into place.
+CLONE_STAGING = ".contextfs-clone-"
+#: The lock a clone holds on its staging folder while it runs.
+CLONE_LOCK = "clone.lock"
+
+
+def _fill_clone(
+    repo: Repository,
+    url: str,
+    *,
+    token: str | None,
+    ca: str | os.PathLike[str] | None,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Fetch everything ``url`` has into the new ``repo`` and check out its default branch."""
+    with repo:
         add_remote(repo, ORIGIN, url)
         with open_peer(url, token=token, ca=ca) as peer:
             fetched = fetch_from(repo, peer, ORIGIN, progress=progress)
@@ -436,11 +473,33 @@ def clone(
             with repo.transaction(), reflog_reason(f"clone: from {redact_url(url)}"):
                 repo.update_ref(refnames.branch_ref(default), tip, None)
                 repo.switch(default)
-    except BaseException:
-        repo.close()
-        shutil.rmtree(target if made else target / REPO_DIR, ignore_errors=True)
-        raise
-    return repo
+
+
+@contextlib.contextmanager
+def _held(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock`` (made if missing) for the block."""
+    with open(lock, "a+b", buffering=0) as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        yield
+
+
+def _remove_abandoned_clones(target: Path) -> None:
+    """Remove the staging folders of clones into ``target`` whose process is gone.
+
+    A running clone holds the lock in its folder; a killed one does not.
+    """
+    for folder in target.glob(f"{CLONE_STAGING}*"):
+        lock = folder / CLONE_LOCK
+        try:
+            handle = open(lock, "a+b", buffering=0)  # noqa: SIM115 - held across the check
+        except OSError:
+            continue
+        with handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a clone in progress
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _default_branch(head: str | None, fetched: TransferResult) -> str | None:

@@ -42,7 +42,9 @@ from contextfs.search.base import (
     checked_texts,
     stored_texts,
 )
+from contextfs.search.memory import MemorySearchIndex
 from contextfs.search.query import Mode, check_mode, fts5_expression, parse_query, tokenize
+from contextfs.store.memory import MemoryStore
 from contextfs.store.sqlite import SqliteStore, require_fts5
 
 #: The ``meta`` key schema step 2 sets when existing atoms still need indexing.
@@ -81,6 +83,8 @@ class SqliteSearchIndex:
         self._store = store
         # True once the backfill mark is known to be gone for good (committed).
         self._ready = False
+        # A read-only store with atoms not yet indexed: every atom, indexed in memory.
+        self._copy: MemorySearchIndex | None = None
         with store.connection() as conn:
             require_fts5(conn, store.path)
 
@@ -123,6 +127,9 @@ class SqliteSearchIndex:
 
     def count(self) -> int:
         """Return how many atoms are indexed."""
+        copy = self._read_only_copy()
+        if copy is not None:
+            return copy.count()
         self._catch_up()
         with self._store.connection() as conn:
             return _count(conn)
@@ -163,6 +170,9 @@ class SqliteSearchIndex:
     def match_ids(self, query: str) -> set[bytes]:
         """Return the ids of every atom holding all of ``query``'s terms, unranked."""
         expression = fts5_expression(parse_query(query), "all")
+        copy = self._read_only_copy()
+        if copy is not None:
+            return copy.match_ids(query)
         self._catch_up()
         with self._store.connection() as conn:  # BLOBs come back as bytes already
             return {row[0] for row in conn.execute(MATCH_SQL, (expression,)).fetchall()}
@@ -179,10 +189,34 @@ class SqliteSearchIndex:
         limit = check_limit(limit)
         if limit <= 0:
             return []
+        copy = self._read_only_copy()
+        if copy is not None:
+            return copy.search(query, limit=limit, mode=mode)
         self._catch_up()
         with self._store.connection() as conn:
             rows = conn.execute(SEARCH_SQL, (expression, min(limit, _MAX_LIMIT))).fetchall()
         return [(bytes(oid), float(score)) for oid, score in rows]
+
+    def _read_only_copy(self) -> MemorySearchIndex | None:
+        """On a read-only store whose index lags its atoms: an in-memory index of every atom.
+
+        Catching up would write; a store that cannot be written here (a
+        read-only mount, a full disk) is searched through a copy built once
+        from its atoms instead, with the same tokens and BM25 scores.
+        """
+        if self._store.read_only is None:
+            return None
+        if self._copy is None:
+            with self._store.connection() as conn:
+                lagging = _backfill_pending(conn) or (
+                    conn.execute("SELECT 1 FROM search_pending LIMIT 1").fetchone() is not None
+                )
+            if not lagging:
+                return None
+            copy = MemorySearchIndex(MemoryStore())
+            copy.index_texts(atom_texts(self._store))
+            self._copy = copy
+        return self._copy
 
     def _catch_up(self) -> None:
         """Index what a pre-search store held and every deferred atom, before a query."""

@@ -8,6 +8,10 @@ kept for as long as the embedder's generation (bumped in the same
 transaction as every write, by any process) is unchanged, so a query costs
 one small read plus the product. No SQLite extension is needed, so this
 works on every Python build.
+
+On a store that can only be read here (:attr:`SqliteStore.read_only`),
+vectors made for atoms that lack one are kept in memory beside the stored
+ones for the life of the index, so search by meaning still sees every atom.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Final, Literal, overload
+
+import numpy as np
 
 from ..store.sqlite import SqliteStore
 from .vectors import (
@@ -39,6 +45,8 @@ class SqliteVectorIndex:
     def __init__(self, store: SqliteStore) -> None:
         self._store = store
         self._cache = MatrixCache()
+        # Vectors a read-only store could not keep, by embedder and id.
+        self._unstored: dict[str, dict[bytes, Vectors]] = {}
 
     def add(self, embedder: str, ids: Sequence[bytes], vectors: Vectors) -> int:
         """Store one vector per id; the first vector of an id stays."""
@@ -46,6 +54,11 @@ class SqliteVectorIndex:
         found, matrix = checked_rows(ids, vectors)
         if not found:
             return 0
+        if self._store.read_only is not None:
+            held = self._unstored.setdefault(embedder, {})
+            fresh = [(oid, row) for oid, row in zip(found, matrix, strict=True) if oid not in held]
+            held.update(fresh)
+            return len(fresh)
         with self._store.transaction(), self._store.connection(write=True) as conn:
             number = _number(conn, embedder, create=True)
             check_dimensions(embedder, _dimensions(conn, number), matrix.shape[1])
@@ -76,6 +89,7 @@ class SqliteVectorIndex:
                         (number, *chunk),
                     )
                 )
+        have.update(self._unstored.get(embedder, ()))
         return [oid for oid in wanted if oid not in have]
 
     def nearest(
@@ -145,8 +159,10 @@ class SqliteVectorIndex:
         return bytes(row[0]) if row is not None and row[0] is not None else None
 
     def mark_embedded(self, embedder: str, tree: bytes) -> None:
-        """Record that every atom of ``tree`` has a vector of ``embedder``."""
+        """Record that every atom of ``tree`` has a vector of ``embedder`` (not when read-only)."""
         check_embedder(embedder)
+        if self._store.read_only is not None:
+            return
         with self._store.transaction(), self._store.connection(write=True) as conn:
             number = _number(conn, embedder, create=True)
             conn.execute("UPDATE vector_embedders SET tree = ? WHERE number = ?", (tree, number))
@@ -156,7 +172,16 @@ class SqliteVectorIndex:
         return EXACT_SEARCH
 
     def _matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
-        """The embedder's ids and vectors, from the cache while its generation holds."""
+        """The embedder's ids and vectors, with those a read-only store could not keep."""
+        ids, matrix = self._stored_matrix(embedder)
+        unstored = self._unstored.get(embedder)
+        if not unstored:
+            return ids, matrix
+        merged = sorted([*zip(ids, matrix, strict=True), *unstored.items()], key=lambda p: p[0])
+        return [oid for oid, _ in merged], np.stack([row for _, row in merged])
+
+    def _stored_matrix(self, embedder: str) -> tuple[list[bytes], Vectors]:
+        """The embedder's stored ids and vectors, from the cache while its generation holds."""
         with self._store.connection() as conn:
             row = conn.execute(
                 "SELECT number, generation FROM vector_embedders WHERE embedder = ?", (embedder,)

@@ -18,6 +18,7 @@ from ..errors import (
     CorruptObjectError,
     InvalidInputError,
     UnknownRevisionError,
+    shape_problem,
 )
 from ..expand.expander import ExpanderFunctor
 from ..expand.tokens import default_tokenizer
@@ -119,7 +120,9 @@ def _compressed(data: dict[str, Any]) -> CompressedContext:
             data.get("base_hash"), atoms, [], removed, data.get("compression_metadata", {})
         )
     except (TypeError, AttributeError, KeyError) as exc:
-        raise InvalidInputError(f"context is not a serialised CompressedContext: {exc}") from None
+        raise InvalidInputError(
+            f"context is not a serialised CompressedContext: {shape_problem(exc)}"
+        ) from None
 
 
 def _wire_from_seed(data: dict[str, Any]) -> WireAtom:
@@ -368,6 +371,8 @@ class Uploads:
     def __init__(self, limit: int, frame: int = DEFAULT_MAX_FRAME) -> None:
         self.limit = limit
         self.frame = frame
+        #: Whether the connection's token may push purge records (admin only).
+        self.purges = True
         self.rows: list[tuple[bytes, str, bytes]] = []
         self.size = 0
         self.pack: tempfile.SpooledTemporaryFile[bytes] | None = None
@@ -470,12 +475,16 @@ def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
     try:
         with reflog_reason("push"):
             if pack is None:
-                received = receive(repo.store, rows, updates, force=request.force)
+                received = receive(
+                    repo.store, rows, updates, force=request.force, purges=uploads.purges
+                )
             else:
                 with pack:
                     unpacked = read_pack(_parts(pack), store_bases(repo.store))
                     objects = itertools.chain(rows, _within(unpacked, uploads.limit))
-                    received = receive(repo.store, objects, updates, force=request.force)
+                    received = receive(
+                        repo.store, objects, updates, force=request.force, purges=uploads.purges
+                    )
     except CorruptObjectError as exc:  # the client's uploads are at fault, not the store
         raise InvalidInputError(str(exc)) from None
     return Ack(

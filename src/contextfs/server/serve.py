@@ -27,7 +27,7 @@ import functools
 import itertools
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +92,8 @@ SUBSCRIBE_POLL = 0.2
 OPS_PER_EVENT = 200
 #: Smallest frame limit a client may ask for (an ERROR must always fit).
 MIN_FRAME = 16 * 1024
+#: Seconds to wait for a connection to finish closing (a TLS peer may never answer).
+CLOSE_WAIT = 5.0
 #: Messages a streamed answer produces per worker-thread hop.
 BATCH = 16
 
@@ -183,13 +185,16 @@ class Server:
 
     async def start(self) -> None:
         """Listen; :attr:`port` is the bound port afterwards."""
-        self._listener = await asyncio.start_server(
-            self._accept,
-            self.host,
-            self.port,
-            ssl=self.tls,
-            ssl_handshake_timeout=self.limits.handshake_timeout if self.tls else None,
-        )
+        # TLS starts inside each connection (_Peer.run), so a connection still in its
+        # TLS handshake counts against the limits and the handshake deadline; until
+        # then the socket is not read, so every byte of the client's hello reaches TLS.
+        loop = asyncio.get_running_loop()
+        paused = self.tls is not None
+
+        def accepting() -> _Accepting:
+            return _Accepting(asyncio.StreamReader(loop=loop), self._accept, paused=paused)
+
+        self._listener = await loop.create_server(accepting, self.host, self.port)
         self.port = self._listener.sockets[0].getsockname()[1]
 
     async def serve_forever(self) -> None:
@@ -234,11 +239,12 @@ class Server:
         self._make_room()
         live = sum(1 for peer in self._peers if not peer.refused)
         if self._closing or live >= self.limits.max_connections:
-            code = ErrorCode.SHUTTING_DOWN if self._closing else ErrorCode.BUSY
-            payload = encode_payload(Error(code=int(code), message="not accepting connections"))
-            writer.write(encode_frame(MessageType.ERROR, 0, payload))
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
+            if self.tls is None:  # a TLS client could not read a plain frame: just close
+                code = ErrorCode.SHUTTING_DOWN if self._closing else ErrorCode.BUSY
+                message = Error(code=int(code), message="not accepting connections")
+                writer.write(encode_frame(MessageType.ERROR, 0, encode_payload(message)))
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
             writer.close()
             return
         peer = _Peer(self, reader, writer)
@@ -261,6 +267,26 @@ class Server:
         excess = max(len(pending) + 1 - self.limits.max_pending, 1 if full else 0)
         for peer in pending[:excess]:
             peer.refuse("too many connections waiting for a handshake")
+
+
+class _Accepting(asyncio.StreamReaderProtocol):
+    """A new connection's stream protocol, which can hold reading until TLS takes over."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        accepted: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        *,
+        paused: bool,
+    ) -> None:
+        super().__init__(reader, accepted)
+        self._hold_reading = paused
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Start the connection; with TLS to come, read nothing until it does."""
+        super().connection_made(transport)
+        if self._hold_reading and isinstance(transport, asyncio.ReadTransport):
+            transport.pause_reading()
 
 
 class _Peer:
@@ -289,12 +315,14 @@ class _Peer:
         self.grant: Grant = NOBODY
         self.refused = False
         self.opened = asyncio.get_running_loop().time()
+        #: False while a TLS server's handshake with this client is still to be done.
+        self.secured = server.tls is None
 
     def refuse(self, reason: str) -> None:
         """End a connection that has not shaken hands (the server needs the room)."""
         logger.info("closing a connection: %s", reason)
         self.refused = True
-        if not self.conn.closed:
+        if not self.conn.closed and self.secured:
             self._send(0, Error(code=ErrorCode.BUSY, message=reason))
         with contextlib.suppress(ConnectionError, RuntimeError):
             data = self.conn.data_to_send()
@@ -307,6 +335,8 @@ class _Peer:
             idle = self.server.limits.idle_timeout
             deadline = self.opened + self.server.limits.handshake_timeout
             loop = asyncio.get_running_loop()
+            if not self.secured and not await self._start_tls(deadline - loop.time()):
+                return
             reading: asyncio.Task[bytes] | None = None
             while not self.conn.closed:
                 if reading is None:
@@ -348,9 +378,33 @@ class _Peer:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self._flush()
             self.writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await self.writer.wait_closed()
+            if self.secured:  # a failed TLS handshake left the stream's protocol behind
+                with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+                    await asyncio.wait_for(self.writer.wait_closed(), CLOSE_WAIT)
             self.done.set()
+
+    async def _start_tls(self, within: float) -> bool:
+        """Shake hands in TLS within the connection's handshake deadline; False if it failed."""
+        assert self.server.tls is not None
+        within = max(within, 0.001)
+        plain = self.writer.transport
+        try:
+            await asyncio.wait_for(
+                self.writer.start_tls(self.server.tls, ssl_handshake_timeout=within), within
+            )
+            shaken = self.writer.transport is not None
+        # ssl.SSLError is an OSError. When the client hangs up mid-handshake, asyncio
+        # hands back no transport and the stream fails to adopt it (AttributeError).
+        except (OSError, TimeoutError, AttributeError) as exc:
+            logger.info("closing a connection: no TLS handshake (%s)", type(exc).__name__)
+            shaken = False
+        if not shaken:
+            if self.writer.transport is None:  # keep a transport, so closing works
+                setattr(self.writer, "_transport", plain)  # noqa: B010
+            plain.close()
+            return False
+        self.secured = True
+        return not self.refused
 
     async def drain(self, grace: float) -> None:
         """Refuse new requests, wait for those in flight, then close."""
@@ -386,6 +440,7 @@ class _Peer:
                 self._send(0, Error(code=ErrorCode.UNAUTHORISED, message="bad or missing token"))
                 return
             self.grant = grant
+            self.uploads.purges = grant.scope >= Scope.ADMIN
             limits = self.server.limits
             wanted = message.max_frame or limits.max_frame
             max_frame = max(MIN_FRAME, min(limits.max_frame, wanted))
@@ -475,16 +530,16 @@ class _Peer:
 
     async def _answer(self, stream: int, message: Message) -> None:
         async with self._reported(stream):
-            message = await asyncio.to_thread(authorize, self.grant, self.server.repo, message)
+            repo = self.server.repo
             upload_handler = _UPLOAD_HANDLERS.get(type(message))
-            if upload_handler is not None:
-                result = await asyncio.to_thread(
-                    upload_handler, self.server.repo, self.uploads, message
-                )
+            if isinstance(message, Push):
+                result = await asyncio.to_thread(_push_as, self.grant, repo, message)
+            elif upload_handler is not None:
+                message = await asyncio.to_thread(authorize, self.grant, repo, message)
+                result = await asyncio.to_thread(upload_handler, repo, self.uploads, message)
             else:
-                result = await asyncio.to_thread(
-                    _HANDLERS[type(message)], self.server.repo, message
-                )
+                message = await asyncio.to_thread(authorize, self.grant, repo, message)
+                result = await asyncio.to_thread(_HANDLERS[type(message)], repo, message)
             if isinstance(result, Message):
                 self._send(stream, result, end=True)
                 if isinstance(message, OplogAppend):
@@ -548,6 +603,19 @@ class _Peer:
                 cut = end
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(event.wait(), SUBSCRIBE_POLL)
+
+
+def _push_as(grant: Grant, repo: Repository, message: Push) -> Message:
+    """PUSH checked against ``grant`` in the transaction that commits it.
+
+    The branch a push commits to is the one HEAD names; checked and committed
+    under one write lock, HEAD cannot move to a branch the grant does not cover
+    in between.
+    """
+    with repo.transaction():
+        allowed = authorize(grant, repo, message)
+        assert isinstance(allowed, Push)
+        return handlers.push(repo, allowed)
 
 
 def _take(messages: Iterator[Message], count: int) -> list[Message]:

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, shape_problem
 from ..expand.tokens import Tokenizer
 from ..model.ids import ID_HEX_LENGTH, is_hex_prefix
 from ..model.objects import MemoryAtom
@@ -213,7 +213,7 @@ class TurnState:
                 volatile=tuple(_text(i) for i in value["volatile"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInputError(f"previous is not a turn state: {exc}") from None
+            raise InvalidInputError(f"previous is not a turn state: {shape_problem(exc)}") from None
         if len(state.used) != len(state.stable) or state.epoch > state.turn:
             raise InvalidInputError("previous is not a turn state: its fields disagree")
         ids = [state.commit, *state.stable, *state.volatile]

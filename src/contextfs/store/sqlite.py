@@ -31,7 +31,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Final
 
-from contextfs.errors import CorruptObjectError, InvalidInputError, StoreError
+from contextfs.errors import (
+    CorruptObjectError,
+    InvalidInputError,
+    ReadOnlyStoreError,
+    StoreError,
+)
 from contextfs.store.base import OBJECT_KINDS, ReflogEntry, StoredObject
 from contextfs.store.codec import (
     DELTA,
@@ -255,6 +260,8 @@ class SqliteStore(NestedTransactions):
         self._busy_ms = 30_000  # set again by _configure
         self._codec = Codec(loader=self._load_dictionary)  # dictionaries read by _configure
         self._learner = Learner()  # the atoms to train the store's first dictionary on
+        #: Why this store can only be read here (a read-only folder, a full disk), or None.
+        self.read_only: str | None = None
 
     @classmethod
     def open(
@@ -267,18 +274,57 @@ class SqliteStore(NestedTransactions):
             create: make the file and schema if missing; otherwise it must exist.
             busy_timeout: seconds to wait for another writer before giving up.
 
+        An existing store that cannot be written here (a read-only folder or
+        mount, a file without write permission, a full disk) opens read-only:
+        every read works, and every write raises :class:`ReadOnlyStoreError`
+        naming why (:attr:`read_only`).
+
         Raises:
             StoreError: the file is missing, not a ContextFS store, damaged, or
-                written by a newer ContextFS.
+                written by a newer ContextFS; or it is read-only here and needs
+                a schema upgrade, which only a writable open can make.
         """
         where = Path(path)
         if not create and not where.exists():
             raise StoreError(f"no ContextFS store at {str(where)!r}")
         # A URI with mode=rw refuses to create the file, closing the race with the check above.
-        uri = f"{where.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
+        try:
+            return cls._connect(where, "rwc" if create else "rw", busy_timeout, create=create)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if create or not isinstance(cause, sqlite3.Error) or not _cannot_write(cause):
+                raise
+            reason = _write_refusal(cause)
+        for mode in _READ_ONLY_MODES:
+            try:
+                store = cls._connect(where, mode, busy_timeout, read_only=reason)
+            except StoreError as exc:
+                if isinstance(exc.__cause__, sqlite3.Error) and _cannot_write(exc.__cause__):
+                    continue
+                raise
+            if mode.endswith("immutable=1") and _has_wal(where):
+                store.close()  # the write-ahead log holds commits this mode would not see
+                break
+            return store
+        raise StoreError(
+            f"store {str(where)!r} cannot be read here: it is read-only ({reason}) and"
+            " SQLite cannot open its write-ahead log"
+        )
+
+    @classmethod
+    def _connect(
+        cls,
+        where: Path,
+        mode: str,
+        busy_timeout: float,
+        *,
+        create: bool = False,
+        read_only: str | None = None,
+    ) -> SqliteStore:
+        """Connect with URI ``mode`` and configure the store (see :meth:`open`)."""
         try:
             conn = sqlite3.connect(
-                uri,
+                f"{where.absolute().as_uri()}?mode={mode}",
                 uri=True,
                 timeout=busy_timeout,
                 isolation_level=None,
@@ -287,6 +333,7 @@ class SqliteStore(NestedTransactions):
         except sqlite3.Error as exc:
             raise StoreError(_one_line(where, exc)) from exc
         store = cls(conn, where)
+        store.read_only = read_only
         try:
             store._configure(create, busy_timeout)
         except BaseException:
@@ -331,7 +378,16 @@ class SqliteStore(NestedTransactions):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """Run a write inside the open transaction, or in its own short one."""
+        """Run a write inside the open transaction, or in its own short one.
+
+        Raises:
+            ReadOnlyStoreError: the store was opened read-only (nothing is tried).
+        """
+        if self.read_only is not None:
+            raise ReadOnlyStoreError(
+                f"store {str(self._path)!r} is read-only here ({self.read_only});"
+                " nothing was written"
+            )
         with self._guard() as conn:
             if self._depth:
                 # SQLite ends a transaction itself after some errors (disk full, I/O);
@@ -395,12 +451,20 @@ class SqliteStore(NestedTransactions):
             # PRAGMAs take no parameters; the value is an int computed here.
             self._busy_ms = int(busy_timeout * 1000)
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if self.read_only is None:
+                conn.execute("PRAGMA journal_mode = WAL").fetchone()
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             # Check without the write lock first so that opening an up-to-date store
             # never waits for a writer; re-check under the lock before migrating.
-            if self._pending_steps(conn, create):
+            pending = self._pending_steps(conn, create)
+            if pending and self.read_only is not None:
+                raise StoreError(
+                    f"store {str(self._path)!r} needs schema step {pending[-1][0]} of this"
+                    f" ContextFS, but is read-only here ({self.read_only}); open it once"
+                    " where it can be written"
+                )
+            if pending:
                 with self._write():
                     pending = self._pending_steps(conn, create)
                     if any(step in FTS5_STEPS for step, _, _ in pending):
@@ -985,6 +1049,47 @@ def _rollback(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
     except sqlite3.Error:
         pass  # the original exception is the one worth reporting
+
+
+#: The ways to open a store that cannot be written, tried in order: read-only with
+#: SQLite's shared-memory index (the folder may still be writable), then without
+#: any (the file cannot change while we read, as on a read-only mount).
+_READ_ONLY_MODES: Final = ("ro", "ro&immutable=1")
+#: SQLite's primary result codes that mean "this cannot be written here".
+_CANNOT_WRITE: Final = frozenset(
+    {
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_PERM,
+    }
+)
+
+
+def _cannot_write(exc: sqlite3.Error) -> bool:
+    """True for SQLite's refusals to write here (as opposed to a damaged store)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _CANNOT_WRITE
+
+
+def _write_refusal(exc: sqlite3.Error) -> str:
+    """Why a store cannot be written here, in a few words."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return "the disk is full"
+    if code == sqlite3.SQLITE_IOERR:
+        return "SQLite cannot write beside it: a full disk or a read-only folder"
+    return "its file or folder cannot be written"
+
+
+def _has_wal(path: Path) -> bool:
+    """True if the store's write-ahead log holds anything."""
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except OSError:
+        return False
 
 
 def _one_line(path: Path, exc: sqlite3.Error) -> str:

@@ -27,6 +27,7 @@ from ..errors import (
     NonFastForwardError,
     NothingToDoError,
     PermissionDeniedError,
+    ReadOnlyStoreError,
     RepositoryExistsError,
     RepositoryLocationError,
     RepositoryNotFoundError,
@@ -115,6 +116,7 @@ LIBRARY_ERRORS: tuple[type[ContextFSError], ...] = (
     MissingObjectError,
     VerificationError,
     PermissionDeniedError,
+    ReadOnlyStoreError,
 )
 _LISTED = frozenset(LIBRARY_ERRORS)
 #: The exit code of a plain RemoteError of each code (what the fallback family exits with).
