@@ -96,8 +96,10 @@ async def _purge(repo_path: Path, log: Path) -> None:
         assert done["purged"]
         assert done["removed"]
         assert done["committed"]
-        # The text went through this session's op log, which a purge cannot rewrite.
+        # The text went through this session's op log: the purge redacted it there too.
         assert done["oplog_copies"] == ["mcp"]
+        ops = (repo_path / ".contextfs" / "oplog" / "mcp" / "ops.jsonl").read_bytes()
+        assert b"4711" not in ops
         report = await agent.call("verify", {})
         assert report["ok"]
         assert report["purged"] == [secret]

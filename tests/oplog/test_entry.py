@@ -37,7 +37,7 @@ def test_op_id_is_sha256_of_the_canonical_identity_as_format_md_says() -> None:
     identity = (
         '{"actor_id":"alice","domain":"context","domain_op":{"id":"' + ID + '",'
         '"op":"remove_atom"},"intent_id":"","lamport_ts":7,"parent_op_ids":[],'
-        '"reservation_id":""}'
+        '"payload_salt":"' + entry["payload_salt"] + '","reservation_id":""}'
     )
     assert entry["op_id"] == hashlib.sha256(identity.encode()).hexdigest()
 
@@ -54,11 +54,14 @@ def test_the_format_md_vector_matches_the_code() -> None:
 
 
 def test_op_id_ignores_created_at_and_parent_order() -> None:
-    a = make_op_entry("a", "x", {"k": 1}, 3, parent_op_ids=["1" * 64, "2" * 64])
-    b = make_op_entry("a", "x", {"k": 1}, 3, parent_op_ids=["2" * 64, "1" * 64])
+    salt = "5a" * 16
+    a = make_op_entry("a", "x", {"k": 1}, 3, parent_op_ids=["1" * 64, "2" * 64], payload_salt=salt)
+    b = make_op_entry("a", "x", {"k": 1}, 3, parent_op_ids=["2" * 64, "1" * 64], payload_salt=salt)
     assert a["op_id"] == b["op_id"]
-    other = make_op_entry("a", "x", {"k": 2}, 3)
+    other = make_op_entry("a", "x", {"k": 2}, 3, payload_salt=salt)
     assert other["op_id"] != a["op_id"]
+    unsalted = make_op_entry("a", "x", {"k": 1}, 3, parent_op_ids=["1" * 64, "2" * 64])
+    assert unsalted["op_id"] != a["op_id"]  # a fresh random salt each time
 
 
 def test_every_identity_field_changes_the_id() -> None:

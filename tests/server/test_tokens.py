@@ -237,15 +237,32 @@ def test_bad_names_globs_and_expiries_are_refused() -> None:
         mint("x", Scope.READ, created_by="t", expires=5, now=10)
 
 
-def test_only_an_admin_token_may_push_purge_records(served: Repository, server: Server) -> None:
-    """A review found a write token could plant a purge record and break every clone."""
-    secret = make_token(served, "agent", Scope.WRITE, branches="agents/*")
+def test_only_an_admin_token_may_push_purge_records(
+    served: Repository, server: Server, tmp_path: Path
+) -> None:
+    """A review found a write token could plant a purge record and break every clone.
+
+    A write token's purge records are left aside (the text stays, every clone
+    works); an admin's erase the text on the server, as the purge did elsewhere.
+    """
+    writer = make_token(served, "agent", Scope.WRITE, branches="agents/*")
+    admin = make_token(served, "ops", Scope.ADMIN)
     (memory,) = served.snapshot()
     atom = memory.digest  # type: ignore[union-attr]
     record = PurgeRecord(atom_id=atom, author="agent", reason="x", when=1)
-    with Client(server.url, token=secret) as client:
-        client.upload([(atom.hex(), "atom", b""), (record.id, "purge", record.encode())])
-        with pytest.raises(PermissionDeniedError, match="only an admin token may push"):
-            client.update_refs([])
+    rows = [(atom.hex(), "atom", b""), (record.id, "purge", record.encode())]
+    with Client(server.url, token=writer) as client:
+        client.upload(rows)
+        done = client.update_refs([])
+    assert done["ignored_purges"] == 1
+    assert done["purged"] == []
     assert served.store.read_ref(purge_ref(atom)) is None
     assert served.get(atom.hex()).content == "Deployments happen on Fridays"  # type: ignore[union-attr]
+    with sync.clone(server.url, tmp_path / "copy", token=admin) as copy:
+        assert copy.verify().ok
+    with Client(server.url, token=admin) as client:
+        client.upload(rows)
+        done = client.update_refs([])
+    assert done["purged"] == [atom.hex()]
+    assert served.is_purged(atom.hex())
+    assert served.verify().ok

@@ -61,10 +61,32 @@ def _transfer_shape(result: sync.TransferResult) -> dict[str, Any]:
         "objects": result.objects,
         "bytes": result.bytes,
         "kept_tags": result.kept_tags,
+        "purged": result.purged,
+        "ignored_purges": result.ignored_purges,
     }
 
 
+def _purges_option(func: Any) -> Any:
+    return click.option(
+        "--ignore-purges",
+        is_flag=True,
+        help="Keep text here that the remote purged (its purge records are not applied).",
+    )(func)
+
+
+def _report_purges(verb: str, result: sync.TransferResult) -> None:
+    where = "here" if verb != "Pushed" else f"on {result.remote}"
+    if result.purged:
+        click.echo(f"Erased {len(result.purged)} purged memor(y/ies) {where}:")
+        for atom in result.purged:
+            click.echo(f"  {atom[:12]}")
+    if result.ignored_purges:
+        why = "--ignore-purges" if verb != "Pushed" else "they need an admin token"
+        click.echo(f"Left {result.ignored_purges} purge(s) unapplied {where} ({why})")
+
+
 def _report(verb: str, result: sync.TransferResult) -> None:
+    _report_purges(verb, result)
     if not result.updated:
         click.echo(f"Everything up to date with {result.remote}")
         return
@@ -121,6 +143,7 @@ def remote_list(ctx: click.Context, as_json: bool) -> None:
     "path", required=False, type=click.Path(file_okay=False, path_type=Path), default=None
 )
 @_token_option
+@_purges_option
 @json_option()
 @click.pass_context
 def clone(
@@ -129,6 +152,7 @@ def clone(
     path: Path | None,
     token: str | None,
     ca: Path | None,
+    ignore_purges: bool,
     as_json: bool,
 ) -> None:
     """Copy the repository at URL into PATH/.contextfs (default: --repo, else here).
@@ -138,7 +162,9 @@ def clone(
     """
     settings = ctx.find_object(Settings)
     target = path or (settings.repo_path if settings else None) or Path()
-    repo = ctx.with_resource(sync.clone(url, target, token=_token(token), ca=ca))
+    repo = ctx.with_resource(
+        sync.clone(url, target, token=_token(token), ca=ca, purges=not ignore_purges)
+    )
     branches = repo.branches()
     if as_json:
         emit_json({"path": str(repo.path), "branch": repo.current_branch, "branches": branches})
@@ -153,11 +179,19 @@ def clone(
 @click.command()
 @click.argument("name", default=sync.ORIGIN)
 @_token_option
+@_purges_option
 @json_option()
 @click.pass_context
-def fetch(ctx: click.Context, name: str, token: str | None, ca: Path | None, as_json: bool) -> None:
+def fetch(
+    ctx: click.Context,
+    name: str,
+    token: str | None,
+    ca: Path | None,
+    ignore_purges: bool,
+    as_json: bool,
+) -> None:
     """Copy NAME's new commits (default: origin) and update refs/remotes/NAME/*."""
-    result = sync.fetch(open_repo(ctx), name, token=_token(token), ca=ca)
+    result = sync.fetch(open_repo(ctx), name, token=_token(token), ca=ca, purges=not ignore_purges)
     if as_json:
         emit_json(_transfer_shape(result))
     else:
@@ -168,6 +202,7 @@ def fetch(ctx: click.Context, name: str, token: str | None, ca: Path | None, as_
 @click.argument("name", default=sync.ORIGIN)
 @click.argument("branch", required=False)
 @_token_option
+@_purges_option
 @author_option
 @json_option()
 @click.pass_context
@@ -177,13 +212,20 @@ def pull(
     branch: str | None,
     token: str | None,
     ca: Path | None,
+    ignore_purges: bool,
     author: str | None,
     as_json: bool,
 ) -> None:
     """Fetch NAME, then fast-forward or merge its BRANCH into the current branch."""
     repo: Repository = open_repo(ctx)
     result = sync.pull(
-        repo, name, branch, author=author or default_author(), token=_token(token), ca=ca
+        repo,
+        name,
+        branch,
+        author=author or default_author(),
+        token=_token(token),
+        ca=ca,
+        purges=not ignore_purges,
     )
     merge = result.merge
     stopped = merge is not None and merge.status == "conflicts"

@@ -529,14 +529,16 @@ class AsyncClient:
         return list(self.welcome.features) if self.welcome is not None else []
 
     async def fetch_pack(
-        self, wants: Iterable[str], haves: Iterable[str] = ()
+        self, wants: Iterable[str], haves: Iterable[str] = (), purges: Iterable[str] = ()
     ) -> AsyncIterator[bytes]:
         """The pack of every object a client holding ``haves`` may lack for ``wants``, in parts.
 
-        Nothing is checked here: :func:`contextfs.remote.pack.receive_pack`,
-        which stores it, checks everything.
+        ``purges`` are purge records (ids) to include besides. Nothing is
+        checked here: :func:`contextfs.remote.pack.receive_pack`, which stores
+        it, checks everything.
         """
-        async for message in self._iterate(FetchPack(wants=list(wants), haves=list(haves))):
+        request = FetchPack(wants=list(wants), haves=list(haves), purges=list(purges))
+        async for message in self._iterate(request):
             if isinstance(message, Pack):
                 yield message.data
 
@@ -746,10 +748,12 @@ class Client:
         """See :meth:`AsyncClient.features`."""
         return self._run(self._async.features())
 
-    def fetch_pack(self, wants: Iterable[str], haves: Iterable[str] = ()) -> Iterator[bytes]:
+    def fetch_pack(
+        self, wants: Iterable[str], haves: Iterable[str] = (), purges: Iterable[str] = ()
+    ) -> Iterator[bytes]:
         """See :meth:`AsyncClient.fetch_pack`."""
-        wants, haves = list(wants), list(haves)
-        return self._iterate(lambda: self._async.fetch_pack(wants, haves))
+        wants, haves, purges = list(wants), list(haves), list(purges)
+        return self._iterate(lambda: self._async.fetch_pack(wants, haves, purges))
 
     def upload_pack(self, data: bytes) -> int:
         """See :meth:`AsyncClient.upload_pack`."""

@@ -147,8 +147,8 @@ class MemoryTools:
         Removal is an op in the session's op log, committed at once by
         default. With ``purge`` the memory's text is erased from every version
         and index too (ids still verify; the purge is recorded); ``confirm``
-        must repeat the id. ``oplog_copies`` names op-log sessions that still
-        hold the text, which a purge cannot reach.
+        must repeat the id. ``oplog_copies`` names the op-log sessions whose
+        ops held the text; the purge redacted them.
         """
         if not purge and (confirm is not None or reason):
             raise InvalidInputError("confirm and reason are for purge: set purge to true")

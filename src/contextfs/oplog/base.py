@@ -210,6 +210,10 @@ class OpLogBackend(Protocol):
         """Check every op, its causal order, and every checkpoint and its proof."""
         ...
 
+    def redact(self, text: str) -> int:
+        """Erase ``text`` from every op whose payload holds it; return how many changed."""
+        ...
+
     def commit_lock(self) -> AbstractContextManager[None]:
         """Exclude other crystallisers of this session, in any process."""
         ...
@@ -320,6 +324,14 @@ class BaseOpLog(Generic[H]):
 
     def _store_checkpoint(self, locked: Locked[H], record: OpLogCheckpoint) -> None:
         """Keep ``record`` as the latest checkpoint, after every earlier one."""
+        raise NotImplementedError
+
+    def _redact(self, locked: Locked[H], text: str) -> int:
+        """Replace each logged op holding ``text`` by its redacted line; drop held ones.
+
+        Every line keeps its length and place (:func:`~.entry.redact_line`);
+        the change lands whole or not at all. Returns how many ops changed.
+        """
         raise NotImplementedError
 
     # -- shared behaviour -------------------------------------------------------------
@@ -492,6 +504,23 @@ class BaseOpLog(Generic[H]):
             self._store_checkpoint(locked, record)
         return record
 
+    def redact(self, text: str) -> int:
+        """Erase ``text`` from every op whose payload holds it; return how many ops changed.
+
+        What a purge does to op logs: each such op keeps its id, stamp, place
+        and leaf hash, so the log's roots, checkpoints and proofs stay valid,
+        but its payload is gone (:func:`~.entry.redact_line`); held ops that
+        hold it are dropped. A redacted op is skipped when the session is
+        crystallised.
+
+        Raises:
+            InvalidInputError: an op written before salts, of another domain
+                and shorter than the redaction marker, cannot be redacted in
+                place (nothing changed).
+        """
+        with self._write_lock() as locked:
+            return self._redact(locked, text)
+
     def leaf_hashes(self, size: int | None = None) -> list[bytes]:
         """Return the RFC 6962 leaf hashes of the first ``size`` ops (default: all).
 
@@ -549,7 +578,7 @@ def check_op(entry: OpEntry | dict[str, Any]) -> OpEntry:
         InvalidInputError: naming what is wrong.
     """
     checked = check_entry(entry, verify_id=True)
-    if checked["domain"] == CONTEXT_DOMAIN:
+    if checked["domain"] == CONTEXT_DOMAIN and "redacted" not in checked:
         check_context_op(checked["domain_op"], default_timestamp=iso_to_micros(entry["created_at"]))
     return checked
 
@@ -560,6 +589,9 @@ def check_op_id(entry: OpEntry | dict[str, Any]) -> None:
     Raises:
         InvalidInputError: naming what is wrong.
     """
+    if "redacted" in entry:  # its id is vouched for by its recorded leaf, not its content
+        check_entry(entry, verify_id=False)
+        return
     try:
         expected = compute_op_id(
             entry["actor_id"],
@@ -569,6 +601,7 @@ def check_op_id(entry: OpEntry | dict[str, Any]) -> None:
             entry["parent_op_ids"],
             entry["intent_id"],
             entry["reservation_id"],
+            entry.get("payload_salt"),
         )
     except (KeyError, TypeError, msgspec.EncodeError):
         expected = None
@@ -579,7 +612,7 @@ def check_op_id(entry: OpEntry | dict[str, Any]) -> None:
 
 def structured_delta(entries: Sequence[OpEntry], domain: str) -> dict[str, Any]:
     """The seed's ``to_structured_delta``: ``domain``'s ops (already in merge order), counted."""
-    ops = [e["domain_op"] for e in entries if e["domain"] == domain]
+    ops = [e["domain_op"] for e in entries if e["domain"] == domain and "redacted" not in e]
     counts: dict[str, int] = {}
     for op in ops:
         kind = str(op.get("op", "unknown"))

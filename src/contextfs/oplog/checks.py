@@ -18,10 +18,9 @@ from ..model.merkle import (
     consistency_proof_from_hashes,
     extend_frontier,
     frontier_root,
-    leaf_hash,
     verify_consistency,
 )
-from .entry import OpLogCheckpoint, check_entry, decode_json
+from .entry import OpLogCheckpoint, check_entry, decode_json, op_leaf
 
 
 @dataclass(slots=True)
@@ -47,7 +46,7 @@ def check_lines(lines: Iterable[tuple[int, bytes]]) -> LineCheck:
     found = LineCheck()
     seen: dict[str, int] = {}
     for number, line in lines:
-        found.hashes.append(leaf_hash(line))
+        found.hashes.append(op_leaf(line))
         found.offsets.append(found.offsets[-1] + len(line) + 1)
         try:
             entry = check_entry(decode_json(line), verify_id=True)

@@ -301,7 +301,7 @@ def referenced_keys(entries: Iterable[OpEntry]) -> list[bytes]:
     keys = {
         _key_of(e["domain_op"])
         for e in entries
-        if e["domain_op"].get("op") in (REMOVE_ATOM, SET_FIELDS)
+        if e["domain_op"].get("op") in (REMOVE_ATOM, SET_FIELDS) and "redacted" not in e
     }
     return sorted(keys)
 
@@ -325,6 +325,9 @@ def collapse(
         result.touched.setdefault(key, set()).add(actor)
 
     for entry in entries:
+        if "redacted" in entry:  # its text was purged: nothing left to apply
+            result.skipped.append((entry["op_id"], "redacted by a purge"))
+            continue
         op, actor = entry["domain_op"], entry["actor_id"]
         name = op["op"]
         default_time = _default_time(entry) if name in (ADD_ATOM, ADD_MOLECULE) else 0

@@ -9,20 +9,35 @@ by id. ``docs/FORMAT.md`` has a test vector.
 
 Everything read from a file or another replica passes :func:`check_entry`:
 a bad line is an error that names it, never an op silently skipped.
+
+Redaction (what a purge does to ops that hold the purged text): a line is
+replaced, at the same length, by its redacted form, whose ``domain_op`` is
+empty, whose ``created_at`` and ``payload_salt`` are gone and whose
+``redacted`` field records the RFC 6962 leaf hash of the line it replaced
+(base64url, padded with spaces to the old length). The log's leaves are
+:func:`op_leaf`: the hash of an ordinary line, the recorded hash of a
+redacted one, so every root, checkpoint and proof stays valid and no byte
+offset moves. Ops made here carry a random ``payload_salt`` inside their id,
+so once it is erased neither the id nor the leaf of a redacted op can
+confirm a guess of its text; ops written before salts existed keep ids
+derived from their text alone.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import re
+import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import msgspec
 
 from ..errors import InvalidInputError
+from ..model.merkle import leaf_hash
 
 #: Longest actor id, intent id or reservation id accepted.
 MAX_NAME_LENGTH = 256
@@ -50,6 +65,10 @@ _FIELDS = frozenset(
         "reservation_id",
     }
 )
+#: Fields an op may have besides those: its salt, or (once redacted) the leaf it had.
+_OPTIONAL = frozenset({"payload_salt", "redacted"})
+_SALT = re.compile(r"[0-9a-f]{32}")
+_REDACTED = re.compile(r"[A-Za-z0-9_-]{43} *")
 
 _encoder = msgspec.json.Encoder(order="sorted")
 _decoder = msgspec.json.Decoder()
@@ -73,6 +92,8 @@ class OpEntry(TypedDict):
     created_at: str
     intent_id: str
     reservation_id: str
+    payload_salt: NotRequired[str]
+    redacted: NotRequired[str]
 
 
 class OpLogCheckpoint(TypedDict, total=False):
@@ -141,8 +162,13 @@ def compute_op_id(
     parent_op_ids: Iterable[str],
     intent_id: str,
     reservation_id: str,
+    payload_salt: str | None = None,
 ) -> str:
-    """Return the content address of an op: SHA-256 of its canonical JSON identity."""
+    """Return the content address of an op: SHA-256 of its canonical JSON identity.
+
+    The salt, when the op has one, is part of the identity (ops written before
+    salts existed have none, and keep their ids).
+    """
     identity = {
         "actor_id": actor_id,
         "domain": domain,
@@ -152,6 +178,8 @@ def compute_op_id(
         "parent_op_ids": sorted(parent_op_ids),
         "reservation_id": reservation_id,
     }
+    if payload_salt is not None:
+        identity["payload_salt"] = payload_salt
     return hashlib.sha256(_encoder.encode(identity)).hexdigest()
 
 
@@ -164,8 +192,12 @@ def make_op_entry(
     parent_op_ids: Iterable[str] | None = None,
     intent_id: str = "",
     reservation_id: str = "",
+    payload_salt: str | None = None,
 ) -> OpEntry:
     """Build a checked :class:`OpEntry` with its content-addressed ``op_id``.
+
+    ``payload_salt`` defaults to 16 fresh random bytes (hex): the same op made
+    twice gets two ids, and once redacted, neither reveals its text.
 
     Raises:
         InvalidInputError: any field is malformed (see :func:`check_entry`).
@@ -181,10 +213,20 @@ def make_op_entry(
         "created_at": now_iso(),
         "intent_id": intent_id,
         "reservation_id": reservation_id,
+        "payload_salt": payload_salt if payload_salt is not None else secrets.token_hex(16),
     }
     _check_fields(fields)
+    if not _SALT.fullmatch(fields["payload_salt"]):
+        raise InvalidInputError("payload_salt must be 32 lowercase hex digits")
     fields["op_id"] = compute_op_id(
-        actor_id, domain, operation, lamport_ts, parents, intent_id, reservation_id
+        actor_id,
+        domain,
+        operation,
+        lamport_ts,
+        parents,
+        intent_id,
+        reservation_id,
+        fields["payload_salt"],
     )
     return fields  # type: ignore[return-value]
 
@@ -203,6 +245,7 @@ def restamp(entry: OpEntry, lamport_ts: int, parent_op_ids: list[str] | None = N
         moved["parent_op_ids"],
         entry["intent_id"],
         entry["reservation_id"],
+        entry.get("payload_salt"),
     )
     return moved
 
@@ -222,6 +265,8 @@ def reattribute(entries: Iterable[object], actor: str) -> list[OpEntry]:
     done: list[OpEntry] = []
     for value in entries:
         entry = check_entry(value)
+        if "redacted" in entry:
+            raise InvalidInputError(f"op {entry['op_id'][:16]} is redacted: it cannot be written")
         moved = entry.copy()
         moved["actor_id"] = actor
         moved["parent_op_ids"] = [renamed.get(p, p) for p in entry["parent_op_ids"]]
@@ -233,6 +278,7 @@ def reattribute(entries: Iterable[object], actor: str) -> list[OpEntry]:
             moved["parent_op_ids"],
             entry["intent_id"],
             entry["reservation_id"],
+            entry.get("payload_salt"),
         )
         renamed[entry["op_id"]] = moved["op_id"]
         done.append(moved)
@@ -253,14 +299,20 @@ def check_entry(value: object, *, verify_id: bool = True) -> OpEntry:
     missing = _FIELDS - value.keys()
     if missing:
         raise InvalidInputError(f"op lacks field(s): {', '.join(sorted(missing))}")
-    extra = value.keys() - _FIELDS
+    extra = value.keys() - _FIELDS - _OPTIONAL
     if extra:
         raise InvalidInputError(f"op has unknown field(s): {', '.join(sorted(extra))}")
-    _check_fields(value)
+    redacted = "redacted" in value
+    if redacted:
+        _check_redacted(value)
+    _check_fields(value, redacted=redacted)
     op_id = value["op_id"]
     if not isinstance(op_id, str) or not _OP_ID.fullmatch(op_id):
         raise InvalidInputError(f"op_id must be 64 lowercase hex digits, got {op_id!r}")
-    if verify_id:
+    salt = value.get("payload_salt")
+    if salt is not None and (not isinstance(salt, str) or not _SALT.fullmatch(salt)):
+        raise InvalidInputError(f"payload_salt must be 32 lowercase hex digits, got {salt!r}")
+    if verify_id and not redacted:  # a redacted op's id is vouched for by its leaf
         expected = compute_op_id(
             value["actor_id"],
             value["domain"],
@@ -269,6 +321,7 @@ def check_entry(value: object, *, verify_id: bool = True) -> OpEntry:
             value["parent_op_ids"],
             value["intent_id"],
             value["reservation_id"],
+            salt,
         )
         if expected != op_id:
             raise InvalidInputError(
@@ -277,7 +330,16 @@ def check_entry(value: object, *, verify_id: bool = True) -> OpEntry:
     return value  # type: ignore[return-value]
 
 
-def _check_fields(value: Mapping[str, Any]) -> None:
+def _check_redacted(value: Mapping[str, Any]) -> None:
+    """A redacted op: its recorded leaf, an empty payload, no salt and no time."""
+    mark = value["redacted"]
+    if not isinstance(mark, str) or not _REDACTED.fullmatch(mark):
+        raise InvalidInputError("redacted must be a leaf hash in base64url (43 characters)")
+    if value["domain_op"] != {} or "payload_salt" in value or value["created_at"] != "":
+        raise InvalidInputError("a redacted op keeps no payload, salt or time")
+
+
+def _check_fields(value: Mapping[str, Any], *, redacted: bool = False) -> None:
     _check_name(value["actor_id"], "actor_id", allow_empty=False)
     _check_name(value["intent_id"], "intent_id", allow_empty=True)
     _check_name(value["reservation_id"], "reservation_id", allow_empty=True)
@@ -300,7 +362,8 @@ def _check_fields(value: Mapping[str, Any]) -> None:
     created = value["created_at"]
     if not isinstance(created, str) or len(created) > 64:
         raise InvalidInputError(f"created_at must be an ISO 8601 time, got {created!r}")
-    iso_to_micros(created)
+    if not redacted:
+        iso_to_micros(created)
     op = value["domain_op"]
     if not isinstance(op, dict):
         raise InvalidInputError(f"domain_op must be a JSON object, got {type(op).__name__}")
@@ -367,6 +430,67 @@ def decode_line(line: bytes, *, verify_id: bool = False) -> OpEntry:
     except msgspec.DecodeError as exc:
         raise InvalidInputError(f"not valid JSON ({exc})") from None
     return check_entry(value, verify_id=verify_id)
+
+
+def op_leaf(line: bytes) -> bytes:
+    """The RFC 6962 leaf hash of one log line (without its newline).
+
+    An ordinary line's own hash; a redacted line's recorded one (the hash of
+    the line it replaced), so redaction changes no root.
+    """
+    if b'"redacted":' in line:
+        value = _decoder.decode(line)
+        if isinstance(value, dict) and isinstance(value.get("redacted"), str):
+            return base64.urlsafe_b64decode(value["redacted"].rstrip() + "=")
+    return leaf_hash(line)
+
+
+def holds_text(entry: Mapping[str, Any], text: str) -> bool:
+    """True if any string in the op's payload is ``text`` (what a purge of it redacts)."""
+    return _holds(entry.get("domain_op"), text, 0)
+
+
+def _holds(value: object, text: str, depth: int) -> bool:
+    if isinstance(value, str):
+        return value == text
+    if depth > 32:
+        return False
+    if isinstance(value, dict):
+        return any(_holds(item, text, depth + 1) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds(item, text, depth + 1) for item in value)
+    return False
+
+
+def quoted(text: str) -> bytes:
+    """``text`` as a JSON string (quotes included): how a log line spells it."""
+    return _encoder.encode(text)
+
+
+def redact_line(line: bytes) -> bytes:
+    """The redacted form of one log line (without its newline), exactly as long.
+
+    Raises:
+        InvalidInputError: the line is already redacted, or its redacted form
+            would be longer (an op written before salts, of another domain, whose
+            payload is shorter than the marker: it cannot be redacted in place).
+    """
+    entry = _decoder.decode(line)
+    if not isinstance(entry, dict) or "redacted" in entry:
+        raise InvalidInputError("the op is redacted already")
+    leaf = base64.urlsafe_b64encode(leaf_hash(line)).rstrip(b"=").decode()
+    redacted = {k: v for k, v in entry.items() if k != "payload_salt"}
+    redacted.update(domain_op={}, created_at="", redacted=leaf)
+    shorter = _encoder.encode(redacted)
+    room = len(line) - len(shorter)
+    if room < 0:
+        raise InvalidInputError(
+            f"op {str(entry.get('op_id'))[:16]} is too short to redact in place"
+        )
+    redacted["redacted"] = leaf + " " * room
+    done = _encoder.encode(redacted)
+    assert len(done) == len(line)
+    return done
 
 
 def merge_key(entry: OpEntry) -> tuple[int, str, str]:

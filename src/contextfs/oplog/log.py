@@ -56,7 +56,6 @@ import msgspec
 
 from ..discovery import REPO_DIR
 from ..errors import CorruptLogError, InvalidInputError, ReadOnlyStoreError, StoreError
-from ..model.merkle import leaf_hash
 from .base import (
     BaseOpLog,
     Cut,
@@ -68,7 +67,17 @@ from .base import (
     decode_checkpoint,
 )
 from .checks import check_lines
-from .entry import OpEntry, OpLogCheckpoint, check_session_id, encode_json, encode_line
+from .entry import (
+    OpEntry,
+    OpLogCheckpoint,
+    check_session_id,
+    encode_json,
+    encode_line,
+    holds_text,
+    op_leaf,
+    quoted,
+    redact_line,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +103,16 @@ class _Stamp(msgspec.Struct):
 
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
 _entry_decoder = msgspec.json.Decoder(OpEntry)
+_any_decoder = msgspec.json.Decoder()
+
+
+def _decode_any(line: bytes) -> dict[str, object]:
+    """A line as a plain mapping ({} if it does not decode: it holds nothing then)."""
+    try:
+        value = _any_decoder.decode(line)
+    except msgspec.DecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def oplog_root(repo_folder: Path) -> Path:
@@ -417,6 +436,39 @@ class OpLog(BaseOpLog[int]):
                 self._index[stamp.op_id] = stamp.lamport_ts
                 self._index_bytes += len(line) + 1
 
+    def _redact(self, locked: Locked[int], text: str) -> int:
+        """Rewrite ``ops.jsonl`` with the ops holding ``text`` redacted, then rename it over.
+
+        The new file is written beside the old one, flushed and renamed into
+        place (a crash leaves one or the other, whole); every line keeps its
+        length, so no cut, checkpoint or cached offset moves.
+        """
+        self._held = {k: v for k, v in self._held.items() if not holds_text(v, text)}
+        needle = quoted(text)
+        fd, size = locked.handle, locked.tail.bytes
+        lines = os.pread(fd, size, 0).split(b"\n")[:-1] if size else []
+        changed = 0
+        for number, line in enumerate(lines):
+            if needle in line and holds_text(_decode_any(line), text):
+                lines[number] = redact_line(line)
+                changed += 1
+        if not changed:
+            return 0
+        data = b"".join(line + b"\n" for line in lines)
+        fresh = self.folder / (OPS_FILE + ".redacting")
+        try:
+            with open(fresh, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(fresh, self._ops_path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                fresh.unlink()
+            raise StoreError(f"cannot redact op log {self._session_id}: {exc.strerror}") from None
+        _fsync_dir(self.folder)
+        return changed
+
     def _read_held(self, locked: Locked[int]) -> dict[str, OpEntry]:
         """Ops received before their parents are held by this instance, in memory."""
         return self._held
@@ -499,7 +551,7 @@ class OpLog(BaseOpLog[int]):
         top = 0
         count = start.ops
         for number, line in self._lines(start.bytes, end.bytes, start.ops):
-            hashes.append(leaf_hash(line))
+            hashes.append(op_leaf(line))
             top = max(top, self._stamp_of(line, number).lamport_ts)
             count += 1
         if count != end.ops:
@@ -556,7 +608,7 @@ class OpLog(BaseOpLog[int]):
         for _, line in self._lines(0, end.bytes, 0):
             if size is not None and len(hashes) == size:
                 break
-            hashes.append(leaf_hash(line))
+            hashes.append(op_leaf(line))
         return hashes
 
     def verify(self, *, trusted: tuple[int, str] | None = None) -> LogVerification:

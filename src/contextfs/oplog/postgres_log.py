@@ -59,7 +59,6 @@ import msgspec
 import psycopg
 
 from ..errors import CorruptLogError, InvalidInputError, StoreError
-from ..model.merkle import leaf_hash
 from ..store.base import Store
 from ..store.postgres import PostgresStore, Step
 from .base import (
@@ -72,7 +71,17 @@ from .base import (
     decode_checkpoint,
 )
 from .checks import LineCheck, check_lines
-from .entry import OpEntry, OpLogCheckpoint, check_session_id, encode_json, encode_line
+from .entry import (
+    OpEntry,
+    OpLogCheckpoint,
+    check_session_id,
+    encode_json,
+    encode_line,
+    holds_text,
+    op_leaf,
+    quoted,
+    redact_line,
+)
 
 #: The op log's schema steps (component ``oplog``). Append only.
 MIGRATIONS: Final[tuple[Step, ...]] = (
@@ -123,6 +132,17 @@ _INSERT_OPS: Final = (
 )
 
 _entry_decoder = msgspec.json.Decoder(OpEntry)
+_any_decoder = msgspec.json.Decoder()
+
+
+def _any(line: bytes) -> dict[str, object]:
+    """A line as a plain mapping ({} if it does not decode: it holds nothing then)."""
+    try:
+        value = _any_decoder.decode(line)
+    except msgspec.DecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
 
 # Stores whose op-log tables are known to be current, and the crystallising
 # thread locks of each store's sessions (see commit_lock).
@@ -295,6 +315,36 @@ class PostgresOpLog(BaseOpLog[Connection]):
             (tail.ops, tail.bytes, tail.max_lamport, self._session_id),
         )
 
+    def _redact(self, locked: Locked[Connection], text: str) -> int:
+        """Update the rows holding ``text`` to their redacted lines; delete held ones.
+
+        In the write lock's transaction: every row changes, or none.
+        """
+        conn, needle = locked.handle, quoted(text)
+        held = conn.execute(
+            "SELECT op_id, line FROM oplog_held WHERE session = %s AND position(%s in line) > 0",
+            (self._session_id, needle),
+        ).fetchall()
+        gone = [oid for oid, line in held if holds_text(_any(bytes(line)), text)]
+        if gone:
+            conn.execute(
+                "DELETE FROM oplog_held WHERE session = %s AND op_id = ANY(%s)",
+                (self._session_id, gone),
+            )
+        rows = conn.execute(
+            "SELECT seq, line FROM oplog_ops WHERE session = %s AND position(%s in line) > 0",
+            (self._session_id, needle),
+        ).fetchall()
+        changed = 0
+        for seq, line in rows:
+            if holds_text(_any(bytes(line)), text):
+                conn.execute(
+                    "UPDATE oplog_ops SET line = %s WHERE session = %s AND seq = %s",
+                    (redact_line(bytes(line)), self._session_id, seq),
+                )
+                changed += 1
+        return changed
+
     def _read_held(self, locked: Locked[Connection]) -> dict[str, OpEntry]:
         """Held ops are rows of ``oplog_held``, shared by every handle on the session."""
         conn = locked.handle
@@ -458,7 +508,7 @@ class PostgresOpLog(BaseOpLog[Connection]):
         hashes = []
         top = 0
         for _, entry_line in self._lines(start.ops, end.ops):
-            hashes.append(leaf_hash(entry_line))
+            hashes.append(op_leaf(entry_line))
             top = max(top, self._decode(entry_line, "checkpoint")["lamport_ts"])
         if len(hashes) != end.ops - start.ops:
             raise self._corrupt(start.ops + len(hashes) + 1, "the op is missing")
@@ -524,7 +574,7 @@ class PostgresOpLog(BaseOpLog[Connection]):
 
     def _leaf_hashes(self, end: Cut, size: int | None) -> list[bytes]:
         last = end.ops if size is None else size
-        return [leaf_hash(line) for _, line in self._lines(0, last)]
+        return [op_leaf(line) for _, line in self._lines(0, last)]
 
     def verify(self, *, trusted: tuple[int, str] | None = None) -> LogVerification:
         """Check the whole log: every row, op id, parent and checkpoint, in one snapshot.

@@ -30,18 +30,18 @@ and every :func:`receive` keeps it.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..backends import search_index_for
+from ..backends import search_index_for, vector_index_for
 from ..errors import (
     ConcurrentUpdateError,
     CorruptObjectError,
     InvalidInputError,
     MissingObjectError,
     NonFastForwardError,
-    PermissionDeniedError,
 )
 from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.graph import is_ancestor, walk
@@ -51,7 +51,7 @@ from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node
 from ..integrity.fsck import identify
 from ..integrity.purge import PurgeRecord, purge_ref
 from ..model.ids import from_hex, short
-from ..model.objects import ATOM, MOLECULE, StoredMolecule, decode_molecule
+from ..model.objects import ATOM, MOLECULE, StoredMolecule, decode_atom, decode_molecule
 from ..store.base import Store
 
 #: Ids per offered batch, and objects per stored batch.
@@ -81,6 +81,11 @@ class Received:
     objects: int = 0
     bytes: int = 0
     updated: list[RefUpdate] = field(default_factory=list)
+    #: Atoms whose text a received purge record erased here, with the text erased
+    #: (so the repository can redact its op logs of it too).
+    purged: dict[builtins.bytes, str] = field(default_factory=dict)
+    #: Purge records received and not applied (the receiver did not take purges).
+    ignored_purges: int = 0
 
 
 class _Commits:
@@ -242,8 +247,10 @@ def receive(
             against ``old`` still holds, so a ref someone else moved meanwhile
             is never overwritten).
         progress: called with the number of objects taken so far.
-        purges: take purge records (the sender may erase text here); when
-            False, an upload holding one is refused whole.
+        purges: let purge records erase the text of their atoms held here
+            (:attr:`Received.purged`); when False such records are left aside
+            (counted in :attr:`Received.ignored_purges`) and the text stays.
+            Atoms that arrive purged keep their records either way.
 
     Raises:
         CorruptObjectError: an object does not hash to its id or does not decode;
@@ -268,25 +275,53 @@ def receive(
                     progress(result.objects)
         store.put_objects(rows)
         links.check(store)
-        if links.records and not purges:
-            raise PermissionDeniedError(
-                "the upload holds purge records, which only an admin token may push;"
-                " nothing was stored"
-            )
         atoms = [oid for oid, kind in links.received.items() if kind == ATOM]
         if atoms:  # searchable like atoms added here (indexed before the next query)
             search_index_for(store).defer(atoms)
-        for name, record in links.purge_refs().items():
-            held = store.read_ref(name)
-            if held is None:
-                store.set_ref_if_equals(name, None, record)
-            elif not store.has_objects([from_hex(held)]):
-                raise CorruptObjectError(f"{name} names a missing record; nothing was stored")
+        for atom_id, record in links.purge_records(store).items():
+            _apply_purge(store, atom_id, record, result, erase=purges)
         load = _Commits(store)
         for update in updates:
             _apply(store, load, update, force)
             result.updated.append(update)
     return result
+
+
+def _apply_purge(
+    store: Store, atom_id: bytes, record: bytes, result: Received, *, erase: bool
+) -> None:
+    """Take a received purge record: erase the atom's text here too, and name the record.
+
+    A purge made elsewhere reaches this store as its record; the text this
+    store holds goes (object, full-text index, vectors) in the receive's
+    transaction. Without ``erase`` a record for text held here is left aside
+    (counted in :attr:`Received.ignored_purges`; the text stays, unpurged).
+    An atom purged here already keeps its own record.
+
+    Raises:
+        CorruptObjectError: this store's purge ref names a record it lacks.
+    """
+    name = purge_ref(atom_id)
+    held = store.read_ref(name)
+    if held is not None:
+        if not store.has_objects([from_hex(held)]):
+            raise CorruptObjectError(f"{name} names a missing record; nothing was stored")
+        return
+    stored = store.get_object(atom_id)
+    if stored is not None and stored.kind == ATOM and stored.data:
+        if not erase:
+            result.ignored_purges += 1
+            return
+        try:
+            text = decode_atom(stored.data)[1]
+        except CorruptObjectError:
+            text = None
+        store.erase_object(atom_id)
+        if text is not None:
+            search_index_for(store).forget(atom_id, text)
+            result.purged[atom_id] = text
+        vector_index_for(store).forget(atom_id)
+    store.set_ref_if_equals(name, None, record.hex())
 
 
 def _checked(oid: bytes | None, kind: str, data: bytes, links: _Links) -> ObjectRow:
@@ -351,27 +386,26 @@ class _Links:
         if target != EMPTY_TREE_ID:
             self.needed.setdefault(target, (kind, referrer))
 
-    def purge_refs(self) -> dict[str, str]:
-        """``refs/purges/<atom>`` for each purged atom received, naming its record.
+    def purge_records(self, store: Store) -> dict[bytes, bytes]:
+        """The purge record received for each atom, by atom (the first, by record id).
+
+        A record may come alone (a purge made on the sending side, reaching
+        this store's copy); an atom that arrived empty needs one, received or
+        held here already.
 
         Raises:
-            CorruptObjectError: an atom arrived purged without a record, or a
-                record arrived for an atom that did not arrive purged.
+            CorruptObjectError: an atom arrived purged without any record.
         """
         by_atom: dict[bytes, bytes] = {}
         for record, atom_id in sorted(self.records.items()):
-            if atom_id not in self.emptied:
-                raise CorruptObjectError(
-                    f"received purge {record.hex()} names atom {atom_id.hex()}, which did"
-                    " not arrive purged; nothing was stored"
-                )
             by_atom.setdefault(atom_id, record)
         for atom_id in sorted(self.emptied - by_atom.keys()):
-            raise CorruptObjectError(
-                f"received atom {atom_id.hex()} without its content and without a purge"
-                " record; nothing was stored"
-            )
-        return {purge_ref(atom_id): record.hex() for atom_id, record in by_atom.items()}
+            if store.read_ref(purge_ref(atom_id)) is None:
+                raise CorruptObjectError(
+                    f"received atom {atom_id.hex()} without its content and without a purge"
+                    " record; nothing was stored"
+                )
+        return by_atom
 
     def check(self, store: Store) -> None:
         """Raise unless every named object was received or is stored, with the right kind."""

@@ -41,7 +41,7 @@ from typing import IO, Any, Final, cast
 import zstandard
 
 from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError
-from ..integrity.purge import PURGES, purge_ref
+from ..integrity.purge import PURGE, PURGES, purge_ref
 from ..model.ids import from_hex
 from ..store.base import OBJECT_KINDS, Store, StoredObject
 from ..store.codec import DELTA, Codec, StoredRow
@@ -496,14 +496,18 @@ def _resolved(
         yield oid, kind, data
 
 
-def pack_history(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
+def pack_history(
+    store: Store, wants: Sequence[bytes], haves: Sequence[bytes], purges: Sequence[bytes] = ()
+) -> Iterator[bytes]:
     """The pack a receiver holding ``haves`` needs for ``wants``: the sender's half of a transfer.
 
     Every object :func:`~contextfs.remote.objects.offer` lists, oldest
     commits' first so each tree node can be a delta against the version it
     replaced, then the purge records of purged atoms among them (a purged
-    atom travels empty, with its record). The offer is made before this
-    returns, so a missing want fails here, before a byte is sent.
+    atom travels empty, with its record), then those of ``purges`` this
+    store holds (purges the receiver lacks, to erase its copies too). The
+    offer is made before this returns, so a missing want fails here, before
+    a byte is sent.
 
     Raises:
         MissingObjectError: a want, or an object below it, is not stored.
@@ -512,7 +516,8 @@ def pack_history(store: Store, wants: Sequence[bytes], haves: Sequence[bytes]) -
     ids = [oid for batch in offer(store, wants, haves, bases) for oid in batch]
     ids.reverse()
     listed = set(ids)
-    for record_id in purge_records_for(store.list_refs(PURGES), ids):
+    asked = [oid for oid, stored in store.get_objects(list(purges)).items() if stored.kind == PURGE]
+    for record_id in [*purge_records_for(store.list_refs(PURGES), ids), *sorted(asked)]:
         if record_id not in listed:
             listed.add(record_id)
             ids.append(record_id)
@@ -526,6 +531,7 @@ def receive_pack(
     *,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    purges: bool = True,
 ) -> Received:
     """Unpack ``chunks`` into ``store`` and move refs: :func:`receive` over a pack.
 
@@ -536,7 +542,7 @@ def receive_pack(
             does not hash to its id (nothing was stored); and as :func:`receive`.
     """
     rows = read_pack(chunks, store_bases(store))
-    return receive(store, rows, updates, force=force, progress=progress)
+    return receive(store, rows, updates, force=force, progress=progress, purges=purges)
 
 
 def purge_records_for(refs: Mapping[str, str], atoms: Iterable[bytes]) -> list[bytes]:

@@ -20,8 +20,9 @@ from ..backends import open_store, url_scheme
 from ..config import read_config
 from ..discovery import DATABASE, REPO_DIR, is_repository
 from ..errors import InvalidInputError, MissingObjectError, RepositoryNotFoundError
-from ..integrity.purge import PURGES
+from ..integrity.purge import PURGES, compact_store
 from ..model import refs as refnames
+from ..repo import Repository
 from ..store.base import Store
 from ..store.urls import redact_url
 from .objects import BATCH, ObjectRow, Received, RefUpdate
@@ -41,8 +42,13 @@ class Peer(Protocol):
         """``HEAD`` (as stored: ``ref: refs/heads/<b>`` or an id), branches, tags, purges."""
         ...
 
-    def fetch_pack(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
-        """The pack of every object a receiver holding ``haves`` may lack for ``wants``."""
+    def fetch_pack(
+        self, wants: Sequence[bytes], haves: Sequence[bytes], purges: Sequence[bytes] = ()
+    ) -> Iterator[bytes]:
+        """The pack of every object a receiver holding ``haves`` may lack for ``wants``.
+
+        ``purges``: purge records (ids) to send besides, for the receiver's copies.
+        """
         ...
 
     def receive_pack(
@@ -89,11 +95,16 @@ def stored_rows(store: Store, ids: Sequence[bytes]) -> Iterator[ObjectRow]:
 
 
 class StorePeer:
-    """A peer whose store this process opens itself."""
+    """A peer whose store this process opens itself (within its repository, when it has one).
 
-    def __init__(self, store: Store, location: str) -> None:
+    Purges a push brings erase the receiving repository's copies beyond the
+    store's tables too (its op logs, its files), as a server's do.
+    """
+
+    def __init__(self, store: Store, location: str, repo: Repository | None = None) -> None:
         self.store = store
         self.location = location
+        self.repo = repo
 
     def __enter__(self) -> Self:
         return self
@@ -105,19 +116,30 @@ class StorePeer:
         """``HEAD``, branches and tags of the store."""
         return shared_refs(self.store)
 
-    def fetch_pack(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
+    def fetch_pack(
+        self, wants: Sequence[bytes], haves: Sequence[bytes], purges: Sequence[bytes] = ()
+    ) -> Iterator[bytes]:
         """Run the sender's half of a transfer on the store."""
-        return pack_history(self.store, wants, haves)
+        return pack_history(self.store, wants, haves, purges)
 
     def receive_pack(
         self, pack: Iterable[bytes], updates: Sequence[RefUpdate], *, force: bool
     ) -> Received:
         """Take the pack's objects and ``updates`` into the store in one transaction."""
-        return receive_pack(self.store, pack, updates, force=force)
+        received = receive_pack(self.store, pack, updates, force=force)
+        if received.purged:
+            if self.repo is not None:
+                self.repo.integrity.erase_copies(received.purged.values())
+            else:
+                compact_store(self.store)
+        return received
 
     def close(self) -> None:
-        """Close the store."""
-        self.store.close()
+        """Close the repository, or the store."""
+        if self.repo is not None:
+            self.repo.close()
+        else:
+            self.store.close()
 
 
 def open_peer(
@@ -143,8 +165,14 @@ def open_peer(
 
         return WirePeer(url, token=token, ca=ca)
     if url_scheme(url) is not None:
-        return StorePeer(open_store(url), redact_url(url))
-    return StorePeer(open_store(_store_path(Path(url))), url)
+        repo = Repository.open(url)
+        return StorePeer(repo.store, redact_url(url), repo)
+    path = Path(url)
+    if path.is_file():
+        return StorePeer(open_store(path), url)
+    _store_path(path)  # refuses a path that holds no repository, in its own words
+    repo = Repository.open(path)
+    return StorePeer(repo.store, url, repo)
 
 
 def _store_path(path: Path) -> str | os.PathLike[str]:

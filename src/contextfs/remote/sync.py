@@ -27,7 +27,7 @@ import fcntl
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from ..errors import (
 )
 from ..history.graph import is_ancestor
 from ..history.reflog import log_move, reflog_reason
+from ..integrity.purge import PURGES
 from ..model import refs as refnames
 from ..model.ids import from_hex, short
 from ..records import MergeResult
@@ -71,6 +72,10 @@ class TransferResult:
     bytes: int = 0
     #: Tags the remote has under a name that already names another commit here.
     kept_tags: list[str] = field(default_factory=list)
+    #: Atoms (ids) whose text the transfer's purge records erased on the receiving side.
+    purged: list[str] = field(default_factory=list)
+    #: Purge records the receiving side did not apply (asked not to, or not allowed to).
+    ignored_purges: int = 0
 
 
 @dataclass
@@ -168,8 +173,12 @@ def fetch(
     token: str | None = None,
     ca: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    purges: bool = True,
 ) -> TransferResult:
     """Copy remote ``name``'s new commits and move its tracking refs.
+
+    With ``purges`` (the default), purges made on the remote erase this
+    repository's copies of their text too (see :func:`fetch_from`).
 
     Raises:
         UnknownRevisionError: no remote of that name.
@@ -178,7 +187,7 @@ def fetch(
             (nothing was stored).
     """
     with open_peer(remote_url(repo, name), token=token, ca=ca) as peer:
-        return fetch_from(repo, peer, name, progress=progress)
+        return fetch_from(repo, peer, name, progress=progress, purges=purges)
 
 
 def fetch_from(
@@ -187,8 +196,15 @@ def fetch_from(
     name: str,
     *,
     progress: Callable[[int], None] | None = None,
+    purges: bool = True,
 ) -> TransferResult:
-    """Fetch from an open ``peer`` into ``repo``, tracking it as remote ``name``."""
+    """Fetch from an open ``peer`` into ``repo``, tracking it as remote ``name``.
+
+    The remote's purge records that this store lacks come along: each erases
+    the atom's text here too (object, indexes, vectors, op logs, files), as
+    the purge did there; ``purges=False`` leaves them behind (the text stays
+    here, and :attr:`TransferResult.ignored_purges` counts them).
+    """
     check_remote_name(name)
     store = repo.store
     theirs = _checked_refs(peer)
@@ -212,15 +228,35 @@ def fetch_from(
                 result.kept_tags.append(ref[len(refnames.TAGS) :])
     wants = [from_hex(u.new) for u in updates if u.new is not None]
     wants = [w for w in dict.fromkeys(wants) if w not in store.has_objects([w])]
-    pack = _counted(peer.fetch_pack(wants, _local_tips(store)), result) if wants else None
+    lacking = _purges_lacking(theirs, store.list_refs(PURGES))
+    if not purges:
+        result.ignored_purges = len(lacking)
+        lacking = []
+    pack = None
+    if wants or lacking:
+        pack = _counted(peer.fetch_pack(wants, _local_tips(store), lacking), result)
     with reflog_reason(f"fetch: {name}"):
         if pack is None:  # nothing new to copy: only refs move
             received = receive(store, (), updates, force=True)
         else:
-            received = receive_pack(store, pack, updates, force=True, progress=progress)
+            received = receive_pack(
+                store, pack, updates, force=True, progress=progress, purges=purges
+            )
     result.objects = received.objects
     result.updated = received.updated
+    result.purged = sorted(oid.hex() for oid in received.purged)
+    result.ignored_purges += received.ignored_purges
+    repo.integrity.erase_copies(received.purged.values())
     return result
+
+
+def _purges_lacking(senders: Mapping[str, str], receivers: Mapping[str, str]) -> list[bytes]:
+    """The purge records the sender's refs name for atoms the receiver has not purged."""
+    return [
+        from_hex(value)
+        for ref, value in senders.items()
+        if ref.startswith(PURGES) and ref not in receivers
+    ]
 
 
 def _checked_refs(peer: Peer) -> dict[str, str]:
@@ -276,6 +312,7 @@ def pull(
     author: str,
     token: str | None = None,
     ca: str | os.PathLike[str] | None = None,
+    purges: bool = True,
 ) -> PullResult:
     """Fetch remote ``name``, then bring its ``branch`` into the current branch.
 
@@ -292,7 +329,7 @@ def pull(
     current = repo.current_branch
     if current is None:
         raise InvalidInputError("HEAD is detached; switch to a branch to pull into")
-    fetched = fetch(repo, name, token=token, ca=ca)
+    fetched = fetch(repo, name, token=token, ca=ca, purges=purges)
     branch = branch or current
     tracking = refnames.remote_ref(name, branch)
     theirs = repo.store.read_ref(tracking)
@@ -360,18 +397,20 @@ def push_to(
     theirs_refs = peer.refs()
     theirs = theirs_refs.get(ref)
     result = TransferResult(remote=name)
-    if theirs != ours:
-        if theirs is not None and not force:
+    lacking = _purges_lacking(repo.store.list_refs(PURGES), theirs_refs)
+    if theirs != ours or lacking:
+        if theirs not in (None, ours) and not force:
             _check_fast_forward(repo, branch, theirs, ours)
         values = [v for r, v in theirs_refs.items() if r != refnames.HEAD]
         haves = known_commits(repo.store, _ids(values))[:MAX_HAVES]
-        pack = pack_history(repo.store, [from_hex(ours)], haves)
+        pack = pack_history(repo.store, [from_hex(ours)], haves, lacking)
+        moves = [RefUpdate(ref, theirs, ours)] if theirs != ours else []
         with reflog_reason("push"):  # as the receiving store logs it (a server says so too)
-            received = peer.receive_pack(
-                _counted(pack, result), [RefUpdate(ref, theirs, ours)], force=force
-            )
+            received = peer.receive_pack(_counted(pack, result), moves, force=force)
         result.objects = received.objects
         result.updated = received.updated
+        result.purged = sorted(oid.hex() for oid in received.purged)
+        result.ignored_purges = received.ignored_purges
     tracking = refnames.remote_ref(name, branch)
     old = repo.store.read_ref(tracking)
     if old != ours:
@@ -414,6 +453,7 @@ def clone(
     token: str | None = None,
     ca: str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    purges: bool = True,
 ) -> Repository:
     """Create a repository in ``path/.contextfs`` holding everything remote ``url`` has.
 
@@ -437,7 +477,9 @@ def clone(
     staging = Path(tempfile.mkdtemp(prefix=CLONE_STAGING, dir=target))
     try:
         with _held(staging / CLONE_LOCK):
-            _fill_clone(Repository.init(staging), url, token=token, ca=ca, progress=progress)
+            _fill_clone(
+                Repository.init(staging), url, token=token, ca=ca, progress=progress, purges=purges
+            )
             (staging / REPO_DIR).rename(target / REPO_DIR)
     except BaseException:
         shutil.rmtree(target if made else staging, ignore_errors=True)
@@ -459,12 +501,13 @@ def _fill_clone(
     token: str | None,
     ca: str | os.PathLike[str] | None,
     progress: Callable[[int], None] | None,
+    purges: bool,
 ) -> None:
     """Fetch everything ``url`` has into the new ``repo`` and check out its default branch."""
     with repo:
         add_remote(repo, ORIGIN, url)
         with open_peer(url, token=token, ca=ca) as peer:
-            fetched = fetch_from(repo, peer, ORIGIN, progress=progress)
+            fetched = fetch_from(repo, peer, ORIGIN, progress=progress, purges=purges)
             head = peer.refs().get(refnames.HEAD)
         default = _default_branch(head, fetched)
         if default is not None:

@@ -18,6 +18,7 @@ from typing import Final, Self
 
 from ..client import Client
 from ..errors import InvalidInputError
+from ..model.ids import ID_HEX_LENGTH, from_hex
 from .objects import Received, RefUpdate
 
 #: The WELCOME feature of a server that sends and takes packs.
@@ -47,10 +48,14 @@ class WirePeer:
         """REFS."""
         return self._client.refs()
 
-    def fetch_pack(self, wants: Sequence[bytes], haves: Sequence[bytes]) -> Iterator[bytes]:
+    def fetch_pack(
+        self, wants: Sequence[bytes], haves: Sequence[bytes], purges: Sequence[bytes] = ()
+    ) -> Iterator[bytes]:
         """FETCH_PACK: the server's pack, part by part."""
         self._require_packs()
-        return self._client.fetch_pack([w.hex() for w in wants], [h.hex() for h in haves])
+        return self._client.fetch_pack(
+            [w.hex() for w in wants], [h.hex() for h in haves], [p.hex() for p in purges]
+        )
 
     def receive_pack(
         self, pack: Iterable[bytes], updates: Sequence[RefUpdate], *, force: bool
@@ -62,10 +67,16 @@ class WirePeer:
             for start in range(0, len(chunk), budget):
                 self._client.upload_pack(chunk[start : start + budget])
         result = self._client.update_refs([(u.name, u.old, u.new) for u in updates], force=force)
+        purged = result.get("purged", [])
         return Received(
             objects=int(result.get("objects", 0)),
             bytes=int(result.get("bytes", 0)),
             updated=list(updates),
+            # The server erased these; the texts stay on its side.
+            purged={
+                from_hex(h): "" for h in purged if isinstance(h, str) and len(h) == ID_HEX_LENGTH
+            },
+            ignored_purges=int(result.get("ignored_purges", 0)),
         )
 
     def _require_packs(self) -> None:

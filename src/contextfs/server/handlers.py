@@ -462,8 +462,11 @@ def upload_pack(repo: Repository, uploads: Uploads, request: UploadPack) -> Ack:
 def fetch_pack(repo: Repository, uploads: Uploads, request: FetchPack) -> Iterator[Message]:
     """FETCH_PACK: the pack of what a client holding ``haves`` may lack, in PACK frames."""
     wants, haves = _wants_and_haves(repo, request.wants, request.haves, "FETCH_PACK")
+    if len(request.purges) > MAX_FETCH:
+        raise InvalidInputError(f"FETCH_PACK lists more than {MAX_FETCH} purge records")
+    purges = [_object_id(p) for p in request.purges]
     budget = max(1, uploads.frame - FRAME_HEADROOM)
-    for chunk in pack_history(repo.store, wants, haves):
+    for chunk in pack_history(repo.store, wants, haves, purges):
         for start in range(0, len(chunk), budget):
             yield Pack(data=chunk[start : start + budget])
 
@@ -487,11 +490,14 @@ def update_refs(repo: Repository, uploads: Uploads, request: UpdateRefs) -> Ack:
                     )
     except CorruptObjectError as exc:  # the client's uploads are at fault, not the store
         raise InvalidInputError(str(exc)) from None
+    repo.integrity.erase_copies(received.purged.values())  # op logs and files, beyond tables
     return Ack(
         result={
             "objects": received.objects,
             "bytes": received.bytes,
             "updated": [u.name for u in received.updated],
+            "purged": sorted(oid.hex() for oid in received.purged),
+            "ignored_purges": received.ignored_purges,
         }
     )
 

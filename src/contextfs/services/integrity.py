@@ -9,18 +9,27 @@ controls while every id still verifies.
 
 from __future__ import annotations
 
-from ..errors import InvalidInputError, MissingObjectError
+from collections.abc import Iterable
+
+from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError, StoreError
 from ..history.commits import check_author
 from ..integrity.fsck import VerifyReport, verify_store
 from ..integrity.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
 from ..integrity.proofs import Proof
 from ..integrity.proofs import prove as prove_key
 from ..integrity.prune import PruneReport, prune_workspaces
-from ..integrity.purge import PurgeRecord, purge_atom
+from ..integrity.purge import (
+    AlreadyPurgedError,
+    PurgeRecord,
+    compact_store,
+    purge_atom,
+    read_purge_record,
+)
 from ..model import refs as refnames
 from ..model.ids import ID_HEX_LENGTH, from_hex, is_hex_prefix
-from ..model.objects import ATOM, MemoryAtom
+from ..model.objects import ATOM, MemoryAtom, decode_atom
 from ..model.timeutil import now_micros
+from ..store.base import DerivedStore, ServerStore
 from .indexes import Indexes
 from .objects import ObjectReader
 from .oplogs import OpLogSessions
@@ -136,24 +145,114 @@ class Integrity:
         return prune_workspaces(self.store, dry_run=dry_run)
 
     def purge(self, ref: str, *, author: str, reason: str = "") -> PurgeRecord:
-        """Erase an atom's content from every version, index, vector and free page.
+        """Erase an atom's content from every version, op log, index, vector and free page.
 
-        Every commit id and snapshot root still verifies (they cover the atom's
-        id, not its text); expansion leaves the atom out, or shows it as
-        ``[purged]`` when asked. The purge is recorded: who, when, which id, why.
-        Must not run inside a transaction (the store file is compacted).
+        Every commit id, snapshot root and op-log root still verifies (they
+        cover the atom's id, or an op's recorded leaf, not its text);
+        expansion leaves the atom out, or shows it as ``[purged]`` when asked.
+        The purge is recorded: who, when, which id, why. In order: the store
+        must be free to compact (else nothing changes); every op log's ops
+        holding the text are redacted; the record, the erasure and the index
+        and vector removals land in one transaction; the store is compacted.
+        If compaction fails after that (another process took the store in
+        between), running the purge again finishes it. Must not run inside a
+        transaction.
 
         Raises:
             PurgeError: the id names no atom, is already purged, or a copy of
                 its text is held where it cannot be erased.
+            StoreError: another connection holds the store (nothing changed),
+                or compaction failed after the purge (run it again to finish).
         """
         check_author(author)
         oid = self._objects.memory_key(ref, (ATOM,))
+        done = read_purge_record(self.store, oid)
+        if done is not None:
+            if self._finish_compaction():
+                return done  # an interrupted purge, finished now
+            raise AlreadyPurgedError(f"atom {oid.hex()} is already purged")
+        if isinstance(self.store, ServerStore) and not self.store.ready_to_compact():
+            raise StoreError(
+                "another process is reading or writing the store, so a purge could not"
+                " erase every copy of the text now; nothing was changed: retry when it is idle"
+            )
+        content = self._content(oid)
+        if content is not None:
+            self._redact_oplogs(content)
         index, vectors = self._indexes.every()  # None: no such index, nothing to forget
-        when = now_micros()
-        return purge_atom(
-            self.store, oid, author=author, reason=reason, when=when, index=index, vectors=vectors
+        record = purge_atom(
+            self.store,
+            oid,
+            author=author,
+            reason=reason,
+            when=now_micros(),
+            index=index,
+            vectors=vectors,
+            compact=False,
         )
+        self._mark_compaction(pending=True)
+        compact_store(self.store)
+        self._mark_compaction(pending=False)
+        return record
+
+    def erase_copies(self, texts: Iterable[str]) -> None:
+        """Finish purges that arrived from elsewhere: redact op logs of ``texts``, then compact.
+
+        A fetch or push that applies another store's purge records erases the
+        atoms' text from this store's tables in its transaction
+        (:func:`contextfs.remote.objects.receive`); this reaches the copies
+        beyond them: op logs, and the store's files. If compaction fails (a
+        reader took the store), the next purge of anything finishes it.
+        """
+        erased = [text for text in texts if text]
+        if not erased:
+            return
+        for text in erased:
+            self._redact_oplogs(text)
+        self._mark_compaction(pending=True)
+        if isinstance(self.store, ServerStore) and not self.store.in_transaction():
+            compact_store(self.store)
+            self._mark_compaction(pending=False)
+
+    def _content(self, oid: bytes) -> str | None:
+        """The atom's text, if it is stored whole (purge_atom names what is wrong if not)."""
+        stored = self.store.get_object(oid)
+        if stored is None or stored.kind != ATOM or not stored.data:
+            return None
+        try:
+            return decode_atom(stored.data)[1]
+        except CorruptObjectError:
+            return None
+
+    def _redact_oplogs(self, content: str) -> int:
+        """Redact ``content`` from every session's op log; return how many ops changed."""
+        if self._oplogs is None:
+            return 0
+        try:
+            sessions = self._oplogs.sessions()
+        except InvalidInputError:
+            return 0  # a repository in memory keeps no sessions of its own
+        return sum(self._oplogs.oplog(session).redact(content) for session in sessions)
+
+    def _mark_compaction(self, *, pending: bool) -> None:
+        """Remember, across processes, that a purge committed but its compaction did not run."""
+        if isinstance(self.store, DerivedStore):
+            self.store.write_derived(_UNCOMPACTED, b"1" if pending else None)
+
+    def _finish_compaction(self) -> bool:
+        """Compact if a purge was left uncompacted; True if one was."""
+        if (
+            not isinstance(self.store, DerivedStore)
+            or self.store.read_derived(_UNCOMPACTED) is None
+        ):
+            return False
+        compact_store(self.store)
+        self._mark_compaction(pending=False)
+        return True
+
+
+#: The derived-data key set while a committed purge still waits for compaction.
+_UNCOMPACTED = "purge_uncompacted"
 
 
 __all__ = ["Integrity"]

@@ -297,3 +297,7 @@ class ServerStore(Protocol):
     def compact(self) -> None:
         """Rewrite storage so no erased bytes survive; refused inside a transaction."""
         ...
+
+    def ready_to_compact(self) -> bool:
+        """Whether :meth:`compact` could run now (no other connection holds the store's log)."""
+        ...

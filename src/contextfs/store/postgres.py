@@ -887,6 +887,10 @@ class PostgresStore(NestedTransactions):
         with self._lock:
             return self._depth > 0
 
+    def ready_to_compact(self) -> bool:
+        """Always: ``VACUUM FULL`` waits for the readers it must exclude."""
+        return not self.in_transaction()
+
     def compact(self) -> None:
         """Rewrite every table of the store (``VACUUM FULL``) so erased bytes leave the files.
 

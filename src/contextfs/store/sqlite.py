@@ -176,6 +176,9 @@ FIND_KIND_IDS_TO_END_SQL: Final = (
 #: The columns of ``tokens``, in the order of :func:`token_row`.
 _TOKEN_COLUMNS: Final = "name, digest, scope, branches, created, expires, revoked, created_by"
 
+#: Milliseconds a purge waits for other connections to leave the log before refusing.
+_READY_WAIT_MS: Final = 2000
+
 #: The ``meta`` key that says a bulk write's atoms made no dictionary worth keeping.
 _UNPAID: Final = "atom_dictionary_unpaid"
 #: Objects stored whole, from an id on (a page of iter_objects).
@@ -850,6 +853,23 @@ class SqliteStore(NestedTransactions):
             self._checkpoint(conn)
             conn.execute("VACUUM")
             self._checkpoint(conn)
+
+    def ready_to_compact(self) -> bool:
+        """Whether no other connection holds the log now: a purge checks before it starts.
+
+        Empties the write-ahead log as a side effect (harmless: a checkpoint).
+        """
+        if self.read_only is not None:
+            return False
+        with self._guard() as conn:
+            if self._depth or conn.in_transaction:
+                return False
+            conn.execute(f"PRAGMA busy_timeout = {min(self._busy_ms, _READY_WAIT_MS)}")
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        return not busy
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         """Copy the whole write-ahead log into the database and truncate it to zero bytes."""

@@ -405,6 +405,9 @@ class FetchPack(Message, kw_only=True, omit_defaults=True):
     TYPE = MessageType.FETCH_PACK
     wants: list[str]
     haves: list[str] = msgspec.field(default_factory=list)
+    #: Purge records (ids) to send besides: purges made on the server that the
+    #: client's copy lacks (an older server ignores this field).
+    purges: list[str] = msgspec.field(default_factory=list)
 
 
 class Pack(Message, kw_only=True, omit_defaults=True):
