@@ -9,18 +9,23 @@ RFC 6962 roots, checkpoints and proofs still verify after a redaction.
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from contextfs.backends import vector_index_for
 from contextfs.cli.main import cli
 from contextfs.errors import InvalidInputError, StoreError
-from contextfs.integrity.purge import AlreadyPurgedError
+from contextfs.expand.contextstore import ObjectContextStore
+from contextfs.integrity.purge import AlreadyPurgedError, PurgeBlockedError
+from contextfs.model.context import CompressedContext
 from contextfs.model.merkle import verify_consistency
 from contextfs.oplog import add_atom_op, make_op_entry
-from contextfs.oplog.entry import decode_line, op_leaf, redact_line
+from contextfs.oplog.entry import compute_op_id, decode_line, op_leaf, redact_line
 from contextfs.repo import Repository
 from contextfs.store.sqlite import SqliteStore
 
@@ -68,7 +73,12 @@ def test_a_purge_redacts_every_op_log_and_their_proofs_still_verify(repo: Reposi
     assert checkpoints
     if isinstance(repo.store, SqliteStore):
         assert "oplog/agent/ops.jsonl" in _holding(repo.store.path.parent, TOKEN)
+    vectors = vector_index_for(repo.store)
+    (embedder,) = vectors.embedders()
+    key = bytes.fromhex(secret)
+    assert vectors.missing(embedder, [key]) == []  # its vector is there before
     repo.purge(secret, author="dpo", reason="user request")
+    assert vectors.missing(embedder, [key]) == [key]  # and gone after
     ops = log.read_all()
     assert all(SECRET not in str(op["domain_op"]) for op in ops)
     (redacted,) = [op for op in ops if "redacted" in op]
@@ -154,3 +164,76 @@ def test_the_cli_purge_reaches_the_op_log(tmp_path: Path) -> None:
     assert TOKEN not in shown.output.lower()
     assert runner.invoke(cli, [*base, "oplog", "verify", "s1"]).exit_code == 0
     assert _holding(folder / ".contextfs", TOKEN) == []
+
+
+# -- what a review found ---------------------------------------------------------------
+
+
+def test_a_refused_purge_changes_no_op_log(tmp_path: Path) -> None:
+    """A context object holds the text: the purge is refused, and no op was redacted."""
+    with Repository.init(tmp_path / "r") as repo:
+        secret = _fill(repo)
+        atom = repo.get(secret)
+        ObjectContextStore(repo.store).put(CompressedContext(None, [atom], [], set(), {}))  # type: ignore[list-item]
+        before = repo.oplog("agent").read_all()
+        with pytest.raises(PurgeBlockedError, match="context object"):
+            repo.purge(secret, author="dpo")
+        assert repo.oplog("agent").read_all() == before
+        assert not repo.is_purged(secret)
+
+
+def test_an_op_that_cannot_be_redacted_stops_the_purge_before_any_log_changes(
+    tmp_path: Path,
+) -> None:
+    """An op written before salts, of another domain, shorter than the marker."""
+    with Repository.init(tmp_path / "r") as repo:
+        repo.add("hi", "String")
+        repo.commit("short")
+        (hit,) = repo.search("hi", retrieval="lexical")
+        repo.oplog("a").append_many([make_op_entry("x", "context", add_atom_op("hi"), 1)])
+        legacy = {
+            "actor_id": "x",
+            "domain": "notes",
+            "domain_op": {"t": "hi"},
+            "lamport_ts": 1,
+            "parent_op_ids": [],
+            "intent_id": "",
+            "reservation_id": "",
+            "created_at": "2026-01-01T00:00:00.000000Z",
+        }
+        legacy["op_id"] = compute_op_id("x", "notes", {"t": "hi"}, 1, [], "", "")
+        repo.oplog("b").receive([legacy])
+        before = {s: repo.oplog(s).read_all() for s in ("a", "b")}
+        with pytest.raises(InvalidInputError, match="too short to redact in place"):
+            repo.purge(hit.atom.digest.hex(), author="dpo")
+        assert {s: repo.oplog(s).read_all() for s in ("a", "b")} == before
+        assert not repo.is_purged(hit.atom.digest.hex())
+
+
+def test_a_read_only_store_refuses_a_purge_as_read_only(tmp_path: Path) -> None:
+    folder = tmp_path / "r"
+    with Repository.init(folder) as repo:
+        secret = _fill(repo)
+    script = (
+        "import resource, signal, sys;"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN);"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0));"
+        "from contextfs.cli.main import main;"
+        f"main(['--repo', {str(folder)!r}, 'purge', {secret!r}, '--yes'])"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 10, done.stderr
+    assert "read-only here" in done.stderr
+
+
+def test_redacted_ops_are_not_merged_from_elsewhere(tmp_path: Path) -> None:
+    """A redacted op's id is unchecked: merged, it could shadow the real op."""
+    with Repository.init(tmp_path / "r") as repo:
+        real = make_op_entry("carol", "context", add_atom_op("Carol's note"), 3)
+        fake = {**real, "domain_op": {}, "created_at": "", "redacted": "A" * 43}
+        del fake["payload_salt"]
+        with pytest.raises(InvalidInputError, match="redacted"):
+            repo.oplog("s").receive([fake])
+        with pytest.raises(InvalidInputError, match="redacted"):
+            repo.oplog("s").append_many([fake])  # type: ignore[list-item]
+        assert repo.oplog("s").receive([real]).added

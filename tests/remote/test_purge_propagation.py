@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from contextfs.cli.main import cli
+from contextfs.integrity.purge import PurgeRecord, purge_ref
 from contextfs.oplog import add_atom_op, make_op_entry
 from contextfs.remote import sync
 from contextfs.repo import Repository
@@ -107,3 +108,63 @@ def test_over_the_wire_and_in_the_cli_summary(origin: Repository, tmp_path: Path
     with Repository.open(tmp_path / "copy") as copy:
         assert copy.is_purged(secret)
     assert _copies(tmp_path / "copy" / ".contextfs") == []
+
+
+# -- what a review found ---------------------------------------------------------------
+
+
+def test_a_purge_received_before_the_text_keeps_the_text_out(tmp_path: Path) -> None:
+    """B learns of the purge from A (record only), then fetches C, which never purged it."""
+    with Repository.init(tmp_path / "c") as c:
+        c.add(SECRET, "Fact")
+        c.commit("c has it")
+    with Repository.init(tmp_path / "a") as a:
+        sync.add_remote(a, "c", str(tmp_path / "c"))
+        sync.fetch(a, "c")  # A holds the text as C's history, not on a branch of its own
+        (hit,) = a.search("wombat", retrieval="lexical", revision="c/main")
+        secret = hit.atom.digest.hex()
+        a.purge(secret, author="dpo")
+    with Repository.init(tmp_path / "b") as b:
+        sync.add_remote(b, "a", str(tmp_path / "a"))
+        sync.add_remote(b, "c", str(tmp_path / "c"))
+        sync.fetch(b, "a")  # the record arrives alone: B holds no copy yet
+        assert b.store.read_ref(purge_ref(bytes.fromhex(secret))) is not None
+        fetched = sync.fetch(b, "c")
+        assert fetched.purged == [secret]
+        assert b.is_purged(secret)
+        assert b.verify().ok
+    assert _copies(tmp_path / "b" / ".contextfs") == []
+
+
+def test_a_purge_of_an_atom_the_remote_never_held_erases_nothing(
+    origin: Repository, tmp_path: Path
+) -> None:
+    """Anyone who can write to a remote must not erase a clone's own memories."""
+    with sync.clone(str(tmp_path / "origin"), tmp_path / "copy") as copy:
+        mine = copy.add("My own note the remote never saw", "Fact")
+        copy.commit("local")
+        forged = PurgeRecord(atom_id=bytes.fromhex(mine), author="x", reason="", when=1)
+        origin.store.put_objects([(forged.digest, "purge", forged.encode())])
+        assert origin.store.set_ref_if_equals(purge_ref(bytes.fromhex(mine)), None, forged.id)
+        fetched = sync.fetch(copy)
+        assert fetched.purged == []
+        assert fetched.ignored_purges == 1
+        assert copy.get(mine).content == "My own note the remote never saw"  # type: ignore[union-attr]
+        assert not copy.is_purged(mine)
+
+
+def test_a_path_remote_is_that_folder_never_one_above_it(tmp_path: Path) -> None:
+    """A repository folder not named .contextfs, inside another repository's tree."""
+    with Repository.init(tmp_path / "outer") as outer:
+        outer.add("The outer repository", "Fact")
+        outer.commit("outer")
+    with Repository.init(tmp_path / "made") as inner:
+        inner.add("The inner repository", "Fact")
+        inner.commit("inner")
+    folder = tmp_path / "outer" / "sub" / "memory"
+    folder.parent.mkdir()
+    (tmp_path / "made" / ".contextfs").rename(folder)
+    with Repository.init(tmp_path / "b") as b:
+        sync.add_remote(b, "inner", str(folder))
+        sync.fetch(b, "inner")
+        assert [c.commit.message for c in b.log(["inner/main"])] == ["inner"]

@@ -12,7 +12,7 @@ import pytest
 from contextfs import Repository
 from contextfs.client import Client
 from contextfs.server import Limits
-from contextfs.wire.frames import encode_frame
+from contextfs.wire.frames import HEADER, encode_frame
 from contextfs.wire.messages import Hello, MessageType, encode_payload
 
 from .test_fuzz import Running
@@ -93,3 +93,29 @@ def test_a_slow_drip_does_not_outlive_the_handshake_deadline(served: Running) ->
         assert time.monotonic() - start < 2.5  # closed at the 1 s deadline, not later
     finally:
         sock.close()
+
+
+def test_a_flood_from_one_address_evicts_only_its_own(tmp_path: Path) -> None:
+    """A slow client on another address keeps its place while one address floods."""
+    repo = Repository.init(tmp_path / "r", embedder="none")
+    limits = Limits(max_connections=32, max_pending=8, max_pending_per_address=3)
+    running = Running(repo, token=TOKEN, limits=limits)
+    port = running.server.port
+    slow = socket.create_connection(("127.0.0.1", port), source_address=("127.0.0.2", 0))
+    flood: list[socket.socket] = []
+    try:
+        slow.sendall(HELLO[:1])  # the oldest connection still shaking hands
+        flood = [half_open(port) for _ in range(20)]
+        time.sleep(0.3)
+        evicted = sum(closed_by_server(sock, 0.05) for sock in flood)
+        assert evicted >= 20 - limits.max_pending_per_address
+        slow.sendall(HELLO[1:])  # and it finishes: still served
+        slow.settimeout(5)
+        answer = slow.recv(4096)
+        header = HEADER.unpack(answer[: HEADER.size])
+        assert header[2] == MessageType.WELCOME
+    finally:
+        for sock in [slow, *flood]:
+            sock.close()
+        running.stop()
+        repo.close()

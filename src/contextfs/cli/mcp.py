@@ -40,8 +40,8 @@ _HTTP_ONLY = ("host", "port", "token", "tls_cert", "tls_key", "insecure")
 @click.option(
     "--token",
     default=None,
-    help=f"With --http: the bearer token clients must send (default: ${TOKEN_ENV});"
-    " required off loopback.",
+    help=f"With --http: a shared bearer token that may do everything, besides the store's"
+    f" own tokens (default: ${TOKEN_ENV}).",
 )
 @click.option(
     "--actor",

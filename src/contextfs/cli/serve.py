@@ -27,7 +27,8 @@ TOKEN_ENV = "CONTEXTFS_TOKEN"
 @click.option(
     "--token",
     default=None,
-    help=f"Clients must present this in HELLO (default: ${TOKEN_ENV}); required off loopback.",
+    help=f"A shared token that may do everything, besides the store's own tokens"
+    f" (default: ${TOKEN_ENV}).",
 )
 @click.option(
     "--max-connections",

@@ -231,23 +231,14 @@ def purge_atom(
             " pass compact=False and call compact_store() after it commits"
         )
     with store.transaction():
-        stored = store.get_object(atom_id)
-        if stored is None:
-            raise UnknownAtomError(f"no atom {spelled} to purge")
-        if stored.kind != ATOM:
-            raise NotAnAtomError(f"{spelled} is a {stored.kind}, not an atom")
-        if store.read_ref(name) is not None:
-            raise AlreadyPurgedError(f"atom {spelled} is already purged")
-        if not stored.data:
-            raise PurgeBlockedError(f"atom {spelled} has no content left to purge (it is damaged)")
-        try:
-            _, content = decode_atom(stored.data)
-        except CorruptObjectError as exc:
-            raise PurgeBlockedError(f"atom {spelled} cannot be purged: {exc}") from None
-        _refuse_copies(store, canonical.encode(content), spelled)
-        store.put_objects([(record.digest, PURGE, record.encode())])
-        if not store.set_ref_if_equals(name, None, record.id):
-            raise AlreadyPurgedError(f"atom {spelled} is already purged")
+        content = purgeable_text(store, atom_id)
+        earlier = read_purge_record(store, atom_id)
+        if earlier is not None:  # recorded (a purge received first), text arrived after
+            record = earlier
+        else:
+            store.put_objects([(record.digest, PURGE, record.encode())])
+            if not store.set_ref_if_equals(name, None, record.id):
+                raise AlreadyPurgedError(f"atom {spelled} is already purged")
         store.erase_object(atom_id)
         if index is not None:
             index.forget(atom_id, content)
@@ -256,6 +247,33 @@ def purge_atom(
     if compact:
         compact_store(store)
     return record
+
+
+def purgeable_text(store: Store, atom_id: bytes) -> str:
+    """The text a purge of ``atom_id`` would erase, once every reason to refuse it is ruled out.
+
+    Raises:
+        UnknownAtomError: nothing is stored under ``atom_id``.
+        NotAnAtomError: the object is not an atom.
+        AlreadyPurgedError: the atom was purged before.
+        PurgeBlockedError: its bytes are damaged, or a ``context`` object holds a copy.
+    """
+    spelled = atom_id.hex()
+    stored = store.get_object(atom_id)
+    if stored is None:
+        raise UnknownAtomError(f"no atom {spelled} to purge")
+    if stored.kind != ATOM:
+        raise NotAnAtomError(f"{spelled} is a {stored.kind}, not an atom")
+    if store.read_ref(purge_ref(atom_id)) is not None and not stored.data:
+        raise AlreadyPurgedError(f"atom {spelled} is already purged")
+    if not stored.data:
+        raise PurgeBlockedError(f"atom {spelled} has no content left to purge (it is damaged)")
+    try:
+        _, content = decode_atom(stored.data)
+    except CorruptObjectError as exc:
+        raise PurgeBlockedError(f"atom {spelled} cannot be purged: {exc}") from None
+    _refuse_copies(store, canonical.encode(content), spelled)
+    return content
 
 
 def _refuse_copies(store: Store, encoded: bytes, spelled: str) -> None:

@@ -210,7 +210,7 @@ class OpLogBackend(Protocol):
         """Check every op, its causal order, and every checkpoint and its proof."""
         ...
 
-    def redact(self, text: str) -> int:
+    def redact(self, text: str, *, dry_run: bool = False) -> int:
         """Erase ``text`` from every op whose payload holds it; return how many changed."""
         ...
 
@@ -326,11 +326,12 @@ class BaseOpLog(Generic[H]):
         """Keep ``record`` as the latest checkpoint, after every earlier one."""
         raise NotImplementedError
 
-    def _redact(self, locked: Locked[H], text: str) -> int:
+    def _redact(self, locked: Locked[H], text: str, *, dry_run: bool) -> int:
         """Replace each logged op holding ``text`` by its redacted line; drop held ones.
 
         Every line keeps its length and place (:func:`~.entry.redact_line`);
-        the change lands whole or not at all. Returns how many ops changed.
+        the change lands whole or not at all. Returns how many ops changed
+        (with ``dry_run``, would change: nothing is written).
         """
         raise NotImplementedError
 
@@ -504,8 +505,10 @@ class BaseOpLog(Generic[H]):
             self._store_checkpoint(locked, record)
         return record
 
-    def redact(self, text: str) -> int:
+    def redact(self, text: str, *, dry_run: bool = False) -> int:
         """Erase ``text`` from every op whose payload holds it; return how many ops changed.
+
+        ``dry_run`` checks that every such op can be redacted, changing nothing.
 
         What a purge does to op logs: each such op keeps its id, stamp, place
         and leaf hash, so the log's roots, checkpoints and proofs stay valid,
@@ -519,7 +522,7 @@ class BaseOpLog(Generic[H]):
                 place (nothing changed).
         """
         with self._write_lock() as locked:
-            return self._redact(locked, text)
+            return self._redact(locked, text, dry_run=dry_run)
 
     def leaf_hashes(self, size: int | None = None) -> list[bytes]:
         """Return the RFC 6962 leaf hashes of the first ``size`` ops (default: all).
@@ -578,9 +581,27 @@ def check_op(entry: OpEntry | dict[str, Any]) -> OpEntry:
         InvalidInputError: naming what is wrong.
     """
     checked = check_entry(entry, verify_id=True)
-    if checked["domain"] == CONTEXT_DOMAIN and "redacted" not in checked:
+    _refuse_redacted(checked)
+    if checked["domain"] == CONTEXT_DOMAIN:
         check_context_op(checked["domain_op"], default_timestamp=iso_to_micros(entry["created_at"]))
     return checked
+
+
+def _refuse_redacted(entry: Mapping[str, Any]) -> None:
+    """Refuse a redacted op from outside: only a purge here may redact an op here.
+
+    A redacted op's id is not checked against its content (its leaf vouches
+    for it in the log that redacted it), so taken from another replica it
+    could claim any op's id and shadow the real one.
+
+    Raises:
+        InvalidInputError: it is redacted.
+    """
+    if isinstance(entry, Mapping) and "redacted" in entry:
+        raise InvalidInputError(
+            f"op {str(entry.get('op_id'))[:16]} is redacted: redacted ops are not"
+            " appended or merged (a purge redacts each log's own copy)"
+        )
 
 
 def check_op_id(entry: OpEntry | dict[str, Any]) -> None:
@@ -589,9 +610,7 @@ def check_op_id(entry: OpEntry | dict[str, Any]) -> None:
     Raises:
         InvalidInputError: naming what is wrong.
     """
-    if "redacted" in entry:  # its id is vouched for by its recorded leaf, not its content
-        check_entry(entry, verify_id=False)
-        return
+    _refuse_redacted(entry)
     try:
         expected = compute_op_id(
             entry["actor_id"],

@@ -436,14 +436,13 @@ class OpLog(BaseOpLog[int]):
                 self._index[stamp.op_id] = stamp.lamport_ts
                 self._index_bytes += len(line) + 1
 
-    def _redact(self, locked: Locked[int], text: str) -> int:
+    def _redact(self, locked: Locked[int], text: str, *, dry_run: bool) -> int:
         """Rewrite ``ops.jsonl`` with the ops holding ``text`` redacted, then rename it over.
 
         The new file is written beside the old one, flushed and renamed into
         place (a crash leaves one or the other, whole); every line keeps its
         length, so no cut, checkpoint or cached offset moves.
         """
-        self._held = {k: v for k, v in self._held.items() if not holds_text(v, text)}
         needle = quoted(text)
         fd, size = locked.handle, locked.tail.bytes
         lines = os.pread(fd, size, 0).split(b"\n")[:-1] if size else []
@@ -452,6 +451,9 @@ class OpLog(BaseOpLog[int]):
             if needle in line and holds_text(_decode_any(line), text):
                 lines[number] = redact_line(line)
                 changed += 1
+        if dry_run:
+            return changed
+        self._held = {k: v for k, v in self._held.items() if not holds_text(v, text)}
         if not changed:
             return 0
         data = b"".join(line + b"\n" for line in lines)

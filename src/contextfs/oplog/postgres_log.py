@@ -315,7 +315,7 @@ class PostgresOpLog(BaseOpLog[Connection]):
             (tail.ops, tail.bytes, tail.max_lamport, self._session_id),
         )
 
-    def _redact(self, locked: Locked[Connection], text: str) -> int:
+    def _redact(self, locked: Locked[Connection], text: str, *, dry_run: bool) -> int:
         """Update the rows holding ``text`` to their redacted lines; delete held ones.
 
         In the write lock's transaction: every row changes, or none.
@@ -326,7 +326,7 @@ class PostgresOpLog(BaseOpLog[Connection]):
             (self._session_id, needle),
         ).fetchall()
         gone = [oid for oid, line in held if holds_text(_any(bytes(line)), text)]
-        if gone:
+        if gone and not dry_run:
             conn.execute(
                 "DELETE FROM oplog_held WHERE session = %s AND op_id = ANY(%s)",
                 (self._session_id, gone),
@@ -338,10 +338,12 @@ class PostgresOpLog(BaseOpLog[Connection]):
         changed = 0
         for seq, line in rows:
             if holds_text(_any(bytes(line)), text):
-                conn.execute(
-                    "UPDATE oplog_ops SET line = %s WHERE session = %s AND seq = %s",
-                    (redact_line(bytes(line)), self._session_id, seq),
-                )
+                redacted = redact_line(bytes(line))
+                if not dry_run:
+                    conn.execute(
+                        "UPDATE oplog_ops SET line = %s WHERE session = %s AND seq = %s",
+                        (redacted, self._session_id, seq),
+                    )
                 changed += 1
         return changed
 

@@ -47,9 +47,9 @@ from ..history.commits import COMMIT, Commit, decode_commit
 from ..history.graph import is_ancestor, walk
 from ..history.links import attribution_root, item_targets
 from ..history.reflog import log_move
-from ..history.tree import EMPTY_TREE_ID, TREE, Node, decode_node
+from ..history.tree import EMPTY_TREE_ID, TREE, Node, SnapshotTrees, decode_node
 from ..integrity.fsck import identify
-from ..integrity.purge import PurgeRecord, purge_ref
+from ..integrity.purge import PURGES, PurgeRecord, purge_ref
 from ..model.ids import from_hex, short
 from ..model.objects import ATOM, MOLECULE, StoredMolecule, decode_atom, decode_molecule
 from ..store.base import Store
@@ -235,6 +235,7 @@ def receive(
     force: bool = False,
     progress: Callable[[int], None] | None = None,
     purges: bool = True,
+    may_erase: Callable[[bytes, bytes], bool] | None = None,
 ) -> Received:
     """Store ``objects`` and move refs as ``updates`` say, all in one transaction, or nothing.
 
@@ -251,6 +252,9 @@ def receive(
             (:attr:`Received.purged`); when False such records are left aside
             (counted in :attr:`Received.ignored_purges`) and the text stays.
             Atoms that arrive purged keep their records either way.
+        may_erase: asked ``(atom id, record id)`` before a record erases text
+            held here (a fetch lets only the purges it asked for, of atoms in
+            the remote's history, erase anything); None: every record may.
 
     Raises:
         CorruptObjectError: an object does not hash to its id or does not decode;
@@ -279,7 +283,9 @@ def receive(
         if atoms:  # searchable like atoms added here (indexed before the next query)
             search_index_for(store).defer(atoms)
         for atom_id, record in links.purge_records(store).items():
-            _apply_purge(store, atom_id, record, result, erase=purges)
+            allowed = purges and (may_erase is None or may_erase(atom_id, record))
+            _apply_purge(store, atom_id, record, result, erase=allowed)
+        _erase_purged_arrivals(store, links, result)
         load = _Commits(store)
         for update in updates:
             _apply(store, load, update, force)
@@ -312,16 +318,57 @@ def _apply_purge(
         if not erase:
             result.ignored_purges += 1
             return
-        try:
-            text = decode_atom(stored.data)[1]
-        except CorruptObjectError:
-            text = None
-        store.erase_object(atom_id)
-        if text is not None:
-            search_index_for(store).forget(atom_id, text)
-            result.purged[atom_id] = text
-        vector_index_for(store).forget(atom_id)
+        _erase(store, atom_id, result)
     store.set_ref_if_equals(name, None, record.hex())
+
+
+def _erase_purged_arrivals(store: Store, links: _Links, result: Received) -> None:
+    """Erase atoms that arrived whole although this store holds their purge record.
+
+    A record can arrive first (a purge propagated before the text reached
+    this store); text arriving later from a remote that never purged it must
+    not come back.
+    """
+    arrived = [oid for oid, kind in links.received.items() if kind == ATOM]
+    if not arrived:
+        return
+    purged = store.list_refs(PURGES)
+    for atom_id in arrived:
+        if atom_id in result.purged or purge_ref(atom_id) not in purged:
+            continue
+        _erase(store, atom_id, result)
+
+
+def _erase(store: Store, atom_id: bytes, result: Received) -> None:
+    """Erase a held atom's text from the object, the full-text index and the vectors."""
+    stored = store.get_object(atom_id)
+    if stored is None or stored.kind != ATOM or not stored.data:
+        return
+    try:
+        text: str | None = decode_atom(stored.data)[1]
+    except CorruptObjectError:
+        text = None
+    store.erase_object(atom_id)
+    if text is not None:
+        search_index_for(store).forget(atom_id, text)
+        result.purged[atom_id] = text
+    vector_index_for(store).forget(atom_id)
+
+
+def in_history(store: Store, atom_id: bytes, tips: Iterable[bytes], limit: int = 100_000) -> bool:
+    """True if a snapshot of some commit reachable from ``tips`` holds the atom.
+
+    Walks at most ``limit`` commits; a purge received for an atom outside the
+    sender's history (that it never held) must not erase anything.
+    """
+    trees = SnapshotTrees(store)
+    load = _Commits(store)
+    for count, (_, commit) in enumerate(walk(load, list(tips))):
+        if count >= limit:
+            return False
+        if trees.get(commit.tree, atom_id) is not None:
+            return True
+    return False
 
 
 def _checked(oid: bytes | None, kind: str, data: bytes, links: _Links) -> ObjectRow:

@@ -532,6 +532,7 @@ def receive_pack(
     force: bool = False,
     progress: Callable[[int], None] | None = None,
     purges: bool = True,
+    may_erase: Callable[[bytes, bytes], bool] | None = None,
 ) -> Received:
     """Unpack ``chunks`` into ``store`` and move refs: :func:`receive` over a pack.
 
@@ -542,7 +543,9 @@ def receive_pack(
             does not hash to its id (nothing was stored); and as :func:`receive`.
     """
     rows = read_pack(chunks, store_bases(store))
-    return receive(store, rows, updates, force=force, progress=progress, purges=purges)
+    return receive(
+        store, rows, updates, force=force, progress=progress, purges=purges, may_erase=may_erase
+    )
 
 
 def purge_records_for(refs: Mapping[str, str], atoms: Iterable[bytes]) -> list[bytes]:

@@ -165,22 +165,33 @@ def open_peer(
 
         return WirePeer(url, token=token, ca=ca)
     if url_scheme(url) is not None:
-        repo = Repository.open(url)
-        return StorePeer(repo.store, redact_url(url), repo)
+        store = open_store(url)
+        return StorePeer(store, redact_url(url), _peer_repository(store, None))
     path = Path(url)
     if path.is_file():
         return StorePeer(open_store(path), url)
-    _store_path(path)  # refuses a path that holds no repository, in its own words
-    repo = Repository.open(path)
-    return StorePeer(repo.store, url, repo)
+    folder = _repository_folder(path)
+    config = read_config(folder)
+    store = open_store(config.store if config.store is not None else folder / DATABASE)
+    return StorePeer(store, url, _peer_repository(store, folder))
 
 
-def _store_path(path: Path) -> str | os.PathLike[str]:
-    """The store behind a path: a repository folder, a ``.contextfs`` folder or a store file."""
-    if path.is_file():
-        return path
+def _peer_repository(store: Store, folder: Path | None) -> Repository:
+    """The repository of a peer's store: exactly this folder's, never one found above it.
+
+    No embedder: a transfer reads and writes objects, and what a purge
+    erases from the vectors is the store's, whatever embedder made them.
+    """
+    return Repository(store, path=folder, embedder="none")
+
+
+def _repository_folder(path: Path) -> Path:
+    """The ``.contextfs`` folder a path names: a repository folder or the ``.contextfs`` itself.
+
+    Raises:
+        RepositoryNotFoundError: the path holds no repository.
+    """
     for folder in (path / REPO_DIR, path):
         if is_repository(folder):
-            config = read_config(folder)
-            return config.store if config.store is not None else folder / DATABASE
+            return folder
     raise RepositoryNotFoundError(f"no ContextFS repository at {str(path)!r}")

@@ -51,7 +51,7 @@ from ..records import MergeResult
 from ..repo import Repository
 from ..store.base import Store
 from ..store.urls import check_postgres_url, is_postgres_url, redact_url
-from .objects import RefUpdate, known_commits, receive
+from .objects import RefUpdate, in_history, known_commits, receive
 from .pack import pack_history, receive_pack
 from .peers import WIRE_SCHEMES, Peer, open_peer
 
@@ -235,12 +235,27 @@ def fetch_from(
     pack = None
     if wants or lacking:
         pack = _counted(peer.fetch_pack(wants, _local_tips(store), lacking), result)
+    asked = set(lacking)
+    moving = {u.name for u in updates}
+    tips = [from_hex(u.new) for u in updates if u.new is not None]
+    tips += [from_hex(v) for r, v in tracking.items() if r not in moving]
+
+    def may_erase(atom_id: bytes, record: bytes) -> bool:
+        """Only purges asked for, of atoms in the remote's history, erase text here."""
+        return record in asked and in_history(store, atom_id, tips)
+
     with reflog_reason(f"fetch: {name}"):
         if pack is None:  # nothing new to copy: only refs move
             received = receive(store, (), updates, force=True)
         else:
             received = receive_pack(
-                store, pack, updates, force=True, progress=progress, purges=purges
+                store,
+                pack,
+                updates,
+                force=True,
+                progress=progress,
+                purges=purges,
+                may_erase=may_erase,
             )
     result.objects = received.objects
     result.updated = received.updated

@@ -114,6 +114,8 @@ class Limits:
     handshake_timeout: float = 10.0
     #: Connections still in their handshake at once; a new one past it closes the oldest.
     max_pending: int = 16
+    #: The same, from one client address: one address's flood cannot crowd out the rest.
+    max_pending_per_address: int = 4
 
 
 Handler = Callable[[Repository, Any], Any]
@@ -236,7 +238,9 @@ class Server:
         return self._session_events.setdefault(session, asyncio.Event())
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._make_room()
+        peername = writer.get_extra_info("peername")
+        address = str(peername[0]) if isinstance(peername, tuple) and peername else ""
+        self._make_room(address)
         live = sum(1 for peer in self._peers if not peer.refused)
         if self._closing or live >= self.limits.max_connections:
             if self.tls is None:  # a TLS client could not read a plain frame: just close
@@ -247,22 +251,28 @@ class Server:
                     await writer.drain()
             writer.close()
             return
-        peer = _Peer(self, reader, writer)
+        peer = _Peer(self, reader, writer, address)
         self._peers.add(peer)
         try:
             await peer.run()
         finally:
             self._peers.discard(peer)
 
-    def _make_room(self) -> None:
+    def _make_room(self, address: str) -> None:
         """Close the oldest connections still in their handshake when they fill a limit.
 
         Sockets that connect and never finish HELLO need no token; without
-        this, enough of them would lock out every client that has one. A
-        client that shakes hands at once is never the oldest for long.
+        this, enough of them would lock out every client that has one. One
+        address may hold only a few of them, so a flood from it evicts its
+        own; a client that shakes hands at once is never the oldest for long.
         """
         live = [peer for peer in self._peers if not peer.refused]
         pending = sorted((p for p in live if not p.welcomed), key=lambda p: p.opened)
+        own = [peer for peer in pending if peer.address == address]
+        for peer in own[: max(0, len(own) + 1 - self.limits.max_pending_per_address)]:
+            peer.refuse("too many connections from one address waiting for a handshake")
+        live = [peer for peer in live if not peer.refused]
+        pending = [peer for peer in pending if not peer.refused]
         full = len(live) >= self.limits.max_connections
         excess = max(len(pending) + 1 - self.limits.max_pending, 1 if full else 0)
         for peer in pending[:excess]:
@@ -293,10 +303,16 @@ class _Peer:
     """One client connection: the read loop, and a task per open stream."""
 
     def __init__(
-        self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        server: Server,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        address: str = "",
     ) -> None:
         limits = server.limits
         self.server = server
+        #: The client's IP address (connections still in their handshake are limited by it).
+        self.address = address
         self.reader = reader
         self.writer = writer
         self.conn = Connection(

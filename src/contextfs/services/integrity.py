@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import CorruptObjectError, InvalidInputError, MissingObjectError, StoreError
+from ..errors import InvalidInputError, MissingObjectError, StoreError
 from ..history.commits import check_author
 from ..integrity.fsck import VerifyReport, verify_store
 from ..integrity.gc import DEFAULT_GRACE_SECONDS, GcReport, collect_garbage
@@ -19,15 +19,15 @@ from ..integrity.proofs import Proof
 from ..integrity.proofs import prove as prove_key
 from ..integrity.prune import PruneReport, prune_workspaces
 from ..integrity.purge import (
-    AlreadyPurgedError,
     PurgeRecord,
     compact_store,
     purge_atom,
+    purgeable_text,
     read_purge_record,
 )
 from ..model import refs as refnames
 from ..model.ids import ID_HEX_LENGTH, from_hex, is_hex_prefix
-from ..model.objects import ATOM, MemoryAtom, decode_atom
+from ..model.objects import ATOM, MemoryAtom
 from ..model.timeutil import now_micros
 from ..store.base import DerivedStore, ServerStore
 from .indexes import Indexes
@@ -167,18 +167,15 @@ class Integrity:
         check_author(author)
         oid = self._objects.memory_key(ref, (ATOM,))
         done = read_purge_record(self.store, oid)
-        if done is not None:
-            if self._finish_compaction():
-                return done  # an interrupted purge, finished now
-            raise AlreadyPurgedError(f"atom {oid.hex()} is already purged")
+        if done is not None and self._finish_compaction():
+            return done  # an interrupted purge, finished now
+        content = purgeable_text(self.store, oid)  # every refusal before anything changes
         if isinstance(self.store, ServerStore) and not self.store.ready_to_compact():
             raise StoreError(
                 "another process is reading or writing the store, so a purge could not"
                 " erase every copy of the text now; nothing was changed: retry when it is idle"
             )
-        content = self._content(oid)
-        if content is not None:
-            self._redact_oplogs(content)
+        self._redact_oplogs(content)
         index, vectors = self._indexes.every()  # None: no such index, nothing to forget
         record = purge_atom(
             self.store,
@@ -214,25 +211,22 @@ class Integrity:
             compact_store(self.store)
             self._mark_compaction(pending=False)
 
-    def _content(self, oid: bytes) -> str | None:
-        """The atom's text, if it is stored whole (purge_atom names what is wrong if not)."""
-        stored = self.store.get_object(oid)
-        if stored is None or stored.kind != ATOM or not stored.data:
-            return None
-        try:
-            return decode_atom(stored.data)[1]
-        except CorruptObjectError:
-            return None
-
     def _redact_oplogs(self, content: str) -> int:
-        """Redact ``content`` from every session's op log; return how many ops changed."""
+        """Redact ``content`` from every session's op log; return how many ops changed.
+
+        Every session is checked first, so an op that cannot be redacted in
+        place stops the purge before any log changes.
+        """
         if self._oplogs is None:
             return 0
         try:
             sessions = self._oplogs.sessions()
         except InvalidInputError:
             return 0  # a repository in memory keeps no sessions of its own
-        return sum(self._oplogs.oplog(session).redact(content) for session in sessions)
+        logs = [self._oplogs.oplog(session) for session in sessions]
+        for log in logs:
+            log.redact(content, dry_run=True)
+        return sum(log.redact(content) for log in logs)
 
     def _mark_compaction(self, *, pending: bool) -> None:
         """Remember, across processes, that a purge committed but its compaction did not run."""

@@ -858,9 +858,15 @@ class SqliteStore(NestedTransactions):
         """Whether no other connection holds the log now: a purge checks before it starts.
 
         Empties the write-ahead log as a side effect (harmless: a checkpoint).
+
+        Raises:
+            ReadOnlyStoreError: the store is read-only here (it could never compact).
         """
         if self.read_only is not None:
-            return False
+            raise ReadOnlyStoreError(
+                f"store {str(self._path)!r} is read-only here ({self.read_only});"
+                " nothing was written"
+            )
         with self._guard() as conn:
             if self._depth or conn.in_transaction:
                 return False
