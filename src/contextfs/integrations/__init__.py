@@ -1,0 +1,1 @@
+"""ContextFS inside the agent frameworks people already use (each behind its own extra)."""

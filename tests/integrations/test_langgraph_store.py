@@ -1,0 +1,258 @@
+"""ContextFSStore keeps LangGraph's store contract, and versions every write.
+
+The behaviours of LangGraph's own store tests (``libs/checkpoint/tests/test_store.py``),
+written anew for our store, then what only a versioned store can do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from langgraph.store.base import InvalidNamespaceError, PutOp
+
+from contextfs.integrations.langgraph import ContextFSStore
+from contextfs.repo import Repository
+
+
+@pytest.fixture
+def store() -> Iterator[ContextFSStore]:
+    with ContextFSStore() as opened:
+        yield opened
+
+
+def _fill(store: ContextFSStore, namespaces: list[tuple[str, ...]]) -> None:
+    for i, ns in enumerate(namespaces):
+        store.put(ns, f"id_{i}", {"data": f"value_{i:02d}"})
+
+
+def test_list_namespaces_by_prefix_suffix_depth_and_page(store: ContextFSStore) -> None:
+    _fill(
+        store,
+        [
+            ("a", "b", "c"),
+            ("a", "b", "d", "e"),
+            ("a", "b", "d", "i"),
+            ("a", "b", "f"),
+            ("a", "c", "f"),
+            ("b", "a", "f"),
+            ("users", "123"),
+            ("users", "456", "settings"),
+            ("admin", "users", "789"),
+        ],
+    )
+    ab = [("a", "b", "c"), ("a", "b", "d", "e"), ("a", "b", "d", "i"), ("a", "b", "f")]
+    assert store.list_namespaces(prefix=("a", "b")) == ab
+    assert store.list_namespaces(suffix=("f",)) == [
+        ("a", "b", "f"),
+        ("a", "c", "f"),
+        ("b", "a", "f"),
+    ]
+    assert store.list_namespaces(prefix=("a",), suffix=("f",)) == [("a", "b", "f"), ("a", "c", "f")]
+    assert store.list_namespaces(prefix=("a", "b"), max_depth=3) == [
+        ("a", "b", "c"),
+        ("a", "b", "d"),
+        ("a", "b", "f"),
+    ]
+    assert store.list_namespaces(prefix=("a", "b"), limit=2) == ab[:2]
+    assert store.list_namespaces(prefix=("a", "b"), offset=2) == ab[2:]
+    assert store.list_namespaces(prefix=("a", "*", "f")) == [("a", "b", "f"), ("a", "c", "f")]
+    assert store.list_namespaces(suffix=("*", "f")) == [
+        ("a", "b", "f"),
+        ("a", "c", "f"),
+        ("b", "a", "f"),
+    ]
+    assert store.list_namespaces(prefix=("nonexistent",)) == []
+    assert store.list_namespaces(prefix=("users", "123")) == [("users", "123")]
+    assert store.list_namespaces(max_depth=1) == [("a",), ("admin",), ("b",), ("users",)]
+
+
+def test_list_namespaces_when_empty_and_paged(store: ContextFSStore) -> None:
+    assert store.list_namespaces() == []
+    for i in range(20):
+        store.put(("namespace", f"sub_{i:02d}"), f"id_{i:02d}", {"data": i})
+    page = store.list_namespaces(prefix=("namespace",), limit=5, offset=15)
+    assert page == [("namespace", f"sub_{i:02d}") for i in range(15, 20)]
+
+
+def test_namespace_rules_are_langgraphs(store: ContextFSStore) -> None:
+    doc = {"foo": "bar"}
+    for bad in [(), ("the", "thing.about"), ("some", "fun", ""), ("langgraph", "foo")]:
+        with pytest.raises(InvalidNamespaceError):
+            store.put(bad, "foo", doc)
+        with pytest.raises(InvalidNamespaceError):
+            asyncio.run(store.aput(bad, "foo", doc))
+    store.put(("foo", "langgraph", "foo"), "bar", doc)
+    assert store.get(("foo", "langgraph", "foo"), "bar").value == doc  # type: ignore[union-attr]
+    store.batch([PutOp(("langgraph", "foo"), "bar", doc)])  # past the public API, as LangGraph's
+    assert store.get(("langgraph", "foo"), "bar").value == doc  # type: ignore[union-attr]
+
+
+def test_put_get_update_delete_keep_the_times(store: ContextFSStore) -> None:
+    store.put(("users", "u1"), "prefs", {"tone": "short"})
+    first = store.get(("users", "u1"), "prefs")
+    assert first is not None
+    assert first.value == {"tone": "short"}
+    assert first.created_at == first.updated_at
+    store.put(("users", "u1"), "prefs", {"tone": "long"})
+    second = store.get(("users", "u1"), "prefs")
+    assert second is not None
+    assert second.value == {"tone": "long"}
+    assert second.created_at == first.created_at  # created once, updated since
+    assert second.updated_at >= first.updated_at
+    store.delete(("users", "u1"), "prefs")
+    assert store.get(("users", "u1"), "prefs") is None
+    assert store.get(("users", "u1"), "missing") is None
+
+
+def test_search_filters_pages_and_ranks(store: ContextFSStore) -> None:
+    docs = {
+        "doc1": {"text": "short text", "n": 1},
+        "doc2": {"text": "longer text document", "n": 2},
+        "doc3": {"text": "longest text document here", "n": 3},
+        "doc4": {"description": "text in description field", "n": 4},
+    }
+    for key, value in docs.items():
+        store.put(("test",), key, value)
+    store.put(("other",), "doc9", {"text": "longer text document", "n": 9})
+    assert {r.key for r in store.search(("test",))} == set(docs)
+    assert [r.key for r in store.search(("test",), filter={"n": 2})] == ["doc2"]
+    assert sorted(r.key for r in store.search(("test",), filter={"n": {"$gte": 3}})) == [
+        "doc3",
+        "doc4",
+    ]
+    assert [r.key for r in store.search(("test",), filter={"n": {"$ne": 1}}, limit=1)] != []
+    found = store.search(("test",), query="longest document")
+    assert found[0].key == "doc3"
+    assert found[0].score is not None
+    assert all(r.namespace == ("test",) for r in found)
+    everything = store.search((), limit=10)
+    assert len(everything) == 5
+    assert len(store.search((), limit=2, offset=4)) == 1
+
+
+def test_async_calls_answer_as_the_sync_ones(store: ContextFSStore) -> None:
+    async def main() -> None:
+        await asyncio.gather(
+            store.aput(("test",), "same", {"value": "same"}),
+            store.aput(("test",), "different", {"value": "different"}),
+        )
+        same, again, different = await asyncio.gather(
+            store.aget(("test",), "same"),
+            store.aget(("test",), "same"),
+            store.aget(("test",), "different"),
+        )
+        assert same == again
+        assert same is not None
+        assert same.value == {"value": "same"}
+        assert different is not None
+        assert different.value == {"value": "different"}
+        hits = await store.asearch(("test",), filter={"value": "same"})
+        assert [h.key for h in hits] == ["same"]
+        assert await store.alist_namespaces() == [("test",)]
+        await store.adelete(("test",), "same")
+        assert await store.aget(("test",), "same") is None
+
+    asyncio.run(main())
+
+
+def test_every_batch_that_writes_is_one_commit_with_history(tmp_path: Path) -> None:
+    with ContextFSStore(Repository.init(tmp_path / "r"), author="agent-1") as store:
+        store.batch(
+            [
+                PutOp(("users", "u1"), "prefs", {"tone": "short"}),
+                PutOp(("users", "u1"), "name", {"name": "Ada"}),
+            ]
+        )
+        store.put(("users", "u1"), "prefs", {"tone": "long"})
+        store.delete(("users", "u1"), "name")
+        store.get(("users", "u1"), "prefs")  # reads commit nothing
+        log = list(store.repo.log())
+        assert [c.commit.author for c in log] == ["agent-1"] * 3
+        assert log[0].commit.message == "LangGraph store: delete users/u1/name"
+        versions = store.history(("users", "u1"), "prefs")
+        assert [v.item.value for v in versions if v.item] == [{"tone": "long"}, {"tone": "short"}]
+        name = store.history(("users", "u1"), "name")
+        assert next(v.item for v in name) is None  # deleted last
+        past = store.at("HEAD~2")
+        assert past.get(("users", "u1"), "prefs").value == {"tone": "short"}  # type: ignore[union-attr]
+        assert past.get(("users", "u1"), "name").value == {"name": "Ada"}  # type: ignore[union-attr]
+        with pytest.raises(Exception, match="cannot be written"):
+            past.put(("users", "u1"), "prefs", {"tone": "changed"})
+    with ContextFSStore(tmp_path / "r") as reopened:  # it persists, found by path
+        assert reopened.get(("users", "u1"), "prefs").value == {"tone": "long"}  # type: ignore[union-attr]
+        assert reopened.repo.verify().ok
+
+
+_WRITER = """
+import sys
+from contextfs.integrations.langgraph import ContextFSStore
+with ContextFSStore(sys.argv[1], author=sys.argv[2]) as store:
+    for i in range(15):
+        store.put(("agents", sys.argv[2]), f"note-{i}", {"i": i})
+"""
+
+
+def test_writers_in_several_processes_lose_nothing(tmp_path: Path) -> None:
+    Repository.init(tmp_path / "r").close()
+    writers = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path / "r"), name])
+        for name in ("a", "b", "c")
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+    with ContextFSStore(tmp_path / "r") as store:
+        for name in ("a", "b", "c"):
+            assert len(store.search(("agents", name), limit=100)) == 15
+        assert len(list(store.repo.log())) == 45
+
+
+def test_a_langgraph_agent_writes_commits_that_the_cli_shows_and_reverts(tmp_path: Path) -> None:
+    """A small StateGraph whose node reads and writes memories through the store."""
+    from typing import TypedDict
+
+    from click.testing import CliRunner
+    from langgraph.graph import END, START, StateGraph
+    from langgraph.store.base import BaseStore
+
+    from contextfs.cli.main import cli
+
+    class State(TypedDict):
+        user: str
+        said: str
+        known: list[str]
+
+    def remember(state: State, *, store: BaseStore) -> dict[str, list[str]]:
+        namespace = ("users", state["user"], "facts")
+        known = [item.value["fact"] for item in store.search(namespace)]
+        store.put(namespace, f"fact-{len(known)}", {"fact": state["said"]})
+        return {"known": known}
+
+    builder = StateGraph(State)
+    builder.add_node("remember", remember)
+    builder.add_edge(START, "remember")
+    builder.add_edge("remember", END)
+    Repository.init(tmp_path / "memory").close()
+    with ContextFSStore(tmp_path / "memory", author="support-agent") as store:
+        graph = builder.compile(store=store)
+        graph.invoke({"user": "ada", "said": "prefers short answers", "known": []})
+        second = graph.invoke({"user": "ada", "said": "works in Paris", "known": []})
+        assert second["known"] == ["prefers short answers"]
+    runner = CliRunner()
+    base = ["--repo", str(tmp_path / "memory")]
+    shown = runner.invoke(cli, [*base, "log", "--json"])
+    assert shown.exit_code == 0, shown.output
+    commits = __import__("json").loads(shown.stdout)
+    assert [c["message"] for c in commits] == [
+        "LangGraph store: put users/ada/facts/fact-1",
+        "LangGraph store: put users/ada/facts/fact-0",
+    ]
+    assert {c["author"] for c in commits} == {"support-agent"}
+    undone = runner.invoke(cli, [*base, "revert", commits[0]["id"]])
+    assert undone.exit_code == 0, undone.output
+    with ContextFSStore(tmp_path / "memory") as store:
+        facts = [i.value["fact"] for i in store.search(("users", "ada", "facts"))]
+        assert facts == ["prefers short answers"]
