@@ -282,12 +282,20 @@ class Repository:
         return cls(SqliteStore.open(folder / DATABASE), path=folder, embedder=chosen)
 
     @classmethod
-    def memory(cls, *, branch: str = refnames.DEFAULT_BRANCH) -> Self:
+    def memory(
+        cls, *, branch: str = refnames.DEFAULT_BRANCH, embedder: Embedder | str | None = None
+    ) -> Self:
         """Return a new repository held in memory only (tests, scratch work)."""
-        return cls.create(MemoryStore(), branch=branch)
+        return cls.create(MemoryStore(), branch=branch, embedder=embedder)
 
     @classmethod
-    def create(cls, store: Store, *, branch: str = refnames.DEFAULT_BRANCH) -> Self:
+    def create(
+        cls,
+        store: Store,
+        *,
+        branch: str = refnames.DEFAULT_BRANCH,
+        embedder: Embedder | str | None = None,
+    ) -> Self:
         """Initialise a repository in the empty ``store`` and return it open.
 
         The repository owns the store from here on: it is closed with the
@@ -296,7 +304,7 @@ class Repository:
         Raises:
             RepositoryExistsError: the store holds a repository already.
         """
-        repo = cls(store)
+        repo = cls(store, embedder=embedder)
         try:
             repo._initialise(branch)
         except BaseException:

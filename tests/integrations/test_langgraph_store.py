@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from langchain_core.embeddings import Embeddings
 from langgraph.store.base import InvalidNamespaceError, PutOp
 
 from contextfs.integrations.langgraph import ContextFSStore
@@ -256,3 +257,110 @@ def test_a_langgraph_agent_writes_commits_that_the_cli_shows_and_reverts(tmp_pat
     with ContextFSStore(tmp_path / "memory") as store:
         facts = [i.value["fact"] for i in store.search(("users", "ada", "facts"))]
         assert facts == ["prefers short answers"]
+
+
+# -- an index config, as LangGraph's stores take one --------------------------------------
+
+
+class LetterEmbeddings(Embeddings):
+    """A LangChain Embeddings: each text as the counts of its letters (deterministic)."""
+
+    dims = 26
+
+    def _vector(self, text: str) -> list[float]:
+        counts = [0.0] * self.dims
+        for char in text.lower():
+            if "a" <= char <= "z":
+                counts[ord(char) - ord("a")] += 1.0
+        return counts
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self._vector(text) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+@pytest.fixture
+def indexed() -> Iterator[ContextFSStore]:
+    with ContextFSStore(index={"dims": 26, "embed": LetterEmbeddings()}) as opened:
+        yield opened
+
+
+def test_an_index_config_ranks_by_its_embeddings(indexed: ContextFSStore) -> None:
+    assert indexed.index_config is not None
+    indexed.put(("test",), "doc1", {"text": "zany zebra Xerxes"})
+    indexed.put(("test",), "doc2", {"text": "something about dogs"})
+    indexed.put(("test",), "doc3", {"text": "text about birds"})
+    first = indexed.search(("test",), query="Zany Xerxes")
+    assert first[0].key == "doc1"
+    before = first[0].score
+    assert before is not None
+    indexed.put(("test",), "doc1", {"text": "new text about dogs"})
+    after = next(r.score for r in indexed.search(("test",), query="Zany Xerxes") if r.key == "doc1")
+    assert after is not None
+    assert after < before
+    indexed.put(("test",), "doc4", {"text": "new text about dogs"}, index=False)
+    found = indexed.search(("test",), query="new text about dogs", limit=3)
+    assert "doc4" not in [r.key for r in found]
+    everything = indexed.search(("test",), query="new text about dogs", limit=10)
+    assert everything[-1].key == "doc4"  # unindexed: last, unscored
+    assert everything[-1].score is None
+
+
+def test_index_fields_filters_and_pages(tmp_path: Path) -> None:
+    Repository.init(tmp_path / "r").close()
+    config = {"dims": 26, "embed": LetterEmbeddings(), "fields": ["title"]}
+    with ContextFSStore(tmp_path / "r", index=config) as store:  # type: ignore[arg-type]
+        docs = [
+            ("doc1", {"title": "red apple", "color": "red", "score": 4.5}),
+            ("doc2", {"title": "red car", "color": "red", "score": 3.0}),
+            ("doc3", {"title": "green apple", "color": "green", "score": 4.0}),
+            ("doc4", {"title": "blue car", "color": "blue", "score": 3.5}),
+        ]
+        for key, value in docs:
+            store.put(("test",), key, value)
+        red = store.search(("test",), query="apple", filter={"color": "red"})
+        assert next(r.key for r in red) == "doc1"
+        assert len(red) == 2
+        high = store.search(("test",), query="bbbbluuu", filter={"score": {"$gt": 3.2}})
+        assert len(high) == 3
+        assert high[0].key == "doc4"
+        one = store.search(
+            ("test",), query="apple", filter={"score": {"$gte": 4.0}, "color": "green"}
+        )
+        assert [r.key for r in one] == ["doc3"]
+        page1 = store.search(("test",), query="car", limit=2)
+        page2 = store.search(("test",), query="car", limit=2, offset=2)
+        assert len(page1) == len(page2) == 2
+        assert {r.key for r in page1}.isdisjoint(r.key for r in page2)
+        for query in ("", None, "test " * 100, "test!@#$%^&*()"):
+            assert len(store.search(("test",), query=query)) == 4
+    with pytest.raises(ValueError, match="open repository"):
+        ContextFSStore(Repository.memory(), index=config)  # type: ignore[arg-type]
+
+
+def test_a_budgeted_context_of_one_namespace(store: ContextFSStore) -> None:
+    store.put(("users", "ada"), "prefs", {"likes": "short answers about trains"})
+    store.put(("users", "ada"), "city", {"lives in": "Paris"})
+    store.put(("users", "bob"), "prefs", {"likes": "long answers about trains"})
+    prompt = store.context(("users", "ada"), "trains", budget=200)
+    assert "short answers" in prompt.text
+    assert "Bob" not in prompt.text
+    assert "long answers" not in prompt.text
+    assert 0 < prompt.tokens <= 200
+    assert store.repo.verify_receipt(prompt.receipt).ok  # the version that made it, proven
+
+
+def test_each_field_is_embedded_on_its_own_and_the_best_one_scores() -> None:
+    """As LangGraph's stores score: an item is as near as its nearest field."""
+    config = {"dims": 26, "embed": LetterEmbeddings(), "fields": ["key0", "key1", "key3"]}
+    with ContextFSStore(index=config) as store:  # type: ignore[arg-type]
+        store.put(("test",), "doc1", {"key0": "aaa", "key1": "xxx", "key3": "zzz"})
+        store.put(("test",), "doc2", {"key0": "uuu", "key1": "vvv", "key3": "xxx"})
+        store.put(("test",), "doc3", {"key0": "qqq"}, index=["key0"])
+        found = {r.key: r.score for r in store.search(("test",), query="xxx")}
+        assert found["doc1"] == pytest.approx(1.0)
+        assert found["doc2"] == pytest.approx(1.0)
+        assert found["doc3"] == pytest.approx(0.0)  # scored, though nothing alike
+        assert store.search(("test",), query="qqq")[0].key == "doc3"

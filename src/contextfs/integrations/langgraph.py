@@ -3,11 +3,13 @@
 ``ContextFSStore`` is a drop-in for LangGraph's ``InMemoryStore`` or
 ``SqliteStore`` (extra ``contextfs[langgraph]``): ``get``, ``put``,
 ``delete``, ``search`` and ``list_namespaces``, sync and async, with the
-namespace rules LangGraph enforces. What no LangGraph store has: each
-``batch`` that writes is one commit (``contextfs log``, ``diff``, ``revert``,
-receipts and proofs work on an agent's memory), :meth:`ContextFSStore.history`
-lists an item's versions, and :meth:`ContextFSStore.at` reads the store as it
-was at any revision.
+namespace rules LangGraph enforces, and LangGraph's ``index`` configuration
+(its embeddings rank a query). What no LangGraph store has: each ``batch``
+that writes is one commit (``contextfs log``, ``diff``, ``revert``, receipts
+and proofs work on an agent's memory), :meth:`ContextFSStore.history` lists
+an item's versions, :meth:`ContextFSStore.at` reads the store as it was at
+any revision, and :meth:`ContextFSStore.context` gives a namespace's best
+prompt context for a token budget.
 
 How items are kept: each item is one atom of type ``LangGraphItem`` whose
 content is the canonical JSON of ``{"created_at", "key", "namespace",
@@ -26,12 +28,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
+import numpy as np
 from langgraph.store.base import (
     BaseStore,
     GetOp,
+    IndexConfig,
     Item,
     ListNamespacesOp,
     MatchCondition,
@@ -41,12 +45,16 @@ from langgraph.store.base import (
     SearchItem,
     SearchOp,
 )
+from langgraph.store.base.embed import ensure_embeddings, get_text_at_path, tokenize_path
 
+from ..embed.base import Vectors, check_texts, unit_rows
 from ..errors import InvalidInputError, NothingToDoError
+from ..expand.query import ContextQuery
 from ..model.objects import MemoryAtom
 from ..model.refs import HEAD
 from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
+from ..records import PromptContext
 from ..repo import Repository
 from ..search.query import tokenize as parse_words
 
@@ -66,10 +74,11 @@ Address = tuple[Namespace, str]
 
 @dataclass(frozen=True, slots=True)
 class _Held:
-    """An item of the snapshot, and the id of the atom holding it."""
+    """An item of the snapshot, the id of the atom holding it, and its put's ``index``."""
 
     atom_id: str
     item: Item
+    index: Literal[False] | list[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,28 +98,50 @@ class ContextFSStore(BaseStore):
         repo: the repository: an open :class:`~contextfs.repo.Repository`, a
             folder or ``postgresql://`` URL to open, or None for a new one in
             memory (as ``InMemoryStore()``).
+        index: LangGraph's ``IndexConfig`` (``dims``, ``embed``: LangChain
+            ``Embeddings``, a function or a provider string; ``fields``): a
+            query is then ranked by those embeddings of those fields, as
+            LangGraph's stores rank it. Without one, by the repository's own
+            retrieval (words, and meaning with its embedder).
         author: who the commits are by.
+        revision: read the store as it was at this revision (see :meth:`at`).
+
+    Raises:
+        ValueError: ``index`` with a repository already open (its embedder is chosen).
     """
 
     def __init__(
         self,
         repo: Repository | str | os.PathLike[str] | None = None,
         *,
+        index: IndexConfig | None = None,
         author: str = "langgraph",
         revision: str | None = None,
     ) -> None:
+        #: The index configuration, as LangGraph's stores keep it (None: the repository's).
+        self.index_config = index
+        embedder = IndexEmbedder(index) if index is not None else None
         if isinstance(repo, Repository):
+            if embedder is not None and revision is None:
+                raise ValueError(
+                    "pass index= with a path or URL: an open repository's embedder is chosen"
+                )
             self.repo, self._owned = repo, False
         elif repo is None:
-            self.repo, self._owned = Repository.memory(), True
+            self.repo, self._owned = Repository.memory(embedder=embedder), True
         else:
-            self.repo, self._owned = Repository.open(repo), True
+            self.repo, self._owned = Repository.open(repo, embedder=embedder), True
         self.author = author
         #: The commit this store reads (and refuses writes at), or None for HEAD.
         self.revision = None if revision is None else self.repo.resolve(revision)
         self._lock = threading.RLock()
+        self._embedder = embedder
+        # With an index config: each item's vectors, one per field (by atom id).
+        self._field_vectors: dict[str, Vectors] = {}
         self._version: str | object | None = _UNREAD
         self._items: dict[Address, _Held] = {}
+        # The same items by namespace, so a search reads only the namespaces it names.
+        self._by_namespace: dict[Namespace, dict[str, _Held]] = {}
 
     def close(self) -> None:
         """Close the repository if this store opened it."""
@@ -177,9 +208,28 @@ class ContextFSStore(BaseStore):
                 break
         return found
 
+    def context(
+        self, namespace_prefix: Sequence[str], query: str | None = None, *, budget: int = 2000
+    ) -> PromptContext:
+        """The best prompt context of the items under ``namespace_prefix`` for ``budget`` tokens.
+
+        The repository's context assembly (ranked by ``query`` when given,
+        cut to the budget, with a receipt that proves which version made it,
+        :meth:`~contextfs.repo.Repository.context`), over these items only.
+        """
+        tag = _namespace_tag(tuple(namespace_prefix)) if namespace_prefix else ITEM_TAG
+        return self.repo.context(
+            self.revision or HEAD,
+            budget=budget,
+            query=query,
+            where=ContextQuery(type_filter=ITEM_TYPE, tags=(tag,)),
+        )
+
     def at(self, revision: str) -> ContextFSStore:
         """A read-only view of the store as it was at ``revision`` (``HEAD~3``, a tag, an id)."""
-        return ContextFSStore(self.repo, author=self.author, revision=revision)
+        return ContextFSStore(
+            self.repo, index=self.index_config, author=self.author, revision=revision
+        )
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -193,35 +243,92 @@ class ContextFSStore(BaseStore):
             for memory in self.repo.snapshot(version):
                 item = _item_of(memory)
                 if item is not None:
-                    items[_address(item)] = _Held(memory.content_hash, item)  # type: ignore[union-attr]
+                    held = _Held(memory.content_hash, item, _index_of(memory))  # type: ignore[union-attr]
+                    items[_address(item)] = held
         self._items, self._version = items, version
+        self._by_namespace = {}
+        for (namespace, key), held in items.items():
+            self._by_namespace.setdefault(namespace, {})[key] = held
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
         wanted = [
             held
-            for address, held in self._items.items()
-            if address[0][: len(prefix)] == prefix and _matches_filter(held.item.value, op.filter)
+            for namespace, entries in self._by_namespace.items()
+            if namespace[: len(prefix)] == prefix
+            for held in entries.values()
+            if _matches_filter(held.item.value, op.filter)
         ]
-        if not op.query or not _has_words(op.query):
-            wanted.sort(key=lambda h: (-h.item.updated_at.timestamp(), h.item.key))
+        wanted.sort(key=lambda h: (-h.item.updated_at.timestamp(), h.item.key))
+        if not op.query or (self.index_config is None and not _has_words(op.query)):
             chosen = wanted[op.offset : op.offset + op.limit]
             return [_search_item(held.item, None) for held in chosen]
         by_atom = {held.atom_id: held for held in wanted}
         if not by_atom:
             return []
         asked = min(len(self._items), max(MIN_CANDIDATES, 20 * (op.offset + op.limit)))
-        hits = self.repo.search(op.query, revision=self._version or HEAD, limit=asked)  # type: ignore[arg-type]
-        ranked = [
-            (by_atom[h.atom.content_hash], h.score) for h in hits if h.atom.content_hash in by_atom
+        ranked = (
+            self._nearest(op.query, by_atom, asked)
+            if self.index_config is not None
+            else self._retrieved(op.query, by_atom, asked)
+        )
+        ranked_ids = {held.atom_id for held, _ in ranked}
+        # Items with no vector (put with index=False) come after, unscored, as LangGraph's do.
+        filler: list[tuple[_Held, float | None]] = [
+            (held, None) for held in wanted if held.atom_id not in ranked_ids
         ]
+        page = [*ranked, *filler][op.offset : op.offset + op.limit]
+        return [_search_item(held.item, score) for held, score in page]
+
+    def _nearest(
+        self, query: str, by_atom: dict[str, _Held], asked: int
+    ) -> list[tuple[_Held, float | None]]:
+        """The indexed items by their best field's cosine to ``query``, as LangGraph scores them.
+
+        Each field of an item is embedded on its own (once per process, kept
+        by atom id); an item scores as its nearest field.
+        """
+        embedder = self._embedder
+        assert embedder is not None
+        indexed = [held for held in by_atom.values() if held.index is not False]
+        self._embed_fields([h for h in indexed if h.atom_id not in self._field_vectors])
+        query_row = embedder.embed([query])[0]
+        scored: list[tuple[_Held, float | None]] = []
+        for held in indexed:
+            vectors = self._field_vectors.get(held.atom_id)
+            if vectors is not None and len(vectors):
+                scored.append((held, float(np.max(vectors @ query_row))))
+        scored.sort(key=lambda pair: -(pair[1] or 0.0))
+        return scored
+
+    def _embed_fields(self, items: list[_Held]) -> None:
+        """Embed the fields of ``items`` (one batch) into the per-field vector cache."""
+        embedder = self._embedder
+        if embedder is None or not items:
+            return
+        texts: list[str] = []
+        spans: list[tuple[str, int, int]] = []
+        for held in items:
+            fields = embedder.field_texts(held.item.value, held.index)
+            spans.append((held.atom_id, len(texts), len(texts) + len(fields)))
+            texts += fields
+        rows = embedder.embed_documents(texts)
+        for atom_id, start, end in spans:
+            self._field_vectors[atom_id] = rows[start:end]
+
+    def _retrieved(
+        self, query: str, by_atom: dict[str, _Held], asked: int
+    ) -> list[tuple[_Held, float | None]]:
+        """The items the repository's own retrieval finds for ``query``, best first."""
+        hits = self.repo.search(query, revision=self._version or HEAD, limit=asked)  # type: ignore[arg-type]
         return [
-            _search_item(held.item, score)
-            for held, score in ranked[op.offset : op.offset + op.limit]
+            (by_atom[h.atom.content_hash], h.score)
+            for h in hits
+            if h.atom.content_hash in by_atom and h.score > 0
         ]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[Namespace]:
-        namespaces = {address[0] for address in self._items}
+        namespaces = set(self._by_namespace)
         kept = [
             ns
             for ns in namespaces
@@ -266,7 +373,7 @@ class ContextFSStore(BaseStore):
                     created_at=created,
                     updated_at=now,
                 )
-                atom = _atom_of(item)
+                atom = _atom_of(item, op.index)
                 if held is not None and held.atom_id != atom.content_hash:
                     remove.append(held.atom_id)
                 add.append(atom)
@@ -279,10 +386,17 @@ class ContextFSStore(BaseStore):
             except NothingToDoError:
                 return
         for address, change in written.items():
+            namespace, key = address
             if change is None:
                 self._items.pop(address, None)
+                entries = self._by_namespace.get(namespace, {})
+                entries.pop(key, None)
+                if not entries:
+                    self._by_namespace.pop(namespace, None)
             else:
-                self._items[address] = _Held(change[0].content_hash, change[1])
+                held = _Held(change[0].content_hash, change[1], puts[address].index)
+                self._items[address] = held
+                self._by_namespace.setdefault(namespace, {})[key] = held
         self._version = commit
 
 
@@ -295,17 +409,31 @@ class _Change:
     new: Any
 
 
-def _atom_of(item: Item) -> MemoryAtom:
-    """The atom holding ``item``: its canonical JSON, timestamped with its update."""
-    content = _encoder.encode(
-        {
-            "created_at": item.created_at.isoformat(),
-            "key": item.key,
-            "namespace": list(item.namespace),
-            "value": item.value,
-        }
-    ).decode()
-    return MemoryAtom(content, ITEM_TYPE, item.updated_at, tags=(ITEM_TAG,))
+def _atom_of(item: Item, index: Literal[False] | list[str] | None = None) -> MemoryAtom:
+    """The atom holding ``item``: its canonical JSON, timestamped with its update.
+
+    ``index`` (a put's): False keeps the item out of vector search; a list
+    names the fields to embed instead of the index's (kept in the JSON, so
+    the embedder reads it).
+    """
+    shape: dict[str, Any] = {
+        "created_at": item.created_at.isoformat(),
+        "key": item.key,
+        "namespace": list(item.namespace),
+        "value": item.value,
+    }
+    if index is not None:
+        shape["index"] = index
+    content = _encoder.encode(shape).decode()
+    prefixes = [
+        _namespace_tag(item.namespace[:depth]) for depth in range(1, len(item.namespace) + 1)
+    ]
+    return MemoryAtom(content, ITEM_TYPE, item.updated_at, tags=(ITEM_TAG, *prefixes))
+
+
+def _namespace_tag(namespace: Namespace) -> str:
+    """The tag every item under ``namespace`` carries (labels hold no ``.``: LangGraph's rule)."""
+    return f"{ITEM_TAG}:{'.'.join(namespace)}"
 
 
 def _item_of(memory: object) -> Item | None:
@@ -325,9 +453,94 @@ def _item_of(memory: object) -> Item | None:
         return None
 
 
+class IndexEmbedder:
+    """An :class:`~contextfs.embed.Embedder` made of a LangGraph ``IndexConfig``.
+
+    It embeds an item's atom (its JSON) by the text at the index's fields
+    (or the put's own), with the configured embeddings' ``embed_documents``;
+    anything else (a query) with ``embed_query``. An item put with
+    ``index=False`` gets a zero vector, which matches nothing.
+    """
+
+    def __init__(self, config: IndexConfig) -> None:
+        if "dims" not in config or "embed" not in config:
+            raise ValueError("an index config needs dims and embed")
+        self._embeddings = ensure_embeddings(config["embed"])
+        self._dims = int(config["dims"])
+        self._fields = list(config.get("fields") or ["$"])
+        kind = type(self._embeddings).__name__
+        self._id = f"langgraph:{kind}-{self._dims}@{','.join(self._fields)}"
+
+    @property
+    def id(self) -> str:
+        """The embeddings' class, dimensions and fields (vectors are kept per id)."""
+        return self._id
+
+    @property
+    def dimensions(self) -> int:
+        """The configured ``dims``."""
+        return self._dims
+
+    def field_texts(self, value: dict[str, Any], index: object) -> list[str]:
+        """The texts an item is embedded by, one per field path (``index``: the put's own)."""
+        if index is False:
+            return []
+        found: list[str] = []
+        for field in index if isinstance(index, list) else self._fields:
+            path = str(field)
+            found += get_text_at_path(value, path if path == "$" else tokenize_path(path))
+        return found
+
+    def embed_documents(self, texts: list[str]) -> Vectors:
+        """Unit rows for document texts, with the configured embeddings."""
+        if not texts:
+            return np.zeros((0, self._dims), dtype=np.float32)
+        raw = self._embeddings.embed_documents(texts)
+        return unit_rows(np.asarray(raw, dtype=np.float32), len(texts), self._dims, self._id)
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        """One unit row per text: items by their fields, queries as they are."""
+        rows = np.zeros((len(texts), self._dims), dtype=np.float32)
+        documents: list[tuple[int, str]] = []
+        for number, text in enumerate(check_texts(texts)):
+            fields = self._document_text(text)
+            if fields is None:
+                rows[number] = self._embeddings.embed_query(text)
+            elif fields:
+                documents.append((number, fields))
+        if documents:
+            vectors = self._embeddings.embed_documents([text for _, text in documents])
+            for (number, _), vector in zip(documents, vectors, strict=True):
+                rows[number] = vector
+        return unit_rows(rows, len(texts), self._dims, self._id)
+
+    def _document_text(self, text: str) -> str | None:
+        """The text to embed for an item's atom ("" for none), or None if ``text`` is no item."""
+        try:
+            shape = _decoder.decode(text)
+        except msgspec.DecodeError:
+            return None
+        if not isinstance(shape, dict) or not {"key", "namespace", "value"} <= shape.keys():
+            return None
+        return " ".join(self.field_texts(shape["value"], shape.get("index")))
+
+
 def _has_words(query: str) -> bool:
     """Whether a query holds anything to search by (``"!!!"`` does not: all items match)."""
     return bool(parse_words(query))
+
+
+def _index_of(memory: object) -> Literal[False] | list[str] | None:
+    """The ``index`` a put gave an item (kept in its atom's JSON), or None."""
+    if not isinstance(memory, MemoryAtom):
+        return None
+    try:
+        chosen = _decoder.decode(memory.content).get("index")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    if chosen is False:
+        return False
+    return [str(f) for f in chosen] if isinstance(chosen, list) else None
 
 
 def _address(item: Item) -> Address:
@@ -404,4 +617,4 @@ def _matches_value(got: Any, expected: Any) -> bool:
     return bool(got == expected)
 
 
-__all__ = ["ITEM_TAG", "ITEM_TYPE", "ContextFSStore", "ItemVersion"]
+__all__ = ["ITEM_TAG", "ITEM_TYPE", "ContextFSStore", "IndexEmbedder", "ItemVersion"]
