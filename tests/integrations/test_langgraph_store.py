@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import InvalidNamespaceError, PutOp
 
+from contextfs.errors import UncommittedChangesError
 from contextfs.integrations.langgraph import ContextFSStore
 from contextfs.repo import Repository
 
@@ -364,3 +366,61 @@ def test_each_field_is_embedded_on_its_own_and_the_best_one_scores() -> None:
         assert found["doc2"] == pytest.approx(1.0)
         assert found["doc3"] == pytest.approx(0.0)  # scored, though nothing alike
         assert store.search(("test",), query="qqq")[0].key == "doc3"
+
+
+def test_a_write_never_commits_someone_elses_staged_changes(tmp_path: Path) -> None:
+    with Repository.init(tmp_path / "r") as repo:
+        repo.add("A note the user staged and has not committed", "Fact")
+        store = ContextFSStore(repo)
+        with pytest.raises(UncommittedChangesError, match="staged changes"):
+            store.put(("users", "u1"), "prefs", {"tone": "short"})
+        assert repo.head() is None
+        repo.commit("the user's note")
+        store.put(("users", "u1"), "prefs", {"tone": "short"})
+        assert next(c.commit.message for c in repo.log()).startswith("LangGraph store: put")
+
+
+# -- time to live (real time: TTLs of a fraction of a second) -------------------------------
+
+SHORT = 0.5 / 60  # half a second, in minutes
+
+
+def test_expired_items_are_omitted_and_swept_in_one_commit(tmp_path: Path) -> None:
+    Repository.init(tmp_path / "r").close()
+    config = {"default_ttl": SHORT, "omit_expired": True}
+    with ContextFSStore(tmp_path / "r", ttl=config) as store:  # type: ignore[arg-type]
+        assert store.supports_ttl
+        store.put(("s",), "short", {"v": 1})  # the default TTL
+        store.put(("s",), "forever", {"v": 2}, ttl=None)
+        assert store.get(("s",), "short") is not None
+        time.sleep(0.7)
+        assert store.get(("s",), "short") is None  # expired: omitted before any sweep
+        assert [r.key for r in store.search(("s",))] == ["forever"]
+        assert store.sweep_ttl() == 1
+        assert store.sweep_ttl() == 0
+        assert next(store.repo.log()).commit.message == "LangGraph store: expire 1 item(s)"
+        assert store.get(("s",), "forever") is not None
+
+
+def test_a_read_refreshes_the_ttl_for_every_store_on_the_repository(tmp_path: Path) -> None:
+    Repository.init(tmp_path / "r").close()
+    with ContextFSStore(tmp_path / "r") as reader, ContextFSStore(tmp_path / "r") as sweeper:
+        reader.put(("s",), "read", {"v": 1}, ttl=SHORT * 2)  # one second
+        reader.put(("s",), "unread", {"v": 2}, ttl=SHORT * 2)
+        time.sleep(0.6)
+        assert reader.get(("s",), "read") is not None  # refreshed here
+        time.sleep(0.6)  # 1.2 s after the puts, 0.6 s after the read
+        assert sweeper.sweep_ttl() == 1  # another store sees the refresh
+        assert [r.key for r in sweeper.search(("s",), refresh_ttl=False)] == ["read"]
+        assert reader.get(("s",), "read", refresh_ttl=False) is not None
+
+
+def test_the_sweeper_thread_sweeps_until_stopped() -> None:
+    with ContextFSStore(ttl={"default_ttl": SHORT, "sweep_interval_minutes": 0.2 / 60}) as store:
+        store.put(("s",), "k", {"v": 1})
+        store.start_ttl_sweeper()
+        deadline = time.monotonic() + 10
+        while store.search(("s",), refresh_ttl=False) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.stop_ttl_sweeper(timeout=5)
+        assert store.search(("s",)) == []

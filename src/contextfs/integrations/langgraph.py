@@ -3,13 +3,16 @@
 ``ContextFSStore`` is a drop-in for LangGraph's ``InMemoryStore`` or
 ``SqliteStore`` (extra ``contextfs[langgraph]``): ``get``, ``put``,
 ``delete``, ``search`` and ``list_namespaces``, sync and async, with the
-namespace rules LangGraph enforces, and LangGraph's ``index`` configuration
-(its embeddings rank a query). What no LangGraph store has: each ``batch``
-that writes is one commit (``contextfs log``, ``diff``, ``revert``, receipts
-and proofs work on an agent's memory), :meth:`ContextFSStore.history` lists
-an item's versions, :meth:`ContextFSStore.at` reads the store as it was at
-any revision, and :meth:`ContextFSStore.context` gives a namespace's best
-prompt context for a token budget.
+namespace rules LangGraph enforces, LangGraph's ``index`` configuration
+(its embeddings rank a query) and its TTL configuration (a put's ``ttl``,
+refresh on read, ``omit_expired``, :meth:`ContextFSStore.sweep_ttl` and a
+sweeper thread; a sweep is a commit, and the times items were last read are
+the store's derived data, shared by every process, never history). What
+no LangGraph store has: each ``batch`` that writes is one commit
+(``contextfs log``, ``diff``, ``revert``, receipts and proofs work on an
+agent's memory), :meth:`ContextFSStore.history` lists an item's versions,
+:meth:`ContextFSStore.at` reads the store as it was at any revision, and
+:meth:`ContextFSStore.context` gives a namespace's best prompt context for a token budget.
 
 How items are kept: each item is one atom of type ``LangGraphItem`` whose
 content is the canonical JSON of ``{"created_at", "key", "namespace",
@@ -23,6 +26,7 @@ holding it, rebuilt when another process moved HEAD.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,11 +48,12 @@ from langgraph.store.base import (
     Result,
     SearchItem,
     SearchOp,
+    TTLConfig,
 )
 from langgraph.store.base.embed import ensure_embeddings, get_text_at_path, tokenize_path
 
 from ..embed.base import Vectors, check_texts, unit_rows
-from ..errors import InvalidInputError, NothingToDoError
+from ..errors import ContextFSError, InvalidInputError, NothingToDoError, UncommittedChangesError
 from ..expand.query import ContextQuery
 from ..model.objects import MemoryAtom
 from ..model.refs import HEAD
@@ -57,6 +62,7 @@ from ..model.types import TypeSignature
 from ..records import PromptContext
 from ..repo import Repository
 from ..search.query import tokenize as parse_words
+from ..store.base import DerivedStore
 
 #: The type of the atoms that hold LangGraph items.
 ITEM_TYPE = TypeSignature("LangGraphItem")
@@ -79,6 +85,8 @@ class _Held:
     atom_id: str
     item: Item
     index: Literal[False] | list[str] | None = None
+    #: Minutes of life after its last write or read (None: it never expires).
+    ttl: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +118,23 @@ class ContextFSStore(BaseStore):
         ValueError: ``index`` with a repository already open (its embedder is chosen).
     """
 
+    #: LangGraph's flag: this store honours a put's ``ttl`` and the TTL configuration.
+    supports_ttl = True
+
     def __init__(
         self,
         repo: Repository | str | os.PathLike[str] | None = None,
         *,
         index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
         author: str = "langgraph",
         revision: str | None = None,
     ) -> None:
         #: The index configuration, as LangGraph's stores keep it (None: the repository's).
         self.index_config = index
+        #: LangGraph's TTL configuration (``default_ttl`` minutes, ``refresh_on_read``,
+        #: ``omit_expired``, ``sweep_interval_minutes``), or None.
+        self.ttl_config = ttl
         embedder = IndexEmbedder(index) if index is not None else None
         if isinstance(repo, Repository):
             if embedder is not None and revision is None:
@@ -132,6 +147,10 @@ class ContextFSStore(BaseStore):
         else:
             self.repo, self._owned = Repository.open(repo, embedder=embedder), True
         self.author = author
+        # When each item with a TTL was last read (µs, by atom id): derived data, not history.
+        self._touched: dict[str, int] | None = None
+        self._sweeper: threading.Thread | None = None
+        self._stop_sweeping = threading.Event()
         #: The commit this store reads (and refuses writes at), or None for HEAD.
         self.revision = None if revision is None else self.repo.resolve(revision)
         self._lock = threading.RLock()
@@ -161,14 +180,24 @@ class ContextFSStore(BaseStore):
         ops = list(ops)
         with self._lock:
             self._refresh()
+            if self.ttl_config and self.ttl_config.get("omit_expired"):
+                self._touched = None  # expiry depends on every process's reads
             results: list[Result] = []
             puts: dict[Address, PutOp] = {}
+            read: list[_Held] = []
             for op in ops:
                 if isinstance(op, GetOp):
                     held = self._items.get((tuple(op.namespace), op.key))
+                    if held is not None and self._omitted(held):
+                        held = None
+                    if held is not None and op.refresh_ttl:
+                        read.append(held)
                     results.append(held.item if held is not None else None)
                 elif isinstance(op, SearchOp):
-                    results.append(self._search(op))
+                    found = self._search(op)
+                    if op.refresh_ttl:
+                        read += [self._items[(r.namespace, r.key)] for r in found]
+                    results.append(found)
                 elif isinstance(op, ListNamespacesOp):
                     results.append(self._list_namespaces(op))
                 elif isinstance(op, PutOp):
@@ -176,6 +205,7 @@ class ContextFSStore(BaseStore):
                     results.append(None)
                 else:
                     raise ValueError(f"Unknown operation type: {type(op).__name__}")
+            self._touch(read)
             if puts:
                 self._write(puts)
             return results
@@ -228,7 +258,11 @@ class ContextFSStore(BaseStore):
     def at(self, revision: str) -> ContextFSStore:
         """A read-only view of the store as it was at ``revision`` (``HEAD~3``, a tag, an id)."""
         return ContextFSStore(
-            self.repo, index=self.index_config, author=self.author, revision=revision
+            self.repo,
+            index=self.index_config,
+            ttl=self.ttl_config,
+            author=self.author,
+            revision=revision,
         )
 
     # -- reading ----------------------------------------------------------------------------
@@ -243,7 +277,8 @@ class ContextFSStore(BaseStore):
             for memory in self.repo.snapshot(version):
                 item = _item_of(memory)
                 if item is not None:
-                    held = _Held(memory.content_hash, item, _index_of(memory))  # type: ignore[union-attr]
+                    index, minutes = _index_of(memory), _ttl_of(memory)
+                    held = _Held(memory.content_hash, item, index, minutes)  # type: ignore[union-attr]
                     items[_address(item)] = held
         self._items, self._version = items, version
         self._by_namespace = {}
@@ -257,7 +292,7 @@ class ContextFSStore(BaseStore):
             for namespace, entries in self._by_namespace.items()
             if namespace[: len(prefix)] == prefix
             for held in entries.values()
-            if _matches_filter(held.item.value, op.filter)
+            if _matches_filter(held.item.value, op.filter) and not self._omitted(held)
         ]
         wanted.sort(key=lambda h: (-h.item.updated_at.timestamp(), h.item.key))
         if not op.query or (self.index_config is None and not _has_words(op.query)):
@@ -328,7 +363,11 @@ class ContextFSStore(BaseStore):
         ]
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[Namespace]:
-        namespaces = set(self._by_namespace)
+        namespaces = {
+            namespace
+            for namespace, entries in self._by_namespace.items()
+            if any(not self._omitted(held) for held in entries.values())
+        }
         kept = [
             ns
             for ns in namespaces
@@ -346,13 +385,97 @@ class ContextFSStore(BaseStore):
 
     # -- writing ----------------------------------------------------------------------------
 
-    def _write(self, puts: dict[Address, PutOp]) -> None:
+    # -- time to live -------------------------------------------------------------------------
+
+    def sweep_ttl(self) -> int:
+        """Delete every expired item in one commit; return how many went (as LangGraph's)."""
+        with self._lock:
+            self._refresh()
+            self._touched = None  # other processes' reads count: read them again
+            expired = {
+                address: PutOp(address[0], address[1], None)
+                for address, held in self._items.items()
+                if self._expired(held)
+            }
+            if expired:
+                self._write(expired, message=f"LangGraph store: expire {len(expired)} item(s)")
+            return len(expired)
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> threading.Thread:
+        """Sweep in a daemon thread every ``sweep_interval_minutes`` (default: the config's)."""
+        minutes = sweep_interval_minutes
+        if minutes is None and self.ttl_config:
+            minutes = self.ttl_config.get("sweep_interval_minutes")
+        if minutes is None or minutes <= 0:
+            raise ValueError("a TTL sweeper needs sweep_interval_minutes above 0")
+        if self._sweeper is not None and self._sweeper.is_alive():
+            return self._sweeper
+        self._stop_sweeping.clear()
+        interval = float(minutes) * 60
+
+        def sweep() -> None:
+            while not self._stop_sweeping.wait(interval):
+                with contextlib.suppress(ContextFSError):
+                    self.sweep_ttl()
+
+        self._sweeper = threading.Thread(target=sweep, name="contextfs-ttl-sweeper", daemon=True)
+        self._sweeper.start()
+        return self._sweeper
+
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """Stop the sweeper thread; True once it has stopped."""
+        self._stop_sweeping.set()
+        if self._sweeper is not None:
+            self._sweeper.join(timeout)
+            return not self._sweeper.is_alive()
+        return True
+
+    def _expired(self, held: _Held) -> bool:
+        if held.ttl is None:
+            return False
+        touched = max(_micros(held.item.updated_at), self._touches().get(held.atom_id, 0))
+        return touched + int(held.ttl * 60_000_000) <= now_micros()
+
+    def _omitted(self, held: _Held) -> bool:
+        """Whether reads leave ``held`` out: expired, with ``omit_expired`` configured."""
+        return bool(self.ttl_config and self.ttl_config.get("omit_expired")) and self._expired(held)
+
+    def _touches(self) -> dict[str, int]:
+        if self._touched is None:
+            store = self.repo.store
+            data = store.read_derived(_TOUCHED) if isinstance(store, DerivedStore) else None
+            self._touched = dict(_touch_decoder.decode(data)) if data else {}
+        return self._touched
+
+    def _touch(self, read: list[_Held]) -> None:
+        """Refresh the TTL of items just read (best effort: derived data, never a commit)."""
+        living = [held for held in read if held.ttl is not None]
+        if not living or self.revision is not None:
+            return
+        self._touched = None  # merge with what other processes' reads recorded meanwhile
+        touches, now = self._touches(), now_micros()
+        for held in living:
+            touches[held.atom_id] = now
+        alive = {held.atom_id for held in self._items.values() if held.ttl is not None}
+        kept = {atom: at for atom, at in touches.items() if atom in alive}
+        self._touched = kept
+        store = self.repo.store
+        if isinstance(store, DerivedStore):
+            with contextlib.suppress(ContextFSError):  # busy or read-only: a later read retries
+                store.write_derived(_TOUCHED, _touch_encoder.encode(kept))
+
+    def _write(self, puts: dict[Address, PutOp], *, message: str | None = None) -> None:
         """Apply the puts (a None value deletes) as one commit; refused at a past revision."""
         if self.revision is not None:
             raise InvalidInputError(
                 f"this store reads revision {self.revision[:12]}: it cannot be written"
             )
         with self.repo.transaction():
+            if self.repo.status().changes:
+                raise UncommittedChangesError(
+                    "the repository has staged changes that a store write would commit with"
+                    " its own; commit or reset them (or give the store a repository of its own)"
+                )
             self._refresh()  # the write lock is held: HEAD cannot move meanwhile
             now = from_micros(now_micros())
             add: list[MemoryAtom] = []
@@ -373,7 +496,7 @@ class ContextFSStore(BaseStore):
                     created_at=created,
                     updated_at=now,
                 )
-                atom = _atom_of(item, op.index)
+                atom = _atom_of(item, op.index, _minutes(op.ttl))
                 if held is not None and held.atom_id != atom.content_hash:
                     remove.append(held.atom_id)
                 add.append(atom)
@@ -382,7 +505,7 @@ class ContextFSStore(BaseStore):
                 return
             self.repo.stage(add=add, remove=remove)
             try:
-                commit = self.repo.commit(_message(puts), author=self.author)
+                commit = self.repo.commit(message or _message(puts), author=self.author)
             except NothingToDoError:
                 return
         for address, change in written.items():
@@ -394,13 +517,18 @@ class ContextFSStore(BaseStore):
                 if not entries:
                     self._by_namespace.pop(namespace, None)
             else:
-                held = _Held(change[0].content_hash, change[1], puts[address].index)
+                put = puts[address]
+                held = _Held(change[0].content_hash, change[1], put.index, _minutes(put.ttl))
                 self._items[address] = held
                 self._by_namespace.setdefault(namespace, {})[key] = held
         self._version = commit
 
 
 _UNREAD = object()
+#: The derived-data key of the last-read times of items with a TTL.
+_TOUCHED = "langgraph-ttl-touched"
+_touch_encoder = msgspec.msgpack.Encoder()
+_touch_decoder = msgspec.msgpack.Decoder(dict[str, int])
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +537,9 @@ class _Change:
     new: Any
 
 
-def _atom_of(item: Item, index: Literal[False] | list[str] | None = None) -> MemoryAtom:
+def _atom_of(
+    item: Item, index: Literal[False] | list[str] | None = None, ttl: float | None = None
+) -> MemoryAtom:
     """The atom holding ``item``: its canonical JSON, timestamped with its update.
 
     ``index`` (a put's): False keeps the item out of vector search; a list
@@ -424,6 +554,8 @@ def _atom_of(item: Item, index: Literal[False] | list[str] | None = None) -> Mem
     }
     if index is not None:
         shape["index"] = index
+    if ttl is not None:
+        shape["ttl"] = ttl
     content = _encoder.encode(shape).decode()
     prefixes = [
         _namespace_tag(item.namespace[:depth]) for depth in range(1, len(item.namespace) + 1)
@@ -541,6 +673,26 @@ def _index_of(memory: object) -> Literal[False] | list[str] | None:
     if chosen is False:
         return False
     return [str(f) for f in chosen] if isinstance(chosen, list) else None
+
+
+def _ttl_of(memory: object) -> float | None:
+    """The TTL (minutes) a put gave an item (kept in its atom's JSON), or None."""
+    if not isinstance(memory, MemoryAtom):
+        return None
+    try:
+        minutes = _decoder.decode(memory.content).get("ttl")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return float(minutes) if isinstance(minutes, int | float) else None
+
+
+def _minutes(ttl: object) -> float | None:
+    """A put's TTL in minutes, or None (no TTL, or LangGraph's "not provided")."""
+    return float(ttl) if isinstance(ttl, int | float) and not isinstance(ttl, bool) else None
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
 
 
 def _address(item: Item) -> Address:

@@ -445,6 +445,15 @@ def op_leaf(line: bytes) -> bytes:
     return leaf_hash(line)
 
 
+def decode_mapping(line: bytes) -> dict[str, Any]:
+    """A log line as a plain mapping (``{}`` if it does not decode: then it holds nothing)."""
+    try:
+        value = _decoder.decode(line)
+    except msgspec.DecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def holds_text(entry: Mapping[str, Any], text: str) -> bool:
     """True if any string in the op's payload is ``text`` (what a purge of it redacts)."""
     return _holds(entry.get("domain_op"), text, 0)

@@ -71,6 +71,7 @@ from .entry import (
     OpEntry,
     OpLogCheckpoint,
     check_session_id,
+    decode_mapping,
     encode_json,
     encode_line,
     holds_text,
@@ -103,16 +104,6 @@ class _Stamp(msgspec.Struct):
 
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
 _entry_decoder = msgspec.json.Decoder(OpEntry)
-_any_decoder = msgspec.json.Decoder()
-
-
-def _decode_any(line: bytes) -> dict[str, object]:
-    """A line as a plain mapping ({} if it does not decode: it holds nothing then)."""
-    try:
-        value = _any_decoder.decode(line)
-    except msgspec.DecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def oplog_root(repo_folder: Path) -> Path:
@@ -448,7 +439,7 @@ class OpLog(BaseOpLog[int]):
         lines = os.pread(fd, size, 0).split(b"\n")[:-1] if size else []
         changed = 0
         for number, line in enumerate(lines):
-            if needle in line and holds_text(_decode_any(line), text):
+            if needle in line and holds_text(decode_mapping(line), text):
                 lines[number] = redact_line(line)
                 changed += 1
         if dry_run:

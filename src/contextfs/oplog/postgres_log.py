@@ -75,6 +75,7 @@ from .entry import (
     OpEntry,
     OpLogCheckpoint,
     check_session_id,
+    decode_mapping,
     encode_json,
     encode_line,
     holds_text,
@@ -132,16 +133,6 @@ _INSERT_OPS: Final = (
 )
 
 _entry_decoder = msgspec.json.Decoder(OpEntry)
-_any_decoder = msgspec.json.Decoder()
-
-
-def _any(line: bytes) -> dict[str, object]:
-    """A line as a plain mapping ({} if it does not decode: it holds nothing then)."""
-    try:
-        value = _any_decoder.decode(line)
-    except msgspec.DecodeError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 # Stores whose op-log tables are known to be current, and the crystallising
@@ -325,7 +316,7 @@ class PostgresOpLog(BaseOpLog[Connection]):
             "SELECT op_id, line FROM oplog_held WHERE session = %s AND position(%s in line) > 0",
             (self._session_id, needle),
         ).fetchall()
-        gone = [oid for oid, line in held if holds_text(_any(bytes(line)), text)]
+        gone = [oid for oid, line in held if holds_text(decode_mapping(bytes(line)), text)]
         if gone and not dry_run:
             conn.execute(
                 "DELETE FROM oplog_held WHERE session = %s AND op_id = ANY(%s)",
@@ -337,7 +328,7 @@ class PostgresOpLog(BaseOpLog[Connection]):
         ).fetchall()
         changed = 0
         for seq, line in rows:
-            if holds_text(_any(bytes(line)), text):
+            if holds_text(decode_mapping(bytes(line)), text):
                 redacted = redact_line(bytes(line))
                 if not dry_run:
                     conn.execute(
