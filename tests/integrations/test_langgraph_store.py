@@ -17,8 +17,8 @@ import pytest
 from langchain_core.embeddings import Embeddings
 from langgraph.store.base import InvalidNamespaceError, PutOp
 
-from contextfs.errors import UncommittedChangesError
-from contextfs.integrations.langgraph import ContextFSStore
+from contextfs.errors import InvalidInputError, UncommittedChangesError
+from contextfs.integrations.langgraph import ContextFSStore, IndexEmbedder
 from contextfs.repo import Repository
 
 
@@ -424,3 +424,83 @@ def test_the_sweeper_thread_sweeps_until_stopped() -> None:
             time.sleep(0.1)
         assert store.stop_ttl_sweeper(timeout=5)
         assert store.search(("s",)) == []
+
+
+# -- what a review found --------------------------------------------------------------------
+
+
+def test_a_sweep_never_deletes_what_changed_since_it_looked(tmp_path: Path) -> None:
+    Repository.init(tmp_path / "r").close()
+    with ContextFSStore(tmp_path / "r") as store:
+        store.put(("s",), "k", {"v": "old"}, ttl=SHORT)
+        time.sleep(0.7)
+        # What a sweep saw before another writer re-put the key: an atom that is gone now.
+        store.put(("s",), "k", {"v": "fresh"}, ttl=60)
+        address = (("s",), "k")
+        deleted = store._write(  # the sweep's own write, with what it saw
+            {address: PutOp(("s",), "k", None)}, message="expire {}", expiring={address: "0" * 64}
+        )
+        assert deleted == 0
+        assert store.get(("s",), "k").value == {"v": "fresh"}  # type: ignore[union-attr]
+
+
+def test_values_read_back_as_every_reader_sees_them(tmp_path: Path) -> None:
+    Repository.init(tmp_path / "r").close()
+    with ContextFSStore(tmp_path / "r") as store:
+        store.put(("s",), "k", {"pair": (1, 2), "nested": {"n": [1.5]}})
+        assert store.get(("s",), "k").value == {"pair": [1, 2], "nested": {"n": [1.5]}}  # type: ignore[union-attr]
+        with pytest.raises(InvalidInputError, match="JSON object"):
+            store.put(("s",), "bad", {1: "a key that is not text"})  # type: ignore[dict-item]
+    with ContextFSStore(tmp_path / "r") as again:
+        assert again.get(("s",), "k").value == {"pair": [1, 2], "nested": {"n": [1.5]}}  # type: ignore[union-attr]
+
+
+def test_namespace_labels_may_hold_any_text_langgraph_allows(store: ContextFSStore) -> None:
+    store.put(("a\nb", "c"), "k", {"v": 1})
+    assert store.get(("a\nb", "c"), "k") is not None
+    assert store.list_namespaces(prefix=("a\nb",)) == [("a\nb", "c")]
+    assert "v" in store.context(("a\nb",), budget=100).text
+
+
+def test_another_process_write_is_followed_not_rebuilt(tmp_path: Path) -> None:
+    Repository.init(tmp_path / "r").close()
+    with ContextFSStore(tmp_path / "r") as first, ContextFSStore(tmp_path / "r") as second:
+        for i in range(30):
+            first.put(("s",), f"k{i}", {"i": i})
+        assert len(second.search(("s",), limit=100)) == 30
+        first.put(("s",), "k0", {"i": "changed"})
+        first.delete(("s",), "k1")
+        assert second.get(("s",), "k0").value == {"i": "changed"}  # type: ignore[union-attr]
+        assert second.get(("s",), "k1") is None
+        assert len(second.search(("s",), limit=100)) == 29
+
+
+def test_async_embedding_functions_and_model_ids(tmp_path: Path) -> None:
+    async def letters(texts: list[str]) -> list[list[float]]:
+        return LetterEmbeddings().embed_documents(texts)
+
+    async def main() -> None:
+        with ContextFSStore(index={"dims": 26, "embed": letters}) as store:
+            await store.aput(("t",), "z", {"text": "zzz zebra"})
+            await store.aput(("t",), "a", {"text": "aaa apple"})
+            found = await store.asearch(("t",), query="zebra")
+            assert found[0].key == "z"
+
+    asyncio.run(main())
+    one = IndexEmbedder({"dims": 26, "embed": letters})
+    other = IndexEmbedder({"dims": 26, "embed": LetterEmbeddings()})
+    assert one.id != other.id  # another model: its vectors are never mixed up
+
+
+def test_close_stops_the_sweeper_and_old_vectors_are_let_go() -> None:
+    store = ContextFSStore(
+        index={"dims": 26, "embed": LetterEmbeddings()},
+        ttl={"sweep_interval_minutes": 1},
+    )
+    for round_ in range(20):
+        store.put(("t",), "k", {"text": f"version {round_}"})
+        store.search(("t",), query="version")
+    assert len(store._field_vectors) == 1
+    sweeper = store.start_ttl_sweeper()
+    store.close()
+    assert not sweeper.is_alive()

@@ -20,13 +20,16 @@ content is the canonical JSON of ``{"created_at", "key", "namespace",
 the item's atom, a delete removes it. A search with a ``query`` goes through
 the repository's retrieval (words, and meaning when it has an embedder).
 The store keeps, per process, a map from ``(namespace, key)`` to the atom
-holding it, rebuilt when another process moved HEAD.
+holding it, moved along the diff when another process moved HEAD. A value is
+stored (and read back, by every process) as JSON, so it must be a JSON object
+of at most about 1 MB (an atom's limit).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -163,7 +166,8 @@ class ContextFSStore(BaseStore):
         self._by_namespace: dict[Namespace, dict[str, _Held]] = {}
 
     def close(self) -> None:
-        """Close the repository if this store opened it."""
+        """Stop the TTL sweeper; close the repository if this store opened it."""
+        self.stop_ttl_sweeper()
         if self._owned:
             self.repo.close()
 
@@ -272,6 +276,8 @@ class ContextFSStore(BaseStore):
         version = self.revision or self.repo.head()
         if version == self._version:
             return
+        if isinstance(self._version, str) and version is not None and self._follow(version):
+            return
         items: dict[Address, _Held] = {}
         if version is not None:
             for memory in self.repo.snapshot(version):
@@ -284,6 +290,45 @@ class ContextFSStore(BaseStore):
         self._by_namespace = {}
         for (namespace, key), held in items.items():
             self._by_namespace.setdefault(namespace, {})[key] = held
+        live = {held.atom_id for held in items.values()}
+        self._field_vectors = {a: v for a, v in self._field_vectors.items() if a in live}
+
+    def _follow(self, version: str) -> bool:
+        """Move the map to ``version`` by its diff from the one read; False if it cannot."""
+        assert isinstance(self._version, str)
+        try:
+            changes = self.repo.diff(self._version, version)
+        except ContextFSError:
+            return False  # gone (gc) or unrelated: rebuild
+        for change in changes:
+            old, new = _item_of(change.old), _item_of(change.new)
+            if old is not None:
+                held = self._items.get(_address(old))
+                if held is not None and held.atom_id == change.old.content_hash:  # type: ignore[union-attr]
+                    self._forget(_address(old))
+            if new is not None:
+                memory = change.new
+                index, minutes = _index_of(memory), _ttl_of(memory)
+                self._remember(_Held(memory.content_hash, new, index, minutes))  # type: ignore[union-attr]
+        self._version = version
+        return True
+
+    def _remember(self, held: _Held) -> None:
+        namespace, key = _address(held.item)
+        previous = self._items.get((namespace, key))
+        if previous is not None and previous.atom_id != held.atom_id:
+            self._field_vectors.pop(previous.atom_id, None)
+        self._items[(namespace, key)] = held
+        self._by_namespace.setdefault(namespace, {})[key] = held
+
+    def _forget(self, address: Address) -> None:
+        held = self._items.pop(address, None)
+        if held is not None:
+            self._field_vectors.pop(held.atom_id, None)
+        entries = self._by_namespace.get(address[0], {})
+        entries.pop(address[1], None)
+        if not entries:
+            self._by_namespace.pop(address[0], None)
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = tuple(op.namespace_prefix)
@@ -294,10 +339,17 @@ class ContextFSStore(BaseStore):
             for held in entries.values()
             if _matches_filter(held.item.value, op.filter) and not self._omitted(held)
         ]
-        wanted.sort(key=lambda h: (-h.item.updated_at.timestamp(), h.item.key))
+
+        def newest(held: _Held) -> tuple[float, str]:
+            return (-held.item.updated_at.timestamp(), held.item.key)
+
         if not op.query or (self.index_config is None and not _has_words(op.query)):
-            chosen = wanted[op.offset : op.offset + op.limit]
+            if op.offset >= 0 and op.limit >= 0:  # only the page is ordered
+                chosen = heapq.nsmallest(op.offset + op.limit, wanted, key=newest)[op.offset :]
+            else:
+                chosen = sorted(wanted, key=newest)[op.offset : op.offset + op.limit]
             return [_search_item(held.item, None) for held in chosen]
+        wanted.sort(key=newest)
         by_atom = {held.atom_id: held for held in wanted}
         if not by_atom:
             return []
@@ -392,14 +444,14 @@ class ContextFSStore(BaseStore):
         with self._lock:
             self._refresh()
             self._touched = None  # other processes' reads count: read them again
-            expired = {
-                address: PutOp(address[0], address[1], None)
-                for address, held in self._items.items()
-                if self._expired(held)
-            }
-            if expired:
-                self._write(expired, message=f"LangGraph store: expire {len(expired)} item(s)")
-            return len(expired)
+            seen = {a: h.atom_id for a, h in self._items.items() if self._expired(h)}
+            if not seen:
+                return 0
+            return self._write(
+                {a: PutOp(a[0], a[1], None) for a in seen},
+                message="LangGraph store: expire {} item(s)",
+                expiring=seen,
+            )
 
     def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> threading.Thread:
         """Sweep in a daemon thread every ``sweep_interval_minutes`` (default: the config's)."""
@@ -464,7 +516,13 @@ class ContextFSStore(BaseStore):
             with contextlib.suppress(ContextFSError):  # busy or read-only: a later read retries
                 store.write_derived(_TOUCHED, _touch_encoder.encode(kept))
 
-    def _write(self, puts: dict[Address, PutOp], *, message: str | None = None) -> None:
+    def _write(
+        self,
+        puts: dict[Address, PutOp],
+        *,
+        message: str | None = None,
+        expiring: dict[Address, str] | None = None,
+    ) -> int:
         """Apply the puts (a None value deletes) as one commit; refused at a past revision."""
         if self.revision is not None:
             raise InvalidInputError(
@@ -477,6 +535,15 @@ class ContextFSStore(BaseStore):
                     " its own; commit or reset them (or give the store a repository of its own)"
                 )
             self._refresh()  # the write lock is held: HEAD cannot move meanwhile
+            if expiring is not None:  # a sweep: only what is still that atom, still expired
+                self._touched = None
+                puts = {
+                    address: op
+                    for address, op in puts.items()
+                    if (held := self._items.get(address)) is not None
+                    and held.atom_id == expiring[address]
+                    and self._expired(held)
+                }
             now = from_micros(now_micros())
             add: list[MemoryAtom] = []
             remove: list[str] = []
@@ -490,7 +557,7 @@ class ContextFSStore(BaseStore):
                     continue
                 created = held.item.created_at if held is not None else now
                 item = Item(
-                    value=dict(op.value),
+                    value=_json_value(op.value),
                     key=key,
                     namespace=namespace,
                     created_at=created,
@@ -502,26 +569,23 @@ class ContextFSStore(BaseStore):
                 add.append(atom)
                 written[(namespace, key)] = (atom, item)
             if not add and not remove:
-                return
+                return 0
             self.repo.stage(add=add, remove=remove)
+            text = message.format(len(written)) if message else _message(puts)
             try:
-                commit = self.repo.commit(message or _message(puts), author=self.author)
+                commit = self.repo.commit(text, author=self.author)
             except NothingToDoError:
-                return
+                return 0
         for address, change in written.items():
-            namespace, key = address
             if change is None:
-                self._items.pop(address, None)
-                entries = self._by_namespace.get(namespace, {})
-                entries.pop(key, None)
-                if not entries:
-                    self._by_namespace.pop(namespace, None)
+                self._forget(address)
             else:
                 put = puts[address]
-                held = _Held(change[0].content_hash, change[1], put.index, _minutes(put.ttl))
-                self._items[address] = held
-                self._by_namespace.setdefault(namespace, {})[key] = held
+                self._remember(
+                    _Held(change[0].content_hash, change[1], put.index, _minutes(put.ttl))
+                )
         self._version = commit
+        return len(written)
 
 
 _UNREAD = object()
@@ -565,7 +629,7 @@ def _atom_of(
 
 def _namespace_tag(namespace: Namespace) -> str:
     """The tag every item under ``namespace`` carries (labels hold no ``.``: LangGraph's rule)."""
-    return f"{ITEM_TAG}:{'.'.join(namespace)}"
+    return f"{ITEM_TAG}:{_encoder.encode(list(namespace)).decode()}"
 
 
 def _item_of(memory: object) -> Item | None:
@@ -600,8 +664,7 @@ class IndexEmbedder:
         self._embeddings = ensure_embeddings(config["embed"])
         self._dims = int(config["dims"])
         self._fields = list(config.get("fields") or ["$"])
-        kind = type(self._embeddings).__name__
-        self._id = f"langgraph:{kind}-{self._dims}@{','.join(self._fields)}"
+        self._id = f"langgraph:{_model_name(config['embed'])}-{self._dims}@{','.join(self._fields)}"
 
     @property
     def id(self) -> str:
@@ -612,6 +675,22 @@ class IndexEmbedder:
     def dimensions(self) -> int:
         """The configured ``dims``."""
         return self._dims
+
+    def _async_only(self) -> bool:
+        """An async embedding function alone (LangGraph wraps it with no sync one)."""
+        return getattr(self._embeddings, "afunc", None) is not None and (
+            getattr(self._embeddings, "func", None) is None
+        )
+
+    def _documents(self, texts: list[str]) -> list[list[float]]:
+        if self._async_only():  # this runs in a worker thread (abatch), without a loop
+            return asyncio.run(self._embeddings.aembed_documents(texts))
+        return self._embeddings.embed_documents(texts)
+
+    def _query(self, text: str) -> list[float]:
+        if self._async_only():
+            return asyncio.run(self._embeddings.aembed_query(text))
+        return self._embeddings.embed_query(text)
 
     def field_texts(self, value: dict[str, Any], index: object) -> list[str]:
         """The texts an item is embedded by, one per field path (``index``: the put's own)."""
@@ -627,7 +706,7 @@ class IndexEmbedder:
         """Unit rows for document texts, with the configured embeddings."""
         if not texts:
             return np.zeros((0, self._dims), dtype=np.float32)
-        raw = self._embeddings.embed_documents(texts)
+        raw = self._documents(texts)
         return unit_rows(np.asarray(raw, dtype=np.float32), len(texts), self._dims, self._id)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -637,11 +716,11 @@ class IndexEmbedder:
         for number, text in enumerate(check_texts(texts)):
             fields = self._document_text(text)
             if fields is None:
-                rows[number] = self._embeddings.embed_query(text)
+                rows[number] = self._query(text)
             elif fields:
                 documents.append((number, fields))
         if documents:
-            vectors = self._embeddings.embed_documents([text for _, text in documents])
+            vectors = self._documents([text for _, text in documents])
             for (number, _), vector in zip(documents, vectors, strict=True):
                 rows[number] = vector
         return unit_rows(rows, len(texts), self._dims, self._id)
@@ -655,6 +734,19 @@ class IndexEmbedder:
         if not isinstance(shape, dict) or not {"key", "namespace", "value"} <= shape.keys():
             return None
         return " ".join(self.field_texts(shape["value"], shape.get("index")))
+
+
+def _model_name(embed: object) -> str:
+    """What identifies the embeddings' model, for the vectors' embedder id."""
+    if isinstance(embed, str):
+        return embed  # a provider string: "openai:text-embedding-3-small"
+    for attribute in ("model", "model_name", "model_id"):
+        value = getattr(embed, attribute, None)
+        if isinstance(value, str) and value:
+            return f"{type(embed).__name__}:{value}"
+    function = getattr(embed, "__qualname__", None) or type(embed).__qualname__
+    module = getattr(embed, "__module__", None) or type(embed).__module__
+    return f"{module}.{function}"
 
 
 def _has_words(query: str) -> bool:
@@ -693,6 +785,21 @@ def _minutes(ttl: object) -> float | None:
 
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
+
+
+def _json_value(value: object) -> dict[str, Any]:
+    """``value`` as every reader will see it: through JSON, as it is stored.
+
+    Raises:
+        InvalidInputError: it is not a JSON object (keys not text, a value JSON cannot carry).
+    """
+    try:
+        decoded = _decoder.decode(_encoder.encode(value))
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise InvalidInputError(f"a stored value must be a JSON object: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise InvalidInputError("a stored value must be a JSON object")
+    return decoded
 
 
 def _address(item: Item) -> Address:
