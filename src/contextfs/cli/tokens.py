@@ -35,8 +35,8 @@ def token() -> None:
     """Scoped tokens for `contextfs serve` and `contextfs mcp --http`.
 
     The store keeps only each token's SHA-256, so a team on one PostgreSQL
-    store shares them from every server. Once a store has a live token, its
-    servers admit no client without one.
+    store shares them from every server. Once a store has had any token
+    (revoked and expired ones count), its servers admit no client without one.
     """
 
 
