@@ -281,11 +281,9 @@ class ContextFSStore(BaseStore):
         items: dict[Address, _Held] = {}
         if version is not None:
             for memory in self.repo.snapshot(version):
-                item = _item_of(memory)
-                if item is not None:
-                    index, minutes = _index_of(memory), _ttl_of(memory)
-                    held = _Held(memory.content_hash, item, index, minutes)  # type: ignore[union-attr]
-                    items[_address(item)] = held
+                held = _held_of(memory)
+                if held is not None:
+                    items[_address(held.item)] = held
         self._items, self._version = items, version
         self._by_namespace = {}
         for (namespace, key), held in items.items():
@@ -301,15 +299,13 @@ class ContextFSStore(BaseStore):
         except ContextFSError:
             return False  # gone (gc) or unrelated: rebuild
         for change in changes:
-            old, new = _item_of(change.old), _item_of(change.new)
+            old, new = _held_of(change.old), _held_of(change.new)
             if old is not None:
-                held = self._items.get(_address(old))
-                if held is not None and held.atom_id == change.old.content_hash:  # type: ignore[union-attr]
-                    self._forget(_address(old))
+                held = self._items.get(_address(old.item))
+                if held is not None and held.atom_id == old.atom_id:
+                    self._forget(_address(old.item))
             if new is not None:
-                memory = change.new
-                index, minutes = _index_of(memory), _ttl_of(memory)
-                self._remember(_Held(memory.content_hash, new, index, minutes))  # type: ignore[union-attr]
+                self._remember(new)
         self._version = version
         return True
 
@@ -353,12 +349,11 @@ class ContextFSStore(BaseStore):
         by_atom = {held.atom_id: held for held in wanted}
         if not by_atom:
             return []
-        asked = min(len(self._items), max(MIN_CANDIDATES, 20 * (op.offset + op.limit)))
-        ranked = (
-            self._nearest(op.query, by_atom, asked)
-            if self.index_config is not None
-            else self._retrieved(op.query, by_atom, asked)
-        )
+        if self.index_config is not None:
+            ranked = self._nearest(op.query, by_atom)
+        else:
+            asked = min(len(self._items), max(MIN_CANDIDATES, 20 * (op.offset + op.limit)))
+            ranked = self._retrieved(op.query, by_atom, asked)
         ranked_ids = {held.atom_id for held, _ in ranked}
         # Items with no vector (put with index=False) come after, unscored, as LangGraph's do.
         filler: list[tuple[_Held, float | None]] = [
@@ -367,9 +362,7 @@ class ContextFSStore(BaseStore):
         page = [*ranked, *filler][op.offset : op.offset + op.limit]
         return [_search_item(held.item, score) for held, score in page]
 
-    def _nearest(
-        self, query: str, by_atom: dict[str, _Held], asked: int
-    ) -> list[tuple[_Held, float | None]]:
+    def _nearest(self, query: str, by_atom: dict[str, _Held]) -> list[tuple[_Held, float | None]]:
         """The indexed items by their best field's cosine to ``query``, as LangGraph scores them.
 
         Each field of an item is embedded on its own (once per process, kept
@@ -634,11 +627,17 @@ def _namespace_tag(namespace: Namespace) -> str:
 
 def _item_of(memory: object) -> Item | None:
     """The item a memory holds, or None if it holds none (another kind of memory)."""
+    held = _held_of(memory)
+    return held.item if held is not None else None
+
+
+def _held_of(memory: object) -> _Held | None:
+    """The item a memory holds, with its put's ``index`` and ``ttl`` (one decode), or None."""
     if not isinstance(memory, MemoryAtom) or memory.type_sig != ITEM_TYPE:
         return None
     try:
         shape = _decoder.decode(memory.content)
-        return Item(
+        item = Item(
             value=dict(shape["value"]),
             key=str(shape["key"]),
             namespace=tuple(str(label) for label in shape["namespace"]),
@@ -647,6 +646,15 @@ def _item_of(memory: object) -> Item | None:
         )
     except (msgspec.DecodeError, KeyError, TypeError, ValueError):
         return None
+    chosen = shape.get("index")
+    index: Literal[False] | list[str] | None = None
+    if chosen is False:
+        index = False
+    elif isinstance(chosen, list):
+        index = [str(field) for field in chosen]
+    minutes = shape.get("ttl")
+    ttl = float(minutes) if isinstance(minutes, int | float) else None
+    return _Held(memory.content_hash, item, index, ttl)
 
 
 class IndexEmbedder:
@@ -752,30 +760,6 @@ def _model_name(embed: object) -> str:
 def _has_words(query: str) -> bool:
     """Whether a query holds anything to search by (``"!!!"`` does not: all items match)."""
     return bool(parse_words(query))
-
-
-def _index_of(memory: object) -> Literal[False] | list[str] | None:
-    """The ``index`` a put gave an item (kept in its atom's JSON), or None."""
-    if not isinstance(memory, MemoryAtom):
-        return None
-    try:
-        chosen = _decoder.decode(memory.content).get("index")
-    except (msgspec.DecodeError, AttributeError):
-        return None
-    if chosen is False:
-        return False
-    return [str(f) for f in chosen] if isinstance(chosen, list) else None
-
-
-def _ttl_of(memory: object) -> float | None:
-    """The TTL (minutes) a put gave an item (kept in its atom's JSON), or None."""
-    if not isinstance(memory, MemoryAtom):
-        return None
-    try:
-        minutes = _decoder.decode(memory.content).get("ttl")
-    except (msgspec.DecodeError, AttributeError):
-        return None
-    return float(minutes) if isinstance(minutes, int | float) else None
 
 
 def _minutes(ttl: object) -> float | None:
