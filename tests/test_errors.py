@@ -36,7 +36,7 @@ from contextfs.integrity.purge import (
     UnknownAtomError,
 )
 
-#: Top-level modules of the optional extras (contextfs[postgres], contextfs[mcp]).
+#: Top-level modules of the optional extras (contextfs-vcs[postgres], contextfs-vcs[mcp]).
 OPTIONAL = {"psycopg", "psycopg_binary", "mcp"}
 
 

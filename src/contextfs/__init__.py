@@ -6,6 +6,7 @@ here too, so programs written against the seeds run with only their imports
 changed.
 """
 
+from ._version import __version__ as __version__
 from .errors import AmbiguousRevisionError as AmbiguousRevisionError
 from .errors import ConcurrentUpdateError as ConcurrentUpdateError
 from .errors import ConflictError as ConflictError
@@ -78,8 +79,6 @@ from .store import MemoryStore as MemoryStore
 from .store import ReflogEntry as ReflogEntry
 from .store import SqliteStore as SqliteStore
 from .store import Store as Store
-
-__version__ = "0.1.0"
 
 __all__ = [
     "T_ANY",

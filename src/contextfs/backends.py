@@ -241,7 +241,7 @@ def _postgresql() -> Backend:
 
 
 #: What to do when a PostgreSQL store is asked for without its extra installed.
-POSTGRES_EXTRA: Final = "PostgreSQL stores need psycopg 3: pip install 'contextfs[postgres]'"
+POSTGRES_EXTRA: Final = "PostgreSQL stores need psycopg 3: pip install 'contextfs-vcs[postgres]'"
 
 register("memory", _memory)
 register("sqlite", _sqlite)

@@ -48,11 +48,12 @@ def read_file_limited(path: str | os.PathLike[str], limit: int) -> bytes:
         return read_limited(source, limit, repr(os.fspath(path)))
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
+def write_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
     """Replace the file at ``path`` with ``data``, whole or not at all.
 
     The bytes go to a temporary file in the same folder, are flushed to disk,
-    and only then renamed over ``path`` (keeping an existing file's mode).
+    and only then renamed over ``path``. The file gets the permission bits
+    ``mode``; without it, an existing file's, else those the umask allows.
 
     Raises:
         OSError: the folder cannot be written, or the disk is full (the old
@@ -66,10 +67,13 @@ def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(temporary, target.stat().st_mode & 0o7777)
-        if not target.exists():
-            os.chmod(temporary, 0o666 & ~_umask())
+        if mode is not None:
+            os.chmod(temporary, mode)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(temporary, target.stat().st_mode & 0o7777)
+            if not target.exists():
+                os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):

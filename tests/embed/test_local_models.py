@@ -30,7 +30,7 @@ def test_a_missing_extra_is_named(
     with pytest.raises(EmbedderError) as info:
         embedder.embed(["x"])
     assert str(info.value) == (
-        f"this embedder needs the {extra} package: pip install 'contextfs[{extra}]'"
+        f"this embedder needs the {extra} package: pip install 'contextfs-vcs[{extra}]'"
     )
 
 

@@ -105,5 +105,5 @@ except EmbedderError as exc:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "wordllama",
-        "the minilm embedder needs its extra: pip install 'contextfs[minilm]'",
+        "the minilm embedder needs its extra: pip install 'contextfs-vcs[minilm]'",
     ]

@@ -172,7 +172,8 @@ def test_without_the_extra_the_command_says_what_to_install(repo_path: Path) -> 
     )
     assert result.returncode == 1
     assert result.stderr == (
-        "error: contextfs mcp needs the mcp extra (mcp is missing): pip install 'contextfs[mcp]'\n"
+        "error: contextfs mcp needs the mcp extra (mcp is missing):"
+        " pip install 'contextfs-vcs[mcp]'\n"
     )
 
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import click
 
+from .._version import __version__
 from ..errors import MergeConflictError, StoreError, VerificationError
 from ..expand.query import ContextQuery
 from ..expand.receipt import Receipt
 from ..expand.render import Format
-from ..files import DATA_LIMIT, JSON_LIMIT, read_limited, write_atomically
+from ..files import JSON_LIMIT, read_limited, write_atomically
 from ..history.reflog import acting_as
 from ..integrity.gc import DEFAULT_GRACE_SECONDS
 from ..integrity.proofs import proof_from_json
@@ -47,7 +47,6 @@ from .common import (
     console,
     default_author,
     emit_json,
-    err_console,
     input_name,
     json_option,
     open_remote,
@@ -57,8 +56,9 @@ from .common import (
     retrieval_option,
     show,
 )
+from .connect import connect, disconnect
 from .embedding import config, index
-from .jsonl import encode_atom, read_atoms
+from .interchange import export_command, import_command
 from .mcp import mcp
 from .oplog import oplog
 from .remote import clone, fetch, pull, push, remote
@@ -81,7 +81,7 @@ from .workspaces import workspace
     help="The repository (a folder in or above it); default: found from the current "
     "directory, or $CONTEXTFS_DIR.",
 )
-@click.version_option(package_name="contextfs", prog_name="contextfs")
+@click.version_option(__version__, prog_name="contextfs", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, repo_path: Path | None) -> None:
     """Version control for what an AI agent knows.
@@ -1043,80 +1043,6 @@ def revert(
         )
 
 
-# -- moving memories in and out -----------------------------------------------
-
-
-@cli.command(name="import")
-@click.argument("file", type=click.File("rb"))
-@click.option("--commit", "and_commit", is_flag=True, help="Commit right after staging.")
-@click.option("--message", "-m", default=None, help="Message for --commit.")
-@author_option
-@json_option("Print the staged ids (and commit) as JSON.")
-@click.pass_context
-def import_command(
-    ctx: click.Context,
-    file: IO[bytes],
-    and_commit: bool,
-    message: str | None,
-    author: str | None,
-    as_json: bool,
-) -> None:
-    """Stage the atoms of a JSON Lines file.
-
-    FILE '-' reads stdin. Every line is checked first: one bad line and
-    nothing is staged.
-    """
-    if message is not None and not and_commit:
-        raise click.UsageError("--message needs --commit")
-    repo = open_repo(ctx)
-    name = input_name(file)
-    lines = read_limited(file, DATA_LIMIT, name).split(b"\n")
-    if lines and not lines[-1].strip():
-        lines.pop()
-    now = datetime.now(UTC)
-    commit_text = message or f"Import memories from {Path(name).name}"
-    commit_author = author or default_author()
-    oid = None
-    with render.import_progress(err_console(), len(lines)) as (check, stage):
-        atoms = read_atoms(lines, now=now, progress=check, filename=name)
-        stage(0, len(atoms))
-        with repo.transaction():  # staged and committed together, or not at all
-            ids = repo.add_atoms(atoms, progress=lambda n: stage(n, len(atoms)))
-            if and_commit:
-                oid = repo.commit(commit_text, author=commit_author)
-        stage(len(atoms), len(atoms))
-    if as_json:
-        emit_json({"ids": ids, "commit": oid})
-        return
-    click.echo(f"Staged {len(ids)} memories from {name}")
-    if oid is not None:
-        click.echo(f"[{repo.current_branch or 'detached HEAD'} {short(oid)}] committed")
-
-
-@cli.command(name="export")
-@click.argument("revision", metavar="[REV]", default="HEAD")
-@click.option(
-    "--output",
-    "-o",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    default="-",
-    help="Write to FILE instead of stdout (replaced only once the export is whole).",
-)
-@click.pass_context
-def export_command(ctx: click.Context, revision: str, output: Path) -> None:
-    """Write REV's atoms as JSON Lines (the format import reads)."""
-    memories = open_repo(ctx).snapshot(revision)
-    atoms = [m for m in memories if isinstance(m, MemoryAtom)]
-    text = "".join(encode_atom(atom) + "\n" for atom in atoms)
-    if str(output) == "-":
-        click.echo(text, nl=False)
-    else:
-        write_atomically(output, text.encode())
-    skipped = len(memories) - len(atoms)
-    if skipped:
-        click.echo(f"note: {skipped} molecule(s) not exported (their atoms are)", err=True)
-
-
 # -- learning -----------------------------------------------------------------
 
 
@@ -1137,6 +1063,8 @@ def _one_line(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+cli.add_command(import_command)
+cli.add_command(export_command)
 cli.add_command(oplog)
 cli.add_command(index)
 cli.add_command(config)
@@ -1144,6 +1072,8 @@ cli.add_command(session)
 cli.add_command(expand, name="context")
 cli.add_command(serve)
 cli.add_command(mcp)
+cli.add_command(connect)
+cli.add_command(disconnect)
 cli.add_command(remote)
 cli.add_command(workspace)
 cli.add_command(token)

@@ -94,7 +94,7 @@ def mcp(
         missing = (exc.name or "a module").split(".")[0]
         raise ContextFSError(
             f"contextfs mcp needs the mcp extra ({missing} is missing):"
-            " pip install 'contextfs[mcp]'"
+            " pip install 'contextfs-vcs[mcp]'"
         ) from None
     token = token or os.environ.get(TOKEN_ENV) or None
     if use_http and tls_key is not None and tls_cert is None:

@@ -77,7 +77,8 @@ class _LocalModel:
 
     def _missing(self) -> EmbedderError:
         return EmbedderError(
-            f"this embedder needs the {self.package} package: pip install 'contextfs[{self.extra}]'"
+            f"this embedder needs the {self.package} package:"
+            f" pip install 'contextfs-vcs[{self.extra}]'"
         )
 
     def __repr__(self) -> str:

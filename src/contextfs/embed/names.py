@@ -3,7 +3,7 @@
 A name is ``KIND[:MODEL][,OPTION=VALUE...]``; commas, not ``?`` and ``&``, so
 it needs no quoting in a shell::
 
-    minilm                                      the offline default (contextfs[minilm])
+    minilm                                      the offline default (contextfs-vcs[minilm])
     wordllama                                   offline, in every install, 60x faster
     none                                        no embedder: words only
     openai:nomic-embed-text,dimensions=768,url=http://127.0.0.1:11434/v1

@@ -1,7 +1,7 @@
 """A LangGraph ``BaseStore`` whose every write is a ContextFS commit.
 
 ``ContextFSStore`` is a drop-in for LangGraph's ``InMemoryStore`` or
-``SqliteStore`` (extra ``contextfs[langgraph]``): ``get``, ``put``,
+``SqliteStore`` (extra ``contextfs-vcs[langgraph]``): ``get``, ``put``,
 ``delete``, ``search`` and ``list_namespaces``, sync and async, with the
 namespace rules LangGraph enforces, LangGraph's ``index`` configuration
 (its embeddings rank a query) and its TTL configuration (a put's ``ttl``,

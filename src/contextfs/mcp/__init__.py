@@ -1,6 +1,6 @@
 """ContextFS as a Model Context Protocol server: tools and resources for AI clients.
 
-Needs the ``mcp`` extra (``pip install 'contextfs[mcp]'``); the rest of
+Needs the ``mcp`` extra (``pip install 'contextfs-vcs[mcp]'``); the rest of
 ContextFS never imports this package. ``contextfs mcp`` runs it over stdio or
 streamable HTTP (:mod:`contextfs.cli.mcp`). Modules:
 

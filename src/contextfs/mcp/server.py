@@ -21,7 +21,6 @@ import json
 import reprlib
 import types
 from collections.abc import Callable, Iterator
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -31,6 +30,7 @@ from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp_types import ToolAnnotations
 from pydantic import ConfigDict, PrivateAttr, ValidationError
 
+from .._version import __version__
 from ..errors import ContextFSError, PermissionDeniedError, RevisionError
 from ..model.ids import from_hex
 from ..model.objects import ATOM, MemoryAtom, decode_atom
@@ -123,7 +123,7 @@ def build_server(repo: Repository, writer: SessionWriter) -> MCPServer:
     server: MCPServer = MCPServer(
         SERVER_NAME,
         instructions=INSTRUCTIONS,
-        version=_version(),
+        version=__version__,
         tools=[_tool(fn, hints, repo) for fn, hints in _specs(memory, history)],
         log_level="WARNING",
     )
@@ -229,13 +229,6 @@ def _resource_errors() -> Iterator[None]:
         raise ResourceNotFoundError(" ".join(str(exc).split())) from exc
     except ContextFSError as exc:
         raise ResourceError(" ".join(str(exc).split())) from exc
-
-
-def _version() -> str:
-    try:
-        return version("contextfs")
-    except PackageNotFoundError:  # running from a source tree that was never installed
-        return "0"
 
 
 __all__ = ["ATOM_URI", "CONTEXT_URI", "SERVER_NAME", "ContextFSTool", "build_server"]

@@ -44,7 +44,8 @@ try:
     from psycopg import sql
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        "the PostgreSQL backend needs psycopg 3; install it with: pip install 'contextfs[postgres]'"
+        "the PostgreSQL backend needs psycopg 3; install it with:"
+        " pip install 'contextfs-vcs[postgres]'"
     ) from exc
 
 from contextfs.errors import (
