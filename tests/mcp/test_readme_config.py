@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -17,6 +16,8 @@ from contextfs.repo import Repository
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PLACEHOLDER = "/home/you/agent-memory"
+#: The README's stand-in for the full path `which contextfs` prints.
+COMMAND_PLACEHOLDER = "/home/you/.venv/bin/contextfs"
 
 
 def test_the_readme_mcp_servers_entry_works(repo_path: Path, tmp_path: Path) -> None:
@@ -26,10 +27,10 @@ def test_the_readme_mcp_servers_entry_works(repo_path: Path, tmp_path: Path) -> 
     entry = configs[0]["mcpServers"]["contextfs"]
     assert PLACEHOLDER in entry["args"]
     args = [str(repo_path) if arg == PLACEHOLDER else arg for arg in entry["args"]]
-    env = get_default_environment()
-    # `contextfs` as the README names it: the script installed beside this interpreter.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    params = StdioServerParameters(command=entry["command"], args=args, env=env)
+    assert entry["command"] == COMMAND_PLACEHOLDER
+    # The full path of `contextfs` as the README asks: the script beside this interpreter.
+    command = str(Path(sys.executable).parent / "contextfs")
+    params = StdioServerParameters(command=command, args=args, env=get_default_environment())
     with (tmp_path / "server.log").open("w", encoding="utf-8") as errlog:
         asyncio.run(_remember_once(params, errlog))
     with Repository.open(repo_path) as repo:

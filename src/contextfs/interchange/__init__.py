@@ -15,6 +15,7 @@ from .records import ImportFileError as ImportFileError
 from .sync import ImportResult as ImportResult
 from .sync import file_source as file_source
 from .sync import import_atoms as import_atoms
+from .sync import import_memories as import_memories
 from .sync import to_atoms as to_atoms
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "export_markdown",
     "file_source",
     "import_atoms",
+    "import_memories",
     "parse_markdown",
     "parse_mem0",
     "read_langgraph_store",

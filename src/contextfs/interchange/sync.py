@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import InvalidInputError, UncommittedChangesError
 from ..model.ids import ObjectId, to_hex
 from ..model.objects import MemoryAtom
-from ..model.timeutil import from_micros
+from ..model.timeutil import from_micros, now_micros
 from ..model.types import TypeSignature
 from ..repo import Repository
 from .records import ImportedMemory, ImportFileError
@@ -141,6 +141,25 @@ def import_atoms(
         purged=purged,
         commit=commit,
     )
+
+
+def import_memories(
+    repo: Repository,
+    source: str,
+    memories: Iterable[ImportedMemory],
+    *,
+    author: str,
+    message: str | None = None,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Read ``memories`` as ``source``'s, then :func:`import_atoms` them (now: their default time).
+
+    Raises:
+        ImportFileError: a memory cannot be an atom; nothing was imported.
+        UncommittedChangesError: as for :func:`import_atoms`.
+    """
+    atoms = to_atoms(memories, source, label=source, default_time=now_micros())
+    return import_atoms(repo, source, atoms, author=author, message=message, dry_run=dry_run)
 
 
 def _same_entry(old: MemoryAtom, new: MemoryAtom) -> bool:
