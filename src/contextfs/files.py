@@ -61,7 +61,10 @@ def write_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int | N
     """
     target = Path(path)
     folder = target.parent
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:  # name the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)

@@ -18,6 +18,10 @@ from typing import Any
 
 import pytest
 
+from contextfs.cli.connect import MACHINE_PATHS_HINT
+from contextfs.repo import Repository
+from contextfs.store.postgres import PostgresStore
+
 from .conftest import Cli
 
 
@@ -397,7 +401,7 @@ def test_the_json_clients_read_strict_json(project: Cli, home: Path) -> None:
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
-def test_a_different_entry_is_replaced_only_with_force(
+def test_an_entry_that_is_not_ours_is_replaced_only_with_force(
     project: Cli, home: Path, spec: Spec
 ) -> None:
     path = path_of(project, home, spec)
@@ -408,15 +412,16 @@ def test_a_different_entry_is_replaced_only_with_force(
     old = write(path, text)
     line = refused(project, path, old, 6, "connect", spec.id)
     assert line == (
-        f"error: {path} already has a different server 'contextfs'; replace it with --force,"
-        " or choose another name with --name"
+        f"error: {path} already has a server 'contextfs' that does not run contextfs;"
+        " replace it with --force, or choose another name with --name"
     )
     out = project("connect", spec.id, "--force").stdout
     assert out.splitlines()[0] == (
         f"{spec.id}: replaced the entry in {path} (backup: {backup(path)})"
     )
     after = parse(spec, path)
-    assert after[spec.key]["contextfs"] == expected_entry(project, spec)
+    kept = {} if spec.toml else {"env": OTHER_SERVER["env"]}  # the user's keys stay
+    assert after[spec.key]["contextfs"] == {**expected_entry(project, spec), **kept}
     assert next(iter(after[spec.key])) == "contextfs"  # in its place
     assert backup(path).read_bytes() == old
 
@@ -443,8 +448,8 @@ def test_one_refusal_writes_no_file(project: Cli, home: Path) -> None:
     old = write(bad, "{")
     project.fails(5, "connect", "cursor", "codex", "gemini")
     assert bad.read_bytes() == old
-    assert not path_of(project, home, BY_ID["cursor"]).exists()
-    assert not path_of(project, home, BY_ID["codex"]).exists()
+    assert not path_of(project, home, BY_ID["cursor"]).parent.exists()  # nor its folder
+    assert not path_of(project, home, BY_ID["codex"]).parent.exists()
 
 
 @pytest.mark.parametrize(
@@ -507,6 +512,10 @@ def test_json_result(project: Cli, home: Path) -> None:
         "backup": None,
         "entry": expected_entry(project, BY_ID["codex"]),
         "hint": "Codex reads .codex/config.toml only in projects you have trusted",
+        "hints": [
+            "Codex reads .codex/config.toml only in projects you have trusted",
+            MACHINE_PATHS_HINT,
+        ],
     }
     (again,) = project.json("connect", "codex", "--dry-run")
     assert again["outcome"] == "already connected"
@@ -519,8 +528,16 @@ def test_hints_follow_the_lines(project: Cli, home: Path) -> None:
     assert out[3:] == [
         "hint: Claude Code asks you to approve the project's servers the first time it starts"
         " there",
+        f"hint: {MACHINE_PATHS_HINT}",
         "hint: restart Claude Desktop to load the server",
     ]
+    assert MACHINE_PATHS_HINT == (
+        "project-level files name paths on this machine (the contextfs command, the"
+        " repository's folder): teammates run 'contextfs connect' themselves, so keep them"
+        " out of version control, or share them knowingly"
+    )
+    user_only = project("connect", "cursor", "gemini", "--user").stdout
+    assert "hint:" not in user_only
 
 
 def test_a_symlinked_config_stays_a_symlink(project: Cli, home: Path, tmp_path: Path) -> None:
@@ -578,13 +595,285 @@ def test_list_for_people_and_by_client(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "500")  # one row a line (narrower, long paths fold)
     project("connect", "cursor")
+    project("connect", "cursor", "--user", "--actor", "pair-bot")
     out = project("connect", "--list", "cursor").stdout
-    assert out.split("\n")[0].split() == ["client", "scope", "status", "repository", "file"]
-    assert out.split("\n")[1].split()[:3] == ["cursor", "project", "connected"]
-    assert out.split("\n")[2].split()[:4] == ["cursor", "user", "no", "file"]
+    header = ["client", "scope", "status", "actor", "repository", "file"]
+    assert out.split("\n")[0].split() == header
+    repo = str(folder_of(project))
+    assert out.split("\n")[1].split()[:5] == ["cursor", "project", "connected", "cursor", repo]
+    assert out.split("\n")[2].split()[:5] == ["cursor", "user", "connected", "pair-bot", repo]
+    out = project("connect", "--list", "windsurf").stdout
+    assert out.split("\n")[1].split()[:4] == ["windsurf", "user", "no", "file"]
 
 
 def test_list_outside_a_repository_shows_user_files(run: Cli, home: Path) -> None:
     rows = run.json("connect", "--list")
     assert {row["scope"] for row in rows} == {"user"}
     assert len(rows) == len(SPECS)
+
+
+# -- entries of ours, entries of others ------------------------------------------------
+
+
+def ours_but(project: Cli, spec: Spec, change: str) -> dict[str, Any]:
+    """Our entry as an earlier ``connect`` (or another machine) wrote it."""
+    entry = expected_entry(project, spec)
+    folder = str(folder_of(project))
+    if change == "moved-venv":
+        entry["command"] = "/old/venv/bin/contextfs"
+        entry["args"] = entry["args"][2:]
+    elif change == "script-vs-module":
+        entry["command"] = "/home/ada/.local/bin/contextfs"
+        entry["args"] = entry["args"][2:]
+    elif change == "actor":
+        entry["args"] = ["-m", "contextfs", "--repo", folder, "mcp", "--actor", "someone"]
+    elif change == "repo":
+        entry["args"] = ["-m", "contextfs", "--repo", "/elsewhere", "mcp", "--actor", spec.actor]
+    return entry
+
+
+CHANGES = ["moved-venv", "script-vs-module", "actor", "repo"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+@pytest.mark.parametrize("spec", SPECS, ids=IDS)
+def test_our_entry_that_differs_is_updated_in_place_without_force(
+    project: Cli, home: Path, spec: Spec, change: str
+) -> None:
+    path = path_of(project, home, spec)
+    entry = ours_but(project, spec, change)
+    if spec.toml:
+        old = write(
+            path,
+            f"[mcp_servers.contextfs]\ncommand = {json.dumps(entry['command'])}\n"
+            f"args = {json.dumps(entry['args'])}\nstartup_timeout_sec = 30\n\n"
+            '[mcp_servers.contextfs.env]\nLOG = "1"\n\n[mcp_servers.other]\ncommand = "x"\n',
+        )
+    else:
+        mine = {**entry, "env": {"LOG": "1"}, "disabled": False}
+        old = write(path, json.dumps({spec.key: {"contextfs": mine, "other": OTHER_SERVER}}))
+    out = project("connect", spec.id).stdout
+    assert out.splitlines()[0] == f"{spec.id}: updated the entry in {path} (backup: {backup(path)})"
+    after = parse(spec, path)[spec.key]
+    assert list(after) == ["contextfs", "other"]
+    kept: dict[str, Any] = {"env": {"LOG": "1"}}
+    kept.update({"startup_timeout_sec": 30} if spec.toml else {"disabled": False})
+    assert after["contextfs"] == {**expected_entry(project, spec), **kept}
+    assert backup(path).read_bytes() == old
+    (again,) = project.json("connect", spec.id)
+    assert again["outcome"] == "already connected"
+    assert again["entry"] == {**expected_entry(project, spec), **kept}
+
+
+def test_force_keeps_the_users_keys_of_any_entry(project: Cli, home: Path) -> None:
+    path = path_of(project, home, BY_ID["gemini"], "user")
+    theirs = {
+        "httpUrl": "http://localhost:9/mcp",  # Gemini would prefer it to the command
+        "headers": {"X": "1"},
+        "timeout": 5000,
+        "trust": True,
+        "env": {"K": "v"},
+    }
+    write(path, json.dumps({"mcpServers": {"contextfs": theirs}}))
+    (result,) = project.json("connect", "gemini", "--user", "--force")
+    assert result["outcome"] == "replaced"
+    entry = parse(BY_ID["gemini"], path)["mcpServers"]["contextfs"]
+    assert entry == {
+        "headers": {"X": "1"},
+        "timeout": 5000,
+        "trust": True,
+        "env": {"K": "v"},
+        **expected_entry(project, BY_ID["gemini"]),
+    }
+    assert result["entry"] == entry
+    codex = path_of(project, home, BY_ID["codex"], "user")
+    write(
+        codex,
+        '[mcp_servers.contextfs]\nurl = "http://x/mcp"\nbearer_token_env_var = "TOK"\n\n'
+        '[mcp_servers.contextfs.env]\nA = "1"  # mine\n',
+    )
+    project("connect", "codex", "--user", "--force")
+    assert parse(BY_ID["codex"], codex)["mcp_servers"]["contextfs"] == {
+        "bearer_token_env_var": "TOK",
+        "env": {"A": "1"},
+        **expected_entry(project, BY_ID["codex"]),
+    }
+    assert 'A = "1"  # mine' in codex.read_text(encoding="utf-8")
+
+
+NOT_OURS = [
+    {
+        "command": "npx",
+        "args": ["-y", "@modelcontextprotocol/server-filesystem", "/home/ada/src/contextfs"],
+    },
+    {"command": "uvx", "args": ["contextfs", "serve"]},
+]
+
+
+@pytest.mark.parametrize("entry", NOT_OURS, ids=["filesystem", "other-contextfs"])
+def test_an_entry_that_only_names_contextfs_is_not_ours(
+    project: Cli, home: Path, entry: dict[str, Any]
+) -> None:
+    path = path_of(project, home, BY_ID["cursor"])
+    old = write(path, json.dumps({"mcpServers": {"contextfs": entry}}))
+    (row,) = project.json("connect", "--list", "cursor", "--project")
+    assert (row["status"], row["repo"], row["actor"]) == ("other", None, None)
+    line = refused(project, path, old, 6, "disconnect", "cursor")
+    assert line.endswith("does not run contextfs; remove it anyway with --force")
+    refused(project, path, old, 6, "connect", "cursor")
+
+
+# -- where the repository is -----------------------------------------------------------
+
+
+def test_a_store_url_in_the_environment_is_refused(
+    project: Cli, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONTEXTFS_STORE_URL", "postgresql://agent:hunter2@127.0.0.1:1/memory")
+    line = project.fails(3, "connect", "cursor")
+    assert line == (
+        "error: CONTEXTFS_STORE_URL is set, so this command works on that store, but the"
+        f" entry's --repo {folder_of(project)} would make the server open that folder's own"
+        " store; unset CONTEXTFS_STORE_URL, or connect a folder whose store is that URL (made"
+        " with 'contextfs init FOLDER --store URL')"
+    )
+    assert not (folder_of(project) / ".cursor").exists()
+    project("--repo", ".", "connect", "cursor")  # --repo names the folder: no doubt
+
+
+def test_a_folder_whose_store_is_the_url_connects(
+    run: Cli, home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run("init", "shared", "--store", postgres_url)
+    monkeypatch.chdir(run.folder / "shared")
+    monkeypatch.setenv("CONTEXTFS_STORE_URL", postgres_url)
+    (result,) = run.json("connect", "cursor")
+    assert result["entry"]["args"][2:4] == ["--repo", str((run.folder / "shared").resolve())]
+
+
+def test_list_with_a_repository_of_no_folder_shows_user_files(
+    run: Cli, home: Path, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Repository.create(PostgresStore.open(postgres_url, create=True)):
+        pass
+    monkeypatch.setenv("CONTEXTFS_STORE_URL", postgres_url)
+    rows = run.json("connect", "--list")
+    assert [row["scope"] for row in rows] == ["user"] * len(SPECS)
+    result = run("connect", "--list", "--project", "--json")
+    assert json.loads(result.stdout) == []
+    assert result.stderr == (
+        "note: the repository has no folder (it was opened by URL): no project files to list\n"
+    )
+
+
+def test_list_of_project_files_outside_a_repository_says_why_it_is_empty(
+    run: Cli, home: Path
+) -> None:
+    result = run("connect", "--list", "--project")
+    assert result.stdout == ""  # no table of no rows
+    assert result.stderr == "note: not in a repository: no project files to list\n"
+
+
+@pytest.mark.parametrize("spec", [BY_ID["cursor"], BY_ID["gemini"], BY_ID["codex"]], ids=str)
+def test_a_repository_at_home_has_only_the_user_file(
+    project: Cli, monkeypatch: pytest.MonkeyPatch, spec: Spec
+) -> None:
+    home = folder_of(project)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("CODEX_HOME")
+    path = home / f".{spec.id}" / ("config.toml" if spec.toml else spec.user.split("/")[-1])
+    out = project("connect", spec.id).stdout
+    assert out == f"{spec.id}: connected in {path} (new file)\n"  # no hint: not a project file
+    (result,) = project.json("connect", spec.id, "--project")
+    assert (result["scope"], result["path"]) == ("user", str(path))
+    rows = project.json("connect", "--list", spec.id)
+    assert [(row["scope"], row["path"], row["status"]) for row in rows] == [
+        ("user", str(path), "connected")
+    ]
+    assert project("disconnect", spec.id).stdout.startswith(f"{spec.id}: disconnected from {path}")
+
+
+# -- file formats and modes ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scope", ["project", "user"])
+def test_gemini_settings_are_jsonc(project: Cli, home: Path, scope: str) -> None:
+    path = path_of(project, home, BY_ID["gemini"], scope)
+    old = write(path, '{\n  // my theme\n  "theme": "dark",\n  "mcpServers": {}\n}\n')
+    line = refused(project, path, old, 6, "connect", "gemini", f"--{scope}")
+    assert line == (
+        f"error: {path} has comments, which rewriting it would drop; edit it by hand"
+        " (or remove the comments and run this again)"
+    )
+    (row,) = project.json("connect", "--list", "gemini", f"--{scope}")
+    assert row["status"] == "not connected"
+    write(path, '{"theme": "dark", "mcpServers": {"other": {"command": "x",},},}')
+    project("connect", "gemini", f"--{scope}")
+    assert parse(BY_ID["gemini"], path) == {
+        "theme": "dark",
+        "mcpServers": {
+            "other": {"command": "x"},
+            "contextfs": expected_entry(project, BY_ID["gemini"]),
+        },
+    }
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+def test_a_read_only_file_is_refused_untouched(project: Cli, home: Path) -> None:
+    cursor = path_of(project, home, BY_ID["cursor"])
+    path = path_of(project, home, BY_ID["claude-code"], "user")
+    old = write(path, json.dumps({"numStartups": 3}))
+    path.chmod(0o400)
+    line = refused(project, path, old, 10, "connect", "cursor", "claude-code", "--user")
+    assert line == (
+        f"error: {path} is read-only (mode 400); nothing was written to it: make it"
+        " writable to change it"
+    )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400
+    assert not cursor.exists()  # refused while planning: no file of the run is written
+    servers = {"contextfs": expected_entry(project, BY_ID["claude-code"])}
+    write(path, json.dumps({"mcpServers": servers}))
+    path.chmod(0o400)
+    assert project("connect", "claude", "--user").stdout.startswith("claude-code: already")
+
+
+@pytest.mark.parametrize("spec", JSON_SPECS, ids=[s.id for s in JSON_SPECS])
+def test_a_repeated_key_is_refused_naming_file_and_line(
+    project: Cli, home: Path, spec: Spec
+) -> None:
+    path = path_of(project, home, spec)
+    text = (
+        f'{{\n  "{spec.key}": {{"a": {{"command": "x"}}}},\n  "theme": 1,\n'
+        f'  "{spec.key}": {{"b": {{"command": "y"}}}}\n}}\n'
+    )
+    old = write(path, text)
+    line = refused(project, path, old, 5, "connect", spec.id)
+    assert line == (
+        f"error: {path}:4: the key '{spec.key}' appears twice in one object, and a rewrite"
+        " would keep only one; remove one by hand"
+    )
+    refused(project, path, old, 5, "disconnect", spec.id)
+
+
+# -- a write that fails midway ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_a_failed_write_reports_the_files_written_before_it(
+    project: Cli, home: Path, as_json: bool
+) -> None:
+    cursor = path_of(project, home, BY_ID["cursor"])
+    codex = path_of(project, home, BY_ID["codex"])
+    old = write(codex, CODEX_BEFORE)
+    backup(codex).mkdir()  # planning reads only the file; writing its backup fails
+    args = ["connect", "cursor", "codex", *(["--json"] if as_json else [])]
+    result = project(*args, code=1)
+    assert result.stderr == f"error: Is a directory: {backup(codex)}\n"
+    if as_json:
+        (done,) = json.loads(result.stdout)
+        assert (done["client"], done["outcome"], done["written"]) == ("cursor", "connected", True)
+    else:
+        assert result.stdout == f"cursor: connected in {cursor} (new file)\n"
+    assert parse(BY_ID["cursor"], cursor)["mcpServers"]["contextfs"]
+    assert codex.read_bytes() == old
+    assert sorted(p.name for p in codex.parent.iterdir()) == ["config.toml", "config.toml.bak"]

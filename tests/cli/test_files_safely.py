@@ -113,3 +113,14 @@ def test_read_limited_reads_up_to_the_limit_exactly(tmp_path: Path) -> None:
     with path.open("rb") as source, pytest.raises(Exception, match="larger than 9 bytes"):
         read_limited(source, 9, "f")
     assert JSON_LIMIT >= 1 << 20
+
+
+def test_a_missing_folder_is_named_as_given_not_as_a_temporary_file(
+    repo: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "no-such-folder" / "AGENTS.md"
+    result = CliRunner().invoke(
+        cli, ["--repo", str(repo), "export", "--to", "markdown", "-o", str(target)]
+    )
+    assert result.exit_code == 1
+    assert result.stderr == f"error: No such file or directory: {target}\n"

@@ -14,6 +14,7 @@ from contextfs.connect.configfile import (
     CommentsWouldBeLostError,
     ConfigFileError,
     entry_in,
+    repeated_key,
     strip_jsonc,
     with_entry,
     without_entry,
@@ -152,13 +153,36 @@ def test_toml_errors_name_the_line() -> None:
 @pytest.mark.parametrize(
     ("entry", "ours"),
     [
-        ({"command": "/home/a/.local/bin/contextfs", "args": []}, True),
-        ({"command": "C:\\Py\\Scripts\\contextfs.exe"}, True),
+        ({"command": "/home/a/.local/bin/contextfs", "args": ["mcp"]}, True),
+        ({"command": "C:\\Py\\Scripts\\ContextFS.EXE", "args": ["--repo", "C:\\r", "mcp"]}, True),
         ({"command": "/usr/bin/python3", "args": ["-m", "contextfs", "mcp"]}, True),
-        ({"command": "python", "args": ["-m", "contextfs.cli.main", "mcp"]}, True),
-        ({"command": "uvx", "args": ["--from", "contextfs-vcs[mcp]", "contextfs", "mcp"]}, True),
+        (
+            {"command": "contextfs", "args": ["--repo", "/r", "mcp", "--actor", "x"], "env": {}},
+            True,
+        ),
+        # Our script or module, but not its MCP server.
+        ({"command": "/home/a/.local/bin/contextfs", "args": []}, False),
+        ({"command": "/opt/bin/contextfs", "args": ["serve", "--port", "7411"]}, False),
+        # Not the shape connect writes, even where contextfs is named.
+        ({"command": "python", "args": ["-m", "contextfs.cli.main", "mcp"]}, False),
+        ({"command": "python", "args": ["mcp", "-m", "contextfs"]}, False),
+        (
+            {
+                "command": "npx",
+                "args": [
+                    "-y",
+                    "@modelcontextprotocol/server-filesystem",
+                    "/home/ada/src/contextfs",
+                ],
+            },
+            False,
+        ),
+        ({"command": "uvx", "args": ["contextfs", "serve"]}, False),  # another project's name
+        ({"command": "uvx", "args": ["contextfs", "mcp"]}, False),
+        ({"command": "/opt/contextfs/bin/node", "args": ["mcp"]}, False),
         ({"command": "node", "args": ["--repo", "/srv/contextfs-data"]}, False),
         ({"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"]}, False),
+        ({"command": "/opt/bin/contextfs", "args": "mcp"}, False),
         ({"url": "http://localhost:7412/mcp"}, False),
     ],
 )
@@ -186,3 +210,127 @@ def test_plans_are_pure_decisions_on_bytes() -> None:
     assert inspect(target("cursor"), made.new).repo == "/r"
     assert inspect(target("cursor"), gone.new).status == "not connected"
     assert inspect(target("cursor"), b"{").status == "unreadable"
+
+
+def test_plans_tell_our_entries_from_others() -> None:
+    ours = {
+        "command": "/old/venv/bin/contextfs",
+        "args": ["--repo", "/r", "mcp"],
+        "env": {"A": "1"},
+    }
+    text = json.dumps({"mcpServers": {"contextfs": ours}}).encode()
+    updated = plan_connect(target("cursor"), text, ENTRY, force=False)
+    assert updated.outcome == "updated"
+    assert updated.entry == {**ENTRY, "env": {"A": "1"}}
+    theirs = {"command": "node", "args": ["s.js"], "disabled": True}
+    text = json.dumps({"mcpServers": {"contextfs": theirs}}).encode()
+    replaced = plan_connect(target("cursor"), text, ENTRY, force=True)
+    assert replaced.outcome == "replaced"
+    assert replaced.entry == {**ENTRY, "disabled": True}
+    already = plan_connect(
+        target("cursor"),
+        json.dumps({"mcpServers": {"contextfs": {**ENTRY, "env": {}}}}).encode(),
+        ENTRY,
+        force=False,
+    )
+    assert (already.outcome, already.entry) == ("already connected", {**ENTRY, "env": {}})
+
+
+# -- replacing an entry keeps its other keys -------------------------------------------
+
+
+def test_a_json_entry_is_edited_in_place() -> None:
+    entry = {"disabled": False, "command": "node", "env": {"K": "v"}, "args": ["s.js"], "x": 1}
+    text = json.dumps({"mcpServers": {"a": {}, "contextfs": entry, "z": {}}}, indent=2)
+    edited = json.loads(with_entry("json", text, "mcpServers", "contextfs", ENTRY, "f"))
+    assert list(edited["mcpServers"]) == ["a", "contextfs", "z"]
+    after = edited["mcpServers"]["contextfs"]
+    assert after == {
+        "disabled": False,
+        "command": ENTRY["command"],
+        "env": {"K": "v"},
+        "args": ENTRY["args"],
+        "x": 1,
+    }
+    assert list(after) == ["disabled", "command", "env", "args", "x"]  # each key where it was
+
+
+def test_keys_that_choose_another_transport_can_be_dropped() -> None:
+    entry = {"httpUrl": "http://h", "url": "http://u", "type": "sse", "timeout": 5}
+    text = json.dumps({"mcpServers": {"contextfs": entry}})
+    edited = with_entry(
+        "json", text, "mcpServers", "contextfs", ENTRY, "f", drop=("httpUrl", "url", "type")
+    )
+    assert json.loads(edited)["mcpServers"]["contextfs"] == {"timeout": 5, **ENTRY}
+
+
+def test_a_toml_entry_keeps_its_env_table_comments_and_other_keys() -> None:
+    text = (
+        "[mcp_servers.contextfs]\n"
+        'command = "node"  # the old one\n'
+        'args = ["old.js"]\n'
+        "startup_timeout_sec = 20  # slow disk\n"
+        "\n"
+        "[mcp_servers.contextfs.env]\n"
+        'TOKEN = "t"  # keep me\n'
+        "\n"
+        "[x]\n"
+        "y = 1\n"
+    )
+    edited = with_entry("toml", text, "mcp_servers", "contextfs", ENTRY, "c.toml")
+    assert edited == (
+        "[mcp_servers.contextfs]\n"
+        'command = "/opt/bin/contextfs"  # the old one\n'
+        'args = ["--repo", "/r", "mcp"]\n'
+        "startup_timeout_sec = 20  # slow disk\n"
+        "\n"
+        "[mcp_servers.contextfs.env]\n"
+        'TOKEN = "t"  # keep me\n'
+        "\n"
+        "[x]\n"
+        "y = 1\n"
+    )
+    inline = 'mcp_servers = { contextfs = { url = "http://u", env = { A = "1" } } }\n'
+    edited = with_entry("toml", inline, "mcp_servers", "contextfs", ENTRY, "c.toml", drop=["url"])
+    assert tomllib.loads(edited) == {"mcp_servers": {"contextfs": {"env": {"A": "1"}, **ENTRY}}}
+
+
+# -- repeated keys ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonc"])
+def test_a_repeated_key_is_refused_naming_its_line(fmt: Any) -> None:
+    text = (
+        "{\n"
+        '  "mcpServers": {"a": {"command": "x"}},\n'
+        '  "theme": "dark",\n'
+        '  "mcpServers": {"b": {"command": "y"}}\n'
+        "}\n"
+    )
+    for attempt in (
+        lambda: entry_in(fmt, text, "mcpServers", "contextfs", "/h/s.json"),
+        lambda: with_entry(fmt, text, "mcpServers", "contextfs", ENTRY, "/h/s.json"),
+    ):
+        with pytest.raises(ConfigFileError) as caught:
+            attempt()
+        assert str(caught.value) == (
+            "/h/s.json:4: the key 'mcpServers' appears twice in one object, and a rewrite"
+            " would keep only one; remove one by hand"
+        )
+
+
+def test_repeated_keys_are_found_per_object_in_reading_order() -> None:
+    assert repeated_key('{"a": {"x": 1}, "b": {"x": 2}, "c": ["a", "a"]}') is None
+    assert repeated_key('{"a": "b", "b": 1}') is None  # a value that names a key
+    assert repeated_key('{"s": {"k": 1,\n "k": 2}, "s": 3}') == ("k", 2)
+    assert repeated_key('{"\\u0061": 1, "a": 2}') == ("a", 1)  # the same key, spelled twice
+    assert repeated_key('[{"a": 1}, {"a": 2}]') is None
+    plan = target("gemini")
+    with pytest.raises(ConfigFileError, match=r":3: the key 'contextfs' appears twice"):
+        plan_connect(
+            plan, b'{"mcpServers": {\n"contextfs": {},\n"contextfs": {}}}', ENTRY, force=False
+        )
+    assert inspect(plan, b'{"a": 1, "a": 2}').reason == (
+        "line 1: the key 'a' appears twice in one object, and a rewrite would keep only one;"
+        " remove one by hand"
+    )

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contextfs.interchange import ImportFileError, parse_markdown
-from contextfs.interchange.markdown import MarkdownItem, render_markdown
+from contextfs.interchange.markdown import MarkdownItem, render_markdown, writable_content
 
 CLAUDE_MD = """\
 # Project Atlas
@@ -160,3 +160,57 @@ def test_what_render_writes_reads_back_as_the_same_memories(
         (_normalised(i.content), (" ".join(i.heading.split()),) if i.heading else ())
         for i in expected_order
     ]
+
+
+def test_inline_code_in_triple_backticks_opens_no_block() -> None:
+    text = "# Cmds\n```npm test``` runs the tests\n- rule a\n\n```sh\nls\n```\n- rule b\n"
+    assert read(text) == [
+        (2, ("Cmds",), "```npm test``` runs the tests"),
+        (3, ("Cmds",), "rule a"),
+        (5, ("Cmds",), "```sh\nls\n```"),
+        (8, ("Cmds",), "rule b"),
+    ]
+
+
+def test_a_fence_indented_four_spaces_does_not_close_a_block() -> None:
+    assert read("```\ncode\n    ```\nstill code\n```\n") == [
+        (1, (), "```\ncode\n    ```\nstill code\n```")
+    ]
+
+
+def test_text_after_a_comment_on_its_line_is_read() -> None:
+    assert read("<!-- note --> - Always run tests\n<!-- multi\nline --> Never push\n") == [
+        (1, (), "Always run tests"),
+        (3, (), "Never push"),
+    ]
+
+
+def test_headings_lose_their_closing_hashes_and_extra_spaces() -> None:
+    assert read("## Code  Style ##\n- x\n### C#\n- y\n") == [
+        (2, ("Code Style",), "x"),
+        (4, ("C#",), "y"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "# a" + " " * 100_000 + "x",
+        "# " + " \t" * 50_000,
+        "-" + " " * 100_000 + "x",
+        "- " * 50_000 + "x",
+        "```" + "`" * 100_000 + "x\n```" + "`" * 100_000,
+    ],
+)
+def test_long_lines_are_read_in_linear_time(line: str) -> None:
+    # A pattern that backtracked on such lines took minutes (a 1 MB line: hours).
+    parse_markdown(line + "\n- after\n", "long.md")
+
+
+def test_every_line_that_markdown_misreads_is_escaped_to_read_back() -> None:
+    for content in ["```\nunclosed", "---", "- -", "~~~~", "text\n***\nmore\n```"]:
+        written = writable_content(content)
+        assert written is not None
+        read_back = parse_markdown(render_markdown([MarkdownItem(written, None)], header=""), "")
+        assert [m.content for m in read_back] == [written]
+    assert writable_content("Build:\n```sh\nmake\n```") == "Build:\n```sh\nmake\n```"

@@ -12,7 +12,7 @@ from langgraph.store.base import PutOp
 from langgraph.store.memory import InMemoryStore
 from langgraph.store.sqlite import SqliteStore
 
-from contextfs.interchange import ImportFileError, parse_mem0, read_langgraph_store
+from contextfs.interchange import ImportFileError, parse_mem0, read_langgraph_store, to_atoms
 from contextfs.interchange.langgraph import PAGE_SIZE, item_text
 from contextfs.model.timeutil import to_micros
 
@@ -125,3 +125,22 @@ def test_values_that_are_more_than_text_stay_whole() -> None:
     assert item_text({"content": "x", "source": "chat"}) == '{"content": "x", "source": "chat"}'
     assert item_text({"data": "  spaced  "}) == "spaced"
     assert item_text({"content": ""}) == '{"content": ""}'
+
+
+def test_json_too_deep_or_numbers_too_long_are_one_line_errors() -> None:
+    with pytest.raises(ImportFileError, match=r"^deep.json: nested too deeply to read"):
+        parse_mem0('{"results": ' + "[" * 100_000 + "]" * 100_000 + "}", "deep.json")
+    with pytest.raises(ImportFileError, match=r"^long.json: .*digits"):
+        parse_mem0('[{"memory": "x", "id": ' + "9" * 5000 + "}]", "long.json")
+
+
+def test_a_memory_read_twice_keeps_the_tags_of_both() -> None:
+    memories = parse_mem0(
+        '[{"memory": "Prefers dark mode", "user_id": "alice"},'
+        ' {"memory": "Prefers dark mode", "user_id": "bob"}]',
+        "m.json",
+    )
+    atoms = to_atoms(memories, "m.json", label="m.json", default_time=0)
+    assert [(a.content, a.tags) for a in atoms] == [
+        ("Prefers dark mode", ("user:alice", "user:bob"))
+    ]

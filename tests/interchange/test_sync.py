@@ -19,7 +19,7 @@ def test_a_source_is_mirrored_in_one_commit_and_then_left_alone() -> None:
             repo, "crm", [memory("Ada is a customer", anchor="c1")], author="sync"
         )
         assert first.commit is not None
-        assert next(iter(repo.log())).commit.summary == "Import crm: 1 added or updated, 0 removed"
+        assert next(iter(repo.log())).commit.summary == "Import crm: 1 added, 0 updated, 0 removed"
         assert next(iter(repo.log())).commit.author == "sync"
         again = import_memories(
             repo, "crm", [memory("Ada is a customer", anchor="c1")], author="sync"
@@ -31,7 +31,7 @@ def test_a_source_is_mirrored_in_one_commit_and_then_left_alone() -> None:
         moved = import_memories(
             repo, "crm", [memory("Ada is a customer", anchor="c2")], author="sync"
         )
-        assert (len(moved.added), moved.removed) == (1, ())  # a new anchor: an updated entry
+        assert (len(moved.updated), moved.removed) == (1, ())  # a new anchor: an updated entry
         assert repo.snapshot()[0].source_hash == "crm#c2"
 
 

@@ -1,13 +1,17 @@
 """``contextfs connect`` and ``contextfs disconnect``: register ``contextfs mcp`` in AI clients.
 
 Thin: this reads argv and the environment (which script runs, the home
-folder, ``XDG_CONFIG_HOME``, ``APPDATA``, ``CODEX_HOME``), finds the
-repository, and hands the rest to :mod:`contextfs.connect`. Every file is
-planned before any is written, so a refusal leaves every file as it was.
+folder, ``XDG_CONFIG_HOME``, ``APPDATA``, ``CODEX_HOME``,
+``CONTEXTFS_STORE_URL``), finds the repository, and hands the rest to
+:mod:`contextfs.connect`. Every file is read and planned, under its lock,
+before any is written, so a refusal leaves every file as it was; an OS
+error while writing may leave earlier files of the run written (each whole,
+with its backup).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
@@ -18,6 +22,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from ..config import read_config as read_repo_config
 from ..connect import (
     CLIENTS,
     Change,
@@ -29,18 +34,21 @@ from ..connect import (
     Target,
     apply,
     backup_path,
+    check_writable,
     client_named,
     inspect,
+    locked,
     plan_connect,
     plan_disconnect,
     read_config,
     server_command,
 )
-from ..discovery import ENV_DIR
+from ..discovery import ENV_DIR, find_repository
 from ..errors import InvalidInputError, RepositoryLocationError, RepositoryNotFoundError
 from ..history.commits import check_author
 from ..oplog.entry import MAX_NAME_LENGTH
 from ..repo import Repository
+from ..store.urls import STORE_URL_ENV
 from .common import F, Settings, emit_json, json_option, open_repo, show
 
 #: The server name an entry is registered under unless --name says otherwise.
@@ -49,8 +57,15 @@ DEFAULT_NAME = "contextfs"
 NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 #: What to install when the MCP SDK is missing (the server needs it, connect does not).
 MCP_EXTRA = "pip install 'contextfs-vcs[mcp]'"
+#: The hint after a project-level file is written: it is not portable.
+MACHINE_PATHS_HINT = (
+    "project-level files name paths on this machine (the contextfs command, the"
+    " repository's folder): teammates run 'contextfs connect' themselves, so keep them"
+    " out of version control, or share them knowingly"
+)
 _VERBS = {
     "connected": ("connected in", "would connect in"),
+    "updated": ("updated the entry in", "would update the entry in"),
     "replaced": ("replaced the entry in", "would replace the entry in"),
     "already connected": ("already connected in", "already connected in"),
     "disconnected": ("disconnected from", "would disconnect from"),
@@ -148,7 +163,8 @@ def connect(
     CLIENT: claude-code, claude-desktop, cursor, vscode, windsurf, gemini or
     codex. The entry runs 'contextfs --repo FOLDER mcp --actor ACTOR'. Other
     servers and settings in the file are kept; a changed file is backed up
-    to FILE.bak first.
+    to FILE.bak first. An entry of ours that differs is updated; any other
+    entry of that name is replaced only with --force.
     """
     scope = _scope(project, user)
     if listing:
@@ -159,17 +175,22 @@ def connect(
     if not clients:
         raise click.UsageError("give at least one CLIENT, or --list")
     chosen = _scoped(clients, scope)
+    _refuse_other_store(ctx)
     folder = _project_folder(open_repo(ctx))
     host = _host()
     command = server_command(sys.argv[0], sys.executable)
-    changes = []
-    for client, where in chosen:
-        target = _target(client, where, name, folder, host)
-        argv = [*command, "--repo", str(folder), "mcp", "--actor", actor or client.actor]
-        changes.append(
-            plan_connect(target, read_config(target.path), client.entry(argv), force=force)
+    entries = {
+        client.id: client.entry(
+            [*command, "--repo", str(folder), "mcp", "--actor", actor or client.actor]
         )
-    _carry_out(changes, dry_run=dry_run, as_json=as_json)
+        for client, _ in chosen
+    }
+    _carry_out(
+        [_target(client, where, name, folder, host) for client, where in chosen],
+        lambda target, old: plan_connect(target, old, entries[target.client.id], force=force),
+        dry_run=dry_run,
+        as_json=as_json,
+    )
     if importlib.util.find_spec("mcp") is None:
         click.echo(f"note: the server needs the MCP SDK: {MCP_EXTRA}", err=True)
 
@@ -199,11 +220,12 @@ def disconnect(
     if any(where == "project" for _, where in chosen):
         folder = _project_folder(open_repo(ctx))
     host = _host()
-    changes = []
-    for client, where in chosen:
-        target = _target(client, where, name, folder, host)
-        changes.append(plan_disconnect(target, read_config(target.path), force=force))
-    _carry_out(changes, dry_run=dry_run, as_json=as_json)
+    _carry_out(
+        [_target(client, where, name, folder, host) for client, where in chosen],
+        lambda target, old: plan_disconnect(target, old, force=force),
+        dry_run=dry_run,
+        as_json=as_json,
+    )
 
 
 # -- choosing files --------------------------------------------------------------------
@@ -230,9 +252,13 @@ def _scoped(clients: Sequence[Client], scope: Scope | None) -> list[tuple[Client
 
 
 def _target(client: Client, scope: Scope, name: str, folder: Path | None, host: Host) -> Target:
-    return Target(
-        client=client, scope=scope, path=client.path(scope, folder=folder, host=host), name=name
-    )
+    """The file of ``scope``; a project file that is the user file (a project at home) is that."""
+    path = client.path(scope, folder=folder, host=host)
+    if scope == "project":
+        user = client.path("user", folder=None, host=host)
+        if os.path.realpath(path) == os.path.realpath(user):
+            scope, path = "user", user
+    return Target(client=client, scope=scope, path=path, name=name)
 
 
 def _project_folder(repo: Repository) -> Path:
@@ -245,6 +271,30 @@ def _project_folder(repo: Repository) -> Path:
     return Path(os.path.abspath(repo.path)).parent
 
 
+def _refuse_other_store(ctx: click.Context) -> None:
+    """Refuse when the CLI works on ``$CONTEXTFS_STORE_URL`` but the server would not.
+
+    The entry passes ``--repo FOLDER``, and a server opened that way reads the
+    folder's own config, not the environment of this shell.
+    """
+    url = os.environ.get(STORE_URL_ENV)
+    settings = ctx.find_object(Settings)
+    if not url or (settings is not None and settings.repo_path is not None):
+        return
+    try:
+        found = find_repository()
+    except RepositoryNotFoundError:
+        return  # no folder at all: _project_folder says so
+    if read_repo_config(found).store == url:
+        return
+    raise RepositoryLocationError(
+        f"{STORE_URL_ENV} is set, so this command works on that store, but the entry's --repo"
+        f" {found.parent} would make the server open that folder's own store; unset"
+        f" {STORE_URL_ENV}, or connect a folder whose store is that URL (made with"
+        " 'contextfs init FOLDER --store URL')"
+    )
+
+
 def _host() -> Host:
     return Host(home=Path.home(), environ=dict(os.environ), platform=sys.platform)
 
@@ -252,22 +302,45 @@ def _host() -> Host:
 # -- writing and reporting -------------------------------------------------------------
 
 
-def _carry_out(changes: Sequence[Change], *, dry_run: bool, as_json: bool) -> None:
-    """Write (or, in a dry run, show) every planned change, and report each file."""
-    results = []
-    for change in changes:
-        backup = apply(change) if change.writes and not dry_run else None
-        results.append((change, backup))
-        if as_json:
-            continue
-        if dry_run and change.writes:
-            click.echo(change.diff(), nl=False)
-        click.echo(_line(change, backup, dry_run=dry_run))
-    hints = [_hint(change) for change in changes if not dry_run]
+def _carry_out(
+    targets: Sequence[Target],
+    plan: Callable[[Target, bytes | None], Change],
+    *,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Plan every file, then write (or, in a dry run, show) each change, and report each file.
+
+    Runs that write hold the files' locks from the first read to the last
+    write, so concurrent runs take turns. When a write fails after others
+    were made, what was done is still reported (``--json``: the list of
+    files done) before the error propagates.
+    """
+    with contextlib.nullcontext() if dry_run else locked(t.path for t in targets):
+        changes = []
+        for target in targets:
+            change = plan(target, read_config(target.path))
+            check_writable(change)
+            changes.append(change)
+        results: list[tuple[Change, Path | None]] = []
+        try:
+            for change in changes:
+                backup = apply(change) if change.writes and not dry_run else None
+                results.append((change, backup))
+                if as_json:
+                    continue
+                if dry_run and change.writes:
+                    click.echo(change.diff(), nl=False)
+                click.echo(_line(change, backup, dry_run=dry_run))
+        except BaseException:
+            if as_json and any(change.writes for change, _ in results):
+                emit_json([_change_json(c, b, dry_run=dry_run) for c, b in results])
+            raise
     if as_json:
         emit_json([_change_json(c, b, dry_run=dry_run) for c, b in results])
         return
-    for hint in dict.fromkeys(h for h in hints if h):
+    hints = [hint for change in changes if not dry_run for hint in _hints(change)]
+    for hint in dict.fromkeys(hints):
         click.echo(f"hint: {hint}")
 
 
@@ -287,10 +360,20 @@ def _line(change: Change, backup: Path | None, *, dry_run: bool) -> str:
     return line
 
 
-def _hint(change: Change) -> str | None:
-    if change.outcome not in ("connected", "replaced"):
+def _client_hint(change: Change) -> str | None:
+    """What the client needs once the file is written (approval, trust, a restart)."""
+    if change.outcome not in ("connected", "updated", "replaced"):
         return None
     return change.target.client.hints.get(change.target.scope)
+
+
+def _hints(change: Change) -> list[str]:
+    """The client's hint, and for a project-level file written, that it is not portable."""
+    hint = _client_hint(change)
+    hints = [hint] if hint is not None else []
+    if change.writes and change.target.scope == "project" and change.outcome != "disconnected":
+        hints.append(MACHINE_PATHS_HINT)
+    return hints
 
 
 def _change_json(change: Change, backup: Path | None, *, dry_run: bool) -> dict[str, object]:
@@ -304,7 +387,8 @@ def _change_json(change: Change, backup: Path | None, *, dry_run: bool) -> dict[
         "written": change.writes and not dry_run,
         "backup": str(backup) if backup is not None else None,
         "entry": dict(change.entry) if change.entry is not None else None,
-        "hint": None if dry_run else _hint(change),
+        "hint": None if dry_run else _client_hint(change),
+        "hints": [] if dry_run else _hints(change),
     }
     if dry_run:
         shape["diff"] = change.diff()
@@ -317,38 +401,55 @@ def _change_json(change: Change, backup: Path | None, *, dry_run: bool) -> dict[
 def _show_list(
     ctx: click.Context, clients: Sequence[Client], scope: Scope | None, name: str, as_json: bool
 ) -> None:
-    folder = _listing_folder(ctx)
+    folder, why = _listing_folder(ctx)
+    if folder is None and scope == "project":
+        click.echo(f"note: {why}: no project files to list", err=True)
     host = _host()
-    found = [
-        _registration(_target(client, where, name, folder, host))
+    targets = [
+        _target(client, where, name, folder, host)
         for client in clients
         for where in client.scopes
         if (scope is None or where == scope) and (where == "user" or folder is not None)
     ]
+    unique: dict[tuple[str, str, Path], Target] = {}
+    for target in targets:  # a project file that is the user file (a project at home): once
+        unique.setdefault((target.client.id, target.scope, target.path), target)
+    found = [_registration(target) for target in unique.values()]
     if as_json:
         emit_json([_registration_json(r) for r in found])
         return
+    if not found:
+        return
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("client", "scope", "status"):
+    for column in ("client", "scope", "status", "actor"):
         table.add_column(column, no_wrap=True)
     for column in ("repository", "file"):  # long paths fold onto more lines rather than vanish
         table.add_column(column, overflow="fold")
     for r in found:
         status = f"unreadable: {r.reason}" if r.status == "unreadable" else r.status
-        table.add_row(r.target.client.id, r.target.scope, status, r.repo or "", str(r.target.path))
+        table.add_row(
+            r.target.client.id,
+            r.target.scope,
+            status,
+            r.actor or "",
+            r.repo or "",
+            str(r.target.path),
+        )
     show(table)
 
 
-def _listing_folder(ctx: click.Context) -> Path | None:
-    """The project folder, or ``None`` when no repository is found (only user files then)."""
+def _listing_folder(ctx: click.Context) -> tuple[Path | None, str]:
+    """The project folder, or ``None`` and why (only user files are listed then)."""
     settings = ctx.find_object(Settings)
     named = (settings is not None and settings.repo_path is not None) or ENV_DIR in os.environ
     try:
-        return _project_folder(open_repo(ctx))
+        return _project_folder(open_repo(ctx)), ""
     except RepositoryNotFoundError:
         if named:  # a repository asked for by name must be there
             raise
-        return None
+        return None, "not in a repository"
+    except RepositoryLocationError:  # opened by URL ($CONTEXTFS_STORE_URL): no folder
+        return None, "the repository has no folder (it was opened by URL)"
 
 
 def _registration(target: Target) -> Registration:

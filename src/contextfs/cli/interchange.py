@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
-from ..errors import InvalidInputError
+from ..errors import ConcurrentUpdateError, InvalidInputError
 from ..files import DATA_LIMIT, read_limited, write_atomically
 from ..interchange import (
     ImportedMemory,
@@ -33,6 +33,7 @@ from ..interchange import (
     read_langgraph_store,
     to_atoms,
 )
+from ..interchange.export import EXPORT_MARK
 from ..interchange.records import decode_text
 from ..model.ids import short
 from ..model.objects import MemoryAtom
@@ -51,6 +52,8 @@ FORMATS = (
     "jsonl", "markdown", "claude-md", "agents-md", "gemini-md", "cursor", "mem0", "langgraph",
 )  # fmt: skip
 _MARKDOWN_ALIASES = frozenset({"markdown", "claude-md", "agents-md", "gemini-md", "cursor"})
+#: How long reading a LangGraph store waits for an agent's write to finish.
+LOCK_WAIT_SECONDS = 2.0
 LANGGRAPH_SQLITE_MISSING = (
     "reading a LangGraph SQLite store needs langgraph-checkpoint-sqlite:"
     " pip install 'contextfs-vcs[langgraph]'"
@@ -64,6 +67,7 @@ class _Source:
     name: str  # what the atoms' source says
     label: str  # what messages call it
     atoms: list[MemoryAtom]
+    mirror: bool = True  # False: a file contextfs wrote, a view that brings in only what is new
 
 
 @click.command(name="import")
@@ -123,6 +127,9 @@ def import_command(
     read = _langgraph_source if source_format == "langgraph" else _file_source(source_format)
     existing = click.Path(exists=True, dir_okay=False, path_type=Path)
     paths = [existing.convert(source, None, ctx) for source in sources]
+    for path in paths:
+        if not path.is_file():
+            raise click.UsageError(f"{path} is not a regular file: a source must be one")
     checked = [read(path, root) for path in paths]
     results = [
         import_atoms(
@@ -132,6 +139,7 @@ def import_command(
             author=author or default_author(),
             message=message,
             dry_run=dry_run,
+            mirror=item.mirror,
         )
         for item in checked
     ]
@@ -150,11 +158,15 @@ def _file_source(source_format: str) -> Callable[[Path, Path | None], _Source]:
         with path.open("rb") as file:
             data = read_limited(file, DATA_LIMIT, label)
             modified = to_micros(datetime.fromtimestamp(path.stat().st_mtime, UTC))
-        memories = parse(decode_text(data, label), label)
+        text = decode_text(data, label)
+        memories = parse(text, label)
+        written_by_us = False
         if source_format in _MARKDOWN_ALIASES:
             memories = _in_file_order(memories, modified)
+            written_by_us = text.startswith("<!--") and EXPORT_MARK in text.split("\n", 1)[0]
         name = file_source(path, root)
-        return _Source(name, label, to_atoms(memories, name, label=label, default_time=modified))
+        atoms = to_atoms(memories, name, label=label, default_time=modified)
+        return _Source(name, label, atoms, mirror=not written_by_us)
 
     return read
 
@@ -187,26 +199,49 @@ def _langgraph_source(path: Path, root: Path | None) -> _Source:
 
 @contextmanager
 def _sqlite_store(path: Path, label: str) -> Iterator[BaseStore]:
-    """LangGraph's own SqliteStore over the file, opened read-only."""
+    """LangGraph's own SqliteStore over a copy of the file, in memory.
+
+    The file is only read (one consistent snapshot, even while an agent
+    writes to it); the copy is what LangGraph opens, so a store written by an
+    older version is brought up to date by LangGraph's own migrations without
+    touching the original.
+    """
     try:
         from langgraph.store.sqlite import SqliteStore
     except ImportError:
         raise InvalidInputError(LANGGRAPH_SQLITE_MISSING) from None
+    uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise ImportFileError(label, None, f"cannot be opened as SQLite ({exc})") from None
+        original = sqlite3.connect(uri, uri=True, timeout=LOCK_WAIT_SECONDS)
+        try:
+            tables = {row[0] for row in original.execute("SELECT name FROM sqlite_master")}
+            data = original.serialize()
+        finally:
+            original.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise ConcurrentUpdateError(
+                f"{label}: the store is locked by another process; try again"
+            ) from None
+        raise ImportFileError(label, None, f"cannot be read as SQLite ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        raise ImportFileError(label, None, f"not a SQLite database ({exc})") from None
+    if "store" not in tables:
+        raise ImportFileError(label, None, "not a LangGraph SQLite store (it has no 'store' table)")
+    copy = sqlite3.connect(":memory:", check_same_thread=False)
     try:
-        yield SqliteStore(conn)
+        copy.deserialize(data)
+        yield SqliteStore(copy)
     finally:
-        conn.close()
+        copy.close()
 
 
 def _summary(repo: Repository, item: _Source, result: ImportResult, *, dry_run: bool) -> str:
-    counts = f"{len(result.added)} added or updated, {len(result.removed)} removed"
-    counts += f", {result.unchanged} unchanged"
+    counts = f"{result.summary}, {result.unchanged} unchanged"
     if result.elsewhere:
-        counts += f", {result.elsewhere} already held from other sources"
+        counts += f", {result.elsewhere} already held otherwise"
+    if not item.mirror:
+        counts += " (a file contextfs export wrote: only new memories come in)"
     if result.purged:
         counts += f", {result.purged} purged (not brought back)"
     if dry_run:
@@ -221,6 +256,7 @@ def _result_json(result: ImportResult) -> dict[str, object]:
     return {
         "source": result.source,
         "added": list(result.added),
+        "updated": list(result.updated),
         "removed": list(result.removed),
         "unchanged": result.unchanged,
         "elsewhere": result.elsewhere,
@@ -303,11 +339,20 @@ def export_command(
     if target_format == "markdown":
         exported = export_markdown(repo, revision, budget=budget)
         _write(output, exported.text)
-        total = repo.count(revision)
-        click.echo(
-            f"note: wrote {exported.written} of {total} memories in {exported.tokens} tokens",
-            err=True,
-        )
+        noun = "memory" if exported.written == 1 else "memories"
+        click.echo(f"note: wrote {exported.written} {noun} in {exported.tokens} tokens", err=True)
+        if exported.escaped:
+            click.echo(
+                f"note: {exported.escaped} memories have a line escaped with a backslash"
+                " (it would read as a code fence or a break)",
+                err=True,
+            )
+        if exported.unwritable:
+            click.echo(
+                f"note: {exported.unwritable} memories left out: no Markdown bullet reads back"
+                " as their text",
+                err=True,
+            )
         return
     if budget is not None:
         raise click.UsageError("--budget is for --to markdown")

@@ -19,7 +19,7 @@ from ..errors import InvalidInputError
 
 #: Where a client reads an entry: a file in the project, or one in the user's profile.
 Scope = Literal["project", "user"]
-#: How a config file is written: strict JSON, JSON with comments (VS Code), or TOML.
+#: How a config file is written: strict JSON, JSON with comments (VS Code, Gemini CLI), or TOML.
 Format = Literal["json", "jsonc", "toml"]
 
 
@@ -192,7 +192,7 @@ CLIENTS: tuple[Client, ...] = (
         aliases=("gemini-cli",),
         project_file=".gemini/settings.json",
         user_file=lambda host: host.home / ".gemini" / "settings.json",
-        format="json",
+        format="jsonc",  # Gemini CLI reads it through strip-json-comments
         servers_key="mcpServers",
         typed=False,
         actor="gemini-cli",

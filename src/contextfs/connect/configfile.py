@@ -10,9 +10,13 @@ Invariants this module owns:
   server and setting reads back equal, in its order (checked on every edit by
   parsing the result again, so a layout tomlkit cannot edit in place is
   refused rather than written wrong);
-* a file that does not parse, or whose servers are not where the client
-  reads them, is refused with the file and, where the parser knows it, the
-  line (:class:`ConfigFileError`);
+* an edit of an existing entry sets the fields it is given where they are
+  and keeps the entry's other keys (``env``, ``disabled``, a TOML
+  ``[mcp_servers.NAME.env]`` table), dropping only those it is told to;
+* a file that does not parse, whose servers are not where the client reads
+  them, or whose JSON repeats a key in one object (a rewrite would keep only
+  one), is refused with the file and, where it is known, the line
+  (:class:`ConfigFileError`);
 * JSONC comments are never dropped silently: a file that has them is read,
   but rewriting it is refused (:class:`CommentsWouldBeLostError`).
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import tomlkit
@@ -179,30 +184,49 @@ def has_comments(fmt: Format, text: str, path: str) -> bool:
 
 
 def with_entry(
-    fmt: Format, text: str | None, key: str, name: str, entry: dict[str, Any], path: str
+    fmt: Format,
+    text: str | None,
+    key: str,
+    name: str,
+    fields: Mapping[str, Any],
+    path: str,
+    *,
+    drop: Collection[str] = (),
 ) -> str:
-    """``text`` with ``entry`` registered as ``name`` (replacing one there, in its place).
+    """``text`` with ``fields`` set in the entry ``name``, which is added if missing.
 
     ``None`` is a new file. The servers key is added after everything else if
-    it is missing.
+    it is missing. In an existing entry each field is set where it is (a new
+    one goes last), the keys in ``drop`` are removed, and every other key
+    stays as it was.
 
     Raises:
         ConfigFileError: as :func:`entry_in`, or the edit would change more.
         CommentsWouldBeLostError: ``text`` is JSONC with comments.
     """
     original = "" if text is None else text
-    entry_in(fmt, original, key, name, path)  # the file and its servers are as clients read them
+    current = entry_in(fmt, original, key, name, path)  # the file is as clients read it
     _refuse_comments(fmt, original, path)
     if fmt == "toml":
-        edited = _toml_with(original, key, name, entry, path)
+        edited = _toml_with(original, key, name, fields, drop, path)
     else:
         doc = _json_document(original, fmt, path)
-        doc.setdefault(key, {})[name] = entry
+        servers = doc.setdefault(key, {})
+        servers[name] = merged_entry(servers.get(name), fields, drop)
         edited = _dump_json(doc, path)
     expected = copy.deepcopy(_plain(fmt, original, path))
-    expected.setdefault(key, {})[name] = entry
+    expected.setdefault(key, {})[name] = merged_entry(current, fields, drop)
     _check_edit(fmt, edited, expected, path)
     return edited
+
+
+def merged_entry(
+    current: Mapping[str, Any] | None, fields: Mapping[str, Any], drop: Collection[str] = ()
+) -> dict[str, Any]:
+    """``current`` without the keys in ``drop``, with ``fields`` set (existing keys in place)."""
+    merged = {k: v for k, v in (current or {}).items() if k not in drop}
+    merged.update(fields)
+    return merged
 
 
 def without_entry(fmt: Format, text: str, key: str, name: str, path: str) -> str:
@@ -258,7 +282,11 @@ def _json_document(text: str, fmt: Format, path: str) -> dict[str, Any]:
     if not text.strip():
         return {}
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except _RepeatedKeyError:
+        key, line = repeated_key(text) or ("?", None)
+        problem = f"the key {key!r} appears twice in one object, and a rewrite would keep only one"
+        raise ConfigFileError(path, problem + "; remove one by hand", line) from None
     except json.JSONDecodeError as exc:
         raise ConfigFileError(path, f"not valid JSON ({exc.msg})", exc.lineno) from None
     except ValueError as exc:  # NaN or Infinity: JavaScript's JSON cannot read them either
@@ -266,6 +294,59 @@ def _json_document(text: str, fmt: Format, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigFileError(path, f"the top level is {_kind(value, fmt)}, not an object")
     return value
+
+
+class _RepeatedKeyError(Exception):
+    """An object holds a key twice (found while parsing; :func:`repeated_key` says where)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _RepeatedKeyError
+    return found
+
+
+_COLON = re.compile(r"[ \t\r\n]*:")  # after a string: it was a key
+
+
+def repeated_key(text: str) -> tuple[str, int] | None:
+    """The first key of JSON ``text`` that its object already holds, and its line.
+
+    Scans tokens only (strings, brackets, colons), so it also works on text
+    that stops being valid JSON after that key.
+    """
+    objects: list[set[str] | None] = []  # the keys of each open object; None for an array
+    i, end = 0, len(text)
+    while i < end:
+        char = text[i]
+        if char == '"':
+            close = _string_end(text, i)
+            keys = objects[-1] if objects else None
+            if keys is not None and _COLON.match(text, close) is not None:
+                key = _key(text[i:close])
+                if key in keys:
+                    return key, text.count("\n", 0, i) + 1
+                keys.add(key)
+            i = close
+            continue
+        if char == "{":
+            objects.append(set())
+        elif char == "[":
+            objects.append(None)
+        elif char in "}]" and objects:
+            objects.pop()
+        i += 1
+    return None
+
+
+def _key(token: str) -> str:
+    """The text of a JSON string token (as written, if it does not decode)."""
+    try:
+        value = json.loads(token)
+    except ValueError:
+        return token[1:-1]
+    return value if isinstance(value, str) else token[1:-1]
 
 
 def _refuse_constant(name: str) -> object:
@@ -292,20 +373,34 @@ def _toml_document(text: str, path: str) -> tomlkit.TOMLDocument:
         raise ConfigFileError(path, f"not valid TOML ({exc})") from None
 
 
-def _toml_with(text: str, key: str, name: str, entry: dict[str, Any], path: str) -> str:
+def _toml_with(
+    text: str,
+    key: str,
+    name: str,
+    fields: Mapping[str, Any],
+    drop: Collection[str],
+    path: str,
+) -> str:
     # A last line without its newline would run into the table added after it.
     doc = _toml_document(text if not text or text.endswith("\n") else text + "\n", path)
     servers = doc.get(key)
     if servers is None:
         holder = tomlkit.table(is_super_table=True)  # only [key.name] appears in the file
-        holder.add(name, _toml_entry(entry, inline=False))
+        holder.add(name, _toml_entry(fields, inline=False))
         doc.add(key, holder)
+    elif name in servers:
+        current = servers[name]  # edited where it is: its comments and sub-tables stay
+        for field in drop:
+            if field in current:
+                del current[field]
+        for field, value in fields.items():
+            current[field] = value
     else:
-        servers[name] = _toml_entry(entry, inline=isinstance(servers, tomlkit.items.InlineTable))
+        servers[name] = _toml_entry(fields, inline=isinstance(servers, tomlkit.items.InlineTable))
     return _same_ending(text, tomlkit.dumps(doc))
 
 
-def _toml_entry(entry: dict[str, Any], *, inline: bool) -> tomlkit.items.Item:
+def _toml_entry(entry: Mapping[str, Any], *, inline: bool) -> tomlkit.items.Item:
     table = tomlkit.inline_table() if inline else tomlkit.table()
     for field, value in entry.items():
         table.add(field, value)
@@ -355,6 +450,8 @@ __all__ = [
     "encode_text",
     "entry_in",
     "has_comments",
+    "merged_entry",
+    "repeated_key",
     "servers_in",
     "strip_jsonc",
     "with_entry",

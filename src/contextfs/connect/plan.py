@@ -22,27 +22,36 @@ from .configfile import (
     decode_text,
     encode_text,
     entry_in,
+    merged_entry,
     with_entry,
     without_entry,
 )
 
 #: What a connect or disconnect did (or, with a dry run, would do) to one file.
-Outcome = Literal["connected", "replaced", "already connected", "disconnected", "not connected"]
+Outcome = Literal[
+    "connected", "updated", "replaced", "already connected", "disconnected", "not connected"
+]
 #: What ``connect --list`` finds in one file.
 Status = Literal["connected", "other", "not connected", "no file", "unreadable"]
 
-#: A command or argument that starts ContextFS: the script, ``-m contextfs``, the
-#: ``contextfs.cli.main`` module, or the distribution in a launcher (``uvx contextfs-vcs``).
-_CONTEXTFS_WORD = re.compile(r"contextfs(-vcs)?([\[.=@<>~!].*)?(\.exe)?", re.IGNORECASE)
+#: The names of the script ``connect`` writes as an entry's command (lower case).
+_SCRIPTS = ("contextfs", "contextfs.exe")
+#: Keys that make a client start a server some other way than ``command``: Gemini CLI
+#: prefers ``httpUrl`` and ``url`` to ``command``, Windsurf has ``serverUrl``.
+_OTHER_TRANSPORTS = ("url", "httpUrl", "serverUrl")
 
 
 class EntryConflictError(ConflictError):
-    """Another server is registered under the name; replacing or removing it needs --force."""
+    """A server that is not ours has the name; replacing or removing it needs --force."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Target:
-    """One server name in one client's config file of one scope."""
+    """One server name in one client's config file of one scope.
+
+    A project file that is also the client's user file (a project folder
+    that is the home folder) is the user file: ``scope`` is ``user``.
+    """
 
     client: Client
     scope: Scope
@@ -52,7 +61,11 @@ class Target:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Change:
-    """What one file held and what it will hold (``new is None``: left as it is)."""
+    """What one file held and what it will hold (``new is None``: left as it is).
+
+    ``entry`` is what the file holds under the name once the change is made
+    (``None`` when it holds nothing there).
+    """
 
     target: Target
     outcome: Outcome
@@ -104,11 +117,17 @@ def plan_connect(
     """Register ``entry`` under the target's name, unless it is there already.
 
     An entry that has every key of ``entry`` with the same value counts as
-    the same (keys the user or the client added, such as ``env``, stay).
+    the same (keys the user or the client added, such as ``env``, stay). One
+    that runs ContextFS otherwise (another folder, command or actor) is
+    ``updated``; any other is ``replaced``, only with ``force``. Either way
+    only the keys of ``entry`` change, in place (and keys that would make
+    the client start it some other way, such as ``url``, go): the entry's
+    other keys stay.
 
     Raises:
         ConfigFileError: the file is malformed.
-        EntryConflictError: another entry has the name and ``force`` is off.
+        EntryConflictError: an entry that does not run ContextFS has the
+            name and ``force`` is off.
         CommentsWouldBeLostError: the file is JSONC with comments and would change.
     """
     client, path = target.client, str(target.path)
@@ -119,20 +138,32 @@ def plan_connect(
         else None
     )
     if current is not None and all(current.get(k, _MISSING) == v for k, v in entry.items()):
-        return Change(target=target, outcome="already connected", old=old, new=None, entry=entry)
-    if current is not None and not force:
+        return Change(target=target, outcome="already connected", old=old, new=None, entry=current)
+    ours = current is not None and runs_contextfs(current)
+    if current is not None and not ours and not force:
         raise EntryConflictError(
-            f"{path} already has a different server {target.name!r}; replace it with --force,"
-            " or choose another name with --name"
+            f"{path} already has a server {target.name!r} that does not run contextfs;"
+            " replace it with --force, or choose another name with --name"
         )
-    edited = with_entry(client.format, text, client.servers_key, target.name, dict(entry), path)
+    drop = _other_transports(target.client.typed, current or {})
+    edited = with_entry(
+        client.format, text, client.servers_key, target.name, entry, path, drop=drop
+    )
     return Change(
         target=target,
-        outcome="connected" if current is None else "replaced",
+        outcome="connected" if current is None else "updated" if ours else "replaced",
         old=old,
         new=encode_text(edited, path),
-        entry=entry,
+        entry=merged_entry(current, entry, drop),
     )
+
+
+def _other_transports(typed: bool, current: Mapping[str, Any]) -> list[str]:
+    """The keys of ``current`` that would start the server other than by its command."""
+    drop = [key for key in _OTHER_TRANSPORTS if key in current]
+    if not typed and current.get("type", "stdio") != "stdio":
+        drop.append("type")  # "sse", "http": a client without types would not run the command
+    return drop
 
 
 def plan_disconnect(target: Target, old: bytes | None, *, force: bool) -> Change:
@@ -186,12 +217,19 @@ def inspect(target: Target, old: bytes | None) -> Registration:
 
 
 def runs_contextfs(entry: Mapping[str, Any]) -> bool:
-    """Whether an entry's command or arguments start ContextFS."""
-    words = [entry.get("command"), *_strings(entry.get("args"))]
-    return any(
-        isinstance(word, str) and _CONTEXTFS_WORD.fullmatch(re.split(r"[\\/]", word)[-1])
-        for word in words
-    )
+    """Whether an entry has the shape of one ``connect`` writes: it runs ``contextfs ... mcp``.
+
+    Its command is the ``contextfs`` script (``contextfs.exe``) or its
+    arguments start with ``-m contextfs``, and ``mcp`` is among them. A
+    command that merely mentions contextfs (a filesystem server over a folder
+    of that name, another project called contextfs) is not ours.
+    """
+    command = entry.get("command")
+    args = entry.get("args", [])
+    if not isinstance(command, str) or not isinstance(args, list):
+        return False
+    script = re.split(r"[\\/]", command)[-1].lower() in _SCRIPTS
+    return (script or args[:2] == ["-m", "contextfs"]) and "mcp" in args
 
 
 def _strings(value: object) -> list[str]:

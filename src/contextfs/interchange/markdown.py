@@ -20,12 +20,43 @@ from .records import ImportedMemory, ImportFileError
 #: The type of a memory read from a rules file: it tells the agent what to do.
 MARKDOWN_TYPE = "Instruction"
 
-_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*))?$")
 _BULLET = re.compile(r"^([ \t]*)([-*+]|\d{1,9}[.)])(?:([ \t]+)(.*))?$")
-_FENCE = re.compile(r"^([ \t]*)(`{3,}|~{3,})")
+_FENCE = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
 _BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
 _UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _COMMENT_OPEN = re.compile(r"^ {0,3}<!--")
+
+
+def _fence_opening(line: str) -> tuple[int, str] | None:
+    """The indent and marker of a line that opens a code block, else None.
+
+    A backtick fence's info string holds no backtick: ```` ```npm test``` ```` is inline code.
+    """
+    match = _FENCE.match(line)
+    if match is None or (match.group(2)[0] == "`" and "`" in match.group(3)):
+        return None
+    return len(match.group(1)), match.group(2)
+
+
+def _fence_closes(line: str, marker: str) -> bool:
+    """True when ``line`` closes a code block that ``marker`` opened."""
+    match = _FENCE.match(line)
+    return (
+        match is not None
+        and match.group(2)[0] == marker[0]
+        and len(match.group(2)) >= len(marker)
+        and not match.group(3).strip()
+    )
+
+
+def heading_tag(text: str) -> str | None:
+    """A heading's text without its closing ``#`` sequence, spacing made single."""
+    text = text.rstrip(" \t")
+    bare = text.rstrip("#")
+    if bare != text and (not bare or bare[-1] in " \t"):
+        text = bare
+    return " ".join(text.split()) or None
 
 
 @dataclass(slots=True)
@@ -45,7 +76,7 @@ class _Fence:
 
     line: int
     marker: str
-    indent: int
+    indent: int  # the spaces its lines lose: its own indent, or its bullet's content column
     lines: list[str]
     owner: _Block | None
 
@@ -80,6 +111,7 @@ class _Reader:
         if self.comment_line is not None:
             if "-->" in line:
                 self.comment_line = None
+                self.after_comment(number, line.split("-->", 1)[1])
             return
         if not line.strip():
             if self.block is not None and self.block.kind == "bullet":
@@ -93,19 +125,22 @@ class _Reader:
             return
         if _COMMENT_OPEN.match(line):
             self.flush()
-            if "-->" not in line.split("<!--", 1)[1]:
+            rest = line.split("<!--", 1)[1]
+            if "-->" in rest:
+                self.after_comment(number, rest.split("-->", 1)[1])
+            else:
                 self.comment_line = number
             return
-        if fence := _FENCE.match(line):
-            self.open_fence(number, line, fence)
+        if fence := _fence_opening(line):
+            self.open_fence(number, line, *fence)
             return
         if heading := _HEADING.match(line):
             self.flush()
-            self.tag = (heading.group(2) or "").strip() or None
+            self.tag = heading_tag(heading.group(2) or "")
             return
         if block is not None and block.kind == "paragraph" and _UNDERLINE.match(line):
             self.block = None  # a setext heading: the paragraph was its text
-            self.tag = " ".join(" ".join(block.lines).split()) or None
+            self.tag = heading_tag(" ".join(block.lines))
             return
         if _BREAK.match(line):
             self.flush()
@@ -115,25 +150,30 @@ class _Reader:
             indent = len(bullet.group(1)) + len(bullet.group(2)) + len(bullet.group(3) or " ")
             text = bullet.group(4) or ""
             self.block = _Block("bullet", number, indent, [])
-            if fence := _FENCE.match(text):  # a bullet that opens with a code block
-                self.fence = _Fence(number, fence.group(2), indent, [text.rstrip()], self.block)
+            if fence := _fence_opening(text):  # a bullet that opens with a code block
+                self.fence = _Fence(number, fence[1], indent, [text.rstrip()], self.block)
             else:
                 self.block.lines.append(text)
             return
         self.text_line(number, line)
 
+    def after_comment(self, number: int, rest: str) -> None:
+        """What follows a comment on its last line is read as a line of its own."""
+        if rest.strip():
+            self.feed(number, rest.lstrip(" \t"))
+
     def bullet_line(self, number: int, line: str) -> None:
         """A line indented to the bullet's content: part of it, code blocks included."""
         block = self.block
         assert block is not None
-        if fence := _FENCE.match(line):
-            self.fence = _Fence(number, fence.group(2), block.indent, [], block)
-            self.fence.lines.append(_dedent(line, block.indent))
+        content = _dedent(line, block.indent)
+        if fence := _fence_opening(content):
+            self.fence = _Fence(number, fence[1], block.indent, [content], block)
             return
         if block.after_blank:
             block.lines.append("")
             block.after_blank = False
-        block.lines.append(_dedent(line, block.indent))
+        block.lines.append(content)
 
     def text_line(self, number: int, line: str) -> None:
         """A line that opens nothing: it continues the block above, or starts a paragraph."""
@@ -148,21 +188,20 @@ class _Reader:
         else:
             block.lines.append(line.rstrip())
 
-    def open_fence(self, number: int, line: str, fence: re.Match[str]) -> None:
+    def open_fence(self, number: int, line: str, indent: int, marker: str) -> None:
         """A code block joins the paragraph or bullet right above it, else stands alone."""
         owner = self.block
         if owner is not None and owner.after_blank:
             self.flush()
             owner = None
-        self.fence = _Fence(number, fence.group(2), 0, [line.rstrip()], owner)
+        self.fence = _Fence(number, marker, indent, [_dedent(line, indent)], owner)
 
     def in_fence(self, line: str) -> None:
         fence = self.fence
         assert fence is not None
-        fence.lines.append(_dedent(line, fence.indent))
-        stripped = line.strip()
-        char = fence.marker[0]
-        if not (stripped.startswith(fence.marker) and stripped.strip(char) == ""):
+        content = _dedent(line, fence.indent)
+        fence.lines.append(content)
+        if not _fence_closes(content, fence.marker):
             return
         self.fence = None
         if fence.owner is not None:
@@ -245,8 +284,11 @@ def comment_text(text: str) -> str:
 
 
 def heading_text(heading: str) -> str:
-    """A ``##`` heading with the blank lines around it."""
-    return f"\n## {' '.join(heading.split())}\n\n"
+    """A ``##`` heading with the blank lines around it (closed by `` #`` if it ends in ``#``)."""
+    text = " ".join(heading.split())
+    if heading_tag(text) != text:
+        text += " #"
+    return f"\n## {text}\n\n"
 
 
 def bullet_text(content: str) -> str:
@@ -256,3 +298,30 @@ def bullet_text(content: str) -> str:
         f"  {line.rstrip()}" if line.strip() else "" for line in rest
     ]
     return "\n".join(lines) + "\n"
+
+
+def writable_content(content: str) -> str | None:
+    """``content`` as a bullet can carry it so it reads back as one memory, else None.
+
+    A line that would read as a code fence or a thematic break gets a backslash
+    in front; a text that still does not read back (spacing aside) is None.
+    """
+    if _reads_back(content):
+        return content
+    lines = content.strip().split("\n")
+    escaped = [
+        f"\\{line}" if _fence_opening(line.lstrip()) or _BREAK.match(line.lstrip()) else line
+        for line in lines
+    ]
+    if _BREAK.match("- " + escaped[0]) or _BREAK.match(escaped[0]):
+        escaped[0] = "\\" + escaped[0]
+    candidate = "\n".join(escaped)
+    return candidate if _reads_back(candidate) else None
+
+
+def _reads_back(content: str) -> bool:
+    try:
+        read = parse_markdown(bullet_text(content), "")
+    except ImportFileError:
+        return False
+    return len(read) == 1 and read[0].content.split() == content.split()

@@ -32,6 +32,10 @@ def parse_mem0(text: str, filename: str) -> list[ImportedMemory]:
         json.loads(text)
     except json.JSONDecodeError as exc:
         raise ImportFileError(filename, exc.lineno, f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise ImportFileError(filename, None, "nested too deeply to read") from None
+    except ValueError as exc:  # a number too long to convert
+        raise ImportFileError(filename, None, " ".join(str(exc).split())) from None
     return [
         _memory(value, line, index, filename)
         for index, (line, value) in enumerate(_items(text, filename), 1)
