@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from ..history.lanes import next_lanes
+
 Commit = tuple[str, Sequence[str]]
 #: One output row: the graph prefix, and the commit id on commit rows (None otherwise).
 Row = tuple[str, str | None]
@@ -33,7 +35,7 @@ def graph_rows(commits: Sequence[Commit]) -> list[Row]:
         if oid not in lanes:
             lanes.append(oid)
         col = lanes.index(oid)
-        new_lanes, edges = _next_lanes(lanes, col, parents)
+        new_lanes, edges = next_lanes(lanes, col, parents)
         width = 2 * max(len(lanes), len(new_lanes), 1) - 1
         cells = ["*" if i == col else "|" for i in range(len(lanes))]
         rows.append((" ".join(cells).ljust(width), oid))
@@ -48,30 +50,6 @@ def render_graph(commits: Sequence[Commit], label: Callable[[str], str]) -> list
         f"{prefix} {label(oid)}" if oid is not None else prefix
         for prefix, oid in graph_rows(commits)
     ]
-
-
-def _next_lanes(
-    lanes: list[str], col: int, parents: Sequence[str]
-) -> tuple[list[str], list[tuple[int, int]]]:
-    """Return the lanes after the commit in lane ``col``, and the moves (from, to).
-
-    The commit's lane continues with its first parent; further parents open
-    lanes just to its right. Lanes that now expect the same commit join the
-    leftmost of them.
-    """
-    # Every slot of the expanded row: (column it comes from, commit it expects).
-    expanded: list[tuple[int, str]] = []
-    for i, expected in enumerate(lanes):
-        if i == col:
-            expanded.extend((i, parent) for parent in parents)
-        else:
-            expanded.append((i, expected))
-    new_lanes: list[str] = []
-    for _, expected in expanded:
-        if expected not in new_lanes:
-            new_lanes.append(expected)
-    edges = [(source, new_lanes.index(expected)) for source, expected in expanded]
-    return new_lanes, edges
 
 
 def _transition(edges: list[tuple[int, int]]) -> list[str]:

@@ -66,6 +66,7 @@ from .serve import serve
 from .session import session
 from .tokens import token
 from .turns import print_turn, turn_options
+from .ui import ui
 from .workspaces import workspace
 
 
@@ -1077,6 +1078,7 @@ cli.add_command(disconnect)
 cli.add_command(remote)
 cli.add_command(workspace)
 cli.add_command(token)
+cli.add_command(ui)
 cli.add_command(clone)
 cli.add_command(fetch)
 cli.add_command(pull)

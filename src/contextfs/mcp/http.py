@@ -15,19 +15,14 @@ Invariants this module owns (DESIGN.md section 11):
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import socket
-import threading
-from collections.abc import Callable, Iterator
-from types import FrameType
+from collections.abc import Callable
 
 import anyio
-import uvicorn
 from mcp.server.mcpserver import MCPServer
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import webserve
 from ..tls import check_exposure, server_context
 from ..tokens import Gate
 from .access import GRANT_KEY
@@ -90,8 +85,7 @@ def _bearer(scope: Scope) -> str | None:
 
 def url_of(host: str, port: int, *, tls: bool = False) -> str:
     """The endpoint's URL (IPv6 addresses in brackets)."""
-    shown = f"[{host}]" if ":" in host else host
-    return f"{'https' if tls else 'http'}://{shown}:{port}{MCP_PATH}"
+    return webserve.url_of(host, port, MCP_PATH, tls=tls)
 
 
 async def serve_http(
@@ -124,57 +118,9 @@ async def serve_http(
         server_context(tls_cert, tls_key)  # a bad file fails here, in one line
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
     app = TokenGate(app, gate)
-    sock = _listen(host, port)
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        lifespan="on",
-        access_log=False,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-    )
+    sock = webserve.listen(host, port)
     announce(url_of(host, sock.getsockname()[1], tls=tls_cert is not None))
-    with _quiet_stop():
-        try:
-            await uvicorn.Server(config).serve(sockets=[sock])
-        finally:
-            sock.close()
-
-
-@contextlib.contextmanager
-def _quiet_stop() -> Iterator[None]:
-    """Let SIGINT and SIGTERM stop the server and then the process with status 0.
-
-    uvicorn stops gracefully on either and afterwards raises the signal again
-    for the handler it found installed; with this no-op one installed, the
-    command returns normally, as ``contextfs serve`` does.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers belong to the main thread; uvicorn leaves them alone too
-        return
-    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
-def _ignore(signum: int, frame: FrameType | None) -> None:
-    """A handler that does nothing (see :func:`_quiet_stop`)."""
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    await webserve.serve_asgi(app, sock, tls_cert=tls_cert, tls_key=tls_key)
 
 
 __all__ = ["MCP_PATH", "TokenGate", "check_address", "serve_http", "url_of"]

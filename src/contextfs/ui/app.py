@@ -1,0 +1,242 @@
+"""The web app of ``contextfs ui``: Starlette routes over one repository, pages from Jinja2.
+
+Invariants this module owns:
+
+* every page is rendered from the library API (:class:`~contextfs.Repository`)
+  while holding one lock, so the one store connection is never used by two
+  requests at once;
+* a server whose store has tokens (or that was given one) lets a browser in
+  only with one: ``?token=`` once, then an HttpOnly, SameSite=Strict cookie;
+  API clients may send ``Authorization: Bearer``;
+* a write is a POST with the page's CSRF field (an HMAC of the grant's
+  token under a per-process key), from a server started with ``--write``,
+  by a grant whose scope allows it; anything else is refused with a page
+  and a non-2xx status, and changes nothing;
+* an error is a page with a status: 400 for bad input, 404 for what does
+  not exist, 403 for what is not allowed; never a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from .._version import __version__
+from ..errors import (
+    ContextFSError,
+    InvalidInputError,
+    PermissionDeniedError,
+    RevisionError,
+)
+from ..model.ids import short
+from ..repo import Repository
+from ..tokens import FULL, Gate, Grant
+from ..tokens import Scope as TokenScope
+
+#: The cookie a browser keeps its token in, after ``?token=`` once.
+TOKEN_COOKIE = "contextfs_token"
+#: Where a grant travels in a request's scope.
+GRANT_KEY = "contextfs.grant"
+
+Page = Callable[["UI", Request], Awaitable[Response] | Response]
+
+
+@dataclass
+class UI:
+    """What every page needs: the repository, its lock, the templates, and the rules."""
+
+    repo: Repository
+    write: bool = False
+    gate: Gate | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    env: Environment = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.env = Environment(
+            loader=PackageLoader("contextfs.ui", "templates"),
+            autoescape=select_autoescape(default=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.globals.update(short=short, version=__version__)
+
+    @contextmanager
+    def reading(self) -> Iterator[Repository]:
+        """The repository, for this request alone."""
+        with self.lock:
+            yield self.repo
+
+    def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
+        """A page: ``template`` filled with ``values`` and what every page shows."""
+        grant = grant_of(request)
+        html = self.env.get_template(template).render(
+            request=request,
+            path=request.url.path,
+            writable=self.can_write(grant),
+            csrf=self.csrf_token(request),
+            **values,
+        )
+        return HTMLResponse(html, status_code=status)
+
+    def can_write(self, grant: Grant) -> bool:
+        return self.write and grant.scope >= TokenScope.WRITE
+
+    def csrf_token(self, request: Request) -> str:
+        """The form field a write must carry: bound to this process and this browser's token."""
+        token = request.cookies.get(TOKEN_COOKIE, "")
+        return hmac.new(self.csrf_key, token.encode(), hashlib.sha256).hexdigest()
+
+    async def check_write(self, request: Request) -> dict[str, str]:
+        """The form of a write that may go ahead; raises :class:`HTTPException` otherwise."""
+        if not self.write:
+            raise HTTPException(403, "this server is read-only: start it with --write")
+        grant = grant_of(request)
+        if grant.scope < TokenScope.WRITE:
+            who = f"the token {grant.name}" if grant.name else "this token"
+            raise HTTPException(403, f"{who} is read-only: it cannot write")
+        form = await request.form()
+        values = {key: value for key, value in form.items() if isinstance(value, str)}
+        if not hmac.compare_digest(values.get("csrf", ""), self.csrf_token(request)):
+            raise HTTPException(403, "the form is stale or forged: reload the page and try again")
+        return values
+
+    async def run(self, work: Callable[[Repository], Any]) -> Any:
+        """Run ``work`` on the repository in a worker thread, under the lock."""
+
+        def locked() -> Any:
+            with self.reading() as repo:
+                return work(repo)
+
+        return await anyio.to_thread.run_sync(locked)
+
+
+def grant_of(request: Request) -> Grant:
+    """What the request's bearer may do (everything on an open server)."""
+    grant = request.scope.get(GRANT_KEY)
+    return grant if isinstance(grant, Grant) else FULL
+
+
+class TokenCookieGate:
+    """ASGI middleware: a closed server admits a token from the cookie, a header or ``?token=``.
+
+    ``?token=`` sets the cookie and redirects to the same page without it, so
+    the token does not stay in the address bar or the history.
+    """
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        from_query = request.query_params.get("token")
+        presented = from_query or _bearer(request) or request.cookies.get(TOKEN_COOKIE)
+        grant = await anyio.to_thread.run_sync(self.gate.admit, presented)
+        if grant is None:
+            response: Response = HTMLResponse(
+                _refusal_page(), status_code=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+            await response(scope, receive, send)
+            return
+        if from_query:
+            query = "&".join(
+                f"{k}={v}" for k, v in request.query_params.multi_items() if k != "token"
+            )
+            target = request.url.path + (f"?{query}" if query else "")
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(
+                TOKEN_COOKIE, from_query, httponly=True, samesite="strict", path="/"
+            )
+            await response(scope, receive, send)
+            return
+        await self.app({**scope, GRANT_KEY: grant}, receive, send)
+
+
+def _bearer(request: Request) -> str | None:
+    kind, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if kind.lower() == "bearer" and token.strip() else None
+
+
+def _refusal_page() -> str:
+    return (
+        "<!doctype html><title>Token needed</title><h1>Token needed</h1>"
+        "<p>This ContextFS server needs a token: open it as <code>/?token=cfs_...</code>"
+        " (see <code>contextfs token create</code>).</p>"
+    )
+
+
+def page(ui: UI, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint that runs ``handler`` and turns our errors into pages."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            result = handler(ui, request)
+            return await result if isinstance(result, Awaitable) else result
+        except HTTPException as exc:
+            return error_page(ui, request, exc.status_code, str(exc.detail))
+        except (RevisionError, FileNotFoundError) as exc:
+            return error_page(ui, request, 404, _one_line(exc))
+        except PermissionDeniedError as exc:
+            return error_page(ui, request, 403, _one_line(exc))
+        except InvalidInputError as exc:
+            return error_page(ui, request, 400, _one_line(exc))
+        except ContextFSError as exc:
+            return error_page(ui, request, 409, _one_line(exc))
+
+    return endpoint
+
+
+def error_page(ui: UI, request: Request, status: int, message: str) -> Response:
+    return ui.render(request, "error.html", status=status, status_code=status, message=message)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def build_app(
+    repo: Repository,
+    *,
+    write: bool = False,
+    gate: Gate | None = None,
+    pages: list[tuple[str, Page, list[str]]] | None = None,
+) -> Starlette:
+    """The app over ``repo``: every page, the static files, and the token gate."""
+    from .pages import PAGES
+
+    ui = UI(repo, write=write, gate=gate)
+    routes: list[BaseRoute] = [
+        Route(path, page(ui, handler), methods=methods)
+        for path, handler, methods in (pages if pages is not None else PAGES)
+    ]
+    static = StaticFiles(packages=[("contextfs.ui", "static")])
+    routes.append(Mount("/static", app=static, name="static"))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_page(ui, request, 404, "no such page")
+
+    middleware = [Middleware(TokenCookieGate, gate=gate)] if gate is not None else []
+    app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
+    app.state.ui = ui
+    return app

@@ -1,0 +1,24 @@
+// ContextFS UI: progressive enhancement only; every page works without this script.
+"use strict";
+document.addEventListener("DOMContentLoaded", () => {
+  // Filters apply as soon as a select or date changes.
+  for (const form of document.querySelectorAll("form[data-autosubmit]")) {
+    for (const field of form.querySelectorAll("select, input[type=date]")) {
+      field.addEventListener("change", () => form.requestSubmit());
+    }
+  }
+  // Forms that change the repository ask first.
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+  // "/" focuses the page's search or first filter, as on code hosts.
+  document.addEventListener("keydown", (event) => {
+    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+    if (event.key === "/" && !typing) {
+      const field = document.querySelector("input[type=search], form.filters input");
+      if (field) { event.preventDefault(); field.focus(); }
+    }
+  });
+});

@@ -1,0 +1,83 @@
+"""The History page in a real browser: the graph, the commits, filters, pages, bad input."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+
+from .conftest import Served, status_of, texts
+
+
+def test_history_shows_the_graph_refs_authors_actors_and_counts(
+    served: Served, browser: webdriver.Chrome
+) -> None:
+    browser.get(served.url + "/")
+    assert browser.current_url == served.url + "/history"  # the home page is History
+    assert browser.title == "History · ContextFS"
+    summaries = texts(browser, "table.commits tbody td:nth-child(2)")
+    assert summaries == [
+        "main tag: v1 Forget the staging password",
+        "Note the staging password",
+        "Merge research into main",
+        "Crystallise session planning: 2 ops from 2 actors",
+        "research Research: the database",
+        "Remember the basics",
+    ]
+    people = texts(browser, "table.commits tbody td:nth-child(3)")
+    assert people == [
+        "admin",
+        "planner",
+        "planner",
+        "critic, planner (critic, planner)",
+        "researcher",
+        "planner",
+    ]
+    counts = texts(browser, "table.commits tbody td.counts")
+    assert counts[0] == "+0 ~0 −1"  # the forgotten password
+    circles = browser.find_elements(By.CSS_SELECTOR, "svg.graph circle")
+    assert len(circles) == len(summaries)
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.graph circle.merge")) == 1
+    lanes = {c.get_attribute("cx") for c in circles}
+    assert len(lanes) == 2  # the research branch ran beside main until the merge
+
+
+def test_filters_narrow_history_and_the_revision_switches_it(
+    served: Served, browser: webdriver.Chrome
+) -> None:
+    browser.get(served.url + "/history")
+    field = browser.find_element(By.NAME, "author")
+    field.send_keys("researcher", Keys.ENTER)
+    assert texts(browser, "table.commits tbody td:nth-child(2)") == [
+        "research Research: the database"
+    ]
+    browser.get(served.url + "/history?actor=critic")
+    assert len(texts(browser, "table.commits tbody tr")) == 1
+    browser.get(served.url + "/history?rev=research")
+    assert texts(browser, "h1") == ["History of research"]
+    assert len(texts(browser, "table.commits tbody tr")) == 2
+    browser.get(served.url + "/history?since=1990-01-01&until=1990-12-31")
+    assert texts(browser, "p.empty") == ["No commits match."]
+
+
+def test_the_commit_links_lead_to_each_commit(served: Served, browser: webdriver.Chrome) -> None:
+    browser.get(served.url + "/history")
+    link = browser.find_elements(By.CSS_SELECTOR, "a.id")[-1]
+    assert link.get_attribute("href") == f"{served.url}/commit/{served.ids['first']}"
+
+
+def test_bad_input_is_a_page_with_a_status(served: Served, browser: webdriver.Chrome) -> None:
+    for query, status, message in [
+        ("rev=no-such-branch", 404, "unknown revision 'no-such-branch'"),
+        ("since=yesterday", 400, "since must be a date as YYYY-MM-DD, got 'yesterday'"),
+        ("page=0", 400, "page must be a whole number from 1, got '0'"),
+        (f"rev={quote('HEAD~99')}", 404, ""),
+    ]:
+        url = f"{served.url}/history?{query}"
+        assert status_of(url) == status
+        browser.get(url)
+        assert browser.find_element(By.CSS_SELECTOR, ".error h1").text.startswith(str(status))
+        assert message in browser.find_element(By.CSS_SELECTOR, ".error .message").text
+    assert status_of(served.url + "/no/such/page") == 404
