@@ -117,12 +117,15 @@ def test_the_readme_command_installs_by_name_and_runs_the_tour(source: Path) -> 
     # The other extras install by name from the same wheel and bring what they promise.
     run(
         [str(bin_dir / "pip"), "install", "-q", "--find-links", "dist",
-         f"{DISTRIBUTION}[mcp,langgraph,postgres]"],
+         f"{DISTRIBUTION}[mcp,langgraph,postgres,ui]"],
         source,
     )  # fmt: skip
     run(
         [str(bin_dir / "python"), "-c",
-         "import psycopg; from contextfs.integrations.langgraph import ContextFSStore"],
+         "import psycopg; from contextfs.integrations.langgraph import ContextFSStore;"
+         " from contextfs.ui.app import build_app; from importlib.resources import files;"
+         " ui = files('contextfs.ui'); assert (ui / 'templates/history.html').is_file();"
+         " assert (ui / 'static/style.css').is_file()"],
         source.parent,
     )  # fmt: skip
     repo = source.parent / "memory"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import quote
 
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
 
 from .conftest import Served, status_of, texts
 
@@ -50,6 +53,7 @@ def test_filters_narrow_history_and_the_revision_switches_it(
     browser.get(served.url + "/history")
     field = browser.find_element(By.NAME, "author")
     field.send_keys("researcher", Keys.ENTER)
+    WebDriverWait(browser, 10).until(lambda b: "author=researcher" in b.current_url)
     assert texts(browser, "table.commits tbody td:nth-child(2)") == [
         "research Research: the database"
     ]
@@ -81,3 +85,19 @@ def test_bad_input_is_a_page_with_a_status(served: Served, browser: webdriver.Ch
         assert browser.find_element(By.CSS_SELECTOR, ".error h1").text.startswith(str(status))
         assert message in browser.find_element(By.CSS_SELECTOR, ".error .message").text
     assert status_of(served.url + "/no/such/page") == 404
+
+
+def test_a_screenshot_of_history_for_the_readme(
+    served: Served, browser: webdriver.Chrome, tmp_path: Path
+) -> None:
+    # CONTEXTFS_SCREENSHOTS=docs/images writes the README's picture; otherwise a temporary one.
+    folder = Path(os.environ.get("CONTEXTFS_SCREENSHOTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1100, 560)
+    try:
+        browser.get(served.url + "/history")
+        picture = folder / "ui-history.png"
+        assert browser.save_screenshot(str(picture))
+    finally:
+        browser.set_window_size(1280, 900)
+    assert picture.read_bytes().startswith(b"\x89PNG")

@@ -16,7 +16,7 @@ import click
 from ..errors import ContextFSError
 from ..tls import check_exposure
 from ..tokens import Gate
-from .common import TOKEN_ENV, open_repo, tls_options
+from .common import TOKEN_ENV, default_author, open_repo, tls_options
 
 #: The TCP port of ``contextfs ui`` unless told otherwise.
 DEFAULT_UI_PORT = 7413
@@ -89,7 +89,7 @@ def ui(
         from ..tls import server_context
 
         server_context(tls_cert, tls_key or tls_cert)  # a bad file fails here, in one line
-    app = build_app(repo, write=write, gate=gate)
+    app = build_app(repo, write=write, gate=gate, author=default_author())
     sock = listen(host, port)
     url = url_of(host, sock.getsockname()[1], "/", tls=tls)
     mode = "read and write" if write else "read-only"

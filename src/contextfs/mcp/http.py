@@ -22,9 +22,10 @@ from mcp.server.mcpserver import MCPServer
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .. import webserve
 from ..tls import check_exposure, server_context
 from ..tokens import Gate
+from ..webserve import listen, serve_asgi
+from ..webserve import url_of as page_url
 from .access import GRANT_KEY
 
 #: Where the MCP endpoint is mounted.
@@ -85,7 +86,7 @@ def _bearer(scope: Scope) -> str | None:
 
 def url_of(host: str, port: int, *, tls: bool = False) -> str:
     """The endpoint's URL (IPv6 addresses in brackets)."""
-    return webserve.url_of(host, port, MCP_PATH, tls=tls)
+    return page_url(host, port, MCP_PATH, tls=tls)
 
 
 async def serve_http(
@@ -118,9 +119,9 @@ async def serve_http(
         server_context(tls_cert, tls_key)  # a bad file fails here, in one line
     app: ASGIApp = server.streamable_http_app(streamable_http_path=MCP_PATH, host=host)
     app = TokenGate(app, gate)
-    sock = webserve.listen(host, port)
+    sock = listen(host, port)
     announce(url_of(host, sock.getsockname()[1], tls=tls_cert is not None))
-    await webserve.serve_asgi(app, sock, tls_cert=tls_cert, tls_key=tls_key)
+    await serve_asgi(app, sock, tls_cert=tls_cert, tls_key=tls_key)
 
 
 __all__ = ["MCP_PATH", "TokenGate", "check_address", "serve_http", "url_of"]

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .._version import __version__
 from ..errors import (
+    AmbiguousRevisionError,
     ContextFSError,
     InvalidInputError,
     PermissionDeniedError,
@@ -47,6 +48,7 @@ from ..errors import (
 )
 from ..model.ids import short
 from ..repo import Repository
+from ..services.workspace import DEFAULT_AUTHOR
 from ..tokens import FULL, Gate, Grant
 from ..tokens import Scope as TokenScope
 
@@ -65,6 +67,8 @@ class UI:
     repo: Repository
     write: bool = False
     gate: Gate | None = None
+    #: Who a write is by when the grant names nobody (no token, or the shared one).
+    author: str = DEFAULT_AUTHOR
     lock: threading.Lock = field(default_factory=threading.Lock)
     csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     env: Environment = field(init=False)
@@ -195,6 +199,8 @@ def page(ui: UI, handler: Page) -> Callable[[Request], Awaitable[Response]]:
             return await result if isinstance(result, Awaitable) else result
         except HTTPException as exc:
             return error_page(ui, request, exc.status_code, str(exc.detail))
+        except AmbiguousRevisionError as exc:  # a prefix of several: say more, not "missing"
+            return error_page(ui, request, 400, _one_line(exc))
         except (RevisionError, FileNotFoundError) as exc:
             return error_page(ui, request, 404, _one_line(exc))
         except PermissionDeniedError as exc:
@@ -220,12 +226,13 @@ def build_app(
     *,
     write: bool = False,
     gate: Gate | None = None,
+    author: str = DEFAULT_AUTHOR,
     pages: list[tuple[str, Page, list[str]]] | None = None,
 ) -> Starlette:
     """The app over ``repo``: every page, the static files, and the token gate."""
     from .pages import PAGES
 
-    ui = UI(repo, write=write, gate=gate)
+    ui = UI(repo, write=write, gate=gate, author=author)
     routes: list[BaseRoute] = [
         Route(path, page(ui, handler), methods=methods)
         for path, handler, methods in (pages if pages is not None else PAGES)
