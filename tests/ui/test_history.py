@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -76,7 +77,7 @@ def test_bad_input_is_a_page_with_a_status(served: Served, browser: webdriver.Ch
     for query, status, message in [
         ("rev=no-such-branch", 404, "unknown revision 'no-such-branch'"),
         ("since=yesterday", 400, "since must be a date as YYYY-MM-DD, got 'yesterday'"),
-        ("page=0", 400, "page must be a whole number from 1, got '0'"),
+        ("page=0", 400, "page must be a whole number from 1 to 999999, got '0'"),
         (f"rev={quote('HEAD~99')}", 404, ""),
     ]:
         url = f"{served.url}/history?{query}"
@@ -101,3 +102,32 @@ def test_a_screenshot_of_history_for_the_readme(
     finally:
         browser.set_window_size(1280, 900)
     assert picture.read_bytes().startswith(b"\x89PNG")
+
+
+def test_every_page_forbids_framing_and_the_token_redirect_stays_here(served: Served) -> None:
+    import urllib.error
+    import urllib.request
+
+    with urllib.request.urlopen(served.url + "/history", timeout=20) as response:
+        headers = response.headers
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: object, **kwargs: object) -> None:
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    for path in ["//evil.example/x", "/%2F%2Fevil.example"]:
+        with pytest.raises(urllib.error.HTTPError) as redirect:
+            opener.open(f"{served.url}{path}?q=a%26b&token=anything", timeout=20)
+        assert redirect.value.code == 303
+        location = redirect.value.headers["Location"]
+        redirect.value.close()
+        assert location.startswith("/"), location
+        assert not location.startswith("//"), location  # never another host
+        assert location.endswith("?q=a%26b")  # the rest of the query, still encoded
+    for page in ["%C2%B2", "9" * 40, "9" * 5000]:
+        assert status_of(f"{served.url}/history?page={page}") == 400
+        assert status_of(f"{served.url}/memories?page={page}") == 400

@@ -421,8 +421,12 @@ def test_tokens_decide_who_reads_who_writes_and_who_is_the_author(
             browser.get(f"{url}/sessions?token={reader}")
             assert browser.current_url == url + "/sessions"  # the token left the address bar
             assert texts(browser, "table.sessions td.name") == ["planning"]
-            assert texts(browser, "header .mode") == ["read-only"]
+            assert texts(browser, "header .mode") == ["as reader · read-only"]  # who is signed in
             assert browser.find_elements(By.CSS_SELECTOR, "form[action='/revert']") == []
+            cookies = {c["name"]: c for c in browser.get_cookies()}
+            session = cookies[f"contextfs_session_{url.rsplit(':', 1)[1]}"]
+            assert reader not in session["value"]  # the cookie names a session, not the token
+            assert (session["httpOnly"], session["sameSite"]) == (True, "Lax")
             browser.get(url + "/revert?actor=critic")
             assert texts(browser, ".error h1") == ["403: not allowed"]
             fields = {"target": "actor", "name": "critic", "head": before[0] or ""}
@@ -432,6 +436,7 @@ def test_tokens_decide_who_reads_who_writes_and_who_is_the_author(
             assert state(folder) == before
 
             browser.get(f"{url}/sessions?token={writer}")
+            assert texts(browser, "header .mode") == ["as ci-bot · read and write"]
             click_button(browser, "Revert critic…")
             assert "One new commit by ci-bot on branch main" in texts(browser, "p.summary")[0]
             submit_confirmed(browser)
@@ -441,3 +446,35 @@ def test_tokens_decide_who_reads_who_writes_and_who_is_the_author(
         browser.delete_all_cookies()  # cookies are per host, not per port
     with Repository.open(folder) as repo:
         assert repo.load_commit(bytes.fromhex(head or "")).author == "ci-bot"
+
+
+def test_other_sites_can_neither_read_nor_post(
+    sample: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    folder = copy_sample(sample, tmp_path)
+    before = state(folder)
+    with own_ui(folder, "--write") as url:
+        # A site that rebinds its own name to 127.0.0.1 sends its own Host: refused.
+        rebound = urllib.request.Request(
+            url + "/revert?actor=critic", headers={"Host": "evil.test"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebound, timeout=20)
+        assert refused.value.code == 400
+        refused.value.close()
+        # A form another site posts, even with a valid field, says where it came from.
+        _, page = request(url + "/revert?actor=critic")
+        csrf = re.search(r'name="csrf" value="([0-9a-f]{64})"', page)
+        assert csrf is not None
+        fields = {"target": "actor", "name": "critic", "head": before[0] or "", "csrf": csrf[1]}
+        forged = urllib.request.Request(
+            url + "/revert",
+            data=urlencode(fields).encode(),
+            headers={"Origin": "http://evil.test"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=20)
+        assert refused.value.code == 403
+        assert "the form came from another site" in refused.value.read().decode()
+        refused.value.close()
+        assert state(folder) == before

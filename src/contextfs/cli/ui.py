@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import webbrowser
 from pathlib import Path
+from urllib.parse import urlencode
 
 import click
 
 from ..errors import ContextFSError
-from ..tls import check_exposure
+from ..tls import check_exposure, is_loopback
 from ..tokens import Gate
 from .common import TOKEN_ENV, default_author, open_repo, tls_options
 
@@ -89,13 +90,20 @@ def ui(
         from ..tls import server_context
 
         server_context(tls_cert, tls_key or tls_cert)  # a bad file fails here, in one line
-    app = build_app(repo, write=write, gate=gate, author=default_author())
+    loopback_names = ["127.0.0.1", "localhost", "::1", "[::1]"]
+    app = build_app(
+        repo,
+        write=write,
+        gate=gate,
+        author=default_author(),
+        allowed_hosts=loopback_names if is_loopback(host) and ":" not in host else None,
+    )
     sock = listen(host, port)
     url = url_of(host, sock.getsockname()[1], "/", tls=tls)
     mode = "read and write" if write else "read-only"
     click.echo(f"serving the UI on {url} ({mode}); Ctrl-C stops it", err=True)
     if open_browser:
-        webbrowser.open(f"{url}?token={token}" if token else url)
+        webbrowser.open(f"{url}?{urlencode({'token': token})}" if token else url)
     anyio.run(
         lambda: serve_asgi(
             app,

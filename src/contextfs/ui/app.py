@@ -6,12 +6,19 @@ Invariants this module owns:
   while holding one lock, so the one store connection is never used by two
   requests at once;
 * a server whose store has tokens (or that was given one) lets a browser in
-  only with one: ``?token=`` once, then an HttpOnly, SameSite=Strict cookie;
-  API clients may send ``Authorization: Bearer``;
-* a write is a POST with the page's CSRF field (an HMAC of the grant's
-  token under a per-process key), from a server started with ``--write``,
-  by a grant whose scope allows it; anything else is refused with a page
-  and a non-2xx status, and changes nothing;
+  only with one: ``?token=`` once, then a cookie holding a random session
+  id (never the token) that this process maps to the token; the cookie is
+  HttpOnly, SameSite=Lax, named after the port (so two servers on one host
+  keep theirs apart), and Secure under TLS; API clients may send
+  ``Authorization: Bearer``;
+* a write is a POST from a server started with ``--write``, by a grant
+  whose scope allows it, whose ``Origin`` (when sent) is this server, whose
+  body is small, and that carries the page's CSRF field (an HMAC of the
+  browser's session under a per-process key); anything else is refused with
+  a page and a non-2xx status, and changes nothing;
+* every response forbids framing and sniffing and sends no referrer to
+  other sites, so another site can neither frame a page nor learn its
+  addresses;
 * an error is a page with a status: 400 for bad input, 404 for what does
   not exist, 403 for what is not allowed; never a traceback.
 """
@@ -26,17 +33,20 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import anyio
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .._version import __version__
 from ..errors import (
@@ -52,8 +62,20 @@ from ..services.workspace import DEFAULT_AUTHOR
 from ..tokens import FULL, Gate, Grant
 from ..tokens import Scope as TokenScope
 
-#: The cookie a browser keeps its token in, after ``?token=`` once.
-TOKEN_COOKIE = "contextfs_token"
+#: The cookie a browser keeps its session in (``contextfs_session_PORT``), after ``?token=`` once.
+SESSION_COOKIE = "contextfs_session"
+#: The largest form a write may post (its fields are a few ids and names).
+FORM_LIMIT = 64 * 1024
+#: What every response says about framing, sniffing, referrers and caching.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
 #: Where a grant travels in a request's scope.
 GRANT_KEY = "contextfs.grant"
 
@@ -71,6 +93,8 @@ class UI:
     author: str = DEFAULT_AUTHOR
     lock: threading.Lock = field(default_factory=threading.Lock)
     csrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    #: Browser sessions: the random id a cookie holds, and the token it stands for.
+    sessions: dict[str, str] = field(default_factory=dict)
     env: Environment = field(init=False)
 
     def __post_init__(self) -> None:
@@ -96,6 +120,7 @@ class UI:
             path=request.url.path,
             writable=self.can_write(grant),
             csrf=self.csrf_token(request),
+            signed_in=grant.name,
             **values,
         )
         return HTMLResponse(html, status_code=status)
@@ -104,9 +129,9 @@ class UI:
         return self.write and grant.scope >= TokenScope.WRITE
 
     def csrf_token(self, request: Request) -> str:
-        """The form field a write must carry: bound to this process and this browser's token."""
-        token = request.cookies.get(TOKEN_COOKIE, "")
-        return hmac.new(self.csrf_key, token.encode(), hashlib.sha256).hexdigest()
+        """The form field a write must carry: bound to this process and this browser's session."""
+        session = request.cookies.get(session_cookie(request), "")
+        return hmac.new(self.csrf_key, session.encode(), hashlib.sha256).hexdigest()
 
     async def check_write(self, request: Request) -> dict[str, str]:
         """The form of a write that may go ahead; raises :class:`HTTPException` otherwise."""
@@ -116,7 +141,13 @@ class UI:
         if grant.scope < TokenScope.WRITE:
             who = f"the token {grant.name}" if grant.name else "this token"
             raise HTTPException(403, f"{who} is read-only: it cannot write")
-        form = await request.form()
+        origin = request.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+            raise HTTPException(403, "the form came from another site")
+        length = request.headers.get("content-length", "")
+        if not length.isascii() or not length.isdigit() or int(length) > FORM_LIMIT:
+            raise HTTPException(413, f"a form may be at most {FORM_LIMIT // 1024} KiB")
+        form = await request.form(max_files=0, max_fields=64)
         values = {key: value for key, value in form.items() if isinstance(value, str)}
         if not hmac.compare_digest(values.get("csrf", ""), self.csrf_token(request)):
             raise HTTPException(403, "the form is stale or forged: reload the page and try again")
@@ -138,16 +169,23 @@ def grant_of(request: Request) -> Grant:
     return grant if isinstance(grant, Grant) else FULL
 
 
-class TokenCookieGate:
-    """ASGI middleware: a closed server admits a token from the cookie, a header or ``?token=``.
+def session_cookie(request: Request) -> str:
+    """The session cookie's name on this server: one per port, so servers keep theirs apart."""
+    return f"{SESSION_COOKIE}_{request.url.port or 0}"
 
-    ``?token=`` sets the cookie and redirects to the same page without it, so
-    the token does not stay in the address bar or the history.
+
+class TokenCookieGate:
+    """ASGI middleware: a closed server admits a token from a header, ``?token=`` or a session.
+
+    ``?token=`` opens a session (a random id in a cookie, mapped here to the
+    token) and redirects to the same page without it, so the token stays
+    neither in the address bar, the history, nor the cookie.
     """
 
-    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+    def __init__(self, app: ASGIApp, gate: Gate, sessions: dict[str, str]) -> None:
         self.app = app
         self.gate = gate
+        self.sessions = sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -155,7 +193,8 @@ class TokenCookieGate:
             return
         request = Request(scope)
         from_query = request.query_params.get("token")
-        presented = from_query or _bearer(request) or request.cookies.get(TOKEN_COOKIE)
+        session = request.cookies.get(session_cookie(request), "")
+        presented = from_query or _bearer(request) or self.sessions.get(session)
         grant = await anyio.to_thread.run_sync(self.gate.admit, presented)
         if grant is None:
             response: Response = HTMLResponse(
@@ -164,17 +203,44 @@ class TokenCookieGate:
             await response(scope, receive, send)
             return
         if from_query:
-            query = "&".join(
-                f"{k}={v}" for k, v in request.query_params.multi_items() if k != "token"
-            )
-            target = request.url.path + (f"?{query}" if query else "")
+            kept = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            path = "/" + request.url.path.lstrip("/")  # never "//host": no open redirect
+            target = path + (f"?{urlencode(kept)}" if kept else "")
             response = RedirectResponse(target, status_code=303)
+            opened = secrets.token_urlsafe(32)
+            self.sessions[opened] = from_query
             response.set_cookie(
-                TOKEN_COOKIE, from_query, httponly=True, samesite="strict", path="/"
+                session_cookie(request),
+                opened,
+                httponly=True,
+                samesite="lax",
+                secure=request.url.scheme == "https",
+                path="/",
             )
             await response(scope, receive, send)
             return
         await self.app({**scope, GRANT_KEY: grant}, receive, send)
+
+
+class SecurityHeaders:
+    """ASGI middleware: :data:`SECURITY_HEADERS` on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _bearer(request: Request) -> str | None:
@@ -228,8 +294,14 @@ def build_app(
     gate: Gate | None = None,
     author: str = DEFAULT_AUTHOR,
     pages: list[tuple[str, Page, list[str]]] | None = None,
+    allowed_hosts: list[str] | None = None,
 ) -> Starlette:
-    """The app over ``repo``: every page, the static files, and the token gate."""
+    """The app over ``repo``: every page, the static files, and the token gate.
+
+    ``allowed_hosts`` are the names a request's ``Host`` may carry (a server
+    on loopback answers only to loopback names, so a page of another site
+    that rebinds its own name to 127.0.0.1 reads nothing).
+    """
     from .pages import PAGES
 
     ui = UI(repo, write=write, gate=gate, author=author)
@@ -243,7 +315,19 @@ def build_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_page(ui, request, 404, "no such page")
 
-    middleware = [Middleware(TokenCookieGate, gate=gate)] if gate is not None else []
-    app = Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # The traceback goes to the server's stderr; the page says only what failed.
+        return error_page(ui, request, 500, f"the server failed: {type(exc).__name__}")
+
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts is not None:
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    if gate is not None:
+        middleware.append(Middleware(TokenCookieGate, gate=gate, sessions=ui.sessions))
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={404: not_found, Exception: server_error},
+    )
     app.state.ui = ui
     return app

@@ -8,6 +8,7 @@ to what its confirmation showed.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -106,7 +107,7 @@ async def create_branch(ui: UI, request: Request) -> Response:
         return do_branch(repo, name, target)
 
     await ui.run(work)
-    return see_other(f"/history?rev={name}")
+    return see_other("/history?" + urlencode({"rev": name}))
 
 
 # -- merging a branch into HEAD --------------------------------------------------------

@@ -67,8 +67,8 @@ def filters_from(request: Request) -> Filters:
     """The filters in the query string; a malformed one is an :class:`InvalidInputError`."""
     query = request.query_params
     page = query.get("page", "1")
-    if not page.isdigit() or int(page) < 1:
-        raise InvalidInputError(f"page must be a whole number from 1, got {page!r}")
+    if not (page.isascii() and page.isdigit() and len(page) <= 6) or int(page) < 1:
+        raise InvalidInputError(f"page must be a whole number from 1 to 999999, got {page[:20]!r}")
     until = _day(query.get("until", ""), "until")
     return Filters(
         rev=query.get("rev", "").strip() or "HEAD",
@@ -146,7 +146,7 @@ def _page_link(request: Request) -> dict[str, str]:
     """The query strings of the previous and next pages."""
     links = {}
     params = dict(request.query_params)
-    page = int(params.get("page", "1") or 1)
+    page = filters_from(request).page
     for name, number in (("prev", page - 1), ("next", page + 1)):
         params["page"] = str(number)
         links[name] = "?" + urlencode({k: v for k, v in params.items() if v})

@@ -157,11 +157,16 @@ def _number(text: str, what: str) -> float | None:
     return value
 
 
+#: Digits a page or limit may have (a page past the millionth is past any history).
+MAX_DIGITS = 6
+
+
 def _whole(text: str, what: str, default: int, most: int | None) -> int:
     text = text.strip()
     if not text:
         return default
-    if not text.isdigit() or int(text) < 1 or (most is not None and int(text) > most):
+    bounded = text.isascii() and text.isdigit() and len(text) <= MAX_DIGITS
+    if not bounded or int(text) < 1 or (most is not None and int(text) > most):
         upto = f" to {most}" if most is not None else ""
         raise InvalidInputError(f"{what} must be a whole number from 1{upto}, got {text!r}")
     return int(text)

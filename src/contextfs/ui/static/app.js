@@ -1,12 +1,6 @@
 // ContextFS UI: progressive enhancement only; every page works without this script.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
-  // Filters apply as soon as a select or date changes.
-  for (const form of document.querySelectorAll("form[data-autosubmit]")) {
-    for (const field of form.querySelectorAll("select, input[type=date]")) {
-      field.addEventListener("change", () => form.requestSubmit());
-    }
-  }
   // Forms that change the repository ask first.
   for (const form of document.querySelectorAll("form[data-confirm]")) {
     form.addEventListener("submit", (event) => {
