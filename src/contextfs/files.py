@@ -48,12 +48,11 @@ def read_file_limited(path: str | os.PathLike[str], limit: int) -> bytes:
         return read_limited(source, limit, repr(os.fspath(path)))
 
 
-def write_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+def write_atomically(path: str | os.PathLike[str], data: bytes) -> None:
     """Replace the file at ``path`` with ``data``, whole or not at all.
 
     The bytes go to a temporary file in the same folder, are flushed to disk,
-    and only then renamed over ``path``. The file gets the permission bits
-    ``mode``; without it, an existing file's, else those the umask allows.
+    and only then renamed over ``path`` (keeping an existing file's mode).
 
     Raises:
         OSError: the folder cannot be written, or the disk is full (the old
@@ -70,19 +69,16 @@ def write_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int | N
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        if mode is not None:
-            os.chmod(temporary, mode)
-        else:
-            with contextlib.suppress(FileNotFoundError):
-                os.chmod(temporary, target.stat().st_mode & 0o7777)
-            if not target.exists():
-                os.chmod(temporary, 0o666 & ~_umask())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, target.stat().st_mode & 0o7777)
+        if not target.exists():
+            os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
-    _sync_folder(folder)
+    sync_folder(folder)
 
 
 def _umask() -> int:
@@ -92,7 +88,7 @@ def _umask() -> int:
     return mask
 
 
-def _sync_folder(folder: Path) -> None:
+def sync_folder(folder: Path) -> None:
     """Make the rename durable (POSIX); a folder that cannot be opened is left as it is."""
     try:
         descriptor = os.open(folder, os.O_RDONLY)
@@ -118,5 +114,6 @@ __all__ = [
     "JSON_LIMIT",
     "read_file_limited",
     "read_limited",
+    "sync_folder",
     "write_atomically",
 ]

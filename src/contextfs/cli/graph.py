@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from ..history.lanes import next_lanes
+from ..history.lanes import Commit, lane_rows
 
-Commit = tuple[str, Sequence[str]]
 #: One output row: the graph prefix, and the commit id on commit rows (None otherwise).
 Row = tuple[str, str | None]
 
@@ -30,17 +29,11 @@ def graph_rows(commits: Sequence[Commit]) -> list[Row]:
     widest of the lanes before and after the commit (as git pads ``*   ``).
     """
     rows: list[Row] = []
-    lanes: list[str] = []
-    for oid, parents in commits:
-        if oid not in lanes:
-            lanes.append(oid)
-        col = lanes.index(oid)
-        new_lanes, edges = next_lanes(lanes, col, parents)
-        width = 2 * max(len(lanes), len(new_lanes), 1) - 1
-        cells = ["*" if i == col else "|" for i in range(len(lanes))]
-        rows.append((" ".join(cells).ljust(width), oid))
-        rows.extend((line, None) for line in _transition(edges))
-        lanes = new_lanes
+    for lane in lane_rows(commits):
+        width = 2 * max(lane.lanes_before, lane.lanes_after, 1) - 1
+        cells = ["*" if i == lane.column else "|" for i in range(lane.lanes_before)]
+        rows.append((" ".join(cells).ljust(width), lane.oid))
+        rows.extend((line, None) for line in _transition(list(lane.edges)))
     return rows
 
 

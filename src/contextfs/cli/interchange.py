@@ -9,6 +9,7 @@ such import is one commit naming its source, and none when nothing changed.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -177,12 +178,7 @@ def _in_file_order(memories: list[ImportedMemory], modified: int) -> list[Import
     Ranking breaks ties by time, newest first, so memories of equal relevance
     keep the order the file gives them.
     """
-    return [
-        ImportedMemory(
-            content=m.content, type=m.type, line=m.line, tags=m.tags, timestamp=modified - n
-        )
-        for n, m in enumerate(memories)
-    ]
+    return [dataclasses.replace(m, timestamp=modified - n) for n, m in enumerate(memories)]
 
 
 def _langgraph_source(path: Path, root: Path | None) -> _Source:

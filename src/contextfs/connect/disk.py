@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..errors import ConflictError, InvalidInputError, PermissionDeniedError
-from ..files import JSON_LIMIT, read_limited
+from ..files import JSON_LIMIT, read_limited, sync_folder
 from .configfile import ConfigFileError
 from .plan import Change
 
@@ -203,7 +203,7 @@ def apply(change: Change) -> Path | None:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
         raise
-    _sync_folder(target.parent)
+    sync_folder(target.parent)
     return backup
 
 
@@ -254,20 +254,6 @@ def _keep_owner(path: Path, like: os.stat_result) -> None:
     if (like.st_uid, like.st_gid) != (os.geteuid(), os.getegid()):
         with contextlib.suppress(OSError):
             os.chown(path, like.st_uid, like.st_gid)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make the rename durable (POSIX); a folder that cannot be opened is left as it is."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
 
 
 __all__ = [

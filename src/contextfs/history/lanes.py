@@ -37,13 +37,13 @@ def lane_rows(commits: Sequence[Commit]) -> list[LaneRow]:
         if oid not in lanes:
             lanes.append(oid)
         column = lanes.index(oid)
-        new_lanes, edges = next_lanes(lanes, column, parents)
+        new_lanes, edges = _next_lanes(lanes, column, parents)
         rows.append(LaneRow(oid, column, len(lanes), len(new_lanes), tuple(edges)))
         lanes = new_lanes
     return rows
 
 
-def next_lanes(
+def _next_lanes(
     lanes: list[str], column: int, parents: Sequence[str]
 ) -> tuple[list[str], list[tuple[int, int]]]:
     """The lanes after the commit in lane ``column``, and the moves (from, to)."""

@@ -95,10 +95,10 @@ def export_markdown(
             skipped.insert(0, chosen.pop())
             text = _render(chosen, header)
         for candidate in sorted(skipped):
-            trial = _render(sorted([*chosen, candidate]), header)
+            fuller = sorted([*chosen, candidate])
+            trial = _render(fuller, header)
             if tokens.count(trial) <= budget:
-                chosen = sorted([*chosen, candidate])
-                text = trial
+                chosen, text = fuller, trial
     return MarkdownExport(
         text=text,
         written=len(chosen),

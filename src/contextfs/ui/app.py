@@ -29,8 +29,7 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -106,12 +105,6 @@ class UI:
         )
         self.env.globals.update(short=short, version=__version__)
 
-    @contextmanager
-    def reading(self) -> Iterator[Repository]:
-        """The repository, for this request alone."""
-        with self.lock:
-            yield self.repo
-
     def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         """A page: ``template`` filled with ``values`` and what every page shows."""
         grant = grant_of(request)
@@ -157,8 +150,8 @@ class UI:
         """Run ``work`` on the repository in a worker thread, under the lock."""
 
         def locked() -> Any:
-            with self.reading() as repo:
-                return work(repo)
+            with self.lock:  # one store connection: one request at a time
+                return work(self.repo)
 
         return await anyio.to_thread.run_sync(locked)
 

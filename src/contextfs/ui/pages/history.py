@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from urllib.parse import urlencode
@@ -90,15 +91,20 @@ def _day(text: str, what: str) -> int | None:
     return to_micros(datetime.combine(day, time(), tzinfo=UTC))
 
 
-def history_rows(repo: Repository, filters: Filters) -> tuple[list[HistoryRow], bool]:
-    """One page of the revision's commits that pass the filters, and whether more follow."""
+def history_rows(
+    repo: Repository, filters: Filters, branches: Mapping[str, str], tags: Mapping[str, str]
+) -> tuple[list[HistoryRow], bool]:
+    """One page of the revision's commits that pass the filters, and whether more follow.
+
+    ``branches`` and ``tags`` (name to commit id) label the commits they point at.
+    """
     kept = (info for info in repo.log([filters.rev]) if filters.keeps(info))
     start = (filters.page - 1) * PAGE_SIZE
     chunk = list(itertools.islice(kept, start, start + PAGE_SIZE + 1))
     refs: dict[str, list[str]] = {}
-    for name, oid in repo.branches().items():
+    for name, oid in branches.items():
         refs.setdefault(oid, []).append(name)
-    for name, oid in repo.tags().items():
+    for name, oid in tags.items():
         refs.setdefault(oid, []).append(f"tag: {name}")
     rows = []
     for info in chunk[:PAGE_SIZE]:
@@ -119,8 +125,9 @@ async def history(ui: UI, request: Request) -> Response:
     filters = filters_from(request)
 
     def work(repo: Repository) -> tuple[list[HistoryRow], bool, list[str], list[str]]:
-        rows, more = history_rows(repo, filters)
-        return rows, more, sorted(repo.branches()), sorted(repo.tags())
+        branches, tags = repo.branches(), repo.tags()
+        rows, more = history_rows(repo, filters, branches, tags)
+        return rows, more, sorted(branches), sorted(tags)
 
     rows, more, branches, tags = await ui.run(work)
     graph = graph_svg(
@@ -138,19 +145,17 @@ async def history(ui: UI, request: Request) -> Response:
         tags=tags,
         since=request.query_params.get("since", ""),
         until=request.query_params.get("until", ""),
-        page_link=_page_link(request),
+        page_link=page_links(request.query_params.multi_items(), filters.page),
     )
 
 
-def _page_link(request: Request) -> dict[str, str]:
-    """The query strings of the previous and next pages."""
-    links = {}
-    params = dict(request.query_params)
-    page = filters_from(request).page
-    for name, number in (("prev", page - 1), ("next", page + 1)):
-        params["page"] = str(number)
-        links[name] = "?" + urlencode({k: v for k, v in params.items() if v})
-    return links
+def page_links(params: list[tuple[str, str]], page: int) -> dict[str, str]:
+    """The query strings of the previous and next pages, keeping every other field."""
+    kept = [(key, value) for key, value in params if key != "page" and value]
+    return {
+        name: "?" + urlencode([*kept, ("page", str(number))])
+        for name, number in (("prev", page - 1), ("next", page + 1))
+    }
 
 
 async def home(ui: UI, request: Request) -> Response:

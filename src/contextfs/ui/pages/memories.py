@@ -20,7 +20,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...errors import AmbiguousRevisionError, InvalidInputError
+from ...errors import InvalidInputError
 from ...expand.query import ContextQuery
 from ...history.tree import recency_scorer
 from ...model.objects import MemoryAtom
@@ -30,6 +30,7 @@ from ...repo import Repository
 from ...search.query import Mode
 from ...services.assembler import RETRIEVALS, Retrieval
 from ..app import UI, Page
+from .history import page_links
 
 #: Memories on one page of the list.
 PAGE_SIZE = 50
@@ -235,15 +236,6 @@ def memory_rows(repo: Repository, listing: Listing) -> tuple[list[MemoryRow], bo
     return [row_of(repo, atom) for atom in chunk[:PAGE_SIZE]], len(chunk) > PAGE_SIZE
 
 
-def page_links(params: list[tuple[str, str]], page: int) -> dict[str, str]:
-    """The query strings of the previous and next pages, keeping every other field."""
-    kept = [(key, value) for key, value in params if key != "page" and value]
-    return {
-        name: "?" + urlencode([*kept, ("page", str(number))])
-        for name, number in (("prev", page - 1), ("next", page + 1))
-    }
-
-
 def memory_link(memory_id: str, rev: str) -> str:
     """Where a memory's page is, as ``rev`` holds it."""
     return f"/memory/{memory_id}" + ("" if rev == "HEAD" else "?" + urlencode({"rev": rev}))
@@ -257,10 +249,7 @@ async def memories(ui: UI, request: Request) -> Response:
         retrieval = repo.assembler.retrieval(listing.retrieval)
         return rows, more, retrieval, sorted(repo.branches()), sorted(repo.tags())
 
-    try:
-        rows, more, retrieval, branches, tags = await ui.run(work)
-    except AmbiguousRevisionError as exc:
-        raise InvalidInputError(str(exc)) from None
+    rows, more, retrieval, branches, tags = await ui.run(work)  # ambiguous: a 400 page
     return ui.render(
         request,
         "memories.html",

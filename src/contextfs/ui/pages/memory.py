@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ...errors import AmbiguousRevisionError, InvalidInputError, UnknownRevisionError
+from ...errors import UnknownRevisionError
 from ...history.merge import changed_fields
 from ...history.tree import EMPTY_TREE_ID
 from ...integrity.purge import PurgeRecord, read_purge_record
@@ -166,10 +166,7 @@ def memory_view(repo: Repository, ref: str, rev: str) -> MemoryView:
 async def memory(ui: UI, request: Request) -> Response:
     ref = request.path_params["id"]
     rev = request.query_params.get("rev", "").strip() or "HEAD"
-    try:
-        view = await ui.run(lambda repo: memory_view(repo, ref, rev))
-    except AmbiguousRevisionError as exc:
-        raise InvalidInputError(str(exc)) from None
+    view = await ui.run(lambda repo: memory_view(repo, ref, rev))  # ambiguous: a 400 page
     return ui.render(
         request,
         "memory.html",
